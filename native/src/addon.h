@@ -1,0 +1,15 @@
+// Shared declarations for the vmesh native addon.
+#pragma once
+#include <napi.h>
+#include <string>
+
+namespace vmesh {
+
+// Throws a JS Error whose message names the failing call and carries errno/code.
+void ThrowErrno(Napi::Env env, const std::string& what, int err);
+
+Napi::Value OriginalDst(const Napi::CallbackInfo& info);
+Napi::Value NftRun(const Napi::CallbackInfo& info);
+Napi::Value NftAvailable(const Napi::CallbackInfo& info);
+
+}  // namespace vmesh

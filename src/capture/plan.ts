@@ -1,0 +1,146 @@
+import { type CaptureConfig, MESH_PORTS, SSH_PORT } from '../api/capture.js';
+import type { ParsedCidr } from '../lib/addr.js';
+
+/**
+ * The capture rule set as backend-neutral data: what is matched and what happens, in order.
+ * Both renderers (nftables JSON, iptables-restore text) translate this one plan, so the two
+ * backends cannot drift apart in what they capture.
+ */
+export type L4 = 'tcp' | 'udp';
+export type NfFamily = 'ip' | 'ip6';
+
+export type Match =
+  | { readonly kind: 'l4proto'; readonly proto: L4 }
+  | { readonly kind: 'dport'; readonly proto: L4; readonly ports: readonly number[] }
+  | { readonly kind: 'daddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
+  | { readonly kind: 'saddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
+  | { readonly kind: 'skuid'; readonly id: number }
+  | { readonly kind: 'skgid'; readonly id: number }
+  | { readonly kind: 'iifname'; readonly name: string }
+  | { readonly kind: 'oifname'; readonly name: string }
+  | { readonly kind: 'nfproto'; readonly family: NfFamily }
+  /** Destination is an address of this host (skips forwarded traffic on hosts that route). */
+  | { readonly kind: 'localDst' };
+
+export type Verdict = { readonly kind: 'return' } | { readonly kind: 'redirect'; readonly port: number };
+
+export interface PlanRule {
+  readonly matches: readonly Match[];
+  readonly verdict: Verdict;
+  /** Says why the rule exists; every installed rule carries it, prefixed `vmesh:`. */
+  readonly comment: string;
+}
+
+export type ChainRole = 'inbound' | 'outbound';
+
+export interface PlanChain {
+  readonly role: ChainRole;
+  readonly hook: 'prerouting' | 'output';
+  readonly rules: readonly PlanRule[];
+}
+
+export interface CapturePlan {
+  readonly chains: readonly PlanChain[];
+}
+
+const RETURN: Verdict = { kind: 'return' };
+const redirect = (port: number): Verdict => ({ kind: 'redirect', port });
+
+function rule(comment: string, verdict: Verdict, ...matches: Match[]): PlanRule {
+  return { matches, verdict, comment: `vmesh: ${comment}` };
+}
+
+function byFamily(cidrs: readonly ParsedCidr[], ipv6: boolean): Array<[NfFamily, ParsedCidr[]]> {
+  const v4 = cidrs.filter((c) => c.family === 'IPv4');
+  const v6 = ipv6 ? cidrs.filter((c) => c.family === 'IPv6') : [];
+  const out: Array<[NfFamily, ParsedCidr[]]> = [];
+  if (v4.length > 0) out.push(['ip', v4]);
+  if (v6.length > 0) out.push(['ip6', v6]);
+  return out;
+}
+
+const sortedUnique = (ports: Iterable<number>): number[] => [...new Set(ports)].sort((a, b) => a - b);
+
+const LOOPBACK: readonly ParsedCidr[] = [
+  { family: 'IPv4', address: '127.0.0.0', prefix: 8 },
+  { family: 'IPv6', address: '::1', prefix: 128 },
+];
+
+/** Ports never captured inbound: vmesh's own, plus SSH unless asked for, plus the user's. */
+export function inboundExcludedPorts(cfg: CaptureConfig): number[] {
+  const own = Object.values(MESH_PORTS);
+  return sortedUnique([...(cfg.captureSsh ? [] : [SSH_PORT]), ...own, ...cfg.inbound.excludePorts]);
+}
+
+export function outboundExcludedPorts(cfg: CaptureConfig): number[] {
+  return sortedUnique([...(cfg.captureSsh ? [] : [SSH_PORT]), ...cfg.outbound.excludePorts]);
+}
+
+function inboundChain(cfg: CaptureConfig): PlanChain {
+  const rules: PlanRule[] = [rule('local traffic is captured on output, not here', RETURN, { kind: 'iifname', name: 'lo' })];
+  if (!cfg.ipv6) rules.push(rule('IPv6 capture is off', RETURN, { kind: 'nfproto', family: 'ip6' }));
+  rules.push(rule('inbound ports never captured', RETURN, { kind: 'dport', proto: 'tcp', ports: inboundExcludedPorts(cfg) }));
+  const to = redirect(cfg.inboundPort);
+  if (cfg.inbound.ports === '*') {
+    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'l4proto', proto: 'tcp' }));
+  } else if (cfg.inbound.ports.length > 0) {
+    const ports = sortedUnique(cfg.inbound.ports);
+    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'dport', proto: 'tcp', ports }));
+  }
+  return { role: 'inbound', hook: 'prerouting', rules };
+}
+
+function outboundChain(cfg: CaptureConfig): PlanChain {
+  const rules: PlanRule[] = [];
+  if (!cfg.ipv6) rules.push(rule('IPv6 capture is off', RETURN, { kind: 'nfproto', family: 'ip6' }));
+  // The proxy forwards inbound connections to local apps from these sources (Istio's 127.0.0.6 and ::6).
+  const passthrough: ParsedCidr[] = [
+    { family: 'IPv4', address: cfg.passthroughSource, prefix: 32 },
+    { family: 'IPv6', address: '::6', prefix: 128 },
+  ];
+  for (const [family, cidrs] of byFamily(passthrough, cfg.ipv6)) {
+    rules.push(
+      rule('inbound passthrough from the proxy to local apps', RETURN, { kind: 'oifname', name: 'lo' }, { kind: 'saddr', family, cidrs }),
+    );
+  }
+  rules.push(rule('the proxy and agent (uid) go direct', RETURN, { kind: 'skuid', id: cfg.proxyUid }));
+  rules.push(rule('the proxy and agent (gid) go direct', RETURN, { kind: 'skgid', id: cfg.proxyGid }));
+  for (const id of sortedUnique(cfg.excludeUids)) rules.push(rule('excluded uid', RETURN, { kind: 'skuid', id }));
+  for (const id of sortedUnique(cfg.excludeGids)) rules.push(rule('excluded gid', RETURN, { kind: 'skgid', id }));
+  for (const [family, cidrs] of byFamily(cfg.controllerAddresses, cfg.ipv6)) {
+    rules.push(rule('control traffic to the controller goes direct', RETURN, { kind: 'daddr', family, cidrs }));
+  }
+  if (cfg.captureDns) {
+    for (const proto of ['udp', 'tcp'] as const) {
+      rules.push(rule(`DNS (${proto}) to the agent's DNS proxy`, redirect(cfg.dnsPort), { kind: 'dport', proto, ports: [53] }));
+    }
+  }
+  for (const [family, cidrs] of byFamily(LOOPBACK, cfg.ipv6)) {
+    rules.push(rule('loopback is not mesh traffic', RETURN, { kind: 'daddr', family, cidrs }));
+  }
+  const excludedPorts = outboundExcludedPorts(cfg);
+  if (excludedPorts.length > 0) {
+    rules.push(rule('outbound ports never captured', RETURN, { kind: 'dport', proto: 'tcp', ports: excludedPorts }));
+  }
+  const to = redirect(cfg.outboundPort);
+  if (cfg.outbound.includePorts.length > 0) {
+    const ports = sortedUnique(cfg.outbound.includePorts);
+    rules.push(rule('outbound ports always captured', to, { kind: 'dport', proto: 'tcp', ports }));
+  }
+  for (const [family, cidrs] of byFamily(cfg.outbound.excludeCidrs, cfg.ipv6)) {
+    rules.push(rule('excluded destinations go direct', RETURN, { kind: 'daddr', family, cidrs }));
+  }
+  if (cfg.outbound.includeCidrs === '*') {
+    rules.push(rule('outbound TCP to the proxy', to, { kind: 'l4proto', proto: 'tcp' }));
+  } else {
+    for (const [family, cidrs] of byFamily(cfg.outbound.includeCidrs, cfg.ipv6)) {
+      rules.push(rule('outbound TCP to the proxy', to, { kind: 'daddr', family, cidrs }, { kind: 'l4proto', proto: 'tcp' }));
+    }
+  }
+  return { role: 'outbound', hook: 'output', rules };
+}
+
+/** The complete capture rule set for one host. Pure: same config, same plan. */
+export function planCapture(cfg: CaptureConfig): CapturePlan {
+  return { chains: [inboundChain(cfg), outboundChain(cfg)] };
+}

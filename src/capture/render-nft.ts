@@ -1,0 +1,96 @@
+import type { ParsedCidr } from '../lib/addr.js';
+import type { CapturePlan, Match, PlanChain, PlanRule, Verdict } from './plan.js';
+
+/** vmesh owns this table outright: replacing or removing it never touches anyone else's rules. */
+export const NFT_TABLE = Object.freeze({ family: 'inet', name: 'vmesh' });
+
+// NAT chains at dstnat priority, like the kernel's own iptables-nft nat chains.
+const NAT_PRIORITY = -100;
+
+type Json = null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json };
+export interface NftBatch {
+  readonly nftables: readonly Json[];
+}
+
+const table = { family: NFT_TABLE.family, name: NFT_TABLE.name };
+
+export function chainName(chain: PlanChain): string {
+  return chain.role;
+}
+
+function addrSet(cidrs: readonly ParsedCidr[]): Json {
+  const items: Json[] = cidrs.map((c) =>
+    c.prefix === (c.family === 'IPv4' ? 32 : 128) ? c.address : { prefix: { addr: c.address, len: c.prefix } },
+  );
+  return items.length === 1 ? (items[0] as Json) : { set: items };
+}
+
+const portSet = (ports: readonly number[]): Json => (ports.length === 1 ? (ports[0] as number) : { set: [...ports] });
+
+const eq = (left: Json, right: Json): Json => ({ match: { op: '==', left, right } });
+const meta = (key: string): Json => ({ meta: { key } });
+const payload = (protocol: string, field: string): Json => ({ payload: { protocol, field } });
+
+function matchExpr(m: Match): Json {
+  switch (m.kind) {
+    case 'l4proto':
+      return eq(meta('l4proto'), m.proto);
+    case 'dport':
+      return eq(payload(m.proto, 'dport'), portSet(m.ports));
+    case 'daddr':
+      return eq(payload(m.family, 'daddr'), addrSet(m.cidrs));
+    case 'saddr':
+      return eq(payload(m.family, 'saddr'), addrSet(m.cidrs));
+    case 'skuid':
+      return eq(meta('skuid'), m.id);
+    case 'skgid':
+      return eq(meta('skgid'), m.id);
+    case 'iifname':
+      return eq(meta('iifname'), m.name);
+    case 'oifname':
+      return eq(meta('oifname'), m.name);
+    case 'nfproto':
+      return eq(meta('nfproto'), m.family === 'ip' ? 'ipv4' : 'ipv6');
+    case 'localDst':
+      return eq({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
+  }
+}
+
+function verdictExprs(v: Verdict): Json[] {
+  switch (v.kind) {
+    case 'return':
+      return [{ return: null }];
+    case 'redirect':
+      // The counter lets `capture status` say how much was captured.
+      return [{ counter: { packets: 0, bytes: 0 } }, { redirect: { port: v.port } }];
+  }
+}
+
+function ruleCmd(chain: string, r: PlanRule): Json {
+  return {
+    add: {
+      rule: { ...table, chain, expr: [...r.matches.map(matchExpr), ...verdictExprs(r.verdict)], comment: r.comment },
+    },
+  };
+}
+
+/**
+ * One transaction that replaces the whole table: adding it first makes the delete valid when it does
+ * not exist yet, so install is idempotent and a crashed agent's stale table is replaced, never stacked.
+ */
+export function renderNftInstall(plan: CapturePlan): NftBatch {
+  const cmds: Json[] = [{ add: { table } }, { delete: { table } }, { add: { table } }];
+  for (const c of plan.chains) {
+    cmds.push({
+      add: {
+        chain: { ...table, name: chainName(c), type: 'nat', hook: c.hook, prio: NAT_PRIORITY, policy: 'accept' },
+      },
+    });
+  }
+  for (const c of plan.chains) for (const r of c.rules) cmds.push(ruleCmd(chainName(c), r));
+  return { nftables: cmds };
+}
+
+export function renderNftRemove(): NftBatch {
+  return { nftables: [{ add: { table } }, { delete: { table } }] };
+}

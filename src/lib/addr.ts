@@ -1,0 +1,89 @@
+import { isIP } from 'node:net';
+import { ErrorCode, vmeshError } from './errors.js';
+
+declare const brand: unique symbol;
+type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type IpFamily = 'IPv4' | 'IPv6';
+
+/** An endpoint; the brands keep a connection's original destination, local and remote ends apart. */
+export interface SocketAddr {
+  readonly address: string;
+  readonly port: number;
+  readonly family: IpFamily;
+}
+
+/** Where a captured connection was going before the nat redirect rewrote it. */
+export type OrigDstAddr = Brand<SocketAddr, 'OrigDstAddr'>;
+/** The local end of a socket (after redirect: the proxy's own listener). */
+export type LocalAddr = Brand<SocketAddr, 'LocalAddr'>;
+/** The peer of a socket. */
+export type RemoteAddr = Brand<SocketAddr, 'RemoteAddr'>;
+
+/** An IP network in canonical text form, e.g. `198.18.0.0/15` or `2001:2::/48`. */
+export type Cidr = Brand<string, 'Cidr'> & { readonly _cidr?: never };
+
+export interface ParsedCidr {
+  readonly family: IpFamily;
+  readonly address: string;
+  readonly prefix: number;
+}
+
+export function toOrigDst(a: SocketAddr): OrigDstAddr {
+  return Object.freeze({ ...a }) as OrigDstAddr;
+}
+export function toLocal(a: SocketAddr): LocalAddr {
+  return Object.freeze({ ...a }) as LocalAddr;
+}
+export function toRemote(a: SocketAddr): RemoteAddr {
+  return Object.freeze({ ...a }) as RemoteAddr;
+}
+
+export function sameSocketAddr(a: SocketAddr, b: SocketAddr): boolean {
+  return a.port === b.port && normalizeIp(a.address) === normalizeIp(b.address);
+}
+
+/** `::ffff:1.2.3.4` and `1.2.3.4` name one address; compare them as one. */
+export function normalizeIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return (m?.[1] ?? ip).toLowerCase();
+}
+
+export function ipFamily(ip: string): IpFamily | undefined {
+  const v = isIP(ip);
+  return v === 4 ? 'IPv4' : v === 6 ? 'IPv6' : undefined;
+}
+
+/**
+ * Parses `addr` or `addr/prefix`; a bare address is a host route (/32 or /128).
+ * `what` names the setting for the error message.
+ */
+export function parseCidr(text: string, what: string): ParsedCidr {
+  const [address = '', prefixText, extra] = text.trim().split('/');
+  const family = ipFamily(address);
+  if (!family || extra !== undefined) {
+    throw vmeshError(ErrorCode.InvalidAddress, `${what}: "${text}" is not an IPv4/IPv6 address or CIDR`, { value: text });
+  }
+  const max = family === 'IPv4' ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!/^\d+$/.test(prefixText ?? String(max)) || prefix < 0 || prefix > max) {
+    throw vmeshError(ErrorCode.InvalidAddress, `${what}: "${text}" has prefix length ${prefixText}, want 0-${max}`, {
+      value: text,
+    });
+  }
+  return Object.freeze({ family, address: address.toLowerCase(), prefix });
+}
+
+export function formatCidr(c: ParsedCidr): Cidr {
+  return `${c.address}/${c.prefix}` as Cidr;
+}
+
+/** Ports are checked where they enter, so everything downstream can trust them. */
+export function parsePort(value: unknown, what: string, opts: { allowZero?: boolean } = {}): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  const min = opts.allowZero ? 0 : 1;
+  if (!Number.isInteger(n) || n < min || n > 65535) {
+    throw vmeshError(ErrorCode.InvalidPort, `${what}: "${String(value)}" is not a port (${min}-65535)`, { value });
+  }
+  return n;
+}

@@ -1,0 +1,49 @@
+/**
+ * Every error vmesh reports carries a stable code, so scripts and tests match codes, not message text.
+ * Messages are one line: what is wrong, where (resource, field path, value) and, when known, what to do.
+ */
+export const ErrorCode = {
+  Usage: 'VMESH_ERR_USAGE',
+  InvalidConfig: 'VMESH_ERR_INVALID_CONFIG',
+  InvalidAddress: 'VMESH_ERR_INVALID_ADDRESS',
+  InvalidPort: 'VMESH_ERR_INVALID_PORT',
+  NotPrivileged: 'VMESH_ERR_NOT_PRIVILEGED',
+  MissingTool: 'VMESH_ERR_MISSING_TOOL',
+  NativeUnavailable: 'VMESH_ERR_NATIVE_UNAVAILABLE',
+  NftUnavailable: 'VMESH_ERR_NFT_UNAVAILABLE',
+  NftFailed: 'VMESH_ERR_NFT',
+  IptablesFailed: 'VMESH_ERR_IPTABLES',
+  NotRedirected: 'VMESH_ERR_NOT_REDIRECTED',
+  CaptureVerifyFailed: 'VMESH_ERR_CAPTURE_VERIFY',
+  Internal: 'VMESH_ERR_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class VmeshError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    // Keep messages single-line: multi-line tool output goes into details, not the headline.
+    super(message.replace(/\s*\n\s*/g, ' | '), options);
+    this.name = 'VmeshError';
+    this.code = code;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+export function vmeshError(code: ErrorCode, message: string, details?: Record<string, unknown>): VmeshError {
+  return new VmeshError(code, message, details);
+}
+
+export function isVmeshError(e: unknown): e is VmeshError {
+  return e instanceof VmeshError;
+}
+
+/** One line for an operator: `VMESH_ERR_X: message`. Unknown errors are reported as internal. */
+export function formatError(e: unknown): string {
+  if (isVmeshError(e)) return `${e.code}: ${e.message}`;
+  const msg = e instanceof Error ? e.message : String(e);
+  return `${ErrorCode.Internal}: ${msg.replace(/\s*\n\s*/g, ' | ')}`;
+}

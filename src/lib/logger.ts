@@ -1,0 +1,18 @@
+import { type LevelWithSilent, type Logger, pino } from 'pino';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  readonly level?: LevelWithSilent;
+  /** Component name, e.g. `capture` or `xds`; becomes the `component` field on every line. */
+  readonly component?: string;
+  /** Where JSON lines go; stderr by default so command output on stdout stays machine-readable. */
+  readonly destination?: NodeJS.WritableStream;
+}
+
+/** The one logger factory: every component logs JSON lines through pino with the same base fields. */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const dest = opts.destination ?? pino.destination({ fd: 2, sync: true });
+  const base = { component: opts.component ?? 'vmesh' };
+  return pino({ level: opts.level ?? 'info', base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+}

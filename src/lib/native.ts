@@ -1,0 +1,85 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ipFamily, normalizeIp, type OrigDstAddr, type SocketAddr, toOrigDst } from './addr.js';
+import { ErrorCode, VmeshError, vmeshError } from './errors.js';
+import { err, ok, type Result } from './result.js';
+
+interface NativeAddon {
+  originalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  nftRun(batch: string, opts?: { json?: boolean }): string;
+  nftAvailable(): { ok: boolean; error?: string };
+}
+
+let addon: NativeAddon | undefined;
+
+/** The package root: the addon sits at native/build there, whether we run from src/ (tsx) or dist/src/. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'native'))) {
+    const up = dirname(dir);
+    if (up === dir) throw vmeshError(ErrorCode.NativeUnavailable, 'cannot find the vmesh package root for the native addon');
+    dir = up;
+  }
+  return dir;
+}
+
+export function loadNative(): NativeAddon {
+  if (addon) return addon;
+  const path = join(packageRoot(), 'native', 'build', 'Release', 'vmesh_native.node');
+  if (!existsSync(path)) {
+    throw vmeshError(ErrorCode.NativeUnavailable, `native addon missing at ${path}: run "npm install" (it builds native/ with node-gyp)`);
+  }
+  addon = createRequire(import.meta.url)(path) as NativeAddon;
+  return addon;
+}
+
+function socketFd(socket: Socket): number {
+  // grpc-js and friends do the same: libuv's TCP handle exposes its fd on Linux.
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw vmeshError(ErrorCode.Internal, 'socket has no file descriptor (closed?)');
+  return fd;
+}
+
+/**
+ * The pre-redirect destination of an accepted connection. A connection that was not redirected has no
+ * original destination of its own: conntrack either has none (ENOENT) or reports the socket's local address,
+ * so both come back as `ok: false` with code VMESH_ERR_NOT_REDIRECTED.
+ */
+export function originalDst(socket: Socket): Result<OrigDstAddr, VmeshError> {
+  const fd = socketFd(socket);
+  let raw: SocketAddr;
+  try {
+    raw = loadNative().originalDst(fd);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ENOENT') return err(vmeshError(ErrorCode.NotRedirected, 'connection was not redirected (no conntrack entry)'));
+    throw new VmeshError(ErrorCode.Internal, (e as Error).message, { errno: (e as { errno?: number }).errno }, { cause: e });
+  }
+  const local = socket.address();
+  if ('port' in local && raw.port === local.port && normalizeIp(raw.address) === normalizeIp(local.address)) {
+    return err(vmeshError(ErrorCode.NotRedirected, `connection to ${raw.address}:${raw.port} was not redirected`));
+  }
+  return ok(toOrigDst({ ...raw, family: ipFamily(raw.address) ?? raw.family }));
+}
+
+/** Runs one libnftables transaction; a failure anywhere leaves the rule set as it was. */
+export function nftRun(batch: string, opts: { json?: boolean } = {}): string {
+  try {
+    return loadNative().nftRun(batch, opts);
+  } catch (e) {
+    if (e instanceof VmeshError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'VMESH_ERR_NFT_UNAVAILABLE') throw vmeshError(ErrorCode.NftUnavailable, (e as Error).message);
+    throw new VmeshError(ErrorCode.NftFailed, `nftables refused the batch: ${(e as Error).message}`, {
+      nftError: (e as { nftError?: string }).nftError,
+    });
+  }
+}
+
+export function nftAvailable(): Result<true, string> {
+  const r = loadNative().nftAvailable();
+  return r.ok ? ok(true) : err(r.error ?? 'libnftables unavailable');
+}

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { planCapture } from '../../../src/capture/plan.js';
+import { parseIptablesSave, renderIptablesInstall, renderIptablesRemove } from '../../../src/capture/render-iptables.js';
+import { renderNftInstall, renderNftRemove } from '../../../src/capture/render-nft.js';
+import { loadCaptureConfig } from '../../../src/config/capture.js';
+import { assertGolden } from '../../support/golden.js';
+
+const golden = (name: string) => join(import.meta.dirname, 'golden', name);
+const cfg = (flags: Record<string, unknown> = {}) => loadCaptureConfig({ flags, env: {}, file: {} });
+
+const CASES: Record<string, Record<string, unknown>> = {
+  defaults: {},
+  full: {
+    controllerAddresses: ['198.18.0.100', '2001:2::100'],
+    excludeUids: ['0', '1500'],
+    excludeGids: ['999'],
+    inboundPorts: ['8080', '9080'],
+    excludeInboundPorts: ['9090'],
+    outboundCidrs: ['198.18.0.0/15', '240.240.0.0/16', '2001:2::/48'],
+    excludeOutboundCidrs: ['198.18.0.200/32', '2001:2::200'],
+    includeOutboundPorts: ['3306'],
+    excludeOutboundPorts: ['25', '587'],
+  },
+  'no-ipv6-no-dns-ssh': { ipv6: false, captureDns: false, captureSsh: true },
+  'many-ports': { excludeOutboundPorts: Array.from({ length: 20 }, (_, i) => String(7000 + i)) },
+};
+
+describe('capture rule generation (golden)', () => {
+  for (const [name, flags] of Object.entries(CASES)) {
+    test(`nftables: ${name}`, () => {
+      assertGolden(golden(`nft-${name}.json`), `${JSON.stringify(renderNftInstall(planCapture(cfg(flags))), null, 2)}\n`);
+    });
+    test(`iptables: ${name}`, () => {
+      const plan = planCapture(cfg(flags));
+      assertGolden(golden(`iptables-${name}.v4.rules`), renderIptablesInstall(plan, 'ipv4'));
+      assertGolden(golden(`iptables-${name}.v6.rules`), renderIptablesInstall(plan, 'ipv6'));
+    });
+  }
+});
+
+describe('capture rule generation (properties)', () => {
+  test('is pure: same config, same output', () => {
+    const a = JSON.stringify(renderNftInstall(planCapture(cfg(CASES.full))));
+    const b = JSON.stringify(renderNftInstall(planCapture(cfg(CASES.full))));
+    assert.equal(a, b);
+  });
+
+  test('nftables install replaces the table in one batch (add, delete, add) and every rule is tagged', () => {
+    const batch = renderNftInstall(planCapture(cfg())) as {
+      nftables: Array<Record<string, { table?: unknown; rule?: { comment: string } }>>;
+    };
+    assert.deepEqual(Object.keys(batch.nftables[0] ?? {}), ['add']);
+    assert.deepEqual(Object.keys(batch.nftables[1] ?? {}), ['delete']);
+    const rules = batch.nftables.flatMap((c) => (c.add?.rule ? [c.add.rule] : []));
+    assert.ok(rules.length > 5);
+    for (const r of rules) assert.match(r.comment, /^vmesh: /);
+    assert.deepEqual(renderNftRemove(), {
+      nftables: [{ add: { table: { family: 'inet', name: 'vmesh' } } }, { delete: { table: { family: 'inet', name: 'vmesh' } } }],
+    });
+  });
+
+  test('SSH is excluded both ways unless asked, and then captured', () => {
+    const off = renderIptablesInstall(planCapture(cfg()), 'ipv4');
+    assert.match(off, /--dport 22 .*-j RETURN/);
+    assert.match(off, /--dports 22,15000/);
+    const on = renderIptablesInstall(planCapture(cfg({ captureSsh: true })), 'ipv4');
+    assert.doesNotMatch(on, /\b22\b,|--dport 22 /);
+  });
+
+  test('owner exclusions come before every redirect', () => {
+    const text = renderIptablesInstall(planCapture(cfg(CASES.full)), 'ipv4');
+    const lines = text.split('\n').filter((l) => l.startsWith('-A VMESH_OUTPUT'));
+    const firstRedirect = lines.findIndex((l) => l.includes('REDIRECT'));
+    const lastOwner = lines.findLastIndex((l) => l.includes('-m owner'));
+    assert.ok(lastOwner >= 0 && firstRedirect > lastOwner, 'uid/gid exclusions must precede redirects');
+  });
+
+  test('multiport lists are split at 15 ports', () => {
+    const text = renderIptablesInstall(planCapture(cfg(CASES['many-ports'])), 'ipv4');
+    const groups = text.split('\n').filter((l) => l.includes('outbound ports never captured'));
+    assert.equal(groups.length, 2);
+    for (const g of groups) assert.ok((/--dports (\S+)/.exec(g)?.[1] ?? '').split(',').length <= 15);
+  });
+
+  test('iptables install deletes existing jumps in the same transaction', () => {
+    const save = [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':VMESH_OUTPUT - [0:0]',
+      '-A OUTPUT -m comment --comment "vmesh: outbound capture" -j VMESH_OUTPUT',
+      '-A OUTPUT -j DOCKER',
+      '-A VMESH_OUTPUT -p tcp -j REDIRECT --to-ports 15001',
+      'COMMIT',
+    ].join('\n');
+    const state = parseIptablesSave(save);
+    assert.deepEqual(state.chains, ['VMESH_OUTPUT']);
+    assert.equal(state.jumps.length, 1);
+    assert.equal(state.rules.length, 1);
+    const text = renderIptablesInstall(planCapture(cfg()), 'ipv4', state.jumps);
+    assert.match(text, /^-D OUTPUT -m comment --comment "vmesh: outbound capture" -j VMESH_OUTPUT$/m);
+    assert.equal(text.match(/^-A OUTPUT .*-j VMESH_OUTPUT$/gm)?.length, 1);
+    const rm = renderIptablesRemove(state.jumps, state.chains);
+    assert.equal(
+      rm,
+      '*nat\n:VMESH_OUTPUT - [0:0]\n-D OUTPUT -m comment --comment "vmesh: outbound capture" -j VMESH_OUTPUT\n-X VMESH_OUTPUT\nCOMMIT\n',
+    );
+  });
+
+  test('IPv6 off: the v6 chains return at once and no v6 addresses appear', () => {
+    const v6 = renderIptablesInstall(planCapture(cfg({ ipv6: false, controllerAddresses: ['2001:2::1'] })), 'ipv6');
+    const outbound = v6.split('\n').filter((l) => l.startsWith('-A VMESH_OUTPUT'));
+    assert.match(outbound[0] ?? '', /IPv6 capture is off.*-j RETURN/);
+    assert.doesNotMatch(v6, /2001:2::1/);
+  });
+});
