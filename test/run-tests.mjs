@@ -22,7 +22,7 @@ if (dirs.length === 0) {
 }
 const files = [];
 for (const d of dirs) {
-  const found = collect(d);
+  const found = d.endsWith('.test.ts') ? [d] : collect(d);
   if (found.length === 0) {
     console.error(`run-tests: no *.test.ts files under ${d}`);
     process.exit(1);

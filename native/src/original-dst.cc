@@ -32,7 +32,10 @@ Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
 
   char text[INET6_ADDRSTRLEN] = {0};
   Napi::Object out = Napi::Object::New(env);
-  if (local.ss_family == AF_INET) {
+  // A dual-stack listener accepts IPv4 clients as v4-mapped IPv6 sockets; their conntrack entry is IPv4.
+  bool mapped = local.ss_family == AF_INET6 &&
+                IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+  if (local.ss_family == AF_INET || mapped) {
     sockaddr_in dst{};
     socklen_t len = sizeof(dst);
     if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) != 0) {

@@ -13,6 +13,8 @@ export interface NftBatch {
 }
 
 const table = { family: NFT_TABLE.family, name: NFT_TABLE.name };
+// Chains and rules name their table by `table`, not `name`.
+const inTable = { family: NFT_TABLE.family, table: NFT_TABLE.name };
 
 export function chainName(chain: PlanChain): string {
   return chain.role;
@@ -69,7 +71,7 @@ function verdictExprs(v: Verdict): Json[] {
 function ruleCmd(chain: string, r: PlanRule): Json {
   return {
     add: {
-      rule: { ...table, chain, expr: [...r.matches.map(matchExpr), ...verdictExprs(r.verdict)], comment: r.comment },
+      rule: { ...inTable, chain, expr: [...r.matches.map(matchExpr), ...verdictExprs(r.verdict)], comment: r.comment },
     },
   };
 }
@@ -83,7 +85,7 @@ export function renderNftInstall(plan: CapturePlan): NftBatch {
   for (const c of plan.chains) {
     cmds.push({
       add: {
-        chain: { ...table, name: chainName(c), type: 'nat', hook: c.hook, prio: NAT_PRIORITY, policy: 'accept' },
+        chain: { ...inTable, name: chainName(c), type: 'nat', hook: c.hook, prio: NAT_PRIORITY, policy: 'accept' },
       },
     });
   }

@@ -73,7 +73,7 @@ export function nftRun(batch: string, opts: { json?: boolean } = {}): string {
     if (e instanceof VmeshError) throw e;
     const code = (e as { code?: string }).code;
     if (code === 'VMESH_ERR_NFT_UNAVAILABLE') throw vmeshError(ErrorCode.NftUnavailable, (e as Error).message);
-    throw new VmeshError(ErrorCode.NftFailed, `nftables refused the batch: ${(e as Error).message}`, {
+    throw new VmeshError(ErrorCode.NftFailed, `nftables refused the batch: ${nftErrorSummary((e as Error).message)}`, {
       nftError: (e as { nftError?: string }).nftError,
     });
   }
@@ -82,4 +82,16 @@ export function nftRun(batch: string, opts: { json?: boolean } = {}): string {
 export function nftAvailable(): Result<true, string> {
   const r = loadNative().nftAvailable();
   return r.ok ? ok(true) : err(r.error ?? 'libnftables unavailable');
+}
+
+/**
+ * libnftables echoes the whole input and a caret line after each error; for a one-line message keep
+ * only its "Error: ..." statements.
+ */
+export function nftErrorSummary(text: string): string {
+  const errors = text
+    .split('\n')
+    .map((l) => /Error: (.*)$/.exec(l)?.[1]?.trim())
+    .filter((l): l is string => !!l);
+  return errors.length > 0 ? [...new Set(errors)].join('; ') : (text.split('\n')[0] ?? text);
 }
