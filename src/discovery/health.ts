@@ -1,0 +1,79 @@
+import type { HostStatus } from '../api/model.js';
+
+export interface WorkloadHealthReport {
+  readonly namespace: string;
+  readonly name: string;
+  readonly healthy: boolean;
+}
+
+/**
+ * Workload health and host liveness as agents report them. A host that stops reporting for
+ * `hostTimeoutMs` is not live, and its workloads leave load balancing until it reports again.
+ */
+export class HealthTracker {
+  private readonly lastSeen = new Map<string, number>();
+  private readonly workloads = new Map<string, boolean>();
+  private readonly live = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly opts: { hostTimeoutMs: number; onChange: () => void; now?: () => number },
+  ) {}
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  report(host: string, workloads: readonly WorkloadHealthReport[]): void {
+    let changed = !this.live.has(host);
+    this.lastSeen.set(host, this.now());
+    this.live.add(host);
+    for (const w of workloads) {
+      const key = `${w.namespace}/${w.name}`;
+      if (this.workloads.get(key) !== w.healthy) changed = true;
+      this.workloads.set(key, w.healthy);
+    }
+    if (changed) this.opts.onChange();
+  }
+
+  /** Re-evaluates liveness; called periodically and by tests with an injected clock. */
+  check(): void {
+    let changed = false;
+    for (const host of this.live) {
+      if (this.now() - (this.lastSeen.get(host) ?? 0) > this.opts.hostTimeoutMs) {
+        this.live.delete(host);
+        changed = true;
+      }
+    }
+    if (changed) this.opts.onChange();
+  }
+
+  isHostLive(host: string): boolean {
+    return this.live.has(host);
+  }
+
+  /** undefined when no agent has reported on this workload yet. */
+  workloadHealthy(namespace: string, name: string): boolean | undefined {
+    return this.workloads.get(`${namespace}/${name}`);
+  }
+
+  forgetHost(host: string): void {
+    this.live.delete(host);
+    this.lastSeen.delete(host);
+    this.opts.onChange();
+  }
+
+  hosts(): HostStatus[] {
+    return [...this.lastSeen.entries()].map(([name, lastSeen]) => ({ name, lastSeen, live: this.live.has(name) }));
+  }
+
+  start(intervalMs = Math.max(1000, Math.floor(this.opts.hostTimeoutMs / 3))): void {
+    this.timer ??= setInterval(() => this.check(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
