@@ -1,0 +1,318 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-file.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { readBitString, readDer } from './der.js';
+import { controllerSpiffeId, isValidTrustDomain } from './spiffe.js';
+import {
+  authorityKeyIdExtension,
+  basicConstraintsExtension,
+  buildCertificate,
+  canonicalSerial,
+  derToPem,
+  extKeyUsageExtension,
+  KeyUsageBit,
+  keyIdentifier,
+  keyUsageExtension,
+  Oid,
+  parseAndVerifyCsr,
+  pemBlocks,
+  readCertificate,
+  type SigningAlg,
+  sanExtension,
+  signingAlgFor,
+  spkiOf,
+  splitCertificates,
+  subjectKeyId,
+  subjectKeyIdExtension,
+  x500Name,
+} from './x509.js';
+
+export type CertUsage = 'client' | 'server' | 'both';
+
+export interface SignOptions {
+  readonly uris?: readonly string[];
+  readonly dnsNames?: readonly string[];
+  readonly ips?: readonly string[];
+  readonly ttlSeconds: number;
+  readonly usage: CertUsage;
+}
+
+export interface SignedCertificate {
+  readonly certPem: string;
+  /** Lower-case hex, no leading zeros (what X509Certificate.serialNumber gives, canonicalised). */
+  readonly serial: string;
+  readonly notAfter: Date;
+}
+
+export interface ServerCertificate extends SignedCertificate {
+  readonly keyPem: string;
+  /** Leaf then the CA certificates: what the server presents, so a joining agent can find and pin the CA. */
+  readonly chainPem: string;
+}
+
+export interface CaOptions {
+  /** `<dataDir>/ca`: holds ca-key.pem (0600) and ca-cert.pem (0644) of a CA vmesh created. */
+  readonly dir: string;
+  readonly trustDomain: string;
+  /** Bring-your-own CA (--ca-cert/--ca-key): used as they are, never written. Extra certificates after the first are its issuers. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly logger: Logger;
+  /** Clock for tests; Date.now by default. */
+  readonly now?: () => number;
+}
+
+const ROOT_TTL_SECONDS = 10 * 365 * 24 * 3600;
+const BACKDATE_MS = 60_000;
+const DEFAULT_SERVER_TTL_SECONDS = 365 * 24 * 3600;
+
+function randomSerial(): Buffer {
+  for (;;) {
+    const b = randomBytes(16);
+    if (b.some((x) => x !== 0)) return b;
+  }
+}
+
+function badInput(what: string, value: string): never {
+  throw vmeshError(ErrorCode.InvalidResource, `certificate request: ${what} "${value}" is not valid`, { value });
+}
+
+function checkSans(o: SignOptions): void {
+  for (const u of o.uris ?? []) if (!/^[a-z][a-z0-9+.-]*:[!-~]+$/i.test(u)) badInput('URI SAN', u);
+  for (const d of o.dnsNames ?? []) if (!/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(d)) badInput('DNS SAN', d);
+  for (const ip of o.ips ?? []) if (!isIP(ip)) badInput('IP SAN', ip);
+  if ((o.uris?.length ?? 0) + (o.dnsNames?.length ?? 0) + (o.ips?.length ?? 0) === 0) {
+    throw vmeshError(ErrorCode.InvalidResource, 'certificate request: no subject alternative names given (the CA must name the identity)');
+  }
+  if (!Number.isInteger(o.ttlSeconds) || o.ttlSeconds <= 0) badInput('ttlSeconds', String(o.ttlSeconds));
+}
+
+/**
+ * The controller's certificate authority. All signing goes through `signCsr`/`issueServerCert`, which build
+ * the TBSCertificate in DER directly and sign it with node:crypto (fast enough for bulk workload issuance).
+ */
+export class CertificateAuthority {
+  readonly certPem: string;
+  private readonly cert: X509Certificate;
+  private readonly alg: SigningAlg;
+  private readonly subject: Buffer;
+  private readonly keyId: Buffer;
+  private readonly hash: string;
+
+  private constructor(
+    readonly trustDomain: string,
+    private readonly bundle: string[],
+    private readonly key: KeyObject,
+    private readonly now: () => number,
+  ) {
+    this.certPem = bundle[0] ?? '';
+    this.cert = new X509Certificate(this.certPem);
+    this.alg = signingAlgFor(key);
+    const fields = readCertificate(this.cert.raw);
+    this.subject = fields.subject;
+    this.keyId = subjectKeyId(fields);
+    this.hash = `sha256:${createHash('sha256').update(fields.spki).digest('hex')}`;
+  }
+
+  static async loadOrCreate(opts: CaOptions): Promise<CertificateAuthority> {
+    const now = opts.now ?? Date.now;
+    if (!isValidTrustDomain(opts.trustDomain)) {
+      throw vmeshError(ErrorCode.InvalidConfig, `trust domain "${opts.trustDomain}" has characters outside [a-z0-9._-]`);
+    }
+    if (opts.certFile !== undefined || opts.keyFile !== undefined) {
+      if (!opts.certFile || !opts.keyFile) throw vmeshError(ErrorCode.InvalidConfig, 'CA: --ca-cert and --ca-key must be given together');
+      const [certText, keyText] = await Promise.all([readText(opts.certFile), readText(opts.keyFile)]);
+      const ca = CertificateAuthority.fromPem(opts.trustDomain, certText, keyText, `${opts.certFile} / ${opts.keyFile}`, now);
+      opts.logger.info({ certFile: opts.certFile, caHash: ca.caHash() }, 'using the CA given by --ca-cert/--ca-key');
+      return ca;
+    }
+    const keyPath = join(opts.dir, 'ca-key.pem');
+    const certPath = join(opts.dir, 'ca-cert.pem');
+    const haveCert = existsSync(certPath);
+    const haveKey = existsSync(keyPath);
+    if (haveCert && !haveKey) {
+      throw vmeshError(
+        ErrorCode.InvalidConfig,
+        `CA certificate ${certPath} exists but its key ${keyPath} is missing: restore the key, or move the certificate away to create a new CA (every host must then re-join)`,
+      );
+    }
+    if (haveCert && haveKey) {
+      const mode = (await stat(keyPath)).mode & 0o777;
+      if (mode & 0o077) opts.logger.warn({ keyPath, mode: mode.toString(8) }, 'CA key is readable by group/others: chmod 600 it');
+      const ca = CertificateAuthority.fromPem(opts.trustDomain, await readText(certPath), await readText(keyPath), certPath, now);
+      if (!ca.cert.subject.includes(`CN=vmesh root ${opts.trustDomain}`)) {
+        opts.logger.warn({ subject: ca.cert.subject, trustDomain: opts.trustDomain }, 'CA was created for another trust domain');
+      }
+      opts.logger.info({ certPath, caHash: ca.caHash() }, 'loaded CA');
+      return ca;
+    }
+    // A key without a certificate is a creation a crash interrupted: nobody can trust it yet, so start over.
+    if (haveKey) opts.logger.warn({ keyPath }, 'CA key without certificate (interrupted creation): creating a new CA');
+    const { keyPem, certPem } = createRoot(opts.trustDomain, now());
+    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(keyPath, keyPem, 0o600);
+    await writeFileAtomic(certPath, certPem, 0o644);
+    const ca = CertificateAuthority.fromPem(opts.trustDomain, certPem, keyPem, certPath, now);
+    opts.logger.info({ certPath, caHash: ca.caHash() }, 'created a new CA');
+    return ca;
+  }
+
+  private static fromPem(td: string, certText: string, keyText: string, where: string, now: () => number): CertificateAuthority {
+    const certs = splitCertificates(certText);
+    const first = certs[0];
+    if (!first) throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: no PEM CERTIFICATE found`);
+    let cert: X509Certificate;
+    let key: KeyObject;
+    try {
+      cert = new X509Certificate(first);
+      key = createPrivateKey(keyText);
+    } catch (e) {
+      throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: cannot parse: ${(e as Error).message}`);
+    }
+    if (!cert.ca) throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: certificate is not a CA (basicConstraints CA:false)`);
+    if (!spkiOf(createPublicKey(key)).equals(spkiOf(cert.publicKey))) {
+      throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: the private key does not belong to the certificate`);
+    }
+    if (Date.parse(cert.validTo) <= now()) throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: certificate expired at ${cert.validTo}`);
+    const ku = readCertificate(cert.raw).extensions.get(Oid.keyUsage);
+    if (ku) {
+      const bits = readBitString(readDer(ku.value));
+      if (!((bits[0] ?? 0) & (0x80 >> KeyUsageBit.keyCertSign))) {
+        throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: keyUsage lacks keyCertSign`);
+      }
+    }
+    try {
+      return new CertificateAuthority(td, certs, key, now);
+    } catch (e) {
+      throw vmeshError(ErrorCode.InvalidConfig, `CA ${where}: ${(e as Error).message}`);
+    }
+  }
+
+  /** The CA certificate(s) peers trust: the signing CA first, then its issuers if it has any. */
+  trustBundlePem(): string {
+    return this.bundle.join('');
+  }
+
+  /** kubeadm's discovery hash: `sha256:` + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo DER. */
+  caHash(): string {
+    return this.hash;
+  }
+
+  /** Whether `cert` was signed by this CA's key (chain building across several CAs is TLS's job). */
+  issued(cert: X509Certificate): boolean {
+    return cert.checkIssued(this.cert) && cert.verify(this.cert.publicKey);
+  }
+
+  /** Parses a PEM CSR and checks its self-signature; throws VMESH_ERR_CSR_INVALID with the reason. */
+  checkCsr(csrPem: string): { readonly spki: Buffer; readonly publicKey: KeyObject } {
+    const blocks = pemBlocks(csrPem).filter((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST');
+    if (blocks.length !== 1 || !blocks[0]) {
+      throw vmeshError(ErrorCode.CsrInvalid, `CSR: want exactly one PEM "CERTIFICATE REQUEST" block, got ${blocks.length}`);
+    }
+    try {
+      return parseAndVerifyCsr(blocks[0].der);
+    } catch (e) {
+      throw vmeshError(ErrorCode.CsrInvalid, `CSR: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Signs the CSR's public key after verifying its self-signature. The CSR's subject and requested SANs are
+   * ignored: the certificate carries exactly `opts`' names (the CA decides identities) and an empty subject.
+   */
+  signCsr(csrPem: string, opts: SignOptions): SignedCertificate {
+    checkSans(opts);
+    const { spki, publicKey } = this.checkCsr(csrPem);
+    return this.issue(spki, publicKey.asymmetricKeyType === 'rsa', opts);
+  }
+
+  /** The controller's own serving certificate for 15012/15014; the key is made here and only returned. */
+  issueServerCert(
+    names: { readonly dnsNames?: readonly string[]; readonly ips?: readonly string[] },
+    ttlSeconds = DEFAULT_SERVER_TTL_SECONDS,
+  ): ServerCertificate {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const opts: SignOptions = { ...names, uris: [controllerSpiffeId(this.trustDomain)], ttlSeconds, usage: 'server' };
+    checkSans(opts);
+    const signed = this.issue(spkiOf(publicKey), false, opts);
+    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    return { ...signed, keyPem, chainPem: signed.certPem + this.trustBundlePem() };
+  }
+
+  private issue(spki: Buffer, rsa: boolean, opts: SignOptions): SignedCertificate {
+    const serial = randomSerial();
+    const now = this.now();
+    // Whole seconds, as the certificate encodes it, so the reported notAfter is the certificate's own.
+    const notAfter = new Date(Math.floor(Math.min(now + opts.ttlSeconds * 1000, Date.parse(this.cert.validTo)) / 1000) * 1000);
+    const eku = opts.usage === 'client' ? [Oid.clientAuth] : opts.usage === 'server' ? [Oid.serverAuth] : [Oid.serverAuth, Oid.clientAuth];
+    const usageBits = rsa ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature];
+    const der = buildCertificate(
+      {
+        serial,
+        issuer: this.subject,
+        subject: x500Name([]),
+        notBefore: new Date(now - BACKDATE_MS),
+        notAfter,
+        spki,
+        extensions: [
+          basicConstraintsExtension(false),
+          keyUsageExtension(usageBits),
+          extKeyUsageExtension(eku),
+          // RFC 5280 4.2.1.6: with an empty subject the SAN extension is critical.
+          sanExtension(opts, true),
+          subjectKeyIdExtension(keyIdentifier(spki)),
+          authorityKeyIdExtension(this.keyId),
+        ],
+      },
+      { key: this.key, alg: this.alg },
+    );
+    return { certPem: derToPem(der, 'CERTIFICATE'), serial: canonicalSerial(serial.toString('hex')), notAfter };
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw vmeshError(ErrorCode.InvalidConfig, `CA: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function createRoot(trustDomain: string, now: number): { keyPem: string; certPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const name = x500Name([
+    [Oid.organization, 'vmesh'],
+    [Oid.commonName, `vmesh root ${trustDomain}`],
+  ]);
+  const spki = spkiOf(publicKey);
+  const der = buildCertificate(
+    {
+      serial: randomSerial(),
+      issuer: name,
+      subject: name,
+      notBefore: new Date(now - BACKDATE_MS),
+      notAfter: new Date(now + ROOT_TTL_SECONDS * 1000),
+      spki,
+      extensions: [
+        basicConstraintsExtension(true),
+        keyUsageExtension([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
+        subjectKeyIdExtension(keyIdentifier(spki)),
+      ],
+    },
+    { key: privateKey, alg: signingAlgFor(privateKey) },
+  );
+  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), certPem: derToPem(der, 'CERTIFICATE') };
+}

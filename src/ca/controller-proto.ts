@@ -1,0 +1,57 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoDir } from '../api/proto-path.js';
+
+/** Messages of vmesh.v1.Controller as @grpc/proto-loader delivers them (camelCase, int64 as strings, defaults filled). */
+export interface HostFactsMessage {
+  hostname: string;
+  osDistro: string;
+  osRelease: string;
+  kernel: string;
+  arch: string;
+  cpuBrand: string;
+  cpuCores: number;
+  memoryTotalBytes: string | number;
+  ipv4: string[];
+  ipv6: string[];
+}
+export interface JoinRequest {
+  token: string;
+  hostName: string;
+  csrPem: string;
+  facts: HostFactsMessage | null;
+}
+export interface JoinResponse {
+  hostCertPem: string;
+  trustBundlePem: string;
+  hostName: string;
+  certNotAfter: string | number;
+}
+export interface RenewRequest {
+  csrPem: string;
+}
+export interface RenewResponse {
+  certPem: string;
+  trustBundlePem: string;
+  certNotAfter: string | number;
+}
+
+export const CONTROLLER_PROTO_FILE = 'vmesh/v1/controller.proto';
+
+let loaded: grpc.ServiceClientConstructor | undefined;
+
+/** The generic client constructor of vmesh.v1.Controller; its `.service` is the server-side definition. */
+export function controllerServiceClient(): grpc.ServiceClientConstructor {
+  if (loaded) return loaded;
+  const def = protoLoader.loadSync(CONTROLLER_PROTO_FILE, {
+    includeDirs: [protoDir()],
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { vmesh: { v1: { Controller: grpc.ServiceClientConstructor } } };
+  loaded = pkg.vmesh.v1.Controller;
+  return loaded;
+}

@@ -1,0 +1,31 @@
+// The ca layer's public surface: the controller and agent import from here.
+export {
+  type CaOptions,
+  CertificateAuthority,
+  type CertUsage,
+  type ServerCertificate,
+  type SignedCertificate,
+  type SignOptions,
+} from './ca.js';
+export { CONTROLLER_PROTO_FILE, controllerServiceClient } from './controller-proto.js';
+export { fromGrpcError, toGrpcError } from './grpc-errors.js';
+export { gatherHostFacts } from './host-facts.js';
+export { HostRegistry } from './host-registry.js';
+export {
+  type HostCredentials,
+  type JoinOptions,
+  joinController,
+  type RenewOptions,
+  renewalTime,
+  renewHostCert,
+  shouldRenew,
+} from './join-client.js';
+export {
+  authenticatePeer,
+  type ControllerServiceDeps,
+  createControllerGrpcService,
+  createControllerServerCredentials,
+  type PeerCall,
+} from './join-server.js';
+export { controllerSpiffeId, hostSpiffeId, isValidTrustDomain, parseSpiffeId, type SpiffeId, workloadSpiffeId } from './spiffe.js';
+export { type ParsedToken, parseToken, type TokenInfo, TokenService } from './tokens.js';

@@ -1,0 +1,223 @@
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { checkHostName, type HostFacts } from '../api/host.js';
+import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { err, ok, type Result } from '../lib/result.js';
+import type { CertificateAuthority, ServerCertificate } from './ca.js';
+import {
+  controllerServiceClient,
+  type HostFactsMessage,
+  type JoinRequest,
+  type JoinResponse,
+  type RenewRequest,
+  type RenewResponse,
+} from './controller-proto.js';
+import { toGrpcError } from './grpc-errors.js';
+import type { HostRegistry } from './host-registry.js';
+import { hostSpiffeId, parseSpiffeId } from './spiffe.js';
+import { parseToken, type TokenService } from './tokens.js';
+import { canonicalSerial, readCertificate, subjectAltNames } from './x509.js';
+
+export interface ControllerServiceDeps {
+  readonly ca: CertificateAuthority;
+  readonly tokens: TokenService;
+  readonly hosts: HostRegistry;
+  readonly hostCertTtlSeconds: number;
+  readonly logger: Logger;
+}
+
+/** What authenticatePeer needs of a call: every grpc-js server call has both. */
+export interface PeerCall {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+  getPeer(): string;
+}
+
+/**
+ * The host a call comes from, by its client certificate. grpc-js only exposes a certificate that TLS verified
+ * against our trust bundle (a certificate from another CA fails TLS verification and is seen as none); we
+ * still check it was signed by this CA, take the host from its SPIFFE URI, and refuse revoked or unknown serials.
+ */
+export function authenticatePeer(
+  call: PeerCall,
+  hosts: HostRegistry,
+  ca: Pick<CertificateAuthority, 'trustDomain' | 'issued'>,
+): Result<{ host: string; serial: string }, VmeshError> {
+  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+  if (!raw) {
+    return err(
+      vmeshError(
+        ErrorCode.Unauthenticated,
+        'no verified client certificate: this RPC needs mutual TLS with the host certificate from Join (certificates of other CAs do not verify)',
+      ),
+    );
+  }
+  const cert = new X509Certificate(raw);
+  if (!ca.issued(cert))
+    return err(vmeshError(ErrorCode.Unauthenticated, `client certificate ${cert.serialNumber} was not issued by this CA`));
+  const uris = subjectAltNames(readCertificate(cert.raw)).uris;
+  const ids = uris
+    .map(parseSpiffeId)
+    .flatMap((r) => (r.ok && r.value.kind === 'host' && r.value.trustDomain === ca.trustDomain ? [r.value] : []));
+  const id = ids[0];
+  if (!id || ids.length !== 1) {
+    return err(
+      vmeshError(
+        ErrorCode.Unauthenticated,
+        `client certificate names no single host of trust domain ${ca.trustDomain} (URIs: ${uris.join(' ') || 'none'})`,
+      ),
+    );
+  }
+  const checked = hosts.checkCertificate(id.host, cert.serialNumber);
+  return checked.ok ? ok({ host: id.host, serial: canonicalSerial(cert.serialNumber) }) : checked;
+}
+
+const MAX_TEXT = 256;
+const MAX_ADDRS = 64;
+
+/** Facts come from the client: bound them before they reach the store. */
+function factsFromMessage(m: HostFactsMessage | null): HostFacts {
+  const text = (s: unknown) => String(s ?? '').slice(0, MAX_TEXT);
+  const num = (n: unknown) => (Number.isFinite(Number(n)) && Number(n) >= 0 ? Number(n) : 0);
+  const ips = (list: unknown, v: 4 | 6) =>
+    Array.isArray(list)
+      ? list
+          .map(String)
+          .filter((a) => isIP(a) === v)
+          .slice(0, MAX_ADDRS)
+      : [];
+  return {
+    hostname: text(m?.hostname),
+    osDistro: text(m?.osDistro),
+    osRelease: text(m?.osRelease),
+    kernel: text(m?.kernel),
+    arch: text(m?.arch),
+    cpuBrand: text(m?.cpuBrand),
+    cpuCores: num(m?.cpuCores),
+    memoryTotalBytes: num(m?.memoryTotalBytes),
+    ipv4: ips(m?.ipv4, 4),
+    ipv6: ips(m?.ipv6, 6),
+  };
+}
+
+/** vmesh.v1.Controller's Join and Renew, ready for `server.addService(service, implementation)`. */
+export function createControllerGrpcService(deps: ControllerServiceDeps): {
+  service: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+} {
+  const { ca, tokens, hosts, logger } = deps;
+  const td = ca.trustDomain;
+
+  function handle<Req, Res>(
+    rpc: string,
+    call: grpc.ServerUnaryCall<Req, Res>,
+    cb: grpc.sendUnaryData<Res>,
+    context: Record<string, unknown>,
+    fn: () => Promise<Res>,
+  ): void {
+    fn().then(
+      (res) => cb(null, res),
+      (e: unknown) => {
+        const fields = { rpc, peer: call.getPeer(), ...context, code: isVmeshError(e) ? e.code : ErrorCode.Internal };
+        if (isVmeshError(e) && e.code !== ErrorCode.Internal) logger.warn(fields, `refused ${rpc}: ${e.message}`);
+        else logger.error({ ...fields, err: e }, `${rpc} failed`);
+        cb(toGrpcError(e));
+      },
+    );
+  }
+
+  const Join: grpc.handleUnaryCall<JoinRequest, JoinResponse> = (call, cb) => {
+    const req = call.request;
+    const parsed = parseToken(req.token ?? '');
+    handle('Join', call, cb, { tokenId: parsed.ok ? parsed.value.id : undefined, host: req.hostName }, async () => {
+      checkHostName(req.hostName ?? '', 'Join host_name');
+      // Check the CSR before using the token, so a broken request does not burn it.
+      ca.checkCsr(req.csrPem ?? '');
+      const { host } = await tokens.consume(req.token ?? '', req.hostName);
+      const signed = ca.signCsr(req.csrPem, { uris: [hostSpiffeId(td, host)], ttlSeconds: deps.hostCertTtlSeconds, usage: 'client' });
+      await hosts.register({ name: host, facts: factsFromMessage(req.facts), certSerial: signed.serial, certNotAfter: signed.notAfter });
+      logger.info({ rpc: 'Join', host, serial: signed.serial, notAfter: signed.notAfter, peer: call.getPeer() }, 'host joined');
+      return {
+        hostCertPem: signed.certPem,
+        trustBundlePem: ca.trustBundlePem(),
+        hostName: host,
+        certNotAfter: String(signed.notAfter.getTime()),
+      };
+    });
+  };
+
+  const Renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, cb) => {
+    handle('Renew', call, cb, {}, async () => {
+      const peer = authenticatePeer(call, hosts, ca);
+      if (!peer.ok) throw peer.error;
+      const { host } = peer.value;
+      const signed = ca.signCsr(call.request.csrPem ?? '', {
+        uris: [hostSpiffeId(td, host)],
+        ttlSeconds: deps.hostCertTtlSeconds,
+        usage: 'client',
+      });
+      await hosts.recordCertificate(host, { serial: signed.serial, notAfter: signed.notAfter });
+      logger.info({ rpc: 'Renew', host, serial: signed.serial, notAfter: signed.notAfter }, 'host certificate renewed');
+      return { certPem: signed.certPem, trustBundlePem: ca.trustBundlePem(), certNotAfter: String(signed.notAfter.getTime()) };
+    });
+  };
+
+  return { service: controllerServiceClient().service, implementation: { Join, Renew } as grpc.UntypedServiceImplementation };
+}
+
+type CaUpdate = grpc.experimental.CaCertificateUpdate;
+type IdentityUpdate = grpc.experimental.IdentityCertificateUpdate;
+
+/** Serves the controller's certificate and trust bundle to grpc-js, and lets them be replaced (rotation) while serving. */
+class MeshCertificateProvider implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly idListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
+  constructor(
+    private ca: CaUpdate,
+    private identity: IdentityUpdate,
+  ) {}
+
+  update(ca: CaUpdate, identity: IdentityUpdate): void {
+    this.ca = ca;
+    this.identity = identity;
+    for (const l of this.caListeners) l(ca);
+    for (const l of this.idListeners) l(identity);
+  }
+  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(l);
+    process.nextTick(() => this.caListeners.has(l) && l(this.ca));
+  }
+  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(l);
+  }
+  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.add(l);
+    process.nextTick(() => this.idListeners.has(l) && l(this.identity));
+  }
+  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.delete(l);
+  }
+}
+
+/**
+ * TLS for port 15012: the controller presents `cert.chainPem` (leaf + CA, so joining agents can pin the CA)
+ * and asks for, but does not require, a client certificate: Join has none yet; authenticatePeer enforces it
+ * for everything else. (`ServerCredentials.createSsl(ca, pairs, false)` would not even request client
+ * certificates, and `true` would refuse Join, hence grpc-js's certificate-provider credentials.)
+ */
+export function createControllerServerCredentials(
+  ca: Pick<CertificateAuthority, 'trustBundlePem'>,
+  cert: ServerCertificate,
+): { credentials: grpc.ServerCredentials; update(cert: ServerCertificate): void } {
+  const toUpdates = (c: ServerCertificate): [CaUpdate, IdentityUpdate] => [
+    { caCertificate: Buffer.from(ca.trustBundlePem()) },
+    { certificate: Buffer.from(c.chainPem), privateKey: Buffer.from(c.keyPem) },
+  ];
+  const provider = new MeshCertificateProvider(...toUpdates(cert));
+  // One provider serves both roles, so this call does not depend on grpc-js's parameter order.
+  const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  return { credentials, update: (c) => provider.update(...toUpdates(c)) };
+}
