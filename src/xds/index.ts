@@ -1,0 +1,38 @@
+// The xds layer's public surface; wiring (controller, agent) imports from here.
+export { AdsClient, type AdsClientOptions, type AdsTypeState, type AdsUpdate } from './ads-client.js';
+export {
+  type AdsNode,
+  type AdsServer,
+  type AdsServerOptions,
+  type AdsStatusEvent,
+  createAdsServer,
+  type StreamStatus,
+  type TypeStatus,
+} from './ads-server.js';
+export {
+  type AnyMessage,
+  adsServiceDefinition,
+  decodeAny,
+  decodeMessage,
+  encodeAny,
+  encodeMessage,
+  loadProtoRegistry,
+  ProtoRegistry,
+  protoIncludeDirs,
+  protos,
+  XDS_PROTO_FILES,
+} from './protos.js';
+export {
+  checkConsistent,
+  makeResource,
+  makeSnapshot,
+  type ResourceInput,
+  type Snapshot,
+  type SnapshotRefs,
+  snapshotOf,
+  snapshotRefs,
+  type XdsResource,
+} from './snapshot.js';
+export { SnapshotCache, type SnapshotWatcher } from './snapshot-cache.js';
+export { fromStruct, type JsonValue, toStruct } from './struct.js';
+export * from './type-urls.js';

@@ -1,0 +1,200 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../lib/logger.js';
+import { type Snapshot, snapshotRefs, type XdsResource } from './snapshot.js';
+import type { SnapshotCache } from './snapshot-cache.js';
+import { CDS, EDS, LDS, pushOrder, RDS, typeLabel } from './type-urls.js';
+
+export interface TypeStatus {
+  /** Version of the last response sent on this stream. */
+  sent?: string;
+  /** Last version the client applied: from an ACK, or reported in its first request. */
+  acked?: string;
+  /** The last rejection, until the client ACKs the latest version sent. */
+  nacked?: { version: string; error: string };
+}
+
+export interface StreamStatus {
+  nodeId: string;
+  mode: 'sotw' | 'delta';
+  peer: string;
+  connectedSince: string;
+  types: Record<string, TypeStatus>;
+}
+
+export interface AdsStatusEvent {
+  nodeId: string;
+  typeUrl: string;
+  kind: 'ack' | 'nack' | 'sent';
+  version: string;
+  nonce: string;
+  error?: string;
+}
+
+export interface StreamHost {
+  readonly cache: SnapshotCache;
+  readonly logger: Logger;
+  readonly onStatus?: (ev: AdsStatusEvent) => void;
+}
+
+export type AdsCall = grpc.ServerDuplexStream<unknown, unknown>;
+export type SendResult = 'sent' | 'idle' | 'blocked';
+
+export const NO_RESOURCES: ReadonlyMap<string, XdsResource> = new Map();
+
+/**
+ * What SotW and delta streams share: the node's snapshot and its watch, nonces, push order, the
+ * make-before-break rule for endpoints and routes, and the status the controller reports.
+ */
+export abstract class AdsStream {
+  nodeId: string | undefined;
+  closed = false;
+  protected snapshot: Snapshot | undefined;
+  private unwatch: (() => void) | undefined;
+  private nonceSeq = 0;
+  private readonly types: Record<string, TypeStatus> = {};
+  private readonly since = new Date().toISOString();
+
+  constructor(
+    protected readonly host: StreamHost,
+    protected readonly call: AdsCall,
+    readonly mode: 'sotw' | 'delta',
+  ) {}
+
+  abstract handle(req: unknown): void;
+  /** Types the client has asked for on this stream. */
+  protected abstract requestedTypes(): Iterable<string>;
+  /** Sends what `typeUrl` owes the client, unless a response of that type still awaits its ACK/NACK. */
+  protected abstract trySend(typeUrl: string, s: Snapshot): SendResult;
+  /** Names of `typeUrl` the client holds (sent on this stream), or undefined if it does not subscribe to the type. */
+  protected abstract clientHas(typeUrl: string): { has(name: string): boolean } | undefined;
+  /** A response of `typeUrl` awaits its ACK/NACK. */
+  protected abstract outstanding(typeUrl: string): boolean;
+  /** The client's subscription to `typeUrl` covers `name` (by name or wildcard). */
+  protected abstract subscribes(typeUrl: string, name: string): boolean;
+
+  attach(nodeId: string): void {
+    this.nodeId = nodeId;
+    this.snapshot = this.host.cache.getSnapshot(nodeId);
+    this.unwatch = this.host.cache.watch(nodeId, (s) => {
+      this.snapshot = s;
+      this.flush();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unwatch?.();
+    this.unwatch = undefined;
+  }
+
+  /** Ends the stream with a gRPC status (grpc-js turns an emitted error into the call's status). */
+  fail(code: grpc.status, message: string): void {
+    if (this.closed) return;
+    this.close();
+    this.call.emit('error', { code, details: message, message });
+  }
+
+  statusView(): StreamStatus {
+    const types: Record<string, TypeStatus> = {};
+    for (const [t, s] of Object.entries(this.types)) types[t] = { ...s, ...(s.nacked ? { nacked: { ...s.nacked } } : {}) };
+    return { nodeId: this.nodeId ?? '', mode: this.mode, peer: this.call.getPeer(), connectedSince: this.since, types };
+  }
+
+  /**
+   * Pushes in CDS, EDS, LDS, RDS, others order. A type that owes an update but still awaits the ACK of
+   * its previous response holds back the types after it, so the order survives slow clients. So does an
+   * EDS (RDS) subscription the client has yet to widen to the clusters (listeners) it was just sent.
+   */
+  protected flush(): void {
+    const s = this.snapshot;
+    if (this.closed || !s) return;
+    const types = new Set(this.requestedTypes());
+    if (types.has(CDS)) types.add(EDS);
+    if (types.has(LDS)) types.add(RDS);
+    for (const t of pushOrder(types)) {
+      if (this.awaitingSubscription(t, s) || this.trySend(t, s) === 'blocked') break;
+    }
+  }
+
+  /**
+   * True while the client holds a just-sent parent (CDS/LDS response not yet ACKed) whose children it does
+   * not subscribe to yet. Envoy and AdsClient subscribe to the children before they ACK the parent, so
+   * waiting for that ACK at most keeps listeners from arriving before the endpoints of new clusters.
+   */
+  private awaitingSubscription(typeUrl: string, s: Snapshot): boolean {
+    const parent = typeUrl === EDS ? CDS : typeUrl === RDS ? LDS : undefined;
+    if (!parent || !this.outstanding(parent)) return false;
+    const held = this.clientHas(parent);
+    if (!held) return false;
+    const refs = snapshotRefs(s);
+    const present = s.resources.get(typeUrl);
+    for (const [child, parents] of typeUrl === EDS ? refs.edsParents : refs.rdsParents) {
+      if (present?.has(child) && !this.subscribes(typeUrl, child) && parents.some((p) => held.has(p))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A ClusterLoadAssignment needed by EDS clusters goes out only once the client holds one of those clusters,
+   * and a RouteConfiguration loaded by listeners only once it holds one of those listeners. Resources no
+   * parent references, and clients not subscribed to the parent type, are not held back.
+   */
+  protected eligible(typeUrl: string, name: string, s: Snapshot): boolean {
+    if (typeUrl !== EDS && typeUrl !== RDS) return true;
+    const refs = snapshotRefs(s);
+    const parents = (typeUrl === EDS ? refs.edsParents : refs.rdsParents).get(name);
+    if (!parents) return true;
+    const held = this.clientHas(typeUrl === EDS ? CDS : LDS);
+    return !held || parents.some((p) => held.has(p));
+  }
+
+  protected nextNonce(): string {
+    this.nonceSeq += 1;
+    return String(this.nonceSeq);
+  }
+
+  private typeStatus(typeUrl: string): TypeStatus {
+    let st = this.types[typeUrl];
+    if (!st) {
+      st = {};
+      this.types[typeUrl] = st;
+    }
+    return st;
+  }
+
+  protected recordSent(typeUrl: string, version: string, nonce: string, detail: Record<string, unknown>): void {
+    this.typeStatus(typeUrl).sent = version;
+    this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce, ...detail }, 'xds: sent');
+    this.emit({ typeUrl, kind: 'sent', version, nonce });
+  }
+
+  /** The client reported the version it holds when it (re)connected. */
+  protected recordClientVersion(typeUrl: string, version: string): void {
+    if (version) this.typeStatus(typeUrl).acked = version;
+  }
+
+  protected recordAck(typeUrl: string, version: string, nonce: string): void {
+    const st = this.typeStatus(typeUrl);
+    st.acked = version;
+    if (st.nacked && version === st.sent) delete st.nacked;
+    this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce }, 'xds: ACK');
+    this.emit({ typeUrl, kind: 'ack', version, nonce });
+  }
+
+  protected recordNack(typeUrl: string, version: string, nonce: string, error: string): void {
+    this.typeStatus(typeUrl).nacked = { version, error };
+    this.host.logger.warn(
+      { nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce, error },
+      `xds: ${this.nodeId} rejected ${typeLabel(typeUrl)} version ${version}: ${error}`,
+    );
+    this.emit({ typeUrl, kind: 'nack', version, nonce, error });
+  }
+
+  private emit(ev: Omit<AdsStatusEvent, 'nodeId'>): void {
+    try {
+      this.host.onStatus?.({ nodeId: this.nodeId ?? '', ...ev });
+    } catch (e) {
+      this.host.logger.error({ err: e }, 'xds: onStatus callback failed');
+    }
+  }
+}

@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { err, ok, type Result } from '../lib/result.js';
+import { type AnyMessage, protos } from './protos.js';
+import { CDS, EDS, LDS, NAME_FIELD, RDS, TypedConfigUrl, typeLabel } from './type-urls.js';
+
+/** One encoded resource; `version` is a hash of its bytes, the per-resource version of delta xDS. */
+export interface XdsResource {
+  readonly name: string;
+  readonly typeUrl: string;
+  readonly any: AnyMessage;
+  readonly version: string;
+}
+
+/** Everything one node should see, by type URL then resource name. Immutable once made. */
+export interface Snapshot {
+  readonly version: string;
+  readonly resources: ReadonlyMap<string, ReadonlyMap<string, XdsResource>>;
+}
+
+export interface ResourceInput {
+  readonly name: string;
+  /** The message as a plain object with proto field names, e.g. a Cluster `{ name, type: 'EDS', ... }`. */
+  readonly message: object;
+}
+
+/**
+ * Encodes one resource. Encoding is the expensive part of a snapshot: a translation that shares clusters
+ * between many nodes can encode each once and assemble snapshots with `snapshotOf`.
+ */
+export function makeResource(typeUrl: string, name: string, message: object): XdsResource {
+  if (!name) throw vmeshError(ErrorCode.InvalidResource, `${typeLabel(typeUrl)} resource with an empty name`);
+  const field = NAME_FIELD[typeUrl];
+  if (field) {
+    const inner = (message as Record<string, unknown>)[field];
+    if (inner !== name) {
+      throw vmeshError(
+        ErrorCode.InvalidResource,
+        `${typeLabel(typeUrl)} resource "${name}": its ${field} is ${JSON.stringify(inner)}, must be "${name}"`,
+      );
+    }
+  }
+  const any = protos().encodeAny(typeUrl, message);
+  const version = createHash('sha256').update(any.value).digest('hex').slice(0, 16);
+  return Object.freeze({ name, typeUrl, any, version });
+}
+
+export function snapshotOf(version: string, resources: Iterable<XdsResource>): Snapshot {
+  const byType = new Map<string, Map<string, XdsResource>>();
+  for (const r of resources) {
+    let m = byType.get(r.typeUrl);
+    if (!m) {
+      m = new Map();
+      byType.set(r.typeUrl, m);
+    }
+    if (m.has(r.name))
+      throw vmeshError(ErrorCode.InvalidResource, `snapshot ${version}: two ${typeLabel(r.typeUrl)} resources named "${r.name}"`);
+    m.set(r.name, r);
+  }
+  return Object.freeze({ version, resources: byType });
+}
+
+export function makeSnapshot(version: string, byType: Readonly<Record<string, readonly ResourceInput[]>>): Snapshot {
+  const all: XdsResource[] = [];
+  for (const [typeUrl, list] of Object.entries(byType)) {
+    for (const r of list) all.push(makeResource(typeUrl, r.name, r.message));
+  }
+  return snapshotOf(version, all);
+}
+
+/** Who needs whom: a ClusterLoadAssignment by the EDS clusters naming it, a RouteConfiguration by the RDS listeners. */
+export interface SnapshotRefs {
+  readonly edsParents: ReadonlyMap<string, readonly string[]>;
+  readonly rdsParents: ReadonlyMap<string, readonly string[]>;
+}
+
+const refsOfSnapshot = new WeakMap<Snapshot, SnapshotRefs>();
+// Resources are often shared between snapshots; decoding each once keeps pushes cheap.
+const refsOfResource = new WeakMap<XdsResource, readonly string[]>();
+
+export function snapshotRefs(s: Snapshot): SnapshotRefs {
+  let refs = refsOfSnapshot.get(s);
+  if (!refs) {
+    refs = { edsParents: parents(s, CDS, clusterRefs), rdsParents: parents(s, LDS, listenerRefs) };
+    refsOfSnapshot.set(s, refs);
+  }
+  return refs;
+}
+
+function parents(s: Snapshot, typeUrl: string, refsOf: (r: XdsResource) => string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of s.resources.get(typeUrl)?.values() ?? []) {
+    let children = refsOfResource.get(r);
+    if (!children) {
+      children = refsOf(r);
+      refsOfResource.set(r, children);
+    }
+    for (const c of children) {
+      const list = out.get(c);
+      if (list) list.push(r.name);
+      else out.set(c, [r.name]);
+    }
+  }
+  return out;
+}
+
+interface ClusterView {
+  name: string;
+  type?: string;
+  eds_cluster_config?: { service_name?: string } | null;
+}
+
+function clusterRefs(r: XdsResource): string[] {
+  const c = protos().decodeAny<ClusterView>(r.any);
+  if (c.type !== 'EDS') return [];
+  return [c.eds_cluster_config?.service_name || c.name];
+}
+
+interface AnyView {
+  type_url: string;
+  value: Uint8Array;
+}
+interface FilterChainView {
+  filters?: Array<{ typed_config?: AnyView | null }>;
+}
+interface ListenerView {
+  filter_chains?: FilterChainView[];
+  default_filter_chain?: FilterChainView | null;
+  api_listener?: { api_listener?: AnyView | null } | null;
+}
+interface HcmView {
+  rds?: { route_config_name?: string } | null;
+}
+
+function listenerRefs(r: XdsResource): string[] {
+  const l = protos().decodeAny<ListenerView>(r.any);
+  const configs: AnyView[] = [];
+  for (const chain of [...(l.filter_chains ?? []), l.default_filter_chain]) {
+    for (const f of chain?.filters ?? []) if (f.typed_config) configs.push(f.typed_config);
+  }
+  if (l.api_listener?.api_listener) configs.push(l.api_listener.api_listener);
+  const routes = new Set<string>();
+  for (const cfg of configs) {
+    if (cfg.type_url !== TypedConfigUrl.httpConnectionManager) continue;
+    const name = protos().decodeAny<HcmView>(cfg).rds?.route_config_name;
+    if (name) routes.add(name);
+  }
+  return [...routes];
+}
+
+/**
+ * Like go-control-plane's Consistent(): every EDS cluster has its ClusterLoadAssignment and every route
+ * configuration a listener loads over RDS is present, so a node never warms forever waiting for one.
+ */
+export function checkConsistent(s: Snapshot): Result<void, string[]> {
+  const refs = snapshotRefs(s);
+  const problems: string[] = [];
+  const endpoints = s.resources.get(EDS);
+  for (const [cla, clusters] of refs.edsParents) {
+    if (endpoints?.has(cla)) continue;
+    for (const c of clusters) {
+      problems.push(`snapshot ${s.version}: cluster "${c}" (type EDS) needs ClusterLoadAssignment "${cla}", which is missing`);
+    }
+  }
+  const routes = s.resources.get(RDS);
+  for (const [route, listeners] of refs.rdsParents) {
+    if (routes?.has(route)) continue;
+    for (const l of listeners) {
+      problems.push(
+        `snapshot ${s.version}: listener "${l}" loads RouteConfiguration "${route}" over RDS ` +
+          '(HttpConnectionManager.rds.route_config_name), which is missing',
+      );
+    }
+  }
+  return problems.length > 0 ? err(problems) : ok(undefined);
+}

@@ -1,0 +1,147 @@
+import { status } from '@grpc/grpc-js';
+import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from './messages.js';
+import { nackMessage } from './messages.js';
+import { type AnyMessage, protos } from './protos.js';
+import { AdsStream, NO_RESOURCES, type SendResult } from './server-stream.js';
+import type { Snapshot, XdsResource } from './snapshot.js';
+import { FULL_STATE_TYPES, NAME_FIELD, RESOURCE_WRAPPER_TYPE_URL, typeLabel } from './type-urls.js';
+
+interface TypeState {
+  wildcard: boolean;
+  /** The client has named resources at least once: from then on an empty list means "none", not "*". */
+  explicit: boolean;
+  names: Set<string>;
+  nonce?: string;
+  /** A response whose ACK/NACK has not arrived; the next one waits for it. */
+  outstanding: boolean;
+  sentVersion?: string;
+  /** The subscription changed: the next flush answers even if the content did not change. */
+  mustReply: boolean;
+  /** name -> resource version of the last response: what the client holds (or rejected). */
+  lastSent?: Map<string, string>;
+}
+
+// Types without a name field travel wrapped in a Resource, so the client learns their names.
+const wrapped = new WeakMap<XdsResource, AnyMessage>();
+
+function sotwAny(r: XdsResource): AnyMessage {
+  if (NAME_FIELD[r.typeUrl]) return r.any;
+  let any = wrapped.get(r);
+  if (!any) {
+    any = protos().encodeAny(RESOURCE_WRAPPER_TYPE_URL, { name: r.name, version: r.version, resource: r.any });
+    wrapped.set(r, any);
+  }
+  return any;
+}
+
+/** StreamAggregatedResources: state of the world, one version and nonce per type (xds_protocol). */
+export class SotwStream extends AdsStream {
+  private readonly state = new Map<string, TypeState>();
+
+  handle(raw: unknown): void {
+    const req = raw as DiscoveryRequestMsg;
+    const typeUrl = req.type_url ?? '';
+    if (!typeUrl) {
+      this.fail(status.INVALID_ARGUMENT, 'DiscoveryRequest without type_url: ADS needs it on every request');
+      return;
+    }
+    const nonce = req.response_nonce ?? '';
+    let st = this.state.get(typeUrl);
+    // A request answering an older response is superseded by the client's answer to the newer one.
+    if (nonce && nonce !== st?.nonce) {
+      this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), nonce, current: st?.nonce }, 'xds: stale nonce ignored');
+      return;
+    }
+    const first = !st;
+    if (!st) {
+      st = { wildcard: false, explicit: false, names: new Set(), outstanding: false, mustReply: false };
+      this.state.set(typeUrl, st);
+      this.recordClientVersion(typeUrl, req.version_info ?? '');
+    }
+    if (nonce && st.outstanding) {
+      st.outstanding = false;
+      if (req.error_detail) this.recordNack(typeUrl, st.sentVersion ?? '', nonce, nackMessage(req.error_detail));
+      else this.recordAck(typeUrl, req.version_info ?? '', nonce);
+    }
+    if (this.subscribe(st, req.resource_names ?? [], first)) st.mustReply = true;
+    this.flush();
+  }
+
+  /** Applies the request's resource_names; true when the subscription changed (or is new). */
+  private subscribe(st: TypeState, names: readonly string[], first: boolean): boolean {
+    const wildcard = names.includes('*') || (names.length === 0 && !st.explicit);
+    if (names.length > 0) st.explicit = true;
+    const specific = new Set(names.filter((n) => n !== '*'));
+    const changed = first || wildcard !== st.wildcard || specific.size !== st.names.size || [...specific].some((n) => !st.names.has(n));
+    st.wildcard = wildcard;
+    st.names = specific;
+    return changed;
+  }
+
+  protected requestedTypes(): Iterable<string> {
+    return this.state.keys();
+  }
+
+  protected clientHas(typeUrl: string): { has(name: string): boolean } | undefined {
+    const st = this.state.get(typeUrl);
+    return st ? (st.lastSent ?? new Set<string>()) : undefined;
+  }
+
+  protected outstanding(typeUrl: string): boolean {
+    return this.state.get(typeUrl)?.outstanding ?? false;
+  }
+
+  protected subscribes(typeUrl: string, name: string): boolean {
+    const st = this.state.get(typeUrl);
+    return !!st && (st.wildcard || st.names.has(name));
+  }
+
+  protected trySend(typeUrl: string, s: Snapshot): SendResult {
+    const st = this.state.get(typeUrl);
+    if (!st) return 'idle';
+    const want = this.wanted(typeUrl, st, s);
+    let needed = st.mustReply || !sameVersions(want, st.lastSent);
+    // Named resources that do not exist (yet): nothing to say until they appear.
+    if (needed && want.size === 0 && !st.wildcard && !FULL_STATE_TYPES.has(typeUrl) && !st.lastSent?.size) {
+      st.mustReply = false;
+      needed = false;
+    }
+    if (!needed) return 'idle';
+    if (st.outstanding) return 'blocked';
+    const nonce = this.nextNonce();
+    const res: DiscoveryResponseMsg = {
+      version_info: s.version,
+      resources: [...want.values()].map(sotwAny),
+      type_url: typeUrl,
+      nonce,
+    };
+    this.call.write(res);
+    st.nonce = nonce;
+    st.outstanding = true;
+    st.mustReply = false;
+    st.sentVersion = s.version;
+    st.lastSent = new Map([...want].map(([n, r]) => [n, r.version]));
+    this.recordSent(typeUrl, s.version, nonce, { resources: want.size });
+    return 'sent';
+  }
+
+  /** Every response carries all the resources the client subscribes to (complete for LDS/CDS, as SotW needs). */
+  private wanted(typeUrl: string, st: TypeState, s: Snapshot): Map<string, XdsResource> {
+    const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
+    const out = new Map<string, XdsResource>();
+    if (st.wildcard) {
+      for (const [n, r] of all) if (this.eligible(typeUrl, n, s)) out.set(n, r);
+    }
+    for (const n of st.names) {
+      const r = all.get(n);
+      if (r && this.eligible(typeUrl, n, s)) out.set(n, r);
+    }
+    return out;
+  }
+}
+
+function sameVersions(want: ReadonlyMap<string, XdsResource>, sent: ReadonlyMap<string, string> | undefined): boolean {
+  if (!sent || sent.size !== want.size) return false;
+  for (const [n, r] of want) if (sent.get(n) !== r.version) return false;
+  return true;
+}
