@@ -3,6 +3,11 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrorCode, formatError, vmeshError } from '../lib/errors.js';
 import { captureCommand } from './commands/capture.js';
+import { configCommand } from './commands/config.js';
+import { controllerCommand } from './commands/controller.js';
+import { hostCommand } from './commands/host.js';
+import { tokenCommand } from './commands/token.js';
+import { workloadCommand } from './commands/workload.js';
 
 /** Exit codes: 0 ok, 1 the operation failed, 2 the command line was wrong. */
 async function main(argv: string[]): Promise<number> {
@@ -10,6 +15,11 @@ async function main(argv: string[]): Promise<number> {
     await yargs(argv)
       .scriptName('vmesh')
       .usage('vmesh <command>: a service mesh for VMs and bare-metal hosts')
+      .command(controllerCommand as never)
+      .command(workloadCommand)
+      .command(configCommand)
+      .command(tokenCommand)
+      .command(hostCommand)
       .command(captureCommand)
       .demandCommand(1, 'name a command; see vmesh --help')
       .strict()
@@ -23,6 +33,9 @@ async function main(argv: string[]): Promise<number> {
       .parseAsync();
     return 0;
   } catch (e) {
+    // A rejected config batch carries every issue; the headline is the first, the rest follow one per line.
+    const issues = (e as { details?: { issues?: unknown } }).details?.issues;
+    if (Array.isArray(issues)) for (const i of issues.slice(1)) process.stderr.write(`${String(i)}\n`);
     process.stderr.write(`${formatError(e)}\n`);
     return (e as { code?: string }).code === ErrorCode.Usage ? 2 : 1;
   }

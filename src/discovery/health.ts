@@ -16,9 +16,7 @@ export class HealthTracker {
   private readonly live = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly opts: { hostTimeoutMs: number; onChange: () => void; now?: () => number },
-  ) {}
+  constructor(private readonly opts: { hostTimeoutMs: number; onChange: () => void; now?: () => number }) {}
 
   private now(): number {
     return (this.opts.now ?? Date.now)();
@@ -46,6 +44,11 @@ export class HealthTracker {
       }
     }
     if (changed) this.opts.onChange();
+  }
+
+  /** `unknown` until the host's agent first reports; `silent` once it stopped. */
+  hostState(host: string): 'live' | 'silent' | 'unknown' {
+    return this.live.has(host) ? 'live' : this.lastSeen.has(host) ? 'silent' : 'unknown';
   }
 
   isHostLive(host: string): boolean {

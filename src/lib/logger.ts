@@ -13,6 +13,7 @@ export interface LoggerOptions {
 /** The one logger factory: every component logs JSON lines through pino with the same base fields. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const dest = opts.destination ?? pino.destination({ fd: 2, sync: true });
-  const base = { component: opts.component ?? 'vmesh' };
+  // Children name their component (`logger.child({ component: 'ca' })`); a root given one keeps it.
+  const base = opts.component ? { component: opts.component } : {};
   return pino({ level: opts.level ?? 'info', base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }

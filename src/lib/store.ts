@@ -6,7 +6,9 @@ import { ErrorCode, vmeshError } from './errors.js';
 /** JSON-serialisable values only: the store's content must survive a restart unchanged. */
 export type StoreValue = null | boolean | number | string | readonly StoreValue[] | { readonly [k: string]: StoreValue };
 
-export type StoreOp = { readonly op: 'put'; readonly key: string; readonly value: StoreValue } | { readonly op: 'delete'; readonly key: string };
+export type StoreOp =
+  | { readonly op: 'put'; readonly key: string; readonly value: StoreValue }
+  | { readonly op: 'delete'; readonly key: string };
 
 /**
  * The controller's durable state: registrations, tokens, VIPs, hosts, config. Keys are `/`-separated

@@ -195,6 +195,16 @@ function checkShape(type: protobuf.Type, value: unknown, path: string): void {
     throw vmeshError(ErrorCode.InvalidResource, `${path}: expected a ${type.fullName.slice(1)} object, got ${describe(value)}`);
   }
   const obj = value as Record<string, unknown>;
+  // An Any written inline (`{ '@type': url, ...fields }`, as in Envoy's JSON/YAML config) is checked as the
+  // message it names; protobufjs's Any wrapper encodes it the same way.
+  if (type.fullName === '.google.protobuf.Any' && typeof obj['@type'] === 'string') {
+    const url = obj['@type'];
+    const inner = type.root.lookup(url.slice(url.lastIndexOf('/') + 1));
+    if (!(inner instanceof protobuf.Type)) throw vmeshError(ErrorCode.InvalidResource, `${path}.@type: unknown message type "${url}"`);
+    const { '@type': _t, ...rest } = obj;
+    checkShape(inner, rest, `${path}<${inner.name}>`);
+    return;
+  }
   for (const [key, v] of Object.entries(obj)) {
     if (v === undefined || v === null) continue;
     const field = type.fields[key];

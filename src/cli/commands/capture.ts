@@ -6,7 +6,7 @@ import { verifyCapture } from '../../capture/verify.js';
 import { loadCaptureConfig } from '../../config/capture.js';
 import { readConfigFile, readEnv } from '../../config/sources.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
-import { emit, type OutputFormat } from '../output.js';
+import { emit, type OutputFormat, outputOption } from '../output.js';
 
 /** The capture flags; names map one-to-one onto the config module's keys. */
 function captureFlags<T>(y: Argv<T>) {
@@ -31,7 +31,7 @@ function captureFlags<T>(y: Argv<T>) {
     .option('capture-ssh', { type: 'boolean', describe: 'capture port 22 too (default false)' })
     .option('ipv6', { type: 'boolean', describe: 'capture IPv6 too (default true)' })
     .option('passthrough-source', { type: 'string', describe: 'inbound passthrough source address (default 127.0.0.6)' })
-    .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const });
+    .option('output', outputOption);
 }
 
 type Flags = Record<string, unknown> & { config?: string; output: OutputFormat };
@@ -86,9 +86,7 @@ const remove: CommandModule<object, Flags> = {
   command: 'remove',
   describe: 'remove every vmesh capture rule (both backends unless --backend is given)',
   builder: (y) =>
-    y
-      .option('backend', { type: 'string', describe: 'nftables or iptables (default: both)' })
-      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as never,
+    y.option('backend', { type: 'string', describe: 'nftables or iptables (default: both)' }).option('output', outputOption) as never,
   handler: async (argv) => {
     const b = argv.backend === undefined ? 'all' : String(argv.backend);
     if (!['all', 'nftables', 'iptables'].includes(b)) {
@@ -102,7 +100,7 @@ const remove: CommandModule<object, Flags> = {
 const status: CommandModule<object, Flags> = {
   command: 'status',
   describe: 'show which capture rules are installed, and warn about conflicts',
-  builder: (y) => y.option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as never,
+  builder: (y) => y.option('output', outputOption) as never,
   handler: async (argv) => {
     const s = await captureStatus();
     emit(argv.output, s, () => {

@@ -1,0 +1,266 @@
+import { isIP } from 'node:net';
+
+/**
+ * Syntax of the names that appear in resources: DNS labels, host names, addresses, label selectors,
+ * SPIFFE-style principals and regexes. Each `*Problem` function returns why a value is wrong (a phrase
+ * that completes "`<path>: `"), or undefined when it is fine.
+ */
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isDns1123Label(s: string): boolean {
+  return s.length <= 63 && DNS_LABEL.test(s);
+}
+
+export function isDns1123Subdomain(s: string): boolean {
+  return s.length > 0 && s.length <= 253 && s.split('.').every(isDns1123Label);
+}
+
+export function quote(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
+}
+
+/** A value as an error message shows it: strings quoted and cut short, containers by their kind. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  return String(v);
+}
+
+export interface HostRules {
+  /** `*` alone, or `*.` as the whole first label. */
+  readonly wildcard?: boolean;
+  /** A bare `*` (matches every host); only meaningful when `wildcard` is set. */
+  readonly bareWildcard?: boolean;
+  readonly ip?: boolean;
+  /** A single-label name such as `reviews`. */
+  readonly short?: boolean;
+}
+
+/** Istio's host grammar: lowercase DNS labels, an optional trailing dot, a wildcard only as the whole first label. */
+export function hostProblem(host: string, rules: HostRules): string | undefined {
+  if (host === '') return 'host must not be empty';
+  if (host.length > 255) return `host ${quote(host)} is longer than 255 characters`;
+  if (isIP(host) !== 0) return rules.ip ? undefined : `an IP address (${host}) is not allowed here; a DNS name is required`;
+  if (host !== host.toLowerCase()) return `host ${quote(host)} must be lowercase`;
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (name === '*') {
+    if (!rules.wildcard || rules.bareWildcard === false) return 'a bare "*" host is not allowed here';
+    return undefined;
+  }
+  const labels = name.split('.');
+  if (labels[0] === '*') {
+    if (!rules.wildcard) return `wildcard host ${quote(host)} is not allowed here`;
+    labels.shift();
+  }
+  if (labels.some((l) => l.includes('*')))
+    return `host ${quote(host)}: "*" is allowed only as the whole first label, as in "*.example.com"`;
+  for (const l of labels) {
+    if (!isDns1123Label(l)) return `host ${quote(host)} has an invalid label ${quote(l)} (want lowercase letters, digits and "-")`;
+  }
+  const tld = labels[labels.length - 1] ?? '';
+  if (/^\d+$/.test(tld)) return `host ${quote(host)} is neither an IP address nor a DNS name (all-numeric last label)`;
+  if (!rules.short && labels.length === 1 && !name.startsWith('*')) {
+    return `short host name ${quote(host)} is not allowed here; use a fully qualified name such as "${host}.default.svc.cluster.local"`;
+  }
+  return undefined;
+}
+
+export function ipProblem(s: string): string | undefined {
+  return isIP(s) !== 0 ? undefined : `${quote(s)} is not an IPv4 or IPv6 address`;
+}
+
+/** An address or an address/prefix network. */
+export function cidrProblem(s: string): string | undefined {
+  const parts = s.split('/');
+  const version = isIP(parts[0] ?? '');
+  if (version === 0 || parts.length > 2) return `${quote(s)} is not an IP address or CIDR block`;
+  if (parts.length === 2) {
+    const max = version === 4 ? 32 : 128;
+    const p = parts[1] ?? '';
+    if (!/^\d{1,3}$/.test(p) || Number(p) > max) return `${quote(s)} has an invalid prefix length (want 0-${max})`;
+  }
+  return undefined;
+}
+
+export function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+export function portProblem(n: number): string | undefined {
+  return isPort(n) ? undefined : `${n} is not a port number (1-65535)`;
+}
+
+const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+
+/** Kubernetes label syntax, which Istio's selectors and vmesh's registrations share. */
+export function labelKeyProblem(key: string): string | undefined {
+  if (key.includes('*')) return `label key ${quote(key)}: wildcards are not supported in selectors`;
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && !isDns1123Subdomain(prefix)) return `label key ${quote(key)} has an invalid prefix (want a DNS subdomain)`;
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
+    return `label key ${quote(key)} is invalid (want at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric)`;
+  }
+  return undefined;
+}
+
+export function labelValueProblem(key: string, value: string): string | undefined {
+  if (value.includes('*')) return `label ${key}: wildcards are not supported in selectors`;
+  if (value === '') return undefined;
+  if (value.length > 63 || !LABEL_NAME.test(value)) {
+    return `label ${key} has an invalid value ${quote(value)} (want at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric)`;
+  }
+  return undefined;
+}
+
+const PRINCIPAL_SHAPE = '<trust-domain>/ns/<namespace>/sa/<service-account>';
+
+/** Which part of `td/ns/<ns>/sa/<sa>` segment `i` is, and whether `seg` fits it (`partial`: may be cut by a `*`). */
+function segmentFits(i: number, seg: string, partial: 'start' | 'end' | 'none'): boolean {
+  const fits = (full: (s: string) => boolean, literal?: string): boolean => {
+    if (literal !== undefined) {
+      if (partial === 'end') return literal.startsWith(seg);
+      if (partial === 'start') return literal.endsWith(seg);
+      return seg === literal;
+    }
+    if (seg === '') return partial !== 'none';
+    return full(seg) || (partial !== 'none' && /^[-a-z0-9.]+$/.test(seg));
+  };
+  switch (i) {
+    case 0:
+      return fits((s) => s.split('.').every(isDns1123Label));
+    case 1:
+      return fits(() => false, 'ns');
+    case 2:
+      return fits(isDns1123Label);
+    case 3:
+      return fits(() => false, 'sa');
+    case 4:
+      return fits(isDns1123Subdomain);
+    default:
+      return false;
+  }
+}
+
+/**
+ * An Istio principal: `cluster.local/ns/default/sa/sleep`, `*`, or a prefix/suffix match such as
+ * `cluster.local/ns/default/*` or `* /sa/sleep` (without the space).
+ */
+export function principalProblem(p: string): string | undefined {
+  const bad = (why: string) => `${quote(p)} is not a principal: ${why}; want ${PRINCIPAL_SHAPE}, "*", or a prefix or suffix match with "*"`;
+  if (p === '') return 'principal must not be empty';
+  if (p === '*') return undefined;
+  if (p.startsWith('spiffe://')) return bad('write it without the "spiffe://" prefix');
+  const stars = p.split('*').length - 1;
+  if (stars > 1 || (stars === 1 && !p.startsWith('*') && !p.endsWith('*'))) return bad('"*" is allowed only at the start or the end');
+  if (p.endsWith('*')) {
+    const segs = p.slice(0, -1).split('/');
+    if (segs.length > 5 || !segs.every((s, i) => segmentFits(i, s, i === segs.length - 1 ? 'end' : 'none')))
+      return bad('the prefix does not fit');
+    return undefined;
+  }
+  if (p.startsWith('*')) {
+    const segs = p.slice(1).split('/');
+    const offset = 5 - segs.length;
+    if (offset < 0 || !segs.every((s, i) => segmentFits(i + offset, s, i === 0 ? 'start' : 'none'))) return bad('the suffix does not fit');
+    return undefined;
+  }
+  const segs = p.split('/');
+  if (segs.length !== 5 || !segs.every((s, i) => segmentFits(i, s, 'none'))) return bad('wrong shape');
+  return undefined;
+}
+
+/** Namespaces in AuthorizationPolicy sources: a DNS label, `*`, or a prefix/suffix match with one `*`. */
+export function namespaceMatchProblem(ns: string): string | undefined {
+  if (ns === '*') return undefined;
+  const core = ns.startsWith('*') ? ns.slice(1) : ns.endsWith('*') ? ns.slice(0, -1) : ns;
+  if (core.includes('*') || !/^[-a-z0-9]+$/.test(core) || (core === ns && !isDns1123Label(ns))) {
+    return `${quote(ns)} is not a namespace (want a DNS label, "*", or a prefix or suffix match with "*")`;
+  }
+  return undefined;
+}
+
+const MAX_REGEX_LENGTH = 1024;
+
+/**
+ * Istio's regexes are RE2 (full match). vmesh compiles them with JavaScript's engine, so it refuses the
+ * JavaScript-only features RE2 lacks (lookaround, backreferences): a config that works here works in Istio.
+ */
+export function regexProblem(src: string): string | undefined {
+  if (src === '') return 'regex must not be empty';
+  if (src.length > MAX_REGEX_LENGTH) return `regex is longer than ${MAX_REGEX_LENGTH} characters`;
+  if (/\(\?<?[=!]/.test(src)) return `regex ${quote(src)} uses lookaround, which RE2 (Istio's regex syntax) does not support`;
+  if (/\\[1-9]|\\k</.test(src)) return `regex ${quote(src)} uses a backreference, which RE2 (Istio's regex syntax) does not support`;
+  try {
+    compileFullMatch(src);
+    return undefined;
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(e);
+    return `regex ${quote(src)} does not compile: ${why}`;
+  }
+}
+
+/**
+ * The RegExp a proxy should use for an Istio regex: anchored at both ends (RE2 full match), Unicode-aware when
+ * the pattern allows. The pattern must compile on its own first, so the anchoring wrapper cannot be escaped
+ * by unbalanced parentheses (`a)|(b`).
+ */
+export function compileFullMatch(src: string, flags = ''): RegExp {
+  let unicode = 'u';
+  try {
+    new RegExp(src, 'u');
+  } catch {
+    // RE2 accepts escapes such as `\-` outside classes that the `u` flag refuses.
+    new RegExp(src);
+    unicode = '';
+  }
+  return new RegExp(`^(?:${src})$`, `${flags}${unicode}`);
+}
+
+export const SERVICE_PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS'] as const;
+
+/** Protocols Istio knows and vmesh does not carry. */
+export const UNIMPLEMENTED_PROTOCOLS = ['UDP', 'HTTP_PROXY'] as const;
+
+export function isHttpProtocol(p: string): boolean {
+  return p === 'HTTP' || p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB';
+}
+
+export function isTlsProtocol(p: string): boolean {
+  return p === 'HTTPS' || p === 'TLS';
+}
+
+/** Damerau-free edit distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] ?? 0;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j] ?? 0;
+      prev[j] = Math.min(up + 1, (prev[j - 1] ?? 0) + 1, diag + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The candidate closest to `word`, if it is close enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const camel = word.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  if (camel !== word && candidates.includes(camel)) return camel;
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = distance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,62 @@
+import type { z } from 'zod';
+import type { Checker } from './checker.js';
+import { checkDestinationRule, destinationRuleSpec } from './networking-destination-rule.js';
+import { checkGateway, gatewaySpec } from './networking-gateway.js';
+import { checkServiceEntry, serviceEntrySpec } from './networking-service-entry.js';
+import { checkSidecar, sidecarSpec } from './networking-sidecar.js';
+import { virtualServiceSpec } from './networking-virtual-service.js';
+import { checkVirtualService } from './networking-virtual-service-check.js';
+import { checkWorkloadEntry, checkWorkloadGroup, workloadEntrySpec, workloadGroupSpec } from './networking-workload.js';
+import { authorizationPolicySpec, checkAuthorizationPolicy } from './security-authorization-policy.js';
+import { checkPeerAuthentication, peerAuthenticationSpec } from './security-peer-authentication.js';
+import { checkTelemetry, telemetrySpec } from './telemetry.js';
+import { checkHealthCheck, healthCheckSpec } from './vmesh-health-check.js';
+import { checkLocalRateLimit, localRateLimitSpec } from './vmesh-local-rate-limit.js';
+
+export interface KindInfo<S extends z.ZodType = z.ZodType> {
+  readonly group: string;
+  /** Versions served, preferred first. The shapes do not differ between versions that vmesh reads. */
+  readonly versions: readonly string[];
+  readonly schema: S;
+  readonly check: (spec: z.output<S>, c: Checker) => void;
+  /** Kinds whose `metadata.name` must be a DNS label (no dots), as Istio requires for Gateways. */
+  readonly nameIsLabel?: boolean;
+}
+
+function kind<S extends z.ZodType>(info: KindInfo<S>): KindInfo<S> {
+  return info;
+}
+
+const NETWORKING = { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] } as const;
+const SECURITY = { group: 'security.istio.io', versions: ['v1', 'v1beta1'] } as const;
+const VMESH = { group: 'vmesh.io', versions: ['v1alpha1'] } as const;
+
+/** Every kind vmesh reads, with its API group, versions, schema and semantic check. */
+export const KINDS = {
+  ServiceEntry: kind({ ...NETWORKING, schema: serviceEntrySpec, check: checkServiceEntry }),
+  WorkloadEntry: kind({ ...NETWORKING, schema: workloadEntrySpec, check: checkWorkloadEntry }),
+  WorkloadGroup: kind({ ...NETWORKING, schema: workloadGroupSpec, check: checkWorkloadGroup }),
+  VirtualService: kind({ ...NETWORKING, schema: virtualServiceSpec, check: checkVirtualService }),
+  DestinationRule: kind({ ...NETWORKING, schema: destinationRuleSpec, check: checkDestinationRule }),
+  Gateway: kind({ ...NETWORKING, schema: gatewaySpec, check: checkGateway, nameIsLabel: true }),
+  Sidecar: kind({ ...NETWORKING, schema: sidecarSpec, check: checkSidecar }),
+  PeerAuthentication: kind({ ...SECURITY, schema: peerAuthenticationSpec, check: checkPeerAuthentication }),
+  AuthorizationPolicy: kind({ ...SECURITY, schema: authorizationPolicySpec, check: checkAuthorizationPolicy }),
+  Telemetry: kind({ group: 'telemetry.istio.io', versions: ['v1'], schema: telemetrySpec, check: checkTelemetry }),
+  LocalRateLimit: kind({ ...VMESH, schema: localRateLimitSpec, check: checkLocalRateLimit }),
+  HealthCheck: kind({ ...VMESH, schema: healthCheckSpec, check: checkHealthCheck }),
+} as const;
+
+export type KindName = keyof typeof KINDS;
+
+export function isKindName(k: string): k is KindName {
+  return Object.hasOwn(KINDS, k);
+}
+
+/** Istio kinds that vmesh knows of and does not implement: refused as unsupported rather than unknown. */
+export const UNIMPLEMENTED_ISTIO_KINDS: Readonly<Record<string, string>> = {
+  EnvoyFilter: 'vmesh does not expose raw proxy configuration',
+  RequestAuthentication: 'vmesh has no request (JWT) authentication',
+  WasmPlugin: 'vmesh has no Wasm extensions',
+  ProxyConfig: 'proxy settings come from the agent config',
+};

@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import type { Checker } from './checker.js';
+import { cidrProblem, describeValue, hostProblem, namespaceMatchProblem, principalProblem, quote } from './names.js';
+import { type DeepReadonly, enumOf, matchLabelsSelector, notImplemented, strings } from './schema-helpers.js';
+
+const NO_JWT = 'vmesh has no request (JWT) authentication';
+
+/** Istio writes ports as strings ("8080"); vmesh also takes numbers, and hands them on as numbers. */
+const portList = z.array(
+  z.unknown().transform((v, ctx) => {
+    const s = typeof v === 'number' || typeof v === 'string' ? String(v).trim() : '';
+    if (!/^\d+$/.test(s)) {
+      ctx.addIssue({ code: 'custom', message: `${describeValue(v)} is not a port number` });
+      return z.NEVER;
+    }
+    return Number(s);
+  }),
+);
+
+const source = z.strictObject({
+  principals: strings.optional(),
+  notPrincipals: strings.optional(),
+  requestPrincipals: notImplemented(NO_JWT),
+  notRequestPrincipals: notImplemented(NO_JWT),
+  namespaces: strings.optional(),
+  notNamespaces: strings.optional(),
+  ipBlocks: strings.optional(),
+  notIpBlocks: strings.optional(),
+  remoteIpBlocks: notImplemented('use ipBlocks (the peer address)'),
+  notRemoteIpBlocks: notImplemented('use notIpBlocks (the peer address)'),
+  serviceAccounts: notImplemented('use principals'),
+  notServiceAccounts: notImplemented('use notPrincipals'),
+});
+
+const operation = z.strictObject({
+  hosts: strings.optional(),
+  notHosts: strings.optional(),
+  ports: portList.optional(),
+  notPorts: portList.optional(),
+  methods: strings.optional(),
+  notMethods: strings.optional(),
+  paths: strings.optional(),
+  notPaths: strings.optional(),
+});
+
+const condition = z.strictObject({ key: z.string(), values: strings.optional(), notValues: strings.optional() });
+
+const rule = z.strictObject({
+  from: z.array(z.strictObject({ source })).optional(),
+  to: z.array(z.strictObject({ operation })).optional(),
+  when: z.array(condition).optional(),
+});
+
+export const authorizationPolicySpec = z.strictObject({
+  selector: matchLabelsSelector.optional(),
+  targetRef: notImplemented('use selector'),
+  targetRefs: notImplemented('use selector'),
+  action: enumOf(['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'], ['CUSTOM'], 'external authorization providers are not supported').default('ALLOW'),
+  provider: notImplemented('only used with action CUSTOM'),
+  rules: z.array(rule).optional(),
+});
+
+export type AuthorizationPolicySpec = DeepReadonly<z.output<typeof authorizationPolicySpec>>;
+type Rule = DeepReadonly<z.output<typeof rule>>;
+
+/** Checks a `when` condition's values by what its key compares. */
+function checkCondition(path: string, key: string, values: readonly string[], c: Checker): void {
+  const each = (problem: (v: string) => string | undefined) => {
+    values.forEach((v, i) => {
+      c.check(`${path}[${i}]`, v === '' ? 'must not be an empty string' : problem(v));
+    });
+  };
+  if (/^request\.headers\[[^\]]+\]$/.test(key)) each(() => undefined);
+  else if (key === 'source.ip' || key === 'destination.ip') each(cidrProblem);
+  else if (key === 'source.namespace') each(namespaceMatchProblem);
+  else if (key === 'source.principal') each(principalProblem);
+  else if (key === 'destination.port')
+    each((v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : `${quote(v)} is not a port number`));
+  else if (key === 'connection.sni') each((v) => hostProblem(v.replace(/^\*|\*$/g, 'x'), { short: true }));
+}
+
+function checkKey(path: string, key: string, c: Checker): boolean {
+  if (key.startsWith('request.auth.')) c.unsupported(path, `condition key ${quote(key)} is not implemented by vmesh (${NO_JWT})`);
+  else if (key === 'remote.ip') c.unsupported(path, 'condition key "remote.ip" is not implemented by vmesh; use "source.ip"');
+  else if (key.startsWith('experimental.')) c.unsupported(path, `condition key ${quote(key)} is not implemented by vmesh`);
+  else if (
+    ['source.ip', 'destination.ip', 'source.namespace', 'source.principal', 'destination.port', 'connection.sni'].includes(key) ||
+    /^request\.headers\[[^\]]+\]$/.test(key)
+  ) {
+    return true;
+  } else {
+    c.report(
+      path,
+      `unknown condition key ${quote(key)}; want request.headers[<name>], source.ip, source.namespace, source.principal, destination.ip, destination.port or connection.sni`,
+    );
+  }
+  return false;
+}
+
+function checkRule(path: string, r: Rule, c: Checker): void {
+  if (r.from?.length === 0) c.report(`${path}.from`, 'must not be an empty list (omit it to match any source)');
+  r.from?.forEach((f, i) => {
+    const p = `${path}.from[${i}].source`;
+    const s = f.source;
+    if (Object.values(s).every((v) => v === undefined)) c.report(p, 'source must set at least one field');
+    for (const k of ['principals', 'notPrincipals'] as const) {
+      s[k]?.forEach((v, j) => {
+        c.principal(`${p}.${k}[${j}]`, v);
+      });
+    }
+    for (const k of ['namespaces', 'notNamespaces'] as const) {
+      s[k]?.forEach((v, j) => {
+        c.check(`${p}.${k}[${j}]`, namespaceMatchProblem(v));
+      });
+    }
+    for (const k of ['ipBlocks', 'notIpBlocks'] as const) {
+      s[k]?.forEach((v, j) => {
+        c.cidr(`${p}.${k}[${j}]`, v);
+      });
+    }
+  });
+  if (r.to?.length === 0) c.report(`${path}.to`, 'must not be an empty list (omit it to match any operation)');
+  r.to?.forEach((t, i) => {
+    const p = `${path}.to[${i}].operation`;
+    const o = t.operation;
+    if (Object.values(o).every((v) => v === undefined)) c.report(p, 'operation must set at least one field');
+    for (const k of ['ports', 'notPorts'] as const) {
+      o[k]?.forEach((v, j) => {
+        c.port(`${p}.${k}[${j}]`, v);
+      });
+    }
+    for (const k of ['hosts', 'notHosts', 'methods', 'notMethods'] as const) c.nonEmptyStrings(`${p}.${k}`, o[k]);
+    for (const k of ['paths', 'notPaths'] as const) {
+      o[k]?.forEach((v, j) => {
+        if (!v.startsWith('/') && !v.startsWith('*'))
+          c.report(`${p}.${k}[${j}]`, `path ${quote(v)} must start with "/" (or "*" for a suffix match)`);
+      });
+    }
+  });
+  r.when?.forEach((w, i) => {
+    const p = `${path}.when[${i}]`;
+    if (w.key === '') {
+      c.report(`${p}.key`, 'must not be empty');
+      return;
+    }
+    if (!w.values?.length && !w.notValues?.length) c.report(p, `condition on ${quote(w.key)} needs values or notValues`);
+    if (!checkKey(`${p}.key`, w.key, c)) return;
+    checkCondition(`${p}.values`, w.key, w.values ?? [], c);
+    checkCondition(`${p}.notValues`, w.key, w.notValues ?? [], c);
+  });
+}
+
+export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, c: Checker): void {
+  c.labels('spec.selector.matchLabels', spec.selector?.matchLabels);
+  if (spec.action === 'DENY' && spec.rules === undefined) {
+    c.report('spec.rules', 'a DENY policy without rules never matches; add a rule `{}` to deny every request');
+  }
+  spec.rules?.forEach((r, i) => {
+    checkRule(`spec.rules[${i}]`, r, c);
+  });
+}

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import type { Checker } from './checker.js';
+import { quote } from './names.js';
+import { bool, type DeepReadonly, duration, matchLabelsSelector, notImplemented, num, oneOf, str } from './schema-helpers.js';
+
+const providers = z.array(z.strictObject({ name: str }));
+const workloadMode = z.strictObject({ mode: z.enum(['CLIENT_AND_SERVER', 'CLIENT', 'SERVER']).default('CLIENT_AND_SERVER') });
+
+const customTag = z
+  .strictObject({
+    literal: z.strictObject({ value: str }).optional(),
+    environment: z.strictObject({ name: str, defaultValue: str.optional() }).optional(),
+    header: z.strictObject({ name: str, defaultValue: str.optional() }).optional(),
+  })
+  .superRefine(oneOf(['literal', 'environment', 'header'], { required: true }));
+
+const METRICS = [
+  'ALL_METRICS',
+  'REQUEST_COUNT',
+  'REQUEST_DURATION',
+  'REQUEST_SIZE',
+  'RESPONSE_SIZE',
+  'TCP_OPENED_CONNECTIONS',
+  'TCP_CLOSED_CONNECTIONS',
+  'TCP_SENT_BYTES',
+  'TCP_RECEIVED_BYTES',
+  'GRPC_REQUEST_MESSAGES',
+  'GRPC_RESPONSE_MESSAGES',
+] as const;
+
+const metricsOverride = z.strictObject({
+  match: z
+    .strictObject({
+      metric: z.enum(METRICS).optional(),
+      customMetric: str.optional(),
+      mode: z.enum(['CLIENT_AND_SERVER', 'CLIENT', 'SERVER']).optional(),
+    })
+    .superRefine(oneOf(['metric', 'customMetric'], { required: false }))
+    .optional(),
+  disabled: bool.optional(),
+  tagOverrides: z
+    .record(z.string(), z.strictObject({ operation: z.enum(['UPSERT', 'REMOVE']).default('UPSERT'), value: str.optional() }))
+    .optional(),
+});
+
+export const telemetrySpec = z.strictObject({
+  selector: matchLabelsSelector.optional(),
+  targetRef: notImplemented('use selector'),
+  targetRefs: notImplemented('use selector'),
+  accessLogging: z
+    .array(
+      z.strictObject({
+        match: workloadMode.optional(),
+        providers: providers.optional(),
+        disabled: bool.optional(),
+        /** A CEL expression over request/connection attributes, as in Istio. */
+        filter: z.strictObject({ expression: str }).optional(),
+      }),
+    )
+    .optional(),
+  tracing: z
+    .array(
+      z.strictObject({
+        match: workloadMode.optional(),
+        providers: providers.optional(),
+        customTags: z.record(z.string(), customTag).optional(),
+        disableSpanReporting: bool.optional(),
+        randomSamplingPercentage: num.optional(),
+        useRequestIdForTraceSampling: notImplemented(),
+        enableIstioTags: notImplemented(),
+      }),
+    )
+    .optional(),
+  metrics: z
+    .array(
+      z.strictObject({
+        providers: providers.optional(),
+        overrides: z.array(metricsOverride).optional(),
+        reportingInterval: duration().optional(),
+      }),
+    )
+    .optional(),
+});
+
+export type TelemetrySpec = DeepReadonly<z.output<typeof telemetrySpec>>;
+
+function checkProviders(path: string, list: readonly { readonly name: string }[] | undefined, c: Checker): void {
+  list?.forEach((p, i) => {
+    if (p.name === '') c.report(`${path}[${i}].name`, 'provider name must not be empty');
+  });
+}
+
+export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
+  c.labels('spec.selector.matchLabels', spec.selector?.matchLabels);
+  spec.accessLogging?.forEach((a, i) => {
+    const p = `spec.accessLogging[${i}]`;
+    checkProviders(`${p}.providers`, a.providers, c);
+    if (a.filter?.expression === '') c.report(`${p}.filter.expression`, 'must not be empty');
+  });
+  spec.tracing?.forEach((t, i) => {
+    const p = `spec.tracing[${i}]`;
+    checkProviders(`${p}.providers`, t.providers, c);
+    c.percentage(`${p}.randomSamplingPercentage`, t.randomSamplingPercentage, 'randomSamplingPercentage');
+    for (const [name, tag] of Object.entries(t.customTags ?? {})) {
+      const tp = `${p}.customTags[${JSON.stringify(name)}]`;
+      if (name === '') c.report(tp, 'tag name must not be empty');
+      if (tag.literal?.value === '') c.report(`${tp}.literal.value`, 'must not be empty');
+      if (tag.environment?.name === '') c.report(`${tp}.environment.name`, 'must not be empty');
+      if (tag.header?.name === '') c.report(`${tp}.header.name`, 'must not be empty');
+    }
+  });
+  spec.metrics?.forEach((m, i) => {
+    const p = `spec.metrics[${i}]`;
+    checkProviders(`${p}.providers`, m.providers, c);
+    m.overrides?.forEach((o, j) => {
+      const op = `${p}.overrides[${j}]`;
+      if (o.match?.customMetric === '') c.report(`${op}.match.customMetric`, 'must not be empty');
+      for (const [tag, t] of Object.entries(o.tagOverrides ?? {})) {
+        const tp = `${op}.tagOverrides[${JSON.stringify(tag)}]`;
+        if (t.operation === 'UPSERT' && !t.value) c.report(tp, `tag ${quote(tag)}: UPSERT needs a value`);
+        if (t.operation === 'REMOVE' && t.value !== undefined) c.report(tp, `tag ${quote(tag)}: REMOVE takes no value`);
+      }
+    });
+  });
+}

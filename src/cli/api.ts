@@ -1,0 +1,31 @@
+import type { Argv } from 'yargs';
+import { loadCliConfig } from '../config/cli.js';
+import { readConfigFile, readEnv } from '../config/sources.js';
+import { ApiClient } from '../lib/api-client.js';
+
+/** Flags every command that talks to the controller's API accepts. */
+export function apiFlags<T>(y: Argv<T>) {
+  return y
+    .option('controller', { type: 'string', describe: 'controller API URL (default https://127.0.0.1:15014)' })
+    .option('token', { type: 'string', describe: 'admin token (default: <data-dir>/admin-token)' })
+    .option('token-file', { type: 'string', describe: 'file holding the admin token' })
+    .option('ca-cert', { type: 'string', describe: "the controller's CA certificate (default: <data-dir>/ca/ca-cert.pem)" })
+    .option('data-dir', { type: 'string', describe: "the controller's data directory, when on its host" })
+    .option('config', { type: 'string', describe: 'CLI config file (YAML: controller, token, caCert)' });
+}
+
+export function apiClient(argv: Record<string, unknown>): ApiClient {
+  const flags = {
+    controller: argv.controller,
+    token: argv.token,
+    tokenFile: argv.tokenFile,
+    caCert: argv.caCert,
+    dataDir: argv.dataDir,
+  };
+  const cfg = loadCliConfig({ flags, env: readEnv(), file: readConfigFile(argv.config as string | undefined) });
+  return new ApiClient({
+    url: cfg.controllerUrl,
+    ...(cfg.token !== undefined ? { token: cfg.token } : {}),
+    ...(cfg.caPem !== undefined ? { caPem: cfg.caPem } : {}),
+  });
+}

@@ -1,0 +1,66 @@
+import type { CommandModule } from 'yargs';
+import { loadControllerConfig } from '../../config/controller.js';
+import { readConfigFile, readEnv } from '../../config/sources.js';
+import { startController } from '../../controller/controller.js';
+import { createLogger } from '../../lib/logger.js';
+
+type Argv = Record<string, unknown> & { config?: string };
+
+const FLAGS = [
+  'dataDir',
+  'listen',
+  'grpcPort',
+  'apiPort',
+  'advertise',
+  'consul',
+  'consulToken',
+  'consulDatacenter',
+  'consulWait',
+  'caCert',
+  'caKey',
+  'hostCertTtl',
+  'hostTimeout',
+  'xdsPlaintextPort',
+  'xdsPlaintextAddress',
+  'logLevel',
+];
+
+export const controllerCommand: CommandModule<object, Argv> = {
+  command: 'controller',
+  describe: 'run the controller: discovery, config, xDS and the certificate authority',
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: 'controller config file (YAML; mesh: holds the MeshConfig)' })
+      .option('data-dir', { type: 'string', describe: 'state directory (default /var/lib/vmesh/controller)' })
+      .option('listen', { type: 'string', describe: 'address to bind (default 0.0.0.0)' })
+      .option('grpc-port', { type: 'string', describe: 'gRPC: Join, xDS, CSRs, health (default 15012)' })
+      .option('api-port', { type: 'string', describe: 'HTTPS API for the CLI (default 15014)' })
+      .option('advertise', { type: 'string', array: true, describe: 'names/addresses agents use to reach this controller' })
+      .option('consul', { type: 'string', describe: 'Consul HTTP API URL, e.g. http://127.0.0.1:8500' })
+      .option('consul-token', { type: 'string', describe: 'Consul ACL token' })
+      .option('consul-datacenter', { type: 'string' })
+      .option('consul-wait', { type: 'string', describe: 'blocking query wait in seconds (default 30)' })
+      .option('ca-cert', { type: 'string', describe: 'bring your own CA (or intermediate) certificate' })
+      .option('ca-key', { type: 'string', describe: 'its private key' })
+      .option('host-cert-ttl', { type: 'string', describe: 'host certificate lifetime in seconds (default 7 days)' })
+      .option('host-timeout', { type: 'string', describe: 'seconds without a report before a host is not live (default 60)' })
+      .option('xds-plaintext-port', { type: 'string', describe: "plaintext xDS (Istio's 15010), off unless given" })
+      .option('xds-plaintext-address', { type: 'string', describe: 'address for plaintext xDS (default 127.0.0.1)' })
+      .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
+  handler: async (argv) => {
+    const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
+    const cfg = loadControllerConfig({ flags, env: readEnv(), file: readConfigFile(argv.config) });
+    const logger = createLogger({ level: cfg.logLevel as 'info' });
+    const running = await startController(cfg, logger);
+    // Ready for systemd and scripts: one line on stdout with the bound ports.
+    process.stdout.write(`${JSON.stringify({ ready: true, grpcPort: running.grpcPort, apiPort: running.apiPort })}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        logger.info({ signal: sig }, 'stopping');
+        running.stop().then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  },
+};

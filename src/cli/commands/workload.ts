@@ -1,0 +1,135 @@
+import type { CommandModule } from 'yargs';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import { apiClient, apiFlags } from '../api.js';
+import { emit, type OutputFormat, outputOption, table } from '../output.js';
+
+type Argv = Record<string, unknown> & { output: OutputFormat };
+
+export interface WorkloadView {
+  name: string;
+  namespace: string;
+  service: string;
+  serviceAccount: string;
+  address: string;
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  host?: string;
+  uid?: number;
+  healthy?: boolean;
+}
+
+function labelsOf(values: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of (values as string[] | undefined) ?? []) {
+    for (const part of String(v).split(',')) {
+      const i = part.indexOf('=');
+      if (i <= 0) throw vmeshError(ErrorCode.Usage, `--label "${part}": want key=value`);
+      out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+    }
+  }
+  return out;
+}
+
+const register: CommandModule<object, Argv> = {
+  command: 'register',
+  describe: 'register a workload running on a VM (a WorkloadEntry; its ServiceEntry is created when missing)',
+  builder: (y) =>
+    apiFlags(y)
+      .option('name', { type: 'string', demandOption: true, describe: 'workload name, e.g. reviews-v2' })
+      .option('service', { type: 'string', demandOption: true, describe: 'service it belongs to, e.g. reviews' })
+      .option('namespace', { alias: 'n', type: 'string', default: 'default' })
+      .option('service-account', { type: 'string', describe: 'identity (default: the service name)' })
+      .option('address', { type: 'string', demandOption: true, describe: 'IP address the workload listens on' })
+      .option('port', { type: 'string', array: true, demandOption: true, describe: 'name:port, e.g. http:9080 (repeatable)' })
+      .option('label', { type: 'string', array: true, describe: 'key=value (repeatable)' })
+      .option('host', { type: 'string', demandOption: true, describe: 'the vmesh host it runs on' })
+      .option('uid', { type: 'number', describe: 'uid the workload runs as (its outbound identity)' })
+      .option('locality', { type: 'string', describe: 'region/zone/subzone' })
+      .option('weight', { type: 'number', describe: 'load-balancing weight' })
+      .option('output', outputOption) as never,
+  handler: async (argv) => {
+    const body = {
+      name: argv.name,
+      service: argv.service,
+      namespace: argv.namespace,
+      serviceAccount: argv.serviceAccount,
+      address: argv.address,
+      ports: argv.port,
+      labels: labelsOf(argv.label),
+      host: argv.host,
+      uid: argv.uid,
+      locality: argv.locality,
+      weight: argv.weight,
+    };
+    const r = await apiClient(argv).call<{ workload: WorkloadView; serviceEntryCreated: boolean }>('POST', '/v1/workloads', body);
+    emit(
+      argv.output,
+      r,
+      () =>
+        `workload ${r.workload.namespace}/${r.workload.name} registered${r.serviceEntryCreated ? ` (ServiceEntry ${r.workload.service} created)` : ''}`,
+    );
+  },
+};
+
+const deregister: CommandModule<object, Argv> = {
+  command: 'deregister <name>',
+  describe: 'remove a registered workload',
+  builder: (y) =>
+    apiFlags(y)
+      .positional('name', { type: 'string', demandOption: true })
+      .option('namespace', { alias: 'n', type: 'string', default: 'default' })
+      .option('output', outputOption) as never,
+  handler: async (argv) => {
+    const path = `/v1/workloads/${encodeURIComponent(String(argv.namespace))}/${encodeURIComponent(String(argv.name))}`;
+    const r = await apiClient(argv).call<{ serviceEntryRemoved: boolean }>('DELETE', path);
+    emit(
+      argv.output,
+      r,
+      () => `workload ${argv.namespace}/${argv.name} deregistered${r.serviceEntryRemoved ? ' (its ServiceEntry too)' : ''}`,
+    );
+  },
+};
+
+const list: CommandModule<object, Argv> = {
+  command: 'list',
+  describe: 'registered workloads',
+  builder: (y) =>
+    apiFlags(y)
+      .option('namespace', { alias: 'n', type: 'string', describe: 'only this namespace' })
+      .option('output', outputOption) as never,
+  handler: async (argv) => {
+    const ws = await apiClient(argv).call<WorkloadView[]>(
+      'GET',
+      '/v1/workloads',
+      undefined,
+      argv.namespace ? { namespace: String(argv.namespace) } : {},
+    );
+    emit(argv.output, ws, () =>
+      table(
+        ['namespace', 'name', 'service', 'address', 'ports', 'host', 'uid', 'health', 'labels'],
+        ws.map((w) => [
+          w.namespace,
+          w.name,
+          w.service,
+          w.address,
+          Object.entries(w.ports)
+            .map(([n, p]) => `${n}:${p}`)
+            .join(','),
+          w.host,
+          w.uid,
+          w.healthy === undefined ? 'unknown' : w.healthy ? 'healthy' : 'unhealthy',
+          Object.entries(w.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+        ]),
+      ),
+    );
+  },
+};
+
+export const workloadCommand: CommandModule = {
+  command: 'workload <command>',
+  describe: 'workloads on VMs: register, deregister, list',
+  builder: (y) => y.command([register, deregister, list] as CommandModule[]).demandCommand(1, 'name a workload command'),
+  handler: () => {},
+};

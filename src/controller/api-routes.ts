@@ -1,0 +1,132 @@
+import { stringify as toYaml } from 'yaml';
+import { parseDuration } from '../api/resources/duration.js';
+import type { HostRegistry, TokenService } from '../ca/index.js';
+import type { ConfigStore } from '../discovery/config-store.js';
+import { resolveKind } from '../discovery/config-store.js';
+import type { HealthTracker } from '../discovery/health.js';
+import type { ModelBuilder } from '../discovery/model-builder.js';
+import type { VmRegistry } from '../discovery/registry.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { Route } from '../lib/http-api.js';
+
+export interface ApiDeps {
+  readonly tokens: TokenService;
+  readonly hosts: HostRegistry;
+  readonly health: HealthTracker;
+  readonly config: ConfigStore;
+  readonly registry: VmRegistry;
+  readonly model: ModelBuilder;
+  readonly version: string;
+}
+
+function ttlSeconds(v: unknown): number {
+  if (typeof v === 'number' && v > 0) return v;
+  const d = parseDuration(String(v ?? '1h'));
+  if (!d.ok || d.value <= 0) throw vmeshError(ErrorCode.Usage, `ttl: "${String(v)}" is not a duration such as 30m or 1h`);
+  return Math.ceil(d.value / 1000);
+}
+
+function text(body: unknown, what: string): string {
+  if (typeof body === 'string') return body;
+  if (body !== undefined) return toYaml(body);
+  throw vmeshError(ErrorCode.Usage, `${what}: the request body is empty`);
+}
+
+/** The controller's HTTPS API (15014): one line per endpoint, each calling a library function. */
+export function apiRoutes(d: ApiDeps): Route[] {
+  return [
+    { method: 'GET', path: '/v1/health', anonymous: true, handler: async () => ({ body: { ok: true, version: d.version } }) },
+    {
+      method: 'POST',
+      path: '/v1/tokens',
+      handler: async ({ body }) => {
+        const b = (body ?? {}) as { host?: string; ttl?: unknown };
+        if (!b.host) throw vmeshError(ErrorCode.Usage, 'token create: host is required');
+        const t = await d.tokens.create({ host: b.host, ttlSeconds: ttlSeconds(b.ttl) });
+        return { status: 201, body: { token: t.token, id: t.id, host: b.host, expiresAt: t.expiresAt.toISOString() } };
+      },
+    },
+    { method: 'GET', path: '/v1/tokens', handler: async () => ({ body: d.tokens.list() }) },
+    {
+      method: 'GET',
+      path: '/v1/hosts',
+      handler: async () => ({
+        body: d.hosts.list().map((h) => {
+          const seen = d.health.hosts().find((x) => x.name === h.name);
+          return {
+            ...h,
+            live: !h.revoked && d.health.isHostLive(h.name),
+            ...(seen?.lastSeen ? { lastSeen: new Date(seen.lastSeen).toISOString() } : {}),
+            facts: { ...h.facts, os: `${h.facts.osDistro} ${h.facts.osRelease}`.trim(), addresses: [...h.facts.ipv4, ...h.facts.ipv6] },
+          };
+        }),
+      }),
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/hosts/:name',
+      handler: async ({ params }) => {
+        const name = params.name ?? '';
+        if (!d.hosts.get(name)) throw vmeshError(ErrorCode.NotFound, `host ${name} not found`);
+        await d.hosts.remove(name);
+        d.health.forgetHost(name);
+        return { body: { removed: name } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/workloads',
+      handler: async ({ query }) => ({ body: d.registry.list(query.get('namespace') ?? undefined) }),
+    },
+    { method: 'POST', path: '/v1/workloads', handler: async ({ body }) => ({ status: 201, body: await d.registry.register(body) }) },
+    {
+      method: 'DELETE',
+      path: '/v1/workloads/:namespace/:name',
+      handler: async ({ params }) => ({ body: await d.registry.deregister(params.namespace ?? '', params.name ?? '') }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/config',
+      handler: async ({ body, query }) => ({
+        body: await d.config.applyText(text(body, 'config apply'), { source: 'request body', dryRun: query.get('dryRun') === 'true' }),
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/config/:kind',
+      handler: async ({ params, query }) => {
+        const kind = resolveKind(params.kind ?? '');
+        const ns = query.get('namespace') ?? undefined;
+        const items = d.config.list(kind, ns).map((r) => d.config.getRaw(r.kind, r.metadata.namespace, r.metadata.name));
+        return { body: items };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/config/:kind/:namespace/:name',
+      handler: async ({ params }) => {
+        const kind = resolveKind(params.kind ?? '');
+        const raw = d.config.getRaw(kind, params.namespace ?? '', params.name ?? '');
+        if (!raw) throw vmeshError(ErrorCode.NotFound, `${kind} ${params.namespace}/${params.name} not found`);
+        return { body: raw };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/config/:kind/:namespace/:name',
+      handler: async ({ params }) => {
+        const kind = resolveKind(params.kind ?? '');
+        await d.config.delete(kind, params.namespace ?? '', params.name ?? '');
+        return { body: { deleted: `${kind}/${params.namespace}/${params.name}` } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/services',
+      handler: async () => {
+        const m = d.model.current();
+        return { body: { version: m.version, services: [...m.services.values()] } };
+      },
+    },
+  ];
+}

@@ -1,0 +1,189 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { type MeshConfig, parseMeshConfig } from '../api/mesh-config.js';
+import {
+  authenticatePeer,
+  CertificateAuthority,
+  createControllerGrpcService,
+  createControllerServerCredentials,
+  HostRegistry,
+  TokenService,
+} from '../ca/index.js';
+import type { ControllerConfig } from '../config/controller.js';
+import { ConfigStore } from '../discovery/config-store.js';
+import { ConsulWatcher } from '../discovery/consul-watcher.js';
+import { HealthTracker } from '../discovery/health.js';
+import { reportHealthHandler } from '../discovery/health-service.js';
+import { ModelBuilder } from '../discovery/model-builder.js';
+import { VmRegistry } from '../discovery/registry.js';
+import { VipAllocator } from '../discovery/vip-allocator.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { createApiServer } from '../lib/http-api.js';
+import type { Logger } from '../lib/logger.js';
+import { FileStore } from '../lib/store.js';
+import { apiRoutes } from './api-routes.js';
+
+export const VMESH_VERSION = '0.1.0';
+
+export interface RunningController {
+  readonly grpcPort: number;
+  readonly apiPort: number;
+  readonly mesh: MeshConfig;
+  readonly ca: CertificateAuthority;
+  readonly model: ModelBuilder;
+  readonly adminTokenFile: string;
+  stop(): Promise<void>;
+}
+
+/** The admin token is made once, like Consul's bootstrap token, and kept 0600 in the data directory. */
+async function adminToken(dataDir: string): Promise<{ token: string; file: string }> {
+  const file = join(dataDir, 'admin-token');
+  try {
+    const t = (await readFile(file, 'utf8')).trim();
+    if (t.length >= 32) return { token: t, file };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const token = randomBytes(32).toString('base64url');
+  await writeFileAtomic(file, `${token}\n`, 0o600);
+  return { token, file };
+}
+
+/** Every name and address the controller may be reached by goes into its TLS certificate. */
+function serverNames(cfg: ControllerConfig): { dnsNames: string[]; ips: string[] } {
+  const ips = new Set(['127.0.0.1', '::1']);
+  const dnsNames = new Set(['localhost', hostname().toLowerCase()]);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (!a.address.startsWith('fe80')) ips.add(a.address);
+  for (const a of cfg.advertise) (/^[\d.]+$|:/.test(a) ? ips : dnsNames).add(a.replace(/:\d+$/, ''));
+  return { dnsNames: [...dnsNames], ips: [...ips] };
+}
+
+function listenGrpc(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (e, port) =>
+      e ? reject(vmeshError(ErrorCode.Unavailable, `cannot listen on ${address}: ${e.message}`)) : resolve(port),
+    );
+  });
+}
+
+function listenHttps(server: HttpsServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(vmeshError(ErrorCode.Unavailable, `cannot listen on ${host}:${port}: ${e.code}`)),
+    );
+    server.listen(port, host, () => {
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? a.port : port);
+    });
+  });
+}
+
+const hostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Builds the controller from its config: store, CA, discovery, gRPC (15012) and the HTTPS API (15014). */
+export async function startController(cfg: ControllerConfig, logger: Logger): Promise<RunningController> {
+  const mesh = parseMeshConfig(cfg.mesh, 'controller config mesh:');
+  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const store = await FileStore.open(cfg.dataDir);
+  const ca = await CertificateAuthority.loadOrCreate({
+    dir: join(cfg.dataDir, 'ca'),
+    trustDomain: mesh.trustDomain,
+    ...(cfg.caCertFile ? { certFile: cfg.caCertFile, keyFile: cfg.caKeyFile } : {}),
+    logger: logger.child({ component: 'ca' }),
+  });
+  const admin = await adminToken(cfg.dataDir);
+  const tokens = new TokenService(store, ca);
+  const hosts = new HostRegistry(store);
+  const config = new ConfigStore(store, mesh);
+  let model: ModelBuilder | undefined;
+  const health = new HealthTracker({ hostTimeoutMs: cfg.hostTimeoutSeconds * 1000, onChange: () => model?.trigger() });
+  model = new ModelBuilder({
+    config,
+    vips: new VipAllocator(store),
+    health,
+    meshedHosts: () =>
+      new Set(
+        hosts
+          .list()
+          .filter((h) => !h.revoked)
+          .map((h) => h.name),
+      ),
+    mesh,
+    logger: logger.child({ component: 'model' }),
+  });
+  const registry = new VmRegistry(config, health);
+
+  let consul: ConsulWatcher | undefined;
+  if (cfg.consul) {
+    consul = new ConsulWatcher({
+      url: cfg.consul.url,
+      ...(cfg.consul.token ? { token: cfg.consul.token } : {}),
+      ...(cfg.consul.datacenter ? { datacenter: cfg.consul.datacenter } : {}),
+      waitSeconds: cfg.consul.waitSeconds,
+      logger: logger.child({ component: 'consul' }),
+    });
+    const m = model;
+    consul.onChange((s) => m.setConsul(s));
+    consul.onError((e) => logger.warn({ code: e.code }, e.message));
+    consul.start();
+  }
+
+  const serverCert = ca.issueServerCert(serverNames(cfg));
+  const grpcServer = new grpc.Server();
+  const controllerService = createControllerGrpcService({
+    ca,
+    tokens,
+    hosts,
+    hostCertTtlSeconds: cfg.hostCertTtlSeconds,
+    logger: logger.child({ component: 'join' }),
+  });
+  grpcServer.addService(controllerService.service, {
+    ...controllerService.implementation,
+    ReportHealth: reportHealthHandler({
+      tracker: health,
+      authenticate: (call) => authenticatePeer(call, hosts, ca),
+      reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
+      logger: logger.child({ component: 'health' }),
+      touch: (h) => hosts.touch(h),
+    }),
+  });
+  const creds = createControllerServerCredentials(ca, serverCert);
+  const grpcPort = await listenGrpc(grpcServer, hostPort(cfg.listenAddress, cfg.grpcPort), creds.credentials);
+
+  const api = createApiServer({
+    key: serverCert.keyPem,
+    cert: serverCert.chainPem,
+    adminToken: admin.token,
+    routes: apiRoutes({ tokens, hosts, health, config, registry, model, version: VMESH_VERSION }),
+    logger: logger.child({ component: 'api' }),
+  });
+  const apiPort = await listenHttps(api, cfg.listenAddress, cfg.apiPort);
+  health.start();
+  await model.rebuild();
+  logger.info({ grpcPort, apiPort, dataDir: cfg.dataDir, trustDomain: mesh.trustDomain, consul: cfg.consul?.url }, 'controller ready');
+
+  const m = model;
+  return {
+    grpcPort,
+    apiPort,
+    mesh,
+    ca,
+    model: m,
+    adminTokenFile: admin.file,
+    async stop() {
+      health.stop();
+      m.stop();
+      await consul?.stop();
+      const closed = new Promise<void>((r) => api.close(() => r()));
+      api.closeAllConnections();
+      await closed;
+      await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import type * as grpc from '@grpc/grpc-js';
+import { type HealthReport, type HealthReportAck, type PeerCall, toGrpcError } from '../ca/index.js';
+import type { VmeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { Result } from '../lib/result.js';
+import type { HealthTracker } from './health.js';
+
+export interface HealthServiceDeps {
+  readonly tracker: HealthTracker;
+  /** The calling host, from its mTLS certificate (ca's authenticatePeer). */
+  readonly authenticate: (call: PeerCall) => Result<{ host: string }, VmeshError>;
+  readonly reportIntervalMs: number;
+  readonly logger: Logger;
+  /** Records the host's last contact durably (HostRegistry.touch). */
+  readonly touch?: (host: string) => Promise<void>;
+}
+
+/** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
+export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCall<HealthReport, HealthReportAck> {
+  return (call, cb) => {
+    const who = deps.authenticate(call);
+    if (!who.ok) {
+      deps.logger.warn({ peer: call.getPeer(), code: who.error.code }, `ReportHealth refused: ${who.error.message}`);
+      cb(toGrpcError(who.error));
+      return;
+    }
+    const host = who.value.host;
+    deps.tracker.report(
+      host,
+      call.request.workloads.map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
+    );
+    deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
+    cb(null, { nextReportMs: String(deps.reportIntervalMs) });
+  };
+}

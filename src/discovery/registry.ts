@@ -1,0 +1,190 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { Resource } from '../api/resource.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { ConfigStore } from './config-store.js';
+import type { HealthTracker } from './health.js';
+
+/** Annotations vmesh keeps on registered WorkloadEntries. */
+export const ANNOTATIONS = Object.freeze({
+  host: 'vmesh.io/host',
+  uid: 'vmesh.io/uid',
+  managedBy: 'vmesh.io/managed-by',
+});
+const MANAGED = 'vmesh-registry';
+
+const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const registrationSchema = z.strictObject({
+  name: z.string().regex(dns1123, 'must be a DNS-1123 label'),
+  service: z.string().regex(dns1123, 'must be a DNS-1123 label'),
+  namespace: z.string().regex(dns1123, 'must be a DNS-1123 label').default('default'),
+  serviceAccount: z.string().regex(dns1123, 'must be a DNS-1123 label').optional(),
+  address: z.string().refine((a) => isIP(a) !== 0, 'must be an IP address'),
+  ports: z.array(z.string()).min(1, 'at least one port is required'),
+  labels: z.record(z.string(), z.string()).default({}),
+  host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a host name'),
+  uid: z.number().int().min(0).max(4294967294).optional(),
+  locality: z.string().optional(),
+  weight: z.number().int().min(1).optional(),
+});
+
+export type WorkloadRegistration = z.output<typeof registrationSchema>;
+
+export interface RegisteredPort {
+  readonly name: string;
+  readonly number: number;
+  readonly protocol: string;
+}
+
+/** Istio's port-name convention: `http`, `http-web`, `grpc-api`... give the protocol; anything else is TCP. */
+export function protocolFromPortName(name: string): string {
+  const prefix = name.split('-')[0]?.toLowerCase() ?? '';
+  const known: Record<string, string> = {
+    http: 'HTTP',
+    http2: 'HTTP2',
+    grpc: 'GRPC',
+    https: 'HTTPS',
+    tls: 'TLS',
+    tcp: 'TCP',
+    mongo: 'MONGO',
+    redis: 'REDIS',
+    mysql: 'MYSQL',
+  };
+  return known[prefix] ?? 'TCP';
+}
+
+/** `http:9080`, `grpc-api:9090`, or a bare `9080` (named `tcp-9080`). */
+export function parsePortSpec(spec: string): RegisteredPort {
+  const m = /^(?:([a-z0-9]([-a-z0-9]*[a-z0-9])?):)?(\d{1,5})$/.exec(spec.trim());
+  const number = Number(m?.[3]);
+  if (!m || number < 1 || number > 65535) {
+    throw vmeshError(ErrorCode.InvalidPort, `port "${spec}": want name:port such as http:9080, port 1-65535`);
+  }
+  const name = m[1] ?? `tcp-${number}`;
+  return { name, number, protocol: protocolFromPortName(name) };
+}
+
+export function parseRegistration(input: unknown): WorkloadRegistration {
+  const r = registrationSchema.safeParse(input);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const path = i?.path.join('.') ?? '';
+    throw vmeshError(ErrorCode.InvalidResource, `workload registration: ${path}: ${i?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+export interface WorkloadView {
+  readonly name: string;
+  readonly namespace: string;
+  readonly service: string;
+  readonly serviceAccount: string;
+  readonly address: string;
+  readonly ports: Readonly<Record<string, number>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly host?: string;
+  readonly uid?: number;
+  readonly healthy?: boolean;
+}
+
+/**
+ * VM registrations as Istio resources: a WorkloadEntry per workload (host and run-as uid as annotations)
+ * and, when missing, a ServiceEntry selecting it by `app=<service>`, as istioctl's VM onboarding does.
+ */
+export class VmRegistry {
+  constructor(
+    private readonly config: ConfigStore,
+    private readonly health?: HealthTracker,
+  ) {}
+
+  async register(input: unknown): Promise<{ workload: WorkloadView; serviceEntryCreated: boolean }> {
+    const reg = parseRegistration(input);
+    const ports = reg.ports.map(parsePortSpec);
+    const labels = { ...reg.labels, app: reg.service };
+    const annotations: Record<string, string> = { [ANNOTATIONS.host]: reg.host, [ANNOTATIONS.managedBy]: MANAGED };
+    if (reg.uid !== undefined) annotations[ANNOTATIONS.uid] = String(reg.uid);
+    const workloadEntry = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'WorkloadEntry',
+      metadata: { name: reg.name, namespace: reg.namespace, labels, annotations },
+      spec: {
+        address: reg.address,
+        ports: Object.fromEntries(ports.map((p) => [p.name, p.number])),
+        labels,
+        serviceAccount: reg.serviceAccount ?? reg.service,
+        ...(reg.locality !== undefined ? { locality: reg.locality } : {}),
+        ...(reg.weight !== undefined ? { weight: reg.weight } : {}),
+      },
+    };
+    const docs: Array<{ label: string; value: unknown }> = [
+      { label: `registration of ${reg.namespace}/${reg.name}`, value: workloadEntry },
+    ];
+    const existing = this.config.get('ServiceEntry', reg.namespace, reg.service);
+    if (!existing) {
+      docs.push({
+        label: `service entry for ${reg.namespace}/${reg.service}`,
+        value: {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'ServiceEntry',
+          metadata: { name: reg.service, namespace: reg.namespace, annotations: { [ANNOTATIONS.managedBy]: MANAGED } },
+          spec: {
+            hosts: [`${reg.service}.${reg.namespace}.mesh`],
+            location: 'MESH_INTERNAL',
+            resolution: 'STATIC',
+            ports: ports.map((p) => ({ number: p.number, name: p.name, protocol: p.protocol })),
+            workloadSelector: { labels: { app: reg.service } },
+          },
+        },
+      });
+    }
+    await this.config.applyObjects(docs);
+    const we = this.config.get('WorkloadEntry', reg.namespace, reg.name);
+    if (!we) throw vmeshError(ErrorCode.Internal, 'registered workload entry vanished');
+    return { workload: this.view(we as Resource<'WorkloadEntry'>), serviceEntryCreated: !existing };
+  }
+
+  /** Removes the WorkloadEntry, and the ServiceEntry the registry made once nothing else uses it. */
+  async deregister(namespace: string, name: string): Promise<{ serviceEntryRemoved: boolean }> {
+    const we = this.config.get('WorkloadEntry', namespace, name) as Resource<'WorkloadEntry'> | undefined;
+    if (!we) throw vmeshError(ErrorCode.NotFound, `WorkloadEntry ${namespace}/${name} not found`);
+    const service = we.metadata.labels.app;
+    const items: Array<{ kind: 'WorkloadEntry' | 'ServiceEntry'; namespace: string; name: string }> = [
+      { kind: 'WorkloadEntry', namespace, name },
+    ];
+    const se = service ? this.config.get('ServiceEntry', namespace, service) : undefined;
+    const others = this.config
+      .list('WorkloadEntry', namespace)
+      .filter((w) => w.metadata.name !== name && w.metadata.labels.app === service);
+    const removeSe = !!se && se.metadata.annotations[ANNOTATIONS.managedBy] === MANAGED && others.length === 0;
+    if (removeSe && service) items.push({ kind: 'ServiceEntry', namespace, name: service });
+    await this.config.deleteMany(items);
+    return { serviceEntryRemoved: removeSe };
+  }
+
+  list(namespace?: string): WorkloadView[] {
+    return this.config
+      .list('WorkloadEntry', namespace)
+      .map((w) => this.view(w as Resource<'WorkloadEntry'>))
+      .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  }
+
+  private view(we: Resource<'WorkloadEntry'>): WorkloadView {
+    const uid = we.metadata.annotations[ANNOTATIONS.uid];
+    const host = we.metadata.annotations[ANNOTATIONS.host];
+    const healthy = this.health?.workloadHealthy(we.metadata.namespace, we.metadata.name);
+    const labels = { ...(we.spec.labels ?? {}), ...we.metadata.labels };
+    return {
+      name: we.metadata.name,
+      namespace: we.metadata.namespace,
+      service: labels.app ?? '',
+      serviceAccount: we.spec.serviceAccount ?? 'default',
+      address: we.spec.address ?? '',
+      ports: { ...(we.spec.ports ?? {}) },
+      labels,
+      ...(host !== undefined ? { host } : {}),
+      ...(uid !== undefined ? { uid: Number(uid) } : {}),
+      ...(healthy !== undefined ? { healthy } : {}),
+    };
+  }
+}

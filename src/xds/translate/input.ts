@@ -1,0 +1,61 @@
+import type { MeshConfig } from '../../api/mesh-config.js';
+import type { Endpoint, MeshModel, MeshService } from '../../api/model.js';
+import type { Resource } from '../../api/resource.js';
+
+/** The proxy a snapshot is for: one per host (all its workloads), a gateway, or a proxyless gRPC client. */
+export interface ProxyNode {
+  /** The node id on the ADS stream: the vmesh host name (gateways: their host name too). */
+  readonly id: string;
+  readonly mode: 'sidecar' | 'gateway' | 'proxyless';
+  /** The host's own addresses (inbound listeners match them). */
+  readonly addresses: readonly string[];
+  /** Workloads registered on this host: what the inbound side serves, with their identities. */
+  readonly workloads: readonly Endpoint[];
+  /** Namespace whose Sidecar and short names apply when the host's workloads don't say (default `default`). */
+  readonly namespace: string;
+  /** Labels Gateway.spec.selector matches (gateway mode), e.g. `{ istio: ingressgateway }`. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Config resources by kind, typed; translation reads only these and the model. */
+export interface ConfigIndex {
+  readonly virtualServices: readonly Resource<'VirtualService'>[];
+  readonly destinationRules: readonly Resource<'DestinationRule'>[];
+  readonly gateways: readonly Resource<'Gateway'>[];
+  readonly sidecars: readonly Resource<'Sidecar'>[];
+  readonly peerAuthentications: readonly Resource<'PeerAuthentication'>[];
+  readonly authorizationPolicies: readonly Resource<'AuthorizationPolicy'>[];
+  readonly telemetries: readonly Resource<'Telemetry'>[];
+  readonly localRateLimits: readonly Resource<'LocalRateLimit'>[];
+  readonly healthChecks: readonly Resource<'HealthCheck'>[];
+}
+
+export interface TranslateInput {
+  readonly mesh: MeshConfig;
+  readonly model: MeshModel;
+  readonly config: ConfigIndex;
+  readonly node: ProxyNode;
+  /** The services this node sees, after Sidecar egress scoping and exportTo (see scope.ts). */
+  readonly services: readonly MeshService[];
+}
+
+/** One Envoy resource before encoding: proto field names (snake_case), typed configs as `{ '@type', ... }` Any. */
+export interface EnvoyResource {
+  readonly name: string;
+  readonly message: Record<string, unknown>;
+}
+
+export function indexConfig(resources: readonly Resource[]): ConfigIndex {
+  const of = <K extends Resource['kind']>(k: K) => resources.filter((r): r is Resource<K> => r.kind === k) as Resource<K>[];
+  return {
+    virtualServices: of('VirtualService'),
+    destinationRules: of('DestinationRule'),
+    gateways: of('Gateway'),
+    sidecars: of('Sidecar'),
+    peerAuthentications: of('PeerAuthentication'),
+    authorizationPolicies: of('AuthorizationPolicy'),
+    telemetries: of('Telemetry'),
+    localRateLimits: of('LocalRateLimit'),
+    healthChecks: of('HealthCheck'),
+  };
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { formatIssue, type ValidationIssue } from '../../../src/api/resource.js';
+import { parseResources } from '../../../src/api/resource-parse.js';
+import { validateResources } from '../../../src/api/resource-validate.js';
+
+// Each file is one apply: parsed, then validated as a batch. Good files must pass cleanly; each bad file
+// starts with `# expect: <text>` that one formatted issue must contain (and optionally `# code: <code>`).
+const corpus = fileURLToPath(new URL('./corpus/', import.meta.url));
+
+function files(kind: 'good' | 'bad'): string[] {
+  return readdirSync(join(corpus, kind))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
+}
+
+function issuesOf(file: string, text: string): ValidationIssue[] {
+  const parsed = parseResources(text, { source: file });
+  return parsed.ok ? validateResources(parsed.value) : parsed.error;
+}
+
+describe('good corpus', () => {
+  const good = files('good');
+  test('has at least 15 files', () => {
+    assert.ok(good.length >= 15, `only ${good.length} good files`);
+  });
+  for (const f of good) {
+    test(f, () => {
+      const text = readFileSync(join(corpus, 'good', f), 'utf8');
+      const parsed = parseResources(text, { source: f });
+      assert.ok(parsed.ok, `parse issues:\n${parsed.ok ? '' : parsed.error.map(formatIssue).join('\n')}`);
+      assert.ok(parsed.value.length > 0, 'no resources found');
+      const issues = validateResources(parsed.value);
+      assert.deepEqual(issues.map(formatIssue), []);
+    });
+  }
+});
+
+describe('bad corpus', () => {
+  const bad = files('bad');
+  test('has at least 30 files', () => {
+    assert.ok(bad.length >= 30, `only ${bad.length} bad files`);
+  });
+  for (const f of bad) {
+    test(f, () => {
+      const text = readFileSync(join(corpus, 'bad', f), 'utf8');
+      const expect = /^# expect: (.+)$/.exec(text.split('\n')[0] ?? '')?.[1]?.trim();
+      assert.ok(expect, 'the first line must be "# expect: <text>"');
+      const code = /^# code: (\S+)$/m.exec(text)?.[1];
+      const issues = issuesOf(f, text);
+      const lines = issues.map(formatIssue);
+      for (const l of lines) assert.ok(!/[\r\n]/.test(l), `multi-line issue: ${JSON.stringify(l)}`);
+      const hit = issues.find((_, i) => lines[i]?.includes(expect));
+      assert.ok(hit, `no issue contains ${JSON.stringify(expect)}; got:\n${lines.join('\n')}`);
+      assert.equal(hit.code, code ?? 'VMESH_ERR_INVALID_RESOURCE');
+    });
+  }
+});
