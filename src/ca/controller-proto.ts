@@ -36,6 +36,29 @@ export interface RenewResponse {
   certNotAfter: string | number;
 }
 
+export interface WorkloadHealthMessage {
+  namespace: string;
+  name: string;
+  healthy: boolean;
+  detail: string;
+}
+export interface HealthReport {
+  workloads: WorkloadHealthMessage[];
+}
+export interface LocalWorkloadMessage {
+  namespace: string;
+  name: string;
+  address: string;
+  ports: Record<string, number>;
+  serviceAccount: string;
+  uid: number;
+  hasUid: boolean;
+}
+export interface HealthReportAck {
+  nextReportMs: string | number;
+  workloads: LocalWorkloadMessage[];
+}
+
 export const CONTROLLER_PROTO_FILE = 'vmesh/v1/controller.proto';
 
 let loaded: grpc.ServiceClientConstructor | undefined;

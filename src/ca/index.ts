@@ -7,7 +7,14 @@ export {
   type SignedCertificate,
   type SignOptions,
 } from './ca.js';
-export { CONTROLLER_PROTO_FILE, controllerServiceClient } from './controller-proto.js';
+export {
+  CONTROLLER_PROTO_FILE,
+  controllerServiceClient,
+  type HealthReport,
+  type HealthReportAck,
+  type LocalWorkloadMessage,
+  type WorkloadHealthMessage,
+} from './controller-proto.js';
 export { fromGrpcError, toGrpcError } from './grpc-errors.js';
 export { gatherHostFacts } from './host-facts.js';
 export { HostRegistry } from './host-registry.js';

@@ -2,10 +2,12 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrorCode, formatError, vmeshError } from '../lib/errors.js';
+import { agentCommand } from './commands/agent.js';
 import { captureCommand } from './commands/capture.js';
 import { configCommand } from './commands/config.js';
 import { controllerCommand } from './commands/controller.js';
 import { hostCommand } from './commands/host.js';
+import { proxyConfigCommand, proxyStatusCommand } from './commands/proxy.js';
 import { tokenCommand } from './commands/token.js';
 import { workloadCommand } from './commands/workload.js';
 
@@ -16,10 +18,13 @@ async function main(argv: string[]): Promise<number> {
       .scriptName('vmesh')
       .usage('vmesh <command>: a service mesh for VMs and bare-metal hosts')
       .command(controllerCommand as never)
+      .command(agentCommand as never)
       .command(workloadCommand)
       .command(configCommand)
       .command(tokenCommand)
       .command(hostCommand)
+      .command(proxyStatusCommand as never)
+      .command(proxyConfigCommand as never)
       .command(captureCommand)
       .demandCommand(1, 'name a command; see vmesh --help')
       .strict()

@@ -8,6 +8,8 @@ import type { ModelBuilder } from '../discovery/model-builder.js';
 import type { VmRegistry } from '../discovery/registry.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Route } from '../lib/http-api.js';
+import { proxyConfig, proxyStatus } from '../xds/index.js';
+import type { XdsWiring } from './xds.js';
 
 export interface ApiDeps {
   readonly tokens: TokenService;
@@ -16,6 +18,7 @@ export interface ApiDeps {
   readonly config: ConfigStore;
   readonly registry: VmRegistry;
   readonly model: ModelBuilder;
+  readonly xds: XdsWiring;
   readonly version: string;
 }
 
@@ -70,6 +73,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         if (!d.hosts.get(name)) throw vmeshError(ErrorCode.NotFound, `host ${name} not found`);
         await d.hosts.remove(name);
         d.health.forgetHost(name);
+        d.xds.forget(name);
         return { body: { removed: name } };
       },
     },
@@ -119,6 +123,23 @@ export function apiRoutes(d: ApiDeps): Route[] {
         await d.config.delete(kind, params.namespace ?? '', params.name ?? '');
         return { body: { deleted: `${kind}/${params.namespace}/${params.name}` } };
       },
+    },
+    {
+      method: 'GET',
+      path: '/v1/xds/status',
+      handler: async () => ({
+        body: proxyStatus({
+          nodes: d.xds.publisher.tracked(),
+          streams: [...d.xds.secure.status(), ...d.xds.plaintext.status()],
+          cache: d.xds.cache,
+          lastPush: d.xds.lastPush,
+        }),
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/xds/config/:node/:kind',
+      handler: async ({ params }) => ({ body: proxyConfig(d.xds.cache, params.node ?? '', params.kind ?? '') }),
     },
     {
       method: 'GET',

@@ -27,12 +27,14 @@ import { createApiServer } from '../lib/http-api.js';
 import type { Logger } from '../lib/logger.js';
 import { FileStore } from '../lib/store.js';
 import { apiRoutes } from './api-routes.js';
+import { wireXds } from './xds.js';
 
 export const VMESH_VERSION = '0.1.0';
 
 export interface RunningController {
   readonly grpcPort: number;
   readonly apiPort: number;
+  readonly xdsPlaintextPort?: number;
   readonly mesh: MeshConfig;
   readonly ca: CertificateAuthority;
   readonly model: ModelBuilder;
@@ -133,8 +135,11 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
     consul.start();
   }
 
+  const xds = wireXds({ mesh, model, config, hosts, ca, logger: logger.child({ component: 'xds' }) });
+
   const serverCert = ca.issueServerCert(serverNames(cfg));
   const grpcServer = new grpc.Server();
+  grpcServer.addService(xds.secure.service, xds.secure.implementation);
   const controllerService = createControllerGrpcService({
     ca,
     tokens,
@@ -150,27 +155,57 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
       logger: logger.child({ component: 'health' }),
       touch: (h) => hosts.touch(h),
+      workloadsOn: (h) =>
+        registry.onHost(h).map((w) => ({
+          namespace: w.namespace,
+          name: w.name,
+          address: w.address,
+          ports: { ...w.ports },
+          serviceAccount: w.serviceAccount,
+          uid: w.uid ?? 0,
+          hasUid: w.uid !== undefined,
+        })),
     }),
   });
   const creds = createControllerServerCredentials(ca, serverCert);
   const grpcPort = await listenGrpc(grpcServer, hostPort(cfg.listenAddress, cfg.grpcPort), creds.credentials);
 
+  let plainServer: grpc.Server | undefined;
+  let xdsPlaintextPort: number | undefined;
+  if (cfg.xdsPlaintextPort !== undefined) {
+    plainServer = new grpc.Server();
+    plainServer.addService(xds.plaintext.service, xds.plaintext.implementation);
+    xdsPlaintextPort = await listenGrpc(
+      plainServer,
+      hostPort(cfg.xdsPlaintextAddress, cfg.xdsPlaintextPort),
+      grpc.ServerCredentials.createInsecure(),
+    );
+    logger.warn(
+      { port: xdsPlaintextPort, address: cfg.xdsPlaintextAddress },
+      'plaintext xDS is on: unauthenticated, for proxyless gRPC clients and debugging',
+    );
+  }
+
   const api = createApiServer({
     key: serverCert.keyPem,
     cert: serverCert.chainPem,
     adminToken: admin.token,
-    routes: apiRoutes({ tokens, hosts, health, config, registry, model, version: VMESH_VERSION }),
+    routes: apiRoutes({ tokens, hosts, health, config, registry, model, xds, version: VMESH_VERSION }),
     logger: logger.child({ component: 'api' }),
   });
   const apiPort = await listenHttps(api, cfg.listenAddress, cfg.apiPort);
   health.start();
   await model.rebuild();
-  logger.info({ grpcPort, apiPort, dataDir: cfg.dataDir, trustDomain: mesh.trustDomain, consul: cfg.consul?.url }, 'controller ready');
+  logger.info(
+    { grpcPort, apiPort, xdsPlaintextPort, dataDir: cfg.dataDir, trustDomain: mesh.trustDomain, consul: cfg.consul?.url },
+    'controller ready',
+  );
 
   const m = model;
   return {
     grpcPort,
     apiPort,
+    ...(xdsPlaintextPort !== undefined ? { xdsPlaintextPort } : {}),
     mesh,
     ca,
     model: m,
@@ -182,7 +217,8 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       const closed = new Promise<void>((r) => api.close(() => r()));
       api.closeAllConnections();
       await closed;
-      await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
+      grpcServer.forceShutdown();
+      plainServer?.forceShutdown();
       await store.close();
     },
   };

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { type HealthReport, type HealthReportAck, type PeerCall, toGrpcError } from '../ca/index.js';
+import { type HealthReport, type HealthReportAck, type LocalWorkloadMessage, type PeerCall, toGrpcError } from '../ca/index.js';
 import type { VmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Result } from '../lib/result.js';
@@ -13,6 +13,8 @@ export interface HealthServiceDeps {
   readonly logger: Logger;
   /** Records the host's last contact durably (HostRegistry.touch). */
   readonly touch?: (host: string) => Promise<void>;
+  /** The workloads registered on a host, which its agent probes. */
+  readonly workloadsOn: (host: string) => LocalWorkloadMessage[];
 }
 
 /** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
@@ -30,6 +32,6 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
       call.request.workloads.map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
-    cb(null, { nextReportMs: String(deps.reportIntervalMs) });
+    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: deps.workloadsOn(host) });
   };
 }

@@ -33,11 +33,16 @@ export class ModelBuilder {
   private readonly debouncer: Debouncer;
   private building: Promise<void> = Promise.resolve();
   private lastDigest = '';
+  /** Config resources (VirtualService, policy...) change translation without changing services. */
+  private configGeneration = 0;
 
   constructor(private readonly deps: ModelBuilderDeps) {
     const d = deps.debounce ?? { quietMs: 100, maxMs: 10_000 };
     this.debouncer = new Debouncer(() => void this.rebuild(), d.quietMs, d.maxMs);
-    deps.config.onChange(() => this.trigger());
+    deps.config.onChange(() => {
+      this.configGeneration++;
+      this.trigger();
+    });
   }
 
   current(): MeshModel {
@@ -90,7 +95,7 @@ export class ModelBuilder {
       withVips.set(h, Object.freeze({ ...s, vip: vips.get(h) ?? '' }));
     }
     const hosts = new Map<string, HostStatus>(health.hosts().map((x) => [x.name, x]));
-    const digest = JSON.stringify([[...withVips.values()], [...hosts.values()].map((x) => [x.name, x.live])]);
+    const digest = JSON.stringify([this.configGeneration, [...withVips.values()], [...hosts.values()].map((x) => [x.name, x.live])]);
     if (digest === this.lastDigest) return;
     this.lastDigest = digest;
     this.model = Object.freeze({ version: this.model.version + 1, services: withVips, hosts });

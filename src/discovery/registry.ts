@@ -162,6 +162,11 @@ export class VmRegistry {
     return { serviceEntryRemoved: removeSe };
   }
 
+  /** Workloads registered on one host: what its agent probes and reports on. */
+  onHost(host: string): WorkloadView[] {
+    return this.list().filter((w) => w.host === host);
+  }
+
   list(namespace?: string): WorkloadView[] {
     return this.config
       .list('WorkloadEntry', namespace)

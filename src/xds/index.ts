@@ -9,6 +9,7 @@ export {
   type StreamStatus,
   type TypeStatus,
 } from './ads-server.js';
+export { type AppliedConfig, type UpdateValidator, XdsSync, type XdsSyncOptions } from './agent-sync.js';
 export {
   type AnyMessage,
   adsServiceDefinition,
@@ -22,6 +23,7 @@ export {
   protos,
   XDS_PROTO_FILES,
 } from './protos.js';
+export { type PublisherOptions, SnapshotPublisher, type Translated } from './publisher.js';
 export {
   checkConsistent,
   makeResource,
@@ -34,5 +36,6 @@ export {
   type XdsResource,
 } from './snapshot.js';
 export { SnapshotCache, type SnapshotWatcher } from './snapshot-cache.js';
+export { type ProxyStatusRow, proxyConfig, proxyStatus } from './status.js';
 export { fromStruct, type JsonValue, toStruct } from './struct.js';
 export * from './type-urls.js';

@@ -22,6 +22,8 @@ export const XDS_PROTO_FILES: readonly string[] = [
   'envoy/config/route/v3/route.proto',
   'envoy/config/cluster/v3/cluster.proto',
   'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',

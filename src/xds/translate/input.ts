@@ -15,6 +15,8 @@ export interface ProxyNode {
   readonly namespace: string;
   /** Labels Gateway.spec.selector matches (gateway mode), e.g. `{ istio: ingressgateway }`. */
   readonly labels: Readonly<Record<string, string>>;
+  /** `region/zone/subzone` of the node; when absent, that of its first workload. */
+  readonly locality?: string;
 }
 
 /** Config resources by kind, typed; translation reads only these and the model. */

@@ -1,0 +1,40 @@
+import type { CommandModule } from 'yargs';
+import { startAgent } from '../../agent/agent.js';
+import { loadAgentConfig } from '../../config/agent.js';
+import { readConfigFile, readEnv } from '../../config/sources.js';
+import { createLogger } from '../../lib/logger.js';
+
+type Argv = Record<string, unknown> & { config?: string };
+
+const FLAGS = ['controller', 'tokenFile', 'token', 'dataDir', 'hostName', 'adminAddress', 'adminPort', 'logLevel'];
+
+export const agentCommand: CommandModule<object, Argv> = {
+  command: 'agent',
+  describe: "run the host's agent: join, sync xDS, report health (systemd unit vmesh-agent.service)",
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: 'agent config file (YAML)' })
+      .option('controller', { type: 'string', array: true, describe: 'controller HOST:15012 (repeat or comma-separate to fail over)' })
+      .option('token-file', { type: 'string', describe: 'file with the join token (used once, on the first start)' })
+      .option('token', { type: 'string', describe: 'the join token itself (prefer --token-file)' })
+      .option('data-dir', { type: 'string', describe: 'state directory (default /var/lib/vmesh/agent)' })
+      .option('host-name', { type: 'string', describe: 'name to join as (default: the hostname)' })
+      .option('admin-address', { type: 'string', describe: 'admin bind address (default 127.0.0.1)' })
+      .option('admin-port', { type: 'string', describe: 'admin port (default 15000)' })
+      .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
+  handler: async (argv) => {
+    const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
+    const cfg = loadAgentConfig({ flags, env: readEnv(), file: readConfigFile(argv.config) });
+    const logger = createLogger({ level: cfg.logLevel as 'info' });
+    const running = await startAgent(cfg, logger);
+    process.stdout.write(`${JSON.stringify({ ready: true, adminPort: running.adminPort, host: cfg.hostName })}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        logger.info({ signal: sig }, 'stopping');
+        running.stop().then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  },
+};

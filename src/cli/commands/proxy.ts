@@ -1,0 +1,98 @@
+import { get as httpGet } from 'node:http';
+import type { CommandModule } from 'yargs';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import type { ProxyStatusRow } from '../../xds/index.js';
+import { apiClient, apiFlags } from '../api.js';
+import { emit, type OutputFormat, outputOption, table } from '../output.js';
+
+type Argv = Record<string, unknown> & { output: OutputFormat };
+
+const TYPES = ['CDS', 'EDS', 'LDS', 'RDS', 'NDS'];
+
+export const proxyStatusCommand: CommandModule<object, Argv> = {
+  command: 'proxy-status',
+  describe: 'one row per agent: connected, last push, and per type whether it ACKed (or NACKed) what was sent',
+  builder: (y) => apiFlags(y).option('output', outputOption) as never,
+  handler: async (argv) => {
+    const rows = await apiClient(argv).call<ProxyStatusRow[]>('GET', '/v1/xds/status');
+    emit(argv.output, rows, () =>
+      table(
+        ['node', 'connected', 'last push', ...TYPES, 'snapshot'],
+        rows.map((r) => [
+          r.node,
+          r.connected ? `yes (${r.mode})` : 'no',
+          r.lastPush,
+          ...TYPES.map((t) => {
+            const s = r.types[t];
+            return s ? (s.state === 'NACKED' ? `NACKED: ${s.error}` : s.state) : '-';
+          }),
+          r.snapshot,
+        ]),
+      ),
+    );
+  },
+};
+
+const KINDS = ['listeners', 'routes', 'clusters', 'endpoints', 'names', 'secrets'] as const;
+const LOCAL_TYPES: Record<string, string> = {
+  listeners: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  routes: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  clusters: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoints: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  names: 'type.googleapis.com/vmesh.v1.NameTable',
+};
+
+function readLocal(port: number): Promise<{ resources: Record<string, Record<string, unknown>> }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/config_dump', timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch {
+          reject(vmeshError(ErrorCode.Internal, 'agent admin answered with non-JSON'));
+        }
+      });
+    }).on('error', (e: NodeJS.ErrnoException) =>
+      reject(vmeshError(ErrorCode.Unavailable, `cannot reach the agent's admin port 127.0.0.1:${port}: ${e.code ?? e.message}`)),
+    );
+  });
+}
+
+export const proxyConfigCommand: CommandModule<object, Argv> = {
+  command: 'proxy-config <node> <kind>',
+  describe: 'what the controller last sent a node (listeners|routes|clusters|endpoints|names); --local: what this host applied',
+  builder: (y) =>
+    apiFlags(y)
+      .positional('node', { type: 'string', demandOption: true, describe: 'host name (node id)' })
+      .positional('kind', { choices: KINDS, demandOption: true })
+      .option('local', { type: 'boolean', describe: "read the applied config from this host's agent admin port" })
+      .option('admin-port', { type: 'number', default: 15000 })
+      .option('output', outputOption) as never,
+  handler: async (argv) => {
+    const kind = String(argv.kind);
+    if (kind === 'secrets') {
+      throw vmeshError(
+        ErrorCode.Usage,
+        'proxy-config secrets: the controller never holds workload keys; use --local on the host (identity issue)',
+      );
+    }
+    let items: Array<{ name: string; resource: unknown; version?: string }>;
+    if (argv.local) {
+      const dump = await readLocal(Number(argv.adminPort));
+      const byName = dump.resources[LOCAL_TYPES[kind] ?? ''] ?? {};
+      items = Object.entries(byName).map(([name, resource]) => ({ name, resource }));
+    } else {
+      items = await apiClient(argv).call('GET', `/v1/xds/config/${encodeURIComponent(String(argv.node))}/${kind}`);
+    }
+    emit(argv.output, items, () =>
+      table(
+        ['name', 'version'],
+        items.map((i) => [i.name, i.version ?? 'applied']),
+      ),
+    );
+  },
+};

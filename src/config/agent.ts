@@ -1,0 +1,45 @@
+import { hostname } from 'node:os';
+import { MESH_PORTS } from '../api/capture.js';
+import { parsePort } from '../lib/addr.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
+
+export const DEFAULT_AGENT_DATA_DIR = '/var/lib/vmesh/agent';
+
+export interface AgentConfig {
+  /** `host:15012` of each controller; the agent fails over between them. */
+  readonly controllers: readonly string[];
+  readonly tokenFile?: string;
+  readonly token?: string;
+  readonly dataDir: string;
+  /** The name this host joins as (lower case). */
+  readonly hostName: string;
+  readonly adminAddress: string;
+  readonly adminPort: number;
+  readonly logLevel: string;
+}
+
+export function loadAgentConfig(src: ConfigSources): AgentConfig {
+  const get = (flag: string, env: string, key: string) => pick(src, flag, env, key);
+  const controllers = listOf(get('controller', 'VMESH_CONTROLLER_GRPC', 'controllers'));
+  if (controllers.length === 0) {
+    throw vmeshError(ErrorCode.InvalidConfig, 'agent: --controller HOST:15012 is required (several may be given, comma-separated)');
+  }
+  for (const c of controllers) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d+$/.test(c))
+      throw vmeshError(ErrorCode.InvalidAddress, `controller "${c}": want host:port or [ipv6]:port`);
+  }
+  const tokenFile = get('tokenFile', 'VMESH_TOKEN_FILE', 'tokenFile');
+  const token = get('token', 'VMESH_JOIN_TOKEN', 'token');
+  const hostName = String(get('hostName', 'VMESH_HOST_NAME', 'hostName') ?? hostname()).toLowerCase();
+  return deepFreeze({
+    controllers,
+    ...(tokenFile !== undefined ? { tokenFile: String(tokenFile) } : {}),
+    ...(token !== undefined ? { token: String(token) } : {}),
+    dataDir: String(get('dataDir', 'VMESH_AGENT_DATA_DIR', 'dataDir') ?? DEFAULT_AGENT_DATA_DIR),
+    hostName,
+    adminAddress: String(get('adminAddress', 'VMESH_ADMIN_ADDRESS', 'admin.address') ?? '127.0.0.1'),
+    adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
+    logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
+  });
+}

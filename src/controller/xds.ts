@@ -1,0 +1,142 @@
+import * as grpc from '@grpc/grpc-js';
+import type { MeshConfig } from '../api/mesh-config.js';
+import type { Endpoint, MeshModel } from '../api/model.js';
+import { authenticatePeer, type CertificateAuthority, type HostRegistry } from '../ca/index.js';
+import type { ConfigStore } from '../discovery/config-store.js';
+import type { ModelBuilder } from '../discovery/model-builder.js';
+import type { Logger } from '../lib/logger.js';
+import { err, ok } from '../lib/result.js';
+import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher } from '../xds/index.js';
+import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
+
+/** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
+export const PROXYLESS_PREFIX = 'proxyless~';
+
+interface NodeMeta {
+  readonly mode: 'sidecar' | 'gateway' | 'proxyless';
+  readonly labels: Record<string, string>;
+  readonly namespace?: string;
+}
+
+export interface XdsWiring {
+  readonly cache: SnapshotCache;
+  /** When each node's snapshot last changed (ms since epoch). */
+  readonly lastPush: ReadonlyMap<string, number>;
+  /** A removed host: close its streams and forget its snapshot. */
+  forget(nodeId: string): void;
+  readonly publisher: SnapshotPublisher;
+  readonly secure: AdsServer;
+  readonly plaintext: AdsServer;
+}
+
+function workloadsOf(model: MeshModel, host: string): Endpoint[] {
+  const seen = new Map<string, Endpoint>();
+  for (const s of model.services.values()) for (const e of s.endpoints) if (e.host === host) seen.set(`${e.namespace}/${e.workload}`, e);
+  return [...seen.values()];
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  if (!v || typeof v !== 'object') return {};
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)]));
+}
+
+/** Connects the model to the ADS servers: who a node is, what it sees, and publishing on every change. */
+export function wireXds(deps: {
+  mesh: MeshConfig;
+  model: ModelBuilder;
+  config: ConfigStore;
+  hosts: HostRegistry;
+  ca: CertificateAuthority;
+  logger: Logger;
+  onPublished?: (ev: { nodeId: string; version: string; changed: boolean; ms: number }) => void;
+}): XdsWiring {
+  const logger = deps.logger;
+  const meta = new Map<string, NodeMeta>();
+  const lastPush = new Map<string, number>();
+  const cache = new SnapshotCache({ logger });
+  const publisher = new SnapshotPublisher({
+    cache,
+    translate: translateNode,
+    sharing: { key: sharingKey, isLocal: isLocalResource },
+    logger,
+    onPublished: (ev) => {
+      if (ev.changed) lastPush.set(ev.nodeId, Date.now());
+      deps.onPublished?.(ev);
+    },
+    inputFor: (nodeId, model) => {
+      const m = meta.get(nodeId);
+      if (nodeId.startsWith(PROXYLESS_PREFIX)) {
+        return nodeInput(deps.mesh, model, indexConfig(deps.config.list()), {
+          id: nodeId,
+          mode: 'proxyless',
+          addresses: [],
+          workloads: [],
+          namespace: m?.namespace ?? 'default',
+          labels: m?.labels ?? {},
+        });
+      }
+      const host = deps.hosts.get(nodeId);
+      if (!host || host.revoked) return undefined;
+      const workloads = workloadsOf(model, nodeId);
+      return nodeInput(deps.mesh, model, indexConfig(deps.config.list()), {
+        id: nodeId,
+        mode: m?.mode ?? 'sidecar',
+        addresses: [...host.facts.ipv4, ...host.facts.ipv6],
+        workloads,
+        namespace: m?.namespace ?? workloads[0]?.namespace ?? 'default',
+        labels: m?.labels ?? {},
+      });
+    },
+  });
+
+  const secure = createAdsServer(cache, {
+    logger,
+    authenticate: (call, node) => {
+      const peer = authenticatePeer(call as never, deps.hosts, deps.ca);
+      if (!peer.ok) return err({ code: grpc.status.UNAUTHENTICATED, message: `${peer.error.code}: ${peer.error.message}` });
+      if (peer.value.host !== node.id) {
+        return err({
+          code: grpc.status.PERMISSION_DENIED,
+          message: `node id "${node.id}" is not the certificate's host "${peer.value.host}"`,
+        });
+      }
+      const md = node.metadata ?? {};
+      meta.set(node.id, { mode: md.mode === 'gateway' ? 'gateway' : 'sidecar', labels: stringMap(md.labels) });
+      publisher.ensureNode(node.id);
+      return ok({ nodeId: node.id });
+    },
+  });
+
+  // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
+  const plaintext = createAdsServer(cache, {
+    logger,
+    authenticate: (_call, node) => {
+      if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });
+      const id = `${PROXYLESS_PREFIX}${node.id}`;
+      const md = node.metadata ?? {};
+      meta.set(id, {
+        mode: 'proxyless',
+        labels: stringMap(md.LABELS ?? md.labels),
+        namespace: String(md.NAMESPACE ?? md.namespace ?? 'default'),
+      });
+      publisher.ensureNode(id);
+      return ok({ nodeId: id });
+    },
+  });
+
+  deps.model.onChange((m) => publisher.setModel(m));
+  publisher.setModel(deps.model.current());
+  return {
+    cache,
+    publisher,
+    secure,
+    plaintext,
+    lastPush,
+    forget(nodeId) {
+      secure.disconnect(nodeId, { code: grpc.status.PERMISSION_DENIED, message: `VMESH_ERR_HOST_REVOKED: host ${nodeId} was removed` });
+      publisher.removeNode(nodeId);
+      meta.delete(nodeId);
+      lastPush.delete(nodeId);
+    },
+  };
+}

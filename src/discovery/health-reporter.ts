@@ -1,0 +1,97 @@
+import { connect } from 'node:net';
+import type * as grpc from '@grpc/grpc-js';
+import type { HealthReport, HealthReportAck, LocalWorkloadMessage, WorkloadHealthMessage } from '../ca/index.js';
+import { backoffDelay, sleep } from '../lib/backoff.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface ProbeResult {
+  readonly healthy: boolean;
+  readonly detail: string;
+}
+
+/** A workload is healthy when every port it registered accepts a TCP connection. */
+export async function tcpProbe(w: LocalWorkloadMessage, timeoutMs = 1000): Promise<ProbeResult> {
+  for (const [name, port] of Object.entries(w.ports)) {
+    const r = await new Promise<string | undefined>((resolve) => {
+      const s = connect({ host: w.address, port, timeout: timeoutMs });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(undefined);
+      });
+      s.once('timeout', () => {
+        s.destroy();
+        resolve('timeout');
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    if (r !== undefined) return { healthy: false, detail: `${name} ${w.address}:${port}: ${r}` };
+  }
+  return { healthy: true, detail: '' };
+}
+
+type ReportClient = grpc.Client & {
+  ReportHealth(req: HealthReport, cb: (e: grpc.ServiceError | null, res?: HealthReportAck) => void): void;
+};
+
+/**
+ * The agent's side of ReportHealth: report, learn from the answer which workloads the host runs and
+ * when to report next, probe them, repeat. Failures back off without losing the loop.
+ */
+export class HealthReporter {
+  private statuses: WorkloadHealthMessage[] = [];
+  private workloads: LocalWorkloadMessage[] = [];
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly opts: {
+      readonly client: ReportClient;
+      readonly logger: Logger;
+      readonly probe?: (w: LocalWorkloadMessage) => Promise<ProbeResult>;
+      readonly defaultIntervalMs?: number;
+    },
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  localWorkloads(): readonly LocalWorkloadMessage[] {
+    return this.workloads;
+  }
+
+  /** One report and one round of probes; exported for tests and for an immediate report after start. */
+  async reportOnce(): Promise<number> {
+    const ack = await new Promise<HealthReportAck>((resolve, reject) =>
+      this.opts.client.ReportHealth({ workloads: this.statuses }, (e, res) => (e || !res ? reject(e) : resolve(res))),
+    );
+    this.workloads = ack.workloads;
+    const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
+    this.statuses = await Promise.all(ack.workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
+    return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    let wait = 0;
+    while (!this.abort.signal.aborted) {
+      if (!(await sleep(wait, this.abort.signal))) return;
+      try {
+        // A report sent before the workloads were known carried no probes: send the probed state at once.
+        const knewNone = this.statuses.length === 0;
+        const next = await this.reportOnce();
+        failures = 0;
+        wait = knewNone && this.statuses.length > 0 ? 0 : next;
+      } catch (e) {
+        failures++;
+        wait = backoffDelay(failures, { baseMs: 500, maxMs: 15_000 });
+        this.opts.logger.warn({ err: (e as Error).message, retryInMs: wait }, 'health report failed');
+      }
+    }
+  }
+}

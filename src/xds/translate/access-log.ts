@@ -1,0 +1,137 @@
+import type { Resource } from '../../api/resource.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import { toStruct } from '../struct.js';
+import { TypedConfigUrl } from '../type-urls.js';
+import type { TranslateInput } from './input.js';
+
+/**
+ * Access logging from Telemetry resources and the mesh default (Istio's accessLogFile/accessLogEncoding):
+ * `access_log` entries for HttpConnectionManagers and tcp_proxy filters.
+ */
+
+type Json = Record<string, unknown>;
+type Telemetry = Resource<'Telemetry'>;
+
+/** Who is logging: the client side (outbound, gateways) or the server side (inbound) of a workload. */
+export interface AccessLogScope {
+  readonly mode: 'CLIENT' | 'SERVER';
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Istio's built-in provider: Envoy's own logger writing to the proxy's stdout. The only one vmesh has. */
+const ENVOY_PROVIDER = 'envoy';
+
+/**
+ * Envoy's default access log format as JSON fields (the same operators as its default text line), used when the
+ * mesh asks for JSON.
+ */
+const DEFAULT_JSON_FORMAT: Readonly<Record<string, string>> = {
+  start_time: '%START_TIME%',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+  protocol: '%PROTOCOL%',
+  response_code: '%RESPONSE_CODE%',
+  response_flags: '%RESPONSE_FLAGS%',
+  bytes_received: '%BYTES_RECEIVED%',
+  bytes_sent: '%BYTES_SENT%',
+  duration: '%DURATION%',
+  upstream_service_time: '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%',
+  x_forwarded_for: '%REQ(X-FORWARDED-FOR)%',
+  user_agent: '%REQ(USER-AGENT)%',
+  request_id: '%REQ(X-REQUEST-ID)%',
+  authority: '%REQ(:AUTHORITY)%',
+  upstream_host: '%UPSTREAM_HOST%',
+};
+
+function label(t: Telemetry): string {
+  return `Telemetry ${t.metadata.namespace}/${t.metadata.name}`;
+}
+
+function byName(a: Telemetry, b: Telemetry): number {
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+/** Root namespace, then the namespace, then a workload-selecting Telemetry: each more specific level overrides. */
+function telemetryChain(input: TranslateInput, scope: AccessLogScope): Telemetry[] {
+  const withLogging = input.config.telemetries.filter((t) => t.spec.accessLogging !== undefined);
+  const hasSelector = (t: Telemetry) => Object.keys(t.spec.selector?.matchLabels ?? {}).length > 0;
+  const nsWide = (ns: string) => withLogging.filter((t) => t.metadata.namespace === ns && !hasSelector(t)).sort(byName)[0];
+  const selecting = withLogging
+    .filter((t) => t.metadata.namespace === scope.namespace && hasSelector(t))
+    .filter((t) => Object.entries(t.spec.selector?.matchLabels ?? {}).every(([k, v]) => scope.labels[k] === v))
+    .sort(byName)[0];
+  const root = nsWide(input.mesh.rootNamespace);
+  const ns = scope.namespace === input.mesh.rootNamespace ? undefined : nsWide(scope.namespace);
+  return [root, ns, selecting].filter((t): t is Telemetry => t !== undefined);
+}
+
+/** CEL filters vmesh can express with Envoy's built-in filters: `response.code <op> N`. */
+function statusFilter(expression: string, where: string): Json {
+  const m = /^\s*response\.code\s*(>=|>|<=|<|==)\s*(\d+)\s*$/.exec(expression);
+  if (!m?.[1] || !m[2]) {
+    throw vmeshError(
+      ErrorCode.UnsupportedField,
+      `${where}: filter expression ${JSON.stringify(expression)} is not implemented by vmesh (only "response.code <op> N")`,
+    );
+  }
+  const n = Number(m[2]);
+  const [op, value] = { '>=': ['GE', n], '>': ['GE', n + 1], '<=': ['LE', n], '<': ['LE', n - 1], '==': ['EQ', n] }[m[1]] as [
+    string,
+    number,
+  ];
+  return {
+    status_code_filter: { comparison: { op, value: { default_value: Math.max(0, value), runtime_key: 'vmesh.access_log.status' } } },
+  };
+}
+
+interface ProviderState {
+  readonly enabled: boolean;
+  readonly filter?: Json;
+}
+
+/**
+ * The enabled providers after applying each level's accessLogging entries for this mode, as Istio merges them:
+ * an entry naming providers sets them; one naming none applies to the providers already in effect.
+ */
+function providersFor(input: TranslateInput, scope: AccessLogScope): Map<string, ProviderState> {
+  const state = new Map<string, ProviderState>();
+  if (input.mesh.defaultAccessLog.enabled) state.set(ENVOY_PROVIDER, { enabled: true });
+  for (const t of telemetryChain(input, scope)) {
+    t.spec.accessLogging?.forEach((entry, i) => {
+      const mode = entry.match?.mode ?? 'CLIENT_AND_SERVER';
+      if (mode !== 'CLIENT_AND_SERVER' && mode !== scope.mode) return;
+      const where = `${label(t)}: spec.accessLogging[${i}]`;
+      const filter = entry.filter ? statusFilter(entry.filter.expression, `${where}.filter.expression`) : undefined;
+      const names = entry.providers?.map((p) => p.name) ?? (state.size > 0 ? [...state.keys()] : [ENVOY_PROVIDER]);
+      names.forEach((name, j) => {
+        if (name !== ENVOY_PROVIDER) {
+          throw vmeshError(
+            ErrorCode.UnsupportedField,
+            `${where}.providers[${j}].name: provider ${JSON.stringify(name)} is not implemented by vmesh (use "envoy")`,
+          );
+        }
+        state.set(name, { enabled: entry.disabled !== true, ...(filter ? { filter } : {}) });
+      });
+    });
+  }
+  return state;
+}
+
+/** `access_log` entries for a filter serving `scope`; empty when logging is off. */
+export function accessLogsFor(input: TranslateInput, scope: AccessLogScope): Json[] {
+  const envoy = providersFor(input, scope).get(ENVOY_PROVIDER);
+  if (!envoy?.enabled) return [];
+  const json = input.mesh.defaultAccessLog.encoding === 'JSON';
+  return [
+    {
+      name: 'envoy.access_loggers.stdout',
+      ...(envoy.filter ? { filter: envoy.filter } : {}),
+      // Without log_format Envoy writes its default text line, which is what TEXT asks for.
+      typed_config: {
+        '@type': TypedConfigUrl.stdoutAccessLog,
+        ...(json ? { log_format: { json_format: toStruct(DEFAULT_JSON_FORMAT) } } : {}),
+      },
+    },
+  ];
+}

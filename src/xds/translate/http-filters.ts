@@ -1,0 +1,113 @@
+import { canonicalHost, hostMatches } from '../../api/hosts.js';
+import type { Endpoint } from '../../api/model.js';
+import type { Resource } from '../../api/resource.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import { protos } from '../protos.js';
+import { TYPE_URL_PREFIX, TypedConfigUrl } from '../type-urls.js';
+import type { TranslateInput } from './input.js';
+import { CORS_FILTER, CORS_FILTER_TYPE, corsSupported, FAULT_FILTER, protoDuration } from './route-action.js';
+import { localWorkloadPorts, routeFeatures } from './routes.js';
+
+export const LOCAL_RATE_LIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
+export const ROUTER_FILTER = 'envoy.filters.http.router';
+
+export interface HttpFilter {
+  readonly name: string;
+  readonly typed_config: Record<string, unknown>;
+}
+
+export interface HttpFilterOptions {
+  readonly direction: 'outbound' | 'inbound' | 'gateway';
+  /** The service port (outbound), workload port (inbound) or gateway server port. */
+  readonly port: number;
+  /** Inbound: the workloads served on `port`; by default the node's workloads listening on it. */
+  readonly workloads?: readonly Endpoint[];
+}
+
+function sameWorkload(a: Endpoint, b: Endpoint): boolean {
+  return a.workload === b.workload && a.namespace === b.namespace && a.address === b.address;
+}
+
+/** How closely a LocalRateLimit targets a workload: 2 by selector or host, 1 its namespace, 0 the mesh; -1 not at all. */
+function rank(input: TranslateInput, rl: Resource<'LocalRateLimit'>, w: Endpoint): number {
+  const ns = rl.metadata.namespace;
+  const specific = rl.spec.selector !== undefined || rl.spec.targetHosts !== undefined;
+  if (ns !== w.namespace) return ns === input.mesh.rootNamespace && !specific ? 0 : -1;
+  if (!specific) return 1;
+  if (rl.spec.selector) {
+    return Object.entries(rl.spec.selector.matchLabels ?? {}).every(([k, v]) => w.labels[k] === v) ? 2 : -1;
+  }
+  const patterns = (rl.spec.targetHosts ?? []).map((h) => canonicalHost(h, ns, input.mesh));
+  for (const s of input.model.services.values()) {
+    if (patterns.some((p) => hostMatches(p, s.hostname)) && s.endpoints.some((e) => sameWorkload(e, w))) return 2;
+  }
+  return -1;
+}
+
+/**
+ * The LocalRateLimit that applies to these workloads: the most specific one (selector or targetHosts, then
+ * namespace-wide, then mesh-wide from the root namespace), ties to the first name. Undefined when none does.
+ */
+export function localRateLimitFor(input: TranslateInput, workloads: readonly Endpoint[]): Resource<'LocalRateLimit'> | undefined {
+  let best: { rl: Resource<'LocalRateLimit'>; rank: number } | undefined;
+  for (const rl of input.config.localRateLimits) {
+    const r = Math.max(-1, ...workloads.map((w) => rank(input, rl, w)));
+    if (r < 0) continue;
+    const key = `${rl.metadata.namespace}/${rl.metadata.name}`;
+    const bestKey = best ? `${best.rl.metadata.namespace}/${best.rl.metadata.name}` : '';
+    if (!best || r > best.rank || (r === best.rank && key < bestKey)) best = { rl, rank: r };
+  }
+  return best?.rl;
+}
+
+/** Envoy's HttpStatus takes only the codes its StatusCode enum names; others would be NACKed. */
+function statusName(rl: Resource<'LocalRateLimit'>): string {
+  const name = protos().root.lookupEnum('envoy.type.v3.StatusCode').valuesById[rl.spec.statusCode];
+  if (name === undefined) {
+    throw vmeshError(
+      ErrorCode.UnsupportedField,
+      `LocalRateLimit ${rl.metadata.namespace}/${rl.metadata.name}: spec.statusCode: ${rl.spec.statusCode} is not a status Envoy can send (e.g. 429, 503)`,
+    );
+  }
+  return name;
+}
+
+const ALWAYS = { numerator: 100, denominator: 'HUNDRED' };
+
+/** The HTTP local_ratelimit filter config: one token bucket per proxy, enabled and enforced for every request. */
+export function localRateLimitConfig(rl: Resource<'LocalRateLimit'>, port: number): Record<string, unknown> {
+  const b = rl.spec.tokenBucket;
+  return {
+    '@type': TypedConfigUrl.httpLocalRateLimit,
+    stat_prefix: `local_rate_limit_${port}`,
+    status: { code: statusName(rl) },
+    token_bucket: { max_tokens: b.maxTokens, tokens_per_fill: { value: b.tokensPerFill }, fill_interval: protoDuration(b.fillInterval) },
+    filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: ALWAYS },
+    filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: ALWAYS },
+  };
+}
+
+/**
+ * The HTTP filters of one HttpConnectionManager, in order: fault (empty, so each route's own fault config
+ * applies; only when a route behind it injects faults), CORS (likewise, when its protos are loaded),
+ * local_ratelimit (inbound, when a LocalRateLimit selects the workloads) and the router last. RBAC is the
+ * listeners' business: they put it in front.
+ */
+export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): HttpFilter[] {
+  const filters: HttpFilter[] = [];
+  if (opts.direction !== 'inbound') {
+    const f = routeFeatures(input, opts.direction, opts.port);
+    if (f.fault) filters.push({ name: FAULT_FILTER, typed_config: { '@type': TypedConfigUrl.fault } });
+    if (f.cors && corsSupported()) filters.push({ name: CORS_FILTER, typed_config: { '@type': `${TYPE_URL_PREFIX}${CORS_FILTER_TYPE}` } });
+  } else {
+    const workloads =
+      opts.workloads ??
+      localWorkloadPorts(input)
+        .filter((l) => l.port === opts.port)
+        .map((l) => l.workload);
+    const rl = localRateLimitFor(input, workloads);
+    if (rl) filters.push({ name: LOCAL_RATE_LIMIT_FILTER, typed_config: localRateLimitConfig(rl, opts.port) });
+  }
+  filters.push({ name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } });
+  return filters;
+}

@@ -1,0 +1,60 @@
+import type { MeshConfig } from '../../api/mesh-config.js';
+import type { MeshModel } from '../../api/model.js';
+import { CDS, EDS, LDS, NDS, RDS } from '../type-urls.js';
+import { buildClusters } from './clusters.js';
+import { buildEndpoints, nodeLocality } from './endpoints.js';
+import type { ConfigIndex, EnvoyResource, ProxyNode, TranslateInput } from './input.js';
+import { buildListeners } from './listeners.js';
+import { buildNameTable } from './name-table.js';
+import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.js';
+import { buildProxylessRoutes } from './proxyless.js';
+import { buildGatewayRoutes, buildInboundRoutes, buildOutboundRoutes } from './routes.js';
+import { scopeServices } from './scope.js';
+
+export { type ConfigIndex, type EnvoyResource, indexConfig, type ProxyNode, type TranslateInput } from './input.js';
+
+/** Everything one proxy needs, by type URL: the pure translation of the mesh model for one node. */
+export function translateNode(input: TranslateInput): Record<string, EnvoyResource[]> {
+  const routes =
+    input.node.mode === 'proxyless'
+      ? buildProxylessRoutes(input)
+      : input.node.mode === 'gateway'
+        ? [...buildGatewayRoutes(input), ...buildOutboundRoutes(input)]
+        : [...buildOutboundRoutes(input), ...buildInboundRoutes(input)];
+  return {
+    [CDS]: buildClusters(input),
+    [EDS]: buildEndpoints(input),
+    [LDS]: buildListeners(input),
+    [RDS]: routes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    ...(input.node.mode === 'proxyless' ? {} : { [NDS]: buildNameTable(input) }),
+  };
+}
+
+/** The translation input of one node: its services after Sidecar and exportTo scoping. */
+export function nodeInput(mesh: MeshConfig, model: MeshModel, config: ConfigIndex, node: ProxyNode): TranslateInput {
+  const locality = nodeLocality(node);
+  const n = locality ? { ...node, locality } : node;
+  return { mesh, model, config, node: n, services: scopeServices(model, config, n, mesh) };
+}
+
+/**
+ * Nodes with the same outbound view share a translation: same mode, namespace, gateway labels and visible
+ * services, and (because VirtualService sourceLabels depend on them) the same workload labels.
+ */
+export function sharingKey(input: TranslateInput): string {
+  const usesSourceLabels = input.config.virtualServices.some((v) => JSON.stringify(v.spec).includes('"sourceLabels"'));
+  return JSON.stringify([
+    input.node.mode,
+    input.node.namespace,
+    input.node.labels,
+    // Locality-aware endpoint priorities depend on where the node is.
+    nodeLocality(input.node) ?? '',
+    input.services.map((s) => s.hostname),
+    usesSourceLabels ? input.node.workloads.map((w) => w.labels) : [],
+  ]);
+}
+
+/** Resources that depend on the node's own workloads: the inbound side. */
+export function isLocalResource(_typeUrl: string, name: string): boolean {
+  return name.startsWith('inbound|') || name === VIRTUAL_INBOUND_LISTENER || name === INBOUND_PASSTHROUGH_CLUSTER;
+}

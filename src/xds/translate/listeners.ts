@@ -1,0 +1,131 @@
+import type { MeshService, ServicePort } from '../../api/model.js';
+import { type AccessLogScope, accessLogsFor } from './access-log.js';
+import { httpFiltersFor } from './http-filters.js';
+import type { EnvoyResource, TranslateInput } from './input.js';
+import {
+  hcmFilter,
+  isHttpFamily,
+  type L4Binding,
+  listenerFilter,
+  meshVirtualServices,
+  socketAddress,
+  statPrefixOf,
+  type TcpTarget,
+  tcpProxyFilter,
+  tcpRouteFor,
+  tlsRouteChains,
+} from './listener-parts.js';
+import { buildGatewayListeners } from './listeners-gateway.js';
+import { buildVirtualInbound } from './listeners-inbound.js';
+import {
+  BLACKHOLE_CLUSTER,
+  outboundClusterName,
+  outboundListenerName,
+  outboundRouteName,
+  PASSTHROUGH_CLUSTER,
+  VIRTUAL_OUTBOUND_LISTENER,
+} from './names.js';
+import { buildProxylessListeners } from './proxyless.js';
+import { sidecarFor } from './scope.js';
+
+type Json = Record<string, unknown>;
+
+export const VIRTUAL_OUTBOUND_PORT = 15001;
+
+function clientScope(input: TranslateInput): AccessLogScope {
+  return { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
+}
+
+/** ALLOW_ANY unless the node's Sidecar (else the mesh) says REGISTRY_ONLY: what 15001 does with unknown destinations. */
+export function outboundTrafficMode(input: TranslateInput): 'ALLOW_ANY' | 'REGISTRY_ONLY' {
+  return sidecarFor(input.config, input.node, input.mesh)?.spec.outboundTrafficPolicy?.mode ?? input.mesh.outboundTrafficPolicy.mode;
+}
+
+/** Non-HTTP ports: SNI chains from tls routes (TLS/HTTPS ports), then one chain for the rest (tcp route or the service). */
+function l4Chains(input: TranslateInput, service: MeshService, port: ServicePort, accessLog: Json[]): { chains: Json[]; sni: boolean } {
+  const binding: L4Binding = { kind: 'mesh', port: port.number, vip: service.vip };
+  const vss = meshVirtualServices(input, [service.hostname]);
+  const tlsish = port.protocol === 'TLS' || port.protocol === 'HTTPS';
+  const sniChains = tlsish ? tlsRouteChains(input, vss, binding, accessLog) : [];
+  const target: TcpTarget = tcpRouteFor(input, vss, binding) ?? { cluster: outboundClusterName(port.number, '', service.hostname) };
+  const fallback = {
+    name: 'tcp',
+    filters: [tcpProxyFilter(statPrefixOf(target, `outbound_${service.vip}_${port.number}`), target, accessLog)],
+  };
+  return { chains: [...sniChains, fallback], sni: sniChains.length > 0 };
+}
+
+/**
+ * One listener per service VIP:port, not bound to a socket: connections arrive through 15001 by their original
+ * destination (Istio's virtual listeners). HTTP-family ports route by RDS on the port's shared route config.
+ */
+function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort): EnvoyResource {
+  const name = outboundListenerName(service.vip, port.number);
+  const accessLog = accessLogsFor(input, clientScope(input));
+  let chains: Json[];
+  let sni = false;
+  if (isHttpFamily(port.protocol)) {
+    const hcm = hcmFilter({
+      statPrefix: `outbound_${service.vip}_${port.number}`,
+      routeName: outboundRouteName(port.number),
+      httpFilters: httpFiltersFor(input, { direction: 'outbound', port: port.number }),
+      accessLog,
+    });
+    chains = [{ name: 'http', filters: [hcm] }];
+  } else {
+    ({ chains, sni } = l4Chains(input, service, port, accessLog));
+  }
+  return {
+    name,
+    message: {
+      name,
+      address: socketAddress(service.vip, port.number),
+      bind_to_port: { value: false },
+      traffic_direction: 'OUTBOUND',
+      ...(sni ? { listener_filters: [listenerFilter('tls_inspector')] } : {}),
+      filter_chains: chains,
+    },
+  };
+}
+
+/** `virtualOutbound` on 0.0.0.0:15001: hands captured connections to the VIP:port listeners; the rest by policy. */
+function virtualOutbound(input: TranslateInput): EnvoyResource {
+  const cluster = outboundTrafficMode(input) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return {
+    name: VIRTUAL_OUTBOUND_LISTENER,
+    message: {
+      name: VIRTUAL_OUTBOUND_LISTENER,
+      address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
+      use_original_dst: { value: true },
+      traffic_direction: 'OUTBOUND',
+      listener_filters: [listenerFilter('original_dst')],
+      default_filter_chain: { name: cluster, filters: [tcpProxyFilter(cluster, { cluster }, accessLogsFor(input, clientScope(input)))] },
+    },
+  };
+}
+
+function sidecarListeners(input: TranslateInput): EnvoyResource[] {
+  const out = new Map<string, EnvoyResource>();
+  for (const service of input.services) {
+    if (!service.vip) continue;
+    for (const port of service.ports) {
+      const name = outboundListenerName(service.vip, port.number);
+      if (port.number > 0 && !out.has(name)) out.set(name, outboundListener(input, service, port));
+    }
+  }
+  return [...out.values(), virtualOutbound(input), buildVirtualInbound(input)];
+}
+
+/**
+ * The node's listeners (LDS), sorted by name. Sidecars: per-service outbound listeners, 15001 and 15006;
+ * gateways: the Gateway servers' ports; proxyless gRPC clients: ApiListeners per service port.
+ */
+export function buildListeners(input: TranslateInput): EnvoyResource[] {
+  const listeners =
+    input.node.mode === 'gateway'
+      ? buildGatewayListeners(input)
+      : input.node.mode === 'proxyless'
+        ? buildProxylessListeners(input)
+        : sidecarListeners(input);
+  return [...listeners].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,39 @@
+import { splitMeshHost } from '../../api/hosts.js';
+import type { EnvoyResource, TranslateInput } from './input.js';
+
+export const NAME_TABLE_RESOURCE = 'name-table';
+
+interface NameInfo {
+  ips: string[];
+  registry: string;
+  shortname: string;
+  namespace: string;
+}
+
+/** Addresses and CIDRs (ServiceEntry `addresses` land in aliases) are not names the DNS proxy answers. */
+function isName(s: string): boolean {
+  return s !== '' && !s.includes('*') && !s.includes('/') && !s.includes(':') && !/^\d+(\.\d+){3}$/.test(s);
+}
+
+/**
+ * The DNS proxy's table (vmesh.v1.NameTable, Istio's NDS): every visible service's hostname, its aliases,
+ * `name.namespace`, and the bare name for services in the node's own namespace, each answering the service VIP.
+ * The first service to claim a name keeps it (services are taken in hostname order).
+ */
+export function buildNameTable(input: TranslateInput): EnvoyResource[] {
+  const table = new Map<string, NameInfo>();
+  const services = [...input.services].filter((s) => s.vip !== '').sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+  for (const s of services) {
+    const info = (): NameInfo => ({ ips: [s.vip], registry: 'vmesh', shortname: s.name, namespace: s.namespace });
+    const names = [s.hostname, ...s.aliases];
+    if (splitMeshHost(s.hostname, input.mesh)) {
+      names.push(`${s.name}.${s.namespace}`);
+      if (s.namespace === input.node.namespace) names.push(s.name);
+    }
+    for (const n of names.map((x) => x.toLowerCase())) {
+      if (isName(n) && !table.has(n)) table.set(n, info());
+    }
+  }
+  const sorted = Object.fromEntries([...table.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return [{ name: NAME_TABLE_RESOURCE, message: { table: sorted } }];
+}

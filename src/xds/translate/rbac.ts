@@ -1,0 +1,268 @@
+import type { Endpoint } from '../../api/model.js';
+import type { AuthorizationPolicySpec, Resource } from '../../api/resource.js';
+import { parseCidr } from '../../lib/addr.js';
+import { TypedConfigUrl } from '../type-urls.js';
+import type { TranslateInput } from './input.js';
+
+/**
+ * AuthorizationPolicy -> Envoy RBAC filters, with Istio's semantics: inside a rule the `from` sources are OR'ed
+ * and the fields of one source AND'ed (likewise `to`), `when` conditions AND'ed with both; a rule without
+ * from/to/when matches everything; DENY is evaluated before ALLOW; ALLOW policies that select a workload but
+ * have no rules allow nothing.
+ */
+
+type Json = Record<string, unknown>;
+type Rule = NonNullable<AuthorizationPolicySpec['rules']>[number];
+type Source = NonNullable<Rule['from']>[number]['source'];
+type Operation = NonNullable<Rule['to']>[number]['operation'];
+type Condition = NonNullable<Rule['when']>[number];
+type Policy = Resource<'AuthorizationPolicy'>;
+type Action = 'ALLOW' | 'DENY' | 'LOG';
+
+export type RbacFilter = { readonly name: string; readonly typed_config: Json };
+
+const HTTP_RBAC = 'envoy.filters.http.rbac';
+const NETWORK_RBAC = 'envoy.filters.network.rbac';
+
+interface Ctx {
+  readonly trustDomains: readonly string[];
+  /** Network (TCP) RBAC: HTTP-only fields cannot be evaluated there. */
+  readonly tcp: boolean;
+}
+
+// ---- string matchers with Istio's `*` rules: `*` alone = anything, `x*` = prefix, `*x` = suffix ----
+
+type Match = { kind: 'any' } | { kind: 'exact' | 'prefix' | 'suffix'; value: string };
+
+function istioMatch(v: string): Match {
+  if (v === '*') return { kind: 'any' };
+  if (v.endsWith('*')) return { kind: 'prefix', value: v.slice(0, -1) };
+  if (v.startsWith('*')) return { kind: 'suffix', value: v.slice(1) };
+  return { kind: 'exact', value: v };
+}
+
+function stringMatcher(m: Exclude<Match, { kind: 'any' }>, extra: Json = {}): Json {
+  return { [m.kind]: m.value, ...extra };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// ---- boolean combinators; one member needs no wrapper, none means "anything" ----
+
+function allOf(kind: 'permission' | 'principal', items: readonly Json[]): Json {
+  if (items.length === 0) return { any: true };
+  if (items.length === 1 && items[0]) return items[0];
+  return kind === 'permission' ? { and_rules: { rules: items } } : { and_ids: { ids: items } };
+}
+
+function anyOf(kind: 'permission' | 'principal', items: readonly Json[]): Json {
+  if (items.length === 1 && items[0]) return items[0];
+  return kind === 'permission' ? { or_rules: { rules: items } } : { or_ids: { ids: items } };
+}
+
+function not(kind: 'permission' | 'principal', item: Json): Json {
+  return kind === 'permission' ? { not_rule: item } : { not_id: item };
+}
+
+/** `values` OR'ed, AND'ed with none of `notValues`: Istio's value/notValue pairs. */
+function field(kind: 'permission' | 'principal', values: readonly Json[] | undefined, notValues: readonly Json[] | undefined): Json[] {
+  const out: Json[] = [];
+  if (values && values.length > 0) out.push(anyOf(kind, values));
+  if (notValues && notValues.length > 0) out.push(not(kind, anyOf(kind, notValues)));
+  return out;
+}
+
+// ---- principals (who) ----
+
+function authenticated(principalName: Json): Json {
+  return { authenticated: { principal_name: principalName } };
+}
+
+/** `cluster.local/ns/x/sa/y`: the mesh's trust domain and its aliases name one identity (Istio's trust domain aliases). */
+function principalIds(p: string, ctx: Ctx): Json[] {
+  const m = istioMatch(p);
+  if (m.kind === 'any') return [authenticated({ safe_regex: { regex: '.+' } })];
+  if (m.kind === 'suffix') return [authenticated(stringMatcher(m))];
+  const slash = m.value.indexOf('/');
+  const td = slash > 0 ? m.value.slice(0, slash) : undefined;
+  const domains = td !== undefined && ctx.trustDomains.includes(td) ? ctx.trustDomains : [td];
+  return domains.map((d) => {
+    const rest = d === undefined ? m.value : `${d}${m.value.slice(slash)}`;
+    return authenticated(stringMatcher({ kind: m.kind, value: `spiffe://${rest}` }));
+  });
+}
+
+function namespaceId(ns: string): Json {
+  const m = istioMatch(ns);
+  const part =
+    m.kind === 'any'
+      ? '[^/]+'
+      : m.kind === 'prefix'
+        ? `${escapeRegex(m.value)}[^/]*`
+        : m.kind === 'suffix'
+          ? `[^/]*${escapeRegex(m.value)}`
+          : escapeRegex(m.value);
+  return authenticated({ safe_regex: { regex: `spiffe://[^/]+/ns/${part}/sa/[^/]+` } });
+}
+
+function cidr(text: string, what: string): Json {
+  const c = parseCidr(text, what);
+  return { address_prefix: c.address, prefix_len: { value: c.prefix } };
+}
+
+function sourceIds(s: Source, ctx: Ctx, where: string): Json[] {
+  const ids = (list: readonly string[] | undefined, f: (v: string) => Json[]) => list?.flatMap(f);
+  const ip = (v: string) => [{ direct_remote_ip: cidr(v, `${where}.ipBlocks`) }];
+  return [
+    ...field(
+      'principal',
+      ids(s.principals, (p) => principalIds(p, ctx)),
+      ids(s.notPrincipals, (p) => principalIds(p, ctx)),
+    ),
+    ...field('principal', s.namespaces?.map(namespaceId), s.notNamespaces?.map(namespaceId)),
+    ...field('principal', ids(s.ipBlocks, ip), ids(s.notIpBlocks, ip)),
+  ];
+}
+
+// ---- permissions (what) ----
+
+function headerRule(name: string, v: string, extra: Json = {}): Json {
+  const m = istioMatch(v);
+  return { header: m.kind === 'any' ? { name, present_match: true } : { name, string_match: stringMatcher(m, extra) } };
+}
+
+function pathRule(p: string): Json {
+  const m = istioMatch(p);
+  return m.kind === 'any' ? { any: true } : { url_path: { path: stringMatcher(m) } };
+}
+
+const HTTP_OPERATION_FIELDS = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
+
+function operationRules(o: Operation, ctx: Ctx): Json[] {
+  const host = (h: string) => headerRule(':authority', h, { ignore_case: true });
+  const method = (m: string) => headerRule(':method', m);
+  const port = (p: number) => ({ destination_port: p });
+  return [
+    ...(ctx.tcp ? [] : field('permission', o.hosts?.map(host), o.notHosts?.map(host))),
+    ...(ctx.tcp ? [] : field('permission', o.methods?.map(method), o.notMethods?.map(method))),
+    ...(ctx.tcp ? [] : field('permission', o.paths?.map(pathRule), o.notPaths?.map(pathRule))),
+    ...field('permission', o.ports?.map(port), o.notPorts?.map(port)),
+  ];
+}
+
+// ---- conditions (`when`): each lands on the side of the policy it describes ----
+
+const HEADER_KEY = /^request\.headers\[([^\]]+)\]$/;
+
+function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: Json[]; principals: Json[] } {
+  const on = (kind: 'permission' | 'principal', f: (v: string) => Json[]) => {
+    const parts = field(kind, c.values?.flatMap(f), c.notValues?.flatMap(f));
+    return kind === 'permission' ? { permissions: parts, principals: [] } : { permissions: [], principals: parts };
+  };
+  const header = HEADER_KEY.exec(c.key);
+  if (header?.[1] !== undefined) {
+    const name = header[1].toLowerCase();
+    return ctx.tcp ? { permissions: [], principals: [] } : on('permission', (v) => [headerRule(name, v)]);
+  }
+  switch (c.key) {
+    case 'source.ip':
+      return on('principal', (v) => [{ direct_remote_ip: cidr(v, `${where}.values`) }]);
+    case 'source.namespace':
+      return on('principal', (v) => [namespaceId(v)]);
+    case 'source.principal':
+      return on('principal', (v) => principalIds(v, ctx));
+    case 'destination.ip':
+      return on('permission', (v) => [{ destination_ip: cidr(v, `${where}.values`) }]);
+    case 'destination.port':
+      return on('permission', (v) => [{ destination_port: Number(v) }]);
+    case 'connection.sni':
+      return on('permission', (v) => {
+        const m = istioMatch(v);
+        return [m.kind === 'any' ? { any: true } : { requested_server_name: stringMatcher(m) }];
+      });
+    default:
+      // Validation refuses every other key (request.auth.*, remote.ip, experimental.*) before it gets here.
+      return { permissions: [], principals: [] };
+  }
+}
+
+function hasHttpFields(r: Rule): boolean {
+  return (
+    (r.to ?? []).some((t) => HTTP_OPERATION_FIELDS.some((f) => (t.operation[f]?.length ?? 0) > 0)) ||
+    (r.when ?? []).some((w) => HEADER_KEY.test(w.key))
+  );
+}
+
+/** One Envoy policy per rule: permissions = its `to` entries (OR), principals = its `from` entries (OR). */
+function rulePolicy(r: Rule, ctx: Ctx, where: string): Json {
+  const conds = (r.when ?? []).map((c, i) => conditionParts(c, ctx, `${where}.when[${i}]`));
+  const permConds = conds.flatMap((c) => c.permissions);
+  const princConds = conds.flatMap((c) => c.principals);
+  const to = r.to ?? [undefined];
+  const from = r.from ?? [undefined];
+  return {
+    permissions: to.map((t) => allOf('permission', [...(t ? operationRules(t.operation, ctx) : []), ...permConds])),
+    principals: from.map((f, i) =>
+      allOf('principal', [...(f ? sourceIds(f.source, ctx, `${where}.from[${i}].source`) : []), ...princConds]),
+    ),
+  };
+}
+
+// ---- which policies apply ----
+
+function selectsWorkload(p: Policy, workload: Endpoint, rootNamespace: string): boolean {
+  if (p.metadata.namespace !== workload.namespace && p.metadata.namespace !== rootNamespace) return false;
+  return Object.entries(p.spec.selector?.matchLabels ?? {}).every(([k, v]) => workload.labels[k] === v);
+}
+
+/** The AuthorizationPolicies that apply to a workload: its namespace's and the root namespace's (mesh-wide), by key. */
+export function policiesFor(input: TranslateInput, workload: Endpoint): Policy[] {
+  const key = (p: Policy) => `${p.metadata.namespace}/${p.metadata.name}`;
+  return input.config.authorizationPolicies
+    .filter((p) => selectsWorkload(p, workload, input.mesh.rootNamespace))
+    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): Json {
+  const out: Record<string, Json> = {};
+  for (const p of policies) {
+    p.spec.rules?.forEach((r, i) => {
+      const where = `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}: spec.rules[${i}]`;
+      // Istio's TCP semantics: an ALLOW rule that needs HTTP attributes can never be proven to match a connection,
+      // so it is left out (it allows nothing); a DENY rule keeps only its TCP fields, so it denies more rather than
+      // letting through what it was written to stop.
+      if (ctx.tcp && action === 'ALLOW' && hasHttpFields(r)) return;
+      out[`${p.metadata.namespace}/${p.metadata.name}[${i}]`] = rulePolicy(r, ctx, where);
+    });
+  }
+  return { action, policies: out };
+}
+
+/**
+ * The RBAC filters for a workload's inbound port, in evaluation order: AUDIT policies (action LOG, which only
+ * marks requests), then DENY, then ALLOW. No filter for an action without policies; ALLOW policies whose rules
+ * are all empty (or all dropped for TCP) leave an ALLOW filter without policies, which denies everything.
+ */
+export function rbacFor(input: TranslateInput, workload: Endpoint, kind: 'http' | 'network'): RbacFilter[] {
+  const ctx: Ctx = { trustDomains: [input.mesh.trustDomain, ...input.mesh.trustDomainAliases], tcp: kind === 'network' };
+  const policies = policiesFor(input, workload);
+  const filters: RbacFilter[] = [];
+  const order: Array<[AuthorizationPolicySpec['action'], Action]> = [
+    ['AUDIT', 'LOG'],
+    ['DENY', 'DENY'],
+    ['ALLOW', 'ALLOW'],
+  ];
+  for (const [specAction, action] of order) {
+    const selected = policies.filter((p) => p.spec.action === specAction);
+    if (selected.length === 0) continue;
+    const rules = rbacRules(selected, action, ctx);
+    filters.push(
+      kind === 'http'
+        ? { name: HTTP_RBAC, typed_config: { '@type': TypedConfigUrl.httpRbac, rules } }
+        : { name: NETWORK_RBAC, typed_config: { '@type': TypedConfigUrl.networkRbac, stat_prefix: 'tcp.', rules } },
+    );
+  }
+  return filters;
+}
