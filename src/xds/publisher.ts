@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { MeshModel } from '../api/model.js';
 import type { Logger } from '../lib/logger.js';
-import { makeResource, snapshotOf, type XdsResource } from './snapshot.js';
+import { makeResource, type Snapshot, snapshotOf, type XdsResource } from './snapshot.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import type { EnvoyResource, TranslateInput } from './translate/input.js';
 
@@ -35,6 +35,8 @@ export class SnapshotPublisher {
   /** Encoded resources of the current generation, by message object (shared translations encode once). */
   private encodedByObject = new WeakMap<object, XdsResource>();
   private shared = new Map<string, Translated>();
+  /** Snapshots of nodes without local resources, by sharing key: such nodes get the very same object. */
+  private sharedSnapshots = new Map<string, Snapshot>();
 
   constructor(private readonly opts: PublisherOptions) {}
 
@@ -57,6 +59,7 @@ export class SnapshotPublisher {
   setModel(model: MeshModel): void {
     this.model = model;
     this.shared = new Map();
+    this.sharedSnapshots = new Map();
     this.encodedByObject = new WeakMap();
     for (const n of this.tracked()) this.publish(n);
   }
@@ -71,25 +74,24 @@ export class SnapshotPublisher {
       this.opts.logger.warn({ nodeId }, 'xds: no such node in the mesh; nothing to serve');
       return false;
     }
-    let translated: Translated;
-    try {
-      translated = this.translateShared(input);
-    } catch (e) {
-      this.opts.logger.error({ nodeId, err: e }, 'xds: translation failed; the node keeps its previous snapshot');
-      return false;
+    const key = this.opts.sharing && input.node.workloads.length === 0 ? this.opts.sharing.key(input) : undefined;
+    let snapshot = key !== undefined ? this.sharedSnapshots.get(key) : undefined;
+    if (!snapshot) {
+      let translated: Translated;
+      try {
+        translated = this.translateShared(input);
+      } catch (e) {
+        this.opts.logger.error({ nodeId, err: e }, 'xds: translation failed; the node keeps its previous snapshot');
+        return false;
+      }
+      snapshot = this.assemble(translated);
+      if (key !== undefined) this.sharedSnapshots.set(key, snapshot);
     }
-    const resources: XdsResource[] = [];
-    for (const [typeUrl, list] of Object.entries(translated)) {
-      for (const r of list) resources.push(this.encode(typeUrl, r));
-    }
-    resources.sort((a, b) => (a.typeUrl + a.name < b.typeUrl + b.name ? -1 : 1));
-    const h = createHash('sha256');
-    for (const r of resources) h.update(`${r.typeUrl}\0${r.name}\0${r.version}\n`);
-    const version = h.digest('hex').slice(0, 12);
+    const version = snapshot.version;
     const previous = this.opts.cache.getSnapshot(nodeId);
     const changed = previous?.version !== version;
     if (changed) {
-      const set = this.opts.cache.setSnapshot(nodeId, snapshotOf(version, resources));
+      const set = this.opts.cache.setSnapshot(nodeId, snapshot);
       if (!set.ok) {
         this.opts.logger.error({ nodeId, problems: set.error }, 'xds: translation produced an inconsistent snapshot; not served');
         return false;
@@ -97,6 +99,17 @@ export class SnapshotPublisher {
     }
     this.opts.onPublished?.({ nodeId, version, changed, ms: performance.now() - started });
     return changed;
+  }
+
+  private assemble(translated: Translated): Snapshot {
+    const resources: XdsResource[] = [];
+    for (const [typeUrl, list] of Object.entries(translated)) {
+      for (const r of list) resources.push(this.encode(typeUrl, r));
+    }
+    resources.sort((a, b) => (a.typeUrl + a.name < b.typeUrl + b.name ? -1 : 1));
+    const h = createHash('sha256');
+    for (const r of resources) h.update(`${r.typeUrl}\0${r.name}\0${r.version}\n`);
+    return snapshotOf(h.digest('hex').slice(0, 12), resources);
   }
 
   private translateShared(input: TranslateInput): Translated {

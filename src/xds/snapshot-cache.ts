@@ -8,16 +8,19 @@ export type SnapshotWatcher = (snapshot: Snapshot) => void;
 export class SnapshotCache {
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly watchers = new Map<string, Set<SnapshotWatcher>>();
+  /** Snapshots already checked: alike nodes share one snapshot object, checked once. */
+  private readonly consistent = new WeakSet<Snapshot>();
 
   constructor(private readonly opts: { readonly logger?: Logger } = {}) {}
 
   /** Refuses an inconsistent snapshot (a node would wait forever for the missing piece) and keeps the previous one. */
   setSnapshot(nodeId: string, s: Snapshot): Result<void, string[]> {
-    const check = checkConsistent(s);
+    const check = this.consistent.has(s) ? ({ ok: true, value: undefined } as const) : checkConsistent(s);
     if (!check.ok) {
       this.opts.logger?.warn({ nodeId, version: s.version, problems: check.error }, 'xds: inconsistent snapshot refused');
       return check;
     }
+    this.consistent.add(s);
     this.snapshots.set(nodeId, s);
     for (const cb of [...(this.watchers.get(nodeId) ?? [])]) {
       try {

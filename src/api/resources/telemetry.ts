@@ -95,7 +95,16 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
   spec.accessLogging?.forEach((a, i) => {
     const p = `spec.accessLogging[${i}]`;
     checkProviders(`${p}.providers`, a.providers, c);
-    if (a.filter?.expression === '') c.report(`${p}.filter.expression`, 'must not be empty');
+    a.providers?.forEach((pr, j) => {
+      // The proxy writes access logs itself; only Istio's built-in `envoy` provider (JSON/text lines) exists.
+      if (pr.name !== '' && pr.name !== 'envoy')
+        c.unsupported(`${p}.providers[${j}].name`, `access log provider ${quote(pr.name)} is not implemented by vmesh (use "envoy")`);
+    });
+    const expr = a.filter?.expression;
+    if (expr === '') c.report(`${p}.filter.expression`, 'must not be empty');
+    else if (expr !== undefined && !/^\s*response\.code\s*(>=|>|<=|<|==)\s*\d+\s*$/.test(expr)) {
+      c.unsupported(`${p}.filter.expression`, `filter ${quote(expr)} is not implemented by vmesh (only "response.code <op> N")`);
+    }
   });
   spec.tracing?.forEach((t, i) => {
     const p = `spec.tracing[${i}]`;

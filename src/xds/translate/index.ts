@@ -9,7 +9,7 @@ import { buildNameTable } from './name-table.js';
 import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.js';
 import { buildProxylessRoutes } from './proxyless.js';
 import { buildGatewayRoutes, buildInboundRoutes, buildOutboundRoutes } from './routes.js';
-import { scopeServices } from './scope.js';
+import { scopeServices, sidecarFor } from './scope.js';
 
 export { type ConfigIndex, type EnvoyResource, indexConfig, type ProxyNode, type TranslateInput } from './input.js';
 
@@ -47,6 +47,11 @@ export function sharingKey(input: TranslateInput): string {
     input.node.mode,
     input.node.namespace,
     input.node.labels,
+    // The Sidecar that applies decides the outbound policy of 15001, not only which services are seen.
+    (() => {
+      const sc = sidecarFor(input.config, input.node, input.mesh);
+      return sc ? `${sc.metadata.namespace}/${sc.metadata.name}` : '';
+    })(),
     // Locality-aware endpoint priorities depend on where the node is.
     nodeLocality(input.node) ?? '',
     input.services.map((s) => s.hostname),

@@ -77,17 +77,6 @@ export function hcmFilter(opts: {
   };
 }
 
-/**
- * tls.ts writes DownstreamTlsContext.require_client_certificate as a plain boolean, but the field is a
- * google.protobuf.BoolValue: wrap it so the listener encodes (a no-op once tls.ts writes `{ value }`).
- */
-export function boolValueTls(socket: { name: string; typed_config: Json }): Json {
-  const rcc = socket.typed_config.require_client_certificate;
-  return typeof rcc === 'boolean'
-    ? { ...socket, typed_config: { ...socket.typed_config, require_client_certificate: { value: rcc } } }
-    : socket;
-}
-
 // ---- L4 routing from VirtualServices ----
 
 /** Who the L4 routes are for: a sidecar's outbound listener for a service VIP:port, or a gateway server's port. */

@@ -4,16 +4,7 @@ import { type AccessLogScope, accessLogsFor } from './access-log.js';
 import { outboundClusters } from './endpoints.js';
 import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
-import {
-  boolValueTls,
-  hcmFilter,
-  isHttpFamily,
-  listenerFilter,
-  socketAddress,
-  tcpProxyFilter,
-  tcpRouteFor,
-  tlsRouteChains,
-} from './listener-parts.js';
+import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter, tcpRouteFor, tlsRouteChains } from './listener-parts.js';
 import { gatewayListenerName, SDS_DEFAULT_CERT } from './names.js';
 import { gatewayServerRouteName } from './routes.js';
 import { downstreamMtls, sdsSecretConfig } from './tls.js';
@@ -108,7 +99,7 @@ function clientValidation(tls: ServerTls): Json {
  */
 function serverTransportSocket(tls: ServerTls, http: boolean): Json {
   const mode = tls.mode ?? 'PASSTHROUGH';
-  if (mode === 'ISTIO_MUTUAL') return boolValueTls(downstreamMtls({ certSecret: SDS_DEFAULT_CERT, requireClientCert: true }));
+  if (mode === 'ISTIO_MUTUAL') return downstreamMtls({ certSecret: SDS_DEFAULT_CERT, requireClientCert: true });
   const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
   const certs =
     tls.credentialName !== undefined

@@ -5,7 +5,7 @@ import { spiffeIdOf } from './destination-rule.js';
 import { endpointPort } from './endpoints.js';
 import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
-import { boolValueTls, hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter } from './listener-parts.js';
+import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter } from './listener-parts.js';
 import {
   INBOUND_PASSTHROUGH_CLUSTER,
   inboundClusterName,
@@ -91,7 +91,7 @@ function modeChains(name: string, port: number | undefined, mode: MtlsMode, cert
     {
       name: `${name}|mtls`,
       filter_chain_match: { ...dst, transport_protocol: 'tls', application_protocols: [...MESH_MTLS_ALPN] },
-      transport_socket: boolValueTls(downstreamMtls({ certSecret, requireClientCert: true })),
+      transport_socket: downstreamMtls({ certSecret, requireClientCert: true }),
       filters,
     },
   ];

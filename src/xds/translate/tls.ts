@@ -50,7 +50,7 @@ export function downstreamMtls(opts: { certSecret: string; requireClientCert: bo
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': TypedConfigUrl.downstreamTlsContext,
-      require_client_certificate: opts.requireClientCert,
+      require_client_certificate: { value: opts.requireClientCert },
       common_tls_context: {
         tls_certificate_sds_secret_configs: [sdsSecretConfig(opts.certSecret)],
         combined_validation_context: validationContext(opts.peerSpiffeIds ?? []),

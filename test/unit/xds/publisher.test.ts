@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLogger } from '../../../src/lib/logger.js';
+import { SnapshotCache, SnapshotPublisher } from '../../../src/xds/index.js';
+import { isLocalResource, nodeInput, sharingKey, translateNode } from '../../../src/xds/translate/index.js';
+import { CDS, EDS, LDS } from '../../../src/xds/type-urls.js';
+import { bookinfoInput } from './translate/fixture.js';
+
+function setup() {
+  const base = bookinfoInput('h1');
+  const cache = new SnapshotCache();
+  const published: Array<{ nodeId: string; changed: boolean }> = [];
+  let model = base.model;
+  const publisher = new SnapshotPublisher({
+    cache,
+    translate: translateNode,
+    sharing: { key: sharingKey, isLocal: isLocalResource },
+    logger: createLogger({ level: 'silent' }),
+    onPublished: (ev) => published.push(ev),
+    inputFor: (nodeId, m) => {
+      const node = nodeId === 'h1' ? base.node : { ...base.node, id: nodeId, workloads: [], addresses: [] };
+      return nodeInput(base.mesh, m, base.config, node);
+    },
+  });
+  return { base, cache, published, publisher, setModel: (m: typeof model) => publisher.setModel((model = m)) };
+}
+
+test('nodes get consistent snapshots; alike nodes share one; local resources stay local', () => {
+  const s = setup();
+  s.publisher.setModel(s.base.model);
+  for (const n of ['h1', 'x1', 'x2']) s.publisher.ensureNode(n);
+  const h1 = s.cache.getSnapshot('h1');
+  const x1 = s.cache.getSnapshot('x1');
+  const x2 = s.cache.getSnapshot('x2');
+  assert.ok(h1 && x1 && x2);
+  assert.equal(x1, x2, 'nodes without workloads share the very same snapshot object');
+  assert.ok(h1.resources.get(CDS)?.has('outbound|9080|v1|reviews.default.mesh'));
+  assert.ok(h1.resources.get(CDS)?.has('inbound|9080||'), 'h1 serves productpage on 9080');
+  assert.equal(x1.resources.get(CDS)?.has('inbound|9080||'), false, 'x1 runs no workload');
+  assert.ok(h1.resources.get(LDS)?.has('virtualInbound'));
+  // The shared outbound part is byte-identical between the two kinds of node.
+  const c = 'outbound|9080|v2|reviews.default.mesh';
+  assert.equal(h1.resources.get(CDS)?.get(c)?.version, x1.resources.get(CDS)?.get(c)?.version);
+});
+
+test('a model change republishes only what changed; an identical model changes nothing', () => {
+  const s = setup();
+  s.publisher.setModel(s.base.model);
+  s.publisher.ensureNode('h1');
+  const before = s.cache.getSnapshot('h1');
+  s.published.length = 0;
+  s.setModel({ ...s.base.model, version: 2 });
+  assert.deepEqual(
+    s.published.map((p) => p.changed),
+    [false],
+  );
+  assert.equal(s.cache.getSnapshot('h1')?.version, before?.version);
+
+  const reviews = s.base.model.services.get('reviews.default.mesh');
+  assert.ok(reviews);
+  const extra = { ...reviews.endpoints[0], address: '198.18.0.99', workload: 'reviews-v9' } as (typeof reviews.endpoints)[number];
+  const services = new Map(s.base.model.services);
+  services.set('reviews.default.mesh', { ...reviews, endpoints: [...reviews.endpoints, extra] });
+  s.setModel({ ...s.base.model, version: 3, services });
+  const after = s.cache.getSnapshot('h1');
+  assert.notEqual(after?.version, before?.version);
+  const eds = 'outbound|9080|v1|reviews.default.mesh';
+  assert.notEqual(after?.resources.get(EDS)?.get(eds)?.version, before?.resources.get(EDS)?.get(eds)?.version);
+  const cds = 'outbound|9080|v1|reviews.default.mesh';
+  assert.equal(after?.resources.get(CDS)?.get(cds)?.version, before?.resources.get(CDS)?.get(cds)?.version, 'clusters unchanged');
+});
+
+test('an unknown node gets nothing and a removed node is forgotten', () => {
+  const s = setup();
+  const publisher = new SnapshotPublisher({
+    cache: s.cache,
+    translate: translateNode,
+    logger: createLogger({ level: 'silent' }),
+    inputFor: () => undefined,
+  });
+  publisher.setModel(s.base.model);
+  publisher.ensureNode('ghost');
+  assert.equal(s.cache.getSnapshot('ghost'), undefined);
+  s.publisher.setModel(s.base.model);
+  s.publisher.ensureNode('h1');
+  s.publisher.removeNode('h1');
+  assert.equal(s.cache.getSnapshot('h1'), undefined);
+  assert.deepEqual(s.publisher.tracked(), []);
+});
