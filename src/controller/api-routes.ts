@@ -59,6 +59,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
           return {
             ...h,
             live: !h.revoked && d.health.isHostLive(h.name),
+            state: h.revoked ? 'removed' : d.health.hostState(h.name),
             ...(seen?.lastSeen ? { lastSeen: new Date(seen.lastSeen).toISOString() } : {}),
             facts: { ...h.facts, os: `${h.facts.osDistro} ${h.facts.osRelease}`.trim(), addresses: [...h.facts.ipv4, ...h.facts.ipv6] },
           };
@@ -74,6 +75,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         await d.hosts.remove(name);
         d.health.forgetHost(name);
         d.xds.forget(name);
+        d.model.trigger();
         return { body: { removed: name } };
       },
     },

@@ -115,111 +115,139 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
           .filter((h) => !h.revoked)
           .map((h) => h.name),
       ),
+    revokedHosts: () =>
+      new Set(
+        hosts
+          .list()
+          .filter((h) => h.revoked)
+          .map((h) => h.name),
+      ),
     mesh,
     logger: logger.child({ component: 'model' }),
   });
   const registry = new VmRegistry(config, health);
+  // Everything started is stopped in reverse, on stop() and when a later step of startup fails.
+  const closers: Array<() => unknown> = [() => store.close(), () => model?.stop(), () => health.stop()];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        logger.warn({ err: e }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    return await startServing();
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
 
-  let consul: ConsulWatcher | undefined;
-  if (cfg.consul) {
-    consul = new ConsulWatcher({
-      url: cfg.consul.url,
-      ...(cfg.consul.token ? { token: cfg.consul.token } : {}),
-      ...(cfg.consul.datacenter ? { datacenter: cfg.consul.datacenter } : {}),
-      waitSeconds: cfg.consul.waitSeconds,
-      logger: logger.child({ component: 'consul' }),
+  async function startServing(): Promise<RunningController> {
+    let consul: ConsulWatcher | undefined;
+    if (cfg.consul) {
+      consul = new ConsulWatcher({
+        url: cfg.consul.url,
+        ...(cfg.consul.token ? { token: cfg.consul.token } : {}),
+        ...(cfg.consul.datacenter ? { datacenter: cfg.consul.datacenter } : {}),
+        waitSeconds: cfg.consul.waitSeconds,
+        logger: logger.child({ component: 'consul' }),
+        // Consul's own catalog entry is not a mesh service.
+        exclude: ['consul'],
+      });
+      const w = consul;
+      closers.push(() => w.stop());
+      const m = model as ModelBuilder;
+      consul.onChange((s) => m.setConsul(s));
+      consul.onError((e) => logger.warn({ code: e.code }, e.message));
+      consul.start();
+    }
+
+    const xds = wireXds({ mesh, model: model as ModelBuilder, config, hosts, ca, logger: logger.child({ component: 'xds' }) });
+
+    const serverCert = ca.issueServerCert(serverNames(cfg));
+    const grpcServer = new grpc.Server();
+    grpcServer.addService(xds.secure.service, xds.secure.implementation);
+    const controllerService = createControllerGrpcService({
+      ca,
+      tokens,
+      hosts,
+      hostCertTtlSeconds: cfg.hostCertTtlSeconds,
+      logger: logger.child({ component: 'join' }),
     });
-    const m = model;
-    consul.onChange((s) => m.setConsul(s));
-    consul.onError((e) => logger.warn({ code: e.code }, e.message));
-    consul.start();
-  }
+    grpcServer.addService(controllerService.service, {
+      ...controllerService.implementation,
+      ReportHealth: reportHealthHandler({
+        tracker: health,
+        authenticate: (call) => authenticatePeer(call, hosts, ca),
+        reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
+        logger: logger.child({ component: 'health' }),
+        touch: (h) => hosts.touch(h),
+        workloadsOn: (h) =>
+          registry.onHost(h).map((w) => ({
+            namespace: w.namespace,
+            name: w.name,
+            address: w.address,
+            ports: { ...w.ports },
+            serviceAccount: w.serviceAccount,
+            uid: w.uid ?? 0,
+            hasUid: w.uid !== undefined,
+          })),
+      }),
+    });
+    const creds = createControllerServerCredentials(ca, serverCert);
+    closers.push(() => grpcServer.forceShutdown());
+    const grpcPort = await listenGrpc(grpcServer, hostPort(cfg.listenAddress, cfg.grpcPort), creds.credentials);
 
-  const xds = wireXds({ mesh, model, config, hosts, ca, logger: logger.child({ component: 'xds' }) });
+    let plainServer: grpc.Server | undefined;
+    let xdsPlaintextPort: number | undefined;
+    if (cfg.xdsPlaintextPort !== undefined) {
+      const ps = new grpc.Server();
+      plainServer = ps;
+      closers.push(() => ps.forceShutdown());
+      plainServer.addService(xds.plaintext.service, xds.plaintext.implementation);
+      xdsPlaintextPort = await listenGrpc(
+        plainServer,
+        hostPort(cfg.xdsPlaintextAddress, cfg.xdsPlaintextPort),
+        grpc.ServerCredentials.createInsecure(),
+      );
+      logger.warn(
+        { port: xdsPlaintextPort, address: cfg.xdsPlaintextAddress },
+        'plaintext xDS is on: unauthenticated, for proxyless gRPC clients and debugging',
+      );
+    }
 
-  const serverCert = ca.issueServerCert(serverNames(cfg));
-  const grpcServer = new grpc.Server();
-  grpcServer.addService(xds.secure.service, xds.secure.implementation);
-  const controllerService = createControllerGrpcService({
-    ca,
-    tokens,
-    hosts,
-    hostCertTtlSeconds: cfg.hostCertTtlSeconds,
-    logger: logger.child({ component: 'join' }),
-  });
-  grpcServer.addService(controllerService.service, {
-    ...controllerService.implementation,
-    ReportHealth: reportHealthHandler({
-      tracker: health,
-      authenticate: (call) => authenticatePeer(call, hosts, ca),
-      reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
-      logger: logger.child({ component: 'health' }),
-      touch: (h) => hosts.touch(h),
-      workloadsOn: (h) =>
-        registry.onHost(h).map((w) => ({
-          namespace: w.namespace,
-          name: w.name,
-          address: w.address,
-          ports: { ...w.ports },
-          serviceAccount: w.serviceAccount,
-          uid: w.uid ?? 0,
-          hasUid: w.uid !== undefined,
-        })),
-    }),
-  });
-  const creds = createControllerServerCredentials(ca, serverCert);
-  const grpcPort = await listenGrpc(grpcServer, hostPort(cfg.listenAddress, cfg.grpcPort), creds.credentials);
-
-  let plainServer: grpc.Server | undefined;
-  let xdsPlaintextPort: number | undefined;
-  if (cfg.xdsPlaintextPort !== undefined) {
-    plainServer = new grpc.Server();
-    plainServer.addService(xds.plaintext.service, xds.plaintext.implementation);
-    xdsPlaintextPort = await listenGrpc(
-      plainServer,
-      hostPort(cfg.xdsPlaintextAddress, cfg.xdsPlaintextPort),
-      grpc.ServerCredentials.createInsecure(),
-    );
-    logger.warn(
-      { port: xdsPlaintextPort, address: cfg.xdsPlaintextAddress },
-      'plaintext xDS is on: unauthenticated, for proxyless gRPC clients and debugging',
-    );
-  }
-
-  const api = createApiServer({
-    key: serverCert.keyPem,
-    cert: serverCert.chainPem,
-    adminToken: admin.token,
-    routes: apiRoutes({ tokens, hosts, health, config, registry, model, xds, version: VMESH_VERSION }),
-    logger: logger.child({ component: 'api' }),
-  });
-  const apiPort = await listenHttps(api, cfg.listenAddress, cfg.apiPort);
-  health.start();
-  await model.rebuild();
-  logger.info(
-    { grpcPort, apiPort, xdsPlaintextPort, dataDir: cfg.dataDir, trustDomain: mesh.trustDomain, consul: cfg.consul?.url },
-    'controller ready',
-  );
-
-  const m = model;
-  return {
-    grpcPort,
-    apiPort,
-    ...(xdsPlaintextPort !== undefined ? { xdsPlaintextPort } : {}),
-    mesh,
-    ca,
-    model: m,
-    adminTokenFile: admin.file,
-    async stop() {
-      health.stop();
-      m.stop();
-      await consul?.stop();
+    const api = createApiServer({
+      key: serverCert.keyPem,
+      cert: serverCert.chainPem,
+      adminToken: admin.token,
+      routes: apiRoutes({ tokens, hosts, health, config, registry, model: model as ModelBuilder, xds, version: VMESH_VERSION }),
+      logger: logger.child({ component: 'api' }),
+    });
+    closers.push(() => {
       const closed = new Promise<void>((r) => api.close(() => r()));
       api.closeAllConnections();
-      await closed;
-      grpcServer.forceShutdown();
-      plainServer?.forceShutdown();
-      await store.close();
-    },
-  };
+      return closed;
+    });
+    const apiPort = await listenHttps(api, cfg.listenAddress, cfg.apiPort);
+    health.start();
+    await (model as ModelBuilder).rebuild();
+    logger.info(
+      { grpcPort, apiPort, xdsPlaintextPort, dataDir: cfg.dataDir, trustDomain: mesh.trustDomain, consul: cfg.consul?.url },
+      'controller ready',
+    );
+
+    const m = model as ModelBuilder;
+    return {
+      grpcPort,
+      apiPort,
+      ...(xdsPlaintextPort !== undefined ? { xdsPlaintextPort } : {}),
+      mesh,
+      ca,
+      model: m,
+      adminTokenFile: admin.file,
+      stop: closeAll,
+    };
+  }
 }

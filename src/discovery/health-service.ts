@@ -27,11 +27,23 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
       return;
     }
     const host = who.value.host;
+    const local = deps.workloadsOn(host);
+    const mine = new Set(local.map((w) => `${w.namespace}/${w.name}`));
+    const foreign = call.request.workloads.filter((w) => !mine.has(`${w.namespace}/${w.name}`));
+    if (foreign.length > 0) {
+      // A host's certificate speaks for that host only: reports on other hosts' workloads are dropped.
+      deps.logger.warn(
+        { host, workloads: foreign.map((w) => `${w.namespace}/${w.name}`) },
+        'ReportHealth: ignored workloads not on this host',
+      );
+    }
     deps.tracker.report(
       host,
-      call.request.workloads.map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
+      call.request.workloads
+        .filter((w) => mine.has(`${w.namespace}/${w.name}`))
+        .map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
-    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: deps.workloadsOn(host) });
+    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local });
   };
 }

@@ -16,6 +16,8 @@ export interface ModelInputs {
   readonly consulNamespace: string;
   /** Hosts that joined and are not removed. */
   readonly meshedHosts: ReadonlySet<string>;
+  /** Hosts an operator removed: their endpoints leave load balancing (they would be reached without mTLS). */
+  readonly revokedHosts?: ReadonlySet<string>;
   /** A host's liveness: `unknown` until its agent first reports. */
   readonly hostState: (host: string) => 'live' | 'silent' | 'unknown';
   readonly workloadHealthy: (namespace: string, name: string) => boolean | undefined;
@@ -48,7 +50,8 @@ function workloadEndpoint(we: Resource<'WorkloadEntry'>, inputs: ModelInputs): E
   const state = host !== undefined ? inputs.hostState(host) : 'unknown';
   const reported = inputs.workloadHealthy(we.metadata.namespace, we.metadata.name);
   // A host whose agent went silent takes its endpoints out; one never heard from is trusted until it reports.
-  const healthy = state !== 'silent' && reported !== false;
+  const revoked = host !== undefined && (inputs.revokedHosts?.has(host) ?? false);
+  const healthy = !revoked && state !== 'silent' && reported !== false;
   return {
     address: we.spec.address ?? '',
     ports: { ...(we.spec.ports ?? {}) },

@@ -15,6 +15,8 @@ export interface ModelBuilderDeps {
   readonly health: HealthTracker;
   /** Hosts that joined and are not removed. */
   readonly meshedHosts: () => ReadonlySet<string>;
+  /** Hosts an operator removed. */
+  readonly revokedHosts?: () => ReadonlySet<string>;
   readonly mesh: MeshConfig;
   readonly consulNamespace?: string;
   readonly logger: Logger;
@@ -86,6 +88,7 @@ export class ModelBuilder {
       ...(this.consul ? { consul: this.consul.services } : {}),
       consulNamespace: this.deps.consulNamespace ?? 'default',
       meshedHosts: this.deps.meshedHosts(),
+      ...(this.deps.revokedHosts ? { revokedHosts: this.deps.revokedHosts() } : {}),
       hostState: (h) => health.hostState(h),
       workloadHealthy: (ns, n) => health.workloadHealthy(ns, n),
     });

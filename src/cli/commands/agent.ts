@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { startAgent } from '../../agent/agent.js';
 import { loadAgentConfig } from '../../config/agent.js';
 import { readConfigFile, readEnv } from '../../config/sources.js';
 import { createLogger } from '../../lib/logger.js';
@@ -26,6 +25,8 @@ export const agentCommand: CommandModule<object, Argv> = {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
     const cfg = loadAgentConfig({ flags, env: readEnv(), file: readConfigFile(argv.config) });
     const logger = createLogger({ level: cfg.logLevel as 'info' });
+    // Loaded on demand: the CLI's other commands should not pay for the whole agent at startup.
+    const { startAgent } = await import('../../agent/agent.js');
     const running = await startAgent(cfg, logger);
     process.stdout.write(`${JSON.stringify({ ready: true, adminPort: running.adminPort, host: cfg.hostName })}\n`);
     await new Promise<void>((resolve) => {

@@ -11,6 +11,11 @@ import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
 
+/** `-f` given once is a string, repeated an array (yargs never treats `-` as an array element). */
+function files(value: unknown): string[] {
+  return [value as string | string[]].flat().map(String);
+}
+
 function readInput(file: string): string {
   try {
     return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
@@ -32,14 +37,14 @@ const validate: CommandModule<object, Argv> = {
   describe: 'validate config YAML offline (no controller needed)',
   builder: (y) =>
     y
-      .option('file', { alias: 'f', type: 'string', array: true, demandOption: true, describe: 'YAML file(s), - for stdin' })
+      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'YAML file (repeatable), - for stdin' })
       .option('mesh-config', { type: 'string', describe: 'controller config file whose mesh: section applies' })
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const meshFile = argv.meshConfig as string | undefined;
     const mesh = meshFile ? parseMeshConfig((await import('yaml')).parse(readInput(meshFile))?.mesh ?? {}, meshFile) : undefined;
     const all = [];
-    for (const f of argv.file as string[]) {
+    for (const f of files(argv.file)) {
       const r = parseResources(readInput(f), { source: f });
       if (!r.ok) failWith(r.error);
       all.push(...r.value);
@@ -59,12 +64,14 @@ const apply: CommandModule<object, Argv> = {
   describe: 'apply config YAML to the controller, all or nothing',
   builder: (y) =>
     apiFlags(y)
-      .option('file', { alias: 'f', type: 'string', array: true, demandOption: true, describe: 'YAML file(s), - for stdin' })
+      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'YAML file (repeatable), - for stdin' })
       .option('dry-run', { type: 'boolean', describe: 'validate on the controller, change nothing' })
       .option('output', outputOption) as never,
   handler: async (argv) => {
     // Several files are one batch: join them as one multi-document stream.
-    const text = (argv.file as string[]).map((f) => readInput(f)).join('\n---\n');
+    const text = files(argv.file)
+      .map((f) => readInput(f))
+      .join('\n---\n');
     const r = await apiClient(argv).call<ApplyResult>('POST', '/v1/config', text, argv.dryRun ? { dryRun: 'true' } : {});
     emit(argv.output, r, () => r.results.map((x) => `${x.key} ${x.action}${argv.dryRun ? ' (dry run)' : ''}`).join('\n'));
   },

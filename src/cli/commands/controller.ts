@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { loadControllerConfig } from '../../config/controller.js';
 import { readConfigFile, readEnv } from '../../config/sources.js';
-import { startController } from '../../controller/controller.js';
 import { createLogger } from '../../lib/logger.js';
 
 type Argv = Record<string, unknown> & { config?: string };
@@ -51,6 +50,8 @@ export const controllerCommand: CommandModule<object, Argv> = {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
     const cfg = loadControllerConfig({ flags, env: readEnv(), file: readConfigFile(argv.config) });
     const logger = createLogger({ level: cfg.logLevel as 'info' });
+    // Loaded on demand: the CLI's other commands should not pay for the whole controller at startup.
+    const { startController } = await import('../../controller/controller.js');
     const running = await startController(cfg, logger);
     // Ready for systemd and scripts: one line on stdout with the bound ports.
     process.stdout.write(`${JSON.stringify({ ready: true, grpcPort: running.grpcPort, apiPort: running.apiPort })}\n`);

@@ -8,6 +8,7 @@ interface HostView {
   name: string;
   live: boolean;
   revoked: boolean;
+  state?: 'live' | 'silent' | 'unknown' | 'removed';
   certNotAfter?: string;
   lastSeen?: string;
   facts?: { os?: string; kernel?: string; addresses?: string[] };
@@ -24,7 +25,7 @@ const list: CommandModule<object, Argv> = {
         ['name', 'status', 'os', 'kernel', 'addresses', 'cert expires'],
         hosts.map((h) => [
           h.name,
-          h.revoked ? 'removed' : h.live ? 'live' : 'silent',
+          h.state ?? (h.revoked ? 'removed' : h.live ? 'live' : 'silent'),
           h.facts?.os,
           h.facts?.kernel,
           (h.facts?.addresses ?? []).join(','),
