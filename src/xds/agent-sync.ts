@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../lib/atomic-file.js';
 import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { AdsClient, type AdsUpdate } from './ads-client.js';
+import { expandAnys } from './decode-deep.js';
 import { CDS, EDS, LDS, NDS, RDS } from './type-urls.js';
 
 /** What the agent applied, by type URL then resource name (decoded messages), with each type's version. */
@@ -105,7 +106,8 @@ export class XdsSync {
   private onUpdate(typeUrl: string, u: AdsUpdate): Result<void, string> {
     const next = new Map(this.applied[typeUrl] ?? []);
     for (const name of u.removed) next.delete(name);
-    for (const [name, msg] of u.resources) next.set(name, msg);
+    // Nested typed configs are decoded too, so the applied config is plain JSON (persisted, dumped, read by the proxy).
+    for (const [name, msg] of u.resources) next.set(name, expandAnys(msg));
     const check = this.opts.validate?.(typeUrl, next, this.config()) ?? ok(undefined);
     if (!check.ok) {
       this.opts.logger.warn(

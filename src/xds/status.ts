@@ -1,5 +1,5 @@
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import { decodeAny } from './protos.js';
+import { decodeAnyDeep } from './decode-deep.js';
 import type { StreamStatus } from './server-stream.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from './type-urls.js';
@@ -65,11 +65,38 @@ export function proxyStatus(opts: {
 
 const KIND_TYPES: Record<string, string> = { clusters: CDS, endpoints: EDS, listeners: LDS, routes: RDS, names: NDS };
 
-/** What the controller last built for a node, decoded (istioctl proxy-config). Secrets are never held here. */
+/** Every SDS secret name a snapshot's clusters and listeners refer to. */
+function secretNames(value: unknown, into: Set<string>): Set<string> {
+  if (Array.isArray(value)) for (const v of value) secretNames(v, into);
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if ((k === 'tls_certificate_sds_secret_configs' || k === 'validation_context_sds_secret_config') && v) {
+        for (const c of [v].flat() as Array<{ name?: string }>) if (c.name) into.add(c.name);
+      } else secretNames(v, into);
+    }
+  }
+  return into;
+}
+
+/**
+ * What the controller last built for a node, decoded (istioctl proxy-config). For secrets only the names
+ * the config refers to: certificates and keys live on the host, served by its agent.
+ */
 export function proxyConfig(cache: SnapshotCache, node: string, kind: string): Array<{ name: string; version: string; resource: unknown }> {
+  if (kind === 'secrets') {
+    const snap = cache.getSnapshot(node);
+    if (!snap) throw vmeshError(ErrorCode.NotFound, `no config built for node "${node}" (has its agent connected?)`);
+    const names = new Set<string>();
+    for (const t of [CDS, LDS]) for (const r of snap.resources.get(t)?.values() ?? []) secretNames(decodeAnyDeep(r.any), names);
+    return [...names].sort().map((name) => ({ name, version: '-', resource: { name, heldBy: `the agent on ${node}` } }));
+  }
   const typeUrl = KIND_TYPES[kind];
   if (!typeUrl) throw vmeshError(ErrorCode.Usage, `proxy-config: unknown kind "${kind}"; want ${Object.keys(KIND_TYPES).join(', ')}`);
   const snap = cache.getSnapshot(node);
   if (!snap) throw vmeshError(ErrorCode.NotFound, `no config built for node "${node}" (has its agent connected?)`);
-  return [...(snap.resources.get(typeUrl)?.values() ?? [])].map((r) => ({ name: r.name, version: r.version, resource: decodeAny(r.any) }));
+  return [...(snap.resources.get(typeUrl)?.values() ?? [])].map((r) => ({
+    name: r.name,
+    version: r.version,
+    resource: decodeAnyDeep(r.any),
+  }));
 }

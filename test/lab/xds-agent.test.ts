@@ -104,6 +104,20 @@ describe('xDS to an agent in the lab', () => {
     assert.ok(row.lastPush, 'proxy-status records the push');
   });
 
+  test('proxy-config shows what was sent, --local what the agent applied, secrets by name only', async () => {
+    const sent = JSON.parse(await cli(['proxy-config', 'h2', 'clusters', '-o', 'json'])) as Array<{ name: string }>;
+    assert.ok(
+      sent.some((c) => c.name === 'inbound|9080||'),
+      'h2 runs reviews-v2 on 9080',
+    );
+    const local = await h2.execOk(node, ['--import', 'tsx', CLI, 'proxy-config', 'h2', 'listeners', '--local', '-o', 'json']);
+    const names = (JSON.parse(local) as Array<{ name: string }>).map((l) => l.name);
+    assert.ok(names.includes('virtualInbound') && names.includes('virtualOutbound'), names.join(','));
+    const secrets = JSON.parse(await cli(['proxy-config', 'h2', 'secrets', '-o', 'json'])) as Array<{ name: string; resource: object }>;
+    assert.ok(secrets.some((x) => x.name === 'spiffe://cluster.local/ns/default/sa/reviews'));
+    assert.doesNotMatch(JSON.stringify(secrets), /PRIVATE KEY/);
+  });
+
   test('with the controller down, a restarted agent serves its last good config from disk', async () => {
     await controller.stop();
     await agent.stop();

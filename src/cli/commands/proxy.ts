@@ -74,10 +74,11 @@ export const proxyConfigCommand: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const kind = String(argv.kind);
-    if (kind === 'secrets') {
+    if (kind === 'secrets' && argv.local) {
+      // The agent's local SDS (which will hold certificates and report their expiry) is not built yet.
       throw vmeshError(
         ErrorCode.Usage,
-        'proxy-config secrets: the controller never holds workload keys; use --local on the host (identity issue)',
+        'proxy-config secrets --local: this agent serves no SDS yet; without --local the secret names in use are listed',
       );
     }
     let items: Array<{ name: string; resource: unknown; version?: string }>;
