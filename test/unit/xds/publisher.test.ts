@@ -10,7 +10,6 @@ function setup() {
   const base = bookinfoInput('h1');
   const cache = new SnapshotCache();
   const published: Array<{ nodeId: string; changed: boolean }> = [];
-  let model = base.model;
   const publisher = new SnapshotPublisher({
     cache,
     translate: translateNode,
@@ -22,7 +21,7 @@ function setup() {
       return nodeInput(base.mesh, m, base.config, node);
     },
   });
-  return { base, cache, published, publisher, setModel: (m: typeof model) => publisher.setModel((model = m)) };
+  return { base, cache, published, publisher, setModel: (m: typeof base.model) => publisher.setModel(m) };
 }
 
 test('nodes get consistent snapshots; alike nodes share one; local resources stay local', () => {
