@@ -5,12 +5,17 @@ import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient } from '../ca/index.js';
 import type { AgentConfig } from '../config/agent.js';
 import { HealthReporter } from '../discovery/health-reporter.js';
+import { DnsProxy } from '../dns/dns-proxy.js';
+import { nameTableFrom } from '../dns/name-table.js';
+import { readResolvConf } from '../dns/resolv-conf.js';
 import type { Logger } from '../lib/logger.js';
-import { XdsSync } from '../xds/index.js';
+import { type AppliedConfig, XdsSync } from '../xds/index.js';
+import { NDS } from '../xds/type-urls.js';
 import { ensureHostCredentials, type HostCreds, renewIfDue } from './credentials.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
+  readonly dnsPort: number;
   readonly sync: XdsSync;
   stop(): Promise<void>;
 }
@@ -47,7 +52,14 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
     logger: logger.child({ component: 'xds' }),
   });
+  const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
+  const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
+  sync.onChange((typeUrl, c) => {
+    if (typeUrl === NDS) applyNames(c);
+  });
   await sync.loadCached();
+  applyNames(sync.config());
+  const { port: dnsPort } = await dns.start();
   sync.start();
 
   const Controller = controllerServiceClient();
@@ -84,16 +96,18 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
   const adminPort = await listen(admin, cfg.adminPort, cfg.adminAddress);
-  logger.info({ host: cfg.hostName, controllers: cfg.controllers, adminPort }, 'agent ready');
+  logger.info({ host: cfg.hostName, controllers: cfg.controllers, adminPort, dnsPort }, 'agent ready');
 
   return {
     adminPort,
+    dnsPort,
     sync,
     async stop() {
       clearInterval(renewTimer);
       await reporter.stop();
       client.close();
       await sync.stop();
+      await dns.stop();
       await new Promise<void>((r) => admin.close(() => r()));
     },
   };

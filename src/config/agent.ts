@@ -16,6 +16,8 @@ export interface AgentConfig {
   readonly hostName: string;
   readonly adminAddress: string;
   readonly adminPort: number;
+  /** DNS proxy port on loopback (udp+tcp 53 are captured to it); 0 picks a free one (tests). */
+  readonly dnsPort: number;
   readonly logLevel: string;
 }
 
@@ -40,6 +42,7 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     hostName,
     adminAddress: String(get('adminAddress', 'VMESH_ADMIN_ADDRESS', 'admin.address') ?? '127.0.0.1'),
     adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
+    dnsPort: parsePort(get('dnsPort', 'VMESH_DNS_PORT', 'dns.port') ?? MESH_PORTS.dns, 'DNS port', { allowZero: true }),
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
   });
 }

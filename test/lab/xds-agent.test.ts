@@ -102,6 +102,10 @@ describe('xDS to an agent in the lab', () => {
     assert.ok(ms < 1000, `config reached the agent ${ms} ms after the registration returned (want < 1000)`);
     const row = await waitSynced('h2');
     assert.ok(row.lastPush, 'proxy-status records the push');
+    // The agent's DNS proxy now answers the new service's names with its VIP.
+    const vip = (await h2.execOk('dig', ['+short', '-p', '15053', '@127.0.0.1', 'reviews.default.svc.cluster.local'])).trim();
+    assert.match(vip, /^240\.240\.\d+\.\d+$/);
+    assert.equal((await h2.execOk('dig', ['+short', '+tcp', '-p', '15053', '@127.0.0.1', 'reviews.default.mesh'])).trim(), vip);
   });
 
   test('proxy-config shows what was sent, --local what the agent applied, secrets by name only', async () => {

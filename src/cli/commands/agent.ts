@@ -5,7 +5,7 @@ import { createLogger } from '../../lib/logger.js';
 
 type Argv = Record<string, unknown> & { config?: string };
 
-const FLAGS = ['controller', 'tokenFile', 'token', 'dataDir', 'hostName', 'adminAddress', 'adminPort', 'logLevel'];
+const FLAGS = ['controller', 'tokenFile', 'token', 'dataDir', 'hostName', 'adminAddress', 'adminPort', 'dnsPort', 'logLevel'];
 
 export const agentCommand: CommandModule<object, Argv> = {
   command: 'agent',
@@ -20,6 +20,7 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('host-name', { type: 'string', describe: 'name to join as (default: the hostname)' })
       .option('admin-address', { type: 'string', describe: 'admin bind address (default 127.0.0.1)' })
       .option('admin-port', { type: 'string', describe: 'admin port (default 15000)' })
+      .option('dns-port', { type: 'string', describe: 'DNS proxy port on loopback (default 15053)' })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
@@ -28,7 +29,9 @@ export const agentCommand: CommandModule<object, Argv> = {
     // Loaded on demand: the CLI's other commands should not pay for the whole agent at startup.
     const { startAgent } = await import('../../agent/agent.js');
     const running = await startAgent(cfg, logger);
-    process.stdout.write(`${JSON.stringify({ ready: true, adminPort: running.adminPort, host: cfg.hostName })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ready: true, adminPort: running.adminPort, dnsPort: running.dnsPort, host: cfg.hostName })}\n`,
+    );
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         logger.info({ signal: sig }, 'stopping');
