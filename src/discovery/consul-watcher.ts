@@ -20,6 +20,8 @@ export interface ConsulWatcherOptions {
   backoff?: { baseMs?: number; maxMs?: number };
   /** Services never watched, e.g. `consul` itself. */
   exclude?: readonly string[];
+  /** Changes within this window become one notification; default 20 ms. */
+  debounceMs?: number;
 }
 
 export interface ConsulWatcherStats {
@@ -69,6 +71,8 @@ export class ConsulWatcher {
   private errorCount = 0;
   private lastErrorMessage: string | undefined;
 
+  private readonly debounceMs: number;
+
   constructor(opts: ConsulWatcherOptions) {
     const wait = opts.waitSeconds ?? 30;
     if (!Number.isFinite(wait) || wait <= 0 || wait > 600) {
@@ -79,6 +83,7 @@ export class ConsulWatcher {
     this.backoff = { baseMs: opts.backoff?.baseMs ?? 250, maxMs: opts.backoff?.maxMs ?? 15_000 };
     this.exclude = new Set(opts.exclude ?? []);
     this.log = opts.logger;
+    this.debounceMs = opts.debounceMs ?? DEBOUNCE_MS;
   }
 
   get stats(): ConsulWatcherStats {
@@ -210,7 +215,7 @@ export class ConsulWatcher {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       this.flush();
-    }, DEBOUNCE_MS);
+    }, this.debounceMs);
   }
 
   private flush(): void {
