@@ -29,10 +29,24 @@ export interface XdsWiring {
   readonly plaintext: AdsServer;
 }
 
+/** Workloads per host, computed once per model (not once per node: that is N x M for N hosts). */
+const workloadsByHost = new WeakMap<MeshModel, Map<string, Endpoint[]>>();
 function workloadsOf(model: MeshModel, host: string): Endpoint[] {
-  const seen = new Map<string, Endpoint>();
-  for (const s of model.services.values()) for (const e of s.endpoints) if (e.host === host) seen.set(`${e.namespace}/${e.workload}`, e);
-  return [...seen.values()];
+  let byHost = workloadsByHost.get(model);
+  if (!byHost) {
+    const seen = new Map<string, Map<string, Endpoint>>();
+    for (const s of model.services.values()) {
+      for (const e of s.endpoints) {
+        if (!e.host) continue;
+        const m = seen.get(e.host) ?? new Map<string, Endpoint>();
+        seen.set(e.host, m);
+        m.set(`${e.namespace}/${e.workload}`, e);
+      }
+    }
+    byHost = new Map([...seen].map(([h, m]) => [h, [...m.values()]]));
+    workloadsByHost.set(model, byHost);
+  }
+  return byHost.get(host) ?? [];
 }
 
 function stringMap(v: unknown): Record<string, string> {
@@ -52,6 +66,12 @@ export function wireXds(deps: {
 }): XdsWiring {
   const logger = deps.logger;
   const meta = new Map<string, NodeMeta>();
+  // The config index is the same for every node of one model generation.
+  let indexed: { model: MeshModel; index: ReturnType<typeof indexConfig> } | undefined;
+  const configIndex = (model: MeshModel) => {
+    if (indexed?.model !== model) indexed = { model, index: indexConfig(deps.config.list()) };
+    return indexed.index;
+  };
   const lastPush = new Map<string, number>();
   const cache = new SnapshotCache({ logger });
   const publisher = new SnapshotPublisher({
@@ -66,7 +86,7 @@ export function wireXds(deps: {
     inputFor: (nodeId, model) => {
       const m = meta.get(nodeId);
       if (nodeId.startsWith(PROXYLESS_PREFIX)) {
-        return nodeInput(deps.mesh, model, indexConfig(deps.config.list()), {
+        return nodeInput(deps.mesh, model, configIndex(model), {
           id: nodeId,
           mode: 'proxyless',
           addresses: [],
@@ -78,7 +98,7 @@ export function wireXds(deps: {
       const host = deps.hosts.get(nodeId);
       if (!host || host.revoked) return undefined;
       const workloads = workloadsOf(model, nodeId);
-      return nodeInput(deps.mesh, model, indexConfig(deps.config.list()), {
+      return nodeInput(deps.mesh, model, configIndex(model), {
         id: nodeId,
         mode: m?.mode ?? 'sidecar',
         addresses: [...host.facts.ipv4, ...host.facts.ipv6],
