@@ -7,13 +7,20 @@ import { sleep } from './pool.js';
 import { now } from './sim-agent.js';
 import { round, type Summary, summarize } from './stats.js';
 
-/** After a change converged, the slot stays open this long so late pushes of the same change are counted too. */
-const SETTLE_MS = 500;
+/** The controller counts as quiet below this share of a core over this window. */
+const QUIET = { windowMs: 500, maxBusy: 0.1 };
+const QUIET_MAX_WAIT_MS = 60_000;
 
 export interface ChangeResult {
   readonly kind: 'endpoint' | 'service';
   readonly index: number;
   readonly service: string;
+  /** When the POST was sent (ms since the epoch): to cut a controller CPU profile to the change. */
+  readonly startedAt: number;
+  /** Whether the controller was quiet before the POST (false: it was still busy after a minute of waiting). */
+  readonly quietBefore: boolean;
+  /** From the POST returning until the controller was quiet again (its work for the change done), null: never quiet. */
+  readonly busyAfterPostMs: number | null;
   /** How long the POST took (it returns once the registration is stored). */
   readonly postMs: number;
   /** max over agents of (ACK of the matching response) - (POST returned); null: not every agent within the timeout. */
@@ -30,16 +37,18 @@ export interface ChangeResult {
   /** Responses received between the POST and convergence, per second of that window. */
   readonly pushesPerSecond: number | null;
   readonly bytesReceived: number;
-  /** Controller CPU (utime+stime) over the whole slot: POST, convergence, ACKs, settle. */
+  /** Controller CPU (utime+stime) from just before the POST until it was quiet again: all the change's work. */
   readonly controllerCpuSeconds: number;
+  /** Wall time of that CPU measurement. */
   readonly slotMs: number;
   /** The busiest agent process's event-loop utilisation during the slot (near 1: the harness was the bottleneck). */
   readonly agentElu: number;
 }
 
 /**
- * One measured change: arm the agents' markers, POST, wait until every agent ACKed a response carrying every
- * marker (bounded by `timeoutMs`), keep the slot open until `spacingMs` after its start, then collect.
+ * One measured change: wait for a quiet controller, arm the agents' markers, POST, wait until every agent ACKed
+ * a response carrying every marker (bounded by `timeoutMs`) and the controller is quiet again, keep the slot
+ * open until `spacingMs` after its start, then collect.
  */
 export async function measureChange(opts: {
   kind: 'endpoint' | 'service';
@@ -53,18 +62,23 @@ export async function measureChange(opts: {
   timeoutMs: number;
   spacingMs: number;
 }): Promise<ChangeResult> {
-  const { fleet, markers } = opts;
-  const cpuBefore = opts.sampler.sample()?.cpuSeconds ?? Number.NaN;
+  const { fleet, markers, sampler } = opts;
+  const quietBefore = await sampler.waitIdle({ ...QUIET, deadline: Date.now() + QUIET_MAX_WAIT_MS });
   const watchId = await fleet.watch(markers, Date.now() + 30_000);
+  const cpuBefore = sampler.sample()?.cpuSeconds ?? Number.NaN;
+  const startedAt = Date.now();
   const tStart = now();
   await opts.api.call('POST', '/v1/workloads', opts.body);
   const t0 = now();
   await fleet.waitWatch(watchId, Date.now() + opts.timeoutMs);
-  const slotEnd = Math.max(tStart + opts.spacingMs, now() + SETTLE_MS);
-  await sleep(slotEnd - now());
+  const tDone = now();
+  const quietAfter = await sampler.waitIdle({ ...QUIET, deadline: Date.now() + QUIET_MAX_WAIT_MS });
+  // The quiet window itself is not work: the change's work ended where it began, though not before it converged.
+  const tQuiet = Math.max(tDone, now() - (quietAfter ? QUIET.windowMs : 0));
+  const cpuAfter = sampler.sample()?.cpuSeconds ?? Number.NaN;
+  await sleep(tStart + opts.spacingMs - now());
   const r = await fleet.collect(watchId, Date.now() + 30_000);
-  const cpuAfter = opts.sampler.sample()?.cpuSeconds ?? Number.NaN;
-  const slotMs = now() - tStart;
+  const slotMs = tQuiet - tStart;
 
   const alive = r.times.length - r.failedStreams;
   const perAgent: number[] = [];
@@ -89,6 +103,9 @@ export async function measureChange(opts: {
     kind: opts.kind,
     index: opts.index,
     service: opts.service,
+    startedAt,
+    quietBefore,
+    busyAfterPostMs: quietAfter ? round(Math.max(0, tQuiet - t0), 0) : null,
     postMs: round(t0 - tStart),
     convergenceMs: convergenceMs === null ? null : round(convergenceMs),
     agents: r.times.length,

@@ -85,6 +85,27 @@ export class ProcSampler {
     return s;
   }
 
+  /**
+   * Resolves once the process used less than `maxBusy` of a core over the last `windowMs` (true), or at
+   * `deadline` (false): a change starts, and its CPU is counted, only from and to a quiet controller.
+   */
+  async waitIdle(opts: { windowMs: number; maxBusy: number; deadline: number }): Promise<boolean> {
+    const step = 100;
+    const recent: ProcSample[] = [];
+    for (;;) {
+      const s = readProc(this.pid);
+      if (!s) return false;
+      recent.push(s);
+      while (recent.length > 1 && (recent[0]?.t ?? 0) < s.t - opts.windowMs) recent.shift();
+      const first = recent[0];
+      if (first && s.t - first.t >= opts.windowMs - step && s.cpuSeconds - first.cpuSeconds <= (opts.maxBusy * (s.t - first.t)) / 1000) {
+        return true;
+      }
+      if (Date.now() >= opts.deadline) return false;
+      await new Promise((r) => setTimeout(r, step));
+    }
+  }
+
   /** The highest RSS sampled in [from, to]. */
   maxRss(from: number, to: number): number {
     let max = 0;
@@ -107,9 +128,10 @@ export interface ControllerProcess {
 export async function startControllerProcess(opts: {
   dataDir: string;
   cpuProfDir?: string;
+  nodeArgs?: readonly string[];
   timeoutMs: number;
 }): Promise<ControllerProcess> {
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = ['--import', 'tsx', ...(opts.nodeArgs ?? [])];
   if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
   const args = ['controller', '--data-dir', opts.dataDir, '--listen', '127.0.0.1', '--grpc-port', '0', '--api-port', '0'];
   args.push('--log-level', 'warn');

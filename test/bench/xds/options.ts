@@ -17,10 +17,14 @@ export interface BenchOptions {
   readonly joinConcurrency: number;
   readonly apiConcurrency: number;
   readonly changeTimeoutMs: number;
+  /** The new-service change pushes every type, some of them large: it gets its own bound. */
+  readonly serviceTimeoutMs: number;
   readonly syncTimeoutMs: number;
   readonly setupTimeoutMs: number;
   /** Run the controller with --cpu-prof, the profile written into this directory (undefined: off). */
   readonly cpuProfDir?: string;
+  /** Extra node options for the controller process (e.g. --heapsnapshot-signal=SIGUSR2). */
+  readonly nodeArgs: string[];
   /** Keep the controller's data directory instead of removing it. */
   readonly keep: boolean;
 }
@@ -34,10 +38,12 @@ export const USAGE = `usage: npm run bench:xds -- [options]
   --connect-concurrency C  agents connecting or in their initial sync at once (default 100)
   --join-concurrency J     joins in flight during setup (default 50)
   --api-concurrency A      API requests in flight during setup (default 16)
-  --change-timeout S       seconds a change may take to converge (default 30)
+  --change-timeout S       seconds an endpoint change may take to converge (default 30)
+  --service-timeout S      seconds the new-service change may take to converge (default 120)
   --sync-timeout S         seconds the initial sync of all agents may take (default 900)
   --setup-timeout S        seconds registration, tokens and joins may take (default 1800)
   --cpu-prof DIR           run the controller with --cpu-prof, the .cpuprofile written to DIR
+  --node-arg ARG           an extra node option for the controller process (repeatable)
   --keep                   keep the controller's data directory`;
 
 function int(v: string | undefined, flag: string, def: number, min: number, max: number): number {
@@ -70,9 +76,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     joinConcurrency: int(v['join-concurrency'], 'join-concurrency', 50, 1, 1000),
     apiConcurrency: int(v['api-concurrency'], 'api-concurrency', 16, 1, 1000),
     changeTimeoutMs: int(v['change-timeout'], 'change-timeout', 30, 1, 3600) * 1000,
+    serviceTimeoutMs: int(v['service-timeout'], 'service-timeout', 120, 1, 3600) * 1000,
     syncTimeoutMs: int(v['sync-timeout'], 'sync-timeout', 900, 1, 7200) * 1000,
     setupTimeoutMs: int(v['setup-timeout'], 'setup-timeout', 1800, 1, 7200) * 1000,
     ...(v['cpu-prof'] ? { cpuProfDir: v['cpu-prof'] } : {}),
+    nodeArgs: v['node-arg'] ?? [],
     keep: v.keep ?? false,
   };
 }
@@ -92,9 +100,11 @@ function parse(argv: readonly string[]) {
       'join-concurrency': { type: 'string' },
       'api-concurrency': { type: 'string' },
       'change-timeout': { type: 'string' },
+      'service-timeout': { type: 'string' },
       'sync-timeout': { type: 'string' },
       'setup-timeout': { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'node-arg': { type: 'string', multiple: true },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -55,6 +55,11 @@ export interface BenchResult {
     readonly agentEluMax: number | null;
   };
   readonly targets: Array<{ name: string; target: string; measured: string; met: boolean }>;
+  /** Wall-clock boundaries (ms since the epoch), e.g. to cut a controller CPU profile to one phase. */
+  readonly phases: Record<
+    'setupStart' | 'syncStart' | 'syncEnd' | 'changesStart' | 'changesEnd' | 'controllerStop' | 'controllerExited',
+    number
+  >;
   readonly notes: string[];
 }
 
@@ -140,18 +145,23 @@ export function formatTable(r: BenchResult): string {
   lines.push('');
   lines.push(
     `${pad('change', 14)}${pad('service', 10)}${pad('POST', 10)}${pad('converged', 14)}${pad('agents', 12)}` +
-      `${pad('pushes/s', 10)}${pad('ctl CPU', 10)}${pad('agent ELU', 10)}responses`,
+      `${pad('pushes/s', 10)}${pad('ctl CPU', 10)}${pad('ctl busy', 11)}${pad('agent ELU', 10)}responses`,
   );
   for (const c of [...r.changes, ...(r.newService ? [r.newService] : [])]) {
     lines.push(
       `${pad(c.kind === 'endpoint' ? `endpoint #${c.index}` : 'new service', 14)}${pad(c.service, 10)}${pad(ms(c.postMs), 10)}` +
         `${pad(c.convergenceMs === null ? 'TIMEOUT' : ms(c.convergenceMs), 14)}${pad(`${c.converged}/${c.agents}`, 12)}` +
-        `${pad(String(c.pushesPerSecond ?? '-'), 10)}${pad(`${c.controllerCpuSeconds} s`, 10)}${pad(String(c.agentElu), 10)}` +
+        `${pad(String(c.pushesPerSecond ?? '-'), 10)}${pad(`${c.controllerCpuSeconds} s`, 10)}` +
+        `${pad(c.busyAfterPostMs === null ? 'never quiet' : ms(c.busyAfterPostMs), 11)}${pad(String(c.agentElu), 10)}` +
         Object.entries(c.responsesByType)
           .map(([t, n]) => `${t} ${n}`)
           .join(', '),
     );
   }
+  lines.push(
+    '(converged: POST returned -> last agent ACKed; ctl CPU: controller CPU from the POST until quiet again; ' +
+      'ctl busy: POST returned -> controller quiet; agent ELU: busiest agent process)',
+  );
   if (r.newService) {
     row(
       'new service, per type (p50/max)',

@@ -84,7 +84,12 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
   let sampler: ProcSampler | undefined;
   try {
     log(`controller: starting (data dir ${dataDir})`);
-    controller = await startControllerProcess({ dataDir, ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}), timeoutMs: 60_000 });
+    controller = await startControllerProcess({
+      dataDir,
+      ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
+      nodeArgs: opts.nodeArgs,
+      timeoutMs: 60_000,
+    });
     const smp = new ProcSampler(controller.pid);
     sampler = smp;
     smp.start();
@@ -183,7 +188,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
         api,
         fleet,
         sampler: smp,
-        timeoutMs: opts.changeTimeoutMs,
+        timeoutMs: opts.serviceTimeoutMs,
         spacingMs: opts.spacingMs,
       });
       log(`  new service: ${newService.convergenceMs ?? 'TIMEOUT'} ms, ${newService.converged}/${newService.agents} agents`);
@@ -196,11 +201,15 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     await fleet.stop();
     fleet = undefined;
     smp.stop();
+    const tStop = Date.now();
+    const pid = controller.pid;
     const exit = await controller.stop();
+    const tExited = Date.now();
     controller = undefined;
     let cpuProfile: string | undefined;
     if (opts.cpuProfDir) {
-      const files = (await readdir(opts.cpuProfDir).catch(() => [] as string[])).filter((n) => n.endsWith('.cpuprofile')).sort();
+      // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the controller's main thread (1 is tsx's loader).
+      const files = (await readdir(opts.cpuProfDir).catch(() => [] as string[])).filter((n) => n.includes(`.${pid}.0.`)).sort();
       cpuProfile = files.length ? join(opts.cpuProfDir, files[files.length - 1] ?? '') : 'not written (controller did not exit cleanly)';
     }
 
@@ -243,6 +252,15 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
         ...(cpuProfile ? { cpuProfile } : {}),
       },
       summary,
+      phases: {
+        setupStart: tSetup,
+        syncStart: tSync,
+        syncEnd: tSyncEnd,
+        changesStart: tChanges,
+        changesEnd: tChangesEnd,
+        controllerStop: tStop,
+        controllerExited: tExited,
+      },
       notes,
     };
     return { ...partial, targets: checkTargets(partial) };

@@ -1,0 +1,184 @@
+import { lookup } from 'node:dns/promises';
+import { isIP, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from 'node:tls';
+import { normalizeIp } from '../lib/addr.js';
+import { err, ok, type Result } from '../lib/result.js';
+import type { ClusterConfig, UpstreamTls } from './model.js';
+import type { ConnectResult, UpstreamFailure, UpstreamHost } from './runtime-types.js';
+import { dnsSans, linkRawSocket, peerSpiffeId, sniFor, type TlsContexts, uriSans } from './tls-contexts.js';
+
+/**
+ * Opening one upstream connection: DNS when the address is a name, the loop guard, TCP with a connect
+ * timeout and source address, then TLS per the cluster (DestinationRule TLS for every endpoint, else mesh
+ * mTLS for endpoints that run an agent) with the peer's identity checked against the allowed SANs.
+ */
+
+export interface ConnectDeps {
+  readonly contexts: TlsContexts;
+  readonly dns: DnsCache;
+  /** True for the proxy's own listeners on this host: connecting there would loop. */
+  readonly isOwnListener: (address: string, port: number) => boolean;
+}
+
+export type Failure = Extract<ConnectResult, { ok: false }>;
+
+export function failure(reason: UpstreamFailure, detail: string): Failure {
+  return { ok: false, reason, detail };
+}
+
+const noop = () => {};
+
+export async function openUpstream(
+  c: ClusterConfig,
+  host: UpstreamHost,
+  deps: ConnectDeps,
+  alpn: readonly string[] | undefined,
+): Promise<ConnectResult> {
+  if (c.blackhole) return failure('blackhole', `cluster ${c.name} is a black hole: connections are refused by configuration`);
+  const { port } = host.endpoint;
+  let address = host.endpoint.address;
+  if (isIP(address) === 0) {
+    const r = await deps.dns.resolve(address);
+    if (!r.ok) return failure('connect_failure', `cluster ${c.name}: ${r.error}`);
+    address = r.value;
+  }
+  if (deps.isOwnListener(address, port)) {
+    return failure(
+      'connect_failure',
+      `cluster ${c.name}: refusing to connect to ${address}:${port}, the proxy's own listener (traffic loop)`,
+    );
+  }
+  const tlsCfg = c.tls ?? (host.endpoint.mtls ? c.meshTls : undefined);
+  let context: ReturnType<TlsContexts['client']> | undefined;
+  if (tlsCfg) {
+    context = deps.contexts.client(tlsCfg);
+    if (!context.ok) return failure('tls_error', `cluster ${c.name}: ${context.error}`);
+  }
+  const tcp = await tcpConnect(c, address, port);
+  if (!tcp.ok || !tlsCfg || !context?.ok) return tcp.ok ? { ok: true, socket: tcp.value, host } : tcp.error;
+  return handshake(c, host, tcp.value, tlsCfg, context.value, c.tls === undefined, alpn);
+}
+
+function tcpConnect(c: ClusterConfig, address: string, port: number): Promise<Result<Socket, Failure>> {
+  return new Promise((resolve) => {
+    const opts: TcpNetConnectOpts = { host: address, port, allowHalfOpen: true, noDelay: true };
+    // A v4 source address cannot reach a v6 destination; the bind address only applies to its own family.
+    if (c.bindAddress && isIP(c.bindAddress) === isIP(address)) opts.localAddress = c.bindAddress;
+    const socket = netConnect(opts);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(err(failure('connect_timeout', `cluster ${c.name}: ${address}:${port} did not accept within ${c.connectTimeoutMs} ms`)));
+    }, c.connectTimeoutMs);
+    const onError = (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err(failure('connect_failure', `cluster ${c.name}: ${address}:${port}: ${e.code ?? e.message}`)));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      // Callers attach their own handlers; this one only keeps a late error on an idle pooled socket from crashing the process.
+      socket.on('error', noop);
+      resolve(ok(socket));
+    });
+  });
+}
+
+function handshake(
+  c: ClusterConfig,
+  host: UpstreamHost,
+  raw: Socket,
+  t: UpstreamTls,
+  secureContext: import('node:tls').SecureContext,
+  mesh: boolean,
+  alpn: readonly string[] | undefined,
+): Promise<ConnectResult> {
+  // The HTTP layer's protocols come first; the cluster's (istio-peer-exchange, istio) stay so the peer's mTLS chain matches.
+  const offered = alpn ? [...alpn, ...t.alpn.filter((p) => !alpn.includes(p))] : [...t.alpn];
+  const name = t.sni ?? (mesh ? undefined : host.endpoint.address);
+  return new Promise((resolve) => {
+    const secure = tlsConnect({
+      socket: raw,
+      secureContext,
+      servername: sniFor(name),
+      ALPNProtocols: offered.length > 0 ? offered : undefined,
+      rejectUnauthorized: true,
+      checkServerIdentity: (hostname: string, cert: PeerCertificate) => {
+        if (t.peerSans.length > 0) {
+          const sans = [...uriSans(cert), ...dnsSans(cert)];
+          if (sans.some((s) => t.peerSans.includes(s))) return undefined;
+          return new Error(`peer identity [${sans.join(', ')}] is none of the expected [${t.peerSans.join(', ')}]`);
+        }
+        // Mesh peers are proven by the mesh CA alone (any mesh identity); external servers by their host name.
+        return mesh ? undefined : checkServerIdentity(name ?? hostname, cert);
+      },
+    });
+    linkRawSocket(secure, raw);
+    const where = `cluster ${c.name}: TLS to ${host.key}`;
+    const timer = setTimeout(() => {
+      secure.destroy();
+      resolve(failure('tls_error', `${where}: handshake did not finish within ${c.connectTimeoutMs} ms`));
+    }, c.connectTimeoutMs);
+    const onError = (e: Error) => {
+      clearTimeout(timer);
+      secure.destroy();
+      resolve(failure('tls_error', `${where}: ${e.message.split('\n')[0]}`));
+    };
+    secure.once('error', onError);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.removeListener('error', onError);
+      secure.on('error', noop);
+      const peerIdentity = peerSpiffeId(secure.getPeerCertificate());
+      const negotiated = secure.alpnProtocol || undefined;
+      resolve({ ok: true, socket: secure, host, ...(peerIdentity ? { peerIdentity } : {}), ...(negotiated ? { alpn: negotiated } : {}) });
+    });
+  });
+}
+
+type LookupFn = (host: string) => Promise<ReadonlyArray<{ readonly address: string; readonly family: number }>>;
+
+/** Name → address for DNS clusters (IPv4 preferred, as Istio's V4_PREFERRED), cached for a TTL; failures briefly. */
+export class DnsCache {
+  private readonly entries = new Map<string, { readonly expires: number; readonly value: Promise<Result<string, string>> }>();
+
+  constructor(
+    private readonly ttlMs = 30_000,
+    private readonly lookupFn: LookupFn = (h) => lookup(h, { all: true }),
+    private readonly failureTtlMs = 1000,
+  ) {}
+
+  resolve(host: string): Promise<Result<string, string>> {
+    const now = Date.now();
+    const hit = this.entries.get(host);
+    if (hit && hit.expires > now) return hit.value;
+    const value = this.lookupFn(host).then(
+      (addrs) => {
+        const pick = addrs.find((a) => a.family === 4) ?? addrs[0];
+        return pick ? ok(pick.address) : err(`DNS: ${host} has no addresses`);
+      },
+      (e: NodeJS.ErrnoException) => err(`DNS: cannot resolve ${host}: ${e.code ?? e.message}`),
+    );
+    this.entries.set(host, { expires: now + this.ttlMs, value });
+    void value.then((r) => {
+      if (!r.ok) this.entries.set(host, { expires: Date.now() + this.failureTtlMs, value });
+    });
+    return value;
+  }
+}
+
+let localCache: { readonly at: number; readonly set: ReadonlySet<string> } | undefined;
+
+/** Loopback, unspecified, or one of this host's interface addresses (re-read at most every 10 s). */
+export function isLocalAddress(ip: string): boolean {
+  const n = normalizeIp(ip);
+  if (n.startsWith('127.') || n === '::1' || n === '0.0.0.0' || n === '::') return true;
+  const now = Date.now();
+  if (!localCache || now - localCache.at > 10_000) {
+    const set = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) set.add(normalizeIp(a.address));
+    localCache = { at: now, set };
+  }
+  return localCache.set.has(n);
+}

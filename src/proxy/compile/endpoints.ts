@@ -1,0 +1,83 @@
+import type { UpstreamEndpoint } from '../model.js';
+import { fail, list, type Msg, msg, num, str, structString, wrapped } from './read.js';
+
+/** Endpoint metadata Istio (and the translator) use to mark endpoints whose host runs a proxy: they get mTLS. */
+const TLS_MODE_FILTER = 'envoy.transport_socket_match';
+
+/** Envoy takes HEALTHY and UNKNOWN (never health checked) as routable; the rest are not. */
+const ROUTABLE = new Set(['HEALTHY', 'UNKNOWN', 0, 1]);
+
+export interface EndpointOptions {
+  /** common_lb_config.locality_weighted_lb_config: locality weights split the traffic first. */
+  readonly localityWeighted: boolean;
+}
+
+function socketAddress(ep: Msg, path: string): { address: string; port: number } {
+  const addr = msg(ep.address, `${path}.address`);
+  const sa = msg(addr?.socket_address, `${path}.address.socket_address`);
+  if (!sa) fail(`${path}.address`, 'only socket addresses are supported');
+  const address = str(sa.address, `${path}.address.socket_address.address`);
+  if (sa.port_specifier === 'named_port' || (typeof sa.named_port === 'string' && sa.named_port !== '')) {
+    fail(`${path}.address.socket_address.named_port`, 'not supported');
+  }
+  const port = num(sa.port_value, `${path}.address.socket_address.port_value`);
+  if (!address) fail(`${path}.address.socket_address.address`, 'empty address');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`${path}.address.socket_address.port_value`, `${port} is not a port`);
+  return { address, port };
+}
+
+/**
+ * A ClusterLoadAssignment's endpoints, flattened: locality as `region/zone/sub_zone`, the locality's priority,
+ * health, mTLS marking. With locality-weighted LB the locality weight is folded into the endpoint weights, so a
+ * locality's endpoints together carry its share of the traffic.
+ */
+export function compileEndpoints(cla: Msg | undefined, path: string, opts: EndpointOptions): UpstreamEndpoint[] {
+  if (!cla) return [];
+  const pre = path ? `${path}.` : '';
+  const policy = msg(cla.policy, `${pre}policy`);
+  const factor = wrapped(policy?.overprovisioning_factor, `${pre}policy.overprovisioning_factor`);
+  if (factor !== undefined && factor !== 140) fail(`${pre}policy.overprovisioning_factor`, 'only the default 140 is supported');
+  if (list(policy?.drop_overloads, `${pre}policy.drop_overloads`).length > 0) fail(`${pre}policy.drop_overloads`, 'not supported');
+  const out: UpstreamEndpoint[] = [];
+  list(cla.endpoints, `${pre}endpoints`).forEach((l, i) => {
+    const lpath = `${pre}endpoints[${i}]`;
+    const group = msg(l, lpath) ?? {};
+    const loc = msg(group.locality, `${lpath}.locality`);
+    const parts = [
+      str(loc?.region, `${lpath}.locality.region`),
+      str(loc?.zone, `${lpath}.locality.zone`),
+      str(loc?.sub_zone, `${lpath}.locality.sub_zone`),
+    ];
+    const locality = parts.every((p) => p === '') ? '' : parts.join('/');
+    const priority = num(group.priority, `${lpath}.priority`);
+    const localityWeight = wrapped(group.load_balancing_weight, `${lpath}.load_balancing_weight`);
+    const eps: UpstreamEndpoint[] = [];
+    list(group.lb_endpoints, `${lpath}.lb_endpoints`).forEach((e, j) => {
+      const epath = `${lpath}.lb_endpoints[${j}]`;
+      const lbe = msg(e, epath) ?? {};
+      const endpoint = msg(lbe.endpoint, `${epath}.endpoint`);
+      if (!endpoint) fail(`${epath}.endpoint`, 'missing (named endpoints are not supported)');
+      const { address, port } = socketAddress(endpoint, `${epath}.endpoint`);
+      const meta = msg(lbe.metadata, `${epath}.metadata`);
+      const fm = msg(meta?.filter_metadata, `${epath}.metadata.filter_metadata`);
+      const tlsMode = fm ? structString(fm[TLS_MODE_FILTER], 'tlsMode') : undefined;
+      const status = lbe.health_status ?? 'UNKNOWN';
+      eps.push({
+        address,
+        port,
+        weight: wrapped(lbe.load_balancing_weight, `${epath}.load_balancing_weight`) ?? 1,
+        healthy: ROUTABLE.has(status as string | number),
+        locality,
+        priority,
+        mtls: tlsMode === 'istio',
+      });
+    });
+    if (opts.localityWeighted) {
+      // Envoy drops localities without a weight when locality weighting is on.
+      if (!localityWeight) return;
+      const sum = eps.reduce((a, e) => a + e.weight, 0);
+      for (const e of eps) out.push({ ...e, weight: sum > 0 ? (e.weight * localityWeight) / sum : 0 });
+    } else out.push(...eps);
+  });
+  return out;
+}

@@ -1,0 +1,129 @@
+import { protos } from '../../xds/protos.js';
+import { TypedConfigUrl } from '../../xds/type-urls.js';
+import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../model.js';
+import { compileRbacRules } from './rbac.js';
+import { bool, durationMs, fail, fraction, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
+import { faultPolicy } from './route-action.js';
+import { compileRouteTable } from './routes.js';
+
+/** The HttpConnectionManager network filter: its route source and the HTTP filters the proxy implements. */
+
+const ROUTER = TypedConfigUrl.router;
+
+/** envoy.type.v3.StatusCode names (`TooManyRequests`) as numbers; protobufjs decodes the enum by name. */
+function statusCode(name: string): number | undefined {
+  const v = protos().root.lookupEnum('envoy.type.v3.StatusCode').values[name];
+  return v !== undefined && v >= 200 ? v : undefined;
+}
+
+/** A RuntimeFractionalPercent's default; unset is 0% (Envoy's local_ratelimit is then disabled or not enforced). */
+function runtimeFraction(v: unknown, path: string): number {
+  const rf = msg(v, path);
+  return rf ? fraction(rf.default_value, `${path}.default_value`) : 0;
+}
+
+/** local_ratelimit: one token bucket for the listener. Partially enabled or enforced buckets are refused. */
+function localRateLimit(cfg: Msg, path: string): LocalRateLimit | undefined {
+  refuseSet(
+    cfg,
+    [
+      'descriptors',
+      'request_headers_to_add_when_not_enforced',
+      'response_headers_to_add',
+      'local_rate_limit_per_downstream_connection',
+      'rate_limited_as_resource_exhausted',
+    ],
+    path,
+  );
+  const bucket = msg(cfg.token_bucket, `${path}.token_bucket`);
+  if (!bucket) return undefined;
+  const enabled = runtimeFraction(cfg.filter_enabled, `${path}.filter_enabled`);
+  const enforced = runtimeFraction(cfg.filter_enforced, `${path}.filter_enforced`);
+  // Disabled, or only counting (shadow mode): nothing is limited.
+  if (enabled === 0 || enforced === 0) return undefined;
+  if (enabled < 1 || enforced < 1) fail(path, 'a rate limit enabled or enforced for part of the requests is not supported');
+  const code = msg(cfg.status, `${path}.status`)?.code;
+  const status = code === undefined || code === null ? 429 : typeof code === 'number' ? code : statusCode(String(code));
+  if (status === undefined) fail(`${path}.status.code`, `${String(code)} is not supported`);
+  const fillIntervalMs = durationMs(bucket.fill_interval, `${path}.token_bucket.fill_interval`) ?? 0;
+  if (fillIntervalMs <= 0) fail(`${path}.token_bucket.fill_interval`, 'must be positive');
+  return {
+    maxTokens: num(bucket.max_tokens, `${path}.token_bucket.max_tokens`),
+    tokensPerFill: wrapped(bucket.tokens_per_fill, `${path}.token_bucket.tokens_per_fill`) ?? 1,
+    fillIntervalMs,
+    status,
+  };
+}
+
+function httpFilters(v: unknown, path: string): HttpFilters {
+  const rbac: RbacConfig[] = [];
+  let rateLimit: LocalRateLimit | undefined;
+  let fault = false;
+  let router = false;
+  list(v, path).forEach((f, i) => {
+    const p = `${path}[${i}]`;
+    const filter = msg(f, p) ?? {};
+    const name = str(filter.name, `${p}.name`);
+    if (router) fail(p, `${name}: filters after the router never run`);
+    if (bool(filter.disabled, `${p}.disabled`)) return;
+    const typed = msg(filter.typed_config, `${p}.typed_config`);
+    const url = typeUrlOf(typed);
+    const tp = `${p}.typed_config`;
+    switch (url) {
+      case ROUTER:
+        router = true;
+        return;
+      case TypedConfigUrl.httpRbac: {
+        const r = compileRbacRules(typed ?? {}, tp);
+        if (r) rbac.push(r);
+        return;
+      }
+      case TypedConfigUrl.httpLocalRateLimit: {
+        if (rateLimit) fail(p, 'a second local_ratelimit filter is not supported');
+        rateLimit = localRateLimit(typed ?? {}, tp);
+        return;
+      }
+      case TypedConfigUrl.fault:
+        // The filter's own delay/abort would apply to every route: only per-route faults are implemented.
+        if (faultPolicy(typed ?? {}, tp)) fail(tp, 'filter-level fault injection is not supported (use per-route faults)');
+        fault = true;
+        return;
+      default:
+        // Envoy skips an optional filter it does not know; anything else would change what the chain does.
+        if (bool(filter.is_optional, `${p}.is_optional`)) return;
+        fail(p, `HTTP filter ${name || url} (${url || 'no type'}) is not supported`);
+    }
+  });
+  if (!router) fail(path, 'the router filter must be last');
+  return { rbac, ...(rateLimit ? { rateLimit } : {}), fault };
+}
+
+/** What an HCM compiles to, plus the inline route table to register (named `inlineName`) when it has one. */
+export function compileHcm(
+  cfg: Msg,
+  path: string,
+  inlineName: string,
+): { action: Extract<NetworkAction, { kind: 'http' }>; inline?: RouteTable } {
+  refuseSet(cfg, ['scoped_routes', 'original_ip_detection_extensions'], path);
+  const rds = msg(cfg.rds, `${path}.rds`);
+  const inlineRc = msg(cfg.route_config, `${path}.route_config`);
+  let routeConfig: string;
+  let inline: RouteTable | undefined;
+  if (rds) routeConfig = str(rds.route_config_name, `${path}.rds.route_config_name`);
+  else if (inlineRc) {
+    inline = compileRouteTable(inlineRc, inlineName, `${path}.route_config`);
+    routeConfig = inlineName;
+  } else return fail(path, 'rds or route_config is required');
+  const fcc = str(cfg.forward_client_cert_details, `${path}.forward_client_cert_details`, 'SANITIZE');
+  if (fcc === 'FORWARD_ONLY' || fcc === 'ALWAYS_FORWARD_ONLY') fail(`${path}.forward_client_cert_details`, `${fcc} is not supported`);
+  return {
+    action: {
+      kind: 'http',
+      routeConfig,
+      filters: httpFilters(cfg.http_filters, `${path}.http_filters`),
+      statPrefix: str(cfg.stat_prefix, `${path}.stat_prefix`),
+      forwardClientCert: fcc === 'SANITIZE_SET' || fcc === 'APPEND_FORWARD',
+    },
+    ...(inline ? { inline } : {}),
+  };
+}

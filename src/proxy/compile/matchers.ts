@@ -1,0 +1,125 @@
+import type { HeaderMatcher, StringMatcher } from '../model.js';
+import { bool, fail, type Msg, msg, str, wrappedBool } from './read.js';
+
+/**
+ * Envoy's matchers (type.matcher.v3.StringMatcher, RegexMatcher, config.route.v3.HeaderMatcher) compiled for
+ * the hot path. Regexes are RE2 in Envoy and full matches; here JS RegExps anchored `^(?:...)$`.
+ */
+
+/** RE2 syntax JS spells differently: `(?P<name>` groups and a leading `(?i)` flag; `\Q..\E` and `\C` are refused. */
+function translateRe2(re: string, path: string): { source: string; flags: string } {
+  let source = re;
+  let flags = '';
+  const lead = /^\(\?([imsU]+)\)/.exec(source);
+  if (lead?.[1]) {
+    for (const f of lead[1]) {
+      if (f === 'U') fail(path, 'the RE2 ungreedy flag (?U) has no JavaScript equivalent');
+      flags += f;
+    }
+    source = source.slice(lead[0].length);
+  }
+  if (/\\[QEC]/.test(source) || /\(\?[imsU-]+[:)]/.test(source)) fail(path, `RE2 construct in "${re}" has no JavaScript equivalent`);
+  source = source.replace(/\(\?P</g, '(?<').replace(/\\z/g, '$');
+  return { source, flags };
+}
+
+/** A RegexMatcher (`{ regex }`) or a regex string, anchored for a full match. */
+export function compileRegex(v: unknown, path: string, opts: { anchored: boolean; global?: boolean } = { anchored: true }): RegExp {
+  const text = typeof v === 'string' ? v : str(msg(v, path)?.regex, `${path}.regex`);
+  const { source, flags } = translateRe2(text, path);
+  try {
+    return new RegExp(opts.anchored ? `^(?:${source})$` : source, flags + (opts.global ? 'g' : ''));
+  } catch (e) {
+    return fail(path, `invalid regex "${text}": ${(e as Error).message}`);
+  }
+}
+
+const KINDS = ['exact', 'prefix', 'suffix', 'contains'] as const;
+
+/** type.matcher.v3.StringMatcher. */
+export function compileStringMatcher(v: unknown, path: string): StringMatcher {
+  const m = msg(v, path);
+  if (!m) return fail(path, 'missing string matcher');
+  const ignoreCase = bool(m.ignore_case, `${path}.ignore_case`);
+  const pattern = typeof m.match_pattern === 'string' ? m.match_pattern : undefined;
+  for (const kind of KINDS) {
+    if ((pattern === undefined || pattern === kind) && typeof m[kind] === 'string') {
+      const value = m[kind] as string;
+      return { kind, value: ignoreCase ? value.toLowerCase() : value, ignoreCase };
+    }
+  }
+  if ((pattern === undefined || pattern === 'safe_regex') && m.safe_regex) {
+    // Envoy: ignore_case has no effect on safe_regex.
+    return { kind: 'regex', regex: compileRegex(m.safe_regex, `${path}.safe_regex`) };
+  }
+  return fail(path, `unsupported string matcher ${pattern ?? JSON.stringify(Object.keys(m))}`);
+}
+
+/** The deprecated HeaderMatcher shortcuts (exact_match, prefix_match...) as the StringMatcher they stand for. */
+function legacyMatcher(m: Msg, path: string): StringMatcher | undefined {
+  const s = (k: string) => (typeof m[k] === 'string' ? (m[k] as string) : undefined);
+  const spec = m.header_match_specifier;
+  const pick = (field: string) => (spec === undefined || spec === null || spec === field ? s(field) : undefined);
+  const exact = pick('exact_match');
+  if (exact !== undefined) return { kind: 'exact', value: exact, ignoreCase: false };
+  const prefix = pick('prefix_match');
+  if (prefix !== undefined) return { kind: 'prefix', value: prefix, ignoreCase: false };
+  const suffix = pick('suffix_match');
+  if (suffix !== undefined) return { kind: 'suffix', value: suffix, ignoreCase: false };
+  const contains = pick('contains_match');
+  if (contains !== undefined) return { kind: 'contains', value: contains, ignoreCase: false };
+  if ((spec === undefined || spec === null || spec === 'safe_regex_match') && m.safe_regex_match) {
+    return { kind: 'regex', regex: compileRegex(m.safe_regex_match, `${path}.safe_regex_match`) };
+  }
+  return undefined;
+}
+
+/**
+ * config.route.v3.HeaderMatcher as one or two HeaderMatchers that must all match. The runtime rule (see
+ * route-match.ts matchHeader) is that a missing header matches exactly when the matcher is inverted; Envoy's
+ * other cases are built from it: an inverted value match without treat_missing_header_as_empty also requires
+ * the header to be present, so it becomes [present, inverted value].
+ */
+export function compileHeaderMatcher(v: unknown, path: string): HeaderMatcher[] {
+  const m = msg(v, path);
+  if (!m) return fail(path, 'missing header matcher');
+  const name = str(m.name, `${path}.name`).toLowerCase();
+  if (name === '') fail(`${path}.name`, 'empty header name');
+  const invert = bool(m.invert_match, `${path}.invert_match`);
+  const spec = m.header_match_specifier;
+  if ((spec === undefined || spec === null || spec === 'present_match') && typeof m.present_match === 'boolean') {
+    // present_match: false matches when the header is absent.
+    return [{ name, match: { kind: 'present' }, invert: m.present_match ? invert : !invert }];
+  }
+  if ((spec === undefined || spec === null || spec === 'range_match') && m.range_match) fail(`${path}.range_match`, 'not supported');
+  let match: StringMatcher | undefined;
+  if ((spec === undefined || spec === null || spec === 'string_match') && m.string_match) {
+    match = compileStringMatcher(m.string_match, `${path}.string_match`);
+  } else match = legacyMatcher(m, path);
+  // No specifier at all: Envoy matches on presence.
+  if (!match) return [{ name, match: { kind: 'present' }, invert }];
+  const missingAsEmpty = wrappedBool(m.treat_missing_header_as_empty, `${path}.treat_missing_header_as_empty`) ?? false;
+  if (missingAsEmpty && matchesEmpty(match)) {
+    fail(`${path}.treat_missing_header_as_empty`, 'not supported with a matcher that accepts the empty value');
+  }
+  if (invert && !missingAsEmpty)
+    return [
+      { name, match: { kind: 'present' }, invert: false },
+      { name, match, invert },
+    ];
+  return [{ name, match, invert }];
+}
+
+function matchesEmpty(m: StringMatcher): boolean {
+  switch (m.kind) {
+    case 'exact':
+    case 'prefix':
+    case 'suffix':
+    case 'contains':
+      return m.value === '';
+    case 'regex':
+      return m.regex.test('');
+    case 'present':
+      return true;
+  }
+}

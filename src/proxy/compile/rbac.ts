@@ -1,0 +1,162 @@
+import { cidrFromRange } from '../cidr.js';
+import type { Cidr, HeaderMatcher, Permission, Principal, RbacConfig } from '../model.js';
+import { compileHeaderMatcher, compileStringMatcher } from './matchers.js';
+import { bool, fail, list, type Msg, msg, num, refuseSet, str } from './read.js';
+
+/**
+ * Envoy RBAC (config.rbac.v3.RBAC inside the HTTP or network RBAC filter) -> RbacConfig. Rules the evaluator
+ * cannot decide (metadata, SNI, CEL conditions...) are refused rather than guessed.
+ */
+
+function cidr(v: unknown, path: string): Cidr {
+  const r = msg(v, path);
+  const c = r ? cidrFromRange(r) : undefined;
+  if (!c) fail(path, `invalid CIDR range ${JSON.stringify(v)}`);
+  return c;
+}
+
+/** A HeaderMatcher may compile to two (see compileHeaderMatcher): they must both hold. */
+function headerRule<T>(v: unknown, path: string, one: (h: HeaderMatcher) => T, all: (items: T[]) => T): T {
+  const hs = compileHeaderMatcher(v, path).map(one);
+  return hs.length === 1 ? (hs[0] as T) : all(hs);
+}
+
+/** The oneof member that is set: protobufjs names it in the discriminator (`rule`, `identifier`), sparse JSON by its key. */
+function which(m: Msg, discriminator: string, members: readonly string[]): string | undefined {
+  const d = m[discriminator];
+  if (typeof d === 'string') return d;
+  return members.find((k) => m[k] !== undefined && m[k] !== null && m[k] !== false);
+}
+
+const PERMISSION_RULES = [
+  'and_rules',
+  'or_rules',
+  'any',
+  'header',
+  'url_path',
+  'destination_ip',
+  'destination_port',
+  'destination_port_range',
+  'metadata',
+  'not_rule',
+  'requested_server_name',
+  'matcher',
+  'uri_template',
+];
+
+export function compilePermission(v: unknown, path: string): Permission {
+  const m = msg(v, path) ?? {};
+  const kind = which(m, 'rule', PERMISSION_RULES);
+  switch (kind) {
+    case 'any':
+      if (!bool(m.any, `${path}.any`)) fail(`${path}.any`, 'must be true');
+      return { kind: 'any' };
+    case 'and_rules':
+    case 'or_rules': {
+      const set = msg(m[kind], `${path}.${kind}`);
+      const rules = list(set?.rules, `${path}.${kind}.rules`).map((r, i) => compilePermission(r, `${path}.${kind}.rules[${i}]`));
+      return { kind: kind === 'and_rules' ? 'and' : 'or', rules };
+    }
+    case 'not_rule':
+      return { kind: 'not', rule: compilePermission(m.not_rule, `${path}.not_rule`) };
+    case 'header':
+      return headerRule<Permission>(
+        m.header,
+        `${path}.header`,
+        (header) => ({ kind: 'header', header }),
+        (rules) => ({ kind: 'and', rules }),
+      );
+    case 'url_path': {
+      const p = msg(m.url_path, `${path}.url_path`) ?? {};
+      if (!p.path) fail(`${path}.url_path`, 'only url_path.path is supported');
+      return { kind: 'path', match: compileStringMatcher(p.path, `${path}.url_path.path`) };
+    }
+    case 'destination_port': {
+      const port = num(m.destination_port, `${path}.destination_port`);
+      return { kind: 'destination_port', port };
+    }
+    case 'destination_ip':
+      return { kind: 'destination_ip', cidr: cidr(m.destination_ip, `${path}.destination_ip`) };
+    default:
+      return fail(`${path}${kind ? `.${kind}` : ''}`, kind ? 'not supported' : 'no rule set');
+  }
+}
+
+const PRINCIPAL_IDS = [
+  'and_ids',
+  'or_ids',
+  'any',
+  'authenticated',
+  'source_ip',
+  'direct_remote_ip',
+  'remote_ip',
+  'header',
+  'url_path',
+  'metadata',
+  'filter_state',
+  'not_id',
+];
+
+export function compilePrincipal(v: unknown, path: string): Principal {
+  const m = msg(v, path) ?? {};
+  const kind = which(m, 'identifier', PRINCIPAL_IDS);
+  switch (kind) {
+    case 'any':
+      if (!bool(m.any, `${path}.any`)) fail(`${path}.any`, 'must be true');
+      return { kind: 'any' };
+    case 'and_ids':
+    case 'or_ids': {
+      const set = msg(m[kind], `${path}.${kind}`);
+      const ids = list(set?.ids, `${path}.${kind}.ids`).map((r, i) => compilePrincipal(r, `${path}.${kind}.ids[${i}]`));
+      return { kind: kind === 'and_ids' ? 'and' : 'or', ids };
+    }
+    case 'not_id':
+      return { kind: 'not', id: compilePrincipal(m.not_id, `${path}.not_id`) };
+    case 'authenticated': {
+      const a = msg(m.authenticated, `${path}.authenticated`) ?? {};
+      const pn = msg(a.principal_name, `${path}.authenticated.principal_name`);
+      return pn
+        ? { kind: 'authenticated', match: compileStringMatcher(pn, `${path}.authenticated.principal_name`) }
+        : { kind: 'authenticated' };
+    }
+    case 'source_ip':
+    case 'direct_remote_ip':
+    case 'remote_ip':
+      return { kind, cidr: cidr(m[kind], `${path}.${kind}`) };
+    case 'header':
+      return headerRule<Principal>(
+        m.header,
+        `${path}.header`,
+        (header) => ({ kind: 'header', header }),
+        (ids) => ({ kind: 'and', ids }),
+      );
+    default:
+      return fail(`${path}${kind ? `.${kind}` : ''}`, kind ? 'not supported' : 'no identifier set');
+  }
+}
+
+const ACTIONS = ['ALLOW', 'DENY', 'LOG'] as const;
+
+/**
+ * The `rules` of an RBAC filter; undefined when it has none (Envoy then enforces nothing). Policies keep their
+ * map order, which is the translator's sorted order.
+ */
+export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefined {
+  refuseSet(filter, ['matcher', 'shadow_matcher'], path);
+  const rules = msg(filter.rules, `${path}.rules`);
+  if (!rules) return undefined;
+  const a = rules.action;
+  const action = typeof a === 'number' ? ACTIONS[a] : str(a, `${path}.rules.action`, 'ALLOW');
+  if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') return fail(`${path}.rules.action`, `${String(a)} is not supported`);
+  const policies = Object.entries(msg(rules.policies, `${path}.rules.policies`) ?? {}).map(([name, pv]) => {
+    const pp = `${path}.rules.policies['${name}']`;
+    const p = msg(pv, pp) ?? {};
+    refuseSet(p, ['condition', 'checked_condition', 'cel_config'], pp);
+    return {
+      name,
+      permissions: list(p.permissions, `${pp}.permissions`).map((x, i) => compilePermission(x, `${pp}.permissions[${i}]`)),
+      principals: list(p.principals, `${pp}.principals`).map((x, i) => compilePrincipal(x, `${pp}.principals[${i}]`)),
+    };
+  });
+  return { action, policies };
+}

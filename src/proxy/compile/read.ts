@@ -1,0 +1,159 @@
+/**
+ * Readers for decoded Envoy messages. The agent's applied config is protobufjs output with defaults (absent
+ * messages are `null`, scalars are zero values, 64-bit integers are strings, enums are names), but tests and
+ * cached files may carry sparse JSON: every reader treats `null`, `undefined` and a missing key alike.
+ * Compile errors are thrown as CompileError with the field path and caught once per resource in index.ts.
+ */
+
+export type Msg = Readonly<Record<string, unknown>>;
+
+export class CompileError extends Error {
+  constructor(
+    readonly path: string,
+    readonly why: string,
+  ) {
+    super(`${path}: ${why}`);
+    this.name = 'CompileError';
+  }
+}
+
+export function fail(path: string, why: string): never {
+  throw new CompileError(path, why);
+}
+
+export function isSet(v: unknown): boolean {
+  return v !== null && v !== undefined;
+}
+
+/** A sub-message, or undefined when absent. */
+export function msg(v: unknown, path: string): Msg | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) fail(path, `expected a message, got ${JSON.stringify(v)}`);
+  return v as Msg;
+}
+
+export function list(v: unknown, path: string): readonly unknown[] {
+  if (v === null || v === undefined) return [];
+  if (!Array.isArray(v)) fail(path, 'expected a list');
+  return v;
+}
+
+export function str(v: unknown, path: string, dflt = ''): string {
+  if (v === null || v === undefined) return dflt;
+  if (typeof v !== 'string') fail(path, `expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A number from a number or a decimal string (protobufjs renders 64-bit integers as strings). */
+export function num(v: unknown, path: string, dflt = 0): number {
+  if (v === null || v === undefined) return dflt;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n)) fail(path, `expected a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function bool(v: unknown, path: string, dflt = false): boolean {
+  if (v === null || v === undefined) return dflt;
+  if (typeof v !== 'boolean') fail(path, `expected a boolean, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A wrapper message (`{ value }`, e.g. UInt32Value), or a bare scalar; undefined when absent. */
+export function wrapped(v: unknown, path: string): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'object') return num((v as Msg).value, `${path}.value`);
+  return num(v, path);
+}
+
+export function wrappedBool(v: unknown, path: string): boolean | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'object') return bool((v as Msg).value, `${path}.value`);
+  return bool(v, path);
+}
+
+/** google.protobuf.Duration (`{ seconds, nanos }`, or a `"1.5s"` string as in proto3 JSON) in milliseconds. */
+export function durationMs(v: unknown, path: string): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string') {
+    const m = /^(-?\d+(?:\.\d+)?)s$/.exec(v.trim());
+    if (!m) fail(path, `"${v}" is not a duration`);
+    return Math.round(Number(m[1]) * 1000);
+  }
+  const d = msg(v, path) ?? {};
+  const ms = num(d.seconds, `${path}.seconds`) * 1000 + num(d.nanos, `${path}.nanos`) / 1e6;
+  if (ms < 0) fail(path, 'negative duration');
+  return Math.round(ms * 1000) / 1000;
+}
+
+const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+/** FractionalPercent as a fraction in [0, 1] (denominator HUNDRED when unset, numerator 0 when unset). */
+export function fraction(v: unknown, path: string): number {
+  const p = msg(v, path);
+  if (!p) return 0;
+  const d = p.denominator;
+  const den = d === null || d === undefined ? 100 : typeof d === 'number' ? [100, 10_000, 1_000_000][d] : DENOMINATORS[String(d)];
+  if (den === undefined) fail(`${path}.denominator`, `unknown denominator ${JSON.stringify(d)}`);
+  return Math.min(1, Math.max(0, num(p.numerator, `${path}.numerator`) / den));
+}
+
+/** The `@type` of an inline typed config, or the `type_url` of one that stayed an Any (its type was not loaded). */
+export function typeUrlOf(typed: Msg | undefined): string {
+  if (!typed) return '';
+  const t = typed['@type'] ?? typed.type_url;
+  return typeof t === 'string' ? t : '';
+}
+
+/** `type.googleapis.com/envoy.x.v3.Y` -> `envoy.x.v3.Y`. */
+export function typeNameOfUrl(url: string): string {
+  return url.slice(url.lastIndexOf('/') + 1);
+}
+
+/** Bytes as protobufjs (Buffer/Uint8Array), JSON.stringify (`{ type: 'Buffer', data }`) or proto3 JSON (base64) render them. */
+export function bytesText(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  if (typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+  if (typeof v === 'object') {
+    const data = (v as { data?: unknown }).data;
+    if (Array.isArray(data)) return Buffer.from(data as number[]).toString('utf8');
+    const values = Object.values(v as Record<string, unknown>);
+    if (values.every((x) => typeof x === 'number')) return Buffer.from(values as number[]).toString('utf8');
+  }
+  return '';
+}
+
+/** google.protobuf.Struct (as protobufjs decodes it: `{ fields: { k: { stringValue } } }`) -> a string field. */
+export function structString(s: unknown, key: string): string | undefined {
+  const fields = (s as { fields?: Record<string, unknown> } | null | undefined)?.fields;
+  if (fields && typeof fields === 'object') {
+    const v = fields[key] as { stringValue?: unknown; string_value?: unknown } | undefined;
+    const sv = v?.stringValue ?? v?.string_value;
+    return typeof sv === 'string' ? sv : undefined;
+  }
+  // Already plain JSON (hand-written configs).
+  const plain = (s as Record<string, unknown> | null | undefined)?.[key];
+  return typeof plain === 'string' ? plain : undefined;
+}
+
+/** Fails when a field this proxy does not implement is set, naming it: Envoy semantics would silently differ. */
+export function refuseSet(m: Msg, fields: readonly string[], path: string): void {
+  for (const f of fields) {
+    const v = m[f];
+    if (v === null || v === undefined || v === false || v === '' || v === 0) continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0) continue;
+    fail(`${path}${path ? '.' : ''}${f}`, 'not supported by the vmesh proxy');
+  }
+}
+
+export function enumName(v: unknown, path: string, names: readonly string[]): string {
+  if (v === null || v === undefined) return names[0] ?? '';
+  if (typeof v === 'number') {
+    const n = names[v];
+    if (n === undefined) fail(path, `unknown enum value ${v}`);
+    return n;
+  }
+  if (typeof v !== 'string') fail(path, `expected an enum name, got ${JSON.stringify(v)}`);
+  return v;
+}

@@ -1,0 +1,163 @@
+import type {
+  FaultPolicy,
+  HeaderMatcher,
+  HeaderOps,
+  RetryPolicy,
+  Route,
+  RouteMatch,
+  RouteTable,
+  StringMatcher,
+  VirtualHost,
+} from '../model.js';
+import { compileHeaderMatcher, compileRegex, compileStringMatcher } from './matchers.js';
+import { bool, fail, list, type Msg, msg, refuseSet, str, wrappedBool } from './read.js';
+import { concatOps, headerOps, perFilterFault, retryPolicy, routeAction } from './route-action.js';
+
+/** RouteConfiguration -> RouteTable: virtual hosts by domain, routes in order, header operations merged per route. */
+
+const GRPC_CONTENT_TYPE: HeaderMatcher = {
+  name: 'content-type',
+  match: { kind: 'prefix', value: 'application/grpc', ignoreCase: false },
+  invert: false,
+};
+
+function pathMatch(m: Msg, path: string): RouteMatch['path'] {
+  const caseSensitive = wrappedBool(m.case_sensitive, `${path}.case_sensitive`) ?? true;
+  const spec = typeof m.path_specifier === 'string' ? m.path_specifier : undefined;
+  const has = (k: string) => (spec === undefined ? m[k] !== undefined && m[k] !== null : spec === k);
+  const literal = (kind: 'prefix' | 'exact' | 'path_separated_prefix', field: string) => {
+    const value = str(m[field], `${path}.${field}`);
+    return { kind, value: caseSensitive ? value : value.toLowerCase(), caseSensitive };
+  };
+  if (has('prefix')) return literal('prefix', 'prefix');
+  if (has('path')) return literal('exact', 'path');
+  if (has('path_separated_prefix')) {
+    const v = str(m.path_separated_prefix, `${path}.path_separated_prefix`);
+    if (!v.startsWith('/') || (v.length > 1 && v.endsWith('/')))
+      fail(`${path}.path_separated_prefix`, `"${v}" must start and not end with /`);
+    return literal('path_separated_prefix', 'path_separated_prefix');
+  }
+  // Envoy: case_sensitive does not apply to regexes.
+  if (has('safe_regex')) return { kind: 'regex', regex: compileRegex(m.safe_regex, `${path}.safe_regex`) };
+  return fail(path, `path matcher ${spec ?? 'none'} is not supported`);
+}
+
+function queryMatcher(v: unknown, path: string): { name: string; match: StringMatcher } {
+  const q = msg(v, path) ?? {};
+  const name = str(q.name, `${path}.name`);
+  if (!name) fail(`${path}.name`, 'empty');
+  if (q.string_match) return { name, match: compileStringMatcher(q.string_match, `${path}.string_match`) };
+  if (bool(q.present_match, `${path}.present_match`)) return { name, match: { kind: 'present' } };
+  return fail(path, 'string_match or present_match is required');
+}
+
+export function compileRouteMatch(v: unknown, path: string): RouteMatch {
+  const m = msg(v, path) ?? {};
+  refuseSet(m, ['runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state', 'connect_matcher', 'path_match_policy'], path);
+  const headers = list(m.headers, `${path}.headers`).flatMap((h, i) => compileHeaderMatcher(h, `${path}.headers[${i}]`));
+  if (msg(m.grpc, `${path}.grpc`)) headers.push(GRPC_CONTENT_TYPE);
+  return {
+    path: pathMatch(m, path),
+    headers,
+    query: list(m.query_parameters, `${path}.query_parameters`).map((q, i) => queryMatcher(q, `${path}.query_parameters[${i}]`)),
+  };
+}
+
+interface Inherited {
+  /** Most specific first: route, virtual host, route configuration (or the reverse, most_specific_header_mutations_wins). */
+  readonly request: HeaderOps[];
+  readonly response: HeaderOps[];
+  readonly fault?: FaultPolicy;
+  readonly retry?: RetryPolicy;
+}
+
+function compileRoute(v: unknown, path: string, up: Inherited, mostSpecificWins: boolean): Route {
+  const r = msg(v, path) ?? {};
+  refuseSet(r, ['filter_action', 'non_forwarding_action'], path);
+  const fault = perFilterFault(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  let action = routeAction(r, path);
+  // The virtual host's retry policy applies to routes without their own.
+  if (action.kind === 'forward' && !action.retry && up.retry) action = { ...action, retry: up.retry };
+  const own = [
+    headerOps(r.request_headers_to_add, r.request_headers_to_remove, path, 'request'),
+    headerOps(r.response_headers_to_add, r.response_headers_to_remove, path, 'response'),
+  ] as const;
+  const order = <T>(xs: T[]) => (mostSpecificWins ? [...xs].reverse() : xs);
+  const f = fault === undefined ? up.fault : fault === 'none' ? undefined : fault;
+  return {
+    name: str(r.name, `${path}.name`),
+    match: compileRouteMatch(r.match, `${path}.match`),
+    action,
+    requestHeaders: concatOps(...order([own[0], ...up.request])),
+    responseHeaders: concatOps(...order([own[1], ...up.response])),
+    ...(f ? { fault: f } : {}),
+  };
+}
+
+interface Domains {
+  exact: Set<string>;
+  wildcardSuffixes: string[];
+  matchAll: boolean;
+}
+
+function domains(v: unknown, path: string, seen: Set<string>): Domains {
+  const out: Domains = { exact: new Set(), wildcardSuffixes: [], matchAll: false };
+  list(v, path).forEach((d, i) => {
+    const p = `${path}[${i}]`;
+    const domain = str(d, p).toLowerCase();
+    if (!domain) fail(p, 'empty domain');
+    // Envoy refuses a route configuration naming a domain twice.
+    if (seen.has(domain)) fail(p, `domain "${domain}" appears more than once in the route configuration`);
+    seen.add(domain);
+    if (domain === '*') out.matchAll = true;
+    else if (domain.startsWith('*')) out.wildcardSuffixes.push(domain.slice(1));
+    else if (domain.endsWith('*')) fail(p, `prefix wildcard "${domain}" is not supported`);
+    else out.exact.add(domain);
+  });
+  return out;
+}
+
+function compileVirtualHost(v: unknown, path: string, config: Inherited, mostSpecificWins: boolean, seen: Set<string>): VirtualHost {
+  const vh = msg(v, path) ?? {};
+  refuseSet(
+    vh,
+    ['virtual_clusters', 'rate_limits', 'hedge_policy', 'retry_policy_typed_config', 'matcher', 'request_mirror_policies'],
+    path,
+  );
+  const fault = perFilterFault(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  const retry = retryPolicy(vh.retry_policy, `${path}.retry_policy`);
+  const inherited: Inherited = {
+    request: [headerOps(vh.request_headers_to_add, vh.request_headers_to_remove, path, 'request'), ...config.request],
+    response: [headerOps(vh.response_headers_to_add, vh.response_headers_to_remove, path, 'response'), ...config.response],
+    ...(fault && fault !== 'none' ? { fault } : {}),
+    ...(retry ? { retry } : {}),
+  };
+  const d = domains(vh.domains, `${path}.domains`, seen);
+  const requireTls = str(vh.require_tls, `${path}.require_tls`, 'NONE');
+  return {
+    name: str(vh.name, `${path}.name`),
+    domains: d.exact,
+    wildcardSuffixes: d.wildcardSuffixes,
+    matchAll: d.matchAll,
+    routes: list(vh.routes, `${path}.routes`).map((r, i) => compileRoute(r, `${path}.routes[${i}]`, inherited, mostSpecificWins)),
+    requireTls: requireTls !== 'NONE' && (requireTls as unknown) !== 0,
+  };
+}
+
+/** One RouteConfiguration (RDS, or inline in an HttpConnectionManager under `name`). */
+export function compileRouteTable(rc: Msg, name: string, path = ''): RouteTable {
+  const pre = path ? `${path}.` : '';
+  refuseSet(rc, ['vhds', 'cluster_specifier_plugins', 'typed_per_filter_config', 'request_mirror_policies'], path);
+  const mostSpecificWins = bool(rc.most_specific_header_mutations_wins, `${pre}most_specific_header_mutations_wins`);
+  const config: Inherited = {
+    request: [headerOps(rc.request_headers_to_add, rc.request_headers_to_remove, path, 'request')],
+    response: [headerOps(rc.response_headers_to_add, rc.response_headers_to_remove, path, 'response')],
+  };
+  const seen = new Set<string>();
+  return {
+    name,
+    virtualHosts: list(rc.virtual_hosts, `${pre}virtual_hosts`).map((v, i) =>
+      compileVirtualHost(v, `${pre}virtual_hosts[${i}]`, config, mostSpecificWins, seen),
+    ),
+  };
+}

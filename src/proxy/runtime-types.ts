@@ -1,0 +1,82 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyConfig, UpstreamEndpoint } from './model.js';
+
+/**
+ * The seams between the proxy's parts: the listener manager accepts and classifies connections, the
+ * cluster manager picks and connects upstreams (LB, circuit breakers, outlier detection, TLS), and the
+ * HTTP handler runs L7 routing on a connection the listener manager hands it.
+ */
+
+export interface PickContext {
+  /** Consistent-hash key (from the route's hash policy), when the cluster hashes. */
+  readonly hashKey?: string;
+  /** The connection's original destination, for ORIGINAL_DST clusters. */
+  readonly originalDst?: { readonly address: string; readonly port: number };
+  /** Hosts already tried by this request (retry host predicate previous_hosts). */
+  readonly exclude?: ReadonlySet<string>;
+}
+
+export interface UpstreamHost {
+  /** `address:port`, stable across config updates for the same endpoint. */
+  readonly key: string;
+  readonly endpoint: UpstreamEndpoint;
+}
+
+export type UpstreamFailure = 'no_healthy_upstream' | 'overflow' | 'connect_failure' | 'connect_timeout' | 'tls_error' | 'blackhole';
+
+export type ConnectResult =
+  | {
+      readonly ok: true;
+      readonly socket: Socket | TLSSocket;
+      readonly host: UpstreamHost;
+      /** The peer's verified SPIFFE id when mTLS was used. */
+      readonly peerIdentity?: string;
+      /** ALPN the upstream chose (`h2`, `http/1.1`) when TLS was used. */
+      readonly alpn?: string;
+    }
+  | { readonly ok: false; readonly reason: UpstreamFailure; readonly detail: string };
+
+export type Outcome =
+  | { readonly kind: 'response'; readonly status: number }
+  | { readonly kind: 'error'; readonly error: 'connect' | 'reset' | 'timeout' };
+
+export interface ClusterManager {
+  /** Replaces the clusters; hosts that remain keep their state (ejections, pools, counters). */
+  update(config: ProxyConfig): void;
+  cluster(name: string): ClusterConfig | undefined;
+  /** Picks a healthy, non-ejected endpoint by the cluster's LB policy and locality priorities. */
+  pick(cluster: string, ctx: PickContext): UpstreamHost | undefined;
+  /** Opens a connection to a picked host (TLS per the cluster; connect timeout; bind address). */
+  connect(cluster: string, host: UpstreamHost, opts?: { readonly alpn?: readonly string[] }): Promise<ConnectResult>;
+  /**
+   * Circuit breaker budgets, Envoy's: returns a release function, or undefined when the budget is spent
+   * (the caller answers 503 with the UO flag).
+   */
+  acquire(cluster: string, budget: 'connection' | 'pending' | 'request' | 'retry'): (() => void) | undefined;
+  /** Feeds outlier detection (consecutive 5xx / gateway errors eject a host for a growing time). */
+  report(cluster: string, host: UpstreamHost, outcome: Outcome): void;
+  close(): void;
+}
+
+export interface ConnectionContext {
+  readonly socket: Socket | TLSSocket;
+  readonly listener: ListenerConfig;
+  readonly chain: FilterChain;
+  /** Where the client was going before capture redirected it (outbound), or the local port it reached (inbound). */
+  readonly originalDst?: { readonly address: string; readonly port: number };
+  readonly remote: { readonly address: string; readonly port: number };
+  readonly local: { readonly address: string; readonly port: number };
+  /** The peer's verified SPIFFE id (inbound mTLS). */
+  readonly peerIdentity?: string;
+  readonly tls: boolean;
+  /** The config generation the connection was accepted under; it keeps using it until it closes. */
+  readonly config: ProxyConfig;
+}
+
+export interface HttpHandler {
+  /** Serves HTTP on an accepted (and, if needed, TLS-terminated) connection. */
+  handle(conn: ConnectionContext, action: Extract<NetworkAction, { kind: 'http' }>): void;
+  /** Stops taking new requests on open connections and resolves when they are idle or `deadlineMs` passed. */
+  drain(deadlineMs: number): Promise<void>;
+}
