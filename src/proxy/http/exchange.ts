@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import type { NetworkAction, Route, RouteAction } from '../model.js';
+import { evaluateRbac, type RbacAttrs } from '../rbac-eval.js';
+import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
+import type { ConnectionContext } from '../runtime-types.js';
+import type { Core, ForwardOwner, RequestInfo } from './core.js';
+import { Forwarder } from './forwarder.js';
+import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
+import type { Fields } from './parser.js';
+import { forwardPath, redirectLocation } from './rewrite.js';
+import { type Downstream, Flag, formatFlags, type RequestStats } from './types.js';
+import type { BodyMode } from './upstream.js';
+import { UpstreamRequest } from './upstream-request.js';
+
+type HttpAction = Extract<NetworkAction, { kind: 'http' }>;
+type Forward = Extract<RouteAction, { kind: 'forward' }>;
+
+const MAX_PENDING_BODY = 64 * 1024;
+/** Request fields the proxy sets itself (or sanitizes) instead of forwarding the client's. */
+const REPLACED = new Set(['x-forwarded-proto', 'x-envoy-attempt-count', 'x-forwarded-client-cert']);
+const FAULT_ABORT = 'fault filter abort';
+
+function onDelay(x: Exchange): void {
+  x.afterDelay();
+}
+
+/**
+ * One request/response on a downstream stream: virtual host and route selection, RBAC, fault injection, local
+ * rate limit, then the route's action (redirect, direct response, or forwarding through a Forwarder). It is also
+ * the RequestView routing reads and the attributes RBAC reads, so no other object is made for those.
+ */
+export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
+  readonly scheme: string;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly peerIdentity: string | undefined;
+  readonly sourceIp: string;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+  readonly statPrefix: string;
+  status = 0;
+  flags = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  durationMs = 0;
+  upstreamHost: string | undefined;
+  cluster: string | undefined;
+  routeName: string | undefined;
+  requestId: string | undefined;
+  attempts = 0;
+  /** The client sent its whole request. */
+  requestEnded: boolean;
+  /** The response head went out (local or upstream). */
+  responded = false;
+  finished = false;
+  route: Route | undefined;
+  private fwd: Forwarder | undefined;
+  private pending: Buffer[] | undefined;
+  private pendingBytes = 0;
+  private readonly startedAt: number;
+
+  constructor(
+    readonly core: Core,
+    readonly conn: ConnectionContext,
+    readonly action: HttpAction,
+    readonly down: Downstream,
+    readonly info: RequestInfo,
+    readonly protocol: RequestStats['protocol'],
+    readonly grpc: boolean,
+  ) {
+    this.scheme = conn.tls ? 'https' : 'http';
+    this.method = info.method;
+    this.path = info.path;
+    this.authority = info.authority;
+    this.peerIdentity = conn.peerIdentity;
+    this.sourceIp = conn.remote.address;
+    const dst = conn.originalDst ?? conn.local;
+    this.destinationIp = dst.address;
+    this.destinationPort = dst.port;
+    this.statPrefix = action.statPrefix;
+    this.requestEnded = info.contentLength <= 0 && !info.chunked;
+    this.startedAt = core.now();
+  }
+
+  header(name: string): string | undefined {
+    if (name.charCodeAt(0) === 0x3a) {
+      if (name === ':method') return this.method;
+      if (name === ':path') return this.path;
+      if (name === ':authority') return this.authority;
+      if (name === ':scheme') return this.scheme;
+      return undefined;
+    }
+    if (name === 'host') return this.authority;
+    return getHeader(this.info.names, this.info.values, name);
+  }
+
+  start(): void {
+    const table = this.core.config().routes.get(this.action.routeConfig);
+    const vh = table ? selectVirtualHost(table, this.authority) : undefined;
+    if (vh?.requireTls && !this.conn.tls) {
+      // Envoy's require_tls: plaintext requests are sent to the same URL over https.
+      this.sendLocal(301, '', ['location'], [`https://${this.authority}${this.path}`]);
+      return;
+    }
+    const route = vh ? matchRoute(vh, this) : undefined;
+    this.route = route;
+    this.routeName = route?.name;
+    const filters = this.action.filters;
+    if (filters.rbac.length > 0 && !evaluateRbac(filters.rbac, this).allowed) {
+      this.localReply(403, 'RBAC: access denied', Flag.RBAC);
+      return;
+    }
+    const fault = filters.fault ? route?.fault : undefined;
+    if (fault?.delay && fault.delay.ms > 0 && this.core.random() < fault.delay.fraction) {
+      this.flags |= Flag.DI;
+      setTimeout(onDelay, fault.delay.ms, this);
+      return;
+    }
+    this.afterDelay();
+  }
+
+  /** The rest of the filter chain, after a fault delay if one was injected. */
+  afterDelay(): void {
+    if (this.finished) return;
+    const route = this.route;
+    const fault = this.action.filters.fault ? route?.fault : undefined;
+    if (fault?.abort && this.core.random() < fault.abort.fraction) {
+      const a = fault.abort;
+      this.flags |= Flag.FI;
+      if (a.grpcStatus !== undefined) this.grpcReply(a.grpcStatus, FAULT_ABORT);
+      else this.localReply(a.httpStatus ?? 503, FAULT_ABORT, 0);
+      return;
+    }
+    const rl = this.action.filters.rateLimit;
+    if (rl && !this.core.limiters.take(rl)) {
+      this.localReply(rl.status, 'local_rate_limited', Flag.RL, 'x-envoy-ratelimited', 'true');
+      return;
+    }
+    if (!route) {
+      this.localReply(404, '', Flag.NR);
+      return;
+    }
+    const a = route.action;
+    if (a.kind === 'forward') this.forward(route, a);
+    else if (a.kind === 'redirect') {
+      const location = redirectLocation(a, route.match.path, this.scheme, this.authority, this.path);
+      this.reply(a.status, '', route, 'location', location);
+    } else this.reply(a.status, a.body ?? '', route);
+  }
+
+  private forward(route: Route, a: Forward): void {
+    const entry = a.clusters.length === 1 ? a.clusters[0] : pickWeighted(a.clusters, this.core.random(), a.totalWeight);
+    const cfg = entry ? this.core.clusters.cluster(entry.name) : undefined;
+    this.cluster = entry?.name;
+    if (!entry || !cfg) {
+      this.localReply(503, '', Flag.NC);
+      return;
+    }
+    const info = this.info;
+    const names: string[] = [];
+    const values: string[] = [];
+    copyEndToEnd(info.names, info.values, info.nominated, names, values, REPLACED);
+    // gRPC needs `te: trailers` end to end; any other TE is hop-by-hop.
+    const te = getHeader(info.names, info.values, 'te');
+    if (te?.toLowerCase().includes('trailers')) {
+      names.push('te');
+      values.push('trailers');
+    }
+    names.push('x-forwarded-proto');
+    values.push(this.scheme);
+    let requestId = getHeader(names, values, 'x-request-id');
+    if (requestId === undefined) {
+      requestId = randomUUID();
+      names.push('x-request-id');
+      values.push(requestId);
+    }
+    this.requestId = requestId;
+    if (this.action.forwardClientCert && this.peerIdentity !== undefined) {
+      names.push('x-forwarded-client-cert');
+      values.push(`URI=${this.peerIdentity}`);
+    }
+    if (hasOps(entry.headers)) applyHeaderOps(entry.headers, names, values);
+    if (hasOps(route.requestHeaders)) applyHeaderOps(route.requestHeaders, names, values);
+    // A per-destination host rewrite arrives as a `host` header operation.
+    let authority = a.hostRewrite ?? this.authority;
+    const hostOp = getHeader(names, values, 'host');
+    if (hostOp !== undefined) {
+      authority = hostOp;
+      removeHeader(names, values, 'host');
+    }
+    const mode: BodyMode = info.contentLength >= 0 ? 'length' : info.chunked ? 'chunked' : 'none';
+    const upgrade = info.upgrade !== undefined && info.upgrade.toLowerCase() === 'websocket' ? info.upgrade : undefined;
+    const req = new UpstreamRequest(
+      this.method,
+      forwardPath(a, route.match.path, this.path),
+      authority,
+      this.scheme,
+      names,
+      values,
+      mode,
+      info.contentLength,
+      upgrade,
+    );
+    const fwd = new Forwarder(this, cfg, a, req, this.pending, this.requestEnded);
+    this.fwd = fwd;
+    this.pending = undefined;
+    if (info.expectContinue && !this.requestEnded) this.down.sendContinue();
+    fwd.begin();
+  }
+
+  onRequestBody(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    if (this.fwd) {
+      this.fwd.onBody(chunk);
+      return;
+    }
+    if (this.finished) return;
+    // Before forwarding starts (a fault delay): hold the body, and stop reading once enough is held.
+    if (!this.pending) this.pending = [];
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes > MAX_PENDING_BODY) this.down.pauseRequestBody();
+  }
+
+  onRequestEnd(_trailers: Fields | undefined): void {
+    this.requestEnded = true;
+    this.fwd?.onBodyEnd();
+  }
+
+  onDownstreamDrain(): void {
+    this.fwd?.onDownstreamDrain();
+  }
+
+  /** The client went away before the response completed. */
+  onDownstreamAbort(): void {
+    if (this.finished) return;
+    this.flags |= Flag.DC;
+    if (this.fwd) this.fwd.cancel();
+    else this.finish();
+  }
+
+  /** A response the proxy makes itself (Envoy's local reply), gRPC-shaped for gRPC requests. */
+  localReply(status: number, body: string, flag: number, extraName?: string, extraValue?: string, grpcStatus?: number): void {
+    this.flags |= flag;
+    if (this.grpc) {
+      this.grpcReply(grpcStatus ?? grpcStatusFor(status), body === '' ? undefined : body, extraName, extraValue);
+      return;
+    }
+    const names = extraName !== undefined ? [extraName] : [];
+    const values = extraValue !== undefined ? [extraValue] : [];
+    this.sendLocal(status, body, names, values);
+  }
+
+  private grpcReply(grpcStatus: number, message: string | undefined, extraName?: string, extraValue?: string): void {
+    const names = ['content-type', 'grpc-status'];
+    const values = ['application/grpc', String(grpcStatus)];
+    if (message !== undefined) {
+      names.push('grpc-message');
+      values.push(encodeURIComponent(message));
+    }
+    if (extraName !== undefined && extraValue !== undefined) {
+      names.push(extraName);
+      values.push(extraValue);
+    }
+    this.status = 200;
+    this.responded = true;
+    this.down.respondHead(200, names, values, 0, false);
+    this.down.respondEnd(undefined);
+    this.finish();
+  }
+
+  /** Direct responses and redirects: the route's response header operations apply. */
+  private reply(status: number, body: string, route: Route, extraName?: string, extraValue?: string): void {
+    const names = extraName !== undefined ? [extraName] : [];
+    const values = extraValue !== undefined ? [extraValue] : [];
+    if (hasOps(route.responseHeaders)) applyHeaderOps(route.responseHeaders, names, values);
+    this.sendLocal(status, body, names, values);
+  }
+
+  private sendLocal(status: number, body: string, names: string[], values: string[]): void {
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304;
+    const bytes = body === '' ? undefined : Buffer.from(body);
+    if (bytes) setHeader(names, values, 'content-type', 'text/plain');
+    this.status = status;
+    this.responded = true;
+    this.down.respondHead(status, names, values, bytes ? bytes.length : 0, noBody);
+    if (bytes && !noBody) {
+      this.bytesOut += bytes.length;
+      this.down.respondData(bytes);
+    }
+    this.down.respondEnd(undefined);
+    this.finish();
+  }
+
+  /** A plain record (it must not keep the connection, sockets or config alive in whoever stores it). */
+  private stats(): RequestStats {
+    const r = this.conn.remote;
+    return {
+      method: this.method,
+      path: this.path,
+      authority: this.authority,
+      protocol: this.protocol,
+      status: this.status,
+      responseFlags: formatFlags(this.flags),
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      durationMs: this.durationMs,
+      upstreamHost: this.upstreamHost,
+      cluster: this.cluster,
+      routeName: this.routeName,
+      peerIdentity: this.peerIdentity,
+      downstreamRemote: `${r.address}:${r.port}`,
+      requestId: this.requestId,
+      attempts: this.attempts,
+      statPrefix: this.statPrefix,
+    };
+  }
+
+  /** Reports the request once; the downstream learns through respondEnd/abortResponse, not here. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.pending = undefined;
+    this.durationMs = this.core.now() - this.startedAt;
+    const cb = this.core.onRequestDone;
+    if (cb) {
+      try {
+        cb(this.stats());
+      } catch (e) {
+        this.core.logger.warn({ err: e }, 'onRequestDone callback threw');
+      }
+    }
+  }
+}

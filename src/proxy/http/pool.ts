@@ -1,0 +1,134 @@
+import type { ClusterConfig } from '../model.js';
+import type { ClusterManager, UpstreamHost } from '../runtime-types.js';
+import type { ConnectFailure } from './upstream.js';
+import { type ConnOwner, H1Conn } from './upstream-h1.js';
+import { H2Client } from './upstream-h2.js';
+
+const DEFAULT_IDLE_MS = 60_000;
+const H1_ALPN = ['http/1.1'];
+
+/** Keep-alive connections (HTTP/1.1) and the shared session (HTTP/2) of one upstream host of one cluster. */
+export class HostPool implements ConnOwner {
+  readonly idle: H1Conn[] = [];
+  h2: H2Client | undefined;
+  /** Live HTTP/1.1 connections, idle or busy. */
+  conns = 0;
+  private readonly keyInCluster: string;
+
+  constructor(
+    private readonly pools: UpstreamPools,
+    readonly cluster: string,
+    readonly host: UpstreamHost,
+  ) {
+    this.keyInCluster = host.key;
+  }
+
+  /** A live idle connection, most recently used first (older ones time out). */
+  take(): H1Conn | undefined {
+    const idle = this.idle;
+    while (idle.length > 0) {
+      const c = idle.pop() as H1Conn;
+      if (c.alive) {
+        c.socket.setTimeout(0);
+        return c;
+      }
+      c.destroy();
+    }
+    return undefined;
+  }
+
+  async connect(): Promise<H1Conn | ConnectFailure> {
+    const r = await this.pools.clusters.connect(this.cluster, this.host, { alpn: H1_ALPN });
+    if (!r.ok) return r;
+    this.conns++;
+    return new H1Conn(r.socket, this.host, this.cluster, this);
+  }
+
+  release(conn: H1Conn): void {
+    const cfg = this.pools.clusters.cluster(this.cluster);
+    if (
+      this.pools.draining ||
+      cfg === undefined ||
+      (cfg.maxRequestsPerConnection !== undefined && conn.requests >= cfg.maxRequestsPerConnection)
+    ) {
+      conn.destroy();
+      return;
+    }
+    conn.socket.setTimeout(cfg.idleTimeoutMs ?? DEFAULT_IDLE_MS);
+    this.idle.push(conn);
+  }
+
+  closed(conn: H1Conn): void {
+    this.conns--;
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.pools.maybeForget(this);
+  }
+
+  /** HTTP/2: the host's session, opened on first use and replaced once it closes or goes away. */
+  session(cfg: ClusterConfig): H2Client {
+    let s = this.h2;
+    if (!s?.usable) {
+      s = new H2Client(this.pools.clusters, this.cluster, this.host, cfg, () => {
+        if (this.h2 === s) this.h2 = undefined;
+        this.pools.maybeForget(this);
+      });
+      this.h2 = s;
+    }
+    return s;
+  }
+
+  get empty(): boolean {
+    return this.conns === 0 && this.h2 === undefined;
+  }
+
+  get key(): string {
+    return this.keyInCluster;
+  }
+
+  closeIdle(): void {
+    for (const c of this.idle.splice(0)) c.destroy();
+    this.h2?.close();
+  }
+}
+
+/** Every upstream pool of the handler, by cluster then host key (two lookups, no key strings built per request). */
+export class UpstreamPools {
+  private readonly byCluster = new Map<string, Map<string, HostPool>>();
+  draining = false;
+
+  constructor(readonly clusters: ClusterManager) {}
+
+  pool(cluster: string, host: UpstreamHost): HostPool {
+    let hosts = this.byCluster.get(cluster);
+    if (!hosts) {
+      hosts = new Map();
+      this.byCluster.set(cluster, hosts);
+    }
+    let p = hosts.get(host.key);
+    if (!p) {
+      p = new HostPool(this, cluster, host);
+      hosts.set(host.key, p);
+    }
+    return p;
+  }
+
+  /** Drops a pool with nothing left in it, so hosts that left the config do not accumulate. */
+  maybeForget(p: HostPool): void {
+    if (!p.empty) return;
+    const hosts = this.byCluster.get(p.cluster);
+    if (hosts?.get(p.key) !== p) return;
+    hosts.delete(p.key);
+    if (hosts.size === 0) this.byCluster.delete(p.cluster);
+  }
+
+  idleConnections(): number {
+    let n = 0;
+    for (const hosts of this.byCluster.values()) for (const p of hosts.values()) n += p.idle.length;
+    return n;
+  }
+
+  closeIdle(): void {
+    for (const hosts of this.byCluster.values()) for (const p of [...hosts.values()]) p.closeIdle();
+  }
+}
