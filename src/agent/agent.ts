@@ -9,6 +9,8 @@ import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
 import type { Logger } from '../lib/logger.js';
+import { MeshProxy } from '../proxy/proxy.js';
+import { FileSecretStore } from '../proxy/secret-store-files.js';
 import { type AppliedConfig, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
 import { ensureHostCredentials, type HostCreds, renewIfDue } from './credentials.js';
@@ -16,6 +18,7 @@ import { ensureHostCredentials, type HostCreds, renewIfDue } from './credentials
 export interface RunningAgent {
   readonly adminPort: number;
   readonly dnsPort: number;
+  readonly proxy?: MeshProxy;
   readonly sync: XdsSync;
   stop(): Promise<void>;
 }
@@ -44,7 +47,20 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const credentials = (c: HostCreds) =>
     grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
 
+  // Until the agent's SDS issues workload certificates, the proxy presents the host's own certificate.
+  const secrets = new FileSecretStore({
+    certificates: { default: { certPem: creds.certPem, keyPem: creds.keyPem } },
+    trustedCas: { ROOTCA: creds.trustBundlePem },
+  });
+  const proxy = cfg.proxy ? new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) }) : undefined;
+  // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
+  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig) =>
+    proxy
+      ? MeshProxy.check({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } })
+      : ({ ok: true, value: undefined } as const);
+
   const sync = new XdsSync({
+    validate,
     address: target(cfg.controllers),
     credentials: credentials(creds),
     nodeId: cfg.hostName,
@@ -54,11 +70,24 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
+  let proxyTimer: NodeJS.Timeout | undefined;
+  const applyProxy = () => {
+    // Types arrive one response at a time; apply once the burst is in.
+    if (!proxy || proxyTimer) return;
+    proxyTimer = setTimeout(() => {
+      proxyTimer = undefined;
+      void proxy.apply(sync.config()).then((r) => {
+        if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
+      });
+    }, 20);
+  };
   sync.onChange((typeUrl, c) => {
     if (typeUrl === NDS) applyNames(c);
+    applyProxy();
   });
   await sync.loadCached();
   applyNames(sync.config());
+  applyProxy();
   const { port: dnsPort } = await dns.start();
   sync.start();
 
@@ -92,6 +121,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     };
     if (req.url === '/config_dump') send(200, sync.config());
     else if (req.url === '/workloads') send(200, reporter.localWorkloads());
+    else if (req.url === '/listeners') send(200, proxy?.listening() ?? []);
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
@@ -101,9 +131,12 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   return {
     adminPort,
     dnsPort,
+    ...(proxy ? { proxy } : {}),
     sync,
     async stop() {
       clearInterval(renewTimer);
+      if (proxyTimer) clearTimeout(proxyTimer);
+      await proxy?.stop(2000);
       await reporter.stop();
       client.close();
       await sync.stop();

@@ -20,7 +20,12 @@ export type Match =
   | { readonly kind: 'oifname'; readonly name: string }
   | { readonly kind: 'nfproto'; readonly family: NfFamily }
   /** Destination is an address of this host (skips forwarded traffic on hosts that route). */
-  | { readonly kind: 'localDst' };
+  | { readonly kind: 'localDst' }
+  /**
+   * A connection-opening TCP segment (SYN without ACK). Connections that existed before capture was
+   * installed are picked up mid-stream by conntrack and would otherwise be redirected and broken.
+   */
+  | { readonly kind: 'tcpSyn' };
 
 export type Verdict = { readonly kind: 'return' } | { readonly kind: 'redirect'; readonly port: number };
 
@@ -44,6 +49,7 @@ export interface CapturePlan {
 }
 
 const RETURN: Verdict = { kind: 'return' };
+const SYN: Match = { kind: 'tcpSyn' };
 const redirect = (port: number): Verdict => ({ kind: 'redirect', port });
 
 function rule(comment: string, verdict: Verdict, ...matches: Match[]): PlanRule {
@@ -82,10 +88,10 @@ function inboundChain(cfg: CaptureConfig): PlanChain {
   rules.push(rule('inbound ports never captured', RETURN, { kind: 'dport', proto: 'tcp', ports: inboundExcludedPorts(cfg) }));
   const to = redirect(cfg.inboundPort);
   if (cfg.inbound.ports === '*') {
-    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'l4proto', proto: 'tcp' }));
+    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'l4proto', proto: 'tcp' }, SYN));
   } else if (cfg.inbound.ports.length > 0) {
     const ports = sortedUnique(cfg.inbound.ports);
-    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'dport', proto: 'tcp', ports }));
+    rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'dport', proto: 'tcp', ports }, SYN));
   }
   return { role: 'inbound', hook: 'prerouting', rules };
 }
@@ -112,7 +118,9 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
   }
   if (cfg.captureDns) {
     for (const proto of ['udp', 'tcp'] as const) {
-      rules.push(rule(`DNS (${proto}) to the agent's DNS proxy`, redirect(cfg.dnsPort), { kind: 'dport', proto, ports: [53] }));
+      const m: Match[] = [{ kind: 'dport', proto, ports: [53] }];
+      if (proto === 'tcp') m.push(SYN);
+      rules.push(rule(`DNS (${proto}) to the agent's DNS proxy`, redirect(cfg.dnsPort), ...m));
     }
   }
   for (const [family, cidrs] of byFamily(LOOPBACK, cfg.ipv6)) {
@@ -125,16 +133,16 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
   const to = redirect(cfg.outboundPort);
   if (cfg.outbound.includePorts.length > 0) {
     const ports = sortedUnique(cfg.outbound.includePorts);
-    rules.push(rule('outbound ports always captured', to, { kind: 'dport', proto: 'tcp', ports }));
+    rules.push(rule('outbound ports always captured', to, { kind: 'dport', proto: 'tcp', ports }, SYN));
   }
   for (const [family, cidrs] of byFamily(cfg.outbound.excludeCidrs, cfg.ipv6)) {
     rules.push(rule('excluded destinations go direct', RETURN, { kind: 'daddr', family, cidrs }));
   }
   if (cfg.outbound.includeCidrs === '*') {
-    rules.push(rule('outbound TCP to the proxy', to, { kind: 'l4proto', proto: 'tcp' }));
+    rules.push(rule('outbound TCP to the proxy', to, { kind: 'l4proto', proto: 'tcp' }, SYN));
   } else {
     for (const [family, cidrs] of byFamily(cfg.outbound.includeCidrs, cfg.ipv6)) {
-      rules.push(rule('outbound TCP to the proxy', to, { kind: 'daddr', family, cidrs }, { kind: 'l4proto', proto: 'tcp' }));
+      rules.push(rule('outbound TCP to the proxy', to, { kind: 'daddr', family, cidrs }, { kind: 'l4proto', proto: 'tcp' }, SYN));
     }
   }
   return { role: 'outbound', hook: 'output', rules };

@@ -72,6 +72,9 @@ function matchArgs(m: Match, all: readonly Match[]): string[][] {
       return [[]];
     case 'localDst':
       return [['-m', 'addrtype', '--dst-type', 'LOCAL']];
+    case 'tcpSyn':
+      // A dport or l4proto match in the same rule already says `-p tcp`, which --syn needs.
+      return [['--syn']];
   }
 }
 

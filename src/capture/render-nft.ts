@@ -55,6 +55,8 @@ function matchExpr(m: Match): Json {
       return eq(meta('nfproto'), m.family === 'ip' ? 'ipv4' : 'ipv6');
     case 'localDst':
       return eq({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
+    case 'tcpSyn':
+      return eq({ '&': [payload('tcp', 'flags'), ['fin', 'syn', 'rst', 'ack']] }, 'syn');
   }
 }
 

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import { type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
+import { boolOf, type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
 
 export const DEFAULT_AGENT_DATA_DIR = '/var/lib/vmesh/agent';
 
@@ -18,6 +18,8 @@ export interface AgentConfig {
   readonly adminPort: number;
   /** DNS proxy port on loopback (udp+tcp 53 are captured to it); 0 picks a free one (tests). */
   readonly dnsPort: number;
+  /** Run the data-plane proxy (15001/15006 and the config's listeners); off only for control-plane tests. */
+  readonly proxy: boolean;
   readonly logLevel: string;
 }
 
@@ -43,6 +45,7 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     adminAddress: String(get('adminAddress', 'VMESH_ADMIN_ADDRESS', 'admin.address') ?? '127.0.0.1'),
     adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
     dnsPort: parsePort(get('dnsPort', 'VMESH_DNS_PORT', 'dns.port') ?? MESH_PORTS.dns, 'DNS port', { allowZero: true }),
+    proxy: boolOf(get('proxy', 'VMESH_AGENT_PROXY', 'proxy.enabled'), 'agent proxy', true),
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
   });
 }
