@@ -3,11 +3,14 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient } from '../ca/index.js';
+import { installCapture, removeCapture } from '../capture/install.js';
+import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
 import { HealthReporter } from '../discovery/health-reporter.js';
 import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
@@ -43,6 +46,15 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
 export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  if (cfg.capture) {
+    const gid = process.getegid?.();
+    if (gid !== cfg.captureConfig.proxyGid) {
+      throw vmeshError(
+        ErrorCode.InvalidConfig,
+        `agent runs with group ${gid}, but capture excludes group ${cfg.captureConfig.proxyGid}: its own traffic would be captured (run it with Group=${cfg.captureConfig.proxyGid}, or --no-capture)`,
+      );
+    }
+  }
   let creds: HostCreds = await ensureHostCredentials(cfg, logger);
   const credentials = (c: HostCreds) =>
     grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
@@ -70,6 +82,25 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
+  // Capture goes on only once the proxy listens on the outbound port: redirecting to nothing would cut
+  // the host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent.
+  let captured = false;
+  let capturing = false;
+  const captureWhenListening = () => {
+    if (!cfg.capture || captured || capturing || !proxy) return;
+    if (!proxy.listening().some((l) => l.port === cfg.captureConfig.outboundPort)) return;
+    capturing = true;
+    routeVipRange()
+      .then(() => installCapture(cfg.captureConfig))
+      .then(() => {
+        captured = true;
+        logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
+      })
+      .catch((e: unknown) => logger.error({ err: e }, 'capture install failed; traffic is not captured'))
+      .finally(() => {
+        capturing = false;
+      });
+  };
   let proxyTimer: NodeJS.Timeout | undefined;
   const applyProxy = () => {
     // Types arrive one response at a time; apply once the burst is in.
@@ -78,6 +109,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       proxyTimer = undefined;
       void proxy.apply(sync.config()).then((r) => {
         if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
+        else captureWhenListening();
       });
     }, 20);
   };
@@ -135,6 +167,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     sync,
     async stop() {
       clearInterval(renewTimer);
+      // Capture comes off first, so nothing is redirected to a proxy that is about to go.
+      if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
       await reporter.stop();

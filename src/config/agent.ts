@@ -1,7 +1,10 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import type { CaptureConfig } from '../api/capture.js';
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { loadCaptureConfig } from './capture.js';
 import { boolOf, type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
 
 export const DEFAULT_AGENT_DATA_DIR = '/var/lib/vmesh/agent';
@@ -20,6 +23,10 @@ export interface AgentConfig {
   readonly dnsPort: number;
   /** Run the data-plane proxy (15001/15006 and the config's listeners); off only for control-plane tests. */
   readonly proxy: boolean;
+  /** Install traffic capture (and route the VIP range) once the proxy listens; removed when the agent stops. */
+  readonly capture: boolean;
+  /** The capture rules (the file's `capture:` section and VMESH_CAPTURE_* variables); controllers always excluded. */
+  readonly captureConfig: CaptureConfig;
   readonly logLevel: string;
 }
 
@@ -46,6 +53,17 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
     dnsPort: parsePort(get('dnsPort', 'VMESH_DNS_PORT', 'dns.port') ?? MESH_PORTS.dns, 'DNS port', { allowZero: true }),
     proxy: boolOf(get('proxy', 'VMESH_AGENT_PROXY', 'proxy.enabled'), 'agent proxy', true),
+    capture: boolOf(get('capture', 'VMESH_AGENT_CAPTURE', 'capture.enabled'), 'agent capture', true),
+    captureConfig: loadCaptureConfig({
+      ...src,
+      flags: {
+        // Control traffic must survive a dead proxy: the controllers' addresses are never captured.
+        controllerAddresses: [
+          ...listOf(pick(src, 'controllerAddresses', 'VMESH_CONTROLLER_ADDRESSES', 'capture.controllerAddresses')),
+          ...controllers.map((c) => c.replace(/^\[/, '').replace(/\]?:\d+$/, '')).filter((h) => isIP(h) !== 0),
+        ],
+      },
+    }),
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
   });
 }

@@ -46,6 +46,7 @@ describe('the data plane in the lab: capture, DNS and the proxy route an unmodif
   let h1: LabHost;
   let h2: LabHost;
   let h3: LabHost;
+  let agentProc: { stop(): Promise<void> } | undefined;
   const ctlDir = mkdtempSync(join(tmpdir(), 'vmesh-e2e-ctl-'));
   const agentDir = mkdtempSync(join(tmpdir(), 'vmesh-e2e-agent-'));
   const api = 'https://127.0.0.1:15014';
@@ -84,8 +85,13 @@ describe('the data plane in the lab: capture, DNS and the proxy route an unmodif
       { uid: 0, gid: 1337 },
     );
     await agent.waitForLine(/"ready":true/, 20_000);
-    await h2.execOk('ip', ['route', 'add', '240.240.0.0/16', 'dev', 'eth0']);
-    await h2.execOk(node, ['--import', 'tsx', CLI, 'capture', 'install', '--controller-addresses', h1.ipv4], { timeoutMs: 30_000 });
+    agentProc = agent;
+    // The agent routes the VIP range and installs capture itself once its proxy listens.
+    const captureUntil = Date.now() + 20_000;
+    while (!(await h2.execOk('nft', ['list', 'tables'])).includes('inet vmesh')) {
+      if (Date.now() > captureUntil) throw new Error(`the agent never installed capture: ${agent.stderr().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     for (const [name, version, port] of [
       ['reviews-v1', 'v1', 9080],
       ['reviews-v2', 'v2', 9081],
@@ -150,5 +156,20 @@ describe('the data plane in the lab: capture, DNS and the proxy route an unmodif
       "const h=require('http');let n=0,v2=0;const go=()=>h.get({host:'reviews',port:9080,path:'/',headers:{'end-user':'jason'}},r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>{n++;if(b.startsWith('v2'))v2++;n<20?go():console.log(JSON.stringify({n,v2}))})}).on('error',e=>console.log(JSON.stringify({error:e.code})));go()";
     const out = JSON.parse(await h2.execOk(node, ['-e', script], APP)) as { n: number; v2: number };
     assert.deepEqual(out, { n: 20, v2: 20 });
+  });
+  test('when the agent stops, capture comes off and a VIP is refused at once, not left hanging', async () => {
+    await agentProc?.stop();
+    const status = JSON.parse(
+      await h2.execOk(node, ['--import', 'tsx', CLI, 'capture', 'status', '-o', 'json'], { timeoutMs: 30_000 }),
+    ) as { installed: string };
+    assert.equal(status.installed, 'none');
+    const script =
+      "const t=Date.now();require('net').connect(9080,'240.240.0.1').on('error',e=>console.log(e.code,Date.now()-t)).on('connect',()=>console.log('connected'))";
+    const [code, ms] = (await h2.execOk(node, ['-e', script], APP)).trim().split(' ');
+    assert.equal(code, 'ECONNREFUSED');
+    assert.ok(Number(ms) < 500, `refused after ${ms} ms`);
+    // And plain traffic to other hosts still works without the mesh.
+    const direct = await h2.execOk(node, [join(FIX, 'http-load.mjs'), `http://${h3.ipv4}:9080/`, '3'], APP);
+    assert.equal(JSON.parse(direct).v1, 3);
   });
 });

@@ -38,6 +38,8 @@ describe('xDS to an agent in the lab', () => {
       agentDir,
       '--host-name',
       'h2',
+      // This test is about the control plane; capture is tested with the proxy in proxy-e2e.test.ts.
+      '--no-capture',
     ]);
 
   before(async () => {

@@ -5,7 +5,19 @@ import { createLogger } from '../../lib/logger.js';
 
 type Argv = Record<string, unknown> & { config?: string };
 
-const FLAGS = ['controller', 'tokenFile', 'token', 'dataDir', 'hostName', 'adminAddress', 'adminPort', 'dnsPort', 'proxy', 'logLevel'];
+const FLAGS = [
+  'controller',
+  'tokenFile',
+  'token',
+  'dataDir',
+  'hostName',
+  'adminAddress',
+  'adminPort',
+  'dnsPort',
+  'proxy',
+  'capture',
+  'logLevel',
+];
 
 export const agentCommand: CommandModule<object, Argv> = {
   command: 'agent',
@@ -21,6 +33,7 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('admin-address', { type: 'string', describe: 'admin bind address (default 127.0.0.1)' })
       .option('admin-port', { type: 'string', describe: 'admin port (default 15000)' })
       .option('dns-port', { type: 'string', describe: 'DNS proxy port on loopback (default 15053)' })
+      .option('capture', { type: 'boolean', describe: 'install traffic capture when the proxy listens (default true; --no-capture)' })
       .option('proxy', { type: 'boolean', describe: 'run the data-plane proxy (default true; --no-proxy for control-plane only)' })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
