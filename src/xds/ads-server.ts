@@ -5,12 +5,12 @@ import type { Result } from '../lib/result.js';
 import { DeltaStream } from './delta-stream.js';
 import type { NodeMsg } from './messages.js';
 import { adsServiceDefinition } from './protos.js';
-import type { AdsCall, AdsStatusEvent, AdsStream, StreamStatus } from './server-stream.js';
+import { type AdsCall, type AdsStatusEvent, type AdsStream, SendGate, type StreamStatus } from './server-stream.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import { SotwStream } from './sotw-stream.js';
 import { fromStruct, type JsonValue } from './struct.js';
 
-export type { AdsStatusEvent, StreamStatus, TypeStatus } from './server-stream.js';
+export { type AdsStatusEvent, SendGate, type StreamStatus, type TypeStatus } from './server-stream.js';
 
 /** The node as its first request describes it; metadata is the Struct turned into plain JSON. */
 export interface AdsNode {
@@ -30,7 +30,12 @@ export interface AdsServerOptions {
   ): Result<{ nodeId: string }, { code: grpc.status; message: string }>;
   logger: Logger;
   onStatus?(ev: AdsStatusEvent): void;
+  /** The budget of response bytes in flight; by default one process-wide gate of 64 MiB shared by all servers. */
+  sendGate?: SendGate;
 }
+
+/** Shared by every ADS server of the process, so the budget bounds the controller as a whole. */
+const processGate = new SendGate(64 * 1024 * 1024);
 
 export interface AdsServer {
   /** Add both to a grpc.Server: `server.addService(ads.service, ads.implementation)`. */
@@ -45,7 +50,12 @@ export interface AdsServer {
 /** The Aggregated Discovery Service over `cache`: StreamAggregatedResources (SotW) and DeltaAggregatedResources. */
 export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): AdsServer {
   const streams = new Set<AdsStream>();
-  const host = { cache, logger: opts.logger, onStatus: opts.onStatus ? (ev: AdsStatusEvent) => opts.onStatus?.(ev) : undefined };
+  const host = {
+    cache,
+    logger: opts.logger,
+    onStatus: opts.onStatus ? (ev: AdsStatusEvent) => opts.onStatus?.(ev) : undefined,
+    gate: opts.sendGate ?? processGate,
+  };
 
   const handler = (mode: 'sotw' | 'delta') => (call: AdsCall) => {
     const stream: AdsStream = mode === 'sotw' ? new SotwStream(host, call, mode) : new DeltaStream(host, call, mode);

@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { MeshModel } from '../api/model.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { makeResource, type Snapshot, snapshotOf, type XdsResource } from './snapshot.js';
+import { makeResource, type Snapshot, snapshotFromTypes, type XdsResource } from './snapshot.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import type { EnvoyResource, TranslateInput } from './translate/input.js';
+import { typeLabel } from './type-urls.js';
+
+/** Nodes published per turn of the event loop while a model change is pushed out. */
+const SLICE = 100;
 
 export type Translated = Readonly<Record<string, readonly EnvoyResource[]>>;
 
@@ -37,6 +42,15 @@ export class SnapshotPublisher {
   private shared = new Map<string, Translated>();
   /** Snapshots of nodes without local resources, by sharing key: such nodes get the very same object. */
   private sharedSnapshots = new Map<string, Snapshot>();
+  /**
+   * Per-type maps by content (type and a hash of names and versions), this generation's and the previous one's:
+   * a type whose content did not change keeps its map object, so streams see "same map" and skip it in O(1).
+   */
+  private typeMaps = new Map<string, ReadonlyMap<string, XdsResource>>();
+  private previousTypeMaps = new Map<string, ReadonlyMap<string, XdsResource>>();
+  /** Bumped by every setModel: a slower, older publishing pass stops when a newer one starts. */
+  private generation = 0;
+  private pass: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: PublisherOptions) {}
 
@@ -56,12 +70,52 @@ export class SnapshotPublisher {
     this.opts.cache.clear(nodeId);
   }
 
+  /**
+   * Republishes every node. The first slice is published at once, the rest in slices of `SLICE` nodes with the
+   * event loop free in between, so the first pushes go out (and ACKs come in) while later nodes are translated.
+   */
   setModel(model: MeshModel): void {
     this.model = model;
     this.shared = new Map();
     this.sharedSnapshots = new Map();
     this.encodedByObject = new WeakMap();
-    for (const n of this.tracked()) this.publish(n);
+    this.previousTypeMaps = this.typeMaps;
+    this.typeMaps = new Map();
+    this.generation += 1;
+    const generation = this.generation;
+    const nodes = this.tracked();
+    let i = 0;
+    const slice = (): boolean => {
+      const end = Math.min(nodes.length, i + SLICE);
+      for (; i < end; i += 1) {
+        if (this.generation !== generation) return true;
+        // A node removed meanwhile is skipped; one added meanwhile was published by ensureNode.
+        const n = nodes[i];
+        if (n !== undefined && this.nodes.has(n)) this.publish(n);
+      }
+      return i >= nodes.length;
+    };
+    if (slice()) {
+      this.pass = Promise.resolve();
+      return;
+    }
+    this.pass = new Promise<void>((resolve) => {
+      const next = () => {
+        try {
+          if (slice()) return resolve();
+        } catch (e) {
+          this.opts.logger.error({ err: e }, 'xds: publishing pass failed');
+          return resolve();
+        }
+        setImmediate(next);
+      };
+      setImmediate(next);
+    });
+  }
+
+  /** Resolves when the publishing pass of the latest setModel has reached every node (or was superseded). */
+  settled(): Promise<void> {
+    return this.pass;
   }
 
   /** Rebuilds one node's snapshot from the current model; returns whether its content changed. */
@@ -108,8 +162,39 @@ export class SnapshotPublisher {
     }
     resources.sort((a, b) => (a.typeUrl + a.name < b.typeUrl + b.name ? -1 : 1));
     const h = createHash('sha256');
-    for (const r of resources) h.update(`${r.typeUrl}\0${r.name}\0${r.version}\n`);
-    return snapshotOf(h.digest('hex').slice(0, 12), resources);
+    const byType = new Map<string, ReadonlyMap<string, XdsResource>>();
+    let start = 0;
+    for (let i = 0; i <= resources.length; i += 1) {
+      const r = resources[i];
+      const prev = resources[i - 1];
+      if (prev && r?.typeUrl !== prev.typeUrl) {
+        byType.set(prev.typeUrl, this.typeMap(resources.slice(start, i)));
+        start = i;
+      }
+      if (r) h.update(`${r.typeUrl}\0${r.name}\0${r.version}\n`);
+    }
+    return snapshotFromTypes(h.digest('hex').slice(0, 12), byType);
+  }
+
+  /** The map of one type's sorted resources: an existing map object when one with the same content exists. */
+  private typeMap(list: readonly XdsResource[]): ReadonlyMap<string, XdsResource> {
+    const typeUrl = list[0]?.typeUrl ?? '';
+    const h = createHash('sha256');
+    for (const r of list) h.update(`${r.name}\0${r.version}\n`);
+    const key = `${typeUrl}\0${h.digest('hex')}`;
+    let m = this.typeMaps.get(key) ?? this.previousTypeMaps.get(key);
+    if (!m) {
+      const fresh = new Map<string, XdsResource>();
+      for (const r of list) {
+        if (fresh.has(r.name)) {
+          throw vmeshError(ErrorCode.InvalidResource, `snapshot: two ${typeLabel(typeUrl)} resources named "${r.name}"`);
+        }
+        fresh.set(r.name, r);
+      }
+      m = fresh;
+    }
+    this.typeMaps.set(key, m);
+    return m;
   }
 
   private translateShared(input: TranslateInput): Translated {

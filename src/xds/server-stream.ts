@@ -34,6 +34,61 @@ export interface StreamHost {
   readonly cache: SnapshotCache;
   readonly logger: Logger;
   readonly onStatus?: (ev: AdsStatusEvent) => void;
+  /** Bounds the bytes written to all streams and not yet handed to their sockets; unset: unbounded. */
+  readonly gate?: SendGate;
+}
+
+/**
+ * A global budget of response bytes in flight (written to a call, its write callback not yet run). Without it a
+ * push to thousands of streams serializes every response at once and buffers them all. A send that does not fit
+ * waits its turn: streams queue in order and are woken as bytes complete. One response always fits when nothing is
+ * in flight, so an oversized one cannot wait forever.
+ */
+export class SendGate {
+  private inFlight = 0;
+  private readonly waiting = new Set<() => void>();
+
+  constructor(readonly maxBytes: number) {}
+
+  bytesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Takes `bytes` of the budget; when they do not fit, queues `wake` (once) and returns false. */
+  tryAcquire(bytes: number, wake: () => void): boolean {
+    if (this.inFlight > 0 && this.inFlight + bytes > this.maxBytes) {
+      this.waiting.add(wake);
+      return false;
+    }
+    this.waiting.delete(wake);
+    this.inFlight += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.inFlight -= bytes;
+    // Wake waiters in arrival order while there is room; a waiter that still does not fit re-queues at the end.
+    while (this.waiting.size > 0 && this.inFlight < this.maxBytes) {
+      const [next] = this.waiting;
+      if (!next) break;
+      this.waiting.delete(next);
+      const before = this.inFlight;
+      next();
+      if (this.inFlight === before && this.waiting.has(next)) break;
+    }
+  }
+
+  /** A closed stream's wake-up must not be called. */
+  forget(wake: () => void): void {
+    this.waiting.delete(wake);
+  }
+}
+
+/** What one response is expected to occupy once serialized: its resources' bytes and a little framing. */
+export function responseBytes(resources: Iterable<XdsResource>): number {
+  let n = 64;
+  for (const r of resources) n += r.any.value.length + r.name.length + 48;
+  return n;
 }
 
 export type AdsCall = grpc.ServerDuplexStream<unknown, unknown>;
@@ -53,6 +108,11 @@ export abstract class AdsStream {
   private nonceSeq = 0;
   private readonly types: Record<string, TypeStatus> = {};
   private readonly since = new Date().toISOString();
+  /** call.write() returned false: nothing more is written until 'drain'. */
+  private draining = false;
+  /** Gate bytes this stream holds, by write; released when the write completes or the stream closes. */
+  private readonly held = new Set<{ bytes: number }>();
+  private readonly wake = () => this.flush();
 
   constructor(
     protected readonly host: StreamHost,
@@ -71,6 +131,8 @@ export abstract class AdsStream {
   protected abstract outstanding(typeUrl: string): boolean;
   /** The client's subscription to `typeUrl` covers `name` (by name or wildcard). */
   protected abstract subscribes(typeUrl: string, name: string): boolean;
+  /** The client subscribes to `typeUrl` by wildcard: every name is covered. */
+  protected abstract subscribesAll(typeUrl: string): boolean;
 
   attach(nodeId: string): void {
     this.nodeId = nodeId;
@@ -85,6 +147,41 @@ export abstract class AdsStream {
     this.closed = true;
     this.unwatch?.();
     this.unwatch = undefined;
+    const gate = this.host.gate;
+    if (gate) {
+      gate.forget(this.wake);
+      const tickets = [...this.held];
+      this.held.clear();
+      for (const t of tickets) gate.release(t.bytes);
+    }
+  }
+
+  /**
+   * Whether a response of about `bytes` may be written now: not while the call's buffer waits for 'drain', nor
+   * while the global budget is spent (the stream is woken when it frees). The caller answers 'blocked' otherwise.
+   */
+  protected admit(bytes: number): boolean {
+    if (this.draining) return false;
+    const gate = this.host.gate;
+    return !gate || gate.tryAcquire(bytes, this.wake);
+  }
+
+  /** Writes a response admitted with `admit(bytes)`, and respects the call's backpressure from then on. */
+  protected write(msg: unknown, bytes: number): void {
+    const gate = this.host.gate;
+    const ticket = { bytes };
+    if (gate) this.held.add(ticket);
+    const done = () => {
+      if (gate && this.held.delete(ticket)) gate.release(bytes);
+    };
+    const more = this.call.write(msg, done);
+    if (!more && !this.closed) {
+      this.draining = true;
+      this.call.once('drain', () => {
+        this.draining = false;
+        this.flush();
+      });
+    }
   }
 
   /** Ends the stream with a gRPC status (grpc-js turns an emitted error into the call's status). */
@@ -107,7 +204,7 @@ export abstract class AdsStream {
    */
   protected flush(): void {
     const s = this.snapshot;
-    if (this.closed || !s) return;
+    if (this.closed || !s || this.draining) return;
     const types = new Set(this.requestedTypes());
     if (types.has(CDS)) types.add(EDS);
     if (types.has(LDS)) types.add(RDS);
@@ -123,7 +220,7 @@ export abstract class AdsStream {
    */
   private awaitingSubscription(typeUrl: string, s: Snapshot): boolean {
     const parent = typeUrl === EDS ? CDS : typeUrl === RDS ? LDS : undefined;
-    if (!parent || !this.outstanding(parent)) return false;
+    if (!parent || !this.outstanding(parent) || this.subscribesAll(typeUrl)) return false;
     const held = this.clientHas(parent);
     if (!held) return false;
     const refs = snapshotRefs(s);

@@ -174,3 +174,36 @@ export function checkConsistent(s: Snapshot): Result<void, string[]> {
   }
   return problems.length > 0 ? err(problems) : ok(undefined);
 }
+
+/** What changed in one type between two snapshots: names added or with a new version, and names gone. */
+export interface TypeDiff {
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+}
+
+const EMPTY_DIFF: TypeDiff = Object.freeze({ changed: [], removed: [] });
+// Streams of alike nodes move between the very same per-type maps: the diff is computed once per pair.
+const diffs = new WeakMap<ReadonlyMap<string, XdsResource>, WeakMap<ReadonlyMap<string, XdsResource>, TypeDiff>>();
+
+export function typeDiff(from: ReadonlyMap<string, XdsResource>, to: ReadonlyMap<string, XdsResource>): TypeDiff {
+  if (from === to) return EMPTY_DIFF;
+  let byTarget = diffs.get(from);
+  let d = byTarget?.get(to);
+  if (d) return d;
+  const changed: string[] = [];
+  const removed: string[] = [];
+  for (const [n, r] of to) if (from.get(n)?.version !== r.version) changed.push(n);
+  for (const n of from.keys()) if (!to.has(n)) removed.push(n);
+  d = changed.length === 0 && removed.length === 0 ? EMPTY_DIFF : { changed, removed };
+  if (!byTarget) {
+    byTarget = new WeakMap();
+    diffs.set(from, byTarget);
+  }
+  byTarget.set(to, d);
+  return d;
+}
+
+/** A snapshot from per-type maps already built (and possibly shared with earlier snapshots). */
+export function snapshotFromTypes(version: string, byType: ReadonlyMap<string, ReadonlyMap<string, XdsResource>>): Snapshot {
+  return Object.freeze({ version, resources: byType });
+}

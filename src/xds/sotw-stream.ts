@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from './messages.js';
 import { nackMessage } from './messages.js';
 import { type AnyMessage, protos } from './protos.js';
-import { AdsStream, NO_RESOURCES, type SendResult } from './server-stream.js';
+import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './server-stream.js';
 import type { Snapshot, XdsResource } from './snapshot.js';
 import { FULL_STATE_TYPES, NAME_FIELD, RESOURCE_WRAPPER_TYPE_URL, typeLabel } from './type-urls.js';
 
@@ -17,8 +17,13 @@ interface TypeState {
   sentVersion?: string;
   /** The subscription changed: the next flush answers even if the content did not change. */
   mustReply: boolean;
-  /** name -> resource version of the last response: what the client holds (or rejected). */
-  lastSent?: Map<string, string>;
+  /**
+   * The resources of the last response: what the client holds (or rejected). For a wildcard client that got a
+   * whole per-type map this is that map itself, shared with the snapshot rather than copied per stream.
+   */
+  lastSent?: ReadonlyMap<string, XdsResource>;
+  /** The per-type map the last evaluation fully answered (nothing held back): the same map again owes nothing. */
+  settled?: ReadonlyMap<string, XdsResource>;
 }
 
 // Types without a name field travel wrapped in a Resource, so the client learns their names.
@@ -63,7 +68,10 @@ export class SotwStream extends AdsStream {
       if (req.error_detail) this.recordNack(typeUrl, st.sentVersion ?? '', nonce, nackMessage(req.error_detail));
       else this.recordAck(typeUrl, req.version_info ?? '', nonce);
     }
-    if (this.subscribe(st, req.resource_names ?? [], first)) st.mustReply = true;
+    if (this.subscribe(st, req.resource_names ?? [], first)) {
+      st.mustReply = true;
+      st.settled = undefined;
+    }
     this.flush();
   }
 
@@ -84,7 +92,7 @@ export class SotwStream extends AdsStream {
 
   protected clientHas(typeUrl: string): { has(name: string): boolean } | undefined {
     const st = this.state.get(typeUrl);
-    return st ? (st.lastSent ?? new Set<string>()) : undefined;
+    return st ? (st.lastSent ?? NO_RESOURCES) : undefined;
   }
 
   protected outstanding(typeUrl: string): boolean {
@@ -96,18 +104,30 @@ export class SotwStream extends AdsStream {
     return !!st && (st.wildcard || st.names.has(name));
   }
 
+  protected subscribesAll(typeUrl: string): boolean {
+    return this.state.get(typeUrl)?.wildcard ?? false;
+  }
+
   protected trySend(typeUrl: string, s: Snapshot): SendResult {
     const st = this.state.get(typeUrl);
     if (!st) return 'idle';
-    const want = this.wanted(typeUrl, st, s);
+    const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
+    // Same subscription, same map, nothing held back last time: the answer is the same as last time.
+    if (!st.mustReply && st.settled === all) return 'idle';
+    const { want, complete } = this.wanted(typeUrl, st, s);
     let needed = st.mustReply || !sameVersions(want, st.lastSent);
     // Named resources that do not exist (yet): nothing to say until they appear.
     if (needed && want.size === 0 && !st.wildcard && !FULL_STATE_TYPES.has(typeUrl) && !st.lastSent?.size) {
       st.mustReply = false;
       needed = false;
     }
-    if (!needed) return 'idle';
+    if (!needed) {
+      st.settled = complete ? all : undefined;
+      return 'idle';
+    }
     if (st.outstanding) return 'blocked';
+    const bytes = responseBytes(want.values());
+    if (!this.admit(bytes)) return 'blocked';
     const nonce = this.nextNonce();
     const res: DiscoveryResponseMsg = {
       version_info: s.version,
@@ -115,33 +135,43 @@ export class SotwStream extends AdsStream {
       type_url: typeUrl,
       nonce,
     };
-    this.call.write(res);
     st.nonce = nonce;
     st.outstanding = true;
     st.mustReply = false;
     st.sentVersion = s.version;
-    st.lastSent = new Map([...want].map(([n, r]) => [n, r.version]));
+    // `want` holds a subset of `all`: of the same size, it is `all`, which the stream keeps instead of a copy.
+    st.lastSent = want.size === all.size ? all : want;
+    st.settled = complete ? all : undefined;
+    this.write(res, bytes);
     this.recordSent(typeUrl, s.version, nonce, { resources: want.size });
     return 'sent';
   }
 
-  /** Every response carries all the resources the client subscribes to (complete for LDS/CDS, as SotW needs). */
-  private wanted(typeUrl: string, st: TypeState, s: Snapshot): Map<string, XdsResource> {
+  /**
+   * Every response carries all the resources the client subscribes to (complete for LDS/CDS, as SotW needs).
+   * `complete`: no subscribed resource was held back for its parent, so the answer depends on the map alone.
+   */
+  private wanted(typeUrl: string, st: TypeState, s: Snapshot): { want: Map<string, XdsResource>; complete: boolean } {
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     const out = new Map<string, XdsResource>();
+    let complete = true;
+    const add = (n: string, r: XdsResource) => {
+      if (this.eligible(typeUrl, n, s)) out.set(n, r);
+      else complete = false;
+    };
     if (st.wildcard) {
-      for (const [n, r] of all) if (this.eligible(typeUrl, n, s)) out.set(n, r);
+      for (const [n, r] of all) add(n, r);
     }
     for (const n of st.names) {
       const r = all.get(n);
-      if (r && this.eligible(typeUrl, n, s)) out.set(n, r);
+      if (r && !out.has(n)) add(n, r);
     }
-    return out;
+    return { want: out, complete };
   }
 }
 
-function sameVersions(want: ReadonlyMap<string, XdsResource>, sent: ReadonlyMap<string, string> | undefined): boolean {
+function sameVersions(want: ReadonlyMap<string, XdsResource>, sent: ReadonlyMap<string, XdsResource> | undefined): boolean {
   if (!sent || sent.size !== want.size) return false;
-  for (const [n, r] of want) if (sent.get(n) !== r.version) return false;
+  for (const [n, r] of want) if (sent.get(n)?.version !== r.version) return false;
   return true;
 }

@@ -1,5 +1,5 @@
 import type { MeshConfig } from '../../api/mesh-config.js';
-import type { MeshModel } from '../../api/model.js';
+import type { MeshModel, MeshService } from '../../api/model.js';
 import { CDS, EDS, LDS, NDS, RDS } from '../type-urls.js';
 import { buildClusters } from './clusters.js';
 import { buildEndpoints, nodeLocality } from './endpoints.js';
@@ -42,22 +42,33 @@ export function nodeInput(mesh: MeshConfig, model: MeshModel, config: ConfigInde
  * services, and (because VirtualService sourceLabels depend on them) the same workload labels.
  */
 export function sharingKey(input: TranslateInput): string {
-  const usesSourceLabels = input.config.virtualServices.some((v) => JSON.stringify(v.spec).includes('"sourceLabels"'));
-  return JSON.stringify([
+  let usesSourceLabels = sourceLabelsUsed.get(input.config);
+  if (usesSourceLabels === undefined) {
+    usesSourceLabels = input.config.virtualServices.some((v) => JSON.stringify(v.spec).includes('"sourceLabels"'));
+    sourceLabelsUsed.set(input.config, usesSourceLabels);
+  }
+  // Nodes without workloads share one services array per namespace (scope.ts): its part of the key is made once.
+  let hostnames = hostnamesKey.get(input.services);
+  if (hostnames === undefined) {
+    hostnames = JSON.stringify(input.services.map((s) => s.hostname));
+    hostnamesKey.set(input.services, hostnames);
+  }
+  const sc = sidecarFor(input.config, input.node, input.mesh);
+  const head = JSON.stringify([
     input.node.mode,
     input.node.namespace,
     input.node.labels,
     // The Sidecar that applies decides the outbound policy of 15001, not only which services are seen.
-    (() => {
-      const sc = sidecarFor(input.config, input.node, input.mesh);
-      return sc ? `${sc.metadata.namespace}/${sc.metadata.name}` : '';
-    })(),
+    sc ? `${sc.metadata.namespace}/${sc.metadata.name}` : '',
     // Locality-aware endpoint priorities depend on where the node is.
     nodeLocality(input.node) ?? '',
-    input.services.map((s) => s.hostname),
-    usesSourceLabels ? input.node.workloads.map((w) => w.labels) : [],
   ]);
+  // Each part is JSON on its own line, so the key stays unambiguous.
+  return `${head}\n${hostnames}\n${JSON.stringify(usesSourceLabels ? input.node.workloads.map((w) => w.labels) : [])}`;
 }
+
+const sourceLabelsUsed = new WeakMap<ConfigIndex, boolean>();
+const hostnamesKey = new WeakMap<readonly MeshService[], string>();
 
 /** Resources that depend on the node's own workloads: the inbound side. */
 export function isLocalResource(_typeUrl: string, name: string): boolean {

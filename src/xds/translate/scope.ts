@@ -6,6 +6,40 @@ import type { ConfigIndex, ProxyNode } from './input.js';
 
 const byName = (a: Resource<'Sidecar'>, b: Resource<'Sidecar'>) => (a.metadata.name < b.metadata.name ? -1 : 1);
 
+// Model and config index objects are immutable per generation: what derives from them alone is computed once.
+const sortedSidecars = new WeakMap<ConfigIndex, Resource<'Sidecar'>[]>();
+const sortedServices = new WeakMap<MeshModel, MeshService[]>();
+/** Scopes of nodes without workloads (they depend on the namespace alone), by model, config, mesh, namespace. */
+const workloadlessScopes = new WeakMap<MeshModel, WeakMap<ConfigIndex, WeakMap<MeshConfig, Map<string, MeshService[]>>>>();
+
+function servicesByHostname(model: MeshModel): MeshService[] {
+  let sorted = sortedServices.get(model);
+  if (!sorted) {
+    sorted = [...model.services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+    sortedServices.set(model, sorted);
+  }
+  return sorted;
+}
+
+function workloadlessScope(model: MeshModel, config: ConfigIndex, mesh: MeshConfig): Map<string, MeshService[]> {
+  let byConfig = workloadlessScopes.get(model);
+  if (!byConfig) {
+    byConfig = new WeakMap();
+    workloadlessScopes.set(model, byConfig);
+  }
+  let byMesh = byConfig.get(config);
+  if (!byMesh) {
+    byMesh = new WeakMap();
+    byConfig.set(config, byMesh);
+  }
+  let byNs = byMesh.get(mesh);
+  if (!byNs) {
+    byNs = new Map();
+    byMesh.set(mesh, byNs);
+  }
+  return byNs;
+}
+
 function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
@@ -16,7 +50,11 @@ function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Re
  * root namespace's. Ties go to the first name, so the answer does not depend on arrival order.
  */
 export function sidecarFor(config: ConfigIndex, node: ProxyNode, mesh: MeshConfig): Resource<'Sidecar'> | undefined {
-  const sidecars = [...config.sidecars].sort(byName);
+  let sidecars = sortedSidecars.get(config);
+  if (!sidecars) {
+    sidecars = [...config.sidecars].sort(byName);
+    sortedSidecars.set(config, sidecars);
+  }
   const workloads = [...node.workloads].sort((a, b) => (`${a.namespace}/${a.workload}` < `${b.namespace}/${b.workload}` ? -1 : 1));
   for (const w of workloads) {
     const match = sidecars.find((s) => {
@@ -61,10 +99,22 @@ function egressPorts(sidecar: Resource<'Sidecar'>, service: MeshService, mesh: M
  * (and ports) when a Sidecar with egress applies; always including the services its own workloads belong to.
  */
 export function scopeServices(model: MeshModel, config: ConfigIndex, node: ProxyNode, mesh: MeshConfig): MeshService[] {
+  if (node.workloads.length > 0) return computeScope(model, config, node, mesh);
+  // Without workloads the scope depends on the namespace alone: alike nodes get the very same array.
+  const memo = workloadlessScope(model, config, mesh);
+  let scope = memo.get(node.namespace);
+  if (!scope) {
+    scope = computeScope(model, config, node, mesh);
+    memo.set(node.namespace, scope);
+  }
+  return scope;
+}
+
+function computeScope(model: MeshModel, config: ConfigIndex, node: ProxyNode, mesh: MeshConfig): MeshService[] {
   const sidecar = sidecarFor(config, node, mesh);
   const own = new Set(node.workloads.map((w) => `${w.namespace}/${w.workload}`));
   const out: MeshService[] = [];
-  for (const service of [...model.services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : 1))) {
+  for (const service of servicesByHostname(model)) {
     if (service.endpoints.some((ep) => own.has(`${ep.namespace}/${ep.workload}`))) {
       out.push(service);
       continue;

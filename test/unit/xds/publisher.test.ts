@@ -86,3 +86,61 @@ test('an unknown node gets nothing and a removed node is forgotten', () => {
   assert.equal(s.cache.getSnapshot('h1'), undefined);
   assert.deepEqual(s.publisher.tracked(), []);
 });
+
+test('a type whose content did not change keeps its map object; a changed type gets a new one', () => {
+  const s = setup();
+  s.publisher.setModel(s.base.model);
+  s.publisher.ensureNode('h1');
+  s.publisher.ensureNode('x1');
+  const before = { h1: s.cache.getSnapshot('h1'), x1: s.cache.getSnapshot('x1') };
+  const reviews = s.base.model.services.get('reviews.default.mesh');
+  assert.ok(reviews);
+  const extra = { ...reviews.endpoints[0], address: '198.18.0.98', workload: 'reviews-v8' } as (typeof reviews.endpoints)[number];
+  const services = new Map(s.base.model.services);
+  services.set('reviews.default.mesh', { ...reviews, endpoints: [...reviews.endpoints, extra] });
+  s.setModel({ ...s.base.model, version: 4, services });
+  for (const n of ['h1', 'x1'] as const) {
+    const after = s.cache.getSnapshot(n);
+    assert.notEqual(after?.version, before[n]?.version);
+    assert.equal(after?.resources.get(CDS), before[n]?.resources.get(CDS), `${n}: CDS is the very same map`);
+    assert.equal(after?.resources.get(LDS), before[n]?.resources.get(LDS), `${n}: LDS is the very same map`);
+    assert.notEqual(after?.resources.get(EDS), before[n]?.resources.get(EDS), `${n}: EDS changed`);
+  }
+});
+
+test('a model change publishes the first nodes at once and the rest in slices, yielding in between', async () => {
+  const s = setup();
+  s.publisher.setModel(s.base.model);
+  const nodes = Array.from({ length: 250 }, (_, i) => `x${String(i).padStart(3, '0')}`);
+  for (const n of nodes) s.publisher.ensureNode(n);
+  const before = s.cache.getSnapshot('x000')?.version;
+  const reviews = s.base.model.services.get('reviews.default.mesh');
+  assert.ok(reviews);
+  const services = new Map(s.base.model.services);
+  services.set('reviews.default.mesh', { ...reviews, endpoints: reviews.endpoints.slice(1) });
+  s.published.length = 0;
+  s.setModel({ ...s.base.model, version: 5, services });
+  assert.equal(s.published.length, 100, 'one slice synchronously');
+  assert.notEqual(s.cache.getSnapshot('x000')?.version, before);
+  assert.equal(s.cache.getSnapshot('x249')?.version, before, 'the last node waits for a later slice');
+  await s.publisher.settled();
+  assert.equal(s.published.length, 250);
+  assert.equal(s.cache.getSnapshot('x249')?.version, s.cache.getSnapshot('x000')?.version);
+});
+
+test('a newer model supersedes a publishing pass still under way', async () => {
+  const s = setup();
+  s.publisher.setModel(s.base.model);
+  for (let i = 0; i < 250; i += 1) s.publisher.ensureNode(`y${String(i).padStart(3, '0')}`);
+  const reviews = s.base.model.services.get('reviews.default.mesh');
+  assert.ok(reviews);
+  const services = new Map(s.base.model.services);
+  services.set('reviews.default.mesh', { ...reviews, endpoints: reviews.endpoints.slice(1) });
+  s.setModel({ ...s.base.model, version: 6, services });
+  const first = s.publisher.settled();
+  s.published.length = 0;
+  s.setModel(s.base.model);
+  await Promise.all([first, s.publisher.settled()]);
+  assert.equal(s.published.length, 250, 'the old pass stopped: each node published once by the new one');
+  assert.equal(s.cache.getSnapshot('y249')?.version, s.cache.getSnapshot('y000')?.version);
+});
