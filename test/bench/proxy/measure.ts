@@ -1,0 +1,102 @@
+// Load generators (wrk for throughput, hey for latency at a fixed rate, a Node sender for TCP bulk) and per-process
+// CPU and RSS read from /proc: the proxies run inside the lab's namespaces, but /proc is the machine's.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LabHost } from '../../lab/lab.js';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+/** The client tools run as an ordinary app user, as the meshed app would. */
+export const APP = { uid: 1500, gid: 1500 };
+
+export interface WrkResult {
+  readonly rps: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+export interface HeyResult {
+  readonly rps: number;
+  readonly requests: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+export interface BulkResult {
+  readonly mbps: number;
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+export async function runWrk(host: LabHost, url: string, seconds: number): Promise<WrkResult> {
+  const r = await host.exec('wrk', ['-t1', '-c50', `-d${seconds}s`, '--timeout', '5s', url], { ...APP, timeoutMs: (seconds + 20) * 1000 });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  const total = /(\d+) requests in/.exec(r.stdout);
+  if (r.code !== 0 || !rps || !total)
+    throw new Error(`wrk ${url} failed (code ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stdout}${r.stderr}`);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
+  const sockErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return { rps: Number(rps[1]), requests: Number(total[1]), errors: non2xx + sockErrors };
+}
+
+export async function runHey(host: LabHost, url: string, seconds: number): Promise<HeyResult> {
+  const r = await host.exec('hey', ['-z', `${seconds}s`, '-q', '100', '-c', '10', '-t', '5', url], {
+    ...APP,
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  const pct = (p: number) => Number(new RegExp(`\\s${p}% in ([\\d.]+) secs`).exec(r.stdout)?.[1] ?? Number.NaN) * 1000;
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (r.code !== 0 || !rps) throw new Error(`hey ${url} failed (code ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stdout}${r.stderr}`);
+  let ok = 0;
+  let other = 0;
+  for (const m of r.stdout.matchAll(/\[(\d+)\]\s+(\d+) responses/g)) {
+    if (m[1] === '200') ok += Number(m[2]);
+    else other += Number(m[2]);
+  }
+  const errBlock = r.stdout.split('Error distribution:')[1] ?? '';
+  const errs = [...errBlock.matchAll(/\[(\d+)\]/g)].reduce((a, m) => a + Number(m[1]), 0);
+  return { rps: Number(rps[1]), requests: ok + other, p50Ms: pct(50), p90Ms: pct(90), p99Ms: pct(99), errors: other + errs };
+}
+
+export async function runBulk(host: LabHost, target: { host: string; port: number }, mib: number, timeoutMs: number): Promise<BulkResult> {
+  const script = join(import.meta.dirname, 'bulk-send.mjs');
+  const out = await host.execOk(process.execPath, [script, target.host, String(target.port), String(mib), String(timeoutMs)], {
+    ...APP,
+    timeoutMs: timeoutMs + 10_000,
+  });
+  const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Partial<BulkResult> & { error?: string };
+  if (r.error !== undefined || r.mbps === undefined) throw new Error(`bulk ${target.host}:${target.port}: ${r.error ?? out}`);
+  if (r.bytes !== mib * 1024 * 1024)
+    throw new Error(`bulk ${target.host}:${target.port}: sink got ${r.bytes} bytes of ${mib * 1024 * 1024}`);
+  return { mbps: r.mbps, bytes: r.bytes, seconds: r.seconds ?? Number.NaN };
+}
+
+/** utime + stime of one process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces and parentheses: fields are counted after its closing parenthesis.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+function comm(pid: number): string {
+  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+}
+
+/** The real program behind a lab spawn: `ip netns exec` and `setpriv` exec in place, but follow children to be sure. */
+export function programPid(pid: number, want: RegExp): number {
+  let cur = pid;
+  for (let i = 0; i < 5; i++) {
+    if (want.test(comm(cur))) return cur;
+    const kids = readFileSync(`/proc/${cur}/task/${cur}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    if (kids.length !== 1) break;
+    cur = kids[0] as number;
+  }
+  throw new Error(`process ${pid} (${comm(pid)}) runs no ${want}`);
+}

@@ -1,0 +1,151 @@
+/**
+ * Data-plane benchmark (a measurement, not a test): in one lab, interleaved rounds over four paths from the same
+ * client host to the same Node upstream (1 KiB answers): direct, an HAProxy pair in plaintext, an HAProxy pair with
+ * mutual TLS 1.3, and the vmesh pair (agents with their proxies and capture on both hosts; PLAINTEXT between the
+ * proxies until workload certificates are served). Prints a table; writes test/bench/results/proxy-<timestamp>.json.
+ *
+ *   npm run bench:proxy                                      3 rounds of 10 s runs (about 6 minutes)
+ *   npm run bench:proxy -- --rounds 1 --seconds 3 --bulk-mib 128   a smoke run
+ *   npm run bench:proxy -- --profile                         also --cpu-prof both agents and list the top costs
+ */
+import { mkdtempSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../../../src/lib/logger.js';
+import { requireLabTools } from '../../lab/lab.js';
+import { cpuSeconds, rssMb, runBulk, runHey, runWrk } from './measure.js';
+import { summarizeProfiles } from './profile.js';
+import { formatTable, LABELS, type ProxySample, type RoundSample, ratios, summarize, writeResult } from './report.js';
+import { type BenchLab, type BenchPath, setupBenchLab, VMESH_PROXY_WORKERS } from './setup.js';
+
+const RESULTS_DIR = join(import.meta.dirname, '..', 'results');
+const { values: opt } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '10' },
+    'bulk-mib': { type: 'string', default: '1024' },
+    'max-minutes': { type: 'string', default: '12' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = Number(opt.rounds);
+const SECONDS = Number(opt.seconds);
+const BULK_MIB = Number(opt['bulk-mib']);
+const log = (msg: string) => process.stderr.write(`[bench:proxy ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function measurePath(bench: BenchLab, path: BenchPath, round: number): Promise<RoundSample> {
+  const cpu = () => path.proxies.map((p) => cpuSeconds(p.pid));
+  const c0 = cpu();
+  const wrk = await runWrk(bench.client, path.httpUrl, SECONDS);
+  const c1 = cpu();
+  const rss = path.proxies.map((p) => rssMb(p.pid));
+  await sleep(500);
+  const c1b = cpu();
+  const hey = await runHey(bench.client, path.httpUrl, SECONDS);
+  const c2 = cpu();
+  let bulk: RoundSample['bulk'];
+  try {
+    bulk = await runBulk(bench.client, path.tcp, BULK_MIB, 60_000);
+  } catch (e) {
+    bulk = { error: (e as Error).message };
+  }
+  const c3 = cpu();
+  const proxies: ProxySample[] = path.proxies.map((p, i) => ({
+    name: p.name,
+    host: p.host,
+    cpuPer1kMax: (((c1[i] ?? 0) - (c0[i] ?? 0)) / wrk.requests) * 1000,
+    cpuPer1kFixed: (((c2[i] ?? 0) - (c1b[i] ?? 0)) / hey.requests) * 1000,
+    cpuPerGb: 'bytes' in bulk ? ((c3[i] ?? 0) - (c2[i] ?? 0)) / (bulk.bytes / 1e9) : Number.NaN,
+    rssMb: rss[i] ?? Number.NaN,
+  }));
+  const b = 'mbps' in bulk ? `${bulk.mbps.toFixed(0)} MB/s` : bulk.error;
+  log(`round ${round} ${path.name}: ${wrk.rps.toFixed(0)} rps, p50 ${hey.p50Ms.toFixed(2)} ms p99 ${hey.p99Ms.toFixed(2)} ms, bulk ${b}`);
+  return { round, path: path.name, wrk, hey, bulk, proxies };
+}
+
+async function main(): Promise<void> {
+  requireLabTools(['ip', 'nft', 'setpriv', 'haproxy', 'wrk', 'hey']);
+  const startedAt = new Date();
+  const profileDir = opt.profile ? mkdtempSync(join(tmpdir(), 'vmesh-bench-prof-')) : undefined;
+  const logger = createLogger({ level: 'warn', component: 'bench' });
+  // A hung run must still end and tear the lab down.
+  const deadline = setTimeout(() => {
+    log(`run exceeded --max-minutes ${opt['max-minutes']}: aborting`);
+    void (bench?.cleanup() ?? Promise.resolve()).finally(() => process.exit(2));
+  }, Number(opt['max-minutes']) * 60_000);
+  deadline.unref();
+  let bench: BenchLab | undefined;
+  const rounds: RoundSample[] = [];
+  const notes: string[] = [];
+  let profiles: ReturnType<typeof summarizeProfiles> = [];
+  try {
+    bench = await setupBenchLab({ logger, log, ...(profileDir ? { profileDir } : {}) });
+    log(
+      `lab ready (${bench.paths.map((p) => p.name).join(', ')}); ${ROUNDS} rounds of wrk ${SECONDS}s + hey ${SECONDS}s + ${BULK_MIB} MiB`,
+    );
+    for (let r = 1; r <= ROUNDS; r++) {
+      // Rotate the order each round so no path always runs first (warm caches) or last.
+      const order = bench.paths.map((_, i) => bench?.paths[(i + r - 1) % (bench?.paths.length ?? 1)] as BenchPath);
+      for (const path of order) {
+        rounds.push(await measurePath(bench, path, r));
+        await sleep(1000);
+      }
+    }
+    if (profileDir) {
+      // --cpu-prof writes on a clean exit: stop the agents ourselves, with time to drain, before the lab kills them.
+      for (const a of bench.agents) process.kill(a.pid, 'SIGTERM');
+      await Promise.race([Promise.all(bench.agents.map((a) => a.exited)), sleep(15_000)]);
+      profiles = [...summarizeProfiles(join(profileDir, 'h2')), ...summarizeProfiles(join(profileDir, 'h3'))];
+    }
+  } catch (e) {
+    notes.push(`run failed: ${(e as Error).message}`);
+    log(`FAILED: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  } finally {
+    await bench?.cleanup();
+    clearTimeout(deadline);
+  }
+  const summaries = (['direct', 'haproxy-plain', 'haproxy-mtls', 'vmesh'] as const)
+    .filter((p) => rounds.some((r) => r.path === p))
+    .map((p) => summarize(p, rounds));
+  notes.push(
+    'vmesh pair runs PLAINTEXT between the proxies (PeerAuthentication DISABLE + DestinationRule tls DISABLE): workload ' +
+      'certificates/SDS are not served yet. Compare it like-for-like with haproxy-plain; haproxy-mtls is mutual TLS 1.3, ECDSA P-256.',
+    `haproxy nbthread = vmesh proxy workers = ${VMESH_PROXY_WORKERS}; the vmesh proxy runs inside the agent process, so its ` +
+      'CPU and RSS include the agent (xDS, DNS proxy, health reports).',
+    'CPU s/1k req: CPU seconds of each proxy process per 1000 requests, during the wrk run (max) and the hey run (@1000rps).',
+    'All processes share this machine’s cores: numbers are relative costs, not capacities.',
+  );
+  const ratio = ratios(summaries);
+  const table = formatTable(summaries);
+  process.stdout.write(`\n${table}\n\nratios: ${JSON.stringify(ratio)}\n`);
+  for (const n of notes) process.stdout.write(`note: ${n}\n`);
+  for (const p of profiles) {
+    process.stdout.write(`\nprofile ${p.file} (${p.seconds.toFixed(0)} s, ${p.busySamples} busy samples), top self time (% of busy):\n`);
+    for (const c of p.topFunctions) process.stdout.write(`  ${c.percent.toFixed(1).padStart(5)}%  ${c.name}\n`);
+    process.stdout.write('  by file:\n');
+    for (const c of p.topFiles.slice(0, 12)) process.stdout.write(`  ${c.percent.toFixed(1).padStart(5)}%  ${c.name}\n`);
+  }
+  const file = writeResult(
+    RESULTS_DIR,
+    {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 1e9), node: process.version },
+      options: { rounds: ROUNDS, seconds: SECONDS, bulkMiB: BULK_MIB, profile: Boolean(profileDir) },
+      labels: LABELS,
+      summaries,
+      ratios: ratio,
+      table,
+      rounds,
+      notes,
+      profiles,
+    },
+    startedAt,
+  );
+  process.stdout.write(`\nwrote ${file}\n`);
+}
+
+await main();

@@ -1,0 +1,234 @@
+// The bench lab: h1 runs the controller; h2 (client) and h3 (server) each run an agent with its proxy and capture,
+// plus haproxy pairs and the unmeshed direct path on ports capture leaves alone. One upstream process on h3 serves
+// the meshed port (8080, reached through 15006) and the unmeshed one (8081) so every path hits the same server.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../../../src/lib/logger.js';
+import { createLab, type Lab, type LabHost, type LabProcess } from '../../lab/lab.js';
+import { CLIENT_PORTS, type HaproxyMode, SERVER_PORTS, writeHaproxyConfigs } from './haproxy.js';
+import { APP, programPid } from './measure.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const CLI = join(ROOT, 'src', 'cli', 'main.ts');
+const node = process.execPath;
+export const PORTS = { meshHttp: 8080, directHttp: 8081, meshTcp: 9000, directTcp: 9001 } as const;
+const SERVICE = 'bench';
+/** The vmesh proxy is one Node process today: the HAProxy reference gets as many threads. */
+export const VMESH_PROXY_WORKERS = 1;
+
+// Workload certificates are not served yet, so auto-mTLS cannot work between the proxies: both directions are
+// told to stay plaintext, and the report says so.
+const PLAINTEXT = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: vmesh-system}
+spec:
+  mtls: {mode: DISABLE}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ${SERVICE}}
+spec:
+  host: ${SERVICE}
+  trafficPolicy:
+    tls: {mode: DISABLE}
+`;
+
+export interface ProxyProc {
+  readonly host: 'client' | 'server';
+  readonly pid: number;
+  readonly name: string;
+}
+export interface BenchPath {
+  readonly name: 'direct' | 'haproxy-plain' | 'haproxy-mtls' | 'vmesh';
+  readonly httpUrl: string;
+  readonly tcp: { host: string; port: number };
+  readonly proxies: readonly ProxyProc[];
+  /** What the upstream sees as the peer: proves which path a request took. */
+  readonly expectPeer: string;
+}
+export interface BenchLab {
+  readonly lab: Lab;
+  readonly client: LabHost;
+  readonly server: LabHost;
+  readonly paths: readonly BenchPath[];
+  readonly agents: readonly LabProcess[];
+  readonly dirs: readonly string[];
+  cleanup(): Promise<void>;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, diag: () => string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`${what} not reached after ${timeoutMs} ms\n${diag()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function adminGet(host: LabHost, path: string): Promise<string> {
+  const r = await host.exec(
+    node,
+    ['-e', `require('http').get('http://127.0.0.1:15000${path}',r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>console.log(b))})`],
+    { timeoutMs: 5000 },
+  );
+  return r.stdout;
+}
+
+export async function setupBenchLab(opts: { logger: Logger; profileDir?: string; log: (m: string) => void }): Promise<BenchLab> {
+  const lab = await createLab({ hosts: 3 });
+  const [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
+  const ctlDir = await mkdtemp(join(tmpdir(), 'vmesh-bench-ctl-'));
+  const agentDirs = { h2: await mkdtemp(join(tmpdir(), 'vmesh-bench-h2-')), h3: await mkdtemp(join(tmpdir(), 'vmesh-bench-h3-')) };
+  const hapDir = await mkdtemp(join(tmpdir(), 'vmesh-bench-haproxy-'));
+  const dirs = [ctlDir, agentDirs.h2, agentDirs.h3, hapDir];
+  const resolvDir = `/etc/netns/${h2.netns}`;
+  const agents: LabProcess[] = [];
+  const cleanup = async (): Promise<void> => {
+    await lab.teardown();
+    rmSync(resolvDir, { recursive: true, force: true });
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    mkdirSync(resolvDir, { recursive: true });
+    writeFileSync(join(resolvDir, 'resolv.conf'), 'nameserver 198.18.0.254\n');
+    const api = 'https://127.0.0.1:15014';
+    const cli = (args: string[]) =>
+      h1.execOk(node, ['--import', 'tsx', CLI, ...args, '--controller', api, '--data-dir', ctlDir], { timeoutMs: 30_000 });
+
+    opts.log('starting controller and upstream');
+    const controller = h1.spawn(node, ['--import', 'tsx', CLI, 'controller', '--data-dir', ctlDir, '--advertise', h1.ipv4]);
+    const upstream = h3.spawn(node, [
+      join(import.meta.dirname, 'upstream.mjs'),
+      `${PORTS.meshHttp},${PORTS.directHttp}`,
+      `${PORTS.meshTcp},${PORTS.directTcp}`,
+    ]);
+    await Promise.all([controller.waitForLine(/"ready":true/, 30_000), upstream.waitForLine(/ready/)]);
+
+    opts.log('starting agents');
+    for (const [host, name] of [
+      [h2, 'h2'],
+      [h3, 'h3'],
+    ] as const) {
+      const dir = agentDirs[name];
+      writeFileSync(join(dir, 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
+      // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the agent's command line.
+      const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profileDir, name)}`] : [];
+      const args = [...prof, '--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
+      agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 }));
+    }
+    await Promise.all(agents.map((a) => a.waitForLine(/"ready":true/, 30_000)));
+
+    // Capture on both hosts; the haproxy and direct ports are left out so all paths can be interleaved.
+    const unmeshed = [PORTS.directHttp, PORTS.directTcp, ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.tcp])].map(String);
+    const capture = ['--import', 'tsx', CLI, 'capture', 'install', '--controller-addresses', h1.ipv4];
+    await h2.execOk('ip', ['route', 'add', '240.240.0.0/16', 'dev', 'eth0']);
+    await h2.execOk(node, [...capture, '--exclude-outbound-ports', ...unmeshed], { timeoutMs: 30_000 });
+    await h3.execOk(node, [...capture, '--exclude-inbound-ports', ...unmeshed], { timeoutMs: 30_000 });
+
+    opts.log('registering the workload and the plaintext policy');
+    await cli([
+      'workload',
+      'register',
+      '--name',
+      `${SERVICE}-1`,
+      '--service',
+      SERVICE,
+      '--address',
+      h3.ipv4,
+      '--port',
+      `http:${PORTS.meshHttp}`,
+      `tcp:${PORTS.meshTcp}`,
+      '--host',
+      'h3',
+    ]);
+    const file = join(ctlDir, 'plaintext.yaml');
+    writeFileSync(file, PLAINTEXT);
+    await cli(['config', 'apply', '-f', file]);
+    const cluster = `outbound|${PORTS.meshHttp}||${SERVICE}.default.mesh`;
+    let dumps = ['', ''];
+    await waitFor(
+      'the plaintext config on both agents',
+      async () => {
+        dumps = [await adminGet(h2, '/config_dump'), await adminGet(h3, '/config_dump')];
+        return dumps[0]?.includes(cluster) === true && dumps[1]?.includes(`inbound|${PORTS.meshHttp}`) === true;
+      },
+      30_000,
+      () => `h2 agent: ${agents[0]?.stderr().slice(-2000)}\nh3 agent: ${agents[1]?.stderr().slice(-2000)}`,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+
+    opts.log('starting haproxy pairs');
+    const files = await writeHaproxyConfigs({
+      dir: hapDir,
+      caDir: join(ctlDir, 'ca'),
+      trustDomain: 'cluster.local',
+      clientIp: h2.ipv4,
+      serverIp: h3.ipv4,
+      nbthread: VMESH_PROXY_WORKERS,
+      upstreamHttpPort: PORTS.directHttp,
+      upstreamTcpPort: PORTS.directTcp,
+      logger: opts.logger,
+    });
+    const hap: Record<HaproxyMode, ProxyProc[]> = { plain: [], mtls: [] };
+    for (const mode of ['plain', 'mtls'] as const) {
+      for (const [side, host, cfg] of [
+        ['server', h3, files.server[mode]],
+        ['client', h2, files.client[mode]],
+      ] as const) {
+        const p = host.spawn('haproxy', ['-db', '-f', cfg]);
+        await new Promise((r) => setTimeout(r, 300));
+        if (p.child.exitCode !== null) throw new Error(`haproxy ${side} ${mode} exited: ${p.stderr()}`);
+        hap[mode].push({ host: side, pid: programPid(p.pid, /^haproxy$/), name: `haproxy-${side}` });
+      }
+    }
+    const agentPid = (i: number) => programPid(agents[i]?.pid ?? -1, /^node/);
+    const paths: BenchPath[] = [
+      {
+        name: 'direct',
+        httpUrl: `http://${h3.ipv4}:${PORTS.directHttp}/`,
+        tcp: { host: h3.ipv4, port: PORTS.directTcp },
+        proxies: [],
+        expectPeer: h2.ipv4,
+      },
+      ...(['plain', 'mtls'] as const).map(
+        (mode): BenchPath => ({
+          name: `haproxy-${mode}`,
+          httpUrl: `http://127.0.0.1:${CLIENT_PORTS[mode].http}/`,
+          tcp: { host: '127.0.0.1', port: CLIENT_PORTS[mode].tcp },
+          proxies: hap[mode],
+          expectPeer: '127.0.0.1',
+        }),
+      ),
+      {
+        name: 'vmesh',
+        httpUrl: `http://${SERVICE}.default.mesh:${PORTS.meshHttp}/`,
+        tcp: { host: `${SERVICE}.default.mesh`, port: PORTS.meshTcp },
+        proxies: [
+          { host: 'client', pid: agentPid(0), name: 'agent+proxy' },
+          { host: 'server', pid: agentPid(1), name: 'agent+proxy' },
+        ],
+        expectPeer: '127.0.0.6',
+      },
+    ];
+    for (const p of paths) await checkPath(h2, p);
+    return { lab, client: h2, server: h3, paths, agents, dirs, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+/** One request by the path's URL: 200, 1 KiB, and the peer the upstream saw is the one this path must produce. */
+async function checkPath(client: LabHost, p: BenchPath): Promise<void> {
+  const script = `require('http').get(${JSON.stringify(p.httpUrl)},r=>{let n=0;r.on('data',c=>n+=c.length);r.on('end',()=>console.log(JSON.stringify({s:r.statusCode,n,peer:r.headers['x-peer']})))}).on('error',e=>console.log(JSON.stringify({e:String(e)})))`;
+  const out = JSON.parse((await client.execOk(node, ['-e', script], { ...APP, timeoutMs: 10_000 })).trim()) as {
+    s?: number;
+    n?: number;
+    peer?: string;
+    e?: string;
+  };
+  if (out.s !== 200 || out.n !== 1024 || out.peer !== p.expectPeer) {
+    throw new Error(`path ${p.name} (${p.httpUrl}) is not what it should be: ${JSON.stringify(out)}, expected peer ${p.expectPeer}`);
+  }
+}
