@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { loadAgentConfig } from '../../config/agent.js';
 import { readConfigFile, readEnv } from '../../config/sources.js';
 import { createLogger } from '../../lib/logger.js';
+import { serveUntilSignal } from '../serve.js';
 
 type Argv = Record<string, unknown> & { config?: string };
 
@@ -43,16 +44,6 @@ export const agentCommand: CommandModule<object, Argv> = {
     // Loaded on demand: the CLI's other commands should not pay for the whole agent at startup.
     const { startAgent } = await import('../../agent/agent.js');
     const running = await startAgent(cfg, logger);
-    process.stdout.write(
-      `${JSON.stringify({ ready: true, adminPort: running.adminPort, dnsPort: running.dnsPort, host: cfg.hostName })}\n`,
-    );
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string) => {
-        logger.info({ signal: sig }, 'stopping');
-        running.stop().then(resolve, resolve);
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    await serveUntilSignal({ adminPort: running.adminPort, dnsPort: running.dnsPort, host: cfg.hostName }, () => running.stop(), logger);
   },
 };

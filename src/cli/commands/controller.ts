@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { loadControllerConfig } from '../../config/controller.js';
 import { readConfigFile, readEnv } from '../../config/sources.js';
 import { createLogger } from '../../lib/logger.js';
+import { serveUntilSignal } from '../serve.js';
 
 type Argv = Record<string, unknown> & { config?: string };
 
@@ -53,15 +54,6 @@ export const controllerCommand: CommandModule<object, Argv> = {
     // Loaded on demand: the CLI's other commands should not pay for the whole controller at startup.
     const { startController } = await import('../../controller/controller.js');
     const running = await startController(cfg, logger);
-    // Ready for systemd and scripts: one line on stdout with the bound ports.
-    process.stdout.write(`${JSON.stringify({ ready: true, grpcPort: running.grpcPort, apiPort: running.apiPort })}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string) => {
-        logger.info({ signal: sig }, 'stopping');
-        running.stop().then(resolve, resolve);
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    await serveUntilSignal({ grpcPort: running.grpcPort, apiPort: running.apiPort }, () => running.stop(), logger);
   },
 };
