@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient } from '../ca/index.js';
@@ -11,7 +11,10 @@ import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
+import { err, ok, type Result } from '../lib/result.js';
+import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
 import { type AppliedConfig, XdsSync } from '../xds/index.js';
@@ -31,16 +34,6 @@ function target(controllers: readonly string[]): string {
   if (controllers.length === 1) return controllers[0] ?? '';
   const ipv4 = controllers.every((c) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(c));
   return ipv4 ? `ipv4:${controllers.join(',')}` : (controllers[0] ?? '');
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : port);
-    });
-  });
 }
 
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
@@ -66,10 +59,16 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const proxy = cfg.proxy ? new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) }) : undefined;
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
-  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig) =>
-    proxy
-      ? MeshProxy.check({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } })
-      : ({ ok: true, value: undefined } as const);
+  // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
+  // The compiled result is kept, so the update that follows is applied without compiling it again.
+  let compiled: ProxyConfig | undefined;
+  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {
+    if (!proxy) return ok(undefined);
+    const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } });
+    if (!r.ok) return err(r.error);
+    compiled = r.value;
+    return ok(undefined);
+  };
 
   const sync = new XdsSync({
     validate,
@@ -107,7 +106,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      void proxy.apply(sync.config()).then((r) => {
+      void proxy.apply(compiled ?? sync.config()).then((r) => {
         if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
         else captureWhenListening();
       });
@@ -157,7 +156,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
-  const adminPort = await listen(admin, cfg.adminPort, cfg.adminAddress);
+  const adminPort = await listenOn(admin, cfg.adminAddress, cfg.adminPort);
   logger.info({ host: cfg.hostName, controllers: cfg.controllers, adminPort, dnsPort }, 'agent ready');
 
   return {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import type { Server as HttpsServer } from 'node:https';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -24,6 +23,7 @@ import { VipAllocator } from '../discovery/vip-allocator.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
+import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { FileStore } from '../lib/store.js';
 import { apiRoutes } from './api-routes.js';
@@ -70,18 +70,6 @@ function listenGrpc(server: grpc.Server, address: string, creds: grpc.ServerCred
     server.bindAsync(address, creds, (e, port) =>
       e ? reject(vmeshError(ErrorCode.Unavailable, `cannot listen on ${address}: ${e.message}`)) : resolve(port),
     );
-  });
-}
-
-function listenHttps(server: HttpsServer, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(vmeshError(ErrorCode.Unavailable, `cannot listen on ${host}:${port}: ${e.code}`)),
-    );
-    server.listen(port, host, () => {
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : port);
-    });
   });
 }
 
@@ -230,7 +218,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       api.closeAllConnections();
       return closed;
     });
-    const apiPort = await listenHttps(api, cfg.listenAddress, cfg.apiPort);
+    const apiPort = await listenOn(api, cfg.listenAddress, cfg.apiPort);
     health.start();
     await (model as ModelBuilder).rebuild();
     logger.info(

@@ -55,19 +55,20 @@ export class MeshProxy {
     });
   }
 
-  static check(applied: AppliedConfig): Result<void, string> {
-    const r = compileProxyConfig(applied);
-    return r.ok ? ok(undefined) : err(r.error);
+  /** Compiles an applied config; an error is what the agent NACKs. */
+  static prepare(applied: AppliedConfig): Result<ProxyConfig, string> {
+    return compileProxyConfig(applied);
   }
 
   /** Compiles and applies; a config that does not compile leaves the running one in place. */
-  apply(applied: AppliedConfig): Promise<Result<void, string>> {
-    const compiled = compileProxyConfig(applied);
+  apply(applied: AppliedConfig | ProxyConfig): Promise<Result<void, string>> {
+    const compiled = 'listeners' in applied ? ok(applied) : compileProxyConfig(applied);
     if (!compiled.ok) return Promise.resolve(err(compiled.error));
+    const config = compiled.value;
     const run = this.applying.then(async () => {
-      this.config = compiled.value;
+      this.config = config;
       // The listener manager updates the clusters first, as Envoy does (CDS before LDS).
-      await this.listeners.apply(compiled.value);
+      await this.listeners.apply(config);
     });
     this.applying = run.catch(() => {});
     return run.then(
