@@ -1,5 +1,6 @@
 // Runs a command to completion with a time limit, never throwing on a non-zero exit (runOk does).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';
 
 export interface RunOptions {
@@ -66,12 +67,18 @@ export async function runOk(cmd: string, args: string[], opts?: RunOptions): Pro
   return r.stdout;
 }
 
+/** A zombie is dead too: where PID 1 is not an init that reaps orphans promptly, a killed run can linger as one. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -55,14 +55,20 @@ describe('the fleet: systemd hosts rolled out by ansible/site.yml', { timeout: 6
   };
 
   before(async () => {
+    // The release builds while the rootfs is made (or found) and the hosts boot. Node comes from this machine,
+    // read-only (same glibc).
+    const built = runOk(process.execPath, [join(ROOT, 'scripts', 'release.mjs'), '--out', release], { timeoutMs: 180_000, cwd: ROOT });
+    built.catch(() => {}); // awaited below; a failure must not surface as an unhandled rejection first
     const rootfs = await ensureRootfs(log);
     log(`rootfs ready after ${Date.now() - t0} ms`);
-    // The release builds while the hosts boot. Node comes from this machine, read-only (same glibc).
-    const [, booted] = await Promise.all([
-      runOk(process.execPath, [join(ROOT, 'scripts', 'release.mjs'), '--out', release], { timeoutMs: 180_000, cwd: ROOT }),
+    const [relDone, boot] = await Promise.allSettled([
+      built,
       createFleet({ rootfs, hosts: ['ctl1', 'h1', 'h2'], bindReadOnly: [`${realpathSync(process.execPath)}:/usr/bin/node`], log }),
     ]);
-    fleet = booted;
+    if (boot.status === 'fulfilled') fleet = boot.value; // so that `after` tears it down whatever failed
+    if (relDone.status === 'rejected') throw relDone.reason;
+    if (boot.status === 'rejected') throw boot.reason;
+    const booted = boot.value;
     [ctl, h1, h2] = ['ctl1', 'h1', 'h2'].map((n) => booted.host(n)) as [FleetHost, FleetHost, FleetHost];
     log(`release built and 3 hosts booted after ${Date.now() - t0} ms`);
     inventory = writeInventory(booted, 'ctl1', ['h1', 'h2']);

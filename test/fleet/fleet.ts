@@ -167,7 +167,8 @@ function destroySync(st: RunState, removeDir: boolean): void {
   }
 }
 
-async function removeDeadRuns(): Promise<void> {
+/** Removes what fleets of dead processes left behind (containers, overlays, namespaces, cgroups, state). */
+export async function removeDeadRuns(): Promise<void> {
   const owners = new Set<number>();
   for (const f of readdirSync(STATE_ROOT)) {
     const m = RUN_RE.exec(f);
@@ -183,13 +184,14 @@ async function removeDeadRuns(): Promise<void> {
   for (const pid of owners) if (!isAlive(pid)) removeCgroups(stateOf(pid).cgroup);
 }
 
-const live = new Set<RunState>();
+// Runs of this process not torn down yet (by state dir); the exit hook re-reads their state, which grows as hosts boot.
+const live = new Set<string>();
 let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', () => {
-    for (const st of live) destroySync(st, false);
+    if (live.size > 0) destroySync(stateOf(process.pid), false);
   });
   // A signal ends Node without 'exit': turn it into an exit so the hook runs.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -218,7 +220,8 @@ export async function createFleet(opts: FleetOptions): Promise<Fleet> {
   for (const h of opts.hosts) if (!/^[a-z][a-z0-9-]{0,30}$/.test(h)) throw new Error(`host name "${h}": want [a-z][a-z0-9-]*`);
   await removeDeadRuns();
   const st = stateOf(process.pid);
-  if (live.has(st) || existsSync(st.dir)) throw new Error(`a fleet of process ${process.pid} already exists (${st.dir}): one per process`);
+  if (live.has(st.dir) || existsSync(st.dir))
+    throw new Error(`a fleet of process ${process.pid} already exists (${st.dir}): one per process`);
   const id = `vmesh-fleet-${process.pid}`;
   const bridge = `vmf${process.pid}`;
   const sshKey = join(st.dir, 'id_ed25519');
@@ -238,7 +241,7 @@ export async function createFleet(opts: FleetOptions): Promise<Fleet> {
   ];
   const procs: ChildProcess[] = [];
   const outputs = new Map<string, string>();
-  live.add(st);
+  live.add(st.dir);
   hookExit();
   const inNet = (cmd: string, args: string[], o?: RunOptions) => run('nsenter', [`--net=/run/netns/${st.netns}`, cmd, ...args], o);
 
@@ -263,7 +266,7 @@ export async function createFleet(opts: FleetOptions): Promise<Fleet> {
       // A killed container's cgroups empty a moment after its processes are gone.
       for (let i = 0; i < 20 && removeCgroups(st.cgroup) > 0; i++) await sleep(100);
       if (again.merged.every((m) => !isMounted(m))) await run('rm', ['-rf', '--one-file-system', st.dir]);
-      live.delete(st);
+      live.delete(st.dir);
     })();
     return torn;
   };
