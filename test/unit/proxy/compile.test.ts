@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compileProxyConfig, parseFileSecretName } from '../../../src/proxy/compile/index.js';
+import { shareAmongWorkers } from '../../../src/proxy/compile/share.js';
 import type {
   ClusterConfig,
   FilterChain,
@@ -107,6 +108,13 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     const v2 = cluster('h1', 'outbound|9080|v2|reviews.default.mesh');
     assert.equal(v2.lb, 'RING_HASH');
     assert.equal(v2.ringSize, 1024);
+    // Split over two workers, each holds half of every circuit-breaker budget (rounded up).
+    assert.deepEqual(shareAmongWorkers(compiled('h1'), 2).clusters.get(v1.name)?.circuitBreaker, {
+      maxConnections: 50,
+      maxPendingRequests: 25,
+      maxRequests: 100,
+      maxRetries: 2,
+    });
     for (const c of [v1, v2]) {
       assert.deepEqual(c.circuitBreaker, { maxConnections: 100, maxPendingRequests: 50, maxRequests: 200, maxRetries: 3 });
       assert.equal(c.connectTimeoutMs, 2000);
@@ -522,6 +530,14 @@ describe('compileProxyConfig: Envoy defaults on sparse resources', () => {
     const c = compileOk({ listeners: [httpListener([rl, ROUTER], { rds: { route_config_name: 'x' } })] });
     const a = httpAction(c.listeners.get('l')?.filterChains[0] as FilterChain);
     assert.deepEqual(a.filters.rateLimit, { maxTokens: 5, tokensPerFill: 2, fillIntervalMs: 1000, status: 503 });
+    // Two proxy workers: each gets half the bucket and refills half as often, so the host's total is unchanged.
+    const shared = shareAmongWorkers(c, 2);
+    assert.deepEqual(httpAction(shared.listeners.get('l')?.filterChains[0] as FilterChain).filters.rateLimit, {
+      maxTokens: 3,
+      tokensPerFill: 2,
+      fillIntervalMs: 2000,
+      status: 503,
+    });
     assert.equal(a.filters.fault, false);
     assert.deepEqual(a.filters.rbac, []);
     const tcp = compileOk({
