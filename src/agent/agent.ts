@@ -1,8 +1,17 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../ca/index.js';
+import {
+  controllerServiceClient,
+  type HealthReportAck,
+  parseSpiffeId,
+  signWorkloadCert,
+  trustBundleSha256,
+  WorkloadIdentities,
+  workloadSpiffeId,
+} from '../ca/index.js';
 import { installCapture, removeCapture } from '../capture/install.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -16,16 +25,18 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
+import { secretNames } from '../proxy/secret-names.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
 import { type AppliedConfig, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
-import { ensureHostCredentials, type HostCreds, renewIfDue } from './credentials.js';
+import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
   readonly dnsPort: number;
   readonly proxy?: MeshProxy;
   readonly sync: XdsSync;
+  readonly identities: WorkloadIdentities;
   stop(): Promise<void>;
 }
 
@@ -52,11 +63,22 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const credentials = (c: HostCreds) =>
     grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
 
-  // Until the agent's SDS issues workload certificates, the proxy presents the host's own certificate.
+  // Outbound connections present the host's identity until per-workload outbound identity is chosen;
+  // inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed.
   const secrets = new FileSecretStore({
     certificates: { default: { certPem: creds.certPem, keyPem: creds.keyPem } },
     trustedCas: { ROOTCA: creds.trustBundlePem },
   });
+  const identities = new WorkloadIdentities({
+    sign: (namespace, serviceAccount) =>
+      onAnyController(cfg.controllers, (address) => signWorkloadCert({ address, host: creds, namespace, serviceAccount })),
+    logger: logger.child({ component: 'sds' }),
+    onChange: () => syncSecrets(secrets, identities, creds),
+  });
+  const trustDomain = trustDomainOf(creds.certPem);
+  let fromConfig = new Set<string>();
+  let fromRegistry = new Set<string>();
+  const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
   const proxy = cfg.proxy ? new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) }) : undefined;
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
@@ -67,6 +89,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } });
     if (!r.ok) return err(r.error);
     compiled = r.value;
+    fromConfig = secretNames(r.value);
+    wantIdentities();
     return ok(undefined);
   };
 
@@ -126,23 +150,38 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   let client = new Controller(target(cfg.controllers), credentials(creds)) as never as ConstructorParameters<
     typeof HealthReporter
   >[0]['client'];
-  let reporter = new HealthReporter({ client, logger: logger.child({ component: 'health' }) });
+  let bundleHash = trustBundleSha256(creds.trustBundlePem);
+  const onAck = (ack: HealthReportAck) => {
+    fromRegistry = new Set(ack.workloads.map((w) => workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)));
+    wantIdentities();
+    // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
+    if (ack.trustBundleSha256 && ack.trustBundleSha256 !== bundleHash) {
+      bundleHash = ack.trustBundleSha256;
+      logger.info({ trustBundleSha256: bundleHash }, 'the controller has a new trust bundle: fetching certificates again');
+      identities.refreshAll();
+      renew(true);
+    }
+  };
+  const newReporter = () => new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck });
+  let reporter = newReporter();
   reporter.start();
 
   // Renewal swaps the credentials of the report channel; the xDS stream picks them up on its next reconnect.
-  const renewTimer = setInterval(() => {
-    renewIfDue(cfg, creds, logger)
+  function renew(force: boolean): void {
+    renewIfDue(cfg, creds, logger, force)
       .then(async (next) => {
         if (!next) return;
         creds = next;
+        syncSecrets(secrets, identities, creds);
         await reporter.stop();
         client.close();
         client = new Controller(target(cfg.controllers), credentials(creds)) as never;
-        reporter = new HealthReporter({ client, logger: logger.child({ component: 'health' }) });
+        reporter = newReporter();
         reporter.start();
       })
       .catch((e: unknown) => logger.warn({ err: e }, 'renewal check failed'));
-  }, 60_000);
+  }
+  const renewTimer = setInterval(() => renew(false), 60_000);
   renewTimer.unref();
 
   const admin = createServer((req, res) => {
@@ -153,6 +192,13 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (req.url === '/config_dump') send(200, sync.config());
     else if (req.url === '/workloads') send(200, reporter.localWorkloads());
     else if (req.url === '/listeners') send(200, proxy?.listening() ?? []);
+    else if (req.url === '/certs')
+      send(
+        200,
+        identities
+          .all()
+          .map((c) => ({ spiffeId: c.spiffeId, notBefore: c.notBefore, notAfter: c.notAfter, serial: serialOf(c.certChainPem) })),
+      );
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
@@ -164,8 +210,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     dnsPort,
     ...(proxy ? { proxy } : {}),
     sync,
+    identities,
     async stop() {
       clearInterval(renewTimer);
+      identities.stop();
       // Capture comes off first, so nothing is redirected to a proxy that is about to go.
       if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
@@ -177,4 +225,32 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       await new Promise<void>((r) => admin.close(() => r()));
     },
   };
+}
+
+/** The trust domain the CA gave this host (its certificate's SPIFFE id). */
+function trustDomainOf(certPem: string): string {
+  const uri = /URI:(spiffe:\/\/[^,\s]+)/.exec(new X509Certificate(certPem).subjectAltName ?? '')?.[1] ?? '';
+  const id = parseSpiffeId(uri);
+  if (!id.ok) throw vmeshError(ErrorCode.InvalidConfig, `host certificate has no SPIFFE id (${uri || 'no URI SAN'}): re-join the host`);
+  return id.value.trustDomain;
+}
+
+/** The proxy's secret store follows the agent's identities: one secret per SPIFFE id, ROOTCA, and `default`. */
+function syncSecrets(secrets: FileSecretStore, identities: WorkloadIdentities, creds: HostCreds): void {
+  const certs = identities.all();
+  const keep = new Set(['default', ...certs.map((c) => c.spiffeId)]);
+  for (const c of certs) {
+    if (secrets.tlsCertificate(c.spiffeId)?.certPem !== c.certChainPem) {
+      secrets.setCertificate(c.spiffeId, { certPem: c.certChainPem, keyPem: c.keyPem });
+    }
+  }
+  for (const name of secrets.certificateNames()) if (!keep.has(name)) secrets.delete(name);
+  if (secrets.tlsCertificate('default')?.certPem !== creds.certPem)
+    secrets.setCertificate('default', { certPem: creds.certPem, keyPem: creds.keyPem });
+  const bundle = identities.trustBundle() ?? creds.trustBundlePem;
+  if (secrets.trustedCa('ROOTCA') !== bundle) secrets.setTrustedCa('ROOTCA', bundle);
+}
+
+function serialOf(chainPem: string): string {
+  return new X509Certificate(chainPem).serialNumber;
 }

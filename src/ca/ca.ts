@@ -206,6 +206,16 @@ export class CertificateAuthority {
     return this.bundle.join('');
   }
 
+  /** A leaf certificate with the intermediates peers need to chain it to a root in the bundle. */
+  chainPem(leafPem: string): string {
+    // A self-signed CA is a root: peers have it in their bundle, so it is not sent. An intermediate is.
+    const intermediates = this.bundle.filter((pem) => {
+      const c = new X509Certificate(pem);
+      return c.subject !== c.issuer;
+    });
+    return leafPem + intermediates.join('');
+  }
+
   /** kubeadm's discovery hash: `sha256:` + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo DER. */
   caHash(): string {
     return this.hash;

@@ -49,6 +49,8 @@ export class HealthReporter {
       readonly logger: Logger;
       readonly probe?: (w: LocalWorkloadMessage) => Promise<ProbeResult>;
       readonly defaultIntervalMs?: number;
+      /** Every answer: the host's registered workloads and the controller's trust bundle hash. */
+      readonly onAck?: (ack: HealthReportAck) => void;
     },
   ) {}
 
@@ -71,6 +73,7 @@ export class HealthReporter {
       this.opts.client.ReportHealth({ workloads: this.statuses }, (e, res) => (e || !res ? reject(e) : resolve(res))),
     );
     this.workloads = ack.workloads;
+    this.opts.onAck?.(ack);
     const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
     this.statuses = await Promise.all(ack.workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
     return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);

@@ -15,6 +15,8 @@ export interface HealthServiceDeps {
   readonly touch?: (host: string) => Promise<void>;
   /** The workloads registered on a host, which its agent probes. */
   readonly workloadsOn: (host: string) => LocalWorkloadMessage[];
+  /** Announced in every ack, so agents notice a new trust bundle (root rotation) within one report. */
+  readonly trustBundleSha256?: () => string;
 }
 
 /** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
@@ -44,6 +46,6 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
         .map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
-    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local });
+    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local, trustBundleSha256: deps.trustBundleSha256?.() ?? '' });
   };
 }

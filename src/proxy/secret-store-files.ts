@@ -41,6 +41,10 @@ export class FileSecretStore implements SecretStore {
     return this.certs.get(name);
   }
 
+  certificateNames(): string[] {
+    return [...this.certs.keys()];
+  }
+
   trustedCa(name: string): string | undefined {
     return this.cas.get(name);
   }
