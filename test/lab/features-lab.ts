@@ -1,7 +1,8 @@
 // The lab the features-*.test.ts files share (one per file): h1 runs the controller (and is the unmeshed host),
 // h2 is the client host (agent, proxy, capture; apps run as uid 1500 and call services by name), h3 the server
 // host (agent, proxy, capture and the servers of test/lab/fixtures/feature-servers.mjs). Services and their
-// workloads are applied as Istio YAML (ServiceEntry + WorkloadEntry on host h3) in one `vmesh config apply`.
+// workloads are applied as Istio YAML (ServiceEntry + WorkloadEntry on host h3) in one `vmesh config apply`; the two
+// proxies talk mutual TLS with workload certificates (automatic mTLS, the default).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,13 +14,6 @@ const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 const FIX = join(import.meta.dirname, 'fixtures');
 const node = process.execPath;
 export const APP = { uid: 1500, gid: 1500 } as const;
-
-/**
- * The one place the lab leaves mTLS between the proxies off: the agent's proxy holds only the host certificate,
- * while inbound chains present the workload's SPIFFE identity, so automatic mTLS cannot work until the agent
- * serves workload certificates. With this off, clusters stay plaintext and inbound ports stay PERMISSIVE.
- */
-export const PLAINTEXT_BETWEEN_PROXIES = true;
 
 export interface EndpointSpec {
   readonly name: string;
@@ -118,23 +112,10 @@ export async function startFeatureLab(opts: {
       mkdirSync(d, { recursive: true });
       writeFileSync(join(d, 'resolv.conf'), 'nameserver 198.18.0.254\n');
     }
-    const ctlConfig = join(ctlDir, 'controller.yaml');
-    writeFileSync(ctlConfig, PLAINTEXT_BETWEEN_PROXIES ? 'mesh:\n  enableAutoMtls: false\n' : 'mesh: {}\n');
     const api = 'https://127.0.0.1:15014';
     const cli = (args: string[]) =>
       h1.execOk(node, ['--import', 'tsx', CLI, ...args, '--controller', api, '--data-dir', ctlDir], { timeoutMs: 60_000 });
-    const controller = h1.spawn(node, [
-      '--import',
-      'tsx',
-      CLI,
-      'controller',
-      '--data-dir',
-      ctlDir,
-      '--advertise',
-      h1.ipv4,
-      '--config',
-      ctlConfig,
-    ]);
+    const controller = h1.spawn(node, ['--import', 'tsx', CLI, 'controller', '--data-dir', ctlDir, '--advertise', h1.ipv4]);
     const servers = h3.spawn(node, [join(FIX, 'feature-servers.mjs'), ...opts.servers], APP);
     await Promise.all([controller.waitForLine(/"ready":true/, 60_000), servers.waitForLine(/^ready$/, 30_000)]);
 
