@@ -19,7 +19,7 @@ const send = (m: WorkerMessage) => process.send?.(m);
 let compiled: ProxyConfig | undefined;
 const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {
   if (typeUrl === SDS) return ok(undefined);
-  const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } }, cfg.count);
+  const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } }, cfg.count, cfg.index);
   if (!r.ok) return err(r.error);
   compiled = r.value;
   return ok(undefined);

@@ -56,10 +56,10 @@ export class MeshProxy {
     });
   }
 
-  /** Compiles an applied config (one worker's share of `workers`); an error is what the agent NACKs. */
-  static prepare(applied: AppliedConfig, workers = 1): Result<ProxyConfig, string> {
+  /** Compiles an applied config (worker `index`'s share of `workers`); an error is what the agent NACKs. */
+  static prepare(applied: AppliedConfig, workers = 1, index = 0): Result<ProxyConfig, string> {
     const r = compileProxyConfig(applied);
-    return r.ok && workers > 1 ? ok(shareAmongWorkers(r.value, workers)) : r;
+    return r.ok && workers > 1 ? ok(shareAmongWorkers(r.value, workers, index)) : r;
   }
 
   /** Compiles and applies; a config that does not compile leaves the running one in place. */

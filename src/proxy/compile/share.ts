@@ -1,13 +1,16 @@
 import type { ClusterConfig, FilterChain, ListenerConfig, ProxyConfig } from '../model.js';
 
 /**
- * One worker's share of a host's budgets when the proxy runs as `count` processes: circuit-breaker limits and
+ * Worker `index`'s share of a host's budgets when the proxy runs as `count` processes: circuit-breaker limits and
  * local rate limits are divided so the host's total matches the config (connections spread over the workers).
  * Outlier detection and health checks stay per worker.
  */
-export function shareAmongWorkers(config: ProxyConfig, count: number): ProxyConfig {
+export function shareAmongWorkers(config: ProxyConfig, count: number, index = 0): ProxyConfig {
   if (count <= 1) return config;
-  const part = (n: number) => (n >= 2 ** 31 ? n : Math.max(1, Math.ceil(n / count)));
+  // Worker `index` of `count`: the shares add up to exactly n (the first n % count workers take one more).
+  const exact = (n: number) => (n >= 2 ** 31 ? n : Math.floor(n / count) + (index < n % count ? 1 : 0));
+  // A breaker of 0 would refuse everything on that worker: never below one.
+  const part = (n: number) => Math.max(1, exact(n));
   const clusters = new Map<string, ClusterConfig>();
   for (const [name, c] of config.clusters) {
     const b = c.circuitBreaker;
@@ -25,7 +28,7 @@ export function shareAmongWorkers(config: ProxyConfig, count: number): ProxyConf
     if (fc.action.kind !== 'http' || !fc.action.filters.rateLimit) return fc;
     const rl = fc.action.filters.rateLimit;
     // Each worker refills as often times slower: the host's rate stays tokensPerFill per interval.
-    const rateLimit = { ...rl, maxTokens: part(rl.maxTokens), fillIntervalMs: rl.fillIntervalMs * count };
+    const rateLimit = { ...rl, maxTokens: exact(rl.maxTokens), fillIntervalMs: rl.fillIntervalMs * count };
     return { ...fc, action: { ...fc.action, filters: { ...fc.action.filters, rateLimit } } };
   };
   const listeners = new Map<string, ListenerConfig>();
