@@ -26,15 +26,15 @@ import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { secretNames } from '../proxy/secret-names.js';
-import { FileSecretStore } from '../proxy/secret-store-files.js';
-import { type AppliedConfig, XdsSync } from '../xds/index.js';
+import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
+import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
   readonly dnsPort: number;
-  readonly proxy?: MeshProxy;
+  readonly proxy?: ProxyRunner;
   readonly sync: XdsSync;
   readonly identities: WorkloadIdentities;
   stop(): Promise<void>;
@@ -63,29 +63,24 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const credentials = (c: HostCreds) =>
     grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
 
-  // Outbound connections present the host's identity until per-workload outbound identity is chosen;
-  // inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed.
-  const secrets = new FileSecretStore({
-    certificates: { default: { certPem: creds.certPem, keyPem: creds.keyPem } },
-    trustedCas: { ROOTCA: creds.trustBundlePem },
-  });
+  let proxy: ProxyRunner | undefined;
+  // Inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed; outbound
+  // connections present the host's identity (`default`) until per-workload outbound identity is chosen.
   const identities = new WorkloadIdentities({
     sign: (namespace, serviceAccount) =>
       onAnyController(cfg.controllers, (address) => signWorkloadCert({ address, host: creds, namespace, serviceAccount })),
     logger: logger.child({ component: 'sds' }),
-    onChange: () => syncSecrets(secrets, identities, creds),
+    onChange: () => updateProxy(),
   });
   const trustDomain = trustDomainOf(creds.certPem);
   let fromConfig = new Set<string>();
   let fromRegistry = new Set<string>();
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
-  const proxy = cfg.proxy ? new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) }) : undefined;
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
-  // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
-  // The compiled result is kept, so the update that follows is applied without compiling it again.
+  // The compiled result is kept, so an in-process proxy applies it without compiling it again.
   let compiled: ProxyConfig | undefined;
   const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {
-    if (!proxy) return ok(undefined);
+    if (!cfg.proxy) return ok(undefined);
     const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } });
     if (!r.ok) return err(r.error);
     compiled = r.value;
@@ -124,25 +119,23 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
         capturing = false;
       });
   };
+  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, () => captureWhenListening()) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
-  const applyProxy = () => {
-    // Types arrive one response at a time; apply once the burst is in.
+  function updateProxy(): void {
+    // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      void proxy.apply(compiled ?? sync.config()).then((r) => {
-        if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
-        else captureWhenListening();
-      });
+      proxy.update(sync.config(), compiled, secretList(identities, creds));
     }, 20);
-  };
+  }
   sync.onChange((typeUrl, c) => {
     if (typeUrl === NDS) applyNames(c);
-    applyProxy();
+    updateProxy();
   });
   await sync.loadCached();
   applyNames(sync.config());
-  applyProxy();
+  updateProxy();
   const { port: dnsPort } = await dns.start();
   sync.start();
 
@@ -172,7 +165,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       .then(async (next) => {
         if (!next) return;
         creds = next;
-        syncSecrets(secrets, identities, creds);
+        updateProxy();
         await reporter.stop();
         client.close();
         client = new Controller(target(cfg.controllers), credentials(creds)) as never;
@@ -192,6 +185,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (req.url === '/config_dump') send(200, sync.config());
     else if (req.url === '/workloads') send(200, reporter.localWorkloads());
     else if (req.url === '/listeners') send(200, proxy?.listening() ?? []);
+    else if (req.url === '/proxy') send(200, { pids: proxy?.pids() ?? [], workers: cfg.proxyWorkers });
     else if (req.url === '/certs')
       send(
         200,
@@ -235,20 +229,13 @@ function trustDomainOf(certPem: string): string {
   return id.value.trustDomain;
 }
 
-/** The proxy's secret store follows the agent's identities: one secret per SPIFFE id, ROOTCA, and `default`. */
-function syncSecrets(secrets: FileSecretStore, identities: WorkloadIdentities, creds: HostCreds): void {
-  const certs = identities.all();
-  const keep = new Set(['default', ...certs.map((c) => c.spiffeId)]);
-  for (const c of certs) {
-    if (secrets.tlsCertificate(c.spiffeId)?.certPem !== c.certChainPem) {
-      secrets.setCertificate(c.spiffeId, { certPem: c.certChainPem, keyPem: c.keyPem });
-    }
-  }
-  for (const name of secrets.certificateNames()) if (!keep.has(name)) secrets.delete(name);
-  if (secrets.tlsCertificate('default')?.certPem !== creds.certPem)
-    secrets.setCertificate('default', { certPem: creds.certPem, keyPem: creds.keyPem });
-  const bundle = identities.trustBundle() ?? creds.trustBundlePem;
-  if (secrets.trustedCa('ROOTCA') !== bundle) secrets.setTrustedCa('ROOTCA', bundle);
+/** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */
+function secretList(identities: WorkloadIdentities, creds: HostCreds): SecretInput[] {
+  return [
+    ...identities.all().map((c) => ({ name: c.spiffeId, kind: 'certificate' as const, certChainPem: c.certChainPem, keyPem: c.keyPem })),
+    { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
+    { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
+  ];
 }
 
 function serialOf(chainPem: string): string {

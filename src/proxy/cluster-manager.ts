@@ -271,7 +271,7 @@ export class ProxyClusterManager implements ClusterManager {
           checkHost(
             () => openUpstream({ ...cs.config, connectTimeoutMs: cfg.timeoutMs }, h.host, this.deps, undefined),
             cfg,
-            cs.config.name,
+            cfg.http?.host ?? cs.config.name,
           ),
         () => this.invalidate(cs),
         this.opts.logger,

@@ -292,6 +292,9 @@ export class ListenerManager {
         clearTimeout(timer);
         tls.removeListener('error', onError);
         tls.on('error', noop);
+        // A server-side TLSSocket made over an accepted socket keeps secureConnecting set after 'secure', and
+        // Http2Session then waits for a 'secureConnect' that servers never emit: HTTP/2 over mTLS would hang.
+        (tls as unknown as { secureConnecting: boolean }).secureConnecting = false;
         const id = verified.ok ? peerSpiffeId(tls.getPeerCertificate()) : undefined;
         resolve(id ? { socket: tls, peerIdentity: id } : { socket: tls });
       });

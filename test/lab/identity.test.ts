@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertificateAuthority } from '../../src/ca/index.js';
@@ -157,12 +157,16 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
     );
     assert.equal(r.marker, MARKER);
     assert.match(r.xfcc ?? '', new RegExp(`By=${REVIEWS_ID}`));
+    // The proxy is one process per core, run as the unprivileged proxy user, not inside the root agent.
+    const { pids } = (await admin(h2, '/proxy')) as { pids: number[] };
+    assert.equal(pids.length, availableParallelism());
+    for (const pid of pids) assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+1337\s+1337/m);
     assert.match(r.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\//);
   });
 
   test('a packet capture on the wire between meshed hosts holds no plaintext HTTP (a plaintext call in the same capture does)', async () => {
     const pcap = join(dir, 'wire.pcap');
-    const dump = h3.spawn('tcpdump', ['-i', 'eth0', '-U', '-w', pcap, 'tcp port 9080 or tcp port 15006']);
+    const dump = h3.spawn('tcpdump', ['-i', 'eth0', '--immediate-mode', '-U', '-w', pcap, 'tcp port 9080 or tcp port 15006']);
     await listening(dump);
     for (let i = 0; i < 5; i++) assert.equal((await callReviews()).marker, MARKER);
     // The control: the stranger h1 (no agent, PERMISSIVE) calls in plaintext while the same capture runs.

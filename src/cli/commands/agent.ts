@@ -17,6 +17,8 @@ const FLAGS = [
   'dnsPort',
   'proxy',
   'capture',
+  'proxyWorkers',
+  'runDir',
   'logLevel',
 ];
 
@@ -36,6 +38,11 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('dns-port', { type: 'string', describe: 'DNS proxy port on loopback (default 15053)' })
       .option('capture', { type: 'boolean', describe: 'install traffic capture when the proxy listens (default true; --no-capture)' })
       .option('proxy', { type: 'boolean', describe: 'run the data-plane proxy (default true; --no-proxy for control-plane only)' })
+      .option('proxy-workers', { type: 'string', describe: 'proxy processes (default: one per core; 0 runs the proxy inside the agent)' })
+      .option('run-dir', {
+        type: 'string',
+        describe: 'directory of the local xDS/SDS socket (default /run/vmesh/agent-<hash of data dir>)',
+      })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
