@@ -108,8 +108,13 @@ describe('the fleet: systemd hosts rolled out by ansible/site.yml', { timeout: 6
     }
     assert.equal((await ctl.sshOk('systemctl is-active vmesh-controller.service')).trim(), 'active');
     for (const h of [h1, h2]) {
-      assert.equal((await h.sshOk('systemctl is-active vmesh-agent.service')).trim(), 'active', await h.diagnose('vmesh-agent'));
+      const active = (await h.ssh('systemctl is-active vmesh-agent.service')).stdout.trim();
+      if (active !== 'active') assert.fail(`${h.name}: vmesh-agent is ${active}\n${await h.diagnose('vmesh-agent')}`);
       assert.match(await h.sshOk('nft list tables'), /^table inet vmesh$/m, `${h.name}: capture is not installed`);
+      // The unit lets the agent start its proxy workers as the proxy's own unprivileged user.
+      const workers = (await h.sshOk("ps -o uid=,args= -C node | grep '[p]roxy-worker-main' || true")).trim().split('\n').filter(Boolean);
+      assert.ok(workers.length > 0, `${h.name}: no proxy worker runs`);
+      for (const w of workers) assert.match(w, /^\s*1337\s/, `${h.name}: a proxy worker runs as another user: ${w}`);
     }
   });
 
