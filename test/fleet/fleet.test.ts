@@ -149,7 +149,9 @@ describe('the fleet: systemd hosts rolled out by ansible/site.yml', { timeout: 6
     await register(`--name app-h1 --service app --address ${h1.ip} --port http:8080 --host h1 --uid ${APP.uid}`);
 
     // The registration reaches the agents over xDS and the workload certificates get signed: poll, bounded.
+    const t = Date.now();
     const body = await callHello(60_000);
+    log(`hello answered after ${Date.now() - t} ms: ${JSON.stringify(body)}`);
     assert.equal(body.host, 'h2');
     assert.equal(body.uid, HELLO.uid);
     // From the inbound proxy on h2 (its passthrough source), with the caller's verified SPIFFE id.
