@@ -9,6 +9,7 @@ import {
   parseSpiffeId,
   signWorkloadCert,
   trustBundleSha256,
+  type WorkloadCert,
   WorkloadIdentities,
   workloadSpiffeId,
 } from '../ca/index.js';
@@ -25,6 +26,7 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
+import { uidSecretName } from '../proxy/runtime-types.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
@@ -75,6 +77,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const trustDomain = trustDomainOf(creds.certPem);
   let fromConfig = new Set<string>();
   let fromRegistry = new Set<string>();
+  // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
+  let byUid = new Map<number, string>();
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // The compiled result is kept, so an in-process proxy applies it without compiling it again.
@@ -126,7 +130,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      proxy.update(sync.config(), compiled, secretList(identities, creds));
+      proxy.update(sync.config(), compiled, secretList(identities, creds, byUid));
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
@@ -146,6 +150,13 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   let bundleHash = trustBundleSha256(creds.trustBundlePem);
   const onAck = (ack: HealthReportAck) => {
     fromRegistry = new Set(ack.workloads.map((w) => workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)));
+    const uids = new Map(
+      ack.workloads.filter((w) => w.hasUid).map((w) => [w.uid, workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)]),
+    );
+    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
+      byUid = uids;
+      updateProxy();
+    }
     wantIdentities();
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
     if (ack.trustBundleSha256 && ack.trustBundleSha256 !== bundleHash) {
@@ -230,9 +241,20 @@ function trustDomainOf(certPem: string): string {
 }
 
 /** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */
-function secretList(identities: WorkloadIdentities, creds: HostCreds): SecretInput[] {
+function secretList(identities: WorkloadIdentities, creds: HostCreds, byUid: ReadonlyMap<number, string>): SecretInput[] {
+  const byId = (c: WorkloadCert, name = c.spiffeId) => ({
+    name,
+    kind: 'certificate' as const,
+    certChainPem: c.certChainPem,
+    keyPem: c.keyPem,
+  });
   return [
-    ...identities.all().map((c) => ({ name: c.spiffeId, kind: 'certificate' as const, certChainPem: c.certChainPem, keyPem: c.keyPem })),
+    ...identities.all().map((c) => byId(c)),
+    // The proxy picks a captured connection's certificate by the uid that opened it.
+    ...[...byUid].flatMap(([uid, id]) => {
+      const c = identities.get(id);
+      return c ? [byId(c, uidSecretName(uid))] : [];
+    }),
     { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
     { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
   ];
