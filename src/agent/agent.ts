@@ -104,26 +104,32 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
-  // Capture goes on only once the proxy listens on the outbound port: redirecting to nothing would cut
-  // the host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent.
+  // Capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
+  // host off. Until then (no controller, no cached config), and while every proxy worker is down, traffic
+  // flows as if vmesh were absent and virtual IPs are refused at once (their local route).
   let captured = false;
-  let capturing = false;
-  const captureWhenListening = () => {
-    if (!cfg.capture || captured || capturing || !proxy) return;
-    if (!proxy.listening().some((l) => l.port === cfg.captureConfig.outboundPort)) return;
-    capturing = true;
-    routeVipRange()
-      .then(() => installCapture(cfg.captureConfig))
-      .then(() => {
-        captured = true;
-        logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
-      })
-      .catch((e: unknown) => logger.error({ err: e }, 'capture install failed; traffic is not captured'))
-      .finally(() => {
-        capturing = false;
-      });
+  let stopping = false;
+  let captureChain: Promise<void> = Promise.resolve();
+  const syncCapture = () => {
+    captureChain = captureChain.then(async () => {
+      const want = cfg.capture && !stopping && !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      try {
+        if (want && !captured) {
+          await routeVipRange();
+          await installCapture(cfg.captureConfig);
+          captured = true;
+          logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
+        } else if (!want && captured && !stopping) {
+          await removeCapture(cfg.captureConfig.backend);
+          captured = false;
+          logger.warn('no proxy listens on the outbound port: capture removed until it is back');
+        }
+      } catch (e) {
+        logger.error({ err: e }, 'capture change failed');
+      }
+    });
   };
-  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, () => captureWhenListening()) : undefined;
+  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
   function updateProxy(): void {
     // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
@@ -220,6 +226,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       clearInterval(renewTimer);
       identities.stop();
       // Capture comes off first, so nothing is redirected to a proxy that is about to go.
+      stopping = true;
+      await captureChain;
       if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
