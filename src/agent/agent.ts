@@ -9,6 +9,7 @@ import {
   parseSpiffeId,
   signWorkloadCert,
   trustBundleSha256,
+  type WorkloadCert,
   WorkloadIdentities,
   workloadSpiffeId,
 } from '../ca/index.js';
@@ -25,6 +26,7 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
+import { uidSecretName } from '../proxy/runtime-types.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
@@ -75,6 +77,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const trustDomain = trustDomainOf(creds.certPem);
   let fromConfig = new Set<string>();
   let fromRegistry = new Set<string>();
+  // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
+  let byUid = new Map<number, string>();
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // The compiled result is kept, so an in-process proxy applies it without compiling it again.
@@ -100,33 +104,39 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
-  // Capture goes on only once the proxy listens on the outbound port: redirecting to nothing would cut
-  // the host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent.
+  // Capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
+  // host off. Until then (no controller, no cached config), and while every proxy worker is down, traffic
+  // flows as if vmesh were absent and virtual IPs are refused at once (their local route).
   let captured = false;
-  let capturing = false;
-  const captureWhenListening = () => {
-    if (!cfg.capture || captured || capturing || !proxy) return;
-    if (!proxy.listening().some((l) => l.port === cfg.captureConfig.outboundPort)) return;
-    capturing = true;
-    routeVipRange()
-      .then(() => installCapture(cfg.captureConfig))
-      .then(() => {
-        captured = true;
-        logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
-      })
-      .catch((e: unknown) => logger.error({ err: e }, 'capture install failed; traffic is not captured'))
-      .finally(() => {
-        capturing = false;
-      });
+  let stopping = false;
+  let captureChain: Promise<void> = Promise.resolve();
+  const syncCapture = () => {
+    captureChain = captureChain.then(async () => {
+      const want = cfg.capture && !stopping && !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      try {
+        if (want && !captured) {
+          await routeVipRange();
+          await installCapture(cfg.captureConfig);
+          captured = true;
+          logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
+        } else if (!want && captured && !stopping) {
+          await removeCapture(cfg.captureConfig.backend);
+          captured = false;
+          logger.warn('no proxy listens on the outbound port: capture removed until it is back');
+        }
+      } catch (e) {
+        logger.error({ err: e }, 'capture change failed');
+      }
+    });
   };
-  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, () => captureWhenListening()) : undefined;
+  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
   function updateProxy(): void {
     // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      proxy.update(sync.config(), compiled, secretList(identities, creds));
+      proxy.update(sync.config(), compiled, secretList(identities, creds, byUid));
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
@@ -146,6 +156,13 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   let bundleHash = trustBundleSha256(creds.trustBundlePem);
   const onAck = (ack: HealthReportAck) => {
     fromRegistry = new Set(ack.workloads.map((w) => workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)));
+    const uids = new Map(
+      ack.workloads.filter((w) => w.hasUid).map((w) => [w.uid, workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)]),
+    );
+    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
+      byUid = uids;
+      updateProxy();
+    }
     wantIdentities();
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
     if (ack.trustBundleSha256 && ack.trustBundleSha256 !== bundleHash) {
@@ -209,6 +226,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       clearInterval(renewTimer);
       identities.stop();
       // Capture comes off first, so nothing is redirected to a proxy that is about to go.
+      stopping = true;
+      await captureChain;
       if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
@@ -230,9 +249,20 @@ function trustDomainOf(certPem: string): string {
 }
 
 /** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */
-function secretList(identities: WorkloadIdentities, creds: HostCreds): SecretInput[] {
+function secretList(identities: WorkloadIdentities, creds: HostCreds, byUid: ReadonlyMap<number, string>): SecretInput[] {
+  const byId = (c: WorkloadCert, name = c.spiffeId) => ({
+    name,
+    kind: 'certificate' as const,
+    certChainPem: c.certChainPem,
+    keyPem: c.keyPem,
+  });
   return [
-    ...identities.all().map((c) => ({ name: c.spiffeId, kind: 'certificate' as const, certChainPem: c.certChainPem, keyPem: c.keyPem })),
+    ...identities.all().map((c) => byId(c)),
+    // The proxy picks a captured connection's certificate by the uid that opened it.
+    ...[...byUid].flatMap(([uid, id]) => {
+      const c = identities.get(id);
+      return c ? [byId(c, uidSecretName(uid))] : [];
+    }),
     { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
     { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
   ];

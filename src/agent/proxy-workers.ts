@@ -18,7 +18,7 @@ export interface ProxyWorkersOptions {
   readonly gid?: number;
   readonly logLevel: string;
   readonly logger: Logger;
-  /** A worker reported its listeners (capture waits for the outbound port). */
+  /** A worker reported its listeners, or exited (capture follows whether any worker listens). */
   readonly onListening?: () => void;
 }
 
@@ -110,6 +110,7 @@ export class ProxyWorkers {
     worker.on('exit', (code, signal) => {
       slot.listeners = [];
       if (this.stopping) return;
+      this.opts.onListening?.();
       const wait = backoffDelay(slot.restarts++, { baseMs: 200, maxMs: 10_000 });
       this.opts.logger.error(
         { worker: index, pid: worker.process.pid, code, signal, restartInMs: wait },

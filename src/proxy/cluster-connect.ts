@@ -5,7 +5,7 @@ import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from
 import { normalizeIp } from '../lib/addr.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ClusterConfig, UpstreamTls } from './model.js';
-import type { ConnectResult, UpstreamFailure, UpstreamHost } from './runtime-types.js';
+import type { ConnectResult, SourceIdentity, UpstreamFailure, UpstreamHost } from './runtime-types.js';
 import { dnsSans, linkRawSocket, peerSpiffeId, sniFor, type TlsContexts, uriSans } from './tls-contexts.js';
 
 /**
@@ -34,6 +34,7 @@ export async function openUpstream(
   host: UpstreamHost,
   deps: ConnectDeps,
   alpn: readonly string[] | undefined,
+  identity?: SourceIdentity,
 ): Promise<ConnectResult> {
   if (c.blackhole) return failure('blackhole', `cluster ${c.name} is a black hole: connections are refused by configuration`);
   const { port } = host.endpoint;
@@ -49,7 +50,9 @@ export async function openUpstream(
       `cluster ${c.name}: refusing to connect to ${address}:${port}, the proxy's own listener (traffic loop)`,
     );
   }
-  const tlsCfg = c.tls ?? (host.endpoint.mtls ? c.meshTls : undefined);
+  let tlsCfg = c.tls ?? (host.endpoint.mtls ? c.meshTls : undefined);
+  // Mesh mTLS presents the calling workload's own certificate; a caller with no mesh identity goes plaintext.
+  if (c.tls === undefined && tlsCfg && identity !== undefined) tlsCfg = identity === null ? undefined : { ...tlsCfg, certSecret: identity };
   let context: ReturnType<TlsContexts['client']> | undefined;
   if (tlsCfg) {
     context = deps.contexts.client(tlsCfg);

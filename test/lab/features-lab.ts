@@ -119,6 +119,25 @@ export async function startFeatureLab(opts: {
     const servers = h3.spawn(node, [join(FIX, 'feature-servers.mjs'), ...opts.servers], APP);
     await Promise.all([controller.waitForLine(/"ready":true/, 60_000), servers.waitForLine(/^ready$/, 30_000)]);
 
+    // The client app is a registered workload on h2 (running as APP's uid): its connections present its identity.
+    await cli([
+      'workload',
+      'register',
+      '--name',
+      'app',
+      '--service',
+      'app',
+      '--service-account',
+      'app',
+      '--address',
+      h2.ipv4,
+      '--port',
+      'http:9999',
+      '--host',
+      'h2',
+      '--uid',
+      String(APP.uid),
+    ]);
     const start = async (host: LabHost, name: 'h2' | 'h3'): Promise<LabProcess> => {
       const dir = agentDirs[name];
       writeFileSync(join(dir, 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
@@ -165,6 +184,11 @@ export async function startFeatureLab(opts: {
         if (Date.now() > until) throw new Error(`the agent on ${h.name} never installed capture\n${diag()}`);
         await sleep(250);
       }
+    }
+    const certUntil = Date.now() + 60_000;
+    while (!(await adminGet(h2, '/certs')).includes('spiffe://cluster.local/ns/default/sa/app')) {
+      if (Date.now() > certUntil) throw new Error(`h2 never got the app's workload certificate\n${diag()}`);
+      await sleep(250);
     }
     await apply([...opts.services.map((s) => serviceYaml(s, h3.ipv4)), ...(opts.config ? [opts.config] : [])].join('---\n'));
     const outbound = opts.services.map((s) => `outbound|${s.port}||${s.name}.default.mesh`);

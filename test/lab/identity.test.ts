@@ -113,6 +113,30 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
       '--host',
       'h3',
     ]);
+    // Two client workloads on h2, each running as its own uid; uid 1502 runs there too but is not registered.
+    for (const [name, uid] of [
+      ['productpage', 1500],
+      ['ratings', 1501],
+    ] as const) {
+      await cli([
+        'workload',
+        'register',
+        '--name',
+        name,
+        '--service',
+        name,
+        '--service-account',
+        name,
+        '--address',
+        h2.ipv4,
+        '--port',
+        'http:9999',
+        '--host',
+        'h2',
+        '--uid',
+        String(uid),
+      ]);
+    }
     for (const [host, name] of [
       [h2, 'h2'],
       [h3, 'h3'],
@@ -132,6 +156,12 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
         diag,
       );
     }
+    await until(
+      'h2 holds both client SVIDs',
+      async () => ((await admin(h2, '/certs')) as Array<{ spiffeId: string }>).length >= 2 || undefined,
+      30_000,
+      diag,
+    );
     await until(
       'h3 holds the reviews SVID',
       async () => ((await admin(h3, '/certs')) as Array<{ spiffeId: string }>).find((c) => c.spiffeId === REVIEWS_ID),
@@ -161,7 +191,18 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
     const { pids } = (await admin(h2, '/proxy')) as { pids: number[] };
     assert.equal(pids.length, availableParallelism());
     for (const pid of pids) assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+1337\s+1337/m);
-    assert.match(r.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\//);
+    assert.match(r.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/);
+  });
+
+  test('two workloads on one host present two identities (by the uid that opened the socket); an unregistered uid has none', async () => {
+    const as = async (uid: number) =>
+      JSON.parse(await h2.execOk(node, ['-e', FETCH], { uid, gid: uid, timeoutMs: 20_000 })) as { marker: string; xfcc: string | null };
+    const [a, b, c] = [await as(1500), await as(1501), await as(1502)];
+    assert.match(a.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/);
+    assert.match(b.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings$/);
+    // No mesh identity: the call goes plaintext, which the server side (PERMISSIVE) still accepts.
+    assert.equal(c.marker, MARKER);
+    assert.equal(c.xfcc, null);
   });
 
   test('a packet capture on the wire between meshed hosts holds no plaintext HTTP (a plaintext call in the same capture does)', async () => {

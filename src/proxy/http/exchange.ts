@@ -203,6 +203,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       mode,
       info.contentLength,
       upgrade,
+      this.conn.sourceIdentity,
     );
     const fwd = new Forwarder(this, cfg, a, req, this.pending, this.requestEnded);
     this.fwd = fwd;
