@@ -74,6 +74,11 @@ for (const need of ['dist/src/cli/main.js', ADDON, 'systemd/vmesh-agent.service'
   if (!existsSync(join(ROOT, need))) fail(`${need} is missing (${need === ADDON ? 'npm install builds the addon' : 'run npm run build'})`);
 }
 const assets = sourceAssets();
+// A stale addon would ship old native code under new JavaScript: refuse it.
+const addonTime = statSync(join(ROOT, ADDON)).mtimeMs;
+const nativeSources = ['native/binding.gyp', ...readdirSync(join(ROOT, 'native/src')).map((f) => `native/src/${f}`)];
+const newer = nativeSources.filter((f) => statSync(join(ROOT, f)).mtimeMs > addonTime);
+if (newer.length > 0) fail(`${ADDON} is older than ${newer.join(', ')}: rebuild it (npm install, or npm run install)`);
 const entries = ['package.json', 'dist', ADDON, 'systemd', ...assets, ...productionModules()];
 mkdirSync(dirname(opts.out), { recursive: true });
 const tmp = `${opts.out}.${process.pid}.tmp`;
