@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runOk, sleep } from './exec.js';
@@ -29,7 +30,7 @@ describe('the fleet: systemd hosts rolled out by ansible/site.yml', { timeout: 6
   let h1: FleetHost;
   let h2: FleetHost;
   let inventory: string;
-  const work = mkdtempSync('/var/tmp/vmesh-fleet-release-');
+  const work = mkdtempSync(join(tmpdir(), 'vmesh-fleet-release-'));
   const release = join(work, 'vmesh-release.tar.gz');
   let first: PlaybookRun;
   const t0 = Date.now();

@@ -98,11 +98,25 @@ async function prepare(root: string): Promise<void> {
     if (f.endsWith('.deb')) rmSync(join(root, 'var/cache/apt/archives', f));
 }
 
+/** Trees of other keys (an older package list) go, unless an overlay still has one as its lower layer. */
+async function pruneOtherKeys(keep: string): Promise<void> {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  for (const f of readdirSync(CACHE_DIR)) {
+    const dir = join(CACHE_DIR, f);
+    if (!/^rootfs-[0-9a-f]+$/.test(f) || dir === keep || mounts.includes(`lowerdir=${dir}`)) continue;
+    if (existsSync(`${dir}.lock`)) continue;
+    await removeTree(dir);
+  }
+}
+
 /** Path of the cached root file system, built first when missing (about a minute and 320 MB). */
 export async function ensureRootfs(log: (line: string) => void = () => {}): Promise<string> {
   const key = rootfsKey();
   const final = join(CACHE_DIR, `rootfs-${key}`);
-  if (existsSync(final)) return final;
+  if (existsSync(final)) {
+    await pruneOtherKeys(final);
+    return final;
+  }
   mkdirSync(CACHE_DIR, { recursive: true, mode: 0o755 });
   for (const f of readdirSync(CACHE_DIR)) {
     const m = /^build-(\d+)$/.exec(f);
@@ -141,6 +155,7 @@ export async function ensureRootfs(log: (line: string) => void = () => {}): Prom
     }
     await prepare(build);
     await runOk('mv', ['-T', build, final]);
+    await pruneOtherKeys(final);
     return final;
   } finally {
     if (existsSync(build)) await removeTree(build);
