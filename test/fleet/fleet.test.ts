@@ -162,7 +162,7 @@ describe('the fleet: systemd hosts rolled out by ansible/site.yml', { timeout: 6
     const t = Date.now();
     // Until h1's agent holds the app's certificate the call goes out without a mesh identity (plaintext, which
     // the default PERMISSIVE mode accepts): wait for the identity.
-    const body = await callHello(60_000, (b) => b.xfcc !== null);
+    const body = await callHello(90_000, (b) => b.xfcc !== null);
     log(`hello answered after ${Date.now() - t} ms: ${JSON.stringify(body)}`);
     assert.equal(body.host, 'h2');
     assert.equal(body.uid, HELLO.uid);
