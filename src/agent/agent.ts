@@ -29,6 +29,7 @@ import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { uidSecretName } from '../proxy/runtime-types.js';
+import { readFileSecrets } from '../proxy/secret-files.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
@@ -102,7 +103,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     address: target(cfg.controllers),
     credentials: channelCredentials,
     nodeId: cfg.hostName,
-    metadata: { mode: 'sidecar' },
+    metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
     logger: logger.child({ component: 'xds' }),
   });
@@ -140,7 +141,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      proxy.update(sync.config(), compiled, secretList(identities, creds, byUid));
+      const files = [...fromConfig].filter((n) => n.startsWith('file'));
+      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) =>
+        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]),
+      );
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
@@ -205,7 +209,11 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       })
       .catch((e: unknown) => logger.warn({ err: e }, 'renewal check failed'));
   }
-  const renewTimer = setInterval(() => renew(false), 60_000);
+  const renewTimer = setInterval(() => {
+    renew(false);
+    // Gateway credential files may have been replaced on disk: read them again.
+    updateProxy();
+  }, 30_000);
   renewTimer.unref();
 
   const admin = createServer((req, res) => {
