@@ -2,13 +2,15 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import {
   controllerServiceClient,
   type HealthReportAck,
   parseSpiffeId,
+  pemProvider,
+  pemUpdates,
   signWorkloadCert,
   trustBundleSha256,
+  updatableChannelCredentials,
   type WorkloadCert,
   WorkloadIdentities,
   workloadSpiffeId,
@@ -27,6 +29,7 @@ import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { uidSecretName } from '../proxy/runtime-types.js';
+import { readFileSecrets } from '../proxy/secret-files.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
@@ -63,8 +66,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     }
   }
   let creds: HostCreds = await ensureHostCredentials(cfg, logger);
-  const credentials = (c: HostCreds) =>
-    grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
+  // One provider behind every channel to the controllers: a renewed certificate or a rotated bundle reaches
+  // new connections (xDS reconnects, reports) without rebuilding the channels.
+  const tls = pemProvider(creds.trustBundlePem, creds.keyPem, creds.certPem);
+  const channelCredentials = updatableChannelCredentials(tls);
 
   let proxy: ProxyRunner | undefined;
   const trustDomain = trustDomainOf(creds.certPem);
@@ -112,9 +117,9 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const sync = new XdsSync({
     validate,
     address: target(cfg.controllers),
-    credentials: credentials(creds),
+    credentials: channelCredentials,
     nodeId: cfg.hostName,
-    metadata: { mode: 'sidecar' },
+    metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
     logger: logger.child({ component: 'xds' }),
   });
@@ -157,7 +162,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      proxy.update(sync.config(), compiled, secretList(identities, creds, byUid));
+      const files = [...fromConfig].filter((n) => n.startsWith('file'));
+      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) =>
+        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]),
+      );
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
@@ -176,10 +184,17 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   sync.start();
 
   const Controller = controllerServiceClient();
-  let client = new Controller(target(cfg.controllers), credentials(creds)) as never as ConstructorParameters<
-    typeof HealthReporter
-  >[0]['client'];
-  let bundleHash = trustBundleSha256(creds.trustBundlePem);
+  const newClient = () =>
+    new Controller(target(cfg.controllers), channelCredentials, {
+      'grpc.use_local_subchannel_pool': 1,
+    }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
+  let client = newClient();
+  // The bundle this host holds everywhere (channels and proxy), reported so a root rotation knows who lags.
+  const heldBundle = () => {
+    const served = identities.trustBundle();
+    return served === undefined || served === creds.trustBundlePem ? trustBundleSha256(creds.trustBundlePem) : 'mixed';
+  };
+  let refetched = { hash: '', at: 0 };
   const onAck = (ack: HealthReportAck) => {
     const next: CachedWorkload[] = ack.workloads.map((w) => ({
       spiffeId: workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount),
@@ -197,33 +212,40 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     }
     wantIdentities();
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
-    if (ack.trustBundleSha256 && ack.trustBundleSha256 !== bundleHash) {
-      bundleHash = ack.trustBundleSha256;
-      logger.info({ trustBundleSha256: bundleHash }, 'the controller has a new trust bundle: fetching certificates again');
+    const want = ack.trustBundleSha256;
+    if (want && want !== heldBundle() && (refetched.hash !== want || Date.now() - refetched.at > 30_000)) {
+      refetched = { hash: want, at: Date.now() };
+      logger.info({ trustBundleSha256: want }, 'the controller has a new trust bundle: fetching certificates again');
       identities.refreshAll();
       renew(true);
     }
   };
-  const newReporter = () => new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck });
+  const newReporter = () => new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle });
   let reporter = newReporter();
   reporter.start();
 
-  // Renewal swaps the credentials of the report channel; the xDS stream picks them up on its next reconnect.
   function renew(force: boolean): void {
     renewIfDue(cfg, creds, logger, force)
       .then(async (next) => {
         if (!next) return;
         creds = next;
+        tls.update(...pemUpdates(creds.trustBundlePem, creds.keyPem, creds.certPem));
         updateProxy();
+        // An open connection keeps the certificate it was made with: reconnect so the controller sees the new one.
+        sync.reconnect();
         await reporter.stop();
         client.close();
-        client = new Controller(target(cfg.controllers), credentials(creds)) as never;
+        client = newClient();
         reporter = newReporter();
         reporter.start();
       })
       .catch((e: unknown) => logger.warn({ err: e }, 'renewal check failed'));
   }
-  const renewTimer = setInterval(() => renew(false), 60_000);
+  const renewTimer = setInterval(() => {
+    renew(false);
+    // Gateway credential files may have been replaced on disk: read them again.
+    updateProxy();
+  }, 30_000);
   renewTimer.unref();
 
   const admin = createServer((req, res) => {

@@ -44,6 +44,7 @@ export interface WorkloadHealthMessage {
 }
 export interface HealthReport {
   workloads: WorkloadHealthMessage[];
+  trustBundleSha256?: string;
 }
 export interface LocalWorkloadMessage {
   namespace: string;

@@ -3,10 +3,13 @@ export {
   type CaOptions,
   CertificateAuthority,
   type CertUsage,
+  type RootInfo,
+  type RotationState,
   type ServerCertificate,
   type SignedCertificate,
   type SignOptions,
 } from './ca.js';
+export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCredentials } from './cert-provider.js';
 export {
   CONTROLLER_PROTO_FILE,
   controllerServiceClient,

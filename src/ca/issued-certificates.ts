@@ -5,6 +5,16 @@
 export class IssuedCertificates {
   private count = 0;
   private readonly byHost = new Map<string, Map<string, Date>>();
+  private readonly bundles = new Map<string, string>();
+
+  /** The trust bundle hash a host's agent last reported holding. */
+  recordBundle(host: string, sha256: string): void {
+    this.bundles.set(host, sha256);
+  }
+
+  bundleOf(host: string): string | undefined {
+    return this.bundles.get(host);
+  }
 
   record(host: string, spiffeId: string, notAfter: Date): void {
     this.count++;
@@ -15,6 +25,7 @@ export class IssuedCertificates {
 
   forgetHost(host: string): void {
     this.byHost.delete(host);
+    this.bundles.delete(host);
   }
 
   issuedCount(): number {

@@ -107,12 +107,14 @@ export async function unary<Res>(opts: {
   method: 'Join' | 'Renew' | 'SignWorkload';
   request: object;
   timeoutMs: number;
+  /** A long-lived vmesh.v1.Controller client to call through (kept open); else one is made for this call. */
+  client?: grpc.Client;
 }): Promise<Res> {
   const Client = controllerServiceClient();
   const channelOptions: grpc.ChannelOptions = opts.servername
     ? { 'grpc.ssl_target_name_override': opts.servername, 'grpc.default_authority': opts.servername }
     : {};
-  const client = new Client(opts.address, opts.credentials, channelOptions);
+  const client = opts.client ?? new Client(opts.address, opts.credentials, channelOptions);
   const fn = (client as unknown as Record<string, CallFn<Res> | undefined>)[opts.method];
   if (!fn) throw new VmeshError(ErrorCode.Internal, `vmesh.v1.Controller has no method ${opts.method}`);
   try {
@@ -122,7 +124,7 @@ export async function unary<Res>(opts: {
       );
     });
   } finally {
-    client.close();
+    if (!opts.client) client.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { SignWorkloadResponse } from './controller-proto.js';
 import { channelCredentials, checkIssued, newKey, unary } from './join-client.js';
@@ -23,6 +24,8 @@ export interface SignWorkloadOptions {
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly timeoutMs?: number;
+  /** An open vmesh.v1.Controller client (mutual TLS with the host certificate) to reuse; else a channel per call. */
+  readonly client?: grpc.Client;
 }
 
 /** Makes a key here, sends only a CSR, and checks that what comes back is for that key and names the identity asked for. */
@@ -36,6 +39,7 @@ export async function signWorkloadCert(opts: SignWorkloadOptions): Promise<Workl
     method: 'SignWorkload',
     request: { namespace: opts.namespace, serviceAccount: opts.serviceAccount, csrPem },
     timeoutMs: opts.timeoutMs ?? 15_000,
+    ...(opts.client ? { client: opts.client } : {}),
   });
   const leafPem = splitCertificates(res.certChainPem)[0];
   if (!leafPem) throw vmeshError(ErrorCode.Internal, `${what}: the controller returned no certificate`);

@@ -177,6 +177,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         logger: logger.child({ component: 'health' }),
         touch: (h) => hosts.touch(h),
         trustBundleSha256: () => trustBundleSha256(ca.trustBundlePem()),
+        onBundle: (h, sha) => issued.recordBundle(h, sha),
         workloadsOn: (h) =>
           registry.onHost(h).map((w) => ({
             namespace: w.namespace,
@@ -223,7 +224,29 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       key: serverCert.keyPem,
       cert: serverCert.chainPem,
       adminToken: admin.token,
-      routes: apiRoutes({ tokens, hosts, health, config, registry, model: model as ModelBuilder, xds, version: VMESH_VERSION }),
+      routes: apiRoutes({
+        tokens,
+        hosts,
+        health,
+        config,
+        registry,
+        model: model as ModelBuilder,
+        xds,
+        version: VMESH_VERSION,
+        ca: {
+          ca,
+          hosts,
+          health,
+          issued,
+          // A rotation step changes the signing root or the bundle: serve a certificate and roots that match.
+          onChange: () => {
+            const next = ca.issueServerCert(serverNames(cfg));
+            creds.update(next);
+            api.setSecureContext({ key: next.keyPem, cert: next.chainPem });
+            logger.info({ rotation: ca.rotationState().phase, caHash: ca.caHash() }, 'CA changed: serving certificates re-issued');
+          },
+        },
+      }),
       logger: logger.child({ component: 'api' }),
     });
     closers.push(() => {

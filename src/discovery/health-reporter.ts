@@ -51,6 +51,8 @@ export class HealthReporter {
       readonly defaultIntervalMs?: number;
       /** Every answer: the host's registered workloads and the controller's trust bundle hash. */
       readonly onAck?: (ack: HealthReportAck) => void;
+      /** The hash of the trust bundle this host holds, sent with every report. */
+      readonly bundleSha256?: () => string;
     },
   ) {}
 
@@ -70,7 +72,9 @@ export class HealthReporter {
   /** One report and one round of probes; exported for tests and for an immediate report after start. */
   async reportOnce(): Promise<number> {
     const ack = await new Promise<HealthReportAck>((resolve, reject) =>
-      this.opts.client.ReportHealth({ workloads: this.statuses }, (e, res) => (e || !res ? reject(e) : resolve(res))),
+      this.opts.client.ReportHealth({ workloads: this.statuses, trustBundleSha256: this.opts.bundleSha256?.() ?? '' }, (e, res) =>
+        e || !res ? reject(e) : resolve(res),
+      ),
     );
     this.workloads = ack.workloads;
     this.opts.onAck?.(ack);

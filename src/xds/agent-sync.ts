@@ -83,6 +83,11 @@ export class XdsSync {
     this.client.start();
   }
 
+  /** A new connection and stream to the controller (after the host certificate was renewed). */
+  reconnect(): void {
+    this.client.reconnect();
+  }
+
   async stop(): Promise<void> {
     await this.client.stop();
     if (this.persistTimer) {

@@ -299,6 +299,59 @@ spec:
     assert.equal((await callReviews()).marker, MARKER);
   });
 
+  test('a root rotation (stage, activate, finish) under steady traffic drops no request', async () => {
+    const load = h2.spawn(
+      node,
+      [
+        '-e',
+        `const h=require('http');const end=Date.now()+150000;let ok=0,bad=0,last='',stop=false;process.on('SIGTERM',()=>{stop=true});const go=()=>{if(Date.now()>end||stop)return console.log(JSON.stringify({ok,bad,last}));h.get({host:'reviews',port:9080,path:'/',agent:false},r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>{r.statusCode===200&&JSON.parse(b).xfcc?ok++:(bad++,last=String(r.statusCode)+b.slice(0,80));setTimeout(go,50)})}).on('error',e=>{bad++;last=e.code;setTimeout(go,50)})};go()`,
+      ],
+      APP,
+    );
+    type Status = {
+      trustBundleSha256: string;
+      rotation: { phase: string; current: { caHash: string } };
+      hosts: Array<{ name: string; bundle: string }>;
+    };
+    const status = async () => JSON.parse(await cli(['ca', 'status', '-o', 'json'])) as Status;
+    let last: Status | undefined;
+    const allCurrent = async () => {
+      last = await status();
+      return last.hosts.every((h) => h.bundle === 'current') ? last : undefined;
+    };
+    const rdiag = () =>
+      `${JSON.stringify(last?.hosts)}\n${agents
+        .map((a) =>
+          a
+            .stderr()
+            .split('\n')
+            .filter((l) => /"level":(40|50)/.test(l))
+            .slice(-8)
+            .join('\n'),
+        )
+        .join('\n---\n')}`;
+    const before = await status();
+    await cli(['ca', 'rotate-root']);
+    const staged = await until('every host trusts the staged root', allCurrent, 60_000, rdiag);
+    assert.equal(staged.rotation.phase, 'staged');
+    await cli(['ca', 'rotate-root', '--activate']);
+    const active = await until('every host fetched certificates of the new root', allCurrent, 60_000, rdiag);
+    assert.equal(active.rotation.phase, 'activated');
+    assert.notEqual(active.rotation.current.caHash, before.rotation.current.caHash);
+    await cli(['ca', 'rotate-root', '--finish']);
+    const done = await until('every host dropped the old root', allCurrent, 60_000, rdiag);
+    assert.equal(done.rotation.phase, 'none');
+    await sleep(3000);
+    load.child.kill('SIGTERM');
+    const line = await load.waitForLine(/^\{/, 30_000);
+    const r = JSON.parse(line) as { ok: number; bad: number; last: string };
+    assert.equal(r.bad, 0, line);
+    assert.ok(r.ok > 20, line);
+    // The server's certificate now chains to the new root only.
+    const certs = (await admin(h3, '/certs')) as Array<{ spiffeId: string }>;
+    assert.ok(certs.some((c) => c.spiffeId === REVIEWS_ID));
+  });
+
   test('workload certificates rotate under steady traffic and no request fails', async () => {
     const serial = async () =>
       ((await admin(h3, '/certs')) as Array<{ spiffeId: string; serial: string }>).find((c) => c.spiffeId === REVIEWS_ID)?.serial;

@@ -18,6 +18,9 @@ const FLAGS = [
   'proxy',
   'capture',
   'proxyWorkers',
+  'mode',
+  'gatewayLabel',
+  'credentialsDir',
   'runDir',
   'logLevel',
 ];
@@ -43,6 +46,9 @@ export const agentCommand: CommandModule<object, Argv> = {
         type: 'string',
         describe: 'directory of the local xDS/SDS socket (default /run/vmesh/agent-<hash of data dir>)',
       })
+      .option('mode', { type: 'string', choices: ['sidecar', 'gateway'], describe: 'sidecar (default) or an ingress/egress gateway' })
+      .option('gateway-label', { type: 'string', array: true, describe: 'gateway mode: a label Gateway selectors match (key=value)' })
+      .option('credentials-dir', { type: 'string', describe: 'gateway credentialName files (default /etc/vmesh/credentials)' })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
