@@ -17,3 +17,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const base = opts.component ? { component: opts.component } : {};
   return pino({ level: opts.level ?? 'info', base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
+
+/**
+ * Access logs: bare JSON lines (no level, pid or time fields; each entry carries Envoy's `start_time`) on stdout,
+ * written asynchronously so a request never waits for the terminal or journald.
+ */
+export function createAccessLogger(destination?: NodeJS.WritableStream): Logger {
+  const dest = destination ?? pino.destination({ fd: 1, sync: false });
+  return pino({ base: null, timestamp: false, formatters: { level: () => ({}) } }, dest);
+}
