@@ -19,10 +19,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 }
 
 /**
- * Access logs: bare JSON lines (no level, pid or time fields; each entry carries Envoy's `start_time`) on stdout,
- * written asynchronously so a request never waits for the terminal or journald.
+ * Access logs: JSON lines on stdout with Envoy's fields (each entry carries its own `start_time`, so no pino time,
+ * pid or hostname; pino keeps its `level`), written asynchronously so a request never waits for the terminal or journald.
  */
 export function createAccessLogger(destination?: NodeJS.WritableStream): Logger {
   const dest = destination ?? pino.destination({ fd: 1, sync: false });
-  return pino({ base: null, timestamp: false, formatters: { level: () => ({}) } }, dest);
+  return pino({ base: { log: 'access' }, timestamp: false }, dest);
 }

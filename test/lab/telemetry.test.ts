@@ -149,7 +149,11 @@ describe('telemetry: Istio metrics and access logs from both proxies', () => {
     };
     const src = { ...web, reporter: 'source', connection_security_policy: 'unknown' };
     const dst = { ...web, reporter: 'destination', connection_security_policy: 'mutual_tls' };
-    const show = (s: Sample[]) => s.filter((x) => x.name.startsWith('istio_')).map((x) => `${x.name} ${JSON.stringify(x.labels)} ${x.value}`).join('\n');
+    const show = (s: Sample[]) =>
+      s
+        .filter((x) => x.name.startsWith('istio_'))
+        .map((x) => `${x.name} ${JSON.stringify(x.labels)} ${x.value}`)
+        .join('\n');
     for (const [m, labels, host] of [
       [m2, src, 'h2'],
       [m3, dst, 'h3'],

@@ -17,7 +17,10 @@ export function compileAccessLogs(v: unknown, path: string): AccessLogConfig[] {
     const filter = msg(entry.filter, `${p}.filter`);
     if (!filter) return {};
     const sc = msg(filter.status_code_filter, `${p}.filter.status_code_filter`);
-    const others = Object.keys(filter).filter((k) => k !== 'status_code_filter' && filter[k] !== null && filter[k] !== undefined);
+    // protobufjs names the set oneof member in `filter_specifier`.
+    const others = Object.keys(filter).filter(
+      (k) => k !== 'status_code_filter' && k !== 'filter_specifier' && filter[k] !== null && filter[k] !== undefined,
+    );
     if (!sc || others.length > 0)
       fail(`${p}.filter`, `only status_code_filter is supported${others.length ? ` (got ${others.join(', ')})` : ''}`);
     const cmp = msg(sc.comparison, `${p}.filter.status_code_filter.comparison`) ?? {};
