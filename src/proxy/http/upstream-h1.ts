@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { UpstreamHost } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import { stripHopByHop } from './headers.js';
+import { enterBatch, exitBatch, Outbox } from './outbox.js';
 import { findHeadEnd, MAX_HEAD_BYTES, parseResponseHead } from './parser.js';
 import type { BodyMode, UpstreamExchange, UpstreamReceiver } from './upstream.js';
 
@@ -12,10 +13,6 @@ const P_CHUNKED = 3;
 const P_CLOSE = 4;
 
 const CRLF = '\r\n';
-
-function uncork(s: Socket): void {
-  s.uncork();
-}
 const LAST_CHUNK = '0\r\n\r\n';
 
 /** Where an idle connection goes back to, and who hears that it closed. */
@@ -33,6 +30,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
   receiver: UpstreamReceiver | undefined;
   /** Requests started on this connection. */
   requests = 0;
+  /** When it last went back to its pool (the pool's clock). */
+  idleSince = 0;
   private phase = P_IDLE;
   private mode: BodyMode = 'none';
   private requestDone = true;
@@ -46,6 +45,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
   private decoder: ChunkedDecoder | undefined;
   private dead = false;
   private detached = false;
+  /** The request goes out through here: head and body in one write when they come together. */
+  private readonly out: Outbox;
 
   constructor(
     readonly socket: Socket,
@@ -53,12 +54,12 @@ export class H1Conn implements UpstreamExchange, BodySink {
     readonly cluster: string,
     private readonly owner: ConnOwner,
   ) {
+    this.out = new Outbox(socket);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
     socket.on('drain', this.onDrain);
-    socket.on('timeout', this.onTimeout);
   }
 
   get alive(): boolean {
@@ -76,10 +77,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
     this.upgradeRequest = upgrade;
     this.gotBytes = false;
     this.keepAlive = true;
-    // Corked for a tick: the head and the first body bytes leave in one write.
-    this.socket.cork();
-    this.socket.write(head, 'latin1');
-    process.nextTick(uncork, this.socket);
+    // Queued: the head and the body bytes that come with it leave in one write.
+    this.out.str(head);
   }
 
   get reused(): boolean {
@@ -88,20 +87,17 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   sendBody(chunk: Buffer): boolean {
     if (this.dead || chunk.length === 0) return true;
-    const s = this.socket;
-    if (this.mode !== 'chunked') return s.write(chunk);
-    s.cork();
-    s.write(chunk.length.toString(16) + CRLF, 'latin1');
-    s.write(chunk);
-    const more = s.write(CRLF, 'latin1');
-    s.uncork();
-    return more;
+    const out = this.out;
+    if (this.mode !== 'chunked') return out.buf(chunk);
+    out.str(chunk.length.toString(16) + CRLF);
+    out.buf(chunk);
+    return out.str(CRLF);
   }
 
   endBody(): void {
     if (this.requestDone) return;
     this.requestDone = true;
-    if (this.mode === 'chunked' && !this.dead) this.socket.write(LAST_CHUNK, 'latin1');
+    if (this.mode === 'chunked' && !this.dead) this.out.str(LAST_CHUNK);
   }
 
   pause(): void {
@@ -119,6 +115,7 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   destroy(): void {
     this.dead = true;
+    this.out.discard();
     this.socket.destroy();
   }
 
@@ -134,11 +131,14 @@ export class H1Conn implements UpstreamExchange, BodySink {
       this.destroy();
       return;
     }
-    if (this.phase === P_HEAD) {
-      this.head(chunk);
-      return;
+    // What this response causes (its bytes to the client, a next pipelined request upstream) leaves in one write each.
+    enterBatch();
+    try {
+      if (this.phase === P_HEAD) this.head(chunk);
+      else this.body(chunk, 0);
+    } finally {
+      exitBatch();
     }
-    this.body(chunk, 0);
   };
 
   private head(chunk: Buffer): void {
@@ -267,12 +267,11 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   private detach(): void {
     const s = this.socket;
+    this.out.flush();
     s.removeListener('data', this.onData);
     s.removeListener('end', this.onEnd);
     s.removeListener('close', this.onClose);
     s.removeListener('drain', this.onDrain);
-    s.removeListener('timeout', this.onTimeout);
-    s.setTimeout(0);
     this.receiver = undefined;
     this.dead = true;
     this.detached = true;
@@ -307,10 +306,5 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   private readonly onDrain = (): void => {
     this.receiver?.onUpstreamDrain();
-  };
-
-  private readonly onTimeout = (): void => {
-    // Only idle pooled connections have a timeout set.
-    if (this.receiver === undefined) this.destroy();
   };
 }
