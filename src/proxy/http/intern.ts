@@ -3,7 +3,8 @@
  * few dozen names, and mostly the same values, on every request: building each from the buffer costs a native
  * call, a lower-casing copy and, at its first Map or Set lookup, hashing it. Here the parser hashes a name while it
  * scans it and gets back one shared string; a value equal byte for byte to the last one seen under that name is
- * shared too. Both tables are small and fixed in size: unusual names only replace entries, never grow them.
+ * shared too. The tables are small and fixed in size: unusual names only replace entries, never grow them. Each
+ * entry keeps its bytes beside the string: comparing typed arrays is about twice as fast as charCodeAt.
  */
 
 /** ASCII lower-casing by byte (header names are tokens: no other bytes change). */
@@ -16,22 +17,32 @@ export const LOWER = (() => {
 const SLOTS = 1024;
 const MASK = SLOTS - 1;
 const names: Array<string | undefined> = new Array(SLOTS).fill(undefined);
+const nameBytes: Array<Uint8Array | undefined> = new Array(SLOTS).fill(undefined);
 const values: Array<string | undefined> = new Array(SLOTS).fill(undefined);
+const valueBytes: Array<Uint8Array | undefined> = new Array(SLOTS).fill(undefined);
 /** Values longer than this are never shared (they are rarely repeated, and comparing them costs more). */
 const MAX_SHARED_VALUE = 128;
-
-/** The running hash a caller computes over a name's lower-cased bytes: h = hashStep(h, LOWER[byte]), from 0. */
-export function hashStep(h: number, lowerByte: number): number {
-  return (Math.imul(h, 31) + lowerByte) | 0;
-}
 
 function slotOf(h: number): number {
   return (h ^ (h >>> 10)) & MASK;
 }
 
+function bytesOf(s: string): Uint8Array {
+  const u = new Uint8Array(s.length);
+  for (let k = 0; k < s.length; k++) u[k] = s.charCodeAt(k);
+  return u;
+}
+
+function copyBytes(buf: Buffer, start: number, end: number): Uint8Array {
+  const u = new Uint8Array(end - start);
+  for (let k = start; k < end; k++) u[k - start] = buf[k] as number;
+  return u;
+}
+
+/** The running hash callers compute over lower-cased name bytes (or exact bytes for internExact), from a seed. */
 function hashString(s: string): number {
   let h = 0;
-  for (let k = 0; k < s.length; k++) h = hashStep(h, s.charCodeAt(k));
+  for (let k = 0; k < s.length; k++) h = (Math.imul(h, 31) + s.charCodeAt(k)) | 0;
   return h;
 }
 
@@ -77,58 +88,73 @@ for (const n of [
   'traceparent',
   'tracestate',
 ]) {
-  names[slotOf(hashString(n))] ??= n;
+  const slot = slotOf(hashString(n));
+  if (names[slot] === undefined) {
+    names[slot] = n;
+    nameBytes[slot] = bytesOf(n);
+  }
 }
 
-/** The lower-cased name in buf[start, end), whose bytes hash to `h`. */
+/** The lower-cased name in buf[start, end), whose lower-cased bytes hash to `h`. */
 export function internName(buf: Buffer, start: number, end: number, h: number): string {
   const slot = slotOf(h);
-  const cached = names[slot];
   const len = end - start;
-  if (cached !== undefined && cached.length === len) {
+  const b = nameBytes[slot];
+  if (b !== undefined && b.length === len) {
     let k = 0;
-    while (k < len && cached.charCodeAt(k) === LOWER[buf[start + k] as number]) k++;
-    if (k === len) return cached;
+    while (k < len && b[k] === LOWER[buf[start + k] as number]) k++;
+    if (k === len) return names[slot] as string;
   }
   const made = buf.toString('latin1', start, end).toLowerCase();
   names[slot] = made;
+  nameBytes[slot] = bytesOf(made);
   values[slot] = undefined;
+  valueBytes[slot] = undefined;
   return made;
 }
 
 /**
- * The last value seen for a field whose name hashed to `h`: when the next bytes of a field line are exactly it
- * (followed by CR) the parser takes it as is. It was validated when it was first parsed, so equal bytes need no
- * second check.
+ * The last value seen for a field whose name hashed to `h`, when buf[at, ...) holds exactly its bytes followed by
+ * `next` (the CR ending the line). It was validated when it was first parsed, so equal bytes need no second check.
  */
-export function lastValue(h: number): string | undefined {
-  return values[slotOf(h)];
+export function knownValue(buf: Buffer, at: number, h: number, next: number): string | undefined {
+  const slot = slotOf(h);
+  const b = valueBytes[slot];
+  if (b === undefined || buf[at + b.length] !== next) return undefined;
+  const len = b.length;
+  for (let k = 0; k < len; k++) if (b[k] !== buf[at + k]) return undefined;
+  return values[slot];
+}
+
+/** Remembers a validated value (found in buf[start, end)) for knownValue. */
+export function rememberValue(h: number, value: string, buf: Buffer, start: number, end: number): void {
+  if (value.length > MAX_SHARED_VALUE) return;
+  const slot = slotOf(h);
+  values[slot] = value;
+  valueBytes[slot] = copyBytes(buf, start, end);
 }
 
 const EXACT_SLOTS = 512;
 const exact: Array<string | undefined> = new Array(EXACT_SLOTS).fill(undefined);
+const exactBytes: Array<Uint8Array | undefined> = new Array(EXACT_SLOTS).fill(undefined);
 const MAX_EXACT = 256;
 
 /**
  * The string of buf[start, end) exactly (no case folding), shared with the last one whose bytes hashed to the same
- * slot: methods and request-targets, which the caller has validated and hashed with hashStep (from its own seed).
+ * slot: methods and request-targets, which the caller has validated and hashed (from its own seed).
  */
 export function internExact(buf: Buffer, start: number, end: number, h: number): string {
   const len = end - start;
   if (len > MAX_EXACT) return buf.toString('latin1', start, end);
   const slot = (h ^ (h >>> 9)) & (EXACT_SLOTS - 1);
-  const cached = exact[slot];
-  if (cached !== undefined && cached.length === len) {
+  const b = exactBytes[slot];
+  if (b !== undefined && b.length === len) {
     let k = 0;
-    while (k < len && cached.charCodeAt(k) === buf[start + k]) k++;
-    if (k === len) return cached;
+    while (k < len && b[k] === buf[start + k]) k++;
+    if (k === len) return exact[slot] as string;
   }
   const made = buf.toString('latin1', start, end);
   exact[slot] = made;
+  exactBytes[slot] = copyBytes(buf, start, end);
   return made;
-}
-
-/** Remembers a validated value for sharedValue. */
-export function rememberValue(h: number, value: string): void {
-  if (value.length <= MAX_SHARED_VALUE) values[slotOf(h)] = value;
 }

@@ -15,6 +15,17 @@ const COALESCE_MAX = 16 * 1024;
 /** Buffered bytes at which the outbox writes at once rather than at the end of the batch. */
 const FLUSH_AT = 16 * 1024;
 
+/**
+ * Buffer's latin1 writer without Buffer#write's argument juggling (Node has it on every Buffer; typed apart here
+ * because @types/node does not list it), with the documented call as the fallback.
+ */
+type Latin1Write = (this: Buffer, s: string, offset: number) => number;
+const latin1Write: Latin1Write =
+  (Buffer.prototype as unknown as { latin1Write?: Latin1Write }).latin1Write ??
+  function (this: Buffer, s: string, offset: number): number {
+    return this.write(s, offset, 'latin1');
+  };
+
 let depth = 0;
 let tickScheduled = false;
 /** Outboxes with queued output: dirty[0, dirtyCount). */
@@ -121,7 +132,7 @@ export class Outbox {
       for (let i = 0; i < n; i++) {
         const p = parts[i] as string | Buffer;
         parts[i] = undefined;
-        if (typeof p === 'string') at += out.write(p, at, 'latin1');
+        if (typeof p === 'string') at += latin1Write.call(out, p, at);
         else {
           out.set(p, at);
           at += p.length;

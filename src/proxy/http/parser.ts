@@ -1,6 +1,6 @@
 import { METHODS } from 'node:http';
 import { AUTHORITY, COLON, CR, FIELD_VALUE, HTAB, LF, SP, TARGET, TCHAR } from './chars.js';
-import { internExact, internName, LOWER, lastValue, rememberValue } from './intern.js';
+import { internExact, internName, knownValue, LOWER, rememberValue } from './intern.js';
 
 /**
  * A strict HTTP/1.1 head parser (RFC 9112). Anything a lenient peer could read differently is refused:
@@ -118,8 +118,8 @@ export function parseFieldLines(buf: Buffer, pos: number, end: number, out: Fiel
     }
     const valueStart = i;
     let valueEnd = i;
-    let value = lastValue(h);
-    if (value !== undefined && buf[valueStart + value.length] === CR && sameBytes(buf, valueStart, value)) {
+    let value = knownValue(buf, valueStart, h, CR);
+    if (value !== undefined) {
       // The value this name had last time, byte for byte (already validated then).
       i = valueEnd = valueStart + value.length;
     } else {
@@ -133,7 +133,7 @@ export function parseFieldLines(buf: Buffer, pos: number, end: number, out: Fiel
       value = '';
       if (valueStart !== valueEnd) {
         value = buf.toString('latin1', valueStart, valueEnd);
-        rememberValue(h, value);
+        rememberValue(h, value, buf, valueStart, valueEnd);
       }
     }
     if (buf[i + 1] !== LF) return fail('bare CR in head');
@@ -147,11 +147,6 @@ export function parseFieldLines(buf: Buffer, pos: number, end: number, out: Fiel
     i += 2;
   }
   return undefined;
-}
-
-function sameBytes(buf: Buffer, at: number, s: string): boolean {
-  for (let k = 0; k < s.length; k++) if (s.charCodeAt(k) !== buf[at + k]) return false;
-  return true;
 }
 
 /** Comma-separated tokens of a list header, lower case, empty elements dropped (RFC 9110 5.6.1). */

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { type ReadSink, type ReusedReads, reusedReadsOf } from '../cluster-connect.js';
 import type { UpstreamHost } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import { stripHopByHop } from './headers.js';
@@ -14,6 +15,11 @@ const P_CLOSE = 4;
 
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+/**
+ * Body bytes read into a reused buffer are copied up to this size (small copies come from Buffer's pool) before
+ * they are handed on; larger ones are handed on as they are, and the connection's next read goes to a new buffer.
+ */
+const COPY_MAX = 4 * 1024;
 
 /** Where an idle connection goes back to, and who hears that it closed. */
 export interface ConnOwner {
@@ -24,9 +30,9 @@ export interface ConnOwner {
 /**
  * One keep-alive HTTP/1.1 connection to an upstream host: writes a request head and body, reads the response
  * strictly (the upstream is not trusted to frame it right: a connection that misbehaves is never reused), and
- * hands response bytes to the current receiver without copying.
+ * hands response bytes to the current receiver (copied only when small and read into a reused buffer).
  */
-export class H1Conn implements UpstreamExchange, BodySink {
+export class H1Conn implements UpstreamExchange, BodySink, ReadSink {
   receiver: UpstreamReceiver | undefined;
   /** Requests started on this connection. */
   requests = 0;
@@ -47,6 +53,9 @@ export class H1Conn implements UpstreamExchange, BodySink {
   private detached = false;
   /** The request goes out through here: head and body in one write when they come together. */
   private readonly out: Outbox;
+  /** Set when the socket reads into a reused buffer (plaintext): then `borrowed` while a read is handled. */
+  private readonly reads: ReusedReads | undefined;
+  private borrowed = false;
 
   constructor(
     readonly socket: Socket,
@@ -55,7 +64,9 @@ export class H1Conn implements UpstreamExchange, BodySink {
     private readonly owner: ConnOwner,
   ) {
     this.out = new Outbox(socket);
-    socket.on('data', this.onData);
+    this.reads = reusedReadsOf(socket);
+    if (this.reads) this.reads.sink = this;
+    else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
@@ -121,7 +132,25 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   // Body bytes of a chunked response.
   onBody(chunk: Buffer): void {
-    this.receiver?.onUpstreamData(chunk);
+    this.receiver?.onUpstreamData(this.keep(chunk));
+  }
+
+  /** A read into the connection's reused buffer: views of it are valid until this returns (see keep). */
+  onRead(buf: Buffer, n: number): void {
+    this.borrowed = true;
+    try {
+      this.onData(buf.subarray(0, n));
+    } finally {
+      this.borrowed = false;
+    }
+  }
+
+  /** What may outlive the current read: small views are copied, larger ones keep the read buffer from reuse. */
+  private keep(view: Buffer): Buffer {
+    if (!this.borrowed) return view;
+    if (view.length <= COPY_MAX) return Buffer.from(view);
+    this.reads?.lend();
+    return view;
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -155,7 +184,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
           this.protocolError('response head too large');
           return;
         }
-        this.buf = b;
+        // Kept across reads: never a view of the reused read buffer.
+        this.buf = this.borrowed ? Buffer.from(b) : b;
         this.scanFrom = b.length;
         return;
       }
@@ -175,7 +205,7 @@ export class H1Conn implements UpstreamExchange, BodySink {
           return;
         }
         this.detach();
-        r.onUpstreamUpgrade(this.socket, h.names, h.values, rest);
+        r.onUpstreamUpgrade(this.socket, h.names, h.values, rest ? this.keep(rest) : undefined);
         return;
       }
       if (h.status < 200) {
@@ -218,11 +248,11 @@ export class H1Conn implements UpstreamExchange, BodySink {
         const n = chunk.length - start;
         if (n <= this.remaining) {
           this.remaining -= n;
-          r.onUpstreamData(start === 0 ? chunk : chunk.subarray(start));
+          r.onUpstreamData(this.keep(start === 0 ? chunk : chunk.subarray(start)));
         } else {
           // More than Content-Length said: deliver what belongs to the response, never reuse the connection.
           this.keepAlive = false;
-          r.onUpstreamData(chunk.subarray(start, start + this.remaining));
+          r.onUpstreamData(this.keep(chunk.subarray(start, start + this.remaining)));
           this.remaining = 0;
         }
         if (this.remaining === 0 && this.receiver === r) this.finish(undefined);
@@ -243,7 +273,7 @@ export class H1Conn implements UpstreamExchange, BodySink {
         return;
       }
       case P_CLOSE:
-        r.onUpstreamData(start === 0 ? chunk : chunk.subarray(start));
+        r.onUpstreamData(this.keep(start === 0 ? chunk : chunk.subarray(start)));
         return;
     }
   }
@@ -269,6 +299,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
     const s = this.socket;
     this.out.flush();
     s.removeListener('data', this.onData);
+    // The tunnel reads the socket through 'data' (the reused-buffer reader copies once nobody sinks it).
+    if (this.reads) this.reads.sink = undefined;
     s.removeListener('end', this.onEnd);
     s.removeListener('close', this.onClose);
     s.removeListener('drain', this.onDrain);
