@@ -22,6 +22,8 @@ const values: Array<string | undefined> = new Array(SLOTS).fill(undefined);
 const valueBytes: Array<Uint8Array | undefined> = new Array(SLOTS).fill(undefined);
 /** Values longer than this are never shared (they are rarely repeated, and comparing them costs more). */
 const MAX_SHARED_VALUE = 128;
+/** Nor are longer names: the tables stay small whatever clients send (at most ~1024 x (64 + 128) x 2 bytes). */
+const MAX_SHARED_NAME = 64;
 
 function slotOf(h: number): number {
   return (h ^ (h >>> 10)) & MASK;
@@ -106,6 +108,7 @@ export function internName(buf: Buffer, start: number, end: number, h: number): 
     if (k === len) return names[slot] as string;
   }
   const made = buf.toString('latin1', start, end).toLowerCase();
+  if (len > MAX_SHARED_NAME) return made;
   names[slot] = made;
   nameBytes[slot] = bytesOf(made);
   values[slot] = undefined;
