@@ -18,6 +18,7 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("originalDst", Napi::Function::New(env, vmesh::OriginalDst, "originalDst"));
   exports.Set("nftRun", Napi::Function::New(env, vmesh::NftRun, "nftRun"));
+  exports.Set("socketUid", Napi::Function::New(env, vmesh::SocketUid, "socketUid"));
   exports.Set("nftAvailable", Napi::Function::New(env, vmesh::NftAvailable, "nftAvailable"));
   return exports;
 }

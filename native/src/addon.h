@@ -11,5 +11,6 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err);
 Napi::Value OriginalDst(const Napi::CallbackInfo& info);
 Napi::Value NftRun(const Napi::CallbackInfo& info);
 Napi::Value NftAvailable(const Napi::CallbackInfo& info);
+Napi::Value SocketUid(const Napi::CallbackInfo& info);
 
 }  // namespace vmesh

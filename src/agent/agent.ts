@@ -1,8 +1,20 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../ca/index.js';
+import {
+  controllerServiceClient,
+  type HealthReportAck,
+  parseSpiffeId,
+  pemProvider,
+  pemUpdates,
+  signWorkloadCert,
+  trustBundleSha256,
+  updatableChannelCredentials,
+  type WorkloadCert,
+  WorkloadIdentities,
+  workloadSpiffeId,
+} from '../ca/index.js';
 import { installCapture, removeCapture } from '../capture/install.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -16,16 +28,21 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
-import { FileSecretStore } from '../proxy/secret-store-files.js';
-import { type AppliedConfig, XdsSync } from '../xds/index.js';
+import { uidSecretName } from '../proxy/runtime-types.js';
+import { readFileSecrets } from '../proxy/secret-files.js';
+import { secretNames } from '../proxy/secret-names.js';
+import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
-import { ensureHostCredentials, type HostCreds, renewIfDue } from './credentials.js';
+import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
+import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
+import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
   readonly dnsPort: number;
-  readonly proxy?: MeshProxy;
+  readonly proxy?: ProxyRunner;
   readonly sync: XdsSync;
+  readonly identities: WorkloadIdentities;
   stop(): Promise<void>;
 }
 
@@ -49,100 +66,186 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     }
   }
   let creds: HostCreds = await ensureHostCredentials(cfg, logger);
-  const credentials = (c: HostCreds) =>
-    grpc.credentials.createSsl(Buffer.from(c.trustBundlePem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
+  // One provider behind every channel to the controllers: a renewed certificate or a rotated bundle reaches
+  // new connections (xDS reconnects, reports) without rebuilding the channels.
+  const tls = pemProvider(creds.trustBundlePem, creds.keyPem, creds.certPem);
+  const channelCredentials = updatableChannelCredentials(tls);
 
-  // Until the agent's SDS issues workload certificates, the proxy presents the host's own certificate.
-  const secrets = new FileSecretStore({
-    certificates: { default: { certPem: creds.certPem, keyPem: creds.keyPem } },
-    trustedCas: { ROOTCA: creds.trustBundlePem },
+  let proxy: ProxyRunner | undefined;
+  const trustDomain = trustDomainOf(creds.certPem);
+  // The registry and workload certificates of the last run: a restart with every controller down serves with them.
+  const idCache = new IdentityCache(cfg.dataDir, logger.child({ component: 'sds' }));
+  const saved = await idCache.load();
+  const kept = new Map(saved.certs.map((c) => [nsSa(c.spiffeId), c]));
+  // Inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed; a captured
+  // connection presents the identity of the workload (uid) that opened it.
+  const identities = new WorkloadIdentities({
+    sign: (namespace, serviceAccount) => {
+      // A certificate kept on disk is handed out once, as if just signed; it is renewed on its own schedule.
+      const c = kept.get(`${namespace}/${serviceAccount}`);
+      kept.delete(`${namespace}/${serviceAccount}`);
+      if (c) return Promise.resolve(c);
+      return onAnyController(cfg.controllers, (address) => signWorkloadCert({ address, host: creds, namespace, serviceAccount }));
+    },
+    logger: logger.child({ component: 'sds' }),
+    onChange: () => {
+      updateProxy();
+      saveIdentities();
+    },
   });
-  const proxy = cfg.proxy ? new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) }) : undefined;
+  let registry: readonly CachedWorkload[] = saved.workloads;
+  const saveIdentities = () => idCache.save(() => ({ workloads: registry, certs: identities.all() }));
+  let fromConfig = new Set<string>();
+  let fromRegistry = new Set(registry.map((w) => w.spiffeId));
+  // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
+  let byUid = uidMap(registry);
+  const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
-  // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
-  // The compiled result is kept, so the update that follows is applied without compiling it again.
+  // The compiled result is kept, so an in-process proxy applies it without compiling it again.
   let compiled: ProxyConfig | undefined;
-  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {
-    if (!proxy) return ok(undefined);
-    const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } });
+  const prepare = (c: AppliedConfig): Result<void, string> => {
+    const r = MeshProxy.prepare(c);
     if (!r.ok) return err(r.error);
     compiled = r.value;
+    fromConfig = secretNames(r.value);
+    wantIdentities();
     return ok(undefined);
   };
+  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> =>
+    cfg.proxy ? prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } }) : ok(undefined);
 
   const sync = new XdsSync({
     validate,
     address: target(cfg.controllers),
-    credentials: credentials(creds),
+    credentials: channelCredentials,
     nodeId: cfg.hostName,
-    metadata: { mode: 'sidecar' },
+    metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
     logger: logger.child({ component: 'xds' }),
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
-  // Capture goes on only once the proxy listens on the outbound port: redirecting to nothing would cut
-  // the host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent.
+  // Capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
+  // host off. Until then (no controller, no cached config), and while every proxy worker is down, traffic
+  // flows as if vmesh were absent and virtual IPs are refused at once (their local route).
   let captured = false;
-  let capturing = false;
-  const captureWhenListening = () => {
-    if (!cfg.capture || captured || capturing || !proxy) return;
-    if (!proxy.listening().some((l) => l.port === cfg.captureConfig.outboundPort)) return;
-    capturing = true;
-    routeVipRange()
-      .then(() => installCapture(cfg.captureConfig))
-      .then(() => {
-        captured = true;
-        logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
-      })
-      .catch((e: unknown) => logger.error({ err: e }, 'capture install failed; traffic is not captured'))
-      .finally(() => {
-        capturing = false;
-      });
+  let stopping = false;
+  let captureChain: Promise<void> = Promise.resolve();
+  const syncCapture = () => {
+    captureChain = captureChain.then(async () => {
+      const want = cfg.capture && !stopping && !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      try {
+        if (want && !captured) {
+          await routeVipRange();
+          await installCapture(cfg.captureConfig);
+          captured = true;
+          logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
+        } else if (!want && captured && !stopping) {
+          await removeCapture(cfg.captureConfig.backend);
+          captured = false;
+          logger.warn('no proxy listens on the outbound port: capture removed until it is back');
+        }
+      } catch (e) {
+        logger.error({ err: e }, 'capture change failed');
+      }
+    });
   };
+  if (cfg.capture) {
+    // A crashed agent's rules may still be in place, redirecting to a proxy that is gone: until this agent's
+    // proxy listens, traffic flows as if vmesh were absent. Installing later replaces the table in one go anyway.
+    await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'stale capture not removed'));
+  }
+  proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
-  const applyProxy = () => {
-    // Types arrive one response at a time; apply once the burst is in.
+  function updateProxy(): void {
+    // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
     if (!proxy || proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
-      void proxy.apply(compiled ?? sync.config()).then((r) => {
-        if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
-        else captureWhenListening();
-      });
+      const files = [...fromConfig].filter((n) => n.startsWith('file'));
+      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) =>
+        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]),
+      );
     }, 20);
-  };
+  }
   sync.onChange((typeUrl, c) => {
     if (typeUrl === NDS) applyNames(c);
-    applyProxy();
+    updateProxy();
   });
-  await sync.loadCached();
+  if ((await sync.loadCached()) && cfg.proxy) {
+    // Compiled again so the identities it names are wanted before any controller answers.
+    const r = prepare(sync.config());
+    if (!r.ok) logger.warn({ error: r.error }, 'the cached config does not compile; waiting for a controller');
+  }
+  wantIdentities();
   applyNames(sync.config());
-  applyProxy();
+  updateProxy();
   const { port: dnsPort } = await dns.start();
   sync.start();
 
   const Controller = controllerServiceClient();
-  let client = new Controller(target(cfg.controllers), credentials(creds)) as never as ConstructorParameters<
-    typeof HealthReporter
-  >[0]['client'];
-  let reporter = new HealthReporter({ client, logger: logger.child({ component: 'health' }) });
+  const newClient = () =>
+    new Controller(target(cfg.controllers), channelCredentials, {
+      'grpc.use_local_subchannel_pool': 1,
+    }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
+  let client = newClient();
+  // The bundle this host holds everywhere (channels and proxy), reported so a root rotation knows who lags.
+  const heldBundle = () => {
+    const served = identities.trustBundle();
+    return served === undefined || served === creds.trustBundlePem ? trustBundleSha256(creds.trustBundlePem) : 'mixed';
+  };
+  let refetched = { hash: '', at: 0 };
+  const onAck = (ack: HealthReportAck) => {
+    const next: CachedWorkload[] = ack.workloads.map((w) => ({
+      spiffeId: workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount),
+      ...(w.hasUid ? { uid: w.uid } : {}),
+    }));
+    if (JSON.stringify(next) !== JSON.stringify(registry)) {
+      registry = next;
+      saveIdentities();
+    }
+    fromRegistry = new Set(next.map((w) => w.spiffeId));
+    const uids = uidMap(next);
+    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
+      byUid = uids;
+      updateProxy();
+    }
+    wantIdentities();
+    // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
+    const want = ack.trustBundleSha256;
+    if (want && want !== heldBundle() && (refetched.hash !== want || Date.now() - refetched.at > 30_000)) {
+      refetched = { hash: want, at: Date.now() };
+      logger.info({ trustBundleSha256: want }, 'the controller has a new trust bundle: fetching certificates again');
+      identities.refreshAll();
+      renew(true);
+    }
+  };
+  const newReporter = () => new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle });
+  let reporter = newReporter();
   reporter.start();
 
-  // Renewal swaps the credentials of the report channel; the xDS stream picks them up on its next reconnect.
-  const renewTimer = setInterval(() => {
-    renewIfDue(cfg, creds, logger)
+  function renew(force: boolean): void {
+    renewIfDue(cfg, creds, logger, force)
       .then(async (next) => {
         if (!next) return;
         creds = next;
+        tls.update(...pemUpdates(creds.trustBundlePem, creds.keyPem, creds.certPem));
+        updateProxy();
+        // An open connection keeps the certificate it was made with: reconnect so the controller sees the new one.
+        sync.reconnect();
         await reporter.stop();
         client.close();
-        client = new Controller(target(cfg.controllers), credentials(creds)) as never;
-        reporter = new HealthReporter({ client, logger: logger.child({ component: 'health' }) });
+        client = newClient();
+        reporter = newReporter();
         reporter.start();
       })
       .catch((e: unknown) => logger.warn({ err: e }, 'renewal check failed'));
-  }, 60_000);
+  }
+  const renewTimer = setInterval(() => {
+    renew(false);
+    // Gateway credential files may have been replaced on disk: read them again.
+    updateProxy();
+  }, 30_000);
   renewTimer.unref();
 
   const admin = createServer((req, res) => {
@@ -153,6 +256,14 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (req.url === '/config_dump') send(200, sync.config());
     else if (req.url === '/workloads') send(200, reporter.localWorkloads());
     else if (req.url === '/listeners') send(200, proxy?.listening() ?? []);
+    else if (req.url === '/proxy') send(200, { pids: proxy?.pids() ?? [], workers: cfg.proxyWorkers });
+    else if (req.url === '/certs')
+      send(
+        200,
+        identities
+          .all()
+          .map((c) => ({ spiffeId: c.spiffeId, notBefore: c.notBefore, notAfter: c.notAfter, serial: serialOf(c.certChainPem) })),
+      );
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
@@ -164,17 +275,54 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     dnsPort,
     ...(proxy ? { proxy } : {}),
     sync,
+    identities,
     async stop() {
       clearInterval(renewTimer);
+      identities.stop();
       // Capture comes off first, so nothing is redirected to a proxy that is about to go.
+      stopping = true;
+      await captureChain;
       if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
       await reporter.stop();
       client.close();
       await sync.stop();
+      await idCache.flush();
       await dns.stop();
       await new Promise<void>((r) => admin.close(() => r()));
     },
   };
+}
+
+/** The trust domain the CA gave this host (its certificate's SPIFFE id). */
+function trustDomainOf(certPem: string): string {
+  const uri = /URI:(spiffe:\/\/[^,\s]+)/.exec(new X509Certificate(certPem).subjectAltName ?? '')?.[1] ?? '';
+  const id = parseSpiffeId(uri);
+  if (!id.ok) throw vmeshError(ErrorCode.InvalidConfig, `host certificate has no SPIFFE id (${uri || 'no URI SAN'}): re-join the host`);
+  return id.value.trustDomain;
+}
+
+/** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */
+function secretList(identities: WorkloadIdentities, creds: HostCreds, byUid: ReadonlyMap<number, string>): SecretInput[] {
+  const byId = (c: WorkloadCert, name = c.spiffeId) => ({
+    name,
+    kind: 'certificate' as const,
+    certChainPem: c.certChainPem,
+    keyPem: c.keyPem,
+  });
+  return [
+    ...identities.all().map((c) => byId(c)),
+    // The proxy picks a captured connection's certificate by the uid that opened it.
+    ...[...byUid].flatMap(([uid, id]) => {
+      const c = identities.get(id);
+      return c ? [byId(c, uidSecretName(uid))] : [];
+    }),
+    { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
+    { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
+  ];
+}
+
+function serialOf(chainPem: string): string {
+  return new X509Certificate(chainPem).serialNumber;
 }

@@ -66,10 +66,10 @@ export async function ensureHostCredentials(cfg: AgentConfig, logger: Logger): P
 }
 
 /** Renews the host certificate when it is due; returns the new credentials, or undefined when not due. */
-export async function renewIfDue(cfg: AgentConfig, creds: HostCreds, logger: Logger): Promise<HostCreds | undefined> {
+export async function renewIfDue(cfg: AgentConfig, creds: HostCreds, logger: Logger, force = false): Promise<HostCreds | undefined> {
   const { X509Certificate } = await import('node:crypto');
   const cert = new X509Certificate(creds.certPem);
-  if (!shouldRenew(new Date(cert.validFrom), new Date(cert.validTo))) return undefined;
+  if (!force && !shouldRenew(new Date(cert.validFrom), new Date(cert.validTo))) return undefined;
   for (const address of cfg.controllers) {
     try {
       const r = await renewHostCert({ address, keyPem: creds.keyPem, certPem: creds.certPem, trustBundlePem: creds.trustBundlePem });
@@ -82,4 +82,17 @@ export async function renewIfDue(cfg: AgentConfig, creds: HostCreds, logger: Log
     }
   }
   return undefined;
+}
+
+/** Runs `fn` against each controller in turn until one answers: the agent fails over between controllers. */
+export async function onAnyController<T>(controllers: readonly string[], fn: (address: string) => Promise<T>): Promise<T> {
+  let last: unknown = vmeshError(ErrorCode.InvalidConfig, 'no controller address configured');
+  for (const address of controllers) {
+    try {
+      return await fn(address);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }

@@ -8,7 +8,7 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
@@ -105,26 +105,42 @@ function checkSans(o: SignOptions): void {
  * the TBSCertificate in DER directly and sign it with node:crypto (fast enough for bulk workload issuance).
  */
 export class CertificateAuthority {
-  readonly certPem: string;
-  private readonly cert: X509Certificate;
-  private readonly alg: SigningAlg;
-  private readonly subject: Buffer;
-  private readonly keyId: Buffer;
-  private readonly hash: string;
+  private cert!: X509Certificate;
+  private alg!: SigningAlg;
+  private subject!: Buffer;
+  private keyId!: Buffer;
+  private hash!: string;
+  private bundle!: string[];
+  private key!: KeyObject;
+  /** Roots trusted but not signing: the next root while a rotation is staged, the previous one after it. */
+  private rotation: { readonly next?: Root; readonly previous?: X509Certificate } = {};
+  /** Where a CA vmesh created lives; undefined for a CA given by --ca-cert/--ca-key (never rotated here). */
+  private dir: string | undefined;
+  private issuedSinceStart = 0;
 
   private constructor(
     readonly trustDomain: string,
-    private readonly bundle: string[],
-    private readonly key: KeyObject,
+    bundle: string[],
+    key: KeyObject,
     private readonly now: () => number,
   ) {
-    this.certPem = bundle[0] ?? '';
-    this.cert = new X509Certificate(this.certPem);
+    this.useSigner(bundle, key);
+  }
+
+  private useSigner(bundle: string[], key: KeyObject): void {
+    this.bundle = bundle;
+    this.key = key;
+    this.cert = new X509Certificate(bundle[0] ?? '');
     this.alg = signingAlgFor(key);
     const fields = readCertificate(this.cert.raw);
     this.subject = fields.subject;
     this.keyId = subjectKeyId(fields);
     this.hash = `sha256:${createHash('sha256').update(fields.spki).digest('hex')}`;
+  }
+
+  /** The signing CA certificate (PEM). */
+  get certPem(): string {
+    return this.bundle[0] ?? '';
   }
 
   static async loadOrCreate(opts: CaOptions): Promise<CertificateAuthority> {
@@ -150,13 +166,15 @@ export class CertificateAuthority {
       );
     }
     if (haveCert && haveKey) {
+      await completeInterruptedActivation(opts.dir);
       const mode = (await stat(keyPath)).mode & 0o777;
       if (mode & 0o077) opts.logger.warn({ keyPath, mode: mode.toString(8) }, 'CA key is readable by group/others: chmod 600 it');
       const ca = CertificateAuthority.fromPem(opts.trustDomain, await readText(certPath), await readText(keyPath), certPath, now);
       if (!ca.cert.subject.includes(`CN=vmesh root ${opts.trustDomain}`)) {
         opts.logger.warn({ subject: ca.cert.subject, trustDomain: opts.trustDomain }, 'CA was created for another trust domain');
       }
-      opts.logger.info({ certPath, caHash: ca.caHash() }, 'loaded CA');
+      await ca.loadRotation(opts.dir);
+      opts.logger.info({ certPath, caHash: ca.caHash(), rotation: ca.rotationState().phase }, 'loaded CA');
       return ca;
     }
     // A key without a certificate is a creation a crash interrupted: nobody can trust it yet, so start over.
@@ -166,6 +184,7 @@ export class CertificateAuthority {
     await writeFileAtomic(keyPath, keyPem, 0o600);
     await writeFileAtomic(certPath, certPem, 0o644);
     const ca = CertificateAuthority.fromPem(opts.trustDomain, certPem, keyPem, certPath, now);
+    ca.dir = opts.dir;
     opts.logger.info({ certPath, caHash: ca.caHash() }, 'created a new CA');
     return ca;
   }
@@ -201,9 +220,99 @@ export class CertificateAuthority {
     }
   }
 
-  /** The CA certificate(s) peers trust: the signing CA first, then its issuers if it has any. */
+  /**
+   * The CA certificate(s) peers trust: the signing CA first, then its issuers if it has any, then a root being
+   * rotated in or out. The order changes when a rotation activates, so the bundle's hash tells agents to fetch again.
+   */
   trustBundlePem(): string {
-    return this.bundle.join('');
+    const extra = [this.rotation.next?.certPem, this.rotation.previous?.toString()].filter((p): p is string => !!p);
+    return [...this.bundle, ...extra].join('');
+  }
+
+  private async loadRotation(dir: string): Promise<void> {
+    this.dir = dir;
+    const f = rotationFiles(dir);
+    const next =
+      existsSync(f.nextCert) && existsSync(f.nextKey)
+        ? { certPem: await readText(f.nextCert), keyPem: await readText(f.nextKey) }
+        : undefined;
+    const previous = existsSync(f.previousCert) ? new X509Certificate(await readText(f.previousCert)) : undefined;
+    this.rotation = { ...(next ? { next } : {}), ...(previous ? { previous } : {}) };
+  }
+
+  /** Where a root rotation stands, and the roots involved (for `vmesh ca status`). */
+  rotationState(): RotationState {
+    const info = (c: X509Certificate): RootInfo => ({
+      caHash: `sha256:${createHash('sha256').update(readCertificate(c.raw).spki).digest('hex')}`,
+      subject: c.subject,
+      notBefore: new Date(c.validFrom).toISOString(),
+      notAfter: new Date(c.validTo).toISOString(),
+    });
+    const { next, previous } = this.rotation;
+    return {
+      phase: next ? 'staged' : previous ? 'activated' : 'none',
+      rotatable: this.dir !== undefined,
+      current: info(this.cert),
+      ...(next ? { next: info(new X509Certificate(next.certPem)) } : {}),
+      ...(previous ? { previous: info(previous) } : {}),
+      issuedSinceStart: this.issuedSinceStart,
+    };
+  }
+
+  /**
+   * Root rotation, step 1: a new root is made and trusted next to the current one, which keeps signing. Agents
+   * fetch the new bundle (its hash is in every health answer) before anything is signed by the new root.
+   */
+  async stageRoot(): Promise<void> {
+    const dir = this.rotatableDir();
+    if (this.rotation.next) throw vmeshError(ErrorCode.Conflict, 'root rotation: a new root is already staged; activate it next');
+    if (this.rotation.previous)
+      throw vmeshError(ErrorCode.Conflict, 'root rotation: the previous root is still trusted; finish that rotation first');
+    const next = createRoot(this.trustDomain, this.now());
+    const f = rotationFiles(dir);
+    await writeFileAtomic(f.nextKey, next.keyPem, 0o600);
+    await writeFileAtomic(f.nextCert, next.certPem, 0o644);
+    this.rotation = { next };
+  }
+
+  /** Step 2: the staged root signs from now on; the old one stays trusted until its certificates are replaced. */
+  async activateRoot(): Promise<void> {
+    const dir = this.rotatableDir();
+    const next = this.rotation.next;
+    if (!next) throw vmeshError(ErrorCode.Conflict, 'root rotation: no new root is staged (run `vmesh ca rotate-root` first)');
+    const f = rotationFiles(dir);
+    const oldCert = this.cert;
+    await writeFileAtomic(f.previousCert, oldCert.toString(), 0o644);
+    // Key first, then certificate: a crash between the two is completed at the next start (completeInterruptedActivation).
+    await rename(f.nextKey, join(dir, 'ca-key.pem'));
+    await rename(f.nextCert, join(dir, 'ca-cert.pem'));
+    this.useSigner([next.certPem], createPrivateKey(next.keyPem));
+    this.rotation = { previous: oldCert };
+  }
+
+  /** Step 3: the previous root is no longer trusted. */
+  async retirePreviousRoot(): Promise<void> {
+    const dir = this.rotatableDir();
+    if (!this.rotation.previous) throw vmeshError(ErrorCode.Conflict, 'root rotation: no previous root is trusted');
+    await rm(rotationFiles(dir).previousCert, { force: true });
+    this.rotation = {};
+  }
+
+  private rotatableDir(): string {
+    if (!this.dir) {
+      throw vmeshError(ErrorCode.InvalidConfig, 'root rotation: this CA was given with --ca-cert/--ca-key; rotate it where it is managed');
+    }
+    return this.dir;
+  }
+
+  /** A leaf certificate with the intermediates peers need to chain it to a root in the bundle. */
+  chainPem(leafPem: string): string {
+    // A self-signed CA is a root: peers have it in their bundle, so it is not sent. An intermediate is.
+    const intermediates = this.bundle.filter((pem) => {
+      const c = new X509Certificate(pem);
+      return c.subject !== c.issuer;
+    });
+    return leafPem + intermediates.join('');
   }
 
   /** kubeadm's discovery hash: `sha256:` + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo DER. */
@@ -213,7 +322,11 @@ export class CertificateAuthority {
 
   /** Whether `cert` was signed by this CA's key (chain building across several CAs is TLS's job). */
   issued(cert: X509Certificate): boolean {
-    return cert.checkIssued(this.cert) && cert.verify(this.cert.publicKey);
+    const by = (ca: X509Certificate | undefined) => !!ca && cert.checkIssued(ca) && cert.verify(ca.publicKey);
+    // During a rotation, certificates of the other root are still this CA's.
+    return (
+      by(this.cert) || by(this.rotation.previous) || by(this.rotation.next ? new X509Certificate(this.rotation.next.certPem) : undefined)
+    );
   }
 
   /** Parses a PEM CSR and checks its self-signature; throws VMESH_ERR_CSR_INVALID with the reason. */
@@ -253,6 +366,7 @@ export class CertificateAuthority {
   }
 
   private issue(spki: Buffer, rsa: boolean, opts: SignOptions): SignedCertificate {
+    this.issuedSinceStart++;
     const serial = randomSerial();
     const now = this.now();
     // Whole seconds, as the certificate encodes it, so the reported notAfter is the certificate's own.
@@ -281,6 +395,45 @@ export class CertificateAuthority {
     );
     return { certPem: derToPem(der, 'CERTIFICATE'), serial: canonicalSerial(serial.toString('hex')), notAfter };
   }
+}
+
+interface Root {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface RootInfo {
+  readonly caHash: string;
+  readonly subject: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+export interface RotationState {
+  /** none; staged (next root trusted, current signs); activated (next signs, previous still trusted). */
+  readonly phase: 'none' | 'staged' | 'activated';
+  readonly rotatable: boolean;
+  readonly current: RootInfo;
+  readonly next?: RootInfo;
+  readonly previous?: RootInfo;
+  readonly issuedSinceStart: number;
+}
+
+function rotationFiles(dir: string) {
+  return {
+    nextKey: join(dir, 'ca-next-key.pem'),
+    nextCert: join(dir, 'ca-next-cert.pem'),
+    previousCert: join(dir, 'ca-previous-cert.pem'),
+  };
+}
+
+/** An activation cut between its two renames left the new key beside the old certificate: finish it. */
+async function completeInterruptedActivation(dir: string): Promise<void> {
+  const f = rotationFiles(dir);
+  if (!existsSync(f.nextCert) || existsSync(f.nextKey)) return;
+  const key = createPrivateKey(await readText(join(dir, 'ca-key.pem')));
+  const next = new X509Certificate(await readText(f.nextCert));
+  if (spkiOf(createPublicKey(key)).equals(spkiOf(next.publicKey))) await rename(f.nextCert, join(dir, 'ca-cert.pem'));
 }
 
 async function readText(path: string): Promise<string> {

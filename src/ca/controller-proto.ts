@@ -44,6 +44,7 @@ export interface WorkloadHealthMessage {
 }
 export interface HealthReport {
   workloads: WorkloadHealthMessage[];
+  trustBundleSha256?: string;
 }
 export interface LocalWorkloadMessage {
   namespace: string;
@@ -57,6 +58,18 @@ export interface LocalWorkloadMessage {
 export interface HealthReportAck {
   nextReportMs: string | number;
   workloads: LocalWorkloadMessage[];
+  trustBundleSha256: string;
+}
+export interface SignWorkloadRequest {
+  namespace: string;
+  serviceAccount: string;
+  csrPem: string;
+}
+export interface SignWorkloadResponse {
+  certChainPem: string;
+  trustBundlePem: string;
+  spiffeId: string;
+  certNotAfter: string | number;
 }
 
 export const CONTROLLER_PROTO_FILE = 'vmesh/v1/controller.proto';

@@ -3,21 +3,27 @@ export {
   type CaOptions,
   CertificateAuthority,
   type CertUsage,
+  type RootInfo,
+  type RotationState,
   type ServerCertificate,
   type SignedCertificate,
   type SignOptions,
 } from './ca.js';
+export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCredentials } from './cert-provider.js';
 export {
   CONTROLLER_PROTO_FILE,
   controllerServiceClient,
   type HealthReport,
   type HealthReportAck,
   type LocalWorkloadMessage,
+  type SignWorkloadRequest,
+  type SignWorkloadResponse,
   type WorkloadHealthMessage,
 } from './controller-proto.js';
 export { fromGrpcError, toGrpcError } from './grpc-errors.js';
 export { gatherHostFacts } from './host-facts.js';
 export { HostRegistry } from './host-registry.js';
+export { IssuedCertificates } from './issued-certificates.js';
 export {
   type HostCredentials,
   type JoinOptions,
@@ -36,3 +42,5 @@ export {
 } from './join-server.js';
 export { controllerSpiffeId, hostSpiffeId, isValidTrustDomain, parseSpiffeId, type SpiffeId, workloadSpiffeId } from './spiffe.js';
 export { type ParsedToken, parseToken, type TokenInfo, TokenService } from './tokens.js';
+export { type SignWorkloadOptions, signWorkloadCert, trustBundleSha256, type WorkloadCert } from './workload-client.js';
+export { WorkloadIdentities, type WorkloadIdentitiesOptions } from './workload-identities.js';

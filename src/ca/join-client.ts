@@ -39,7 +39,7 @@ function splitAddress(address: string): { host: string; port: number } {
 
 const spkiSha256 = (cert: X509Certificate): string => createHash('sha256').update(spkiOf(cert.publicKey)).digest('hex');
 
-function newKey(): KeyObject {
+export function newKey(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
 }
 
@@ -91,7 +91,7 @@ function controllerIdentity(hostname: string, cert: PeerCertificate): Error | un
     : standard;
 }
 
-function channelCredentials(trustPem: string, client?: { keyPem: string; certPem: string }): grpc.ChannelCredentials {
+export function channelCredentials(trustPem: string, client?: { keyPem: string; certPem: string }): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(
     Buffer.from(trustPem),
     client ? Buffer.from(client.keyPem) : null,
@@ -100,19 +100,21 @@ function channelCredentials(trustPem: string, client?: { keyPem: string; certPem
   );
 }
 
-async function unary<Res>(opts: {
+export async function unary<Res>(opts: {
   address: string;
   servername?: string;
   credentials: grpc.ChannelCredentials;
-  method: 'Join' | 'Renew';
+  method: 'Join' | 'Renew' | 'SignWorkload';
   request: object;
   timeoutMs: number;
+  /** A long-lived vmesh.v1.Controller client to call through (kept open); else one is made for this call. */
+  client?: grpc.Client;
 }): Promise<Res> {
   const Client = controllerServiceClient();
   const channelOptions: grpc.ChannelOptions = opts.servername
     ? { 'grpc.ssl_target_name_override': opts.servername, 'grpc.default_authority': opts.servername }
     : {};
-  const client = new Client(opts.address, opts.credentials, channelOptions);
+  const client = opts.client ?? new Client(opts.address, opts.credentials, channelOptions);
   const fn = (client as unknown as Record<string, CallFn<Res> | undefined>)[opts.method];
   if (!fn) throw new VmeshError(ErrorCode.Internal, `vmesh.v1.Controller has no method ${opts.method}`);
   try {
@@ -122,14 +124,14 @@ async function unary<Res>(opts: {
       );
     });
   } finally {
-    client.close();
+    if (!opts.client) client.close();
   }
 }
 
 type CallFn<Res> = (req: object, options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res?: Res) => void) => void;
 
 /** Checks an issued certificate: signed by the bundle, for our key, naming `host` if given; returns its notAfter. */
-function checkIssued(certPem: string, bundlePem: string, key: KeyObject, host: string | undefined, what: string): Date {
+export function checkIssued(certPem: string, bundlePem: string, key: KeyObject, host: string | undefined, what: string): Date {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);

@@ -7,6 +7,7 @@ import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/err
 import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { CertificateAuthority, ServerCertificate } from './ca.js';
+import { MeshCertificateProvider } from './cert-provider.js';
 import {
   controllerServiceClient,
   type HostFactsMessage,
@@ -167,41 +168,6 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
   return { service: controllerServiceClient().service, implementation: { Join, Renew } as grpc.UntypedServiceImplementation };
 }
 
-type CaUpdate = grpc.experimental.CaCertificateUpdate;
-type IdentityUpdate = grpc.experimental.IdentityCertificateUpdate;
-
-/** Serves the controller's certificate and trust bundle to grpc-js, and lets them be replaced (rotation) while serving. */
-class MeshCertificateProvider implements grpc.experimental.CertificateProvider {
-  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
-  private readonly idListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
-
-  constructor(
-    private ca: CaUpdate,
-    private identity: IdentityUpdate,
-  ) {}
-
-  update(ca: CaUpdate, identity: IdentityUpdate): void {
-    this.ca = ca;
-    this.identity = identity;
-    for (const l of this.caListeners) l(ca);
-    for (const l of this.idListeners) l(identity);
-  }
-  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
-    this.caListeners.add(l);
-    process.nextTick(() => this.caListeners.has(l) && l(this.ca));
-  }
-  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
-    this.caListeners.delete(l);
-  }
-  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
-    this.idListeners.add(l);
-    process.nextTick(() => this.idListeners.has(l) && l(this.identity));
-  }
-  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
-    this.idListeners.delete(l);
-  }
-}
-
 /**
  * TLS for port 15012: the controller presents `cert.chainPem` (leaf + CA, so joining agents can pin the CA)
  * and asks for, but does not require, a client certificate: Join has none yet; authenticatePeer enforces it
@@ -212,7 +178,7 @@ export function createControllerServerCredentials(
   ca: Pick<CertificateAuthority, 'trustBundlePem'>,
   cert: ServerCertificate,
 ): { credentials: grpc.ServerCredentials; update(cert: ServerCertificate): void } {
-  const toUpdates = (c: ServerCertificate): [CaUpdate, IdentityUpdate] => [
+  const toUpdates = (c: ServerCertificate): [grpc.experimental.CaCertificateUpdate, grpc.experimental.IdentityCertificateUpdate] => [
     { caCertificate: Buffer.from(ca.trustBundlePem()) },
     { certificate: Buffer.from(c.chainPem), privateKey: Buffer.from(c.keyPem) },
   ];

@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ErrorCode, formatError, vmeshError } from '../lib/errors.js';
 import { agentCommand } from './commands/agent.js';
+import { caCommand } from './commands/ca.js';
 import { captureCommand } from './commands/capture.js';
 import { configCommand } from './commands/config.js';
 import { controllerCommand } from './commands/controller.js';
@@ -23,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
       .command(configCommand)
       .command(tokenCommand)
       .command(hostCommand)
+      .command(caCommand)
       .command(proxyStatusCommand as never)
       .command(proxyConfigCommand as never)
       .command(captureCommand)

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { CaptureConfig } from '../api/capture.js';
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
@@ -23,6 +25,16 @@ export interface AgentConfig {
   readonly dnsPort: number;
   /** Run the data-plane proxy (15001/15006 and the config's listeners); off only for control-plane tests. */
   readonly proxy: boolean;
+  /** Proxy worker processes (one per core by default, run as the capture-excluded proxy user); 0 runs it in the agent. */
+  readonly proxyWorkers: number;
+  /** Where the local xDS/SDS socket for the proxy workers lives (reachable by the proxy user, unlike the data dir). */
+  readonly runDir: string;
+  /** sidecar: serve the host's workloads (capture on); gateway: an ingress/egress gateway (Gateway listeners, no capture). */
+  readonly mode: 'sidecar' | 'gateway';
+  /** Labels Gateway resources select this gateway by (`selector: {istio: ingressgateway}`). */
+  readonly gatewayLabels: Readonly<Record<string, string>>;
+  /** Gateway credentialName files: `<dir>/<name>/tls.crt`, `tls.key`, `ca.crt`. */
+  readonly credentialsDir: string;
   /** Install traffic capture (and route the VIP range) once the proxy listens; removed when the agent stops. */
   readonly capture: boolean;
   /** The capture rules (the file's `capture:` section and VMESH_CAPTURE_* variables); controllers always excluded. */
@@ -42,18 +54,29 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
   }
   const tokenFile = get('tokenFile', 'VMESH_TOKEN_FILE', 'tokenFile');
   const token = get('token', 'VMESH_JOIN_TOKEN', 'token');
+  const modeRaw = String(get('mode', 'VMESH_AGENT_MODE', 'mode') ?? 'sidecar');
+  if (modeRaw !== 'sidecar' && modeRaw !== 'gateway') {
+    throw vmeshError(ErrorCode.InvalidConfig, `agent: mode "${modeRaw}" is not sidecar or gateway`);
+  }
+  const mode: 'sidecar' | 'gateway' = modeRaw;
+  const dataDir = String(get('dataDir', 'VMESH_AGENT_DATA_DIR', 'dataDir') ?? DEFAULT_AGENT_DATA_DIR);
   const hostName = String(get('hostName', 'VMESH_HOST_NAME', 'hostName') ?? hostname()).toLowerCase();
   return deepFreeze({
     controllers,
     ...(tokenFile !== undefined ? { tokenFile: String(tokenFile) } : {}),
     ...(token !== undefined ? { token: String(token) } : {}),
-    dataDir: String(get('dataDir', 'VMESH_AGENT_DATA_DIR', 'dataDir') ?? DEFAULT_AGENT_DATA_DIR),
+    dataDir,
     hostName,
     adminAddress: String(get('adminAddress', 'VMESH_ADMIN_ADDRESS', 'admin.address') ?? '127.0.0.1'),
     adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
     dnsPort: parsePort(get('dnsPort', 'VMESH_DNS_PORT', 'dns.port') ?? MESH_PORTS.dns, 'DNS port', { allowZero: true }),
     proxy: boolOf(get('proxy', 'VMESH_AGENT_PROXY', 'proxy.enabled'), 'agent proxy', true),
-    capture: boolOf(get('capture', 'VMESH_AGENT_CAPTURE', 'capture.enabled'), 'agent capture', true),
+    runDir: String(get('runDir', 'VMESH_AGENT_RUN_DIR', 'runDir') ?? defaultRunDir(dataDir)),
+    proxyWorkers: workersOf(get('proxyWorkers', 'VMESH_PROXY_WORKERS', 'proxy.workers')),
+    mode,
+    gatewayLabels: labelsOf(get('gatewayLabel', 'VMESH_GATEWAY_LABELS', 'gateway.labels')),
+    credentialsDir: String(get('credentialsDir', 'VMESH_CREDENTIALS_DIR', 'gateway.credentialsDir') ?? '/etc/vmesh/credentials'),
+    capture: boolOf(get('capture', 'VMESH_AGENT_CAPTURE', 'capture.enabled'), 'agent capture', mode === 'sidecar'),
     captureConfig: loadCaptureConfig({
       ...src,
       flags: {
@@ -66,4 +89,30 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     }),
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
   });
+}
+
+function workersOf(v: unknown): number {
+  if (v === undefined || v === null || v === '') return availableParallelism();
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 256) {
+    throw vmeshError(ErrorCode.InvalidConfig, `agent: proxy workers "${String(v)}" is not an integer from 0 to 256`);
+  }
+  return n;
+}
+
+/** One run directory per data dir, so several agents on one machine (the lab) never share a socket. */
+function defaultRunDir(dataDir: string): string {
+  return `/run/vmesh/agent-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12)}`;
+}
+
+/** `k=v` labels from a repeated flag, a comma list, or a mapping in the file. */
+function labelsOf(v: unknown): Record<string, string> {
+  if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
+  const out: Record<string, string> = {};
+  for (const item of listOf(v)) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw vmeshError(ErrorCode.InvalidConfig, `agent: gateway label "${item}" is not key=value`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
 }

@@ -20,6 +20,8 @@ export interface ControllerConfig {
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
   readonly hostCertTtlSeconds: number;
+  /** Lifetime of workload SVIDs; agents renew them at 50-80 % of it. */
+  readonly workloadCertTtlSeconds: number;
   /** An agent that has not reported for this long is not live; its endpoints leave load balancing. */
   readonly hostTimeoutSeconds: number;
   /** The `mesh:` section of the config file (MeshConfig), validated by api/mesh-config. */
@@ -68,6 +70,11 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
       : {}),
     ...(caCert !== undefined ? { caCertFile: String(caCert), caKeyFile: String(caKey) } : {}),
     hostCertTtlSeconds: positive(get('hostCertTtl', 'VMESH_HOST_CERT_TTL', 'hostCertTtlSeconds'), 'host certificate TTL', 7 * 24 * 3600),
+    workloadCertTtlSeconds: positive(
+      get('workloadCertTtl', 'VMESH_WORKLOAD_CERT_TTL', 'workloadCertTtlSeconds'),
+      'workload certificate TTL',
+      24 * 3600,
+    ),
     hostTimeoutSeconds: positive(get('hostTimeout', 'VMESH_HOST_TIMEOUT', 'hostTimeoutSeconds'), 'host timeout', 60),
     mesh: src.file.mesh ?? {},
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),

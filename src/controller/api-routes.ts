@@ -1,6 +1,7 @@
 import { stringify as toYaml } from 'yaml';
 import { parseDuration } from '../api/resources/duration.js';
 import type { HostRegistry, TokenService } from '../ca/index.js';
+import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import { resolveKind } from '../discovery/config-store.js';
 import type { HealthTracker } from '../discovery/health.js';
@@ -20,6 +21,7 @@ export interface ApiDeps {
   readonly model: ModelBuilder;
   readonly xds: XdsWiring;
   readonly version: string;
+  readonly ca: CaDeps;
 }
 
 function ttlSeconds(v: unknown): number {
@@ -50,6 +52,19 @@ export function apiRoutes(d: ApiDeps): Route[] {
       },
     },
     { method: 'GET', path: '/v1/tokens', handler: async () => ({ body: d.tokens.list() }) },
+    { method: 'GET', path: '/v1/ca', handler: async () => ({ body: caStatus(d.ca) }) },
+    {
+      method: 'POST',
+      path: '/v1/ca/rotate-root',
+      handler: async ({ body }) => {
+        const b = (body ?? {}) as { step?: string; force?: boolean };
+        const step = b.step ?? 'stage';
+        if (step !== 'stage' && step !== 'activate' && step !== 'finish') {
+          throw vmeshError(ErrorCode.Usage, `ca rotate-root: step "${step}" is not stage, activate or finish`);
+        }
+        return { body: await rotateRoot(d.ca, step, b.force === true) };
+      },
+    },
     {
       method: 'GET',
       path: '/v1/hosts',

@@ -10,7 +10,9 @@ import {
   createControllerGrpcService,
   createControllerServerCredentials,
   HostRegistry,
+  IssuedCertificates,
   TokenService,
+  trustBundleSha256,
 } from '../ca/index.js';
 import type { ControllerConfig } from '../config/controller.js';
 import { ConfigStore } from '../discovery/config-store.js';
@@ -20,6 +22,7 @@ import { reportHealthHandler } from '../discovery/health-service.js';
 import { ModelBuilder } from '../discovery/model-builder.js';
 import { VmRegistry } from '../discovery/registry.js';
 import { VipAllocator } from '../discovery/vip-allocator.js';
+import { signWorkloadHandler } from '../discovery/workload-cert-service.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
@@ -89,6 +92,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
   const admin = await adminToken(cfg.dataDir);
   const tokens = new TokenService(store, ca);
   const hosts = new HostRegistry(store);
+  const issued = new IssuedCertificates();
   const config = new ConfigStore(store, mesh);
   let model: ModelBuilder | undefined;
   const health = new HealthTracker({ hostTimeoutMs: cfg.hostTimeoutSeconds * 1000, onChange: () => model?.trigger() });
@@ -172,6 +176,8 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
         logger: logger.child({ component: 'health' }),
         touch: (h) => hosts.touch(h),
+        trustBundleSha256: () => trustBundleSha256(ca.trustBundlePem()),
+        onBundle: (h, sha) => issued.recordBundle(h, sha),
         workloadsOn: (h) =>
           registry.onHost(h).map((w) => ({
             namespace: w.namespace,
@@ -182,6 +188,14 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
             uid: w.uid ?? 0,
             hasUid: w.uid !== undefined,
           })),
+      }),
+      SignWorkload: signWorkloadHandler({
+        ca,
+        authenticate: (call) => authenticatePeer(call, hosts, ca),
+        identitiesOn: (h) => registry.onHost(h),
+        ttlSeconds: cfg.workloadCertTtlSeconds,
+        logger: logger.child({ component: 'ca' }),
+        onIssued: (h, id, notAfter) => issued.record(h, id, notAfter),
       }),
     });
     const creds = createControllerServerCredentials(ca, serverCert);
@@ -210,7 +224,29 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       key: serverCert.keyPem,
       cert: serverCert.chainPem,
       adminToken: admin.token,
-      routes: apiRoutes({ tokens, hosts, health, config, registry, model: model as ModelBuilder, xds, version: VMESH_VERSION }),
+      routes: apiRoutes({
+        tokens,
+        hosts,
+        health,
+        config,
+        registry,
+        model: model as ModelBuilder,
+        xds,
+        version: VMESH_VERSION,
+        ca: {
+          ca,
+          hosts,
+          health,
+          issued,
+          // A rotation step changes the signing root or the bundle: serve a certificate and roots that match.
+          onChange: () => {
+            const next = ca.issueServerCert(serverNames(cfg));
+            creds.update(next);
+            api.setSecureContext({ key: next.keyPem, cert: next.chainPem });
+            logger.info({ rotation: ca.rotationState().phase, caHash: ca.caHash() }, 'CA changed: serving certificates re-issued');
+          },
+        },
+      }),
       logger: logger.child({ component: 'api' }),
     });
     closers.push(() => {

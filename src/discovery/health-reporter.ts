@@ -49,6 +49,10 @@ export class HealthReporter {
       readonly logger: Logger;
       readonly probe?: (w: LocalWorkloadMessage) => Promise<ProbeResult>;
       readonly defaultIntervalMs?: number;
+      /** Every answer: the host's registered workloads and the controller's trust bundle hash. */
+      readonly onAck?: (ack: HealthReportAck) => void;
+      /** The hash of the trust bundle this host holds, sent with every report. */
+      readonly bundleSha256?: () => string;
     },
   ) {}
 
@@ -68,9 +72,12 @@ export class HealthReporter {
   /** One report and one round of probes; exported for tests and for an immediate report after start. */
   async reportOnce(): Promise<number> {
     const ack = await new Promise<HealthReportAck>((resolve, reject) =>
-      this.opts.client.ReportHealth({ workloads: this.statuses }, (e, res) => (e || !res ? reject(e) : resolve(res))),
+      this.opts.client.ReportHealth({ workloads: this.statuses, trustBundleSha256: this.opts.bundleSha256?.() ?? '' }, (e, res) =>
+        e || !res ? reject(e) : resolve(res),
+      ),
     );
     this.workloads = ack.workloads;
+    this.opts.onAck?.(ack);
     const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
     this.statuses = await Promise.all(ack.workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
     return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);

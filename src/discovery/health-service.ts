@@ -15,6 +15,10 @@ export interface HealthServiceDeps {
   readonly touch?: (host: string) => Promise<void>;
   /** The workloads registered on a host, which its agent probes. */
   readonly workloadsOn: (host: string) => LocalWorkloadMessage[];
+  /** Announced in every ack, so agents notice a new trust bundle (root rotation) within one report. */
+  readonly trustBundleSha256?: () => string;
+  /** Records which trust bundle the host holds (root rotation waits for every live host). */
+  readonly onBundle?: (host: string, sha256: string) => void;
 }
 
 /** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
@@ -43,7 +47,8 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
         .filter((w) => mine.has(`${w.namespace}/${w.name}`))
         .map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
+    if (call.request.trustBundleSha256) deps.onBundle?.(host, call.request.trustBundleSha256);
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
-    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local });
+    cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local, trustBundleSha256: deps.trustBundleSha256?.() ?? '' });
   };
 }

@@ -11,6 +11,7 @@ interface NativeAddon {
   originalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
   nftRun(batch: string, opts?: { json?: boolean }): string;
   nftAvailable(): { ok: boolean; error?: string };
+  socketUid(family: 4 | 6, srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): number;
 }
 
 let addon: NativeAddon | undefined;
@@ -94,4 +95,20 @@ export function nftErrorSummary(text: string): string {
     .map((l) => /Error: (.*)$/.exec(l)?.[1]?.trim())
     .filter((l): l is string => !!l);
   return errors.length > 0 ? [...new Set(errors)].join('; ') : (text.split('\n')[0] ?? text);
+}
+
+/**
+ * The uid owning the local TCP socket `src` -> `dst` (the application end of a captured connection), by one
+ * sock_diag netlink lookup; undefined when there is no such local socket (the peer is on another host).
+ */
+export function localSocketOwner(
+  src: { readonly address: string; readonly port: number },
+  dst: { readonly address: string; readonly port: number },
+): number | undefined {
+  const s = normalizeIp(src.address);
+  const d = normalizeIp(dst.address);
+  const family = ipFamily(s) === 'IPv6' ? 6 : 4;
+  if ((ipFamily(d) === 'IPv6' ? 6 : 4) !== family) return undefined;
+  const uid = loadNative().socketUid(family, s, src.port, d, dst.port);
+  return uid >= 0 ? uid : undefined;
 }

@@ -5,7 +5,7 @@ import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from
 import { normalizeIp } from '../lib/addr.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ClusterConfig, UpstreamTls } from './model.js';
-import type { ConnectResult, UpstreamFailure, UpstreamHost } from './runtime-types.js';
+import type { ConnectResult, SourceIdentity, UpstreamFailure, UpstreamHost } from './runtime-types.js';
 import { dnsSans, linkRawSocket, peerSpiffeId, sniFor, type TlsContexts, uriSans } from './tls-contexts.js';
 
 /**
@@ -84,6 +84,7 @@ export async function openUpstream(
   host: UpstreamHost,
   deps: ConnectDeps,
   alpn: readonly string[] | undefined,
+  identity?: SourceIdentity,
 ): Promise<ConnectResult> {
   if (c.blackhole) return failure('blackhole', `cluster ${c.name} is a black hole: connections are refused by configuration`);
   const { port } = host.endpoint;
@@ -99,7 +100,11 @@ export async function openUpstream(
       `cluster ${c.name}: refusing to connect to ${address}:${port}, the proxy's own listener (traffic loop)`,
     );
   }
-  const tlsCfg = c.tls ?? (host.endpoint.mtls ? c.meshTls : undefined);
+  // Mesh mTLS is for a peer proxy's inbound port. An endpoint on this host is the app itself, which local
+  // connections reach directly (inbound capture only sees traffic from other hosts): no mesh TLS to it.
+  let tlsCfg = c.tls ?? (host.endpoint.mtls && !isHostInterfaceAddress(address) ? c.meshTls : undefined);
+  // Mesh mTLS presents the calling workload's own certificate; a caller with no mesh identity goes plaintext.
+  if (c.tls === undefined && tlsCfg && identity !== undefined) tlsCfg = identity === null ? undefined : { ...tlsCfg, certSecret: identity };
   let context: ReturnType<TlsContexts['client']> | undefined;
   if (tlsCfg) {
     context = deps.contexts.client(tlsCfg);
@@ -229,6 +234,12 @@ export class DnsCache {
 let localCache: { readonly at: number; readonly set: ReadonlySet<string> } | undefined;
 
 /** Loopback, unspecified, or one of this host's interface addresses (re-read at most every 10 s). */
+/** One of this host's own interface addresses, not loopback: where the host's registered workloads listen. */
+export function isHostInterfaceAddress(ip: string): boolean {
+  const n = normalizeIp(ip);
+  return !(n.startsWith('127.') || n === '::1' || n === '0.0.0.0' || n === '::') && isLocalAddress(n);
+}
+
 export function isLocalAddress(ip: string): boolean {
   const n = normalizeIp(ip);
   if (n.startsWith('127.') || n === '::1' || n === '0.0.0.0' || n === '::') return true;

@@ -6,7 +6,7 @@ import { type HostState, hostAvailable, hostKey, newHostState } from './cluster-
 import { clearEjection, recordOutcome } from './cluster-outlier.js';
 import { type Balancer, createBalancer, prioritize } from './lb.js';
 import type { ClusterConfig, HealthCheck, ProxyConfig, SecretStore, UpstreamEndpoint } from './model.js';
-import type { ClusterManager, ConnectResult, Outcome, PickContext, UpstreamHost } from './runtime-types.js';
+import type { ClusterManager, ConnectResult, Outcome, PickContext, SourceIdentity, UpstreamHost } from './runtime-types.js';
 import { TlsContexts } from './tls-contexts.js';
 
 export interface ClusterManagerOptions {
@@ -123,7 +123,11 @@ export class ProxyClusterManager implements ClusterManager {
     return cs.balancer.pick(list, { hashKey: ctx.hashKey, inflight: cs.inflight, random: this.random });
   }
 
-  async connect(name: string, host: UpstreamHost, opts?: { readonly alpn?: readonly string[] }): Promise<ConnectResult> {
+  async connect(
+    name: string,
+    host: UpstreamHost,
+    opts?: { readonly alpn?: readonly string[]; readonly identity?: SourceIdentity },
+  ): Promise<ConnectResult> {
     const cs = this.clusters.get(name);
     if (!cs) return failure('connect_failure', `cluster ${name} is not configured`);
     if (cs.config.blackhole) return failure('blackhole', `cluster ${name} is a black hole: connections are refused by configuration`);
@@ -134,7 +138,7 @@ export class ProxyClusterManager implements ClusterManager {
     const st = cs.byKey.get(host.key);
     let r: ConnectResult;
     try {
-      r = await openUpstream(cs.config, host, this.deps, opts?.alpn);
+      r = await openUpstream(cs.config, host, this.deps, opts?.alpn, opts?.identity);
     } catch (e) {
       r = failure('connect_failure', `cluster ${name}: ${(e as Error).message}`);
     }
@@ -271,7 +275,7 @@ export class ProxyClusterManager implements ClusterManager {
           checkHost(
             () => openUpstream({ ...cs.config, connectTimeoutMs: cfg.timeoutMs }, h.host, this.deps, undefined),
             cfg,
-            cs.config.name,
+            cfg.http?.host ?? cs.config.name,
           ),
         () => this.invalidate(cs),
         this.opts.logger,

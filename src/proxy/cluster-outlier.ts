@@ -45,7 +45,7 @@ export function recordOutcome(
 function eject(cfg: OutlierDetection, hosts: readonly HostState[], h: HostState, onChange: () => void): void {
   let ejected = 0;
   for (const x of hosts) if (x.ejected) ejected++;
-  if (ejected > 0 && (ejected + 1) / hosts.length > cfg.maxEjectionPercent) return;
+  if (ejected > 0 && ((ejected + 1) / hosts.length) * 100 > cfg.maxEjectionPercent) return;
   h.ejected = true;
   h.timesEjected++;
   h.consecutive5xx = 0;

@@ -3,10 +3,10 @@ import { TLSSocket } from 'node:tls';
 import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, isVmeshError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { originalDst as nativeOriginalDst } from '../lib/native.js';
+import { localSocketOwner, originalDst as nativeOriginalDst } from '../lib/native.js';
 import { selectFilterChain } from './listener-chains.js';
 import type { DownstreamTls, ListenerConfig, ProxyConfig, SecretStore } from './model.js';
-import type { ClusterManager, ConnectionContext, HttpHandler } from './runtime-types.js';
+import { type ClusterManager, type ConnectionContext, type HttpHandler, type SourceIdentity, uidSecretName } from './runtime-types.js';
 import { proxyTcp, type TcpConnectionInfo, type TcpConnectionStats, type TcpProxyDeps } from './tcp-proxy.js';
 import { linkRawSocket, peerSpiffeId, peerVerified, TlsContexts } from './tls-contexts.js';
 import { type SniffOptions, type SniffResult, sniffTransport } from './tls-sniff.js';
@@ -176,6 +176,23 @@ export class ListenerManager {
     return b;
   }
 
+  /**
+   * Who opened a captured connection: the uid owning the application's end of it (one sock_diag lookup), as the
+   * workload certificate the agent serves for that uid. A uid with none, or a socket not found, has no identity.
+   */
+  private sourceIdentity(remote: { address: string; port: number }, od: { address: string; port: number }): SourceIdentity {
+    let uid: number | undefined;
+    try {
+      uid = localSocketOwner(remote, od);
+    } catch (e) {
+      this.opts.logger.debug({ err: (e as Error).message }, 'socket owner lookup failed');
+      return null;
+    }
+    if (uid === undefined) return null;
+    const name = uidSecretName(uid);
+    return this.opts.secrets.tlsCertificate(name) ? name : null;
+  }
+
   private accept(b: Bound, raw: Socket): void {
     const config = this.config;
     if (!config) {
@@ -200,7 +217,10 @@ export class ListenerManager {
     const od = this.readOriginalDst(raw);
     const dst = od ?? local;
     let listener = accepted;
+    let sourceIdentity: SourceIdentity | undefined;
     if (accepted.useOriginalDst && od) {
+      // Only a destination the kernel reported is a real captured local caller (tests inject theirs).
+      if (!this.opts.originalDst) sourceIdentity = this.sourceIdentity(remote, od);
       // The virtual listener of the exact destination, else the port's wildcard one, else this listener itself.
       listener = config.virtualByAddress.get(`${od.address}:${od.port}`) ?? config.virtualByAddress.get(`0.0.0.0:${od.port}`) ?? accepted;
     }
@@ -239,6 +259,7 @@ export class ListenerManager {
       remote,
       local,
       ...(peerIdentity ? { peerIdentity } : {}),
+      ...(sourceIdentity !== undefined ? { sourceIdentity } : {}),
       tls: chain.tls !== undefined,
       config,
     };
@@ -292,6 +313,9 @@ export class ListenerManager {
         clearTimeout(timer);
         tls.removeListener('error', onError);
         tls.on('error', noop);
+        // A server-side TLSSocket made over an accepted socket keeps secureConnecting set after 'secure', and
+        // Http2Session then waits for a 'secureConnect' that servers never emit: HTTP/2 over mTLS would hang.
+        (tls as unknown as { secureConnecting: boolean }).secureConnecting = false;
         const id = verified.ok ? peerSpiffeId(tls.getPeerCertificate()) : undefined;
         resolve(id ? { socket: tls, peerIdentity: id } : { socket: tls });
       });

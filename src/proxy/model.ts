@@ -53,7 +53,7 @@ export interface HealthCheck {
   readonly healthyThreshold: number;
   readonly unhealthyThreshold: number;
   /** HTTP GET of this path expecting one of the statuses; else a TCP connect. */
-  readonly http?: { readonly path: string; readonly expectedStatuses: readonly number[] };
+  readonly http?: { readonly path: string; readonly host?: string; readonly expectedStatuses: readonly number[] };
 }
 
 export interface ClusterConfig {

@@ -3,6 +3,7 @@ import { err, ok, type Result } from '../lib/result.js';
 import type { AppliedConfig } from '../xds/index.js';
 import { ProxyClusterManager } from './cluster-manager.js';
 import { compileProxyConfig } from './compile/index.js';
+import { shareAmongWorkers } from './compile/share.js';
 import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from './http/index.js';
 import { ListenerManager } from './listener-manager.js';
 import type { ProxyConfig, SecretStore } from './model.js';
@@ -55,9 +56,10 @@ export class MeshProxy {
     });
   }
 
-  /** Compiles an applied config; an error is what the agent NACKs. */
-  static prepare(applied: AppliedConfig): Result<ProxyConfig, string> {
-    return compileProxyConfig(applied);
+  /** Compiles an applied config (worker `index`'s share of `workers`); an error is what the agent NACKs. */
+  static prepare(applied: AppliedConfig, workers = 1, index = 0): Result<ProxyConfig, string> {
+    const r = compileProxyConfig(applied);
+    return r.ok && workers > 1 ? ok(shareAmongWorkers(r.value, workers, index)) : r;
   }
 
   /** Compiles and applies; a config that does not compile leaves the running one in place. */

@@ -8,6 +8,18 @@ import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyCo
  * HTTP handler runs L7 routing on a connection the listener manager hands it.
  */
 
+/**
+ * The mesh identity a local caller presents upstream: the SDS name of its workload certificate, or null when
+ * the calling process belongs to no registered workload (it gets no mesh identity: plaintext, which STRICT
+ * peers refuse). undefined: not a captured local caller; the cluster's own certificate applies.
+ */
+export type SourceIdentity = string | null;
+
+/** The SDS name under which the agent serves the certificate of the workload running as `uid`. */
+export function uidSecretName(uid: number): string {
+  return `uid:${uid}`;
+}
+
 export interface PickContext {
   /** Consistent-hash key (from the route's hash policy), when the cluster hashes. */
   readonly hashKey?: string;
@@ -47,8 +59,15 @@ export interface ClusterManager {
   cluster(name: string): ClusterConfig | undefined;
   /** Picks a healthy, non-ejected endpoint by the cluster's LB policy and locality priorities. */
   pick(cluster: string, ctx: PickContext): UpstreamHost | undefined;
-  /** Opens a connection to a picked host (TLS per the cluster; connect timeout; bind address). */
-  connect(cluster: string, host: UpstreamHost, opts?: { readonly alpn?: readonly string[] }): Promise<ConnectResult>;
+  /**
+   * Opens a connection to a picked host (TLS per the cluster; connect timeout; bind address). `identity` is
+   * the caller's SDS certificate for mesh mTLS (SourceIdentity); undefined keeps the cluster's own.
+   */
+  connect(
+    cluster: string,
+    host: UpstreamHost,
+    opts?: { readonly alpn?: readonly string[]; readonly identity?: SourceIdentity },
+  ): Promise<ConnectResult>;
   /**
    * Circuit breaker budgets, Envoy's: returns a release function, or undefined when the budget is spent
    * (the caller answers 503 with the UO flag).
@@ -69,6 +88,8 @@ export interface ConnectionContext {
   readonly local: { readonly address: string; readonly port: number };
   /** The peer's verified SPIFFE id (inbound mTLS). */
   readonly peerIdentity?: string;
+  /** Outbound capture: who on this host opened the connection (its uid's workload certificate, or none). */
+  readonly sourceIdentity?: SourceIdentity;
   readonly tls: boolean;
   /** The config generation the connection was accepted under; it keeps using it until it closes. */
   readonly config: ProxyConfig;

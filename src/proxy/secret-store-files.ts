@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { SecretInput } from '../xds/index.js';
 import type { SecretStore } from './model.js';
 
 export interface PemCertificate {
@@ -41,6 +42,10 @@ export class FileSecretStore implements SecretStore {
     return this.certs.get(name);
   }
 
+  certificateNames(): string[] {
+    return [...this.certs.keys()];
+  }
+
   trustedCa(name: string): string | undefined {
     return this.cas.get(name);
   }
@@ -57,6 +62,27 @@ export class FileSecretStore implements SecretStore {
 
   setTrustedCa(name: string, pem: string): void {
     this.cas.set(name, pem);
+    this.notify();
+  }
+
+  /** Makes the store hold exactly these secrets (what the agent's SDS sent); notifies once if anything changed. */
+  replaceAll(secrets: readonly SecretInput[]): void {
+    const certs = new Map<string, PemCertificate>();
+    const cas = new Map<string, string>();
+    for (const s of secrets) {
+      if (s.kind === 'certificate') certs.set(s.name, { certPem: s.certChainPem, keyPem: s.keyPem });
+      else cas.set(s.name, s.trustedCaPem);
+    }
+    const same =
+      certs.size === this.certs.size &&
+      cas.size === this.cas.size &&
+      [...certs].every(([n, c]) => this.certs.get(n)?.certPem === c.certPem && this.certs.get(n)?.keyPem === c.keyPem) &&
+      [...cas].every(([n, pem]) => this.cas.get(n) === pem);
+    if (same) return;
+    this.certs.clear();
+    this.cas.clear();
+    for (const [n, c] of certs) this.certs.set(n, c);
+    for (const [n, pem] of cas) this.cas.set(n, pem);
     this.notify();
   }
 

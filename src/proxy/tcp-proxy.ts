@@ -119,7 +119,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
     return;
   }
   s.host = host.key;
-  void deps.clusters.connect(cluster, host).then((r) => {
+  void deps.clusters.connect(cluster, host, ctx.sourceIdentity !== undefined ? { identity: ctx.sourceIdentity } : undefined).then((r) => {
     if (!r.ok) {
       const flags = r.reason === 'overflow' ? 'UO' : r.reason === 'blackhole' ? 'UH' : 'UF';
       return refuse(flags, r.detail);

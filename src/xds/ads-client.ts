@@ -61,7 +61,7 @@ const INVALID_ARGUMENT = 3;
 
 /** The agent's ADS client: one stream, SotW or delta, ACK/NACK per response, reconnect with backoff. */
 export class AdsClient {
-  private readonly client: grpc.Client;
+  private client: grpc.Client;
   private readonly types = new Map<string, TypeState>();
   private readonly abort = new AbortController();
   private call: grpc.ClientDuplexStream<object, object> | undefined;
@@ -74,7 +74,25 @@ export class AdsClient {
       const names = opts.initialNames?.[t];
       this.types.set(t, { wildcard: names === undefined, names: new Set(names ?? []), held: new Map(), requested: false });
     }
-    this.client = new grpc.Client(opts.address, opts.credentials, opts.channelOptions ?? {});
+    this.client = this.newClient();
+  }
+
+  // Its own connection, never one shared through grpc-js's global subchannel pool: reconnect() must really
+  // open a new TLS connection (with a renewed certificate), not reuse a pooled one.
+  private newClient(): grpc.Client {
+    return new grpc.Client(this.opts.address, this.opts.credentials, { 'grpc.use_local_subchannel_pool': 1, ...this.opts.channelOptions });
+  }
+
+  /**
+   * Opens a new connection and stream (delta resumes from the versions held): after the client certificate was
+   * renewed, so the server authenticates the new one.
+   */
+  reconnect(): void {
+    if (this.stopping) return;
+    const old = this.client;
+    this.client = this.newClient();
+    this.call?.cancel();
+    old.close();
   }
 
   start(): void {

@@ -24,7 +24,7 @@ export interface XdsSyncOptions {
   readonly nodeId: string;
   readonly metadata?: Record<string, unknown>;
   /** Where the last good config is kept, so a restarted agent serves traffic while the controller is down. */
-  readonly cacheFile: string;
+  readonly cacheFile?: string;
   readonly logger: Logger;
   readonly validate?: UpdateValidator;
   readonly types?: readonly string[];
@@ -59,6 +59,7 @@ export class XdsSync {
 
   /** Loads the last good config from disk (if any); call before start() so the proxy can serve at once. */
   async loadCached(): Promise<boolean> {
+    if (!this.opts.cacheFile) return false;
     let text: string;
     try {
       text = await readFile(this.opts.cacheFile, 'utf8');
@@ -80,6 +81,11 @@ export class XdsSync {
 
   start(): void {
     this.client.start();
+  }
+
+  /** A new connection and stream to the controller (after the host certificate was renewed). */
+  reconnect(): void {
+    this.client.reconnect();
   }
 
   async stop(): Promise<void> {
@@ -126,7 +132,7 @@ export class XdsSync {
   }
 
   private schedulePersist(): void {
-    if (this.persistTimer) return;
+    if (this.persistTimer || !this.opts.cacheFile) return;
     this.persistTimer = setTimeout(() => {
       this.persistTimer = undefined;
       this.persisting = this.persisting.then(() => this.persist());
@@ -134,6 +140,7 @@ export class XdsSync {
   }
 
   private async persist(): Promise<void> {
+    if (!this.opts.cacheFile) return;
     try {
       await writeFileAtomic(this.opts.cacheFile, JSON.stringify(this.config()), 0o600);
     } catch (e) {

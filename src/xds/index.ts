@@ -10,6 +10,7 @@ export {
   type TypeStatus,
 } from './ads-server.js';
 export { type AppliedConfig, type UpdateValidator, XdsSync, type XdsSyncOptions } from './agent-sync.js';
+export { LocalXdsServer, type LocalXdsServerOptions } from './local-server.js';
 export {
   type AnyMessage,
   adsServiceDefinition,
@@ -21,9 +22,11 @@ export {
   ProtoRegistry,
   protoIncludeDirs,
   protos,
+  sdsServiceDefinition,
   XDS_PROTO_FILES,
 } from './protos.js';
 export { type PublisherOptions, SnapshotPublisher, type Translated } from './publisher.js';
+export { type SecretInput, secretFromMessage, secretMessage } from './secrets.js';
 export {
   checkConsistent,
   makeResource,

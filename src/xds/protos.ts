@@ -181,6 +181,19 @@ export function decodeAny<T = Record<string, unknown>>(any: { readonly type_url:
 }
 
 let adsService: grpc.ServiceDefinition | undefined;
+let sdsService: grpc.ServiceDefinition | undefined;
+const SDS_PROTO = 'envoy/service/secret/v3/sds.proto';
+const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
+
+/** `envoy.service.secret.v3.SecretDiscoveryService` (StreamSecrets, DeltaSecrets): what an Envoy's sds_config calls. */
+export function sdsServiceDefinition(): grpc.ServiceDefinition {
+  if (!sdsService) {
+    const pkg = protoLoader.loadSync(SDS_PROTO, { ...DECODE_OPTIONS, keepCase: true, includeDirs: [...protoIncludeDirs()] });
+    sdsService = pkg[SDS_SERVICE] as unknown as grpc.ServiceDefinition;
+    if (!sdsService) throw vmeshError(ErrorCode.Internal, `${SDS_PROTO} does not define ${SDS_SERVICE}`);
+  }
+  return sdsService;
+}
 
 /** `envoy.service.discovery.v3.AggregatedDiscoveryService`, loaded once with proto-loader (ads.proto only). */
 export function adsServiceDefinition(): grpc.ServiceDefinition {

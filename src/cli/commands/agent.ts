@@ -17,6 +17,11 @@ const FLAGS = [
   'dnsPort',
   'proxy',
   'capture',
+  'proxyWorkers',
+  'mode',
+  'gatewayLabel',
+  'credentialsDir',
+  'runDir',
   'logLevel',
 ];
 
@@ -36,6 +41,14 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('dns-port', { type: 'string', describe: 'DNS proxy port on loopback (default 15053)' })
       .option('capture', { type: 'boolean', describe: 'install traffic capture when the proxy listens (default true; --no-capture)' })
       .option('proxy', { type: 'boolean', describe: 'run the data-plane proxy (default true; --no-proxy for control-plane only)' })
+      .option('proxy-workers', { type: 'string', describe: 'proxy processes (default: one per core; 0 runs the proxy inside the agent)' })
+      .option('run-dir', {
+        type: 'string',
+        describe: 'directory of the local xDS/SDS socket (default /run/vmesh/agent-<hash of data dir>)',
+      })
+      .option('mode', { type: 'string', choices: ['sidecar', 'gateway'], describe: 'sidecar (default) or an ingress/egress gateway' })
+      .option('gateway-label', { type: 'string', array: true, describe: 'gateway mode: a label Gateway selectors match (key=value)' })
+      .option('credentials-dir', { type: 'string', describe: 'gateway credentialName files (default /etc/vmesh/credentials)' })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));

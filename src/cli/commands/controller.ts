@@ -19,6 +19,7 @@ const FLAGS = [
   'caCert',
   'caKey',
   'hostCertTtl',
+  'workloadCertTtl',
   'hostTimeout',
   'xdsPlaintextPort',
   'xdsPlaintextAddress',
@@ -43,6 +44,7 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('ca-cert', { type: 'string', describe: 'bring your own CA (or intermediate) certificate' })
       .option('ca-key', { type: 'string', describe: 'its private key' })
       .option('host-cert-ttl', { type: 'string', describe: 'host certificate lifetime in seconds (default 7 days)' })
+      .option('workload-cert-ttl', { type: 'string', describe: 'workload certificate (SVID) lifetime in seconds (default 24 h)' })
       .option('host-timeout', { type: 'string', describe: 'seconds without a report before a host is not live (default 60)' })
       .option('xds-plaintext-port', { type: 'string', describe: "plaintext xDS (Istio's 15010), off unless given" })
       .option('xds-plaintext-address', { type: 'string', describe: 'address for plaintext xDS (default 127.0.0.1)' })

@@ -78,7 +78,11 @@ function healthCheck(c: Msg): HealthCheck | undefined {
       if (start < 100 || end > 600 || end <= start) fail(`${hp}.expected_statuses[${i}]`, `bad range [${start}, ${end})`);
       for (let s = start; s < end; s++) statuses.push(s);
     });
-    return { ...base, http: { path: str(http.path, `${hp}.path`, '/'), expectedStatuses: statuses.length > 0 ? statuses : [200] } };
+    const host = typeof http.host === 'string' && http.host !== '' ? { host: http.host } : {};
+    return {
+      ...base,
+      http: { path: str(http.path, `${hp}.path`, '/'), ...host, expectedStatuses: statuses.length > 0 ? statuses : [200] },
+    };
   }
   const tcp = msg(hc.tcp_health_check, `${p}.tcp_health_check`);
   if (tcp) {

@@ -67,7 +67,7 @@ class H2Downstream implements Downstream {
     // gRPC trailers-only answers (status in the only header block) stay that way.
     const endStream = noBody || (contentLength === 0 && (!this.wantTrailers || names.includes('grpc-status')));
     try {
-      st.respond(h, { endStream, waitForTrailers: !endStream && this.wantTrailers });
+      st.respond(h, { endStream, waitForTrailers: !endStream });
     } catch {
       st.close(constants.NGHTTP2_INTERNAL_ERROR);
     }

@@ -179,7 +179,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.requestId = requestId;
     if (this.action.forwardClientCert && this.peerIdentity !== undefined) {
       names.push('x-forwarded-client-cert');
-      values.push(`URI=${this.peerIdentity}`);
+      // Envoy's XFCC elements: By = the identity this proxy presented, URI = the verified client's.
+      const by = this.conn.chain.tls?.certSecret;
+      values.push(by?.startsWith('spiffe://') ? `By=${by};URI=${this.peerIdentity}` : `URI=${this.peerIdentity}`);
     }
     if (hasOps(entry.headers)) applyHeaderOps(entry.headers, names, values);
     if (hasOps(route.requestHeaders)) applyHeaderOps(route.requestHeaders, names, values);
@@ -202,6 +204,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       mode,
       info.contentLength,
       upgrade,
+      this.conn.sourceIdentity,
     );
     const fwd = new Forwarder(this, cfg, a, req, this.pending, this.requestEnded);
     this.fwd = fwd;

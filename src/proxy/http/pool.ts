@@ -1,5 +1,5 @@
 import type { ClusterConfig } from '../model.js';
-import type { ClusterManager, UpstreamHost } from '../runtime-types.js';
+import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { ConnectFailure } from './upstream.js';
 import { type ConnOwner, H1Conn } from './upstream-h1.js';
 import { H2Client } from './upstream-h2.js';
@@ -19,6 +19,7 @@ export class HostPool implements ConnOwner {
     private readonly pools: UpstreamPools,
     readonly cluster: string,
     readonly host: UpstreamHost,
+    readonly identity: SourceIdentity | undefined,
   ) {
     this.keyInCluster = host.key;
   }
@@ -35,7 +36,7 @@ export class HostPool implements ConnOwner {
   }
 
   async connect(): Promise<H1Conn | ConnectFailure> {
-    const r = await this.pools.clusters.connect(this.cluster, this.host, { alpn: H1_ALPN });
+    const r = await this.pools.clusters.connect(this.cluster, this.host, { alpn: H1_ALPN, identity: this.identity });
     if (!r.ok) return r;
     this.conns++;
     return new H1Conn(r.socket, this.host, this.cluster, this);
@@ -76,7 +77,7 @@ export class HostPool implements ConnOwner {
   session(cfg: ClusterConfig): H2Client {
     let s = this.h2;
     if (!s?.usable) {
-      s = new H2Client(this.pools.clusters, this.cluster, this.host, cfg, () => {
+      s = new H2Client(this.pools.clusters, this.cluster, this.host, cfg, this.identity, () => {
         if (this.h2 === s) this.h2 = undefined;
         this.pools.maybeForget(this);
       });
@@ -99,9 +100,12 @@ export class HostPool implements ConnOwner {
   }
 }
 
-/** Every upstream pool of the handler, by cluster then host key (two lookups, no key strings built per request). */
+/**
+ * Every upstream pool of the handler, by caller identity, cluster, then host key (map lookups, no key strings
+ * built per request). Connections carry the caller's certificate, so callers of different identities never share one.
+ */
 export class UpstreamPools {
-  private readonly byCluster = new Map<string, Map<string, HostPool>>();
+  private readonly byIdentity = new Map<SourceIdentity | undefined, Map<string, Map<string, HostPool>>>();
   draining = false;
 
   /** Coarse monotonic milliseconds, set by the owner's sweep: idle stamps. */
@@ -114,21 +118,26 @@ export class UpstreamPools {
    * how stale the clock may be: a connection is never closed early, at most that late.
    */
   sweep(now: number, slack: number): void {
-    for (const [cluster, hosts] of this.byCluster) {
-      const idleMs = (this.clusters.cluster(cluster)?.idleTimeoutMs ?? DEFAULT_IDLE_MS) + slack;
-      for (const p of hosts.values()) if (p.idle.length > 0) p.sweep(now, idleMs);
+    for (const p of this.all()) {
+      if (p.idle.length === 0) continue;
+      p.sweep(now, (this.clusters.cluster(p.cluster)?.idleTimeoutMs ?? DEFAULT_IDLE_MS) + slack);
     }
   }
 
-  pool(cluster: string, host: UpstreamHost): HostPool {
-    let hosts = this.byCluster.get(cluster);
+  pool(cluster: string, host: UpstreamHost, identity?: SourceIdentity): HostPool {
+    let byCluster = this.byIdentity.get(identity);
+    if (!byCluster) {
+      byCluster = new Map();
+      this.byIdentity.set(identity, byCluster);
+    }
+    let hosts = byCluster.get(cluster);
     if (!hosts) {
       hosts = new Map();
-      this.byCluster.set(cluster, hosts);
+      byCluster.set(cluster, hosts);
     }
     let p = hosts.get(host.key);
     if (!p) {
-      p = new HostPool(this, cluster, host);
+      p = new HostPool(this, cluster, host, identity);
       hosts.set(host.key, p);
     }
     return p;
@@ -137,19 +146,25 @@ export class UpstreamPools {
   /** Drops a pool with nothing left in it, so hosts that left the config do not accumulate. */
   maybeForget(p: HostPool): void {
     if (!p.empty) return;
-    const hosts = this.byCluster.get(p.cluster);
-    if (hosts?.get(p.key) !== p) return;
+    const byCluster = this.byIdentity.get(p.identity);
+    const hosts = byCluster?.get(p.cluster);
+    if (!byCluster || hosts?.get(p.key) !== p) return;
     hosts.delete(p.key);
-    if (hosts.size === 0) this.byCluster.delete(p.cluster);
+    if (hosts.size === 0) byCluster.delete(p.cluster);
+    if (byCluster.size === 0) this.byIdentity.delete(p.identity);
   }
 
   idleConnections(): number {
     let n = 0;
-    for (const hosts of this.byCluster.values()) for (const p of hosts.values()) n += p.idle.length;
+    for (const p of this.all()) n += p.idle.length;
     return n;
   }
 
+  private *all(): Iterable<HostPool> {
+    for (const byCluster of this.byIdentity.values()) for (const hosts of byCluster.values()) yield* hosts.values();
+  }
+
   closeIdle(): void {
-    for (const hosts of this.byCluster.values()) for (const p of [...hosts.values()]) p.closeIdle();
+    for (const p of [...this.all()]) p.closeIdle();
   }
 }

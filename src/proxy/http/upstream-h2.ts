@@ -7,7 +7,7 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import type { ClusterConfig } from '../model.js';
-import type { ClusterManager, UpstreamHost } from '../runtime-types.js';
+import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { Fields } from './parser.js';
 import type { BodyMode, ConnectFailure, UpstreamExchange, UpstreamReceiver } from './upstream.js';
 
@@ -28,6 +28,7 @@ export class H2Client {
     private readonly cluster: string,
     private readonly host: UpstreamHost,
     private readonly cfg: ClusterConfig,
+    private readonly identity: SourceIdentity | undefined,
     private readonly onGone: () => void,
   ) {
     void this.open();
@@ -51,7 +52,7 @@ export class H2Client {
   }
 
   private async open(): Promise<void> {
-    const r = await this.clusters.connect(this.cluster, this.host, { alpn: H2_ALPN });
+    const r = await this.clusters.connect(this.cluster, this.host, { alpn: H2_ALPN, identity: this.identity });
     if (!r.ok) {
       this.markGone();
       this.flush(r);

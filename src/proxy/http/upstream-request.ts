@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { ClusterConfig } from '../model.js';
-import type { UpstreamHost } from '../runtime-types.js';
+import type { SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { UpstreamPools } from './pool.js';
 import type { BodyMode, ConnectFailure, UpstreamReceiver } from './upstream.js';
 import { H1Conn } from './upstream-h1.js';
@@ -24,6 +24,8 @@ export class UpstreamRequest {
     readonly contentLength: number,
     /** WebSocket upgrade token, forwarded with `connection: upgrade`. */
     readonly upgrade: string | undefined,
+    /** The caller's mesh identity: upstream connections are pooled per identity. */
+    readonly identity?: SourceIdentity,
   ) {}
 
   h1Head(attempt: number, authority: string): string {
@@ -74,7 +76,7 @@ export function dispatch(
   attempt: number,
   authority: string,
 ): void {
-  const pool = pools.pool(cfg.name, host);
+  const pool = pools.pool(cfg.name, host, req.identity);
   if (cfg.http2) {
     pool.session(cfg).whenReady((s) => {
       if (!r.wants(token)) return;

@@ -269,7 +269,7 @@ describe('ProxyClusterManager', { timeout: 20_000 }, () => {
   });
 
   test('host state survives config updates; EDS health and the exclude set are honoured', async () => {
-    const outlier = { consecutive5xx: 1, consecutiveGatewayErrors: 0, intervalMs: 1000, baseEjectionMs: 10_000, maxEjectionPercent: 1 };
+    const outlier = { consecutive5xx: 1, consecutiveGatewayErrors: 0, intervalMs: 1000, baseEjectionMs: 10_000, maxEjectionPercent: 100 };
     const c1 = cluster('keep', [1001, 1002, 1003], { outlier });
     const cm = make([c1]);
     const h1 = cm.hosts('keep')[0];

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compileProxyConfig, parseFileSecretName } from '../../../src/proxy/compile/index.js';
+import { shareAmongWorkers } from '../../../src/proxy/compile/share.js';
 import type {
   ClusterConfig,
   FilterChain,
@@ -107,6 +108,14 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     const v2 = cluster('h1', 'outbound|9080|v2|reviews.default.mesh');
     assert.equal(v2.lb, 'RING_HASH');
     assert.equal(v2.ringSize, 1024);
+    // Split over two workers, each holds half of every circuit-breaker budget (rounded up).
+    assert.deepEqual(shareAmongWorkers(compiled('h1'), 2).clusters.get(v1.name)?.circuitBreaker, {
+      maxConnections: 50,
+      maxPendingRequests: 25,
+      maxRequests: 100,
+      maxRetries: 2,
+    });
+    assert.equal(shareAmongWorkers(compiled('h1'), 2, 1).clusters.get(v1.name)?.circuitBreaker.maxRetries, 1);
     for (const c of [v1, v2]) {
       assert.deepEqual(c.circuitBreaker, { maxConnections: 100, maxPendingRequests: 50, maxRequests: 200, maxRetries: 3 });
       assert.equal(c.connectTimeoutMs, 2000);
@@ -124,7 +133,7 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
         timeoutMs: 1000,
         healthyThreshold: 2,
         unhealthyThreshold: 3,
-        http: { path: '/health', expectedStatuses: [200] },
+        http: { path: '/health', host: 'reviews.default.mesh', expectedStatuses: [200] },
       });
       assert.equal(c.tls, undefined);
     }
@@ -522,6 +531,11 @@ describe('compileProxyConfig: Envoy defaults on sparse resources', () => {
     const c = compileOk({ listeners: [httpListener([rl, ROUTER], { rds: { route_config_name: 'x' } })] });
     const a = httpAction(c.listeners.get('l')?.filterChains[0] as FilterChain);
     assert.deepEqual(a.filters.rateLimit, { maxTokens: 5, tokensPerFill: 2, fillIntervalMs: 1000, status: 503 });
+    // Two proxy workers: each gets half the bucket and refills half as often, so the host's total is unchanged.
+    const bucket = (i: number) =>
+      httpAction(shareAmongWorkers(c, 2, i).listeners.get('l')?.filterChains[0] as FilterChain).filters.rateLimit;
+    assert.deepEqual(bucket(0), { maxTokens: 3, tokensPerFill: 2, fillIntervalMs: 2000, status: 503 });
+    assert.deepEqual(bucket(1), { maxTokens: 2, tokensPerFill: 2, fillIntervalMs: 2000, status: 503 });
     assert.equal(a.filters.fault, false);
     assert.deepEqual(a.filters.rbac, []);
     const tcp = compileOk({

@@ -58,7 +58,7 @@ describe('outlier detection', { timeout: 20_000 }, () => {
   });
 
   test('a host answering 503s is ejected, traffic moves to the other, and it returns after the ejection time', async () => {
-    const outlier = { consecutive5xx: 5, consecutiveGatewayErrors: 3, intervalMs: 100, baseEjectionMs: 300, maxEjectionPercent: 0.5 };
+    const outlier = { consecutive5xx: 5, consecutiveGatewayErrors: 3, intervalMs: 100, baseEjectionMs: 300, maxEjectionPercent: 50 };
     const cm = make(outlier, [bad.port, good.port]);
     const badKey = `127.0.0.1:${bad.port}`;
     const goodKey = `127.0.0.1:${good.port}`;
@@ -86,7 +86,7 @@ describe('outlier detection', { timeout: 20_000 }, () => {
 
   test('connect failures count as gateway errors', async () => {
     const dead = await deadPort();
-    const cm = make({ consecutive5xx: 0, consecutiveGatewayErrors: 2, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 1 }, [
+    const cm = make({ consecutive5xx: 0, consecutiveGatewayErrors: 2, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 100 }, [
       dead,
     ]);
     const host = cm.pick('svc', {});
@@ -100,7 +100,7 @@ describe('outlier detection', { timeout: 20_000 }, () => {
 
   test('consecutive means in a row; 500 is a 5xx but not a gateway error', () => {
     const cm = make(
-      { consecutive5xx: 3, consecutiveGatewayErrors: 2, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 1 },
+      { consecutive5xx: 3, consecutiveGatewayErrors: 2, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 100 },
       [1, 2],
     );
     const h = { key: '127.0.0.1:1', endpoint: endpoint(1) };
@@ -117,7 +117,7 @@ describe('outlier detection', { timeout: 20_000 }, () => {
 
   test('max_ejection_percent caps ejections, but one host may always go', () => {
     const cm = make(
-      { consecutive5xx: 1, consecutiveGatewayErrors: 0, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 0.1 },
+      { consecutive5xx: 1, consecutiveGatewayErrors: 0, intervalMs: 100, baseEjectionMs: 10_000, maxEjectionPercent: 10 },
       [1, 2, 3],
     );
     for (const port of [1, 2, 3])

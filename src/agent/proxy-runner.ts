@@ -1,0 +1,76 @@
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentConfig } from '../config/agent.js';
+import type { Logger } from '../lib/logger.js';
+import type { ProxyConfig } from '../proxy/model.js';
+import { MeshProxy } from '../proxy/proxy.js';
+import { FileSecretStore } from '../proxy/secret-store-files.js';
+import { type AppliedConfig, LocalXdsServer, type SecretInput } from '../xds/index.js';
+import { ProxyWorkers } from './proxy-workers.js';
+
+/** The host's proxy as the agent drives it: in its own process, or as worker processes fed by the local xDS/SDS. */
+export interface ProxyRunner {
+  /** The accepted config (already compiled by the agent, which NACKs what does not compile) and the secrets. */
+  update(applied: AppliedConfig, compiled: ProxyConfig | undefined, secrets: readonly SecretInput[]): void;
+  listening(): Array<{ name: string; port: number }>;
+  /** Processes serving traffic (for metrics and the benchmark). */
+  pids(): number[];
+  stop(drainMs: number): Promise<void>;
+}
+
+export async function startProxyRunner(cfg: AgentConfig, logger: Logger, onListening: () => void): Promise<ProxyRunner> {
+  return cfg.proxyWorkers > 0 ? startWorkers(cfg, logger, onListening) : inProcess(logger, onListening);
+}
+
+function inProcess(logger: Logger, onListening: () => void): ProxyRunner {
+  const secrets = new FileSecretStore();
+  const proxy = new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) });
+  return {
+    update(applied, compiled, list) {
+      secrets.replaceAll(list);
+      void proxy.apply(compiled ?? applied).then((r) => {
+        if (!r.ok) logger.warn({ error: r.error }, 'proxy: config not applied');
+        else onListening();
+      });
+    },
+    listening: () => proxy.listening(),
+    pids: () => [process.pid],
+    stop: (drainMs) => proxy.stop(drainMs),
+  };
+}
+
+async function startWorkers(cfg: AgentConfig, logger: Logger, onListening: () => void): Promise<ProxyRunner> {
+  const { proxyUid: uid, proxyGid: gid } = cfg.captureConfig;
+  // Only the agent and the proxy group may reach the socket: it hands out private keys.
+  const runDir = cfg.runDir;
+  await mkdir(runDir, { recursive: true, mode: 0o750 });
+  await chmod(runDir, 0o750);
+  if (process.getuid?.() === 0) await chown(runDir, 0, gid);
+  const local = new LocalXdsServer({
+    socketPath: join(runDir, 'proxy-xds.sock'),
+    group: gid,
+    logger: logger.child({ component: 'local-xds' }),
+  });
+  await local.start();
+  const workers = new ProxyWorkers({
+    count: cfg.proxyWorkers,
+    socketPath: join(runDir, 'proxy-xds.sock'),
+    uid,
+    gid,
+    logLevel: cfg.logLevel,
+    logger: logger.child({ component: 'proxy-workers' }),
+    onListening,
+  });
+  workers.start();
+  logger.info({ workers: cfg.proxyWorkers, uid, gid }, 'proxy workers started');
+  return {
+    update: (applied, _compiled, list) => local.update(applied, list),
+    listening: () => workers.listening(),
+    pids: () => workers.pids(),
+    async stop(drainMs) {
+      await workers.stop(drainMs);
+      await local.stop();
+      await rm(runDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import cluster, { type Worker } from 'node:cluster';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ProxyWorkerConfig, proxyWorkerArgs } from '../config/proxy-worker.js';
+import { backoffDelay } from '../lib/backoff.js';
+import type { Logger } from '../lib/logger.js';
+
+/** What a worker tells the agent over the cluster channel. */
+export type WorkerMessage =
+  | { readonly kind: 'started'; readonly pid: number }
+  | { readonly kind: 'listening'; readonly listeners: Array<{ name: string; port: number }>; readonly version: string };
+
+export interface ProxyWorkersOptions {
+  readonly count: number;
+  readonly socketPath: string;
+  /** The unprivileged user the workers run as (only when the agent runs as root). */
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly logLevel: string;
+  readonly logger: Logger;
+  /** A worker reported its listeners, or exited (capture follows whether any worker listens). */
+  readonly onListening?: () => void;
+}
+
+interface Slot {
+  worker?: Worker;
+  listeners: Array<{ name: string; port: number }>;
+  restarts: number;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * The proxy as `count` processes (node:cluster) sharing each listening socket, one per core. The kernel spreads
+ * accepted connections over them (SCHED_NONE: no hand-off through the agent). A worker that dies is started
+ * again with backoff; the agent holds the sockets meanwhile, so the others keep serving.
+ */
+export class ProxyWorkers {
+  private readonly slots: Slot[] = [];
+  private stopping = false;
+
+  constructor(private readonly opts: ProxyWorkersOptions) {}
+
+  start(): void {
+    // Must be set before the first fork; the agent forks nothing else.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    for (let i = 0; i < this.opts.count; i++) {
+      const slot: Slot = { listeners: [], restarts: 0 };
+      this.slots.push(slot);
+      this.fork(i, slot);
+    }
+  }
+
+  /** Listeners every live worker reported (the union). */
+  listening(): Array<{ name: string; port: number }> {
+    const seen = new Map<string, { name: string; port: number }>();
+    for (const s of this.slots) for (const l of s.listeners) seen.set(`${l.name}:${l.port}`, l);
+    return [...seen.values()];
+  }
+
+  pids(): number[] {
+    return this.slots.flatMap((s) => (s.worker?.process.pid !== undefined && !s.worker.isDead() ? [s.worker.process.pid] : []));
+  }
+
+  /** Asks every worker to drain and exit; kills those still there after the deadline. */
+  async stop(drainMs: number): Promise<void> {
+    this.stopping = true;
+    const exits = this.slots.map((s) => {
+      if (s.timer) clearTimeout(s.timer);
+      const w = s.worker;
+      if (!w || w.isDead()) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const kill = setTimeout(() => {
+          w.process.kill('SIGKILL');
+          resolve();
+        }, drainMs + 2000);
+        w.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        try {
+          w.send({ kind: 'drain', drainMs });
+        } catch {
+          w.process.kill('SIGTERM');
+        }
+      });
+    });
+    await Promise.all(exits);
+  }
+
+  private fork(index: number, slot: Slot): void {
+    const args: ProxyWorkerConfig = { socketPath: this.opts.socketPath, index, count: this.opts.count, logLevel: this.opts.logLevel };
+    const root = process.getuid?.() === 0;
+    cluster.setupPrimary({
+      exec: workerEntry(),
+      execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')),
+      args: proxyWorkerArgs(args),
+      ...(root && this.opts.uid !== undefined ? { uid: this.opts.uid } : {}),
+      ...(root && this.opts.gid !== undefined ? { gid: this.opts.gid } : {}),
+    });
+    const worker = cluster.fork();
+    slot.worker = worker;
+    slot.listeners = [];
+    worker.on('message', (m: WorkerMessage) => {
+      if (m?.kind === 'listening') {
+        slot.listeners = m.listeners;
+        slot.restarts = 0;
+        this.opts.onListening?.();
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      slot.listeners = [];
+      if (this.stopping) return;
+      this.opts.onListening?.();
+      const wait = backoffDelay(slot.restarts++, { baseMs: 200, maxMs: 10_000 });
+      this.opts.logger.error(
+        { worker: index, pid: worker.process.pid, code, signal, restartInMs: wait },
+        'proxy worker exited; restarting',
+      );
+      slot.timer = setTimeout(() => this.fork(index, slot), wait);
+    });
+  }
+}
+
+/** The worker's entry file, beside this one (`.ts` under tsx, `.js` once built). */
+function workerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.slice(0, -extname(here).length).replace(/proxy-workers$/, 'proxy-worker-main') + extname(here);
+}

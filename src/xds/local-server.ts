@@ -1,0 +1,104 @@
+import { chmod, chown, rm } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { ok } from '../lib/result.js';
+import { createAdsServer } from './ads-server.js';
+import type { AppliedConfig } from './agent-sync.js';
+import { sdsServiceDefinition } from './protos.js';
+import { type SecretInput, secretMessage } from './secrets.js';
+import { makeResource, snapshotOf, type XdsResource } from './snapshot.js';
+import { SnapshotCache } from './snapshot-cache.js';
+import { NDS, SDS } from './type-urls.js';
+
+export interface LocalXdsServerOptions {
+  /** A unix socket path; its file mode is the access control (0660, group `group`). */
+  readonly socketPath: string;
+  readonly group?: number;
+  readonly logger: Logger;
+}
+
+/** Every local proxy process sees the same snapshot. */
+const LOCAL_NODE = 'local-proxy';
+
+/**
+ * The agent's xDS and SDS server for its own proxy processes, on a unix socket (as Istio's agent serves
+ * Envoy): the config the controller sent, passed through, plus the secrets the agent holds. Private keys
+ * cross only this socket, never the network. Serves ADS and Envoy's SecretDiscoveryService.
+ */
+export class LocalXdsServer {
+  private readonly cache: SnapshotCache;
+  private readonly server = new grpc.Server();
+  // Applied resources are kept as the same objects between updates: encode each once.
+  private readonly encoded = new WeakMap<object, XdsResource>();
+  private readonly secretEncoded = new Map<string, { input: SecretInput; resource: XdsResource }>();
+  private generation = 0;
+
+  constructor(private readonly opts: LocalXdsServerOptions) {
+    this.cache = new SnapshotCache({ logger: opts.logger });
+    const ads = createAdsServer(this.cache, {
+      authenticate: () => ok({ nodeId: LOCAL_NODE }),
+      logger: opts.logger,
+    });
+    this.server.addService(ads.service, ads.implementation);
+    const impl = ads.implementation as Record<string, grpc.UntypedHandleCall>;
+    this.server.addService(sdsServiceDefinition(), {
+      StreamSecrets: impl.StreamAggregatedResources as grpc.UntypedHandleCall,
+      DeltaSecrets: impl.DeltaAggregatedResources as grpc.UntypedHandleCall,
+    });
+  }
+
+  async start(): Promise<void> {
+    await rm(this.opts.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) =>
+      this.server.bindAsync(`unix:${this.opts.socketPath}`, grpc.ServerCredentials.createInsecure(), (e) =>
+        e ? reject(vmeshError(ErrorCode.Unavailable, `local xDS socket ${this.opts.socketPath}: ${e.message}`)) : resolve(),
+      ),
+    );
+    await chmod(this.opts.socketPath, 0o660);
+    if (this.opts.group !== undefined && process.getuid?.() === 0) await chown(this.opts.socketPath, 0, this.opts.group);
+  }
+
+  /** Publishes the applied config and the secrets as one snapshot; an inconsistent one keeps the previous. */
+  update(applied: AppliedConfig, secrets: readonly SecretInput[]): void {
+    const all: XdsResource[] = [];
+    for (const [typeUrl, byName] of Object.entries(applied.resources)) {
+      if (typeUrl === NDS) continue;
+      for (const [name, msg] of Object.entries(byName)) {
+        let r = this.encoded.get(msg as object);
+        if (!r) {
+          try {
+            r = makeResource(typeUrl, name, msg as object);
+          } catch (e) {
+            this.opts.logger.warn({ typeUrl, name, err: (e as Error).message }, 'local xds: resource not re-encodable; left out');
+            continue;
+          }
+          this.encoded.set(msg as object, r);
+        }
+        all.push(r);
+      }
+    }
+    const keep = new Map<string, { input: SecretInput; resource: XdsResource }>();
+    for (const s of secrets) {
+      const old = this.secretEncoded.get(s.name);
+      const same = old && JSON.stringify(old.input) === JSON.stringify(s);
+      const entry = same && old ? old : { input: s, resource: makeResourceOf(s) };
+      keep.set(s.name, entry);
+      all.push(entry.resource);
+    }
+    this.secretEncoded.clear();
+    for (const [k, v] of keep) this.secretEncoded.set(k, v);
+    this.generation += 1;
+    this.cache.setSnapshot(LOCAL_NODE, snapshotOf(`local-${this.generation}`, all));
+  }
+
+  async stop(): Promise<void> {
+    this.server.forceShutdown();
+    await rm(this.opts.socketPath, { force: true });
+  }
+}
+
+function makeResourceOf(s: SecretInput): XdsResource {
+  const m = secretMessage(s);
+  return makeResource(SDS, m.name, m.message);
+}
