@@ -35,10 +35,12 @@ import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
 import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
+import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
+  readonly metricsPort: number;
   readonly dnsPort: number;
   readonly proxy?: ProxyRunner;
   readonly sync: XdsSync;
@@ -268,10 +270,25 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
   const adminPort = await listenOn(admin, cfg.adminAddress, cfg.adminPort);
+  const metrics = await startMetricsServer({
+    address: cfg.metricsAddress,
+    port: cfg.metricsPort,
+    logger: logger.child({ component: 'metrics' }),
+    sources: {
+      proxies: () => proxy?.metrics() ?? Promise.resolve([]),
+      certificates: () => [
+        ...identities.all().map((c) => ({ name: c.spiffeId, notAfter: c.notAfter })),
+        { name: 'host', notAfter: certificateNotAfter(creds.certPem) },
+      ],
+      xds: () => sync.config(),
+      ready: () => !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort),
+    },
+  });
   logger.info({ host: cfg.hostName, controllers: cfg.controllers, adminPort, dnsPort }, 'agent ready');
 
   return {
     adminPort,
+    metricsPort: metrics.port,
     dnsPort,
     ...(proxy ? { proxy } : {}),
     sync,
@@ -291,6 +308,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       await idCache.flush();
       await dns.stop();
       await new Promise<void>((r) => admin.close(() => r()));
+      await metrics.close();
     },
   };
 }
