@@ -29,6 +29,56 @@ export function failure(reason: UpstreamFailure, detail: string): Failure {
 
 const noop = () => {};
 
+/** Bytes read per call into a reused buffer (HTTP/1.1 responses are mostly far smaller; bodies stream on). */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/** Who takes what a socket opened with a reused read buffer reads (see ReusedReads). */
+export interface ReadSink {
+  /** buf[0, n) was read. Views of it are valid until this returns, unless the sink called `reads.lend()`. */
+  onRead(buf: Buffer, n: number): void;
+}
+
+/**
+ * Reads into one buffer per connection, reused while nothing read is kept (Node's `onread`): no 64 KiB allocation,
+ * ArrayBuffer and stream push per read. Until a sink is set the socket behaves as usual ('data' with copies), so
+ * whoever ends up owning it (a tunnel after an upgrade) needs to know nothing of this.
+ */
+export class ReusedReads {
+  sink: ReadSink | undefined;
+  private buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  private lent = false;
+  socket: Socket | undefined;
+
+  /** The bytes just read stay in use after onRead returned: the next read goes to a new buffer. */
+  lend(): void {
+    this.lent = true;
+  }
+
+  readonly next = (): Buffer => {
+    if (this.lent) {
+      this.lent = false;
+      this.buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    }
+    return this.buf;
+  };
+
+  // Always true: backpressure is the owner's socket.pause(), as with 'data'.
+  readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    const b = buf as Buffer;
+    const sink = this.sink;
+    if (sink) sink.onRead(b, n);
+    else this.socket?.emit('data', Buffer.from(b.subarray(0, n)));
+    return true;
+  };
+}
+
+const reusedReads = new WeakMap<Socket, ReusedReads>();
+
+/** The reused-buffer reader of an upstream socket, when it was opened with one (plaintext HTTP/1.1). */
+export function reusedReadsOf(socket: Socket): ReusedReads | undefined {
+  return reusedReads.get(socket);
+}
+
 export async function openUpstream(
   c: ClusterConfig,
   host: UpstreamHost,
@@ -60,17 +110,25 @@ export async function openUpstream(
     context = deps.contexts.client(tlsCfg);
     if (!context.ok) return failure('tls_error', `cluster ${c.name}: ${context.error}`);
   }
-  const tcp = await tcpConnect(c, address, port);
+  // Plaintext HTTP/1.1 reads into a reused buffer; TLS, HTTP/2 and raw TCP keep Node's own reads.
+  const reuse = !tlsCfg && alpn !== undefined && alpn.length === 1 && alpn[0] === 'http/1.1';
+  const tcp = await tcpConnect(c, address, port, reuse);
   if (!tcp.ok || !tlsCfg || !context?.ok) return tcp.ok ? { ok: true, socket: tcp.value, host } : tcp.error;
   return handshake(c, host, tcp.value, tlsCfg, context.value, c.tls === undefined, alpn);
 }
 
-function tcpConnect(c: ClusterConfig, address: string, port: number): Promise<Result<Socket, Failure>> {
+function tcpConnect(c: ClusterConfig, address: string, port: number, reuse: boolean): Promise<Result<Socket, Failure>> {
   return new Promise((resolve) => {
     const opts: TcpNetConnectOpts = { host: address, port, allowHalfOpen: true, noDelay: true };
     // A v4 source address cannot reach a v6 destination; the bind address only applies to its own family.
     if (c.bindAddress && isIP(c.bindAddress) === isIP(address)) opts.localAddress = c.bindAddress;
+    const reads = reuse ? new ReusedReads() : undefined;
+    if (reads) opts.onread = { buffer: reads.next, callback: reads.onRead };
     const socket = netConnect(opts);
+    if (reads) {
+      reads.socket = socket;
+      reusedReads.set(socket, reads);
+    }
     const timer = setTimeout(() => {
       socket.destroy();
       resolve(err(failure('connect_timeout', `cluster ${c.name}: ${address}:${port} did not accept within ${c.connectTimeoutMs} ms`)));

@@ -177,13 +177,51 @@ export function pickCluster(list: TcpAction['clusters'], random: () => number): 
   return list[list.length - 1]?.name;
 }
 
-function splice(down: Socket, up: Socket, idleMs: number, s: { flags: string; detail: string | undefined; rx: number; tx: number }): void {
-  down.on('data', (d: Buffer) => {
-    s.rx += d.length;
-  });
-  up.on('data', (d: Buffer) => {
-    s.tx += d.length;
-  });
+interface SpliceStats {
+  flags: string;
+  detail: string | undefined;
+  rx: number;
+  tx: number;
+}
+
+/**
+ * Bytes one way with backpressure: what `pipe` does, without its per-chunk bookkeeping and a second 'data'
+ * listener for the byte count. Chunks go on as read (no copy); reading stops while the other side's buffer is full.
+ */
+class Relay {
+  constructor(
+    private readonly src: Socket,
+    private readonly dst: Socket,
+    private readonly stats: SpliceStats,
+    /** Counts into `rx` (client to upstream) or `tx`. */
+    private readonly received: boolean,
+  ) {
+    src.on('data', this.onData);
+    src.on('end', this.onEnd);
+    dst.on('drain', this.onDrain);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.received) this.stats.rx += chunk.length;
+    else this.stats.tx += chunk.length;
+    const dst = this.dst;
+    if (dst.destroyed) return;
+    if (!dst.write(chunk)) this.src.pause();
+  };
+
+  private readonly onDrain = (): void => {
+    this.src.resume();
+  };
+
+  // Half-close passes through: the other side may still answer.
+  private readonly onEnd = (): void => {
+    if (!this.dst.destroyed) this.dst.end();
+  };
+}
+
+function splice(down: Socket, up: Socket, idleMs: number, s: SpliceStats): void {
+  new Relay(down, up, s, true);
+  new Relay(up, down, s, false);
   // Activity either way reads from or writes to the downstream socket, so its timer is the connection's idle timer.
   if (idleMs > 0) {
     down.setTimeout(idleMs, () => {
@@ -203,8 +241,6 @@ function splice(down: Socket, up: Socket, idleMs: number, s: { flags: string; de
   // A side that closes cleanly has finished both ways; if the other still has data coming, it was cut off.
   down.once('close', () => closeOther(up));
   up.once('close', () => closeOther(down));
-  down.pipe(up);
-  up.pipe(down);
 }
 
 function closeOther(other: Socket): void {

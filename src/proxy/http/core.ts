@@ -17,6 +17,8 @@ export interface Core {
   readonly random: () => number;
   readonly limiters: RateLimiters;
   draining: boolean;
+  /** Coarse monotonic milliseconds (now(), refreshed by the idle sweep): idle stamps without a clock read each. */
+  clock: number;
 }
 
 /** A request as a downstream connection parsed it (HTTP/1.1 heads are this shape; HTTP/2 builds one). */

@@ -5,6 +5,7 @@ import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './ch
 import type { Core } from './core.js';
 import { Exchange } from './exchange.js';
 import { getHeader, isGrpc, statusLine } from './headers.js';
+import { enterBatch, exitBatch, Outbox } from './outbox.js';
 import { type Fields, findHeadEnd, type HeadError, MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './parser.js';
 import { type Downstream, Flag, type RequestStats } from './types.js';
 
@@ -30,10 +31,6 @@ export interface H1Owner {
   closed(c: H1Connection): void;
   /** The client speaks HTTP/2 with prior knowledge: hand the socket (bytes pushed back) over. */
   upgradeToH2(ctx: ConnectionContext, action: HttpAction): void;
-}
-
-function uncork(s: Socket): void {
-  s.uncork();
 }
 
 function destroySocket(s: Socket): void {
@@ -63,7 +60,11 @@ export class H1Connection implements Downstream, BodySink {
   private inputPaused = false;
   /** The client half-closed: finish what it sent, then close. */
   private inputEnded = false;
+  /** Last input, or the end of the last response (the core's coarse clock): the owner's sweep closes idle connections. */
+  private lastActive: number;
   private readonly socket: Socket;
+  /** Everything written to the client goes through here: one write per batch. */
+  private readonly out: Outbox;
 
   constructor(
     private readonly owner: H1Owner,
@@ -72,14 +73,25 @@ export class H1Connection implements Downstream, BodySink {
   ) {
     const s = ctx.socket;
     this.socket = s;
+    this.out = new Outbox(s);
     s.on('data', this.onData);
     s.on('end', this.onEnd);
     s.on('close', this.onClose);
     s.on('error', this.onError);
     s.on('drain', this.onDrain);
-    s.on('timeout', this.onTimeout);
-    s.setTimeout(IDLE_TIMEOUT_MS);
+    // No socket timer (it would be re-armed on every read and write): the owner sweeps idle connections.
+    this.lastActive = owner.core.clock;
     s.resume();
+  }
+
+  /**
+   * Closes the connection when no request is in flight and nothing happened for IDLE_TIMEOUT_MS; `slack` is how
+   * stale the clock of the stamps may be (never early, at most that late).
+   */
+  sweep(now: number, slack: number): void {
+    if (this.x === undefined && this.state !== S_TUNNEL && this.state !== S_CLOSED && now - this.lastActive >= IDLE_TIMEOUT_MS + slack) {
+      this.destroy();
+    }
   }
 
   /** Idle: no request in flight and nothing buffered. */
@@ -98,6 +110,16 @@ export class H1Connection implements Downstream, BodySink {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.state === S_CLOSED) return;
+    this.lastActive = this.owner.core.clock;
+    enterBatch();
+    try {
+      this.data(chunk);
+    } finally {
+      exitBatch();
+    }
+  };
+
+  private data(chunk: Buffer): void {
     const b = this.buf;
     if (b === undefined || this.off >= b.length) {
       this.buf = chunk;
@@ -109,7 +131,7 @@ export class H1Connection implements Downstream, BodySink {
     this.off = 0;
     if (this.firstBytes && this.x === undefined && this.checkPreface()) return;
     this.process();
-  };
+  }
 
   /** HTTP/2 prior knowledge: the connection preface instead of a request line. */
   private checkPreface(): boolean {
@@ -285,10 +307,7 @@ export class H1Connection implements Downstream, BodySink {
   private sendError(status: number, reason: string): void {
     if (this.state === S_CLOSED) return;
     const body = `${reason}\n`;
-    this.socket.write(
-      `${statusLine(status)}content-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-      'latin1',
-    );
+    this.out.str(`${statusLine(status)}content-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
     this.closeNow();
   }
 
@@ -319,7 +338,6 @@ export class H1Connection implements Downstream, BodySink {
 
   respondHead(status: number, names: readonly string[], values: readonly string[], contentLength: number, noBody: boolean): void {
     if (this.state === S_CLOSED) return;
-    const s = this.socket;
     let head = statusLine(status);
     for (let k = 0; k < names.length; k++) head += `${names[k] as string}: ${values[k] as string}\r\n`;
     this.chunkedOut = false;
@@ -332,11 +350,11 @@ export class H1Connection implements Downstream, BodySink {
     } else this.closeAfter = true;
     if (!this.reqDone && !this.canDiscard()) this.closeAfter = true;
     if (this.owner.core.draining) this.closeAfter = true;
-    if (this.closeAfter) head += 'connection: close\r\n';
-    else if (this.minor === 0) head += 'connection: keep-alive\r\n';
-    s.cork();
-    s.write(`${head}\r\n`, 'latin1');
-    process.nextTick(uncork, s);
+    if (this.closeAfter) head += 'connection: close\r\n\r\n';
+    else if (this.minor === 0) head += 'connection: keep-alive\r\n\r\n';
+    else head += '\r\n';
+    // Queued: the body that usually follows in the same event leaves in the same write.
+    this.out.str(head);
   }
 
   private canDiscard(): boolean {
@@ -345,14 +363,12 @@ export class H1Connection implements Downstream, BodySink {
 
   respondData(chunk: Buffer): boolean {
     if (this.state === S_CLOSED) return true;
-    const s = this.socket;
-    if (!this.chunkedOut) return s.write(chunk);
-    s.cork();
-    s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-    s.write(chunk);
-    const more = s.write('\r\n', 'latin1');
-    s.uncork();
-    return more;
+    const out = this.out;
+    if (!this.chunkedOut) return out.buf(chunk);
+    if (chunk.length === 0) return !this.socket.writableNeedDrain;
+    out.str(`${chunk.length.toString(16)}\r\n`);
+    out.buf(chunk);
+    return out.str('\r\n');
   }
 
   respondEnd(trailers: Fields | undefined): void {
@@ -361,7 +377,7 @@ export class H1Connection implements Downstream, BodySink {
       let end = '0\r\n';
       if (trailers)
         for (let k = 0; k < trailers.names.length; k++) end += `${trailers.names[k] as string}: ${trailers.values[k] as string}\r\n`;
-      this.socket.write(`${end}\r\n`, 'latin1');
+      this.out.str(`${end}\r\n`);
     }
     this.chunkedOut = false;
     if (this.closeAfter) {
@@ -371,6 +387,7 @@ export class H1Connection implements Downstream, BodySink {
     }
     // The request body may still be arriving (an early response): it is read and dropped, then the next request.
     if (this.reqDone) this.x = undefined;
+    this.lastActive = this.owner.core.clock;
     this.resumeInput();
     this.process();
   }
@@ -389,21 +406,24 @@ export class H1Connection implements Downstream, BodySink {
   }
 
   sendContinue(): void {
-    if (this.state !== S_CLOSED && this.minor === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    if (this.state !== S_CLOSED && this.minor === 1) this.out.str('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   tunnel(upstream: Socket, head: string, rest: Buffer | undefined): void {
     const s = this.socket;
     const x = this.x;
     this.state = S_TUNNEL;
-    s.write(head, 'latin1');
-    if (rest) s.write(rest);
+    this.out.str(head);
+    if (rest) this.out.buf(rest);
+    // From here on bytes are piped: what is queued must go first.
+    this.out.flush();
     const b = this.buf;
     if (b && this.off < b.length) upstream.write(b.subarray(this.off));
     this.buf = undefined;
     s.removeListener('data', this.onData);
     s.removeListener('end', this.onEnd);
     s.removeListener('drain', this.onDrain);
+    s.on('timeout', this.onTimeout);
     s.setTimeout(TUNNEL_IDLE_MS);
     upstream.setTimeout(TUNNEL_IDLE_MS);
     upstream.on('timeout', () => upstream.destroy());
@@ -437,13 +457,19 @@ export class H1Connection implements Downstream, BodySink {
     if (this.state === S_CLOSED) return;
     // Half-close: requests already sent are answered (pipelined ones included), then the connection closes.
     this.inputEnded = true;
-    this.process();
+    enterBatch();
+    try {
+      this.process();
+    } finally {
+      exitBatch();
+    }
   };
 
   private readonly onClose = (): void => {
     const x = this.x;
     this.x = undefined;
     this.state = S_CLOSED;
+    this.out.discard();
     if (x && !x.finished) x.onDownstreamAbort();
     this.owner.closed(this);
   };
@@ -457,7 +483,7 @@ export class H1Connection implements Downstream, BodySink {
   };
 
   private readonly onTimeout = (): void => {
-    if (this.state === S_TUNNEL || this.x === undefined) this.destroy();
+    if (this.state === S_TUNNEL) this.destroy();
   };
 
   /** Ends the connection after what was written; unread input is drained briefly so the response is not reset away. */
@@ -466,6 +492,7 @@ export class H1Connection implements Downstream, BodySink {
     this.state = S_CLOSED;
     this.buf = undefined;
     const s = this.socket;
+    this.out.flush();
     s.end();
     this.inputPaused = false;
     s.resume();
@@ -475,6 +502,7 @@ export class H1Connection implements Downstream, BodySink {
   private destroy(): void {
     this.state = S_CLOSED;
     this.buf = undefined;
+    this.out.discard();
     this.socket.destroy();
   }
 

@@ -81,7 +81,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.destinationPort = dst.port;
     this.statPrefix = action.statPrefix;
     this.requestEnded = info.contentLength <= 0 && !info.chunked;
-    this.startedAt = core.now();
+    // Durations are only for whoever hears of finished requests.
+    this.startedAt = core.onRequestDone ? core.now() : 0;
   }
 
   header(name: string): string | undefined {
@@ -329,9 +330,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     if (this.finished) return;
     this.finished = true;
     this.pending = undefined;
-    this.durationMs = this.core.now() - this.startedAt;
     const cb = this.core.onRequestDone;
     if (cb) {
+      this.durationMs = this.core.now() - this.startedAt;
       try {
         cb(this.stats());
       } catch (e) {

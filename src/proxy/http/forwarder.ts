@@ -20,6 +20,17 @@ const RESET_BEFORE_HEADERS = 'upstream connect error or disconnect/reset before 
 const TIMEOUT_BODY = 'upstream request timeout';
 const GRPC_DEADLINE_EXCEEDED = 4;
 
+/** Response outcomes for the outlier detector, one shared record per status (read only). */
+const RESPONSE_OUTCOMES: Outcome[] = [];
+function responseOutcome(status: number): Outcome {
+  let o = RESPONSE_OUTCOMES[status];
+  if (o === undefined) {
+    o = { kind: 'response', status };
+    RESPONSE_OUTCOMES[status] = o;
+  }
+  return o;
+}
+
 function onTryTimeout(f: Forwarder): void {
   f.tryTimedOut();
 }
@@ -39,7 +50,9 @@ export class Forwarder implements UpstreamReceiver {
   private up: UpstreamExchange | undefined;
   private token = 0;
   private host: UpstreamHost | undefined;
+  /** Hosts tried before this attempt (retry_host_predicate previous_hosts); made only when a retry happens. */
   private tried: Set<string> | undefined;
+  private lastTried: string | undefined;
   private retries = 0;
   private readonly parts: Buffer[];
   private sent = 0;
@@ -107,6 +120,10 @@ export class Forwarder implements UpstreamReceiver {
       this.overflow();
       return;
     }
+    if (this.lastTried !== undefined) {
+      if (!this.tried) this.tried = new Set();
+      this.tried.add(this.lastTried);
+    }
     const host = clusters.pick(name, { hashKey: this.hashKey, originalDst: x.conn.originalDst, exclude: this.tried });
     if (!host) {
       this.giveUp(503, 'no healthy upstream', Flag.UH);
@@ -115,10 +132,7 @@ export class Forwarder implements UpstreamReceiver {
     this.host = host;
     x.upstreamHost = host.key;
     // previous_hosts: Istio leaves it out for consistent hashing, where the request belongs on its host.
-    if (this.retry && this.a.hashPolicy.length === 0) {
-      if (!this.tried) this.tried = new Set();
-      this.tried.add(host.key);
-    }
+    if (this.retry && this.a.hashPolicy.length === 0) this.lastTried = host.key;
     const perTry = this.retry?.perTryTimeoutMs;
     if (perTry !== undefined && perTry > 0) this.tryTimer = setTimeout(onTryTimeout, perTry, this);
     dispatch(x.core.pools, this.cfg, host, this, this.req, this.token, x.attempts, this.req.authority);
@@ -242,14 +256,14 @@ export class Forwarder implements UpstreamReceiver {
     const retry = this.retry;
     if (retry && retryOnResponse(retry, status, names, values)) {
       if (this.canRetry()) {
-        this.report({ kind: 'response', status });
+        this.report(responseOutcome(status));
         this.abandonAttempt();
         this.scheduleRetry();
         return;
       }
       if (this.retries >= retry.numRetries) this.x.flags |= Flag.URX;
     }
-    this.report({ kind: 'response', status });
+    this.report(responseOutcome(status));
     this.clearTryTimer();
     this.responseStarted = true;
     const x = this.x;
@@ -323,7 +337,7 @@ export class Forwarder implements UpstreamReceiver {
       socket.destroy();
       return;
     }
-    this.report({ kind: 'response', status: 101 });
+    this.report(responseOutcome(101));
     this.clearTimers();
     this.releaseAttempt();
     this.responseStarted = true;

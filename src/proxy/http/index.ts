@@ -13,6 +13,13 @@ export { formatFlags } from './types.js';
 
 type HttpAction = Extract<NetworkAction, { kind: 'http' }>;
 
+/** How often idle downstream and upstream connections are looked for (their timeouts run this much late at most). */
+const SWEEP_MS = 500;
+
+function sweep(h: Handler): void {
+  h.sweep();
+}
+
 /** The HTTP handler plus what its owner needs beyond the HttpHandler seam. */
 export interface ProxyHttpHandler extends HttpHandler {
   /** Open downstream connections (HTTP/1.1 connections and HTTP/2 sessions). */
@@ -27,6 +34,7 @@ class Handler implements ProxyHttpHandler, H1Owner {
   readonly core: Core;
   private readonly h1 = new Set<H1Connection>();
   private readonly h2: H2Downstreams;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(opts: HttpHandlerOptions) {
     const now = opts.now ?? (() => performance.now());
@@ -40,8 +48,23 @@ class Handler implements ProxyHttpHandler, H1Owner {
       random: opts.random ?? Math.random,
       limiters: new RateLimiters(now),
       draining: false,
+      clock: now(),
     };
+    this.core.pools.clock = this.core.clock;
     this.h2 = new H2Downstreams(this.core);
+    this.sweeper = setInterval(sweep, SWEEP_MS, this);
+    this.sweeper.unref();
+  }
+
+  /** Idle timeouts, for all connections at once rather than a timer per socket re-armed on every read and write. */
+  sweep(): void {
+    const now = this.core.now();
+    // Stamps taken since the last sweep read the clock set then: at most this stale (more when the loop was busy).
+    const slack = Math.max(SWEEP_MS, now - this.core.clock);
+    this.core.clock = now;
+    this.core.pools.clock = now;
+    for (const c of this.h1) c.sweep(now, slack);
+    this.core.pools.sweep(now, slack);
   }
 
   handle(ctx: ConnectionContext, action: HttpAction): void {
@@ -82,6 +105,7 @@ class Handler implements ProxyHttpHandler, H1Owner {
   }
 
   close(): void {
+    clearInterval(this.sweeper);
     this.core.draining = true;
     this.core.pools.draining = true;
     for (const c of [...this.h1]) c.ctx.socket.destroy();

@@ -1,5 +1,6 @@
 import { METHODS } from 'node:http';
 import { AUTHORITY, COLON, CR, FIELD_VALUE, HTAB, LF, SP, TARGET, TCHAR } from './chars.js';
+import { internExact, internName, knownValue, LOWER, rememberValue } from './intern.js';
 
 /**
  * A strict HTTP/1.1 head parser (RFC 9112). Anything a lenient peer could read differently is refused:
@@ -88,18 +89,27 @@ function fail(reason: string, status: HeadError['status'] = 400): HeadError {
  * returns an error or undefined. `pos` must be the start of a line.
  */
 export function parseFieldLines(buf: Buffer, pos: number, end: number, out: Fields, limit: number): HeadError | undefined {
+  const names = out.names;
+  const values = out.values;
+  // Locals: V8 re-loads (and hole-checks) imported bindings on every use inside loops.
+  const tchar = TCHAR;
+  const lower = LOWER;
+  const fieldValue = FIELD_VALUE;
   let i = pos;
   while (i < end) {
     const nameStart = i;
     let c = buf[i] as number;
     if (c === SP || c === HTAB) return fail('obs-fold or whitespace at line start');
+    // The name's hash (see intern.ts) is computed on the way: names and repeated values are shared strings.
+    let h = 0;
     while (i < end) {
       c = buf[i] as number;
-      if (TCHAR[c] !== 1) break;
+      if (tchar[c] !== 1) break;
+      h = (Math.imul(h, 31) + (lower[c] as number)) | 0;
       i++;
     }
     if (i === nameStart || c !== COLON) return fail(c === SP || c === HTAB ? 'whitespace before colon' : 'invalid header name');
-    const name = buf.toString('latin1', nameStart, i).toLowerCase();
+    const name = internName(buf, nameStart, i, h);
     i++;
     while (i < end) {
       c = buf[i] as number;
@@ -108,21 +118,32 @@ export function parseFieldLines(buf: Buffer, pos: number, end: number, out: Fiel
     }
     const valueStart = i;
     let valueEnd = i;
-    for (;;) {
-      c = buf[i] as number;
-      if (c === CR) break;
-      if (FIELD_VALUE[c] !== 1) return fail('invalid character in header value');
-      i++;
-      if (c !== SP && c !== HTAB) valueEnd = i;
+    let value = knownValue(buf, valueStart, h, CR);
+    if (value !== undefined) {
+      // The value this name had last time, byte for byte (already validated then).
+      i = valueEnd = valueStart + value.length;
+    } else {
+      for (;;) {
+        c = buf[i] as number;
+        if (c === CR) break;
+        if (fieldValue[c] !== 1) return fail('invalid character in header value');
+        i++;
+        if (c !== SP && c !== HTAB) valueEnd = i;
+      }
+      value = '';
+      if (valueStart !== valueEnd) {
+        value = buf.toString('latin1', valueStart, valueEnd);
+        rememberValue(h, value, buf, valueStart, valueEnd);
+      }
     }
     if (buf[i + 1] !== LF) return fail('bare CR in head');
     // A framing value ending in HTAB is read as a different coding by llhttp: refuse it rather than guess.
     if (valueEnd !== i && buf[i - 1] === HTAB && (name === 'transfer-encoding' || name === 'content-length')) {
       return fail('whitespace after a framing value');
     }
-    if (out.names.length >= limit) return fail('too many headers', 431);
-    out.names.push(name);
-    out.values.push(valueStart === valueEnd ? '' : buf.toString('latin1', valueStart, valueEnd));
+    if (names.length >= limit) return fail('too many headers', 431);
+    names.push(name);
+    values.push(value);
     i += 2;
   }
   return undefined;
@@ -152,6 +173,20 @@ function validAuthority(v: string): boolean {
   return true;
 }
 
+// The last valid Host value and its lower-cased form: values are shared strings (intern.ts), so a repeat is one compare.
+let lastHostRaw = '';
+let lastHostLower = '';
+
+/** The lower-cased Host, or undefined when it is not a valid authority. */
+function hostOf(raw: string): string | undefined {
+  if (raw === lastHostRaw) return lastHostLower;
+  const host = raw.toLowerCase();
+  if (!validAuthority(host)) return undefined;
+  lastHostRaw = raw;
+  lastHostLower = host;
+  return host;
+}
+
 /** Framing and connection headers shared by requests and responses. */
 interface Framing {
   contentLength: number;
@@ -174,7 +209,17 @@ function framing(names: string[], values: string[]): Framing | HeadError {
       if (f.te !== undefined) return fail('repeated Transfer-Encoding');
       f.te = (values[k] as string).toLowerCase();
     } else if (n === 'connection') {
-      for (const t of listTokens(values[k] as string)) {
+      const v = values[k] as string;
+      // The usual values, without splitting the list.
+      if (v === 'keep-alive' || v === 'Keep-Alive') {
+        f.keepAlive = true;
+        continue;
+      }
+      if (v === 'close' || v === 'Close') {
+        f.close = true;
+        continue;
+      }
+      for (const t of listTokens(v)) {
         if (t === 'close') f.close = true;
         else if (t === 'keep-alive') f.keepAlive = true;
         else if (t === 'upgrade') f.upgradeToken = true;
@@ -189,7 +234,9 @@ function framing(names: string[], values: string[]): Framing | HeadError {
 
 function parseVersion(buf: Buffer, i: number, end: number): 0 | 1 | HeadError {
   // `HTTP/1.1` exactly; other well-formed versions are answered 505, anything else 400.
-  if (i + 8 > end || buf.toString('latin1', i, i + 5) !== 'HTTP/') return fail('invalid HTTP version');
+  if (i + 8 > end || buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 || buf[i + 4] !== 0x2f) {
+    return fail('invalid HTTP version');
+  }
   const major = buf[i + 5] as number;
   const dot = buf[i + 6];
   const minor = buf[i + 7] as number;
@@ -202,22 +249,29 @@ function parseVersion(buf: Buffer, i: number, end: number): 0 | 1 | HeadError {
 export function parseRequestHead(buf: Buffer, start: number, end: number): RequestHead | HeadError {
   let i = start;
   let c = 0;
+  // Method and target are hashed while validated (different seeds), and shared when they repeat (intern.ts).
+  let h = 1;
   while (i < end) {
     c = buf[i] as number;
     if (TCHAR[c] !== 1) break;
+    h = (Math.imul(h, 31) + c) | 0;
     i++;
   }
   if (i === start || c !== SP) return fail('invalid method');
-  const method = buf.toString('latin1', start, i);
+  const method = internExact(buf, start, i, h);
   if (!KNOWN_METHODS.has(method)) return fail('unknown method');
   const targetStart = ++i;
+  h = 2;
+  let fragment = false;
   while (i < end) {
     c = buf[i] as number;
     if (TARGET[c] !== 1) break;
+    if (c === 0x23) fragment = true;
+    h = (Math.imul(h, 31) + c) | 0;
     i++;
   }
   if (i === targetStart || c !== SP) return fail('invalid request-target');
-  const target = buf.toString('latin1', targetStart, i);
+  const target = internExact(buf, targetStart, i, h);
   i++;
   const minor = parseVersion(buf, i, end);
   if (typeof minor !== 'number') return minor;
@@ -238,8 +292,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     const n = names[k] as string;
     if (n === 'host') {
       if (host !== undefined) return fail('repeated Host');
-      host = (values[k] as string).toLowerCase();
-      if (!validAuthority(host)) return fail('invalid Host');
+      host = hostOf(values[k] as string);
+      if (host === undefined) return fail('invalid Host');
     } else if (n === 'upgrade') upgrade = values[k];
     else if (n === 'expect') {
       if ((values[k] as string).toLowerCase() !== '100-continue') return fail('unsupported Expect', 417);
@@ -257,7 +311,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
   let path = target;
   let authority = host ?? '';
   const t0 = target.charCodeAt(0);
-  if (target.includes('#')) return fail('fragment in request-target');
+  if (fragment) return fail('fragment in request-target');
   if (method === 'CONNECT') {
     if (t0 === 0x2f || !validAuthority(target)) return fail('invalid CONNECT target');
     authority = target.toLowerCase();

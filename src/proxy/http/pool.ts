@@ -29,10 +29,7 @@ export class HostPool implements ConnOwner {
     const idle = this.idle;
     while (idle.length > 0) {
       const c = idle.pop() as H1Conn;
-      if (c.alive) {
-        c.socket.setTimeout(0);
-        return c;
-      }
+      if (c.alive) return c;
       c.destroy();
     }
     return undefined;
@@ -55,8 +52,18 @@ export class HostPool implements ConnOwner {
       conn.destroy();
       return;
     }
-    conn.socket.setTimeout(cfg.idleTimeoutMs ?? DEFAULT_IDLE_MS);
+    // No socket timer per request: the handler's sweep closes connections idle for longer than the cluster allows.
+    conn.idleSince = this.pools.clock;
     this.idle.push(conn);
+  }
+
+  /** Closes idle connections unused for `idleMs` or more (the oldest are first in the list). */
+  sweep(now: number, idleMs: number): void {
+    const idle = this.idle;
+    let n = 0;
+    while (n < idle.length && now - (idle[n] as H1Conn).idleSince >= idleMs) n++;
+    if (n === 0) return;
+    for (const c of idle.splice(0, n)) c.destroy();
   }
 
   closed(conn: H1Conn): void {
@@ -101,7 +108,21 @@ export class UpstreamPools {
   private readonly byIdentity = new Map<SourceIdentity | undefined, Map<string, Map<string, HostPool>>>();
   draining = false;
 
+  /** Coarse monotonic milliseconds, set by the owner's sweep: idle stamps. */
+  clock = 0;
+
   constructor(readonly clusters: ClusterManager) {}
+
+  /**
+   * Closes keep-alive connections idle for longer than their cluster's idle timeout (60 s by default). `slack` is
+   * how stale the clock may be: a connection is never closed early, at most that late.
+   */
+  sweep(now: number, slack: number): void {
+    for (const p of this.all()) {
+      if (p.idle.length === 0) continue;
+      p.sweep(now, (this.clusters.cluster(p.cluster)?.idleTimeoutMs ?? DEFAULT_IDLE_MS) + slack);
+    }
+  }
 
   pool(cluster: string, host: UpstreamHost, identity?: SourceIdentity): HostPool {
     let byCluster = this.byIdentity.get(identity);

@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
+import { type ReadSink, type ReusedReads, reusedReadsOf } from '../cluster-connect.js';
 import type { UpstreamHost } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import { stripHopByHop } from './headers.js';
+import { enterBatch, exitBatch, Outbox } from './outbox.js';
 import { findHeadEnd, MAX_HEAD_BYTES, parseResponseHead } from './parser.js';
 import type { BodyMode, UpstreamExchange, UpstreamReceiver } from './upstream.js';
 
@@ -12,11 +14,12 @@ const P_CHUNKED = 3;
 const P_CLOSE = 4;
 
 const CRLF = '\r\n';
-
-function uncork(s: Socket): void {
-  s.uncork();
-}
 const LAST_CHUNK = '0\r\n\r\n';
+/**
+ * Body bytes read into a reused buffer are copied up to this size (small copies come from Buffer's pool) before
+ * they are handed on; larger ones are handed on as they are, and the connection's next read goes to a new buffer.
+ */
+const COPY_MAX = 4 * 1024;
 
 /** Where an idle connection goes back to, and who hears that it closed. */
 export interface ConnOwner {
@@ -27,12 +30,14 @@ export interface ConnOwner {
 /**
  * One keep-alive HTTP/1.1 connection to an upstream host: writes a request head and body, reads the response
  * strictly (the upstream is not trusted to frame it right: a connection that misbehaves is never reused), and
- * hands response bytes to the current receiver without copying.
+ * hands response bytes to the current receiver (copied only when small and read into a reused buffer).
  */
-export class H1Conn implements UpstreamExchange, BodySink {
+export class H1Conn implements UpstreamExchange, BodySink, ReadSink {
   receiver: UpstreamReceiver | undefined;
   /** Requests started on this connection. */
   requests = 0;
+  /** When it last went back to its pool (the pool's clock). */
+  idleSince = 0;
   private phase = P_IDLE;
   private mode: BodyMode = 'none';
   private requestDone = true;
@@ -46,6 +51,11 @@ export class H1Conn implements UpstreamExchange, BodySink {
   private decoder: ChunkedDecoder | undefined;
   private dead = false;
   private detached = false;
+  /** The request goes out through here: head and body in one write when they come together. */
+  private readonly out: Outbox;
+  /** Set when the socket reads into a reused buffer (plaintext): then `borrowed` while a read is handled. */
+  private readonly reads: ReusedReads | undefined;
+  private borrowed = false;
 
   constructor(
     readonly socket: Socket,
@@ -53,12 +63,14 @@ export class H1Conn implements UpstreamExchange, BodySink {
     readonly cluster: string,
     private readonly owner: ConnOwner,
   ) {
-    socket.on('data', this.onData);
+    this.out = new Outbox(socket);
+    this.reads = reusedReadsOf(socket);
+    if (this.reads) this.reads.sink = this;
+    else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
     socket.on('drain', this.onDrain);
-    socket.on('timeout', this.onTimeout);
   }
 
   get alive(): boolean {
@@ -76,10 +88,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
     this.upgradeRequest = upgrade;
     this.gotBytes = false;
     this.keepAlive = true;
-    // Corked for a tick: the head and the first body bytes leave in one write.
-    this.socket.cork();
-    this.socket.write(head, 'latin1');
-    process.nextTick(uncork, this.socket);
+    // Queued: the head and the body bytes that come with it leave in one write.
+    this.out.str(head);
   }
 
   get reused(): boolean {
@@ -88,20 +98,17 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   sendBody(chunk: Buffer): boolean {
     if (this.dead || chunk.length === 0) return true;
-    const s = this.socket;
-    if (this.mode !== 'chunked') return s.write(chunk);
-    s.cork();
-    s.write(chunk.length.toString(16) + CRLF, 'latin1');
-    s.write(chunk);
-    const more = s.write(CRLF, 'latin1');
-    s.uncork();
-    return more;
+    const out = this.out;
+    if (this.mode !== 'chunked') return out.buf(chunk);
+    out.str(chunk.length.toString(16) + CRLF);
+    out.buf(chunk);
+    return out.str(CRLF);
   }
 
   endBody(): void {
     if (this.requestDone) return;
     this.requestDone = true;
-    if (this.mode === 'chunked' && !this.dead) this.socket.write(LAST_CHUNK, 'latin1');
+    if (this.mode === 'chunked' && !this.dead) this.out.str(LAST_CHUNK);
   }
 
   pause(): void {
@@ -119,12 +126,31 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   destroy(): void {
     this.dead = true;
+    this.out.discard();
     this.socket.destroy();
   }
 
   // Body bytes of a chunked response.
   onBody(chunk: Buffer): void {
-    this.receiver?.onUpstreamData(chunk);
+    this.receiver?.onUpstreamData(this.keep(chunk));
+  }
+
+  /** A read into the connection's reused buffer: views of it are valid until this returns (see keep). */
+  onRead(buf: Buffer, n: number): void {
+    this.borrowed = true;
+    try {
+      this.onData(buf.subarray(0, n));
+    } finally {
+      this.borrowed = false;
+    }
+  }
+
+  /** What may outlive the current read: small views are copied, larger ones keep the read buffer from reuse. */
+  private keep(view: Buffer): Buffer {
+    if (!this.borrowed) return view;
+    if (view.length <= COPY_MAX) return Buffer.from(view);
+    this.reads?.lend();
+    return view;
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -134,11 +160,14 @@ export class H1Conn implements UpstreamExchange, BodySink {
       this.destroy();
       return;
     }
-    if (this.phase === P_HEAD) {
-      this.head(chunk);
-      return;
+    // What this response causes (its bytes to the client, a next pipelined request upstream) leaves in one write each.
+    enterBatch();
+    try {
+      if (this.phase === P_HEAD) this.head(chunk);
+      else this.body(chunk, 0);
+    } finally {
+      exitBatch();
     }
-    this.body(chunk, 0);
   };
 
   private head(chunk: Buffer): void {
@@ -155,7 +184,8 @@ export class H1Conn implements UpstreamExchange, BodySink {
           this.protocolError('response head too large');
           return;
         }
-        this.buf = b;
+        // Kept across reads: never a view of the reused read buffer.
+        this.buf = this.borrowed ? Buffer.from(b) : b;
         this.scanFrom = b.length;
         return;
       }
@@ -175,7 +205,7 @@ export class H1Conn implements UpstreamExchange, BodySink {
           return;
         }
         this.detach();
-        r.onUpstreamUpgrade(this.socket, h.names, h.values, rest);
+        r.onUpstreamUpgrade(this.socket, h.names, h.values, rest ? this.keep(rest) : undefined);
         return;
       }
       if (h.status < 200) {
@@ -218,11 +248,11 @@ export class H1Conn implements UpstreamExchange, BodySink {
         const n = chunk.length - start;
         if (n <= this.remaining) {
           this.remaining -= n;
-          r.onUpstreamData(start === 0 ? chunk : chunk.subarray(start));
+          r.onUpstreamData(this.keep(start === 0 ? chunk : chunk.subarray(start)));
         } else {
           // More than Content-Length said: deliver what belongs to the response, never reuse the connection.
           this.keepAlive = false;
-          r.onUpstreamData(chunk.subarray(start, start + this.remaining));
+          r.onUpstreamData(this.keep(chunk.subarray(start, start + this.remaining)));
           this.remaining = 0;
         }
         if (this.remaining === 0 && this.receiver === r) this.finish(undefined);
@@ -243,7 +273,7 @@ export class H1Conn implements UpstreamExchange, BodySink {
         return;
       }
       case P_CLOSE:
-        r.onUpstreamData(start === 0 ? chunk : chunk.subarray(start));
+        r.onUpstreamData(this.keep(start === 0 ? chunk : chunk.subarray(start)));
         return;
     }
   }
@@ -267,12 +297,13 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   private detach(): void {
     const s = this.socket;
+    this.out.flush();
     s.removeListener('data', this.onData);
+    // The tunnel reads the socket through 'data' (the reused-buffer reader copies once nobody sinks it).
+    if (this.reads) this.reads.sink = undefined;
     s.removeListener('end', this.onEnd);
     s.removeListener('close', this.onClose);
     s.removeListener('drain', this.onDrain);
-    s.removeListener('timeout', this.onTimeout);
-    s.setTimeout(0);
     this.receiver = undefined;
     this.dead = true;
     this.detached = true;
@@ -307,10 +338,5 @@ export class H1Conn implements UpstreamExchange, BodySink {
 
   private readonly onDrain = (): void => {
     this.receiver?.onUpstreamDrain();
-  };
-
-  private readonly onTimeout = (): void => {
-    // Only idle pooled connections have a timeout set.
-    if (this.receiver === undefined) this.destroy();
   };
 }

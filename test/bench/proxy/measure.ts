@@ -74,10 +74,16 @@ export async function runBulk(host: LabHost, target: { host: string; port: numbe
 
 /** utime + stime of one process, in seconds. */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
+}
+
+/** utime and stime of one process, in seconds: how much of a proxy's CPU is the kernel's (socket calls). */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name may hold spaces and parentheses: fields are counted after its closing parenthesis.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK };
 }
 
 export function rssMb(pid: number): number {

@@ -10,6 +10,8 @@ export interface ProxySample {
   /** CPU seconds per 1000 requests, at max throughput (wrk) and at the fixed rate (hey). */
   readonly cpuPer1kMax: number;
   readonly cpuPer1kFixed: number;
+  /** Kernel share (stime) of that CPU during the wrk run, 0..1. */
+  readonly sysShareMax: number;
   /** CPU seconds per GB of bulk TCP. */
   readonly cpuPerGb: number;
   readonly rssMb: number;
@@ -34,6 +36,7 @@ export interface PathSummary {
   readonly bulkMBps: number | null;
   readonly cpuPer1kMax: { client: number | null; server: number | null };
   readonly cpuPer1kFixed: { client: number | null; server: number | null };
+  readonly sysShareMax: { client: number | null; server: number | null };
   readonly cpuPerGb: { client: number | null; server: number | null };
   readonly rssMb: { client: number | null; server: number | null };
 }
@@ -65,6 +68,7 @@ export function summarize(path: BenchPath['name'], rounds: readonly RoundSample[
     bulkMBps: bulk.length ? median(bulk) : null,
     cpuPer1kMax: { client: side('client', (p) => p.cpuPer1kMax), server: side('server', (p) => p.cpuPer1kMax) },
     cpuPer1kFixed: { client: side('client', (p) => p.cpuPer1kFixed), server: side('server', (p) => p.cpuPer1kFixed) },
+    sysShareMax: { client: side('client', (p) => p.sysShareMax), server: side('server', (p) => p.sysShareMax) },
     cpuPerGb: { client: side('client', (p) => p.cpuPerGb), server: side('server', (p) => p.cpuPerGb) },
     rssMb: { client: side('client', (p) => p.rssMb), server: side('server', (p) => p.rssMb) },
   };

@@ -7,6 +7,7 @@
  *   npm run bench:proxy                                      3 rounds of 10 s runs (about 6 minutes)
  *   npm run bench:proxy -- --rounds 1 --seconds 3 --bulk-mib 128   a smoke run
  *   npm run bench:proxy -- --profile                         also --cpu-prof both agents and list the top costs
+ *   npm run bench:proxy -- --paths vmesh,haproxy-plain       only these paths (of direct, haproxy-plain, haproxy-mtls, vmesh)
  */
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../../src/lib/logger.js';
 import { requireLabTools } from '../../lab/lab.js';
-import { cpuSeconds, rssMb, runBulk, runHey, runWrk } from './measure.js';
+import { cpuSeconds, cpuTimes, rssMb, runBulk, runHey, runWrk } from './measure.js';
 import { summarizeProfiles } from './profile.js';
 import { formatTable, LABELS, type ProxySample, type RoundSample, ratios, summarize, writeResult } from './report.js';
 import { type BenchLab, type BenchPath, setupBenchLab, VMESH_PROXY_WORKERS } from './setup.js';
@@ -27,19 +28,30 @@ const { values: opt } = parseArgs({
     'bulk-mib': { type: 'string', default: '1024' },
     'max-minutes': { type: 'string', default: '12' },
     profile: { type: 'boolean', default: false },
+    paths: { type: 'string', default: 'direct,haproxy-plain,haproxy-mtls,vmesh' },
   },
 });
 const ROUNDS = Number(opt.rounds);
 const SECONDS = Number(opt.seconds);
 const BULK_MIB = Number(opt['bulk-mib']);
+const PATHS = new Set((opt.paths ?? '').split(',').filter(Boolean));
 const log = (msg: string) => process.stderr.write(`[bench:proxy ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function sysShare(a: { user: number; sys: number } | undefined, b: { user: number; sys: number } | undefined): number {
+  if (!a || !b) return Number.NaN;
+  const sys = b.sys - a.sys;
+  const all = sys + b.user - a.user;
+  return all > 0 ? sys / all : Number.NaN;
+}
+
 async function measurePath(bench: BenchLab, path: BenchPath, round: number): Promise<RoundSample> {
   const cpu = () => path.proxies.map((p) => cpuSeconds(p.pid));
+  const t0 = path.proxies.map((p) => cpuTimes(p.pid));
   const c0 = cpu();
   const wrk = await runWrk(bench.client, path.httpUrl, SECONDS);
   const c1 = cpu();
+  const t1 = path.proxies.map((p) => cpuTimes(p.pid));
   const rss = path.proxies.map((p) => rssMb(p.pid));
   await sleep(500);
   const c1b = cpu();
@@ -56,12 +68,17 @@ async function measurePath(bench: BenchLab, path: BenchPath, round: number): Pro
     name: p.name,
     host: p.host,
     cpuPer1kMax: (((c1[i] ?? 0) - (c0[i] ?? 0)) / wrk.requests) * 1000,
+    sysShareMax: sysShare(t0[i], t1[i]),
     cpuPer1kFixed: (((c2[i] ?? 0) - (c1b[i] ?? 0)) / hey.requests) * 1000,
     cpuPerGb: 'bytes' in bulk ? ((c3[i] ?? 0) - (c2[i] ?? 0)) / (bulk.bytes / 1e9) : Number.NaN,
     rssMb: rss[i] ?? Number.NaN,
   }));
   const b = 'mbps' in bulk ? `${bulk.mbps.toFixed(0)} MB/s` : bulk.error;
-  log(`round ${round} ${path.name}: ${wrk.rps.toFixed(0)} rps, p50 ${hey.p50Ms.toFixed(2)} ms p99 ${hey.p99Ms.toFixed(2)} ms, bulk ${b}`);
+  const us = proxies.map((p) => `${(p.cpuPer1kMax * 1000).toFixed(1)} µs/req (${(p.sysShareMax * 100).toFixed(0)}% sys)`).join(' + ');
+  log(
+    `round ${round} ${path.name}: ${wrk.rps.toFixed(0)} rps, p50 ${hey.p50Ms.toFixed(2)} ms p99 ${hey.p99Ms.toFixed(2)} ms, bulk ${b}` +
+      (us ? `, ${us}` : ''),
+  );
   return { round, path: path.name, wrk, hey, bulk, proxies };
 }
 
@@ -87,7 +104,8 @@ async function main(): Promise<void> {
     );
     for (let r = 1; r <= ROUNDS; r++) {
       // Rotate the order each round so no path always runs first (warm caches) or last.
-      const order = bench.paths.map((_, i) => bench?.paths[(i + r - 1) % (bench?.paths.length ?? 1)] as BenchPath);
+      const chosen = bench.paths.filter((p) => PATHS.has(p.name));
+      const order = chosen.map((_, i) => chosen[(i + r - 1) % chosen.length] as BenchPath);
       for (const path of order) {
         rounds.push(await measurePath(bench, path, r));
         await sleep(1000);

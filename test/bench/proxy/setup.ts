@@ -75,7 +75,13 @@ async function adminGet(host: LabHost, path: string): Promise<string> {
   return r.stdout;
 }
 
-export async function setupBenchLab(opts: { logger: Logger; profileDir?: string; log: (m: string) => void }): Promise<BenchLab> {
+export async function setupBenchLab(opts: {
+  logger: Logger;
+  profileDir?: string;
+  /** Extra node flags for both agents (e.g. --perf-basic-prof for `perf record`). */
+  agentNodeArgs?: readonly string[];
+  log: (m: string) => void;
+}): Promise<BenchLab> {
   const lab = await createLab({ hosts: 3 });
   const [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
   const ctlDir = await mkdtemp(join(tmpdir(), 'vmesh-bench-ctl-'));
@@ -114,7 +120,18 @@ export async function setupBenchLab(opts: { logger: Logger; profileDir?: string;
       writeFileSync(join(dir, 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
       // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the agent's command line.
       const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profileDir, name)}`] : [];
-      const args = [...prof, '--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
+      const args = [
+        ...prof,
+        ...(opts.agentNodeArgs ?? []),
+        '--import',
+        'tsx',
+        CLI,
+        'agent',
+        '--controller',
+        `${h1.ipv4}:15012`,
+        '--token-file',
+        join(dir, 'token'),
+      ];
       agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 }));
     }
     await Promise.all(agents.map((a) => a.waitForLine(/"ready":true/, 30_000)));
