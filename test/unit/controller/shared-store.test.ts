@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { gatherHostFacts, joinController } from '../../../src/ca/index.js';
+import { gatherHostFacts, joinController, renewHostCert } from '../../../src/ca/index.js';
 import { loadControllerConfig } from '../../../src/config/controller.js';
 import { startTestController, type TestController, waitFor } from '../../support/controller-harness.js';
 import { type FakeConsul, startFakeConsul } from '../../support/fake-consul.js';
@@ -50,8 +50,7 @@ describe('controllers sharing a Consul KV store', () => {
     const res = await a.api('POST', '/v1/workloads', WORKLOAD);
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const onB = await waitFor('reviews in B’s model', async () => serviceIn(b, 'reviews.default.mesh'), 5000, 20);
-    const onA = serviceIn(a, 'reviews.default.mesh');
-    assert.ok(onA);
+    const onA = await waitFor('reviews in A’s model', async () => serviceIn(a, 'reviews.default.mesh'), 5000, 20);
     assert.equal(onB.vip, onA.vip);
     assert.deepEqual(
       onB.endpoints.map((e) => e.address),
@@ -105,6 +104,31 @@ describe('controllers sharing a Consul KV store', () => {
     );
     assert.ok(refusedOnA);
     assert.ok(creds.certPem);
+  });
+
+  test('a renewal through A, whose view lags, cannot undo a removal just made through B', async () => {
+    const made = await a.api('POST', '/v1/tokens', { host: 'h3' });
+    const creds = await joinController({ address: a.grpcAddress, token: made.body.token, hostName: 'h3', facts: await gatherHostFacts() });
+    await waitFor(
+      'h3 known on B',
+      async () => ((await b.api('GET', '/v1/hosts')).body.some((h: { name: string }) => h.name === 'h3') ? true : undefined),
+      5000,
+      20,
+    );
+    consul.setWatchDelay(2000);
+    try {
+      assert.equal((await b.api('DELETE', '/v1/hosts/h3')).status, 200);
+      // A still thinks h3 is joined: the renewal is authenticated from its view, but the record is rewritten from a fresh read.
+      await assert.rejects(
+        renewHostCert({ address: a.grpcAddress, keyPem: creds.keyPem, certPem: creds.certPem, trustBundlePem: creds.trustBundlePem }),
+        {
+          code: 'VMESH_ERR_HOST_REVOKED',
+        },
+      );
+      assert.equal(JSON.parse(consul.kvGet('vmesh/hosts/h3') ?? '{}').revoked, true, 'the removal stands');
+    } finally {
+      consul.setWatchDelay(0);
+    }
   });
 
   test('a root rotation step taken on A reaches B: B trusts the staged root, then signs with it', async () => {
