@@ -251,8 +251,10 @@ export class CertificateAuthority {
       certPath,
       this.now,
     );
+    await fresh.loadRotation(dir);
+    // Swapped in one step: signing never mixes the old root with the new rotation state.
     this.useSigner(fresh.bundle, fresh.key);
-    await this.loadRotation(dir);
+    this.rotation = fresh.rotation;
   }
 
   /** Where a root rotation stands, and the roots involved (for `vmesh ca status`). */
