@@ -173,7 +173,8 @@ export class ConsulStore implements Store {
 
   private async refresh(notify = true): Promise<void> {
     const r = await this.http.kvList(this.prefix, { index: 0, waitSeconds: this.waitSeconds, signal: this.abort.signal, consistent: true });
-    this.accept(r, notify);
+    // Consistent, and never concurrent with a write of ours (both run in the write queue, or before it): current.
+    this.accept(r, notify, true);
   }
 
   /** One consistent read shared by the refusals of a short interval. */
@@ -183,7 +184,7 @@ export class ConsulStore implements Store {
     return this.recheck.done;
   }
 
-  private accept(r: ConsulQueryResult, notify: boolean): void {
+  private accept(r: ConsulQueryResult, notify: boolean, current = false): void {
     let rev: { index: number; value: Rev } = { index: 0, value: { seq: 0 } };
     const data = new Map<string, StoreValue>();
     for (const e of r.body as KvEntry[]) {
@@ -196,8 +197,9 @@ export class ConsulStore implements Store {
       }
     }
     const restored = r.index < this.listIndex;
-    // A read that started before our last write answered after it: it is older than what we hold.
-    if (rev.index < this.rev.index && !restored) return;
+    // A watch read that started before our last write answered after it: it is older than what we hold. (A
+    // revision key deleted by hand also looks older: the next consistent read takes it.)
+    if (rev.index < this.rev.index && !restored && !current) return;
     if (restored)
       this.logger.warn({ index: r.index, previous: this.listIndex }, 'store: Consul index went back (restore?): taking its state');
     this.listIndex = r.index;

@@ -219,6 +219,16 @@ describe('ConsulStore against the fake Consul', () => {
     await until('b to see h2 after the restore', () => b.get('hosts/h2'), 10_000);
   });
 
+  test('a prefix wiped by hand (revision key gone) is taken as it is, and writes go on', async () => {
+    const a = await store();
+    await a.txn([{ op: 'put', key: 'hosts/h1', value: 1 }]);
+    for (const k of consul.kvKeys('vmesh/')) consul.kvDelete(k);
+    await a.txn([{ op: 'put', key: 'hosts/h2', value: 2 }]);
+    assert.equal(a.get('hosts/h1'), undefined);
+    assert.equal(a.get('hosts/h2'), 2);
+    assert.equal(consul.kvGet('vmesh/hosts/h2'), '2');
+  });
+
   test('opening fails with a clear error when Consul does not answer', async () => {
     await consul.pause();
     await assert.rejects(ConsulStore.open({ url: consul.url, logger }), /store: cannot read vmesh\/ from Consul/);
