@@ -35,10 +35,13 @@ import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
 import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
+import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
+import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
+  readonly metricsPort: number;
   readonly dnsPort: number;
   readonly proxy?: ProxyRunner;
   readonly sync: XdsSync;
@@ -66,32 +69,47 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const controllers = await controllerTarget(cfg.controllers, logger);
 
   let proxy: ProxyRunner | undefined;
-  // Inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed; outbound
-  // connections present the host's identity (`default`) until per-workload outbound identity is chosen.
-  const identities = new WorkloadIdentities({
-    sign: (namespace, serviceAccount) =>
-      onAnyController(cfg.controllers, (address) => signWorkloadCert({ address, host: creds, namespace, serviceAccount })),
-    logger: logger.child({ component: 'sds' }),
-    onChange: () => updateProxy(),
-  });
   const trustDomain = trustDomainOf(creds.certPem);
+  // The registry and workload certificates of the last run: a restart with every controller down serves with them.
+  const idCache = new IdentityCache(cfg.dataDir, logger.child({ component: 'sds' }));
+  const saved = await idCache.load();
+  const kept = new Map(saved.certs.map((c) => [nsSa(c.spiffeId), c]));
+  // Inbound chains name each workload's SPIFFE id, whose key the agent makes here and has signed; a captured
+  // connection presents the identity of the workload (uid) that opened it.
+  const identities = new WorkloadIdentities({
+    sign: (namespace, serviceAccount) => {
+      // A certificate kept on disk is handed out once, as if just signed; it is renewed on its own schedule.
+      const c = kept.get(`${namespace}/${serviceAccount}`);
+      kept.delete(`${namespace}/${serviceAccount}`);
+      if (c) return Promise.resolve(c);
+      return onAnyController(cfg.controllers, (address) => signWorkloadCert({ address, host: creds, namespace, serviceAccount }));
+    },
+    logger: logger.child({ component: 'sds' }),
+    onChange: () => {
+      updateProxy();
+      saveIdentities();
+    },
+  });
+  let registry: readonly CachedWorkload[] = saved.workloads;
+  const saveIdentities = () => idCache.save(() => ({ workloads: registry, certs: identities.all() }));
   let fromConfig = new Set<string>();
-  let fromRegistry = new Set<string>();
+  let fromRegistry = new Set(registry.map((w) => w.spiffeId));
   // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
-  let byUid = new Map<number, string>();
+  let byUid = uidMap(registry);
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // The compiled result is kept, so an in-process proxy applies it without compiling it again.
   let compiled: ProxyConfig | undefined;
-  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {
-    if (!cfg.proxy) return ok(undefined);
-    const r = MeshProxy.prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } });
+  const prepare = (c: AppliedConfig): Result<void, string> => {
+    const r = MeshProxy.prepare(c);
     if (!r.ok) return err(r.error);
     compiled = r.value;
     fromConfig = secretNames(r.value);
     wantIdentities();
     return ok(undefined);
   };
+  const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> =>
+    cfg.proxy ? prepare({ ...all, resources: { ...all.resources, [typeUrl]: Object.fromEntries(next) } }) : ok(undefined);
 
   const sync = new XdsSync({
     validate,
@@ -129,6 +147,11 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       }
     });
   };
+  if (cfg.capture) {
+    // A crashed agent's rules may still be in place, redirecting to a proxy that is gone: until this agent's
+    // proxy listens, traffic flows as if vmesh were absent. Installing later replaces the table in one go anyway.
+    await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'stale capture not removed'));
+  }
   proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
   function updateProxy(): void {
@@ -146,7 +169,12 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (typeUrl === NDS) applyNames(c);
     updateProxy();
   });
-  await sync.loadCached();
+  if ((await sync.loadCached()) && cfg.proxy) {
+    // Compiled again so the identities it names are wanted before any controller answers.
+    const r = prepare(sync.config());
+    if (!r.ok) logger.warn({ error: r.error }, 'the cached config does not compile; waiting for a controller');
+  }
+  wantIdentities();
   applyNames(sync.config());
   updateProxy();
   const { port: dnsPort } = await dns.start();
@@ -165,10 +193,16 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   };
   let refetched = { hash: '', at: 0 };
   const onAck = (ack: HealthReportAck) => {
-    fromRegistry = new Set(ack.workloads.map((w) => workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)));
-    const uids = new Map(
-      ack.workloads.filter((w) => w.hasUid).map((w) => [w.uid, workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount)]),
-    );
+    const next: CachedWorkload[] = ack.workloads.map((w) => ({
+      spiffeId: workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount),
+      ...(w.hasUid ? { uid: w.uid } : {}),
+    }));
+    if (JSON.stringify(next) !== JSON.stringify(registry)) {
+      registry = next;
+      saveIdentities();
+    }
+    fromRegistry = new Set(next.map((w) => w.spiffeId));
+    const uids = uidMap(next);
     if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
       byUid = uids;
       updateProxy();
@@ -231,10 +265,25 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
   const adminPort = await listenOn(admin, cfg.adminAddress, cfg.adminPort);
+  const metrics = await startMetricsServer({
+    address: cfg.metricsAddress,
+    port: cfg.metricsPort,
+    logger: logger.child({ component: 'metrics' }),
+    sources: {
+      proxies: () => proxy?.metrics() ?? Promise.resolve([]),
+      certificates: () => [
+        ...identities.all().map((c) => ({ name: c.spiffeId, notAfter: c.notAfter })),
+        { name: 'host', notAfter: certificateNotAfter(creds.certPem) },
+      ],
+      xds: () => sync.config(),
+      ready: () => !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort),
+    },
+  });
   logger.info({ host: cfg.hostName, controllers: cfg.controllers, adminPort, dnsPort }, 'agent ready');
 
   return {
     adminPort,
+    metricsPort: metrics.port,
     dnsPort,
     ...(proxy ? { proxy } : {}),
     sync,
@@ -251,8 +300,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       await reporter.stop();
       client.close();
       await sync.stop();
+      await idCache.flush();
       await dns.stop();
       await new Promise<void>((r) => admin.close(() => r()));
+      await metrics.close();
     },
   };
 }

@@ -1,10 +1,11 @@
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
-import type { Logger } from '../lib/logger.js';
+import { createAccessLogger, type Logger } from '../lib/logger.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
+import type { MetricsSnapshot } from '../proxy/telemetry/registry.js';
 import { type AppliedConfig, LocalXdsServer, type SecretInput } from '../xds/index.js';
 import { ProxyWorkers } from './proxy-workers.js';
 
@@ -15,6 +16,8 @@ export interface ProxyRunner {
   listening(): Array<{ name: string; port: number }>;
   /** Processes serving traffic (for metrics and the benchmark). */
   pids(): number[];
+  /** Each proxy process's metrics snapshot (the agent sums them). */
+  metrics(): Promise<MetricsSnapshot[]>;
   stop(drainMs: number): Promise<void>;
 }
 
@@ -24,7 +27,7 @@ export async function startProxyRunner(cfg: AgentConfig, logger: Logger, onListe
 
 function inProcess(logger: Logger, onListening: () => void): ProxyRunner {
   const secrets = new FileSecretStore();
-  const proxy = new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }) });
+  const proxy = new MeshProxy({ secrets, logger: logger.child({ component: 'proxy' }), accessLog: createAccessLogger() });
   return {
     update(applied, compiled, list) {
       secrets.replaceAll(list);
@@ -35,6 +38,7 @@ function inProcess(logger: Logger, onListening: () => void): ProxyRunner {
     },
     listening: () => proxy.listening(),
     pids: () => [process.pid],
+    metrics: () => Promise.resolve([proxy.metrics()]),
     stop: (drainMs) => proxy.stop(drainMs),
   };
 }
@@ -67,6 +71,7 @@ async function startWorkers(cfg: AgentConfig, logger: Logger, onListening: () =>
     update: (applied, _compiled, list) => local.update(applied, list),
     listening: () => workers.listening(),
     pids: () => workers.pids(),
+    metrics: () => workers.metrics(),
     async stop(drainMs) {
       await workers.stop(drainMs);
       await local.stop();

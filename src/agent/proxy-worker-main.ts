@@ -2,7 +2,7 @@
 // listeners are shared with the other workers, config and secrets come from the agent's local xDS/SDS socket.
 import * as grpc from '@grpc/grpc-js';
 import { loadProxyWorkerConfig } from '../config/proxy-worker.js';
-import { createLogger } from '../lib/logger.js';
+import { createAccessLogger, createLogger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
@@ -13,7 +13,7 @@ import type { WorkerMessage } from './proxy-workers.js';
 const cfg = loadProxyWorkerConfig(process.argv.slice(2));
 const logger = createLogger({ level: cfg.logLevel as 'info' }).child({ component: 'proxy', worker: cfg.index });
 const secrets = new FileSecretStore();
-const proxy = new MeshProxy({ secrets, logger });
+const proxy = new MeshProxy({ secrets, logger, accessLog: createAccessLogger() });
 const send = (m: WorkerMessage) => process.send?.(m);
 
 let compiled: ProxyConfig | undefined;
@@ -62,8 +62,9 @@ const stop = async (drainMs: number) => {
   await proxy.stop(drainMs);
   process.exit(0);
 };
-process.on('message', (m: { kind?: string; drainMs?: number }) => {
+process.on('message', (m: { kind?: string; drainMs?: number; id?: number }) => {
   if (m?.kind === 'drain') void stop(m.drainMs ?? 5000);
+  else if (m?.kind === 'metrics') send({ kind: 'metrics', id: m.id ?? 0, snapshot: proxy.metrics() });
 });
 // The agent is gone: without it nothing renews secrets or config, and capture comes off with it.
 process.on('disconnect', () => void stop(0));

@@ -4,11 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { type ProxyWorkerConfig, proxyWorkerArgs } from '../config/proxy-worker.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
+import type { MetricsSnapshot } from '../proxy/telemetry/registry.js';
 
 /** What a worker tells the agent over the cluster channel. */
 export type WorkerMessage =
   | { readonly kind: 'started'; readonly pid: number }
-  | { readonly kind: 'listening'; readonly listeners: Array<{ name: string; port: number }>; readonly version: string };
+  | { readonly kind: 'listening'; readonly listeners: Array<{ name: string; port: number }>; readonly version: string }
+  /** The answer to the agent's `{kind:'metrics', id}`. */
+  | { readonly kind: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot };
 
 export interface ProxyWorkersOptions {
   readonly count: number;
@@ -37,6 +40,7 @@ interface Slot {
 export class ProxyWorkers {
   private readonly slots: Slot[] = [];
   private stopping = false;
+  private metricsId = 0;
 
   constructor(private readonly opts: ProxyWorkersOptions) {}
 
@@ -55,6 +59,36 @@ export class ProxyWorkers {
     const seen = new Map<string, { name: string; port: number }>();
     for (const s of this.slots) for (const l of s.listeners) seen.set(`${l.name}:${l.port}`, l);
     return [...seen.values()];
+  }
+
+  /** Every live worker's metrics snapshot; a worker that does not answer within `timeoutMs` is left out. */
+  metrics(timeoutMs = 2000): Promise<MetricsSnapshot[]> {
+    const id = ++this.metricsId;
+    const asks = this.slots.map((s) => {
+      const w = s.worker;
+      if (!w || w.isDead() || !w.isConnected()) return Promise.resolve(undefined);
+      return new Promise<MetricsSnapshot | undefined>((resolve) => {
+        const done = (v: MetricsSnapshot | undefined) => {
+          clearTimeout(timer);
+          w.off('message', onMessage);
+          w.off('exit', onExit);
+          resolve(v);
+        };
+        const onMessage = (m: WorkerMessage) => {
+          if (m?.kind === 'metrics' && m.id === id) done(m.snapshot);
+        };
+        const onExit = () => done(undefined);
+        const timer = setTimeout(() => done(undefined), timeoutMs);
+        w.on('message', onMessage);
+        w.once('exit', onExit);
+        try {
+          w.send({ kind: 'metrics', id });
+        } catch {
+          done(undefined);
+        }
+      });
+    });
+    return Promise.all(asks).then((xs) => xs.filter((x): x is MetricsSnapshot => x !== undefined));
   }
 
   pids(): number[] {
@@ -77,11 +111,10 @@ export class ProxyWorkers {
           clearTimeout(kill);
           resolve();
         });
-        try {
-          w.send({ kind: 'drain', drainMs });
-        } catch {
-          w.process.kill('SIGTERM');
-        }
+        // A worker that died meanwhile fails the send asynchronously (EPIPE): end it by signal instead.
+        w.send({ kind: 'drain', drainMs }, undefined, {}, (e) => {
+          if (e) w.process.kill('SIGTERM');
+        });
       });
     });
     await Promise.all(exits);
@@ -99,6 +132,8 @@ export class ProxyWorkers {
     });
     const worker = cluster.fork();
     slot.worker = worker;
+    // IPC errors (a send racing the worker's death) must not take the agent down; 'exit' handles the rest.
+    worker.on('error', (e) => this.opts.logger.warn({ worker: index, err: e.message }, 'proxy worker channel error'));
     slot.listeners = [];
     worker.on('message', (m: WorkerMessage) => {
       if (m?.kind === 'listening') {

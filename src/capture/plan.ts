@@ -113,15 +113,17 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
   rules.push(rule('the proxy and agent (gid) go direct', RETURN, { kind: 'skgid', id: cfg.proxyGid }));
   for (const id of sortedUnique(cfg.excludeUids)) rules.push(rule('excluded uid', RETURN, { kind: 'skuid', id }));
   for (const id of sortedUnique(cfg.excludeGids)) rules.push(rule('excluded gid', RETURN, { kind: 'skgid', id }));
-  for (const [family, cidrs] of byFamily(cfg.controllerAddresses, cfg.ipv6)) {
-    rules.push(rule('control traffic to the controller goes direct', RETURN, { kind: 'daddr', family, cidrs }));
-  }
+  // DNS before the controller's addresses: a resolver on the controller's host (a small site's management host)
+  // is still the host's resolver, and the agent must see those queries to answer mesh names.
   if (cfg.captureDns) {
     for (const proto of ['udp', 'tcp'] as const) {
       const m: Match[] = [{ kind: 'dport', proto, ports: [53] }];
       if (proto === 'tcp') m.push(SYN);
       rules.push(rule(`DNS (${proto}) to the agent's DNS proxy`, redirect(cfg.dnsPort), ...m));
     }
+  }
+  for (const [family, cidrs] of byFamily(cfg.controllerAddresses, cfg.ipv6)) {
+    rules.push(rule('control traffic to the controller goes direct', RETURN, { kind: 'daddr', family, cidrs }));
   }
   for (const [family, cidrs] of byFamily(LOOPBACK, cfg.ipv6)) {
     rules.push(rule('loopback is not mesh traffic', RETURN, { kind: 'daddr', family, cidrs }));

@@ -21,6 +21,9 @@ export interface AgentConfig {
   readonly hostName: string;
   readonly adminAddress: string;
   readonly adminPort: number;
+  /** Health and Prometheus metrics (`/stats/prometheus`, `/healthz/ready`): 0.0.0.0:15020 by default, as Istio's. */
+  readonly metricsAddress: string;
+  readonly metricsPort: number;
   /** DNS proxy port on loopback (udp+tcp 53 are captured to it); 0 picks a free one (tests). */
   readonly dnsPort: number;
   /** Run the data-plane proxy (15001/15006 and the config's listeners); off only for control-plane tests. */
@@ -69,6 +72,10 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     hostName,
     adminAddress: String(get('adminAddress', 'VMESH_ADMIN_ADDRESS', 'admin.address') ?? '127.0.0.1'),
     adminPort: parsePort(get('adminPort', 'VMESH_ADMIN_PORT', 'admin.port') ?? MESH_PORTS.admin, 'admin port', { allowZero: true }),
+    metricsAddress: String(get('metricsAddress', 'VMESH_METRICS_ADDRESS', 'metrics.address') ?? '0.0.0.0'),
+    metricsPort: parsePort(get('metricsPort', 'VMESH_METRICS_PORT', 'metrics.port') ?? MESH_PORTS.health, 'metrics port', {
+      allowZero: true,
+    }),
     dnsPort: parsePort(get('dnsPort', 'VMESH_DNS_PORT', 'dns.port') ?? MESH_PORTS.dns, 'DNS port', { allowZero: true }),
     proxy: boolOf(get('proxy', 'VMESH_AGENT_PROXY', 'proxy.enabled'), 'agent proxy', true),
     runDir: String(get('runDir', 'VMESH_AGENT_RUN_DIR', 'runDir') ?? defaultRunDir(dataDir)),

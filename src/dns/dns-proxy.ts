@@ -37,6 +37,18 @@ export class DnsProxy {
   }
 
   async start(): Promise<{ port: number }> {
+    // Port 0 picks a free UDP port, and TCP then needs the same number, which another process may hold: try again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.bindAll();
+      } catch (e) {
+        await this.stop();
+        if (this.opts.port !== 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw e;
+      }
+    }
+  }
+
+  private async bindAll(): Promise<{ port: number }> {
     const addresses = this.opts.addresses ?? ['127.0.0.1', '::1'];
     let port = this.opts.port;
     for (const address of addresses) {

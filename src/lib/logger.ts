@@ -17,3 +17,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const base = opts.component ? { component: opts.component } : {};
   return pino({ level: opts.level ?? 'info', base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
+
+/**
+ * Access logs: JSON lines on stdout with Envoy's fields (each entry carries its own `start_time`, so no pino time,
+ * pid or hostname; pino keeps its `level`), written asynchronously so a request never waits for the terminal or journald.
+ */
+export function createAccessLogger(destination?: NodeJS.WritableStream): Logger {
+  const dest = destination ?? pino.destination({ fd: 1, sync: false });
+  return pino({ base: { log: 'access' }, timestamp: false }, dest);
+}

@@ -60,6 +60,7 @@ export class ListenerManager {
   private readonly bound = new Map<string, Bound>();
   private readonly sockets = new Set<Socket>();
   private readonly tcpSockets = new Set<Socket>();
+  private active = 0;
   private readonly contexts: TlsContexts;
   private readonly tcpDeps: TcpProxyDeps;
   private readonly readOriginalDst: (socket: Socket) => Address | undefined;
@@ -121,6 +122,11 @@ export class ListenerManager {
     if (failures.length > 0) {
       throw vmeshError(ErrorCode.Unavailable, `listeners not bound: ${failures.join('; ')}`, { version: config.version, failures });
     }
+  }
+
+  /** Downstream connections open now (telemetry). */
+  activeConnections(): number {
+    return this.active;
   }
 
   listening(): Array<{ name: string; port: number }> {
@@ -200,8 +206,10 @@ export class ListenerManager {
       return;
     }
     this.sockets.add(raw);
+    this.active++;
     raw.on('error', noop);
     raw.once('close', () => {
+      this.active--;
       this.sockets.delete(raw);
       this.tcpSockets.delete(raw);
     });

@@ -17,6 +17,19 @@ export interface UpstreamEndpoint {
   readonly priority: number;
   /** The endpoint runs a vmesh agent: the cluster's mTLS transport applies (Istio's tlsMode=istio). */
   readonly mtls: boolean;
+  /** The workload behind the endpoint (endpoint metadata), for telemetry labels. */
+  readonly workload?: EndpointWorkload;
+}
+
+/** Istio's `istio.workload` endpoint metadata, plus the service account vmesh adds. */
+export interface EndpointWorkload {
+  readonly name: string;
+  readonly namespace: string;
+  /** Canonical service (the `app` label, as Istio derives it). */
+  readonly app: string;
+  /** Canonical revision (the `version` label, or `latest`). */
+  readonly version: string;
+  readonly serviceAccount?: string;
 }
 
 /** How the proxy speaks TLS to an upstream; names are SDS secret names resolved by the SecretStore. */
@@ -243,9 +256,16 @@ export interface HttpFilters {
   readonly fault: boolean;
 }
 
+/** One `access_log` entry (Envoy's stdout logger), with its status filter when it has one. */
+export interface AccessLogConfig {
+  readonly statusFilter?: { readonly op: 'EQ' | 'GE' | 'LE'; readonly value: number };
+}
+
 export type NetworkAction =
   | {
       readonly kind: 'http';
+      /** Empty: no access log. */
+      readonly accessLog?: readonly AccessLogConfig[];
       readonly routeConfig: string;
       readonly filters: HttpFilters;
       readonly statPrefix: string;
@@ -254,6 +274,7 @@ export type NetworkAction =
     }
   | {
       readonly kind: 'tcp';
+      readonly accessLog?: readonly AccessLogConfig[];
       /** Weighted when several. */
       readonly clusters: ReadonlyArray<{ readonly name: string; readonly weight: number }>;
       readonly rbac: readonly RbacConfig[];

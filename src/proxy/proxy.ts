@@ -8,6 +8,8 @@ import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from './h
 import { ListenerManager } from './listener-manager.js';
 import type { ProxyConfig, SecretStore } from './model.js';
 import type { TcpConnectionStats } from './tcp-proxy.js';
+import { ProxyTelemetry } from './telemetry/proxy-telemetry.js';
+import type { MetricsSnapshot } from './telemetry/registry.js';
 
 export interface ProxyOptions {
   readonly secrets: SecretStore;
@@ -17,6 +19,9 @@ export interface ProxyOptions {
   readonly portMap?: (port: number) => number;
   readonly onRequestDone?: (stats: RequestStats) => void;
   readonly onConnectionClosed?: (stats: TcpConnectionStats) => void;
+  /** Istio metrics and access logs (on unless false); access log lines go to `accessLog` (createAccessLogger). */
+  readonly telemetry?: boolean;
+  readonly accessLog?: Logger;
 }
 
 const EMPTY: ProxyConfig = { version: 'empty', listeners: new Map(), virtualByAddress: new Map(), clusters: new Map(), routes: new Map() };
@@ -31,6 +36,7 @@ export class MeshProxy {
   private readonly http: ProxyHttpHandler;
   private readonly listeners: ListenerManager;
   private applying: Promise<void> = Promise.resolve();
+  private readonly telemetry: ProxyTelemetry | undefined;
 
   constructor(opts: ProxyOptions) {
     this.clusters = new ProxyClusterManager({
@@ -39,11 +45,15 @@ export class MeshProxy {
       // Loop guard: never connect back into this proxy's own listeners.
       ownPorts: () => [15001, 15006, ...this.listeners.listening().map((l) => l.port)],
     });
+    const t = opts.telemetry === false ? undefined : this.makeTelemetry(opts);
+    this.telemetry = t;
+    const onRequestDone = both(t?.onRequestDone, opts.onRequestDone);
+    const onConnectionClosed = both(t?.onConnectionClosed, opts.onConnectionClosed);
     this.http = createHttpHandler({
       clusters: this.clusters,
       config: () => this.config,
       logger: opts.logger,
-      ...(opts.onRequestDone ? { onRequestDone: opts.onRequestDone } : {}),
+      ...(onRequestDone ? { onRequestDone } : {}),
     });
     this.listeners = new ListenerManager({
       clusters: this.clusters,
@@ -52,8 +62,37 @@ export class MeshProxy {
       logger: opts.logger,
       ...(opts.bindHost ? { bindHost: opts.bindHost } : {}),
       ...(opts.portMap ? { portMap: opts.portMap } : {}),
-      ...(opts.onConnectionClosed ? { onConnectionClosed: opts.onConnectionClosed } : {}),
+      ...(onConnectionClosed ? { onConnectionClosed } : {}),
+      ...(t ? { onConnectionOpened: t.onConnectionOpened } : {}),
     });
+  }
+
+  private makeTelemetry(opts: ProxyOptions): ProxyTelemetry {
+    const clusters = this.clusters;
+    return new ProxyTelemetry({
+      secrets: opts.secrets,
+      logger: opts.logger,
+      ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+      internals: {
+        activeConnections: () => this.listeners.activeConnections(),
+        clusters: () => this.config.clusters.keys(),
+        inUse: (c, budget) => clusters.budgetInUse(c, budget),
+        ejections: (c) => {
+          let ejected = 0;
+          let total = 0;
+          for (const h of clusters.hosts(c)) {
+            if (h.ejected) ejected++;
+            total += h.timesEjected;
+          }
+          return { ejected, total };
+        },
+      },
+    });
+  }
+
+  /** The proxy's metrics (Istio's and its own), for the agent to merge and serve; empty with telemetry off. */
+  metrics(): MetricsSnapshot {
+    return this.telemetry?.snapshot() ?? [];
   }
 
   /** Compiles an applied config (worker `index`'s share of `workers`); an error is what the agent NACKs. */
@@ -69,6 +108,7 @@ export class MeshProxy {
     const config = compiled.value;
     const run = this.applying.then(async () => {
       this.config = config;
+      this.telemetry?.setConfig(config);
       // The listener manager updates the clusters first, as Envoy does (CDS before LDS).
       await this.listeners.apply(config);
     });
@@ -89,4 +129,13 @@ export class MeshProxy {
     this.http.close();
     this.clusters.close();
   }
+}
+
+/** Both hooks, in order (telemetry first), or whichever exists. */
+function both<T>(a: ((x: T) => void) | undefined, b: ((x: T) => void) | undefined): ((x: T) => void) | undefined {
+  if (!a || !b) return a ?? b;
+  return (x) => {
+    a(x);
+    b(x);
+  };
 }

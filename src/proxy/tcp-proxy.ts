@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../lib/logger.js';
 import type { NetworkAction } from './model.js';
 import { evaluateRbac } from './rbac-eval.js';
@@ -35,12 +36,21 @@ export interface TcpConnectionStats {
   readonly flags: string;
   /** Why it ended, when not plainly: `rbac_access_denied_matched_policy[...]`, `idle_timeout`, a connect error. */
   readonly detail?: string;
+  /** This side's workload identity (SDS secret name), as in RequestStats. */
+  readonly localIdentity?: string | null;
+  /** SNI the client sent (TLS connections). */
+  readonly serverName?: string;
 }
 
+/** A connection the TCP proxy took on: reported once its cluster and upstream host are chosen (or it was refused). */
 export interface TcpConnectionInfo {
   readonly listener: string;
   readonly chain: string;
   readonly statPrefix: string;
+  readonly cluster?: string;
+  readonly upstreamHost?: string;
+  readonly peerIdentity?: string;
+  readonly localIdentity?: string | null;
 }
 
 export interface TcpProxyDeps {
@@ -68,8 +78,23 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
     rx: 0,
     tx: 0,
   };
-  deps.onOpened?.({ listener: ctx.listener.name, chain: ctx.chain.name, statPrefix: action.statPrefix });
+  const localIdentity = ctx.sourceIdentity !== undefined ? ctx.sourceIdentity : ctx.chain.tls?.certSecret;
+  let opened = false;
+  const open = () => {
+    if (opened || !deps.onOpened) return;
+    opened = true;
+    deps.onOpened({
+      listener: ctx.listener.name,
+      chain: ctx.chain.name,
+      statPrefix: action.statPrefix,
+      ...(s.cluster ? { cluster: s.cluster } : {}),
+      ...(s.host ? { upstreamHost: s.host } : {}),
+      ...(ctx.peerIdentity ? { peerIdentity: ctx.peerIdentity } : {}),
+      ...(localIdentity !== undefined ? { localIdentity } : {}),
+    });
+  };
   down.once('close', () => {
+    open();
     deps.onClosed?.({
       listener: ctx.listener.name,
       chain: ctx.chain.name,
@@ -86,6 +111,8 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
       durationMs: Date.now() - start,
       flags: s.flags,
       ...(s.detail ? { detail: s.detail } : {}),
+      ...(localIdentity !== undefined ? { localIdentity } : {}),
+      ...(ctx.tls && (ctx.socket as TLSSocket).servername ? { serverName: (ctx.socket as TLSSocket).servername as string } : {}),
     });
   });
   const refuse = (flags: string, detail: string) => {
@@ -119,6 +146,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
     return;
   }
   s.host = host.key;
+  open();
   void deps.clusters.connect(cluster, host, ctx.sourceIdentity !== undefined ? { identity: ctx.sourceIdentity } : undefined).then((r) => {
     if (!r.ok) {
       const flags = r.reason === 'overflow' ? 'UO' : r.reason === 'blackhole' ? 'UH' : 'UF';

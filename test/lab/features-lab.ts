@@ -34,7 +34,13 @@ export interface FeatureLab {
   readonly h1: LabHost;
   readonly h2: LabHost;
   readonly h3: LabHost;
-  readonly agents: { readonly h2: LabProcess; readonly h3: LabProcess };
+  /** The agents now running (startAgent replaces an entry). */
+  readonly agents: { h2: LabProcess; h3: LabProcess };
+  readonly controller: LabProcess;
+  /** Each agent's data dir (host credentials, last good config, token). */
+  readonly agentDirs: { readonly h2: string; readonly h3: string };
+  /** Starts an agent again on its data dir (it has joined already: no token needed); resolves once it is ready. */
+  startAgent(name: 'h2' | 'h3'): Promise<LabProcess>;
   cli(args: string[]): Promise<string>;
   /** `vmesh config apply -f` of this YAML, on the controller host. */
   apply(yaml: string): Promise<void>;
@@ -79,7 +85,8 @@ spec:
   return docs.join('---\n');
 }
 
-async function adminGet(host: LabHost, path: string): Promise<string> {
+/** GET on a host's agent admin (127.0.0.1:15000): the body. */
+export async function adminGet(host: LabHost, path: string): Promise<string> {
   const r = await host.exec(
     node,
     ['-e', `require('http').get('http://127.0.0.1:15000${path}',r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>console.log(b))})`],
@@ -95,6 +102,8 @@ export async function startFeatureLab(opts: {
   services: readonly ServiceSpec[];
   servers: readonly string[];
   config?: string;
+  /** The nameserver in h2's and h3's resolv.conf (an on-link address; nothing answers there by default). */
+  nameserver?: string;
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
   const lab = await createLab({ hosts: 3 });
@@ -110,7 +119,7 @@ export async function startFeatureLab(opts: {
     // An on-link resolver, as a real host has; capture sends the queries to the agent's DNS proxy.
     for (const d of resolvDirs) {
       mkdirSync(d, { recursive: true });
-      writeFileSync(join(d, 'resolv.conf'), 'nameserver 198.18.0.254\n');
+      writeFileSync(join(d, 'resolv.conf'), `nameserver ${opts.nameserver ?? '198.18.0.254'}\n`);
     }
     const api = 'https://127.0.0.1:15014';
     const cli = (args: string[]) =>
@@ -138,18 +147,25 @@ export async function startFeatureLab(opts: {
       '--uid',
       String(APP.uid),
     ]);
-    const start = async (host: LabHost, name: 'h2' | 'h3'): Promise<LabProcess> => {
+    const spawnAgent = async (name: 'h2' | 'h3'): Promise<LabProcess> => {
       const dir = agentDirs[name];
-      writeFileSync(join(dir, 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
       const args = ['--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
       // The agent's sockets carry the proxy's group, which capture lets through.
-      const p = host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 });
+      const p = (name === 'h2' ? h2 : h3).spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 });
       await p.waitForLine(/"ready":true/, 60_000);
       return p;
     };
-    const [a2, a3] = await Promise.all([start(h2, 'h2'), start(h3, 'h3')]);
+    const join1 = async (name: 'h2' | 'h3'): Promise<LabProcess> => {
+      writeFileSync(join(agentDirs[name], 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
+      return spawnAgent(name);
+    };
+    const [a2, a3] = await Promise.all([join1('h2'), join1('h3')]);
     const agents = { h2: a2, h3: a3 };
-    const diag = () => `h2 agent:\n${a2.stderr().slice(-3000)}\nh3 agent:\n${a3.stderr().slice(-3000)}`;
+    const startAgent = async (name: 'h2' | 'h3'): Promise<LabProcess> => {
+      agents[name] = await spawnAgent(name);
+      return agents[name];
+    };
+    const diag = () => `h2 agent:\n${agents.h2.stderr().slice(-3000)}\nh3 agent:\n${agents.h3.stderr().slice(-3000)}`;
 
     const file = join(ctlDir, 'apply.yaml');
     const apply = async (yaml: string): Promise<void> => {
@@ -194,7 +210,7 @@ export async function startFeatureLab(opts: {
     const outbound = opts.services.map((s) => `outbound|${s.port}||${s.name}.default.mesh`);
     const inbound = [...new Set(opts.services.flatMap((s) => s.endpoints.map((e) => `inbound|${e.port}||`)))];
     await Promise.all([waitForConfig('h2', outbound), waitForConfig('h3', inbound)]);
-    return { lab, h1, h2, h3, agents, cli, apply, waitForConfig, client, spawnClient, teardown };
+    return { lab, h1, h2, h3, agents, controller, agentDirs, startAgent, cli, apply, waitForConfig, client, spawnClient, teardown };
   } catch (e) {
     await teardown();
     throw e;

@@ -14,6 +14,8 @@ const FLAGS = [
   'hostName',
   'adminAddress',
   'adminPort',
+  'metricsAddress',
+  'metricsPort',
   'dnsPort',
   'proxy',
   'capture',
@@ -38,6 +40,8 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('host-name', { type: 'string', describe: 'name to join as (default: the hostname)' })
       .option('admin-address', { type: 'string', describe: 'admin bind address (default 127.0.0.1)' })
       .option('admin-port', { type: 'string', describe: 'admin port (default 15000)' })
+      .option('metrics-address', { type: 'string', describe: 'bind address of /stats/prometheus and /healthz/ready (default 0.0.0.0)' })
+      .option('metrics-port', { type: 'string', describe: 'port of /stats/prometheus and /healthz/ready (default 15020)' })
       .option('dns-port', { type: 'string', describe: 'DNS proxy port on loopback (default 15053)' })
       .option('capture', { type: 'boolean', describe: 'install traffic capture when the proxy listens (default true; --no-capture)' })
       .option('proxy', { type: 'boolean', describe: 'run the data-plane proxy (default true; --no-proxy for control-plane only)' })

@@ -1,8 +1,18 @@
-import type { UpstreamEndpoint } from '../model.js';
+import type { EndpointWorkload, UpstreamEndpoint } from '../model.js';
 import { fail, list, type Msg, msg, num, str, structString, wrapped } from './read.js';
 
 /** Endpoint metadata Istio (and the translator) use to mark endpoints whose host runs a proxy: they get mTLS. */
 const TLS_MODE_FILTER = 'envoy.transport_socket_match';
+
+/** `istio.workload` = `name;namespace;canonical service;canonical revision;cluster`, plus `vmesh.io.service_account`. */
+function endpointWorkload(fm: Msg | undefined): EndpointWorkload | undefined {
+  const meta = fm ? structString(fm.istio, 'workload') : undefined;
+  if (!meta) return undefined;
+  const [name = '', namespace = '', app = '', version = ''] = meta.split(';');
+  if (!name || !namespace) return undefined;
+  const sa = structString(fm?.['vmesh.io'], 'service_account');
+  return { name, namespace, app: app || name, version: version || 'latest', ...(sa ? { serviceAccount: sa } : {}) };
+}
 
 /** Envoy takes HEALTHY and UNKNOWN (never health checked) as routable; the rest are not. */
 const ROUTABLE = new Set(['HEALTHY', 'UNKNOWN', 0, 1]);
@@ -62,6 +72,7 @@ export function compileEndpoints(cla: Msg | undefined, path: string, opts: Endpo
       const fm = msg(meta?.filter_metadata, `${epath}.metadata.filter_metadata`);
       const tlsMode = fm ? structString(fm[TLS_MODE_FILTER], 'tlsMode') : undefined;
       const status = lbe.health_status ?? 'UNKNOWN';
+      const workload = endpointWorkload(fm);
       eps.push({
         address,
         port,
@@ -70,6 +81,7 @@ export function compileEndpoints(cla: Msg | undefined, path: string, opts: Endpo
         locality,
         priority,
         mtls: tlsMode === 'istio',
+        ...(workload ? { workload } : {}),
       });
     });
     if (opts.localityWeighted) {

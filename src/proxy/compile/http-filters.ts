@@ -1,6 +1,7 @@
 import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../model.js';
+import { compileAccessLogs } from './access-log.js';
 import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
@@ -116,9 +117,11 @@ export function compileHcm(
   } else return fail(path, 'rds or route_config is required');
   const fcc = str(cfg.forward_client_cert_details, `${path}.forward_client_cert_details`, 'SANITIZE');
   if (fcc === 'FORWARD_ONLY' || fcc === 'ALWAYS_FORWARD_ONLY') fail(`${path}.forward_client_cert_details`, `${fcc} is not supported`);
+  const accessLog = compileAccessLogs(cfg.access_log, `${path}.access_log`);
   return {
     action: {
       kind: 'http',
+      ...(accessLog.length ? { accessLog } : {}),
       routeConfig,
       filters: httpFilters(cfg.http_filters, `${path}.http_filters`),
       statPrefix: str(cfg.stat_prefix, `${path}.stat_prefix`),

@@ -1,6 +1,7 @@
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import { cidrFromRange, formatCidr } from '../cidr.js';
 import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../model.js';
+import { compileAccessLogs } from './access-log.js';
 import { compileHcm } from './http-filters.js';
 import { compileRbacRules } from './rbac.js';
 import { durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped, wrappedBool } from './read.js';
@@ -53,8 +54,10 @@ function tcpProxy(cfg: Msg, path: string, rbac: RbacConfig[]): NetworkAction {
     clusters = [{ name, weight: 1 }];
   }
   const idle = durationMs(cfg.idle_timeout, `${path}.idle_timeout`) ?? ENVOY_TCP_IDLE_TIMEOUT_MS;
+  const accessLog = compileAccessLogs(cfg.access_log, `${path}.access_log`);
   return {
     kind: 'tcp',
+    ...(accessLog.length ? { accessLog } : {}),
     clusters,
     rbac,
     statPrefix: str(cfg.stat_prefix, `${path}.stat_prefix`),

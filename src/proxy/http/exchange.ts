@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { NetworkAction, Route, RouteAction } from '../model.js';
 import { evaluateRbac, type RbacAttrs } from '../rbac-eval.js';
 import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
@@ -317,6 +318,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       requestId: this.requestId,
       attempts: this.attempts,
       statPrefix: this.statPrefix,
+      localIdentity: this.conn.sourceIdentity !== undefined ? this.conn.sourceIdentity : this.conn.chain.tls?.certSecret,
+      grpc: this.grpc,
+      serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
     };
   }
 

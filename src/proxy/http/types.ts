@@ -30,6 +30,15 @@ export interface RequestStats {
   /** Upstream attempts made (1 + retries). */
   readonly attempts: number;
   readonly statPrefix: string;
+  /**
+   * This side's workload identity (SDS secret name): the caller's (`uid:N`, null = no mesh identity) outbound,
+   * the certificate of the chain inbound. For telemetry labels; absent on requests rejected before routing.
+   */
+  readonly localIdentity?: string | null;
+  /** The request was gRPC (content-type application/grpc). */
+  readonly grpc?: boolean;
+  /** SNI the client sent (TLS connections). */
+  readonly serverName?: string;
 }
 
 export interface HttpHandlerOptions {

@@ -2,7 +2,7 @@ import type { Endpoint, MeshService, ServicePort } from '../../api/model.js';
 import { toStruct } from '../struct.js';
 import { findDestinationRule, subsetsOf, type TrafficPolicy, trafficPolicyFor } from './destination-rule.js';
 import type { EnvoyResource, ProxyNode, TranslateInput } from './input.js';
-import { outboundClusterName, TLS_MODE_METADATA } from './names.js';
+import { outboundClusterName, TLS_MODE_METADATA, WORKLOAD_METADATA } from './names.js';
 
 /** How a cluster finds its endpoints: EDS (the registry's endpoints), DNS (resolve the host), ORIGINAL_DST (as asked). */
 export type Discovery = 'EDS' | 'DNS' | 'ORIGINAL_DST';
@@ -163,10 +163,24 @@ function lbEndpoint(ep: Endpoint, port: number): Record<string, unknown> {
     endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
     health_status: ep.healthy ? 'HEALTHY' : 'UNHEALTHY',
     load_balancing_weight: { value: Math.max(1, ep.weight) },
-    ...(ep.meshed
-      ? { metadata: { filter_metadata: { [TLS_MODE_METADATA.filter]: toStruct({ [TLS_MODE_METADATA.key]: TLS_MODE_METADATA.istio }) } } }
-      : {}),
+    metadata: {
+      filter_metadata: {
+        ...(ep.meshed ? { [TLS_MODE_METADATA.filter]: toStruct({ [TLS_MODE_METADATA.key]: TLS_MODE_METADATA.istio }) } : {}),
+        [WORKLOAD_METADATA.filter]: toStruct({ [WORKLOAD_METADATA.key]: workloadMetadata(ep) }),
+        ...(ep.serviceAccount
+          ? { [WORKLOAD_METADATA.vmeshFilter]: toStruct({ [WORKLOAD_METADATA.serviceAccount]: ep.serviceAccount }) }
+          : {}),
+      },
+    },
   };
+}
+
+/** Istio's `name;namespace;canonical service;canonical revision;cluster` (the canonical labels as Istio derives them). */
+function workloadMetadata(ep: Endpoint): string {
+  const l = ep.labels;
+  const service = l['service.istio.io/canonical-name'] ?? l['app.kubernetes.io/name'] ?? l.app ?? ep.workload;
+  const revision = l['service.istio.io/canonical-revision'] ?? l['app.kubernetes.io/version'] ?? l.version ?? 'latest';
+  return `${ep.workload};${ep.namespace};${service};${revision};`;
 }
 
 function localityMessage(l: Locality): Record<string, string> {

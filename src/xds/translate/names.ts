@@ -69,3 +69,15 @@ export function workloadSecretName(spiffeId: string): string {
 
 /** Endpoint metadata key the proxy uses to pick mTLS for meshed endpoints (Istio's `tlsMode: istio`). */
 export const TLS_MODE_METADATA = Object.freeze({ filter: 'envoy.transport_socket_match', key: 'tlsMode', istio: 'istio' });
+
+/**
+ * Endpoint metadata naming the workload behind an endpoint, for telemetry labels: Istio's own
+ * `istio.workload` (`name;namespace;canonical service;canonical revision;cluster`), and vmesh's service account,
+ * which lets a proxy name the workload of a verified peer identity (vmesh has no peer metadata exchange).
+ */
+export const WORKLOAD_METADATA = Object.freeze({
+  filter: 'istio',
+  key: 'workload',
+  vmeshFilter: 'vmesh.io',
+  serviceAccount: 'service_account',
+});

@@ -77,6 +77,15 @@ describe('capture rule generation (properties)', () => {
     assert.ok(lastOwner >= 0 && firstRedirect > lastOwner, 'uid/gid exclusions must precede redirects');
   });
 
+  test("DNS to a resolver on the controller's host still goes to the agent's DNS proxy", () => {
+    const lines = renderIptablesInstall(planCapture(cfg(CASES.full)), 'ipv4')
+      .split('\n')
+      .filter((l) => l.startsWith('-A VMESH_OUTPUT'));
+    const dns = lines.findIndex((l) => l.includes('--dport 53'));
+    const controller = lines.findIndex((l) => l.includes('-d 198.18.0.100/32'));
+    assert.ok(dns >= 0 && controller > dns, 'the DNS redirect must precede the controller exclusion');
+  });
+
   test('multiport lists are split at 15 ports', () => {
     const text = renderIptablesInstall(planCapture(cfg(CASES['many-ports'])), 'ipv4');
     const groups = text.split('\n').filter((l) => l.includes('outbound ports never captured'));

@@ -279,6 +279,8 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     const tcp = listener('h1', '240.240.0.2_5432').filterChains[0]?.action;
     assert.deepEqual(tcp, {
       kind: 'tcp',
+      // The fixture mesh logs access by default: one stdout access log, no filter.
+      accessLog: [{}],
       clusters: [{ name: 'outbound|5432||legacy-db.default.mesh', weight: 1 }],
       rbac: [],
       statPrefix: 'outbound|5432||legacy-db.default.mesh',

@@ -131,17 +131,19 @@ spec:
     assert.deepEqual(cla(h1, 'outbound|5432||legacy-db.default.mesh').endpoints[0]?.locality, {});
   });
 
-  test('tlsMode metadata only on meshed endpoints', () => {
-    const meta = (c: Cla) => c.endpoints.flatMap((g) => g.lb_endpoints).map((e) => e.metadata);
+  test('tlsMode metadata only on meshed endpoints; every endpoint names its workload (istio.workload)', () => {
+    type Meta = { filter_metadata: Record<string, { fields: Record<string, { stringValue: string }> }> };
+    const meta = (c: Cla) => c.endpoints.flatMap((g) => g.lb_endpoints).map((e) => e.metadata as Meta | undefined);
     for (const m of meta(cla(h1, 'outbound|9080||reviews.default.mesh'))) {
-      assert.deepEqual(m, { filter_metadata: { 'envoy.transport_socket_match': { fields: { tlsMode: { stringValue: 'istio' } } } } });
+      assert.deepEqual(m?.filter_metadata['envoy.transport_socket_match'], { fields: { tlsMode: { stringValue: 'istio' } } });
+      assert.match(m?.filter_metadata.istio?.fields.workload?.stringValue ?? '', /^reviews-v\d;default;reviews;v\d;$/);
+      assert.equal(m?.filter_metadata['vmesh.io']?.fields.service_account?.stringValue, 'reviews');
     }
     for (const name of ['outbound|9080||ratings.default.mesh', 'outbound|5432||legacy-db.default.mesh']) {
-      assert.deepEqual(
-        meta(cla(h1, name)),
-        meta(cla(h1, name)).map(() => undefined),
-        name,
-      );
+      for (const m of meta(cla(h1, name))) {
+        assert.equal(m?.filter_metadata['envoy.transport_socket_match'], undefined, name);
+        assert.ok(m?.filter_metadata.istio?.fields.workload?.stringValue, name);
+      }
     }
   });
 
