@@ -33,6 +33,7 @@ import { readFileSecrets } from '../proxy/secret-files.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
+import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
 import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
@@ -46,13 +47,6 @@ export interface RunningAgent {
   readonly sync: XdsSync;
   readonly identities: WorkloadIdentities;
   stop(): Promise<void>;
-}
-
-/** gRPC target for several controllers: grpc-js picks the first that answers and fails over. */
-function target(controllers: readonly string[]): string {
-  if (controllers.length === 1) return controllers[0] ?? '';
-  const ipv4 = controllers.every((c) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(c));
-  return ipv4 ? `ipv4:${controllers.join(',')}` : (controllers[0] ?? '');
 }
 
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
@@ -72,6 +66,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // new connections (xDS reconnects, reports) without rebuilding the channels.
   const tls = pemProvider(creds.trustBundlePem, creds.keyPem, creds.certPem);
   const channelCredentials = updatableChannelCredentials(tls);
+  const controllers = await controllerTarget(cfg.controllers, logger);
 
   let proxy: ProxyRunner | undefined;
   const trustDomain = trustDomainOf(creds.certPem);
@@ -118,7 +113,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
 
   const sync = new XdsSync({
     validate,
-    address: target(cfg.controllers),
+    address: controllers,
     credentials: channelCredentials,
     nodeId: cfg.hostName,
     metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
@@ -187,7 +182,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
 
   const Controller = controllerServiceClient();
   const newClient = () =>
-    new Controller(target(cfg.controllers), channelCredentials, {
+    new Controller(controllers, channelCredentials, {
       'grpc.use_local_subchannel_pool': 1,
     }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
   let client = newClient();

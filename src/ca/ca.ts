@@ -240,6 +240,23 @@ export class CertificateAuthority {
     this.rotation = { ...(next ? { next } : {}), ...(previous ? { previous } : {}) };
   }
 
+  /** Reads the CA files again: another controller sharing the store took a rotation step and they were replaced. */
+  async reload(): Promise<void> {
+    const dir = this.rotatableDir();
+    const certPath = join(dir, 'ca-cert.pem');
+    const fresh = CertificateAuthority.fromPem(
+      this.trustDomain,
+      await readText(certPath),
+      await readText(join(dir, 'ca-key.pem')),
+      certPath,
+      this.now,
+    );
+    await fresh.loadRotation(dir);
+    // Swapped in one step: signing never mixes the old root with the new rotation state.
+    this.useSigner(fresh.bundle, fresh.key);
+    this.rotation = fresh.rotation;
+  }
+
   /** Where a root rotation stands, and the roots involved (for `vmesh ca status`). */
   rotationState(): RotationState {
     const info = (c: X509Certificate): RootInfo => ({

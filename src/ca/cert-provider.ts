@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { controllerIdentity } from './join-client.js';
 
 type CaUpdate = grpc.experimental.CaCertificateUpdate;
 type IdentityUpdate = grpc.experimental.IdentityCertificateUpdate;
@@ -38,9 +39,13 @@ export class MeshCertificateProvider implements grpc.experimental.CertificatePro
   }
 }
 
-/** Channel credentials (mutual TLS) whose key, certificate and roots follow `provider.update`. */
+/**
+ * Channel credentials (mutual TLS) whose key, certificate and roots follow `provider.update`. The server must be
+ * a controller: its address among its certificate's names, or the controller SPIFFE id. With several controllers
+ * in one target (`ipv4:a,b`), grpc-js checks every server against the first address, which only that one has.
+ */
 export function updatableChannelCredentials(provider: MeshCertificateProvider): grpc.ChannelCredentials {
-  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider);
+  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, { checkServerIdentity: controllerIdentity });
 }
 
 /** The provider for a PEM bundle and a key/certificate pair. */

@@ -34,12 +34,26 @@ export class HostRegistry {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private stored(name: string): StoredHost | undefined {
-    const v = this.store.get(PREFIX + name) as StoredHost | undefined;
+  private stored(name: string, from: Pick<Store, 'get'> = this.store): StoredHost | undefined {
+    const v = from.get(PREFIX + name) as StoredHost | undefined;
     if (v !== undefined && (typeof v !== 'object' || typeof v.name !== 'string' || !Array.isArray(v.liveCerts))) {
       throw vmeshError(ErrorCode.StoreFailed, `store: host record ${PREFIX}${name} is malformed`);
     }
     return v;
+  }
+
+  /**
+   * Rewrites the host's record from its current value, read inside the store's transaction: with controllers
+   * sharing a store, a record computed from a stale read (a touch racing a removal elsewhere) would undo a write.
+   * `next` returns undefined to write nothing; it may run more than once.
+   */
+  private async update(name: string, next: (prev: StoredHost | undefined) => StoredHost | undefined): Promise<StoredHost | undefined> {
+    let out: StoredHost | undefined;
+    await this.store.txn((s) => {
+      out = next(this.stored(name, s));
+      return out ? [{ op: 'put', key: PREFIX + name, value: out as unknown as StoreValue }] : [];
+    });
+    return out;
   }
 
   private unexpired(refs: readonly CertRef[]): CertRef[] {
@@ -47,17 +61,12 @@ export class HostRegistry {
     return refs.filter((r) => Date.parse(r.notAfter) > now);
   }
 
-  private async put(h: StoredHost): Promise<void> {
-    await this.store.txn([{ op: 'put', key: PREFIX + h.name, value: h as unknown as StoreValue }]);
-  }
-
   /** Records a (re-)joined host with its first certificate; re-joining clears `revoked` but old revoked serials stay refused. */
   async register(input: { name: string; facts: HostFacts; certSerial: string; certNotAfter: Date }): Promise<HostRecord> {
     checkHostName(input.name, 'host name');
-    const prev = this.stored(input.name);
     const serial = canonicalSerial(input.certSerial);
     const now = new Date(this.now()).toISOString();
-    const h: StoredHost = {
+    const h = await this.update(input.name, (prev) => ({
       name: input.name,
       facts: input.facts,
       certSerial: serial,
@@ -68,27 +77,26 @@ export class HostRegistry {
       // A re-join replaces the host's identity: certificates from before it no longer authenticate.
       liveCerts: [{ serial, notAfter: input.certNotAfter.toISOString() }],
       revokedCerts: this.unexpired([...(prev?.revokedCerts ?? []), ...(prev && !prev.revoked ? prev.liveCerts : [])]),
-    };
-    await this.put(h);
-    return toRecord(h);
+    }));
+    return toRecord(h as StoredHost);
   }
 
   /** Adds a renewed certificate; the host must exist and not be revoked. */
   async recordCertificate(name: string, cert: { serial: string; notAfter: Date }): Promise<HostRecord> {
-    const prev = this.stored(name);
-    if (!prev) throw vmeshError(ErrorCode.NotFound, `host "${name}" is not registered`);
-    if (prev.revoked) throw vmeshError(ErrorCode.HostRevoked, `host "${name}" was removed; it must re-join with a new token`);
     const ref = { serial: canonicalSerial(cert.serial), notAfter: cert.notAfter.toISOString() };
-    const h: StoredHost = {
-      ...prev,
-      certSerial: ref.serial,
-      certNotAfter: ref.notAfter,
-      lastSeen: new Date(this.now()).toISOString(),
-      liveCerts: this.unexpired([...prev.liveCerts, ref]).slice(-MAX_LIVE_CERTS),
-      revokedCerts: this.unexpired(prev.revokedCerts),
-    };
-    await this.put(h);
-    return toRecord(h);
+    const h = await this.update(name, (prev) => {
+      if (!prev) throw vmeshError(ErrorCode.NotFound, `host "${name}" is not registered`);
+      if (prev.revoked) throw vmeshError(ErrorCode.HostRevoked, `host "${name}" was removed; it must re-join with a new token`);
+      return {
+        ...prev,
+        certSerial: ref.serial,
+        certNotAfter: ref.notAfter,
+        lastSeen: new Date(this.now()).toISOString(),
+        liveCerts: this.unexpired([...prev.liveCerts, ref]).slice(-MAX_LIVE_CERTS),
+        revokedCerts: this.unexpired(prev.revokedCerts),
+      };
+    });
+    return toRecord(h as StoredHost);
   }
 
   get(name: string): HostRecord | undefined {
@@ -102,26 +110,24 @@ export class HostRegistry {
 
   /** Revokes the host: every certificate it holds is refused (VMESH_ERR_HOST_REVOKED) until it re-joins with a new token. */
   async remove(name: string): Promise<void> {
-    const prev = this.stored(name);
-    if (!prev) throw vmeshError(ErrorCode.NotFound, `host "${name}" is not registered`);
-    if (prev.revoked) return;
-    const now = new Date(this.now()).toISOString();
-    await this.put({
-      ...prev,
-      revoked: true,
-      revokedAt: now,
-      liveCerts: [],
-      revokedCerts: this.unexpired([...prev.revokedCerts, ...prev.liveCerts]),
+    await this.update(name, (prev) => {
+      if (!prev) throw vmeshError(ErrorCode.NotFound, `host "${name}" is not registered`);
+      if (prev.revoked) return undefined;
+      return {
+        ...prev,
+        revoked: true,
+        revokedAt: new Date(this.now()).toISOString(),
+        liveCerts: [],
+        revokedCerts: this.unexpired([...prev.revokedCerts, ...prev.liveCerts]),
+      };
     });
   }
 
   /** Notes that the host was seen; cheap to call on every request. */
   async touch(name: string): Promise<void> {
-    const prev = this.stored(name);
-    if (!prev) return;
-    const now = this.now();
-    if (prev.lastSeen && now - Date.parse(prev.lastSeen) < TOUCH_INTERVAL_MS) return;
-    await this.put({ ...prev, lastSeen: new Date(now).toISOString() });
+    const due = (prev: StoredHost | undefined) => !!prev && !(prev.lastSeen && this.now() - Date.parse(prev.lastSeen) < TOUCH_INTERVAL_MS);
+    if (!due(this.stored(name))) return;
+    await this.update(name, (prev) => (prev && due(prev) ? { ...prev, lastSeen: new Date(this.now()).toISOString() } : undefined));
   }
 
   /**

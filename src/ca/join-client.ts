@@ -79,7 +79,7 @@ async function presentedChain(host: string, port: number, servername: string | u
  * balancer address), acceptance of the controller's own SPIFFE id instead: this CA gives that name only to
  * controllers, so a host certificate from the same CA still cannot pose as the controller.
  */
-function controllerIdentity(hostname: string, cert: PeerCertificate): Error | undefined {
+export function controllerIdentity(hostname: string, cert: PeerCertificate): Error | undefined {
   const standard = checkServerIdentity(hostname, cert);
   if (!standard) return undefined;
   const uris = cert.raw ? subjectAltNames(readCertificate(cert.raw)).uris : [];

@@ -17,6 +17,11 @@ export interface ControllerConfig {
   /** Names and addresses agents and the CLI use to reach this controller (in its TLS certificate). */
   readonly advertise: readonly string[];
   readonly consul?: { readonly url: string; readonly token?: string; readonly datacenter?: string; readonly waitSeconds: number };
+  /**
+   * Where state lives: the embedded file store in dataDir (one controller), or Consul KV under `prefix` at the
+   * `consul` URL, shared by every controller given the same Consul and prefix.
+   */
+  readonly store: { readonly kind: 'file' } | { readonly kind: 'consul'; readonly prefix: string };
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
   readonly hostCertTtlSeconds: number;
@@ -47,6 +52,17 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
   if ((caCert === undefined) !== (caKey === undefined)) {
     throw vmeshError(ErrorCode.InvalidConfig, '--ca-cert and --ca-key go together: give both or neither');
   }
+  const storeKind = String(get('store', 'VMESH_STORE', 'store.kind') ?? 'file');
+  if (storeKind !== 'file' && storeKind !== 'consul') {
+    throw vmeshError(ErrorCode.InvalidConfig, `store: "${storeKind}" is not a store kind; want file (embedded, the default) or consul`);
+  }
+  if (storeKind === 'consul' && consulUrl === undefined) {
+    throw vmeshError(ErrorCode.InvalidConfig, 'store consul: give the Consul URL too (--consul http://127.0.0.1:8500)');
+  }
+  const prefix = String(get('consulPrefix', 'VMESH_CONSUL_PREFIX', 'store.prefix') ?? 'vmesh/');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._\-/]*\/$/.test(prefix)) {
+    throw vmeshError(ErrorCode.InvalidConfig, `consul prefix: "${prefix}" is not a KV path ending in "/" (e.g. vmesh/)`);
+  }
   const plain = get('xdsPlaintextPort', 'VMESH_XDS_PLAINTEXT_PORT', 'xds.plaintextPort');
   const consulToken = get('consulToken', 'VMESH_CONSUL_TOKEN', 'consul.token');
   const consulDc = get('consulDatacenter', 'VMESH_CONSUL_DATACENTER', 'consul.datacenter');
@@ -68,6 +84,7 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
           },
         }
       : {}),
+    store: storeKind === 'consul' ? { kind: 'consul', prefix } : { kind: 'file' },
     ...(caCert !== undefined ? { caCertFile: String(caCert), caKeyFile: String(caKey) } : {}),
     hostCertTtlSeconds: positive(get('hostCertTtl', 'VMESH_HOST_CERT_TTL', 'hostCertTtlSeconds'), 'host certificate TTL', 7 * 24 * 3600),
     workloadCertTtlSeconds: positive(

@@ -1,12 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type MeshConfig, parseMeshConfig } from '../api/mesh-config.js';
 import {
   authenticatePeer,
-  CertificateAuthority,
+  type CertificateAuthority,
   createControllerGrpcService,
   createControllerServerCredentials,
   HostRegistry,
@@ -23,13 +20,12 @@ import { ModelBuilder } from '../discovery/model-builder.js';
 import { VmRegistry } from '../discovery/registry.js';
 import { VipAllocator } from '../discovery/vip-allocator.js';
 import { signWorkloadHandler } from '../discovery/workload-cert-service.js';
-import { writeFileAtomic } from '../lib/atomic-file.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
-import { FileStore } from '../lib/store.js';
 import { apiRoutes } from './api-routes.js';
+import { followShared, openState, seenElsewhere, shareCaChange } from './state.js';
 import { wireXds } from './xds.js';
 
 export const VMESH_VERSION = '0.1.0';
@@ -43,20 +39,6 @@ export interface RunningController {
   readonly model: ModelBuilder;
   readonly adminTokenFile: string;
   stop(): Promise<void>;
-}
-
-/** The admin token is made once, like Consul's bootstrap token, and kept 0600 in the data directory. */
-async function adminToken(dataDir: string): Promise<{ token: string; file: string }> {
-  const file = join(dataDir, 'admin-token');
-  try {
-    const t = (await readFile(file, 'utf8')).trim();
-    if (t.length >= 32) return { token: t, file };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  const token = randomBytes(32).toString('base64url');
-  await writeFileAtomic(file, `${token}\n`, 0o600);
-  return { token, file };
 }
 
 /** Every name and address the controller may be reached by goes into its TLS certificate. */
@@ -81,21 +63,23 @@ const hostPort = (host: string, port: number) => (host.includes(':') ? `[${host}
 /** Builds the controller from its config: store, CA, discovery, gRPC (15012) and the HTTPS API (15014). */
 export async function startController(cfg: ControllerConfig, logger: Logger): Promise<RunningController> {
   const mesh = parseMeshConfig(cfg.mesh, 'controller config mesh:');
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
-  const store = await FileStore.open(cfg.dataDir);
-  const ca = await CertificateAuthority.loadOrCreate({
-    dir: join(cfg.dataDir, 'ca'),
-    trustDomain: mesh.trustDomain,
-    ...(cfg.caCertFile ? { certFile: cfg.caCertFile, keyFile: cfg.caKeyFile } : {}),
-    logger: logger.child({ component: 'ca' }),
-  });
-  const admin = await adminToken(cfg.dataDir);
+  const { store, shared, ca, caDir, admin } = await openState(cfg, mesh, logger);
   const tokens = new TokenService(store, ca);
   const hosts = new HostRegistry(store);
   const issued = new IssuedCertificates();
-  const config = new ConfigStore(store, mesh);
+  let config: ConfigStore;
+  try {
+    config = new ConfigStore(store, mesh);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   let model: ModelBuilder | undefined;
-  const health = new HealthTracker({ hostTimeoutMs: cfg.hostTimeoutSeconds * 1000, onChange: () => model?.trigger() });
+  const health = new HealthTracker({
+    hostTimeoutMs: cfg.hostTimeoutSeconds * 1000,
+    onChange: () => model?.trigger(),
+    ...(shared ? { seenElsewhere: seenElsewhere(hosts) } : {}),
+  });
   model = new ModelBuilder({
     config,
     vips: new VipAllocator(store),
@@ -199,6 +183,13 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       }),
     });
     const creds = createControllerServerCredentials(ca, serverCert);
+    // A rotation step (here, or taken by another controller sharing the store): serve a certificate and roots that match.
+    const caChanged = () => {
+      const next = ca.issueServerCert(serverNames(cfg));
+      creds.update(next);
+      api.setSecureContext({ key: next.keyPem, cert: next.chainPem });
+      logger.info({ rotation: ca.rotationState().phase, caHash: ca.caHash() }, 'CA changed: serving certificates re-issued');
+    };
     closers.push(() => grpcServer.forceShutdown());
     const grpcPort = await listenGrpc(grpcServer, hostPort(cfg.listenAddress, cfg.grpcPort), creds.credentials);
 
@@ -238,12 +229,9 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
           hosts,
           health,
           issued,
-          // A rotation step changes the signing root or the bundle: serve a certificate and roots that match.
           onChange: () => {
-            const next = ca.issueServerCert(serverNames(cfg));
-            creds.update(next);
-            api.setSecureContext({ key: next.keyPem, cert: next.chainPem });
-            logger.info({ rotation: ca.rotationState().phase, caHash: ca.caHash() }, 'CA changed: serving certificates re-issued');
+            caChanged();
+            if (shared) shareCaChange(shared, caDir, logger);
           },
         },
       }),
@@ -255,6 +243,11 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       return closed;
     });
     const apiPort = await listenOn(api, cfg.listenAddress, cfg.apiPort);
+    if (shared) {
+      closers.push(
+        followShared({ cfg, store: shared, caDir, ca, config, hosts, health, xds, model: model as ModelBuilder, caChanged, logger }),
+      );
+    }
     health.start();
     await (model as ModelBuilder).rebuild();
     logger.info(

@@ -71,6 +71,31 @@ export class ConfigStore {
     }
   }
 
+  /**
+   * Reads every resource from the store again: another controller sharing it applied or deleted config. A stored
+   * resource this version refuses is left out (and said), since the others keep serving. True when anything changed.
+   */
+  resync(onInvalid: (key: string, why: string) => void): boolean {
+    const next = new Map<string, Resource>();
+    for (const { key, value } of this.store.list(PREFIX)) {
+      const r = parseResourceObject(withVersion(value as unknown as Stored), { source: `stored ${key}` });
+      if (r.ok) next.set(key.slice(PREFIX.length), r.value);
+      else onInvalid(key, r.error.map(formatIssue).join('; '));
+    }
+    const same =
+      next.size === this.typed.size &&
+      [...next].every(([k, r]) => {
+        const cur = this.typed.get(k);
+        return (
+          cur !== undefined && cur.metadata.resourceVersion === r.metadata.resourceVersion && JSON.stringify(cur) === JSON.stringify(r)
+        );
+      });
+    if (same) return false;
+    this.typed = next;
+    this.changed();
+    return true;
+  }
+
   onChange(cb: () => void): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);

@@ -16,7 +16,18 @@ export class HealthTracker {
   private readonly live = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: { hostTimeoutMs: number; onChange: () => void; now?: () => number }) {}
+  constructor(
+    private readonly opts: {
+      hostTimeoutMs: number;
+      onChange: () => void;
+      now?: () => number;
+      /**
+       * Controllers sharing a store: when any of them last heard from the host (written at most every `slackMs`).
+       * A host whose agent moved to another controller has stopped reporting here, but is not silent.
+       */
+      seenElsewhere?: { at(host: string): number | undefined; readonly slackMs: number };
+    },
+  ) {}
 
   private now(): number {
     return (this.opts.now ?? Date.now)();
@@ -38,12 +49,21 @@ export class HealthTracker {
   check(): void {
     let changed = false;
     for (const host of this.live) {
-      if (this.now() - (this.lastSeen.get(host) ?? 0) > this.opts.hostTimeoutMs) {
+      if (this.now() - (this.lastSeen.get(host) ?? 0) > this.opts.hostTimeoutMs && !this.reportsElsewhere(host)) {
         this.live.delete(host);
         changed = true;
       }
     }
     if (changed) this.opts.onChange();
+  }
+
+  /** Another controller heard from the host after we last did, recently enough. */
+  private reportsElsewhere(host: string): boolean {
+    const e = this.opts.seenElsewhere;
+    const at = e?.at(host);
+    return (
+      e !== undefined && at !== undefined && at > (this.lastSeen.get(host) ?? 0) && this.now() - at <= this.opts.hostTimeoutMs + e.slackMs
+    );
   }
 
   /** `unknown` until the host's agent first reports; `silent` once it stopped. */

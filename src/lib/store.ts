@@ -13,7 +13,8 @@ export type StoreOp =
 /**
  * The controller's durable state: registrations, tokens, VIPs, hosts, config. Keys are `/`-separated
  * paths. A transaction applies all of its operations or none, and is durable when its promise resolves.
- * The embedded file store implements it today; a Consul KV store can implement it for several controllers.
+ * The embedded file store holds one controller's state; the Consul KV store (discovery/consul-store) is
+ * shared by several controllers.
  */
 export interface Store {
   get(key: string): StoreValue | undefined;
@@ -22,8 +23,15 @@ export interface Store {
   /**
    * Applies `ops` atomically. Given a function, it runs against the current state inside the write lock
    * (and may throw to abort), so a read-modify-write such as "consume this token once" cannot interleave.
+   * A shared store runs it again after a conflicting write by another controller: it must only compute
+   * the operations (and note its result), nothing else.
    */
   txn(ops: readonly StoreOp[] | ((s: StoreReader) => readonly StoreOp[])): Promise<void>;
+  /**
+   * Changes other writers made (another controller sharing the store), once `get`/`list` show them: the keys
+   * that changed. A store only this process writes has none and leaves this out.
+   */
+  onRemoteChange?(cb: (keys: readonly string[]) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -32,7 +40,8 @@ export type StoreReader = Pick<Store, 'get' | 'list'>;
 const STATE_FILE = 'state.json';
 const FORMAT = 1;
 
-function checkKey(key: string): void {
+/** Keys are `/`-separated paths of [A-Za-z0-9._-:@], starting with a letter or digit. */
+export function checkKey(key: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/.test(key)) throw vmeshError(ErrorCode.Internal, `store: invalid key "${key}"`);
 }
 

@@ -131,6 +131,9 @@ export interface TestControllerOptions {
   readonly mesh?: object;
   /** Reuse a data directory (kept on stop); by default a fresh temp dir, removed on stop. */
   readonly dataDir?: string;
+  /** `--store consul` (needs consulUrl): state in Consul KV under `consulPrefix` (default vmesh/). */
+  readonly store?: 'file' | 'consul';
+  readonly consulPrefix?: string;
 }
 
 export interface TestController {
@@ -167,6 +170,8 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
       hostTimeout: opts.hostTimeoutSeconds === undefined ? undefined : String(opts.hostTimeoutSeconds),
       consul: opts.consulUrl,
       consulWait: '1',
+      store: opts.store,
+      consulPrefix: opts.consulPrefix,
     },
     env: {},
     file: opts.mesh ? { mesh: opts.mesh } : {},

@@ -12,12 +12,15 @@
  *   A snapshot restore (`resetIndex`) wakes every blocked query at once with the new, lower index.
  * - Idempotent writes do not move indexes, as in Consul; `touch` forces a write that changes nothing, to
  *   produce the "woke up but nothing changed" responses the docs warn about.
+ * - KV (`GET/PUT/DELETE /v1/kv/:key` with recurse, keys, raw, cas, flags; blocking reads) and `PUT /v1/txn`: see
+ *   fake-consul-kv.ts. KV writes move the raft index (waking blocked queries) but no catalog index.
  * - ACLs: when created with `token`, a request without that token gets 403 `ACL not found`.
- * Listens on 127.0.0.1, port 0. `pause` closes the listener and drops every connection (Consul down);
+ * Listens on 127.0.0.1, port 0 unless told. `pause` closes the listener and drops every connection (Consul down);
  * `resume` listens again on the same port.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { entryJson, FakeKv, KvHttpError, MAX_VALUE_BYTES } from './fake-consul-kv.js';
 
 export type FakeCheckStatus = 'passing' | 'warning' | 'critical';
 
@@ -52,6 +55,9 @@ export interface FakeConsulOptions {
   readonly jitter?: boolean;
   /** Consul registers itself as service `consul`; on by default. */
   readonly consulService?: boolean;
+  /** Where to listen: 127.0.0.1 and a free port by default (a lab host's address for tests across namespaces). */
+  readonly host?: string;
+  readonly port?: number;
 }
 
 export interface FakeConsul {
@@ -69,6 +75,17 @@ export interface FakeConsul {
   resetIndex(to?: number): void;
   /** The current raft index. */
   index(): number;
+  /** A KV value as text, as an operator's `consul kv get` would show it. */
+  kvGet(key: string): string | undefined;
+  /** Writes a KV value directly (an operator's `consul kv put`), moving the indexes like any write. */
+  kvPut(key: string, value: string): void;
+  kvDelete(key: string): void;
+  /** Keys under a prefix, sorted. */
+  kvKeys(prefix: string): string[];
+  /** Runs `hook` once, before the next /v1/txn is applied: lets a test interleave another writer. */
+  interceptTxn(hook: () => Promise<void> | void): void;
+  /** A blocked query woken by a change answers `ms` later (a lagging watcher); plain reads stay immediate. */
+  setWatchDelay(ms: number): void;
   /** Blocking queries currently parked. */
   blocked(): number;
   pause(): Promise<void>;
@@ -123,6 +140,32 @@ function parseGoBool(v: string): boolean | undefined {
   return undefined;
 }
 
+interface Computed {
+  readonly index: number;
+  readonly body: unknown;
+  readonly status?: number;
+  readonly raw?: Buffer;
+}
+
+/** Consul bounds a request body (txn_max_req_len, kv_max_value_size: 512 KiB by default) and answers 413 past it. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        reject(new HttpError(413, `Request body too large, max size: ${max} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -144,6 +187,9 @@ class FakeConsulServer implements FakeConsul {
   private restoreGen = 0;
   private parked = 0;
   private server: Server | undefined;
+  private readonly kv = new FakeKv({ peek: () => this.raft + 1, commit: () => this.bump() });
+  private txnHook: (() => Promise<void> | void) | undefined;
+  private watchDelayMs = 0;
 
   constructor(private readonly opts: FakeConsulOptions) {
     if (opts.consulService !== false) {
@@ -152,7 +198,7 @@ class FakeConsulServer implements FakeConsul {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   // ---- state changes ----
@@ -266,6 +312,7 @@ class FakeConsulServer implements FakeConsul {
       i.modifyIndex = Math.min(i.modifyIndex, idx);
       i.checkModifyIndex = Math.min(i.checkModifyIndex, idx);
     }
+    this.kv.resetIndex(idx);
     // Consul abandons the old state store on restore, which returns every blocked query immediately.
     this.restoreGen += 1;
     for (const w of [...this.waiters]) w();
@@ -277,6 +324,30 @@ class FakeConsulServer implements FakeConsul {
 
   blocked(): number {
     return this.parked;
+  }
+
+  kvGet(key: string): string | undefined {
+    return this.kv.get(key).entry?.value.toString('utf8');
+  }
+
+  kvPut(key: string, value: string): void {
+    this.kv.put(key, Buffer.from(value), {});
+  }
+
+  kvDelete(key: string): void {
+    this.kv.delete(key, {});
+  }
+
+  kvKeys(prefix: string): string[] {
+    return this.kv.list(prefix).entries.map((e) => e.key);
+  }
+
+  interceptTxn(hook: () => Promise<void> | void): void {
+    this.txnHook = hook;
+  }
+
+  setWatchDelay(ms: number): void {
+    this.watchDelayMs = ms;
   }
 
   // ---- queries ----
@@ -385,20 +456,35 @@ class FakeConsulServer implements FakeConsul {
       ...(token !== undefined ? { token } : {}),
       at: Date.now(),
     });
-    let compute: () => { index: number; body: unknown };
+    let compute: () => Computed;
+    const isKv = u.pathname.startsWith('/v1/kv/');
     if (u.pathname === '/v1/catalog/services') {
       compute = () => this.catalogServices();
     } else if (u.pathname.startsWith('/v1/health/service/') && u.pathname.length > '/v1/health/service/'.length) {
       const name = decodeURIComponent(u.pathname.slice('/v1/health/service/'.length));
       compute = () => this.healthService(name, q);
+    } else if (isKv || u.pathname === '/v1/txn') {
+      const key = isKv ? decodeURIComponent(u.pathname.slice('/v1/kv/'.length)) : '';
+      compute = () => this.kvRead(key, q);
     } else {
       throw new HttpError(404, `Invalid URL path: not a recognized HTTP API endpoint: ${u.pathname}`);
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `method ${req.method} not allowed`);
+    const write = (isKv && (req.method === 'PUT' || req.method === 'DELETE')) || (u.pathname === '/v1/txn' && req.method === 'PUT');
+    if (!write && req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `method ${req.method} not allowed`);
     if (this.opts.token !== undefined && token !== this.opts.token) throw new HttpError(403, 'ACL not found');
     const dc = q.get('dc');
     if (dc && dc !== (this.opts.datacenter ?? 'dc1')) throw new HttpError(500, 'No path to datacenter');
     if (q.has('filter')) throw new HttpError(400, 'fake-consul: filter expressions are not supported');
+    if (write) {
+      const body = await readBody(req, MAX_VALUE_BYTES);
+      const out = isKv
+        ? this.kvWrite(req.method ?? '', decodeURIComponent(u.pathname.slice('/v1/kv/'.length)), q, body)
+        : await this.txn(body);
+      const text = JSON.stringify(out.body);
+      res.writeHead(out.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
     let minIndex = 0;
     if (q.has('index')) {
       const v = q.get('index') ?? '';
@@ -429,17 +515,72 @@ class FakeConsulServer implements FakeConsul {
       } finally {
         this.parked -= 1;
       }
+      if (this.watchDelayMs > 0 && !res.destroyed) {
+        await new Promise((r) => setTimeout(r, this.watchDelayMs));
+        result = compute();
+      }
       if (res.destroyed) return;
     }
-    const body = JSON.stringify(result.body);
-    res.writeHead(200, {
-      'Content-Type': 'application/json',
+    const body = result.raw ?? (result.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(result.body)));
+    res.writeHead(result.status ?? 200, {
+      // A KV miss is a bare 404, as Consul writes it (no JSON body).
+      'Content-Type': result.raw || result.body === undefined ? 'text/plain; charset=utf-8' : 'application/json',
       'X-Consul-Index': String(Math.max(1, result.index)),
       'X-Consul-KnownLeader': 'true',
       'X-Consul-LastContact': '0',
-      'Content-Length': Buffer.byteLength(body),
+      'Content-Length': body.length,
     });
     res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  /** GET /v1/kv/:key: one entry, a prefix (`recurse`), key names (`keys`, `separator`), or the raw value (`raw`). */
+  private kvRead(key: string, q: URLSearchParams): Computed {
+    if (q.has('keys')) {
+      const { index, keys } = this.kv.keys(key, q.get('separator') ?? '');
+      return keys.length > 0 ? { index, body: keys } : { index, body: undefined, status: 404 };
+    }
+    if (q.has('recurse')) {
+      const { index, entries } = this.kv.list(key);
+      return entries.length > 0 ? { index, body: entries.map((e) => entryJson(e)) } : { index, body: undefined, status: 404 };
+    }
+    if (key === '') throw new HttpError(400, 'Missing key name');
+    const { index, entry } = this.kv.get(key);
+    if (!entry) return { index, body: undefined, status: 404 };
+    return q.has('raw') ? { index, body: undefined, raw: entry.value } : { index, body: [entryJson(entry)] };
+  }
+
+  private kvWrite(method: string, key: string, q: URLSearchParams, body: Buffer): { status: number; body: unknown } {
+    if (key === '') throw new HttpError(400, 'Missing key name');
+    if (q.has('acquire') || q.has('release')) throw new HttpError(500, 'fake-consul: sessions are not implemented');
+    const uint = (name: string): number | undefined => {
+      if (!q.has(name)) return undefined;
+      const v = q.get(name) ?? '';
+      if (!/^\d+$/.test(v)) throw new HttpError(400, `Invalid ${name === 'cas' ? 'CAS index' : 'flags'}`);
+      return Number(v);
+    };
+    const cas = uint('cas');
+    if (method === 'DELETE') {
+      return { status: 200, body: this.kv.delete(key, { recurse: q.has('recurse'), ...(cas !== undefined ? { cas } : {}) }) };
+    }
+    const flags = uint('flags');
+    return {
+      status: 200,
+      body: this.kv.put(key, body, { ...(cas !== undefined ? { cas } : {}), ...(flags !== undefined ? { flags } : {}) }),
+    };
+  }
+
+  private async txn(body: Buffer): Promise<{ status: number; body: unknown }> {
+    let ops: unknown;
+    try {
+      ops = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw new HttpError(400, `Failed to parse body: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(ops)) throw new HttpError(400, 'Failed to parse body: want a JSON array of operations');
+    const hook = this.txnHook;
+    this.txnHook = undefined;
+    if (hook) await hook();
+    return this.kv.txn(ops);
   }
 
   /** Resolves on the next state change, after `ms`, or when the client goes away. */
@@ -460,7 +601,7 @@ class FakeConsulServer implements FakeConsul {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.handle(req, res).catch((e: unknown) => {
       if (res.headersSent || res.destroyed) return;
-      const status = e instanceof HttpError ? e.status : 500;
+      const status = e instanceof HttpError || e instanceof KvHttpError ? e.status : 500;
       const msg = e instanceof Error ? e.message : String(e);
       res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(msg) });
       res.end(msg);
@@ -476,7 +617,7 @@ class FakeConsulServer implements FakeConsul {
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen(port, '127.0.0.1', () => {
+          server.listen(port, this.opts.host ?? '127.0.0.1', () => {
             server.off('error', reject);
             resolve();
           });
@@ -514,6 +655,6 @@ class FakeConsulServer implements FakeConsul {
 
 export async function startFakeConsul(opts: FakeConsulOptions = {}): Promise<FakeConsul> {
   const f = new FakeConsulServer(opts);
-  await f.listen(0);
+  await f.listen(opts.port ?? 0);
   return f;
 }

@@ -16,6 +16,8 @@ const FLAGS = [
   'consulToken',
   'consulDatacenter',
   'consulWait',
+  'store',
+  'consulPrefix',
   'caCert',
   'caKey',
   'hostCertTtl',
@@ -41,6 +43,11 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('consul-token', { type: 'string', describe: 'Consul ACL token' })
       .option('consul-datacenter', { type: 'string' })
       .option('consul-wait', { type: 'string', describe: 'blocking query wait in seconds (default 30)' })
+      .option('store', {
+        type: 'string',
+        describe: 'file (embedded, default) or consul: state in Consul KV, shared by several controllers',
+      })
+      .option('consul-prefix', { type: 'string', describe: 'KV prefix of the consul store (default vmesh/); protect it with Consul ACLs' })
       .option('ca-cert', { type: 'string', describe: 'bring your own CA (or intermediate) certificate' })
       .option('ca-key', { type: 'string', describe: 'its private key' })
       .option('host-cert-ttl', { type: 'string', describe: 'host certificate lifetime in seconds (default 7 days)' })

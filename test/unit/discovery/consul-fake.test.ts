@@ -120,7 +120,8 @@ describe('fake consul', () => {
     assert.equal(dc.status, 500);
     assert.match(dc.text, /No path to datacenter/);
     assert.equal((await get(fake, '/v1/catalog/services?dc=dc1')).status, 200);
-    assert.equal((await get(fake, '/v1/kv/x')).status, 404);
+    assert.equal((await get(fake, '/v1/kv/x')).status, 404, 'a KV miss');
+    assert.match((await get(fake, '/v1/agent/self')).text, /not a recognized HTTP API endpoint/);
     assert.ok(fake.requests.some((r) => r.path === '/v1/catalog/services' && r.query.dc === 'dc9'));
   });
 

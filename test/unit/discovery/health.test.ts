@@ -33,3 +33,35 @@ test('hosts that stop reporting are not live; reporting again brings them back',
     ],
   );
 });
+
+test('with controllers sharing a store, a host that reports to another controller is not silent here', () => {
+  let now = 1_000_000;
+  let elsewhere: number | undefined;
+  const h = new HealthTracker({
+    hostTimeoutMs: 30_000,
+    onChange: () => {},
+    now: () => now,
+    seenElsewhere: { at: () => elsewhere, slackMs: 30_000 },
+  });
+  h.report('h1', []);
+  // The agent fails over to the other controller, which records it (at most every 30 s).
+  now += 10_000;
+  elsewhere = now;
+  now += 40_000;
+  h.check();
+  assert.equal(h.hostState('h1'), 'live', 'seen elsewhere 40 s ago: within timeout + slack');
+  now += 25_000;
+  h.check();
+  assert.equal(h.hostState('h1'), 'silent', 'nobody heard from it for 65 s');
+  // Our own record of the host (written when it reported here) does not keep it alive here.
+  const g = new HealthTracker({
+    hostTimeoutMs: 30_000,
+    onChange: () => {},
+    now: () => now,
+    seenElsewhere: { at: () => now - 31_000, slackMs: 30_000 },
+  });
+  g.report('h2', []);
+  now += 31_000;
+  g.check();
+  assert.equal(g.hostState('h2'), 'silent');
+});
