@@ -1,7 +1,7 @@
 // Load generators (wrk for throughput, hey for latency at a fixed rate, a Node sender for TCP bulk) and per-process
 // CPU and RSS read from /proc: the proxies run inside the lab's namespaces, but /proc is the machine's.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabHost } from '../../lab/lab.js';
 
@@ -79,16 +79,53 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** utime and stime of one process, in seconds: how much of a proxy's CPU is the kernel's (socket calls). */
-export function cpuTimes(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name may hold spaces and parentheses: fields are counted after its closing parenthesis.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK };
+/** A process and its descendants (the agent and its proxy workers): what one host's mesh costs. */
+function tree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i] as number;
+    try {
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+        out.push(...kids);
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
+/** utime and stime of a process tree, in seconds: how much of a proxy's CPU is the kernel's (socket calls). */
+export function cpuTimes(pid: number): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const p of tree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // The command name may hold spaces and parentheses: fields are counted after its closing parenthesis.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      user += Number(f[11]) / CLK_TCK;
+      sys += Number(f[12]) / CLK_TCK;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { user, sys };
+}
+
+/** Resident memory of a process tree (agent plus proxy workers), in MB. */
 export function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
+  let kb = 0;
+  for (const p of tree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += m ? Number(m[1]) : 0;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kb > 0 ? kb / 1024 : Number.NaN;
 }
 
 function comm(pid: number): string {

@@ -3,7 +3,7 @@
 // the meshed port (8080, reached through 15006) and the unmeshed one (8081) so every path hits the same server.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../../src/lib/logger.js';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../../lab/lab.js';
@@ -15,25 +15,8 @@ const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 const node = process.execPath;
 export const PORTS = { meshHttp: 8080, directHttp: 8081, meshTcp: 9000, directTcp: 9001 } as const;
 const SERVICE = 'bench';
-/** The vmesh proxy is one Node process today: the HAProxy reference gets as many threads. */
-export const VMESH_PROXY_WORKERS = 1;
-
-// Workload certificates are not served yet, so auto-mTLS cannot work between the proxies: both directions are
-// told to stay plaintext, and the report says so.
-const PLAINTEXT = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: vmesh-system}
-spec:
-  mtls: {mode: DISABLE}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ${SERVICE}}
-spec:
-  host: ${SERVICE}
-  trafficPolicy:
-    tls: {mode: DISABLE}
-`;
+/** The vmesh proxy runs one worker per core: the HAProxy reference gets as many threads. */
+export const VMESH_PROXY_WORKERS = availableParallelism();
 
 export interface ProxyProc {
   readonly host: 'client' | 'server';
@@ -111,6 +94,25 @@ export async function setupBenchLab(opts: {
     ]);
     await Promise.all([controller.waitForLine(/"ready":true/, 30_000), upstream.waitForLine(/ready/)]);
 
+    // The client app is a registered workload on h2 running as APP's uid: its calls present its own identity.
+    await cli([
+      'workload',
+      'register',
+      '--name',
+      'bench-client',
+      '--service',
+      'bench-client',
+      '--service-account',
+      'bench-client',
+      '--address',
+      h2.ipv4,
+      '--port',
+      'http:9999',
+      '--host',
+      'h2',
+      '--uid',
+      String(APP.uid),
+    ]);
     opts.log('starting agents');
     for (const [host, name] of [
       [h2, 'h2'],
@@ -143,7 +145,7 @@ export async function setupBenchLab(opts: {
     await h2.execOk(node, [...capture, '--exclude-outbound-ports', ...unmeshed], { timeoutMs: 30_000 });
     await h3.execOk(node, [...capture, '--exclude-inbound-ports', ...unmeshed], { timeoutMs: 30_000 });
 
-    opts.log('registering the workload and the plaintext policy');
+    opts.log('registering the workload (mesh mTLS between the proxies, the default)');
     await cli([
       'workload',
       'register',
@@ -159,16 +161,19 @@ export async function setupBenchLab(opts: {
       '--host',
       'h3',
     ]);
-    const file = join(ctlDir, 'plaintext.yaml');
-    writeFileSync(file, PLAINTEXT);
-    await cli(['config', 'apply', '-f', file]);
     const cluster = `outbound|${PORTS.meshHttp}||${SERVICE}.default.mesh`;
     let dumps = ['', ''];
     await waitFor(
-      'the plaintext config on both agents',
+      'the config and the workload certificates on both agents',
       async () => {
         dumps = [await adminGet(h2, '/config_dump'), await adminGet(h3, '/config_dump')];
-        return dumps[0]?.includes(cluster) === true && dumps[1]?.includes(`inbound|${PORTS.meshHttp}`) === true;
+        const certs = [await adminGet(h2, '/certs'), await adminGet(h3, '/certs')];
+        return (
+          dumps[0]?.includes(cluster) === true &&
+          dumps[1]?.includes(`inbound|${PORTS.meshHttp}`) === true &&
+          certs[0]?.includes('/sa/bench-client') === true &&
+          certs[1]?.includes(`/sa/${SERVICE}`) === true
+        );
       },
       30_000,
       () => `h2 agent: ${agents[0]?.stderr().slice(-2000)}\nh3 agent: ${agents[1]?.stderr().slice(-2000)}`,
@@ -222,8 +227,8 @@ export async function setupBenchLab(opts: {
         httpUrl: `http://${SERVICE}.default.mesh:${PORTS.meshHttp}/`,
         tcp: { host: `${SERVICE}.default.mesh`, port: PORTS.meshTcp },
         proxies: [
-          { host: 'client', pid: agentPid(0), name: 'agent+proxy' },
-          { host: 'server', pid: agentPid(1), name: 'agent+proxy' },
+          { host: 'client', pid: agentPid(0), name: 'agent+workers' },
+          { host: 'server', pid: agentPid(1), name: 'agent+workers' },
         ],
         expectPeer: '127.0.0.6',
       },
