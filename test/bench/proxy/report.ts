@@ -82,7 +82,7 @@ export const LABELS: Record<BenchPath['name'], string> = {
   direct: 'direct',
   'haproxy-plain': 'HAProxy pair, plaintext',
   'haproxy-mtls': 'HAProxy pair, mTLS 1.3 P-256',
-  vmesh: 'vmesh pair, PLAINTEXT',
+  vmesh: 'vmesh pair, mTLS',
 };
 
 export function formatTable(summaries: readonly PathSummary[]): string {

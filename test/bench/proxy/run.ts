@@ -129,10 +129,12 @@ async function main(): Promise<void> {
     .filter((p) => rounds.some((r) => r.path === p))
     .map((p) => summarize(p, rounds));
   notes.push(
-    'vmesh pair runs PLAINTEXT between the proxies (PeerAuthentication DISABLE + DestinationRule tls DISABLE): workload ' +
-      'certificates/SDS are not served yet. Compare it like-for-like with haproxy-plain; haproxy-mtls is mutual TLS 1.3, ECDSA P-256.',
-    `haproxy nbthread = vmesh proxy workers = ${VMESH_PROXY_WORKERS}; the vmesh proxy runs inside the agent process, so its ` +
-      'CPU and RSS include the agent (xDS, DNS proxy, health reports).',
+    'vmesh pair runs mesh mTLS between the proxies (workload certificates); haproxy-mtls is mutual TLS 1.3, ECDSA P-256.',
+    profileDir
+      ? 'profiled run: the proxy runs inside each agent (--proxy-workers 0; workers do not inherit --cpu-prof); haproxy ' +
+          `nbthread = ${VMESH_PROXY_WORKERS}.`
+      : `haproxy nbthread = vmesh proxy workers = ${VMESH_PROXY_WORKERS}; vmesh CPU and RSS are each host's agent plus its ` +
+          'proxy workers (xDS, DNS proxy and health reports included).',
     'CPU s/1k req: CPU seconds of each proxy process per 1000 requests, during the wrk run (max) and the hey run (@1000rps).',
     'All processes share this machine’s cores: numbers are relative costs, not capacities.',
   );
