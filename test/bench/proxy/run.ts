@@ -1,8 +1,8 @@
 /**
  * Data-plane benchmark (a measurement, not a test): in one lab, interleaved rounds over four paths from the same
  * client host to the same Node upstream (1 KiB answers): direct, an HAProxy pair in plaintext, an HAProxy pair with
- * mutual TLS 1.3, and the vmesh pair (agents with their proxy workers and capture on both hosts; mesh mutual TLS
- * between the proxies with the client app's own workload identity). Prints a table; writes test/bench/results/proxy-<timestamp>.json.
+ * mutual TLS 1.3, and the vmesh pair (agents with their proxies and capture on both hosts; PLAINTEXT between the
+ * proxies until workload certificates are served). Prints a table; writes test/bench/results/proxy-<timestamp>.json.
  *
  *   npm run bench:proxy                                      3 rounds of 10 s runs (about 6 minutes)
  *   npm run bench:proxy -- --rounds 1 --seconds 3 --bulk-mib 128   a smoke run
@@ -129,10 +129,12 @@ async function main(): Promise<void> {
     .filter((p) => rounds.some((r) => r.path === p))
     .map((p) => summarize(p, rounds));
   notes.push(
-    'vmesh pair: mesh mutual TLS (TLS 1.3, ECDSA P-256 SPIFFE certificates from the agents’ SDS) between the proxies; ' +
-      'compare it like-for-like with haproxy-mtls (mutual TLS 1.3, ECDSA P-256).',
-    `haproxy nbthread = vmesh proxy workers = ${VMESH_PROXY_WORKERS}; vmesh CPU and RSS are summed over each host's agent and its ` +
-      'proxy workers (xDS, DNS proxy, health reports included).',
+    'vmesh pair runs mesh mTLS between the proxies (workload certificates); haproxy-mtls is mutual TLS 1.3, ECDSA P-256.',
+    profileDir
+      ? 'profiled run: the proxy runs inside each agent (--proxy-workers 0; workers do not inherit --cpu-prof); haproxy ' +
+          `nbthread = ${VMESH_PROXY_WORKERS}.`
+      : `haproxy nbthread = vmesh proxy workers = ${VMESH_PROXY_WORKERS}; vmesh CPU and RSS are each host's agent plus its ` +
+          'proxy workers (xDS, DNS proxy and health reports included).',
     'CPU s/1k req: CPU seconds of each proxy process per 1000 requests, during the wrk run (max) and the hey run (@1000rps).',
     'All processes share this machine’s cores: numbers are relative costs, not capacities.',
   );

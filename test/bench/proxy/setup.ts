@@ -122,6 +122,8 @@ export async function setupBenchLab(opts: {
       writeFileSync(join(dir, 'token'), (await cli(['token', 'create', '--host', name])).trim(), { mode: 0o600 });
       // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the agent's command line.
       const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profileDir, name)}`] : [];
+      // Proxy workers do not inherit --cpu-prof: a profiled run keeps the proxy inside the agent, so the profile covers it.
+      const workers = opts.profileDir ? ['--proxy-workers', '0'] : [];
       const args = [
         ...prof,
         ...(opts.agentNodeArgs ?? []),
@@ -133,6 +135,7 @@ export async function setupBenchLab(opts: {
         `${h1.ipv4}:15012`,
         '--token-file',
         join(dir, 'token'),
+        ...workers,
       ];
       agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 }));
     }
