@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadProxyWorkerConfig } from '../config/proxy-worker.js';
 import { createAccessLogger, createLogger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
+import { routesReady } from '../proxy/config-ready.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
@@ -44,7 +45,8 @@ sync.onChange((typeUrl, c) => {
   timer = setTimeout(() => {
     timer = undefined;
     const next = compiled;
-    if (!next) return;
+    // Not before every route table its listeners name has arrived: the RDS response that completes it applies it.
+    if (!next || !routesReady(next)) return;
     void proxy.apply(next).then((r) => {
       if (!r.ok) logger.warn({ error: r.error }, 'config not applied');
       send({ kind: 'listening', listeners: proxy.listening(), version: next.version });
