@@ -253,7 +253,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     if (req.url === '/config_dump') send(200, sync.config());
     else if (req.url === '/workloads') send(200, reporter.localWorkloads());
     else if (req.url === '/listeners') send(200, proxy?.listening() ?? []);
-    else if (req.url === '/proxy') send(200, { pids: proxy?.pids() ?? [], workers: cfg.proxyWorkers });
+    else if (req.url === '/proxy') send(200, { pids: proxy?.pids() ?? [], serving: proxy?.serving() ?? 0, workers: cfg.proxyWorkers });
     else if (req.url === '/certs')
       send(
         200,

@@ -16,6 +16,8 @@ export interface ProxyRunner {
   listening(): Array<{ name: string; port: number }>;
   /** Processes serving traffic (for metrics and the benchmark). */
   pids(): number[];
+  /** How many of those processes have applied a config and serve. */
+  serving(): number;
   /** Each proxy process's metrics snapshot (the agent sums them). */
   metrics(): Promise<MetricsSnapshot[]>;
   stop(drainMs: number): Promise<void>;
@@ -38,6 +40,7 @@ function inProcess(logger: Logger, onListening: () => void): ProxyRunner {
     },
     listening: () => proxy.listening(),
     pids: () => [process.pid],
+    serving: () => (proxy.listening().length > 0 ? 1 : 0),
     metrics: () => Promise.resolve([proxy.metrics()]),
     stop: (drainMs) => proxy.stop(drainMs),
   };
@@ -71,6 +74,7 @@ async function startWorkers(cfg: AgentConfig, logger: Logger, onListening: () =>
     update: (applied, _compiled, list) => local.update(applied, list),
     listening: () => workers.listening(),
     pids: () => workers.pids(),
+    serving: () => workers.serving(),
     metrics: () => workers.metrics(),
     async stop(drainMs) {
       await workers.stop(drainMs);

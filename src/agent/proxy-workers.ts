@@ -91,6 +91,11 @@ export class ProxyWorkers {
     return Promise.all(asks).then((xs) => xs.filter((x): x is MetricsSnapshot => x !== undefined));
   }
 
+  /** Workers that have applied a config and serve (they reported their listeners). */
+  serving(): number {
+    return this.slots.filter((s) => s.listeners.length > 0 && s.worker && !s.worker.isDead()).length;
+  }
+
   pids(): number[] {
     return this.slots.flatMap((s) => (s.worker?.process.pid !== undefined && !s.worker.isDead() ? [s.worker.process.pid] : []));
   }
