@@ -1,8 +1,11 @@
-import type { Resource } from '../../api/resource.js';
+import { ENVOY_ACCESS_LOG_PROVIDER } from '../../api/mesh-providers.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { toStruct } from '../struct.js';
 import { TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
+import { type TelemetryScope, telemetryChain, telemetryLabel } from './telemetry-scope.js';
+
+export type { TelemetryScope as AccessLogScope } from './telemetry-scope.js';
 
 /**
  * Access logging from Telemetry resources and the mesh default (Istio's accessLogFile/accessLogEncoding):
@@ -10,17 +13,9 @@ import type { TranslateInput } from './input.js';
  */
 
 type Json = Record<string, unknown>;
-type Telemetry = Resource<'Telemetry'>;
-
-/** Who is logging: the client side (outbound, gateways) or the server side (inbound) of a workload. */
-export interface AccessLogScope {
-  readonly mode: 'CLIENT' | 'SERVER';
-  readonly namespace: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
 
 /** Istio's built-in provider: Envoy's own logger writing to the proxy's stdout. The only one vmesh has. */
-const ENVOY_PROVIDER = 'envoy';
+const ENVOY_PROVIDER = ENVOY_ACCESS_LOG_PROVIDER;
 
 /**
  * Envoy's default access log format as JSON fields (the same operators as its default text line), used when the
@@ -43,28 +38,6 @@ const DEFAULT_JSON_FORMAT: Readonly<Record<string, string>> = {
   authority: '%REQ(:AUTHORITY)%',
   upstream_host: '%UPSTREAM_HOST%',
 };
-
-function label(t: Telemetry): string {
-  return `Telemetry ${t.metadata.namespace}/${t.metadata.name}`;
-}
-
-function byName(a: Telemetry, b: Telemetry): number {
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
-}
-
-/** Root namespace, then the namespace, then a workload-selecting Telemetry: each more specific level overrides. */
-function telemetryChain(input: TranslateInput, scope: AccessLogScope): Telemetry[] {
-  const withLogging = input.config.telemetries.filter((t) => t.spec.accessLogging !== undefined);
-  const hasSelector = (t: Telemetry) => Object.keys(t.spec.selector?.matchLabels ?? {}).length > 0;
-  const nsWide = (ns: string) => withLogging.filter((t) => t.metadata.namespace === ns && !hasSelector(t)).sort(byName)[0];
-  const selecting = withLogging
-    .filter((t) => t.metadata.namespace === scope.namespace && hasSelector(t))
-    .filter((t) => Object.entries(t.spec.selector?.matchLabels ?? {}).every(([k, v]) => scope.labels[k] === v))
-    .sort(byName)[0];
-  const root = nsWide(input.mesh.rootNamespace);
-  const ns = scope.namespace === input.mesh.rootNamespace ? undefined : nsWide(scope.namespace);
-  return [root, ns, selecting].filter((t): t is Telemetry => t !== undefined);
-}
 
 /** CEL filters vmesh can express with Envoy's built-in filters: `response.code <op> N`. */
 function statusFilter(expression: string, where: string): Json {
@@ -94,14 +67,14 @@ interface ProviderState {
  * The enabled providers after applying each level's accessLogging entries for this mode, as Istio merges them:
  * an entry naming providers sets them; one naming none applies to the providers already in effect.
  */
-function providersFor(input: TranslateInput, scope: AccessLogScope): Map<string, ProviderState> {
+function providersFor(input: TranslateInput, scope: TelemetryScope): Map<string, ProviderState> {
   const state = new Map<string, ProviderState>();
   if (input.mesh.defaultAccessLog.enabled) state.set(ENVOY_PROVIDER, { enabled: true });
-  for (const t of telemetryChain(input, scope)) {
+  for (const t of telemetryChain(input, scope, 'accessLogging')) {
     t.spec.accessLogging?.forEach((entry, i) => {
       const mode = entry.match?.mode ?? 'CLIENT_AND_SERVER';
       if (mode !== 'CLIENT_AND_SERVER' && mode !== scope.mode) return;
-      const where = `${label(t)}: spec.accessLogging[${i}]`;
+      const where = `${telemetryLabel(t)}: spec.accessLogging[${i}]`;
       const filter = entry.filter ? statusFilter(entry.filter.expression, `${where}.filter.expression`) : undefined;
       const names = entry.providers?.map((p) => p.name) ?? (state.size > 0 ? [...state.keys()] : [ENVOY_PROVIDER]);
       names.forEach((name, j) => {
@@ -119,7 +92,7 @@ function providersFor(input: TranslateInput, scope: AccessLogScope): Map<string,
 }
 
 /** `access_log` entries for a filter serving `scope`; empty when logging is off. */
-export function accessLogsFor(input: TranslateInput, scope: AccessLogScope): Json[] {
+export function accessLogsFor(input: TranslateInput, scope: TelemetryScope): Json[] {
   const envoy = providersFor(input, scope).get(ENVOY_PROVIDER);
   if (!envoy?.enabled) return [];
   const json = input.mesh.defaultAccessLog.encoding === 'JSON';
