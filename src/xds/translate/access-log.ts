@@ -1,4 +1,3 @@
-import { ENVOY_ACCESS_LOG_PROVIDER } from '../../api/mesh-providers.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { toStruct } from '../struct.js';
 import { TypedConfigUrl } from '../type-urls.js';
@@ -15,7 +14,7 @@ export type { TelemetryScope as AccessLogScope } from './telemetry-scope.js';
 type Json = Record<string, unknown>;
 
 /** Istio's built-in provider: Envoy's own logger writing to the proxy's stdout. The only one vmesh has. */
-const ENVOY_PROVIDER = ENVOY_ACCESS_LOG_PROVIDER;
+const ENVOY_PROVIDER = 'envoy';
 
 /**
  * Envoy's default access log format as JSON fields (the same operators as its default text line), used when the
