@@ -5,7 +5,7 @@ import { createAccessLogger, type Logger } from '../lib/logger.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
-import type { MetricsSnapshot } from '../proxy/telemetry/registry.js';
+import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 import { type AppliedConfig, LocalXdsServer, type SecretInput } from '../xds/index.js';
 import { ProxyWorkers } from './proxy-workers.js';
 

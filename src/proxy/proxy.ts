@@ -9,7 +9,7 @@ import { ListenerManager } from './listener-manager.js';
 import type { ProxyConfig, SecretStore } from './model.js';
 import type { TcpConnectionStats } from './tcp-proxy.js';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry.js';
-import type { MetricsSnapshot } from './telemetry/registry.js';
+import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 
 export interface ProxyOptions {
   readonly secrets: SecretStore;

@@ -7,7 +7,7 @@ import { compileProxyConfig } from '../../../src/proxy/compile/index.js';
 import type { RequestStats } from '../../../src/proxy/http/types.js';
 import type { ProxyConfig, SecretStore } from '../../../src/proxy/model.js';
 import { ProxyTelemetry } from '../../../src/proxy/telemetry/proxy-telemetry.js';
-import { MetricsRegistry, mergeSnapshots, renderPrometheus } from '../../../src/proxy/telemetry/registry.js';
+import { MetricsRegistry, mergeSnapshots, renderPrometheus } from '../../../src/lib/metrics-registry.js';
 import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
 import { makeSnapshot } from '../../../src/xds/snapshot.js';
 import { translateNode } from '../../../src/xds/translate/index.js';
