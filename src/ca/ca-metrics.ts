@@ -29,6 +29,8 @@ export class CaMetrics {
     registry.gauge('citadel_server_root_cert_expiry_timestamp', 'Unix time (seconds) when the signing root expires', [], () => [
       [[], Math.floor(rootNotAfter().getTime() / 1000)],
     ]);
+    // Label-less counters exist from the start, so a scrape shows 0 rather than nothing before the first CSR.
+    for (const c of [this.csr, this.issued, this.signErr, this.authFail]) c.get([]);
   }
 
   /** Counts one CSR of `kind` around `sign`: success when it returns (or resolves), failure when it throws. */
