@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../lib/logger.js';
-import { MetricsRegistry, type MetricsSnapshot, mergeSnapshots, renderPrometheus } from '../proxy/telemetry/registry.js';
+import { MetricsRegistry, type MetricsSnapshot, mergeSnapshots, renderPrometheus } from '../lib/metrics-registry.js';
 import type { AppliedConfig } from '../xds/index.js';
 
 /** What the agent's metrics endpoint reads, each time it is scraped. */

@@ -2,10 +2,10 @@ import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { createAccessLogger, type Logger } from '../lib/logger.js';
+import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
-import type { MetricsSnapshot } from '../proxy/telemetry/registry.js';
 import { type AppliedConfig, LocalXdsServer, type SecretInput } from '../xds/index.js';
 import { ProxyWorkers } from './proxy-workers.js';
 

@@ -1,4 +1,5 @@
 // The ca layer's public surface: the controller and agent import from here.
+
 export {
   type CaOptions,
   CertificateAuthority,
@@ -9,6 +10,7 @@ export {
   type SignedCertificate,
   type SignOptions,
 } from './ca.js';
+export { CaMetrics, type CertKind, countedSigning } from './ca-metrics.js';
 export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCredentials } from './cert-provider.js';
 export {
   CONTROLLER_PROTO_FILE,

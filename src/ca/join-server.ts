@@ -7,6 +7,7 @@ import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/err
 import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { CertificateAuthority, ServerCertificate } from './ca.js';
+import { type CaMetrics, countedSigning } from './ca-metrics.js';
 import { MeshCertificateProvider } from './cert-provider.js';
 import {
   controllerServiceClient,
@@ -28,6 +29,7 @@ export interface ControllerServiceDeps {
   readonly hosts: HostRegistry;
   readonly hostCertTtlSeconds: number;
   readonly logger: Logger;
+  readonly metrics?: CaMetrics;
 }
 
 /** What authenticatePeer needs of a call: every grpc-js server call has both. */
@@ -110,6 +112,7 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
 } {
   const { ca, tokens, hosts, logger } = deps;
   const td = ca.trustDomain;
+  const sign = <T>(fn: () => T): T => countedSigning(deps.metrics, 'host', fn);
 
   function handle<Req, Res>(
     rpc: string,
@@ -137,7 +140,9 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
       // Check the CSR before using the token, so a broken request does not burn it.
       ca.checkCsr(req.csrPem ?? '');
       const { host } = await tokens.consume(req.token ?? '', req.hostName);
-      const signed = ca.signCsr(req.csrPem, { uris: [hostSpiffeId(td, host)], ttlSeconds: deps.hostCertTtlSeconds, usage: 'client' });
+      const signed = sign(() =>
+        ca.signCsr(req.csrPem, { uris: [hostSpiffeId(td, host)], ttlSeconds: deps.hostCertTtlSeconds, usage: 'client' }),
+      );
       await hosts.register({ name: host, facts: factsFromMessage(req.facts), certSerial: signed.serial, certNotAfter: signed.notAfter });
       logger.info({ rpc: 'Join', host, serial: signed.serial, notAfter: signed.notAfter, peer: call.getPeer() }, 'host joined');
       return {
@@ -152,13 +157,18 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
   const Renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, cb) => {
     handle('Renew', call, cb, {}, async () => {
       const peer = authenticatePeer(call, hosts, ca);
-      if (!peer.ok) throw peer.error;
+      if (!peer.ok) {
+        deps.metrics?.authenticationFailed();
+        throw peer.error;
+      }
       const { host } = peer.value;
-      const signed = ca.signCsr(call.request.csrPem ?? '', {
-        uris: [hostSpiffeId(td, host)],
-        ttlSeconds: deps.hostCertTtlSeconds,
-        usage: 'client',
-      });
+      const signed = sign(() =>
+        ca.signCsr(call.request.csrPem ?? '', {
+          uris: [hostSpiffeId(td, host)],
+          ttlSeconds: deps.hostCertTtlSeconds,
+          usage: 'client',
+        }),
+      );
       await hosts.recordCertificate(host, { serial: signed.serial, notAfter: signed.notAfter });
       logger.info({ rpc: 'Renew', host, serial: signed.serial, notAfter: signed.notAfter }, 'host certificate renewed');
       return { certPem: signed.certPem, trustBundlePem: ca.trustBundlePem(), certNotAfter: String(signed.notAfter.getTime()) };

@@ -9,6 +9,7 @@ import type { ModelBuilder } from '../discovery/model-builder.js';
 import type { VmRegistry } from '../discovery/registry.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Route } from '../lib/http-api.js';
+import { type MetricsRegistry, renderPrometheus } from '../lib/metrics-registry.js';
 import { proxyConfig, proxyStatus } from '../xds/index.js';
 import type { XdsWiring } from './xds.js';
 
@@ -22,6 +23,8 @@ export interface ApiDeps {
   readonly xds: XdsWiring;
   readonly version: string;
   readonly ca: CaDeps;
+  /** The controller's own metrics, served as Prometheus text on GET /metrics. */
+  readonly metrics: MetricsRegistry;
 }
 
 function ttlSeconds(v: unknown): number {
@@ -41,6 +44,13 @@ function text(body: unknown, what: string): string {
 export function apiRoutes(d: ApiDeps): Route[] {
   return [
     { method: 'GET', path: '/v1/health', anonymous: true, handler: async () => ({ body: { ok: true, version: d.version } }) },
+    // Anonymous, as istiod's monitoring port: counts and gauges, no secrets; every write still needs a token.
+    {
+      method: 'GET',
+      path: '/metrics',
+      anonymous: true,
+      handler: async () => ({ body: renderPrometheus(d.metrics.snapshot()), contentType: 'text/plain; version=0.0.4; charset=utf-8' }),
+    },
     {
       method: 'POST',
       path: '/v1/tokens',

@@ -1,8 +1,10 @@
+import { X509Certificate } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { type MeshConfig, parseMeshConfig } from '../api/mesh-config.js';
 import {
   authenticatePeer,
+  CaMetrics,
   type CertificateAuthority,
   createControllerGrpcService,
   createControllerServerCredentials,
@@ -14,6 +16,7 @@ import {
 import type { ControllerConfig } from '../config/controller.js';
 import { ConfigStore } from '../discovery/config-store.js';
 import { ConsulWatcher } from '../discovery/consul-watcher.js';
+import { discoveryMetrics } from '../discovery/discovery-metrics.js';
 import { HealthTracker } from '../discovery/health.js';
 import { reportHealthHandler } from '../discovery/health-service.js';
 import { ModelBuilder } from '../discovery/model-builder.js';
@@ -24,6 +27,8 @@ import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
+import { MetricsRegistry } from '../lib/metrics-registry.js';
+import { processMetrics } from '../lib/process-metrics.js';
 import { apiRoutes } from './api-routes.js';
 import { followShared, openState, seenElsewhere, shareCaChange } from './state.js';
 import { wireXds } from './xds.js';
@@ -140,7 +145,19 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       consul.start();
     }
 
-    const xds = wireXds({ mesh, model: model as ModelBuilder, config, hosts, ca, logger: logger.child({ component: 'xds' }) });
+    const metricsRegistry = new MetricsRegistry();
+    processMetrics(metricsRegistry);
+    const caMetrics = new CaMetrics(metricsRegistry, () => new Date(new X509Certificate(ca.certPem).validTo));
+    discoveryMetrics(metricsRegistry, { model: model as ModelBuilder, config, health, ...(consul ? { consul } : {}) });
+    const xds = wireXds({
+      mesh,
+      model: model as ModelBuilder,
+      config,
+      hosts,
+      ca,
+      logger: logger.child({ component: 'xds' }),
+      metricsRegistry,
+    });
 
     const serverCert = ca.issueServerCert(serverNames(cfg));
     const grpcServer = new grpc.Server();
@@ -151,6 +168,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       hosts,
       hostCertTtlSeconds: cfg.hostCertTtlSeconds,
       logger: logger.child({ component: 'join' }),
+      metrics: caMetrics,
     });
     grpcServer.addService(controllerService.service, {
       ...controllerService.implementation,
@@ -180,6 +198,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         ttlSeconds: cfg.workloadCertTtlSeconds,
         logger: logger.child({ component: 'ca' }),
         onIssued: (h, id, notAfter) => issued.record(h, id, notAfter),
+        metrics: caMetrics,
       }),
     });
     const creds = createControllerServerCredentials(ca, serverCert);
@@ -224,6 +243,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         model: model as ModelBuilder,
         xds,
         version: VMESH_VERSION,
+        metrics: metricsRegistry,
         ca: {
           ca,
           hosts,

@@ -5,8 +5,9 @@ import { authenticatePeer, type CertificateAuthority, type HostRegistry } from '
 import type { ConfigStore } from '../discovery/config-store.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
 import type { Logger } from '../lib/logger.js';
+import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
-import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher } from '../xds/index.js';
+import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, XdsMetrics } from '../xds/index.js';
 import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
@@ -63,6 +64,8 @@ export function wireXds(deps: {
   ca: CertificateAuthority;
   logger: Logger;
   onPublished?: (ev: { nodeId: string; version: string; changed: boolean; ms: number }) => void;
+  /** Where the xDS servers' pushes, ACKs and NACKs are counted (the controller's /metrics). */
+  metricsRegistry?: MetricsRegistry;
 }): XdsWiring {
   const logger = deps.logger;
   const meta = new Map<string, NodeMeta>();
@@ -109,8 +112,16 @@ export function wireXds(deps: {
     },
   });
 
+  // Built before the servers it reads; the gauges are collected at scrape time, when both exist.
+  const metrics = deps.metricsRegistry
+    ? new XdsMetrics(deps.metricsRegistry, () => [
+        ...secure.status().map((s) => ({ ...s, server: 'secure' })),
+        ...plaintext.status().map((s) => ({ ...s, server: 'plaintext' })),
+      ])
+    : undefined;
   const secure = createAdsServer(cache, {
     logger,
+    ...(metrics ? { metrics } : {}),
     authenticate: (call, node) => {
       const peer = authenticatePeer(call as never, deps.hosts, deps.ca);
       if (!peer.ok) return err({ code: grpc.status.UNAUTHENTICATED, message: `${peer.error.code}: ${peer.error.message}` });
@@ -130,6 +141,7 @@ export function wireXds(deps: {
   // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
   const plaintext = createAdsServer(cache, {
     logger,
+    ...(metrics ? { metrics } : {}),
     authenticate: (_call, node) => {
       if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });
       const id = `${PROXYLESS_PREFIX}${node.id}`;

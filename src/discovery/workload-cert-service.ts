@@ -1,6 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import {
+  type CaMetrics,
   type CertificateAuthority,
+  countedSigning,
   type PeerCall,
   type SignWorkloadRequest,
   type SignWorkloadResponse,
@@ -21,6 +23,7 @@ export interface WorkloadCertServiceDeps {
   readonly logger: Logger;
   /** Counts and remembers issued workload certificates (for `vmesh ca status`). */
   readonly onIssued?: (host: string, spiffeId: string, notAfter: Date) => void;
+  readonly metrics?: CaMetrics;
 }
 
 /**
@@ -31,22 +34,29 @@ export function signWorkloadHandler(deps: WorkloadCertServiceDeps): grpc.handleU
   return (call, cb) => {
     const who = deps.authenticate(call);
     if (!who.ok) {
+      deps.metrics?.authenticationFailed();
       deps.logger.warn({ peer: call.getPeer(), code: who.error.code }, `SignWorkload refused: ${who.error.message}`);
       cb(toGrpcError(who.error));
       return;
     }
     const host = who.value.host;
     const { namespace, serviceAccount } = call.request;
+    const sign = <T>(fn: () => T): T => countedSigning(deps.metrics, 'workload', fn);
     try {
-      const local = deps.identitiesOn(host).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount);
-      if (!local) {
-        throw vmeshError(
-          ErrorCode.Forbidden,
-          `host "${host}" asked for identity ns/${namespace}/sa/${serviceAccount}, but no workload with it is registered on that host`,
-        );
-      }
-      const spiffeId = workloadSpiffeId(deps.ca.trustDomain, namespace, serviceAccount);
-      const signed = deps.ca.signCsr(call.request.csrPem ?? '', { uris: [spiffeId], ttlSeconds: deps.ttlSeconds, usage: 'both' });
+      const { spiffeId, signed } = sign(() => {
+        const local = deps.identitiesOn(host).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount);
+        if (!local) {
+          throw vmeshError(
+            ErrorCode.Forbidden,
+            `host "${host}" asked for identity ns/${namespace}/sa/${serviceAccount}, but no workload with it is registered on that host`,
+          );
+        }
+        const id = workloadSpiffeId(deps.ca.trustDomain, namespace, serviceAccount);
+        return {
+          spiffeId: id,
+          signed: deps.ca.signCsr(call.request.csrPem ?? '', { uris: [id], ttlSeconds: deps.ttlSeconds, usage: 'both' }),
+        };
+      });
       deps.onIssued?.(host, spiffeId, signed.notAfter);
       deps.logger.debug({ host, spiffeId, serial: signed.serial }, 'workload certificate signed');
       cb(null, {

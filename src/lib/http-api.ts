@@ -23,7 +23,8 @@ export interface Route {
   readonly path: string;
   /** Reads are allowed anonymously only where a route says so; writes never are. */
   readonly anonymous?: boolean;
-  readonly handler: (ctx: RequestContext) => Promise<{ status?: number; body: unknown }>;
+  /** A `contentType` sends `body` (a string) as it is, e.g. Prometheus text; otherwise it is JSON. */
+  readonly handler: (ctx: RequestContext) => Promise<{ status?: number; body: unknown; contentType?: string }>;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -138,7 +139,11 @@ export function createApiServer(opts: ApiServerOptions): Server {
         const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(values[i] ?? '')]));
         const body = await readBody(req);
         const out = await route.handler({ method: req.method ?? 'GET', params, query: url.searchParams, body, principal });
-        send(res, out.status ?? 200, out.body);
+        if (out.contentType) {
+          const raw = String(out.body);
+          res.writeHead(out.status ?? 200, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(raw) });
+          res.end(raw);
+        } else send(res, out.status ?? 200, out.body);
       };
       handle().catch((e: unknown) => {
         const err = isVmeshError(e) ? e : new VmeshError(ErrorCode.Internal, (e as Error)?.message ?? String(e));

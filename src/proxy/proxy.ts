@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/logger.js';
+import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { AppliedConfig } from '../xds/index.js';
 import { ProxyClusterManager } from './cluster-manager.js';
@@ -9,7 +10,6 @@ import { ListenerManager } from './listener-manager.js';
 import type { ProxyConfig, SecretStore } from './model.js';
 import type { TcpConnectionStats } from './tcp-proxy.js';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry.js';
-import type { MetricsSnapshot } from './telemetry/registry.js';
 
 export interface ProxyOptions {
   readonly secrets: SecretStore;

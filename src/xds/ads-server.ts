@@ -5,7 +5,7 @@ import type { Result } from '../lib/result.js';
 import { DeltaStream } from './delta-stream.js';
 import type { NodeMsg } from './messages.js';
 import { adsServiceDefinition } from './protos.js';
-import { type AdsCall, type AdsStatusEvent, type AdsStream, SendGate, type StreamStatus } from './server-stream.js';
+import { type AdsCall, type AdsStatusEvent, type AdsStream, SendGate, type StreamMetrics, type StreamStatus } from './server-stream.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import { SotwStream } from './sotw-stream.js';
 import { fromStruct, type JsonValue } from './struct.js';
@@ -32,6 +32,8 @@ export interface AdsServerOptions {
   onStatus?(ev: AdsStatusEvent): void;
   /** The budget of response bytes in flight; by default one process-wide gate of 64 MiB shared by all servers. */
   sendGate?: SendGate;
+  /** Counts pushes, their latency, ACKs and NACKs (XdsMetrics). */
+  metrics?: StreamMetrics;
 }
 
 /** Shared by every ADS server of the process, so the budget bounds the controller as a whole. */
@@ -55,6 +57,7 @@ export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): A
     logger: opts.logger,
     onStatus: opts.onStatus ? (ev: AdsStatusEvent) => opts.onStatus?.(ev) : undefined,
     gate: opts.sendGate ?? processGate,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   };
 
   const handler = (mode: 'sotw' | 'delta') => (call: AdsCall) => {

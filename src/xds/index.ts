@@ -42,3 +42,4 @@ export { SnapshotCache, type SnapshotWatcher } from './snapshot-cache.js';
 export { type ProxyStatusRow, proxyConfig, proxyStatus } from './status.js';
 export { fromStruct, type JsonValue, toStruct } from './struct.js';
 export * from './type-urls.js';
+export { XdsMetrics, xdsTypeLabel } from './xds-metrics.js';

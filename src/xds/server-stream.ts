@@ -36,6 +36,14 @@ export interface StreamHost {
   readonly onStatus?: (ev: AdsStatusEvent) => void;
   /** Bounds the bytes written to all streams and not yet handed to their sockets; unset: unbounded. */
   readonly gate?: SendGate;
+  readonly metrics?: StreamMetrics;
+}
+
+/** What streams count (xds-metrics.ts): seconds are measured from the arrival of the snapshot a response came from. */
+export interface StreamMetrics {
+  sent(typeUrl: string, seconds: number): void;
+  acked(typeUrl: string, seconds: number): void;
+  nacked(typeUrl: string): void;
 }
 
 /**
@@ -113,6 +121,9 @@ export abstract class AdsStream {
   /** Gate bytes this stream holds, by write; released when the write completes or the stream closes. */
   private readonly held = new Set<{ bytes: number }>();
   private readonly wake = () => this.flush();
+  /** When the current snapshot arrived, and per type when the snapshot of the last response sent had (ms). */
+  private snapshotAt = Date.now();
+  private readonly sentFrom = new Map<string, number>();
 
   constructor(
     protected readonly host: StreamHost,
@@ -137,8 +148,10 @@ export abstract class AdsStream {
   attach(nodeId: string): void {
     this.nodeId = nodeId;
     this.snapshot = this.host.cache.getSnapshot(nodeId);
+    this.snapshotAt = Date.now();
     this.unwatch = this.host.cache.watch(nodeId, (s) => {
       this.snapshot = s;
+      this.snapshotAt = Date.now();
       this.flush();
     });
   }
@@ -262,6 +275,8 @@ export abstract class AdsStream {
   protected recordSent(typeUrl: string, version: string, nonce: string, detail: Record<string, unknown>): void {
     this.typeStatus(typeUrl).sent = version;
     this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce, ...detail }, 'xds: sent');
+    this.sentFrom.set(typeUrl, this.snapshotAt);
+    this.host.metrics?.sent(typeUrl, (Date.now() - this.snapshotAt) / 1000);
     this.emit({ typeUrl, kind: 'sent', version, nonce });
   }
 
@@ -275,6 +290,11 @@ export abstract class AdsStream {
     st.acked = version;
     if (st.nacked && version === st.sent) delete st.nacked;
     this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce }, 'xds: ACK');
+    const from = this.sentFrom.get(typeUrl);
+    if (from !== undefined) {
+      this.sentFrom.delete(typeUrl);
+      this.host.metrics?.acked(typeUrl, (Date.now() - from) / 1000);
+    }
     this.emit({ typeUrl, kind: 'ack', version, nonce });
   }
 
@@ -284,6 +304,8 @@ export abstract class AdsStream {
       { nodeId: this.nodeId, type: typeLabel(typeUrl), version, nonce, error },
       `xds: ${this.nodeId} rejected ${typeLabel(typeUrl)} version ${version}: ${error}`,
     );
+    this.sentFrom.delete(typeUrl);
+    this.host.metrics?.nacked(typeUrl);
     this.emit({ typeUrl, kind: 'nack', version, nonce, error });
   }
 

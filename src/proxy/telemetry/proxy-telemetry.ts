@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from '../../lib/logger.js';
+import { MetricsRegistry, type MetricsSnapshot } from '../../lib/metrics-registry.js';
 import type { RequestStats } from '../http/types.js';
 import type { ProxyConfig, SecretStore } from '../model.js';
 import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp-proxy.js';
 import { AccessLog } from './access-log.js';
 import { DESTINATION_PRINCIPAL, IstioMetrics, SOURCE_PRINCIPAL } from './istio-metrics.js';
-import { MetricsRegistry, type MetricsSnapshot } from './registry.js';
 
 /** What the proxy's internals expose to the gauges, read when a snapshot is taken. */
 export interface ProxyInternals {
