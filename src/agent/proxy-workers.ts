@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { type ProxyWorkerConfig, proxyWorkerArgs } from '../config/proxy-worker.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
-import type { MetricsSnapshot } from '../proxy/telemetry/registry.js';
+import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 
 /** What a worker tells the agent over the cluster channel. */
 export type WorkerMessage =
