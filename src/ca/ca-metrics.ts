@@ -33,44 +33,23 @@ export class CaMetrics {
     for (const c of [this.csr, this.issued, this.signErr, this.authFail]) c.get([]);
   }
 
-  /** Counts one CSR of `kind` around `sign`: success when it returns (or resolves), failure when it throws. */
+  /** Counts one CSR of `kind` around `sign`: success when it returns, failure when it throws. */
   sign<T>(kind: CertKind, sign: () => T): T {
     this.csr.get([]).value++;
-    let out: T;
     try {
-      out = sign();
+      const out = sign();
+      this.issued.get([]).value++;
+      this.signings.get([kind, 'success']).value++;
+      return out;
     } catch (e) {
-      this.failed(kind);
+      this.signErr.get([]).value++;
+      this.signings.get([kind, 'failure']).value++;
       throw e;
     }
-    if (out instanceof Promise) {
-      return out.then(
-        (v) => {
-          this.succeeded(kind);
-          return v;
-        },
-        (e: unknown) => {
-          this.failed(kind);
-          throw e;
-        },
-      ) as T;
-    }
-    this.succeeded(kind);
-    return out;
   }
 
   authenticationFailed(): void {
     this.authFail.get([]).value++;
-  }
-
-  private succeeded(kind: CertKind): void {
-    this.issued.get([]).value++;
-    this.signings.get([kind, 'success']).value++;
-  }
-
-  private failed(kind: CertKind): void {
-    this.signErr.get([]).value++;
-    this.signings.get([kind, 'failure']).value++;
   }
 }
 
