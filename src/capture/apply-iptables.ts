@@ -1,25 +1,36 @@
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { execTool } from '../lib/exec.js';
 import type { CapturePlan } from './plan.js';
-import { type IptFamily, parseIptablesSave, renderIptablesInstall, renderIptablesRemove } from './render-iptables.js';
+import {
+  IPT_TABLES,
+  type IptablesState,
+  type IptFamily,
+  type IptTable,
+  type IptTableState,
+  parseIptablesSave,
+  renderIptablesInstall,
+  renderIptablesRemove,
+  renderIptablesRestoreTo,
+} from './render-iptables.js';
+
+export type { IptablesState };
 
 const TOOLS: Record<IptFamily, { save: string; restore: string }> = {
   ipv4: { save: 'iptables-save', restore: 'iptables-restore' },
   ipv6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
 };
 
-export interface IptablesState {
-  readonly chains: string[];
-  readonly jumps: string[];
-  readonly rules: string[];
-}
-
+/** vmesh's chains in every table it uses (nat, and raw for the DNS conntrack zone). */
 export async function readIptables(family: IptFamily): Promise<IptablesState> {
-  const r = await execTool(TOOLS[family].save, ['-t', 'nat'], { debianPackage: 'iptables' });
-  if (r.code !== 0) {
-    throw vmeshError(ErrorCode.IptablesFailed, `${TOOLS[family].save} -t nat failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  const out: Partial<Record<IptTable, IptTableState>> = {};
+  for (const t of IPT_TABLES) {
+    const r = await execTool(TOOLS[family].save, ['-t', t], { debianPackage: 'iptables' });
+    if (r.code !== 0) {
+      throw vmeshError(ErrorCode.IptablesFailed, `${TOOLS[family].save} -t ${t} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
+    out[t] = parseIptablesSave(r.stdout);
   }
-  return parseIptablesSave(r.stdout);
+  return out as IptablesState;
 }
 
 async function restore(family: IptFamily, text: string): Promise<void> {
@@ -32,17 +43,7 @@ async function restore(family: IptFamily, text: string): Promise<void> {
   }
 }
 
-/** Puts a family's vmesh chains back exactly as `before` had them (used to undo a half-done install). */
-function renderRestoreTo(before: IptablesState, now: IptablesState): string {
-  const lines = ['*nat'];
-  const all = [...new Set([...before.chains, ...now.chains])];
-  for (const c of all) lines.push(`:${c} - [0:0]`);
-  for (const j of now.jumps) lines.push(j.replace(/^-A /, '-D '));
-  lines.push(...before.rules, ...before.jumps);
-  for (const c of now.chains) if (!before.chains.includes(c)) lines.push(`-X ${c}`);
-  lines.push('COMMIT', '');
-  return lines.join('\n');
-}
+const isEmpty = (s: IptablesState): boolean => IPT_TABLES.every((t) => s[t].chains.length === 0 && s[t].jumps.length === 0);
 
 /**
  * Each iptables-restore call is atomic for its family. Across families we keep all-or-nothing by
@@ -53,13 +54,13 @@ export async function installIptables(plan: CapturePlan, families: readonly IptF
   try {
     for (const family of families) {
       const before = await readIptables(family);
-      await restore(family, renderIptablesInstall(plan, family, before.jumps));
+      await restore(family, renderIptablesInstall(plan, family, before));
       done.push({ family, before });
     }
   } catch (e) {
     for (const { family, before } of done.reverse()) {
       const now = await readIptables(family);
-      await restore(family, renderRestoreTo(before, now));
+      await restore(family, renderIptablesRestoreTo(before, now));
     }
     throw e;
   }
@@ -68,7 +69,7 @@ export async function installIptables(plan: CapturePlan, families: readonly IptF
 export async function removeIptables(families: readonly IptFamily[]): Promise<void> {
   for (const family of families) {
     const now = await readIptables(family);
-    if (now.chains.length === 0 && now.jumps.length === 0) continue;
-    await restore(family, renderIptablesRemove(now.jumps, now.chains));
+    if (isEmpty(now)) continue;
+    await restore(family, renderIptablesRemove(now));
   }
 }

@@ -12,6 +12,7 @@ export type NfFamily = 'ip' | 'ip6';
 export type Match =
   | { readonly kind: 'l4proto'; readonly proto: L4 }
   | { readonly kind: 'dport'; readonly proto: L4; readonly ports: readonly number[] }
+  | { readonly kind: 'sport'; readonly proto: L4; readonly ports: readonly number[] }
   | { readonly kind: 'daddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
   | { readonly kind: 'saddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
   | { readonly kind: 'skuid'; readonly id: number }
@@ -27,7 +28,11 @@ export type Match =
    */
   | { readonly kind: 'tcpSyn' };
 
-export type Verdict = { readonly kind: 'return' } | { readonly kind: 'redirect'; readonly port: number };
+export type Verdict =
+  | { readonly kind: 'return' }
+  | { readonly kind: 'redirect'; readonly port: number }
+  /** Conntrack zone for the packet's connection; only valid before conntrack runs (the raw hook). */
+  | { readonly kind: 'ctZone'; readonly zone: number };
 
 export interface PlanRule {
   readonly matches: readonly Match[];
@@ -36,11 +41,13 @@ export interface PlanRule {
   readonly comment: string;
 }
 
-export type ChainRole = 'inbound' | 'outbound';
+export type ChainRole = 'inbound' | 'outbound' | 'dnsZone';
 
 export interface PlanChain {
   readonly role: ChainRole;
   readonly hook: 'prerouting' | 'output';
+  /** `nat` chains redirect; the `raw` chain runs before conntrack and only sets zones. */
+  readonly kind: 'nat' | 'raw';
   readonly rules: readonly PlanRule[];
 }
 
@@ -93,7 +100,7 @@ function inboundChain(cfg: CaptureConfig): PlanChain {
     const ports = sortedUnique(cfg.inbound.ports);
     rules.push(rule('inbound TCP to the proxy', to, { kind: 'localDst' }, { kind: 'dport', proto: 'tcp', ports }, SYN));
   }
-  return { role: 'inbound', hook: 'prerouting', rules };
+  return { role: 'inbound', hook: 'prerouting', kind: 'nat', rules };
 }
 
 function outboundChain(cfg: CaptureConfig): PlanChain {
@@ -109,10 +116,7 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
       rule('inbound passthrough from the proxy to local apps', RETURN, { kind: 'oifname', name: 'lo' }, { kind: 'saddr', family, cidrs }),
     );
   }
-  rules.push(rule('the proxy and agent (uid) go direct', RETURN, { kind: 'skuid', id: cfg.proxyUid }));
-  rules.push(rule('the proxy and agent (gid) go direct', RETURN, { kind: 'skgid', id: cfg.proxyGid }));
-  for (const id of sortedUnique(cfg.excludeUids)) rules.push(rule('excluded uid', RETURN, { kind: 'skuid', id }));
-  for (const id of sortedUnique(cfg.excludeGids)) rules.push(rule('excluded gid', RETURN, { kind: 'skgid', id }));
+  rules.push(...ownerExclusions(cfg));
   // DNS before the controller's addresses: a resolver on the controller's host (a small site's management host)
   // is still the host's resolver, and the agent must see those queries to answer mesh names.
   if (cfg.captureDns) {
@@ -147,10 +151,46 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
       rules.push(rule('outbound TCP to the proxy', to, { kind: 'daddr', family, cidrs }, { kind: 'l4proto', proto: 'tcp' }, SYN));
     }
   }
-  return { role: 'outbound', hook: 'output', rules };
+  return { role: 'outbound', hook: 'output', kind: 'nat', rules };
+}
+
+/** Sockets whose traffic is never captured: the proxy's and agent's own, and the user's excluded ids. */
+function ownerExclusions(cfg: CaptureConfig): PlanRule[] {
+  return [
+    rule('the proxy and agent (uid) go direct', RETURN, { kind: 'skuid', id: cfg.proxyUid }),
+    rule('the proxy and agent (gid) go direct', RETURN, { kind: 'skgid', id: cfg.proxyGid }),
+    ...sortedUnique(cfg.excludeUids).map((id) => rule('excluded uid', RETURN, { kind: 'skuid', id })),
+    ...sortedUnique(cfg.excludeGids).map((id) => rule('excluded gid', RETURN, { kind: 'skgid', id })),
+  ];
+}
+
+/** Conntrack zone of captured DNS queries and the DNS proxy's answers to them. */
+export const DNS_CT_ZONE = 2;
+
+/**
+ * The agent forwards non-mesh names itself, uncaptured, leaving conntrack entries host:P -> resolver:53 for
+ * a minute or two. An application query that happens to reuse port P would match such an entry, skip the
+ * nat chain (which sees only a new flow's first packet) and reach the real resolver. Captured queries live
+ * in their own zone, so they always start a new, redirected flow; the DNS proxy's answers must be in that
+ * zone too to be un-NATed. The agent's own forwards stay in zone 0, where host firewalls expect them.
+ */
+function dnsZoneChain(cfg: CaptureConfig): PlanChain {
+  const zone: Verdict = { kind: 'ctZone', zone: DNS_CT_ZONE };
+  const rules: PlanRule[] = [
+    rule(
+      "the DNS proxy's answers join the captured queries' zone",
+      zone,
+      { kind: 'sport', proto: 'udp', ports: [cfg.dnsPort] },
+      { kind: 'skgid', id: cfg.proxyGid },
+    ),
+  ];
+  if (!cfg.ipv6) rules.push(rule('IPv6 capture is off', RETURN, { kind: 'nfproto', family: 'ip6' }));
+  rules.push(...ownerExclusions(cfg));
+  rules.push(rule('captured DNS queries get their own conntrack zone', zone, { kind: 'dport', proto: 'udp', ports: [53] }));
+  return { role: 'dnsZone', hook: 'output', kind: 'raw', rules };
 }
 
 /** The complete capture rule set for one host. Pure: same config, same plan. */
 export function planCapture(cfg: CaptureConfig): CapturePlan {
-  return { chains: [inboundChain(cfg), outboundChain(cfg)] };
+  return { chains: [inboundChain(cfg), outboundChain(cfg), ...(cfg.captureDns ? [dnsZoneChain(cfg)] : [])] };
 }

@@ -1,9 +1,24 @@
 import type { ParsedCidr } from '../lib/addr.js';
 import type { CapturePlan, Match, NfFamily, PlanChain, PlanRule } from './plan.js';
 
-/** Our chains in the nat table; every rule in them and every jump into them carries a `vmesh:` comment. */
-export const IPT_CHAINS = Object.freeze({ inbound: 'VMESH_INBOUND', outbound: 'VMESH_OUTPUT' });
+/** Our chains (nat, and raw for the DNS zone); every rule in them and every jump into them carries a `vmesh:` comment. */
+export const IPT_CHAINS = Object.freeze({ inbound: 'VMESH_INBOUND', outbound: 'VMESH_OUTPUT', dnsZone: 'VMESH_DNS_ZONE' });
 const HOOK_CHAIN = Object.freeze({ prerouting: 'PREROUTING', output: 'OUTPUT' });
+
+/** The tables vmesh has chains in, in the order a restore input names them. */
+export const IPT_TABLES = ['raw', 'nat'] as const;
+export type IptTable = (typeof IPT_TABLES)[number];
+
+/** vmesh's lines in one table, as iptables-save shows them. */
+export interface IptTableState {
+  readonly chains: readonly string[];
+  readonly jumps: readonly string[];
+  readonly rules: readonly string[];
+}
+export type IptablesState = Readonly<Record<IptTable, IptTableState>>;
+
+const EMPTY_TABLE: IptTableState = { chains: [], jumps: [], rules: [] };
+export const EMPTY_IPTABLES: IptablesState = { raw: EMPTY_TABLE, nat: EMPTY_TABLE };
 
 // multiport takes at most 15 ports per rule.
 const MULTIPORT_MAX = 15;
@@ -44,18 +59,21 @@ function expand(r: PlanRule): string[][] {
 }
 
 function protoOf(matches: readonly Match[]): string | undefined {
-  for (const m of matches) if (m.kind === 'l4proto' || m.kind === 'dport') return m.proto;
+  for (const m of matches) if (m.kind === 'l4proto' || m.kind === 'dport' || m.kind === 'sport') return m.proto;
   return undefined;
 }
 
 function matchArgs(m: Match, all: readonly Match[]): string[][] {
   switch (m.kind) {
     case 'l4proto':
-      // A dport match in the same rule already says `-p`.
-      return [all.some((o) => o.kind === 'dport') ? [] : ['-p', m.proto]];
+      // A port match in the same rule already says `-p`.
+      return [all.some((o) => o.kind === 'dport' || o.kind === 'sport') ? [] : ['-p', m.proto]];
     case 'dport':
-      if (m.ports.length === 1) return [['-p', m.proto, '--dport', String(m.ports[0])]];
-      return chunk(m.ports, MULTIPORT_MAX).map((g) => ['-p', m.proto, '-m', 'multiport', '--dports', g.join(',')]);
+    case 'sport': {
+      const dir = m.kind === 'dport' ? 'd' : 's';
+      if (m.ports.length === 1) return [['-p', m.proto, `--${dir}port`, String(m.ports[0])]];
+      return chunk(m.ports, MULTIPORT_MAX).map((g) => ['-p', m.proto, '-m', 'multiport', `--${dir}ports`, g.join(',')]);
+    }
     case 'daddr':
       return m.cidrs.map((c) => ['-d', cidrText(c)]);
     case 'saddr':
@@ -83,10 +101,13 @@ function ruleLines(chain: string, r: PlanRule, family: IptFamily): string[] {
   const only = ruleFamily(r);
   if (only !== undefined && only !== want) return [];
   const comment = ['-m', 'comment', '--comment', quote(r.comment)];
+  const v = r.verdict;
   const target =
-    r.verdict.kind === 'return'
+    v.kind === 'return'
       ? ['-j', 'RETURN']
-      : ['-p', protoOf(r.matches) ?? 'tcp', '-j', 'REDIRECT', '--to-ports', String(r.verdict.port)];
+      : v.kind === 'ctZone'
+        ? ['-j', 'CT', '--zone', String(v.zone)]
+        : ['-p', protoOf(r.matches) ?? 'tcp', '-j', 'REDIRECT', '--to-ports', String(v.port)];
   return expand(r).map((args) => {
     // REDIRECT needs -p; avoid saying it twice when a match already did.
     const t = args.includes('-p') && r.verdict.kind === 'redirect' ? target.slice(2) : target;
@@ -98,37 +119,75 @@ function chainOf(c: PlanChain): string {
   return IPT_CHAINS[c.role];
 }
 
+const JUMP_COMMENT = Object.freeze({ inbound: 'inbound capture', outbound: 'outbound capture', dnsZone: 'DNS conntrack zone' });
+
 function jumpLine(c: PlanChain): string {
-  return `-A ${HOOK_CHAIN[c.hook]} -m comment --comment ${quote(`vmesh: ${c.role} capture`)} -j ${chainOf(c)}`;
+  return `-A ${HOOK_CHAIN[c.hook]} -m comment --comment ${quote(`vmesh: ${JUMP_COMMENT[c.role]}`)} -j ${chainOf(c)}`;
 }
+
+const unique = (xs: readonly string[]): string[] => [...new Set(xs)];
 
 /**
- * `existingJumps` are the `-A PREROUTING|OUTPUT ... -j VMESH_*` lines iptables-save shows now. They are
- * deleted in the same transaction that re-adds them, so a second install replaces and never stacks.
- * Declaring our chains in the restore input flushes them; with --noflush nothing else is touched.
+ * `existing` is what iptables-save shows of vmesh now. Its jumps are deleted in the same transaction that
+ * re-adds them, so a second install replaces and never stacks; declaring our chains in the restore input
+ * flushes them, and chains the new plan no longer has are deleted. With --noflush nothing else is touched.
  */
-export function renderIptablesInstall(plan: CapturePlan, family: IptFamily, existingJumps: readonly string[] = []): string {
-  const lines = ['*nat'];
-  for (const c of plan.chains) lines.push(`:${chainOf(c)} - [0:0]`);
-  for (const j of existingJumps) lines.push(j.replace(/^-A /, '-D '));
-  for (const c of plan.chains) for (const r of c.rules) lines.push(...ruleLines(chainOf(c), r, family));
-  for (const c of plan.chains) lines.push(jumpLine(c));
-  lines.push('COMMIT', '');
+export function renderIptablesInstall(plan: CapturePlan, family: IptFamily, existing: IptablesState = EMPTY_IPTABLES): string {
+  const lines: string[] = [];
+  for (const t of IPT_TABLES) {
+    const chains = plan.chains.filter((c) => c.kind === t);
+    const prev = existing[t];
+    if (chains.length === 0 && prev.chains.length === 0 && prev.jumps.length === 0) continue;
+    const names = chains.map(chainOf);
+    lines.push(`*${t}`);
+    for (const c of unique([...names, ...prev.chains])) lines.push(`:${c} - [0:0]`);
+    for (const j of prev.jumps) lines.push(j.replace(/^-A /, '-D '));
+    for (const c of prev.chains) if (!names.includes(c)) lines.push(`-X ${c}`);
+    for (const c of chains) for (const r of c.rules) lines.push(...ruleLines(chainOf(c), r, family));
+    for (const c of chains) lines.push(jumpLine(c));
+    lines.push('COMMIT');
+  }
+  lines.push('');
   return lines.join('\n');
 }
 
-/** Removes the jumps, then empties and deletes our chains; `existingChains` are those present now. */
-export function renderIptablesRemove(existingJumps: readonly string[], existingChains: readonly string[]): string {
-  const lines = ['*nat'];
-  for (const c of existingChains) lines.push(`:${c} - [0:0]`);
-  for (const j of existingJumps) lines.push(j.replace(/^-A /, '-D '));
-  for (const c of existingChains) lines.push(`-X ${c}`);
-  lines.push('COMMIT', '');
+/** Removes the jumps, then empties and deletes our chains, in every table that has any. */
+export function renderIptablesRemove(existing: IptablesState): string {
+  const lines: string[] = [];
+  for (const t of IPT_TABLES) {
+    const { chains, jumps } = existing[t];
+    if (chains.length === 0 && jumps.length === 0) continue;
+    lines.push(`*${t}`);
+    for (const c of chains) lines.push(`:${c} - [0:0]`);
+    for (const j of jumps) lines.push(j.replace(/^-A /, '-D '));
+    for (const c of chains) lines.push(`-X ${c}`);
+    lines.push('COMMIT');
+  }
+  lines.push('');
   return lines.join('\n');
 }
 
-/** The lines of `iptables-save -t nat` that belong to vmesh: chain declarations, rules and jumps. */
-export function parseIptablesSave(text: string): { chains: string[]; jumps: string[]; rules: string[] } {
+/** Puts vmesh's chains back exactly as `before` had them (used to undo a half-done install). */
+export function renderIptablesRestoreTo(before: IptablesState, now: IptablesState): string {
+  const lines: string[] = [];
+  for (const t of IPT_TABLES) {
+    const b = before[t];
+    const n = now[t];
+    const all = unique([...b.chains, ...n.chains]);
+    if (all.length === 0 && n.jumps.length === 0 && b.jumps.length === 0) continue;
+    lines.push(`*${t}`);
+    for (const c of all) lines.push(`:${c} - [0:0]`);
+    for (const j of n.jumps) lines.push(j.replace(/^-A /, '-D '));
+    lines.push(...b.rules, ...b.jumps);
+    for (const c of n.chains) if (!b.chains.includes(c)) lines.push(`-X ${c}`);
+    lines.push('COMMIT');
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The lines of `iptables-save -t <table>` that belong to vmesh: chain declarations, rules and jumps. */
+export function parseIptablesSave(text: string): IptTableState {
   const chains: string[] = [];
   const jumps: string[] = [];
   const rules: string[] = [];

@@ -4,8 +4,10 @@ import type { CapturePlan, Match, PlanChain, PlanRule, Verdict } from './plan.js
 /** vmesh owns this table outright: replacing or removing it never touches anyone else's rules. */
 export const NFT_TABLE = Object.freeze({ family: 'inet', name: 'vmesh' });
 
-// NAT chains at dstnat priority, like the kernel's own iptables-nft nat chains.
-const NAT_PRIORITY = -100;
+// NAT chains at dstnat priority, like the kernel's own iptables-nft nat chains; the zone chain at raw
+// priority, before conntrack (-200) looks the packet's connection up.
+const PRIORITY = { nat: -100, raw: -300 } as const;
+const CHAIN_TYPE = { nat: 'nat', raw: 'filter' } as const;
 
 type Json = null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json };
 export interface NftBatch {
@@ -16,8 +18,10 @@ const table = { family: NFT_TABLE.family, name: NFT_TABLE.name };
 // Chains and rules name their table by `table`, not `name`.
 const inTable = { family: NFT_TABLE.family, table: NFT_TABLE.name };
 
+const CHAIN_NAMES = { inbound: 'inbound', outbound: 'outbound', dnsZone: 'dns_zone' } as const;
+
 export function chainName(chain: PlanChain): string {
-  return chain.role;
+  return CHAIN_NAMES[chain.role];
 }
 
 function addrSet(cidrs: readonly ParsedCidr[]): Json {
@@ -39,6 +43,8 @@ function matchExpr(m: Match): Json {
       return eq(meta('l4proto'), m.proto);
     case 'dport':
       return eq(payload(m.proto, 'dport'), portSet(m.ports));
+    case 'sport':
+      return eq(payload(m.proto, 'sport'), portSet(m.ports));
     case 'daddr':
       return eq(payload(m.family, 'daddr'), addrSet(m.cidrs));
     case 'saddr':
@@ -67,6 +73,8 @@ function verdictExprs(v: Verdict): Json[] {
     case 'redirect':
       // The counter lets `capture status` say how much was captured.
       return [{ counter: { packets: 0, bytes: 0 } }, { redirect: { port: v.port } }];
+    case 'ctZone':
+      return [{ mangle: { key: { ct: { key: 'zone' } }, value: v.zone } }];
   }
 }
 
@@ -87,7 +95,7 @@ export function renderNftInstall(plan: CapturePlan): NftBatch {
   for (const c of plan.chains) {
     cmds.push({
       add: {
-        chain: { ...inTable, name: chainName(c), type: 'nat', hook: c.hook, prio: NAT_PRIORITY, policy: 'accept' },
+        chain: { ...inTable, name: chainName(c), type: CHAIN_TYPE[c.kind], hook: c.hook, prio: PRIORITY[c.kind], policy: 'accept' },
       },
     });
   }

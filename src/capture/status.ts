@@ -2,6 +2,7 @@ import type { CaptureBackend } from '../api/capture.js';
 import { execTool, hasTool } from '../lib/exec.js';
 import { readIptables } from './apply-iptables.js';
 import { readNftTable } from './apply-nft.js';
+import { EMPTY_IPTABLES, IPT_TABLES, type IptablesState, type IptTableState } from './render-iptables.js';
 
 export interface CaptureStatus {
   /** Which backend holds vmesh rules now (`none` when neither does). */
@@ -29,10 +30,11 @@ export async function captureStatus(): Promise<CaptureStatus> {
   const nft = readNftTable();
   let ipt: { v4: number; v6: number; jumps: number } | undefined;
   if (await hasTool('iptables-save')) {
+    const count = (s: IptablesState, key: keyof IptTableState) => IPT_TABLES.reduce((n, t) => n + s[t][key].length, 0);
     const v4 = await readIptables('ipv4');
-    const v6 = (await hasTool('ip6tables-save')) ? await readIptables('ipv6') : { chains: [], jumps: [], rules: [] };
-    if (v4.chains.length + v6.chains.length + v4.jumps.length + v6.jumps.length > 0) {
-      ipt = { v4: v4.rules.length, v6: v6.rules.length, jumps: v4.jumps.length + v6.jumps.length };
+    const v6 = (await hasTool('ip6tables-save')) ? await readIptables('ipv6') : EMPTY_IPTABLES;
+    if (count(v4, 'chains') + count(v6, 'chains') + count(v4, 'jumps') + count(v6, 'jumps') > 0) {
+      ipt = { v4: count(v4, 'rules'), v6: count(v6, 'rules'), jumps: count(v4, 'jumps') + count(v6, 'jumps') };
     }
     if (ipt && ipt.jumps === 0)
       warnings.push('vmesh iptables chains exist but nothing jumps to them: capture is not active; run "vmesh capture install" again');

@@ -22,16 +22,17 @@ async function vmeshOk(h: LabHost, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function probe(h: LabHost, proto: 'tcp' | 'udp', host: string, port: number, as?: { uid: number; gid: number }) {
-  const r = await h.exec(process.execPath, [join(FIX, 'probe.mjs'), proto, host, String(port)], { timeoutMs: 10_000, ...(as ?? {}) });
+async function probe(h: LabHost, proto: 'tcp' | 'udp', host: string, port: number, as?: { uid: number; gid: number }, sourcePort?: number) {
+  const args = [join(FIX, 'probe.mjs'), proto, host, String(port), ...(sourcePort ? [String(sourcePort)] : [])];
+  const r = await h.exec(process.execPath, args, { timeoutMs: 10_000, ...(as ?? {}) });
   return r.stdout.trim();
 }
 
 /** The installed rules, without handles and counters, so two installs can be compared exactly. */
 async function ruleDump(h: LabHost): Promise<string> {
   const nft = await h.exec('nft', ['list', 'table', 'inet', 'vmesh']);
-  const v4 = await h.execOk('iptables-save', ['-t', 'nat']);
-  const v6 = await h.execOk('ip6tables-save', ['-t', 'nat']);
+  const v4 = await h.execOk('iptables-save', []);
+  const v6 = await h.execOk('ip6tables-save', []);
   const ipt = (s: string) =>
     s
       .split('\n')
@@ -54,7 +55,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
       lab = await createLab({ hosts: 3 });
       [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
       const sink = h1.spawn(process.execPath, ['--import', 'tsx', join(FIX, 'capture-sink.ts')], { uid: PROXY, gid: PROXY });
-      const server = h2.spawn(process.execPath, [join(FIX, 'echo-server.mjs'), 'h2', '8080', '22', '53']);
+      const server = h2.spawn(process.execPath, [join(FIX, 'echo-server.mjs'), 'h2', '8080', '22', '53', 'udp:53']);
       const ctl = h3.spawn(process.execPath, [join(FIX, 'echo-server.mjs'), 'controller', '15012', '8080']);
       const apps = h1.spawn(process.execPath, [join(FIX, 'echo-server.mjs'), 'h1-app', '9080', '22']);
       await Promise.all([sink, server, ctl, apps].map((p) => p.waitForLine(/ready/, 15_000)));
@@ -91,6 +92,15 @@ for (const backend of ['nftables', 'iptables'] as const) {
       test(`${family}: DNS to port 53, udp and tcp, reaches 15053`, async () => {
         assert.match(await probe(h1, 'udp', addr(h2), 53), /^sink dns-udp from /);
         assert.equal(await probe(h1, 'tcp', addr(h2), 53), `sink dns-tcp ${addr(h2)}:53`);
+      });
+
+      // The agent forwards non-mesh names itself from gid 1337, uncaptured; an app's query that reuses such a
+      // forward's source port while its conntrack entry lives must still reach the DNS proxy.
+      test(`${family}: an app's DNS query reusing the source port of the agent's own forward is still captured`, async () => {
+        const port = family === 'ipv4' ? 40053 : 40054;
+        assert.equal(await probe(h1, 'udp', addr(h2), 53, { uid: PROXY, gid: PROXY }, port), 'h2 udp 53');
+        assert.match(await probe(h1, 'udp', addr(h2), 53, { uid: 1500, gid: 1500 }, port), /^sink dns-udp from /);
+        assert.equal(await probe(h1, 'udp', addr(h2), 53, { uid: PROXY, gid: PROXY }, port), 'h2 udp 53');
       });
     }
 

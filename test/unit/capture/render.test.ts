@@ -107,14 +107,37 @@ describe('capture rule generation (properties)', () => {
     assert.deepEqual(state.chains, ['VMESH_OUTPUT']);
     assert.equal(state.jumps.length, 1);
     assert.equal(state.rules.length, 1);
-    const text = renderIptablesInstall(planCapture(cfg()), 'ipv4', state.jumps);
+    const existing = { raw: { chains: [], jumps: [], rules: [] }, nat: state };
+    const text = renderIptablesInstall(planCapture(cfg()), 'ipv4', existing);
     assert.match(text, /^-D OUTPUT -m comment --comment "vmesh: outbound capture" -j VMESH_OUTPUT$/m);
     assert.equal(text.match(/^-A OUTPUT .*-j VMESH_OUTPUT$/gm)?.length, 1);
-    const rm = renderIptablesRemove(state.jumps, state.chains);
+    const rm = renderIptablesRemove(existing);
     assert.equal(
       rm,
       '*nat\n:VMESH_OUTPUT - [0:0]\n-D OUTPUT -m comment --comment "vmesh: outbound capture" -j VMESH_OUTPUT\n-X VMESH_OUTPUT\nCOMMIT\n',
     );
+  });
+
+  test('iptables install deletes a chain the new plan no longer has (DNS capture turned off)', () => {
+    const withDns = renderIptablesInstall(planCapture(cfg()), 'ipv4');
+    assert.match(withDns, /^\*raw\n:VMESH_DNS_ZONE - \[0:0\]$/m);
+    const raw = parseIptablesSave(withDns.slice(0, withDns.indexOf('*nat')));
+    const nat = parseIptablesSave(withDns.slice(withDns.indexOf('*nat')));
+    const off = renderIptablesInstall(planCapture(cfg({ captureDns: false })), 'ipv4', { raw, nat });
+    const rawPart = off.slice(0, off.indexOf('*nat'));
+    assert.match(rawPart, /^-D OUTPUT .*-j VMESH_DNS_ZONE$/m);
+    assert.match(rawPart, /^-X VMESH_DNS_ZONE$/m);
+    assert.doesNotMatch(rawPart, /^-A /m);
+  });
+
+  test('captured DNS gets conntrack zone 2; the DNS proxy answers into it; the agent forwards from zone 0', () => {
+    const text = renderIptablesInstall(planCapture(cfg()), 'ipv4');
+    const zone = text.split('\n').filter((l) => l.startsWith('-A VMESH_DNS_ZONE'));
+    assert.match(zone[0] ?? '', /-p udp --sport 15053 -m owner --gid-owner 1337 .*-j CT --zone 2$/);
+    const gidReturn = zone.findIndex((l) => /--gid-owner 1337 .*-j RETURN$/.test(l));
+    const queries = zone.findIndex((l) => /-p udp --dport 53 .*-j CT --zone 2$/.test(l));
+    assert.ok(gidReturn > 0 && queries > gidReturn, zone.join('\n'));
+    assert.match(text, /^-A OUTPUT -m comment --comment "vmesh: DNS conntrack zone" -j VMESH_DNS_ZONE$/m);
   });
 
   test('IPv6 off: the v6 chains return at once and no v6 addresses appear', () => {
