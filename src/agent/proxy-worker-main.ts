@@ -14,7 +14,7 @@ import type { WorkerMessage } from './proxy-workers.js';
 const cfg = loadProxyWorkerConfig(process.argv.slice(2));
 const logger = createLogger({ level: cfg.logLevel as 'info' }).child({ component: 'proxy', worker: cfg.index });
 const secrets = new FileSecretStore();
-const proxy = new MeshProxy({ secrets, logger, accessLog: createAccessLogger() });
+const proxy = new MeshProxy({ secrets, logger, accessLog: createAccessLogger(), environment: cfg.environment });
 const send = (m: WorkerMessage) => process.send?.(m);
 
 let compiled: ProxyConfig | undefined;

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ProxyWorkerConfig, proxyWorkerArgs } from '../config/proxy-worker.js';
+import { proxyWorkerArgs } from '../config/proxy-worker.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
@@ -126,7 +126,7 @@ export class ProxyWorkers {
   }
 
   private fork(index: number, slot: Slot): void {
-    const args: ProxyWorkerConfig = { socketPath: this.opts.socketPath, index, count: this.opts.count, logLevel: this.opts.logLevel };
+    const args = { socketPath: this.opts.socketPath, index, count: this.opts.count, logLevel: this.opts.logLevel };
     const root = process.getuid?.() === 0;
     cluster.setupPrimary({
       exec: workerEntry(),

@@ -9,13 +9,15 @@ export interface ProxyWorkerConfig {
   readonly index: number;
   readonly count: number;
   readonly logLevel: string;
+  /** The worker's environment, read here once: Telemetry's `environment` span tags name its variables. */
+  readonly environment: Readonly<Record<string, string | undefined>>;
 }
 
-export function proxyWorkerArgs(c: ProxyWorkerConfig): string[] {
+export function proxyWorkerArgs(c: Omit<ProxyWorkerConfig, 'environment'>): string[] {
   return ['--socket', c.socketPath, '--index', String(c.index), '--count', String(c.count), '--log-level', c.logLevel];
 }
 
-export function loadProxyWorkerConfig(argv: readonly string[]): ProxyWorkerConfig {
+export function loadProxyWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ProxyWorkerConfig {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -38,5 +40,6 @@ export function loadProxyWorkerConfig(argv: readonly string[]): ProxyWorkerConfi
     index: int(values.index, 'index', 0),
     count: int(values.count, 'count', 1),
     logLevel: values['log-level'] ?? 'info',
+    environment: { ...env },
   });
 }

@@ -261,9 +261,43 @@ export interface AccessLogConfig {
   readonly statusFilter?: { readonly op: 'EQ' | 'GE' | 'LE'; readonly value: number };
 }
 
+/** Where spans go: an OTLP collector behind a cluster (its endpoints), over gRPC or HTTP (protobuf). */
+export interface TraceExporterConfig {
+  readonly protocol: 'grpc' | 'http';
+  readonly cluster: string;
+  /** HTTP: the request path (e.g. /v1/traces); gRPC: the authority. */
+  readonly path: string;
+  readonly authority: string;
+  readonly timeoutMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The OTel resource's service.name when the request names no workload. */
+  readonly serviceName: string;
+}
+
+/** A span tag: a fixed value, an environment variable of the proxy, or a request header. */
+export interface TraceTag {
+  readonly tag: string;
+  readonly literal?: string;
+  readonly header?: { readonly name: string; readonly defaultValue: string };
+  readonly environment?: { readonly name: string; readonly defaultValue: string };
+}
+
+/** The HCM's tracing: sample new traces at `sampling`, propagate W3C and B3 context, report spans to `exporter`. */
+export interface TracingConfig {
+  /** Fraction in [0, 1] of requests without an upstream decision that start a sampled trace. */
+  readonly sampling: number;
+  /** SERVER for inbound listeners, CLIENT for outbound ones and gateways (Envoy's traffic direction). */
+  readonly spanKind: 'CLIENT' | 'SERVER';
+  readonly maxTagLength: number;
+  readonly tags: readonly TraceTag[];
+  /** None: context is propagated, spans are not reported (Istio's disableSpanReporting). */
+  readonly exporter?: TraceExporterConfig;
+}
+
 export type NetworkAction =
   | {
       readonly kind: 'http';
+      readonly tracing?: TracingConfig;
       /** Empty: no access log. */
       readonly accessLog?: readonly AccessLogConfig[];
       readonly routeConfig: string;

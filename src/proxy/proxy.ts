@@ -22,6 +22,8 @@ export interface ProxyOptions {
   /** Istio metrics and access logs (on unless false); access log lines go to `accessLog` (createAccessLogger). */
   readonly telemetry?: boolean;
   readonly accessLog?: Logger;
+  /** The proxy's environment, for `environment` span tags (from the worker's config). */
+  readonly environment?: Readonly<Record<string, string | undefined>>;
 }
 
 const EMPTY: ProxyConfig = { version: 'empty', listeners: new Map(), virtualByAddress: new Map(), clusters: new Map(), routes: new Map() };
@@ -73,6 +75,7 @@ export class MeshProxy {
       secrets: opts.secrets,
       logger: opts.logger,
       ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+      ...(opts.environment ? { environment: opts.environment } : {}),
       internals: {
         activeConnections: () => this.listeners.activeConnections(),
         clusters: () => this.config.clusters.keys(),
@@ -128,6 +131,7 @@ export class MeshProxy {
     this.listeners.close();
     this.http.close();
     this.clusters.close();
+    await this.telemetry?.close();
   }
 }
 

@@ -40,6 +40,7 @@ export const XDS_PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/service/discovery/v3/discovery.proto',
   'vmesh/v1/name_table.proto',
 ];

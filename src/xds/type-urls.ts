@@ -38,6 +38,7 @@ export const TypedConfigUrl = {
   httpProtocolOptions: `${TYPE_URL_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
   fileAccessLog: `${TYPE_URL_PREFIX}envoy.extensions.access_loggers.file.v3.FileAccessLog`,
   stdoutAccessLog: `${TYPE_URL_PREFIX}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
+  openTelemetryTracer: `${TYPE_URL_PREFIX}envoy.config.trace.v3.OpenTelemetryConfig`,
 } as const;
 
 /**

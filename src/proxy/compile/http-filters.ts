@@ -6,6 +6,7 @@ import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
 import { compileRouteTable } from './routes.js';
+import { compileTracing } from './tracing.js';
 
 /** The HttpConnectionManager network filter: its route source and the HTTP filters the proxy implements. */
 
@@ -104,6 +105,7 @@ export function compileHcm(
   cfg: Msg,
   path: string,
   inlineName: string,
+  inbound = false,
 ): { action: Extract<NetworkAction, { kind: 'http' }>; inline?: RouteTable } {
   refuseSet(cfg, ['scoped_routes', 'original_ip_detection_extensions'], path);
   const rds = msg(cfg.rds, `${path}.rds`);
@@ -118,10 +120,12 @@ export function compileHcm(
   const fcc = str(cfg.forward_client_cert_details, `${path}.forward_client_cert_details`, 'SANITIZE');
   if (fcc === 'FORWARD_ONLY' || fcc === 'ALWAYS_FORWARD_ONLY') fail(`${path}.forward_client_cert_details`, `${fcc} is not supported`);
   const accessLog = compileAccessLogs(cfg.access_log, `${path}.access_log`);
+  const tracing = compileTracing(cfg.tracing, `${path}.tracing`, inbound ? 'SERVER' : 'CLIENT');
   return {
     action: {
       kind: 'http',
       ...(accessLog.length ? { accessLog } : {}),
+      ...(tracing ? { tracing } : {}),
       routeConfig,
       filters: httpFilters(cfg.http_filters, `${path}.http_filters`),
       statPrefix: str(cfg.stat_prefix, `${path}.stat_prefix`),

@@ -69,7 +69,7 @@ function tcpProxy(cfg: Msg, path: string, rbac: RbacConfig[]): NetworkAction {
  * A chain's network filters: network RBAC filters, then exactly one terminal filter (tcp_proxy, or an HCM with no
  * RBAC in front of it: the model evaluates network RBAC for TCP only).
  */
-function networkAction(v: unknown, path: string, inlineName: string, addRoute: (t: RouteTable) => void): NetworkAction {
+function networkAction(v: unknown, path: string, inlineName: string, addRoute: (t: RouteTable) => void, inbound: boolean): NetworkAction {
   const filters = list(v, path);
   if (filters.length === 0) fail(path, 'no network filters');
   const rbac: RbacConfig[] = [];
@@ -90,7 +90,7 @@ function networkAction(v: unknown, path: string, inlineName: string, addRoute: (
       action = tcpProxy(typed, tp, rbac);
     } else if (url === TypedConfigUrl.httpConnectionManager) {
       if (rbac.length > 0) fail(p, 'network RBAC in front of an HTTP connection manager is not supported');
-      const hcm = compileHcm(typed, tp, inlineName);
+      const hcm = compileHcm(typed, tp, inlineName, inbound);
       if (hcm.inline) addRoute(hcm.inline);
       action = hcm.action;
     } else fail(p, `network filter ${str(filter.name, 'name') || url} (${url || 'no type'}) is not supported`);
@@ -99,7 +99,14 @@ function networkAction(v: unknown, path: string, inlineName: string, addRoute: (
   return action;
 }
 
-function compileChain(v: unknown, path: string, listener: string, fallbackName: string, addRoute: (t: RouteTable) => void): FilterChain {
+function compileChain(
+  v: unknown,
+  path: string,
+  listener: string,
+  fallbackName: string,
+  addRoute: (t: RouteTable) => void,
+  inbound: boolean,
+): FilterChain {
   const c = msg(v, path) ?? {};
   refuseSet(c, ['on_demand_configuration'], path);
   const name = str(c.name, `${path}.name`) || fallbackName;
@@ -108,7 +115,7 @@ function compileChain(v: unknown, path: string, listener: string, fallbackName: 
     name,
     match: chainMatch(c.filter_chain_match, `${path}.filter_chain_match`),
     ...(ts !== 'raw' ? { tls: downstreamTls(ts, `${path}.transport_socket.typed_config`) } : {}),
-    action: networkAction(c.filters, `${path}.filters`, `inline:${listener}:${name}`, addRoute),
+    action: networkAction(c.filters, `${path}.filters`, `inline:${listener}:${name}`, addRoute, inbound),
   };
 }
 
@@ -135,6 +142,8 @@ export function compileListener(l: Msg, addRoute: (t: RouteTable) => void): List
   const address = str(sa.address, 'address.socket_address.address');
   const port = num(sa.port_value, 'address.socket_address.port_value');
   if (sa.protocol === 'UDP') fail('address.socket_address.protocol', 'UDP is not supported');
+  // Envoy's traffic direction decides the span kind its tracers report: server spans inbound, client spans otherwise.
+  const inbound = l.traffic_direction === 'INBOUND';
   let inspectTls = false;
   list(l.listener_filters, 'listener_filters').forEach((f, i) => {
     const p = `listener_filters[${i}]`;
@@ -146,7 +155,7 @@ export function compileListener(l: Msg, addRoute: (t: RouteTable) => void): List
   });
   const seen = new Map<string, string>();
   const filterChains = list(l.filter_chains, 'filter_chains').map((c, i) => {
-    const chain = compileChain(c, `filter_chains[${i}]`, name, String(i), addRoute);
+    const chain = compileChain(c, `filter_chains[${i}]`, name, String(i), addRoute, inbound);
     const key = matchKey(chain.match);
     const other = seen.get(key);
     if (other !== undefined) fail(`filter_chains[${i}].filter_chain_match`, `same match as filter chain "${other}"`);
@@ -154,7 +163,7 @@ export function compileListener(l: Msg, addRoute: (t: RouteTable) => void): List
     return chain;
   });
   const dflt = msg(l.default_filter_chain, 'default_filter_chain');
-  const defaultChain = dflt ? compileChain(dflt, 'default_filter_chain', name, 'default', addRoute) : undefined;
+  const defaultChain = dflt ? compileChain(dflt, 'default_filter_chain', name, 'default', addRoute, inbound) : undefined;
   if (filterChains.length === 0 && !defaultChain) fail('filter_chains', 'a listener needs a filter chain or a default_filter_chain');
   return {
     name,

@@ -9,6 +9,7 @@ import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
 import type { Fields } from './parser.js';
 import { forwardPath, redirectLocation } from './rewrite.js';
+import { injectTrace, startTrace, TRACE_HEADERS, type TraceContext } from './trace-context.js';
 import { type Downstream, Flag, formatFlags, type RequestStats } from './types.js';
 import type { BodyMode } from './upstream.js';
 import { UpstreamRequest } from './upstream-request.js';
@@ -19,6 +20,7 @@ type Forward = Extract<RouteAction, { kind: 'forward' }>;
 const MAX_PENDING_BODY = 64 * 1024;
 /** Request fields the proxy sets itself (or sanitizes) instead of forwarding the client's. */
 const REPLACED = new Set(['x-forwarded-proto', 'x-envoy-attempt-count', 'x-forwarded-client-cert']);
+const REPLACED_TRACED = new Set([...REPLACED, ...TRACE_HEADERS]);
 const FAULT_ABORT = 'fault filter abort';
 
 function onDelay(x: Exchange): void {
@@ -49,6 +51,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   cluster: string | undefined;
   routeName: string | undefined;
   requestId: string | undefined;
+  /** This proxy's span, when the filter chain traces. */
+  trace: TraceContext | undefined;
   attempts = 0;
   /** The client sent its whole request. */
   requestEnded: boolean;
@@ -98,6 +102,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   }
 
   start(): void {
+    const tracing = this.action.tracing;
+    if (tracing) this.trace = startTrace(this.info.names, this.info.values, tracing.sampling, this.core.random);
     const table = this.core.config().routes.get(this.action.routeConfig);
     const vh = table ? selectVirtualHost(table, this.authority) : undefined;
     if (vh?.requireTls && !this.conn.tls) {
@@ -162,7 +168,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     const info = this.info;
     const names: string[] = [];
     const values: string[] = [];
-    copyEndToEnd(info.names, info.values, info.nominated, names, values, REPLACED);
+    const trace = this.trace;
+    copyEndToEnd(info.names, info.values, info.nominated, names, values, trace ? REPLACED_TRACED : REPLACED);
+    if (trace) injectTrace(names, values, trace);
     // gRPC needs `te: trailers` end to end; any other TE is hop-by-hop.
     const te = getHeader(info.names, info.values, 'te');
     if (te?.toLowerCase().includes('trailers')) {
@@ -322,7 +330,19 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       localIdentity: this.conn.sourceIdentity !== undefined ? this.conn.sourceIdentity : this.conn.chain.tls?.certSecret,
       grpc: this.grpc,
       serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
+      ...(this.trace ? { trace: this.trace, traceTags: this.traceTags() } : {}),
     };
+  }
+
+  /** Request-header span tags, read only for spans that will be reported. */
+  private traceTags(): ReadonlyArray<readonly [string, string]> | undefined {
+    const tags = this.action.tracing?.tags;
+    if (!this.trace?.sampled || !tags?.length) return undefined;
+    const out: Array<readonly [string, string]> = [];
+    for (const t of tags) {
+      if (t.header) out.push([t.tag, getHeader(this.info.names, this.info.values, t.header.name) ?? t.header.defaultValue]);
+    }
+    return out;
   }
 
   /** Reports the request once; the downstream learns through respondEnd/abortResponse, not here. */

@@ -2,6 +2,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ProxyConfig } from '../model.js';
 import type { ClusterManager } from '../runtime-types.js';
 import type { Fields } from './parser.js';
+import type { TraceContext } from './trace-context.js';
 
 /** What one finished request reports for telemetry and access logs (one object per request, never reused). */
 export interface RequestStats {
@@ -39,6 +40,10 @@ export interface RequestStats {
   readonly grpc?: boolean;
   /** SNI the client sent (TLS connections). */
   readonly serverName?: string;
+  /** This proxy's span, when the filter chain traces (sampled or not). */
+  readonly trace?: TraceContext;
+  /** Request-header span tags of a sampled span. */
+  readonly traceTags?: ReadonlyArray<readonly [string, string]> | undefined;
 }
 
 export interface HttpHandlerOptions {

@@ -56,8 +56,7 @@ export class AccessLog {
       authority: s.authority,
       source_principal: sourcePrincipal,
       destination_principal: destinationPrincipal,
-      // Tracing (W3C / B3 propagation) is not in the proxy yet: no trace id to report.
-      trace_id: null,
+      trace_id: s.trace?.traceId ?? null,
     });
   }
 

@@ -2,6 +2,7 @@ import type { Counter, CounterSeries, Histogram, HistogramSeries, MetricsRegistr
 import type { RequestStats } from '../http/types.js';
 import type { ProxyConfig } from '../model.js';
 import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp-proxy.js';
+import type { SpanLabels } from './span.js';
 import { parseSpiffe, type SpiffeParts, WorkloadIndex } from './workload-index.js';
 
 /**
@@ -39,6 +40,30 @@ const EDGE_LABELS = [
   'destination_service_namespace',
   'connection_security_policy',
 ] as const;
+const at = (name: (typeof EDGE_LABELS)[number]) => EDGE_LABELS.indexOf(name);
+const SPAN_LABEL_AT = {
+  reporter: at('reporter'),
+  sourceCanonicalService: at('source_canonical_service'),
+  sourceNamespace: at('source_workload_namespace'),
+  destinationCanonicalService: at('destination_canonical_service'),
+  destinationNamespace: at('destination_workload_namespace'),
+  destinationService: at('destination_service'),
+};
+
+/** The labels a span takes, from a request's edge labels (as `request` returns them). */
+export function spanLabelsOf(labels: readonly string[]): SpanLabels {
+  const get = (i: number) => labels[i] ?? 'unknown';
+  const a = SPAN_LABEL_AT;
+  return {
+    reporter: get(a.reporter),
+    sourceCanonicalService: get(a.sourceCanonicalService),
+    sourceNamespace: get(a.sourceNamespace),
+    destinationCanonicalService: get(a.destinationCanonicalService),
+    destinationNamespace: get(a.destinationNamespace),
+    destinationService: get(a.destinationService),
+  };
+}
+
 export const REQUEST_LABELS: readonly string[] = [
   ...EDGE_LABELS,
   'request_protocol',

@@ -5,7 +5,8 @@ import type { RequestStats } from '../http/types.js';
 import type { ProxyConfig, SecretStore } from '../model.js';
 import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp-proxy.js';
 import { AccessLog } from './access-log.js';
-import { DESTINATION_PRINCIPAL, IstioMetrics, SOURCE_PRINCIPAL } from './istio-metrics.js';
+import { DESTINATION_PRINCIPAL, IstioMetrics, SOURCE_PRINCIPAL, spanLabelsOf } from './istio-metrics.js';
+import { Tracer, type TracerOptions } from './tracer.js';
 
 /** What the proxy's internals expose to the gauges, read when a snapshot is taken. */
 export interface ProxyInternals {
@@ -23,6 +24,10 @@ export interface ProxyTelemetryOptions {
   /** Where access log lines go (a logger from createAccessLogger); none: access logs are off. */
   readonly accessLog?: Logger;
   readonly logger: Logger;
+  /** The proxy's environment, for Telemetry's `environment` span tags. */
+  readonly environment?: Readonly<Record<string, string | undefined>>;
+  /** Tests replace the OpenTelemetry exporter. */
+  readonly loadOtel?: TracerOptions['load'];
 }
 
 /**
@@ -33,6 +38,7 @@ export class ProxyTelemetry {
   readonly registry = new MetricsRegistry();
   private readonly istio: IstioMetrics;
   private readonly accessLog: AccessLog | undefined;
+  private readonly tracer: Tracer;
   private config: ProxyConfig | undefined;
   private readonly identities = new Map<string, string | undefined>();
 
@@ -43,6 +49,13 @@ export class ProxyTelemetry {
       config: () => this.config ?? EMPTY,
     });
     this.accessLog = opts.accessLog ? new AccessLog(opts.accessLog) : undefined;
+    this.tracer = new Tracer({
+      logger: opts.logger,
+      reported: this.registry.counter('vmesh_proxy_spans_reported_total', 'Sampled spans handed to an OTLP exporter', []),
+      dropped: this.registry.counter('vmesh_proxy_spans_dropped_total', 'Sampled spans not reported, by reason', ['reason']),
+      environment: opts.environment ?? {},
+      ...(opts.loadOtel ? { load: opts.loadOtel } : {}),
+    });
     opts.secrets.onChange(() => {
       this.identities.clear();
       this.istio.invalidate();
@@ -54,10 +67,17 @@ export class ProxyTelemetry {
     this.config = config;
     this.istio.invalidate();
     this.accessLog?.setConfig(config);
+    this.tracer.setConfig(config);
+  }
+
+  /** Reports the spans still queued. */
+  close(): Promise<void> {
+    return this.tracer.close();
   }
 
   readonly onRequestDone = (s: RequestStats): void => {
     const labels = this.istio.request(s);
+    if (this.tracer.wants(s)) this.tracer.record(s, spanLabelsOf(labels));
     if (this.accessLog?.wantsRequest(s)) {
       this.accessLog.request(s, labels[SOURCE_PRINCIPAL] as string, labels[DESTINATION_PRINCIPAL] as string);
     }

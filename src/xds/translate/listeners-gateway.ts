@@ -8,6 +8,7 @@ import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter,
 import { gatewayListenerName, SDS_DEFAULT_CERT } from './names.js';
 import { gatewayServerRouteName } from './routes.js';
 import { downstreamMtls, sdsSecretConfig } from './tls.js';
+import { tracingFor } from './tracing.js';
 
 /**
  * Gateway mode: one listener per port of the Gateway servers that select this node, binding the port for real.
@@ -145,7 +146,8 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   const sni = names.length ? { server_names: names } : {};
   const vss = () => gatewayVirtualServices(input, b);
   const httpFilters = () => httpFiltersFor(input, { direction: 'gateway', port });
-  const extra = { use_remote_address: { value: true } };
+  const tracing = tracingFor(input, { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels });
+  const extra = { use_remote_address: { value: true }, ...(tracing ? { tracing } : {}) };
   const statPrefix = `gateway_${port}`;
   // The route config names come from routes.ts, which builds them: the two sides cannot drift apart.
   const routeName = gatewayServerRouteName(b.gateway, server);

@@ -17,6 +17,7 @@ import {
 import { effectiveMtlsMode, type MtlsMode, namespaceMtlsMode } from './peer-authentication.js';
 import { rbacFor } from './rbac.js';
 import { downstreamMtls } from './tls.js';
+import { tracingFor } from './tracing.js';
 
 type Json = Record<string, unknown>;
 
@@ -73,6 +74,7 @@ function inboundFilters(input: TranslateInput, p: InboundPort): Json[] {
       routeName: inboundRouteName(p.port),
       httpFilters,
       accessLog,
+      tracing: tracingFor(input, scope),
       // The workload learns its caller's SPIFFE id from x-forwarded-client-cert; whatever the caller sent is replaced.
       extra: { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } },
     }),

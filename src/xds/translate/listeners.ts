@@ -27,6 +27,7 @@ import {
 } from './names.js';
 import { buildProxylessListeners } from './proxyless.js';
 import { sidecarFor } from './scope.js';
+import { tracingFor } from './tracing.js';
 
 type Json = Record<string, unknown>;
 
@@ -70,6 +71,7 @@ function outboundListener(input: TranslateInput, service: MeshService, port: Ser
       routeName: outboundRouteName(port.number),
       httpFilters: httpFiltersFor(input, { direction: 'outbound', port: port.number }),
       accessLog,
+      tracing: tracingFor(input, clientScope(input)),
     });
     chains = [{ name: 'http', filters: [hcm] }];
   } else {

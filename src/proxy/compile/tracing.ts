@@ -1,0 +1,100 @@
+import { TypedConfigUrl } from '../../xds/type-urls.js';
+import type { TraceExporterConfig, TraceTag, TracingConfig } from '../model.js';
+import { bool, durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
+
+/** Envoy's `type.v3.Percent` (0-100) as a fraction; Envoy samples everything when it is unset. */
+function percent(v: unknown, path: string, dflt: number): number {
+  const p = msg(v, path);
+  if (!p) return dflt;
+  const value = num(p.value, `${path}.value`);
+  if (!(value >= 0 && value <= 100)) fail(`${path}.value`, `${value} is not a percentage`);
+  return value / 100;
+}
+
+function customTags(v: unknown, path: string): TraceTag[] {
+  return list(v, path).map((x, i) => {
+    const p = `${path}[${i}]`;
+    const t = msg(x, p) ?? {};
+    refuseSet(t, ['metadata', 'value'], p);
+    const tag = str(t.tag, `${p}.tag`);
+    if (!tag) fail(`${p}.tag`, 'must not be empty');
+    const literal = msg(t.literal, `${p}.literal`);
+    if (literal) return { tag, literal: str(literal.value, `${p}.literal.value`) };
+    const env = msg(t.environment, `${p}.environment`);
+    if (env) return { tag, environment: { name: str(env.name, `${p}.environment.name`), defaultValue: str(env.default_value, p) } };
+    const header = msg(t.request_header, `${p}.request_header`);
+    if (header)
+      return {
+        tag,
+        header: { name: str(header.name, `${p}.request_header.name`).toLowerCase(), defaultValue: str(header.default_value, p) },
+      };
+    return fail(p, 'one of literal, environment or request_header is required');
+  });
+}
+
+/** The collector an OpenTelemetryConfig names: a cluster the proxy has, reached over OTLP/gRPC or OTLP/HTTP. */
+function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
+  refuseSet(typed, ['resource_detectors', 'sampler'], path);
+  const serviceName = str(typed.service_name, `${path}.service_name`) || 'unknown_service:vmesh';
+  const grpc = msg(typed.grpc_service, `${path}.grpc_service`);
+  const http = msg(typed.http_service, `${path}.http_service`);
+  if (grpc) {
+    const envoyGrpc = msg(grpc.envoy_grpc, `${path}.grpc_service.envoy_grpc`);
+    if (!envoyGrpc) fail(`${path}.grpc_service`, 'only envoy_grpc (a cluster) is supported');
+    const cluster = str(envoyGrpc.cluster_name, `${path}.grpc_service.envoy_grpc.cluster_name`);
+    const timeoutMs = durationMs(grpc.timeout, `${path}.grpc_service.timeout`) ?? 5000;
+    return {
+      protocol: 'grpc',
+      cluster,
+      path: '',
+      authority: str(envoyGrpc.authority, path) || cluster,
+      timeoutMs,
+      headers: {},
+      serviceName,
+    };
+  }
+  if (http) {
+    const uri = msg(http.http_uri, `${path}.http_service.http_uri`) ?? {};
+    const cluster = str(uri.cluster, `${path}.http_service.http_uri.cluster`);
+    let url: URL;
+    try {
+      url = new URL(str(uri.uri, `${path}.http_service.http_uri.uri`));
+    } catch {
+      return fail(`${path}.http_service.http_uri.uri`, `${JSON.stringify(uri.uri)} is not a URL`);
+    }
+    const headers: Record<string, string> = {};
+    list(http.request_headers_to_add, `${path}.http_service.request_headers_to_add`).forEach((h, i) => {
+      const header = msg(msg(h, `${path}.http_service.request_headers_to_add[${i}]`)?.header, 'header') ?? {};
+      headers[str(header.key, 'key').toLowerCase()] = str(header.value, 'value');
+    });
+    const timeoutMs = durationMs(uri.timeout, `${path}.http_service.http_uri.timeout`) ?? 5000;
+    return { protocol: 'http', cluster, path: url.pathname, authority: url.host, timeoutMs, headers, serviceName };
+  }
+  // Envoy: with neither exporter the tracer samples and propagates but reports nothing.
+  return undefined;
+}
+
+/** An HCM's `tracing` block; undefined when absent (the proxy then leaves trace headers as they came). */
+export function compileTracing(v: unknown, path: string, spanKind: TracingConfig['spanKind']): TracingConfig | undefined {
+  const t = msg(v, path);
+  if (!t) return undefined;
+  refuseSet(t, ['overall_sampling', 'client_sampling'], path);
+  if (bool(t.spawn_upstream_span, `${path}.spawn_upstream_span`)) fail(`${path}.spawn_upstream_span`, 'not supported');
+  const provider = msg(t.provider, `${path}.provider`);
+  let exp: TraceExporterConfig | undefined;
+  if (provider) {
+    const typed = msg(provider.typed_config, `${path}.provider.typed_config`) ?? {};
+    const url = typeUrlOf(typed);
+    if (url !== TypedConfigUrl.openTelemetryTracer) {
+      fail(`${path}.provider`, `tracer ${str(provider.name, 'name') || url} is not supported (envoy.tracers.opentelemetry only)`);
+    }
+    exp = exporter(typed, `${path}.provider.typed_config`);
+  }
+  return {
+    sampling: percent(t.random_sampling, `${path}.random_sampling`, 1),
+    spanKind,
+    maxTagLength: wrapped(t.max_path_tag_length, `${path}.max_path_tag_length`) ?? 256,
+    tags: customTags(t.custom_tags, `${path}.custom_tags`),
+    ...(exp ? { exporter: exp } : {}),
+  };
+}

@@ -1,0 +1,106 @@
+import { canonicalHost } from '../../api/hosts.js';
+import type { TracingProvider } from '../../api/mesh-config.js';
+import type { TelemetrySpec } from '../../api/resources/telemetry.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import { TypedConfigUrl } from '../type-urls.js';
+import type { TranslateInput } from './input.js';
+import { outboundClusterName } from './names.js';
+import { protoDuration } from './route-action.js';
+import { type TelemetryScope, telemetryChain, telemetryLabel } from './telemetry-scope.js';
+
+type Json = Record<string, unknown>;
+type CustomTag = NonNullable<NonNullable<TelemetrySpec['tracing']>[number]['customTags']>[string];
+
+/** What Telemetry's tracing entries and the mesh defaults add up to for one scope. */
+interface TracingState {
+  providers: string[];
+  where: string;
+  sampling: number | undefined;
+  reportSpans: boolean;
+  readonly tags: Map<string, CustomTag>;
+}
+
+/**
+ * Istio's layering of `tracing`: root namespace, then namespace, then a workload-selecting resource; within
+ * each, entries for this mode in order. A field an entry sets replaces the one below it; custom tags merge by name.
+ */
+function tracingState(input: TranslateInput, scope: TelemetryScope): TracingState {
+  const s: TracingState = {
+    providers: [...input.mesh.defaultTracingProviders],
+    where: 'mesh config defaultProviders.tracing',
+    sampling: undefined,
+    reportSpans: true,
+    tags: new Map(),
+  };
+  for (const t of telemetryChain(input, scope, 'tracing')) {
+    t.spec.tracing?.forEach((entry, i) => {
+      const mode = entry.match?.mode ?? 'CLIENT_AND_SERVER';
+      if (mode !== 'CLIENT_AND_SERVER' && mode !== scope.mode) return;
+      if (entry.providers) {
+        s.providers = entry.providers.map((p) => p.name);
+        s.where = `${telemetryLabel(t)}: spec.tracing[${i}].providers`;
+      }
+      if (entry.randomSamplingPercentage !== undefined) s.sampling = entry.randomSamplingPercentage;
+      if (entry.disableSpanReporting !== undefined) s.reportSpans = !entry.disableSpanReporting;
+      for (const [name, tag] of Object.entries(entry.customTags ?? {})) s.tags.set(name, tag);
+    });
+  }
+  return s;
+}
+
+function customTag(name: string, t: CustomTag): Json {
+  if (t.literal) return { tag: name, literal: { value: t.literal.value } };
+  if (t.environment) return { tag: name, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } };
+  const h = t.header as { name: string; defaultValue?: string };
+  return { tag: name, request_header: { name: h.name, default_value: h.defaultValue ?? '' } };
+}
+
+/** Envoy's OpenTelemetry tracer pointed at the provider's collector through the collector service's cluster. */
+function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: string): Json {
+  const slash = p.service.indexOf('/');
+  const host = canonicalHost(slash >= 0 ? p.service.slice(slash + 1) : p.service, input.mesh.rootNamespace, input.mesh);
+  const cluster = outboundClusterName(p.port, '', host);
+  const exporter = p.http
+    ? {
+        http_service: {
+          http_uri: { uri: `http://${host}:${p.port}${p.http.path}`, cluster, timeout: protoDuration(p.http.timeoutMs) },
+          request_headers_to_add: Object.entries(p.http.headers).map(([key, value]) => ({ header: { key, value } })),
+        },
+      }
+    : { grpc_service: { envoy_grpc: { cluster_name: cluster, authority: host } } };
+  return {
+    name: 'envoy.tracers.opentelemetry',
+    typed_config: { '@type': TypedConfigUrl.openTelemetryTracer, service_name: serviceName, ...exporter },
+  };
+}
+
+/**
+ * The HttpConnectionManager `tracing` block for a filter serving `scope`, or undefined when no provider applies
+ * (then the proxy leaves trace headers alone). With span reporting disabled the block has no provider: the proxy
+ * still samples and propagates W3C and B3 context, as Istio's disableSpanReporting promises.
+ */
+export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json | undefined {
+  if (!input.mesh.enableTracing) return undefined;
+  const s = tracingState(input, scope);
+  if (s.providers.length === 0) return undefined;
+  if (s.providers.length > 1) {
+    throw vmeshError(ErrorCode.UnsupportedField, `${s.where}: ${s.providers.length} tracing providers; vmesh reports to one at a time`);
+  }
+  const name = s.providers[0] as string;
+  const provider = input.mesh.extensionProviders.find((p) => p.name === name);
+  if (!provider) {
+    throw vmeshError(
+      ErrorCode.InvalidResource,
+      `${s.where}: provider ${JSON.stringify(name)} is not one of the mesh config's extensionProviders`,
+    );
+  }
+  // Istio names a proxy's spans after its workload's canonical service; the proxy refines it per request.
+  const serviceName = `${scope.labels.app ?? scope.labels['service.istio.io/canonical-name'] ?? 'vmesh-proxy'}.${scope.namespace}`;
+  const tags = [...s.tags.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([n, t]) => customTag(n, t));
+  return {
+    random_sampling: { value: s.sampling ?? input.mesh.defaultTracingSampling },
+    max_path_tag_length: { value: provider.maxTagLength },
+    ...(tags.length ? { custom_tags: tags } : {}),
+    ...(s.reportSpans ? { provider: otelProvider(input, provider, serviceName) } : {}),
+  };
+}
