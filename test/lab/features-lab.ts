@@ -104,6 +104,8 @@ export async function startFeatureLab(opts: {
   config?: string;
   /** The nameserver in h2's and h3's resolv.conf (an on-link address; nothing answers there by default). */
   nameserver?: string;
+  /** The controller's config file (YAML, e.g. a `mesh:` section). */
+  controllerConfig?: string;
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
   const lab = await createLab({ hosts: 3 });
@@ -124,7 +126,12 @@ export async function startFeatureLab(opts: {
     const api = 'https://127.0.0.1:15014';
     const cli = (args: string[]) =>
       h1.execOk(node, ['--import', 'tsx', CLI, ...args, '--controller', api, '--data-dir', ctlDir], { timeoutMs: 60_000 });
-    const controller = h1.spawn(node, ['--import', 'tsx', CLI, 'controller', '--data-dir', ctlDir, '--advertise', h1.ipv4]);
+    const ctlArgs = ['--import', 'tsx', CLI, 'controller', '--data-dir', ctlDir, '--advertise', h1.ipv4];
+    if (opts.controllerConfig !== undefined) {
+      writeFileSync(join(ctlDir, 'controller.yaml'), opts.controllerConfig);
+      ctlArgs.push('--config', join(ctlDir, 'controller.yaml'));
+    }
+    const controller = h1.spawn(node, ctlArgs);
     const servers = h3.spawn(node, [join(FIX, 'feature-servers.mjs'), ...opts.servers], APP);
     await Promise.all([controller.waitForLine(/"ready":true/, 60_000), servers.waitForLine(/^ready$/, 30_000)]);
 

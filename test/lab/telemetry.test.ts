@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type FeatureLab, startFeatureLab } from './features-lab.js';
 import type { LabHost, LabProcess } from './lab.js';
 
-// Istio's metrics and Envoy-style access logs, end to end: the registered client app on h2 calls `web` (HTTP) and
-// `rawtcp` (TCP) on h3 through both proxies (mTLS); each agent's :15020/stats/prometheus must then hold exact counts
-// with Istio's labels (reporter source on h2, destination on h3), and each request an access-log line.
+// Istio's metrics, Envoy-style access logs and OpenTelemetry traces, end to end: the registered client app on h2
+// calls `web` (HTTP) and `rawtcp` (TCP) on h3 through both proxies (mTLS); each agent's :15020/stats/prometheus must
+// then hold exact counts with Istio's labels (reporter source on h2, destination on h3), each request an access-log
+// line, and the OTLP collector on h1 a CLIENT span from h2's proxy and a SERVER span from h3's for every request.
 const TELEMETRY = `apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: mesh-default, namespace: vmesh-system}
@@ -14,7 +16,34 @@ spec:
   - providers: [{name: envoy}]
   - match: {mode: SERVER}
     filter: {expression: "response.code >= 400"}
+  tracing:
+  - randomSamplingPercentage: 100
+    customTags:
+      lab: {literal: {value: telemetry}}
+      caller: {header: {name: x-caller, defaultValue: nobody}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: otel-collector, namespace: observability}
+spec:
+  hosts: [otel-collector.observability.svc.cluster.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 4317, name: grpc-otlp, protocol: GRPC}]
+  endpoints: [{address: 198.18.0.1}]
 `;
+
+// Istio's MeshConfig shape: the collector as an extension provider, tracing on by default for every proxy.
+const CONTROLLER_CONFIG = `mesh:
+  extensionProviders:
+  - name: otel
+    opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317}
+  defaultProviders: {tracing: [otel]}
+`;
+
+// A caller's W3C context: the proxies must continue this trace, not start their own.
+const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CALLER_SPAN = '00f067aa0ba902b7';
 
 const APP_ID = 'spiffe://cluster.local/ns/default/sa/app';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,11 +119,38 @@ async function accessLines(p: LabProcess, want: number): Promise<Array<Record<st
   return lines;
 }
 
-describe('telemetry: Istio metrics and access logs from both proxies', () => {
+interface Span {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+  readonly serviceName: string;
+  readonly attributes: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** The spans the collector on h1 printed so far, once `done` holds for them (or after 20 s). */
+async function spansUntil(p: LabProcess, done: (s: Span[]) => boolean): Promise<Span[]> {
+  const spans: Span[] = [];
+  const it = p.lines();
+  const deadline = Date.now() + 20_000;
+  while (!done(spans)) {
+    const remain = deadline - Date.now();
+    if (remain <= 0) break;
+    const next = await Promise.race([it.next(), sleep(remain).then(() => undefined)]);
+    if (!next || next.done) break;
+    if (next.value.startsWith('{"span"')) spans.push((JSON.parse(next.value) as { span: Span }).span);
+  }
+  return spans;
+}
+
+describe('telemetry: Istio metrics, access logs and traces from both proxies', () => {
   let f: FeatureLab;
+  let collector: LabProcess;
 
   before(async () => {
     f = await startFeatureLab({
+      controllerConfig: CONTROLLER_CONFIG,
       servers: ['http:web:8080', 'tcp:tcp:8084'],
       services: [
         { name: 'web', port: 8080, portName: 'http', endpoints: [{ name: 'web-1', port: 8080, labels: { version: 'v1' } }] },
@@ -102,7 +158,12 @@ describe('telemetry: Istio metrics and access logs from both proxies', () => {
       ],
       config: TELEMETRY,
     });
-    await Promise.all([f.waitForConfig('h2', ['envoy.access_loggers.stdout']), f.waitForConfig('h3', ['status_code_filter'])]);
+    collector = f.h1.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'otlp-collector.ts'), f.h1.ipv4]);
+    await collector.waitForLine(/^ready$/, 30_000);
+    await Promise.all([
+      f.waitForConfig('h2', ['envoy.access_loggers.stdout', 'envoy.tracers.opentelemetry', 'outbound|4317||otel-collector']),
+      f.waitForConfig('h3', ['status_code_filter', 'envoy.tracers.opentelemetry']),
+    ]);
   });
   after(async () => {
     await f?.teardown();
@@ -115,7 +176,11 @@ describe('telemetry: Istio metrics and access logs from both proxies', () => {
 
     type Run = { results: Array<{ s?: number }> };
     const ok = await f.client<Run>('http', { url: 'http://web:8080/ok', n: 20 });
-    const missing = await f.client<Run>('http', { url: 'http://web:8080/missing?status=404', n: 5 });
+    const missing = await f.client<Run>('http', {
+      url: 'http://web:8080/missing?status=404',
+      n: 5,
+      headers: { traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01`, 'x-caller': 'lab' },
+    });
     assert.deepEqual(
       ok.results.map((r) => r.s),
       Array(20).fill(200),
@@ -210,5 +275,43 @@ describe('telemetry: Istio metrics and access logs from both proxies', () => {
       JSON.stringify(l3),
     );
     assert.ok(l3.every((l) => l.source_principal === APP_ID && l.upstream_cluster === 'inbound|8080||'));
+
+    // Traces: every HTTP request is one trace with h2's CLIENT span (service app.default) as the parent of h3's
+    // SERVER span (web.default); the 5 requests that came with a traceparent continue the caller's trace.
+    const OTLP_SERVER = 2;
+    const OTLP_CLIENT = 3;
+    const spans = await spansUntil(collector, (s) => s.length >= 50);
+    const seen = JSON.stringify(spans.slice(0, 4));
+    const clients = spans.filter((s) => s.kind === OTLP_CLIENT);
+    const servers = spans.filter((s) => s.kind === OTLP_SERVER);
+    assert.equal(clients.length, 25, seen);
+    assert.equal(servers.length, 25, seen);
+    assert.equal(spans.length, 50, 'no span for the TCP connections or anything else');
+    for (const c of clients) {
+      assert.equal(c.serviceName, 'app.default', seen);
+      assert.equal(c.name, 'web.default.mesh/*');
+      assert.equal(c.attributes['upstream_cluster'], 'outbound|8080||web.default.mesh');
+      assert.equal(c.attributes['lab'], 'telemetry');
+      const server = servers.filter((s) => s.parentSpanId === c.spanId);
+      assert.equal(server.length, 1, `one SERVER span under CLIENT span ${c.spanId}`);
+      assert.equal(server[0]?.traceId, c.traceId);
+      assert.equal(server[0]?.serviceName, 'web.default');
+      assert.equal(server[0]?.attributes['http.status_code'], c.attributes['http.status_code']);
+    }
+    const continued = clients.filter((c) => c.traceId === CALLER_TRACE);
+    assert.equal(continued.length, 5, 'the caller-supplied traceparent is continued');
+    assert.ok(
+      continued.every(
+        (c) => c.parentSpanId === CALLER_SPAN && c.attributes['caller'] === 'lab' && c.attributes['http.status_code'] === 404,
+      ),
+    );
+    assert.equal(new Set(clients.map((c) => c.traceId)).size, 21, '20 new traces and the caller one');
+    assert.ok(clients.filter((c) => c.traceId !== CALLER_TRACE).every((c) => c.parentSpanId === '' && c.attributes['caller'] === 'nobody'));
+    // The access logs carry the trace ids the spans have.
+    const traceIds = new Set(clients.map((c) => c.traceId));
+    assert.ok(
+      http2.every((l) => traceIds.has(String(l.trace_id))),
+      JSON.stringify(http2.map((l) => l.trace_id)),
+    );
   });
 });

@@ -25,6 +25,10 @@ describe('mesh config', () => {
       dnsDomainAliases: ['svc.cluster.local'],
       defaultCertTtlSeconds: 86_400,
       enableAutoMtls: true,
+      extensionProviders: [],
+      defaultTracingProviders: [],
+      enableTracing: true,
+      defaultTracingSampling: 1,
     });
     assert.deepEqual(parseMeshConfig(undefined, 'none'), DEFAULT_MESH_CONFIG);
     assert.deepEqual(parseMeshConfig(null, 'none'), DEFAULT_MESH_CONFIG);
@@ -78,7 +82,11 @@ describe('mesh config', () => {
       failure({ accessLogFile: '/dev/stdout' }).message,
       /accessLogFile: field "accessLogFile" is not implemented by vmesh \(use defaultAccessLog\.enabled\)/,
     );
-    assert.match(failure({ extensionProviders: [] }).message, /extensionProviders: field "extensionProviders" is not implemented by vmesh/);
+    assert.match(failure({ ingressClass: 'istio' }).message, /ingressClass: field "ingressClass" is not implemented by vmesh/);
+    assert.match(
+      failure({ extensionProviders: [{ name: 'x', envoyExtAuthzGrpc: {} }] }).message,
+      /extensionProviders\[0\]\.envoyExtAuthzGrpc: field "envoyExtAuthzGrpc" is not implemented by vmesh/,
+    );
   });
 
   test('bad values name the field, on one line, all at once', () => {
