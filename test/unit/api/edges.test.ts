@@ -48,7 +48,8 @@ function worker() {
   };
 }
 
-const byKey = (edges: EdgeSample[]) => new Map(edges.map((e) => [`${e.reporter} ${e.sourceWorkload}->${e.destinationWorkload} ${e.protocol}`, e]));
+const byKey = (edges: EdgeSample[]) =>
+  new Map(edges.map((e) => [`${e.reporter} ${e.sourceWorkload}->${e.destinationWorkload} ${e.protocol}`, e]));
 
 describe('edgesFromSnapshot', () => {
   test('sums response codes, flags and workers into one edge; 5xx and 0 are errors; the histogram is kept per bucket', () => {
@@ -99,16 +100,13 @@ describe('edgesFromSnapshot', () => {
     w.tcp({ destination_workload: 'mysql', destination_service: 'mysql.default.mesh', connection_security_policy: 'none' }, 100, 40);
     w.tcp({ destination_workload: 'mysql', destination_service: 'mysql.default.mesh', connection_security_policy: 'none' }, 5, 2);
     const edges = byKey(edgesFromSnapshot(w.r.snapshot()));
-    assert.deepEqual(
-      [...edges.keys()].sort(),
-      [
-        'destination productpage-v1->mysql tcp',
-        'destination productpage-v1->reviews-v1 grpc',
-        'destination productpage-v1->reviews-v1 http',
-        'destination productpage-v1->reviews-v2 http',
-        'source productpage-v1->reviews-v1 http',
-      ],
-    );
+    assert.deepEqual([...edges.keys()].sort(), [
+      'destination productpage-v1->mysql tcp',
+      'destination productpage-v1->reviews-v1 grpc',
+      'destination productpage-v1->reviews-v1 http',
+      'destination productpage-v1->reviews-v2 http',
+      'source productpage-v1->reviews-v1 http',
+    ]);
     assert.equal(edges.get('source productpage-v1->reviews-v1 http')?.security, 'unknown');
     const tcp = edges.get('destination productpage-v1->mysql tcp');
     assert.deepEqual(

@@ -188,7 +188,10 @@ describe('EdgeTracker', () => {
     const g = t.graph(39_001);
     assert.equal(t.hosts(), 2);
     assert.ok(!g.nodes.some((n) => n.id === 'workload:default/client'), 'h3 (last report at 9 s) is gone');
-    assert.ok(g.nodes.some((n) => n.id === 'workload:default/reviews-v1'), 'h2 (last report at 11 s) stays');
+    assert.ok(
+      g.nodes.some((n) => n.id === 'workload:default/reviews-v1'),
+      'h2 (last report at 11 s) stays',
+    );
     t.graph(41_001);
     assert.equal(t.hosts(), 0);
   });
@@ -212,7 +215,12 @@ describe('EdgeTracker', () => {
 
   test('TCP edges count connections opened per second; a forgotten host is gone at once', () => {
     const t = new EdgeTracker({ reportIntervalMs: 10_000 });
-    const mysql = { protocol: 'tcp' as const, destinationService: 'mysql.db.mesh', destinationWorkload: 'mysql', destinationNamespace: 'db' };
+    const mysql = {
+      protocol: 'tcp' as const,
+      destinationService: 'mysql.db.mesh',
+      destinationWorkload: 'mysql',
+      destinationNamespace: 'db',
+    };
     t.record('h4', 0, [edge({ ...mysql, tcpConnectionsOpened: 4, durationCounts: [], durationBounds: [] })]);
     t.record('h4', 2000, [edge({ ...mysql, tcpConnectionsOpened: 10, tcpSentBytes: 900, durationCounts: [], durationBounds: [] })]);
     const e = t.graph(2000).edges.find((x) => x.target === 'service:mysql.db.mesh');
