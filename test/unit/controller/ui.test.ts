@@ -16,31 +16,12 @@ import {
 } from '../../../src/ca/index.js';
 import { edgeToMessage } from '../../../src/discovery/edge-messages.js';
 import { apiRequest, startTestController, type TestController } from '../../support/controller-harness.js';
+import { edgeSample } from '../../support/edge-samples.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const BOUNDS = [5, 10, 25, 50];
 
-function edge(over: Partial<EdgeSample>): EdgeSample {
-  return {
-    reporter: 'destination',
-    sourceWorkload: 'productpage-v1',
-    sourceNamespace: 'default',
-    sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/productpage',
-    destinationService: 'reviews.default.mesh',
-    destinationWorkload: 'reviews-v1',
-    destinationNamespace: 'default',
-    security: 'mutual_tls',
-    protocol: 'http',
-    requests: 0,
-    errors: 0,
-    durationCounts: [0, 0, 0, 0, 0],
-    durationBounds: BOUNDS,
-    tcpSentBytes: 0,
-    tcpReceivedBytes: 0,
-    tcpConnectionsOpened: 0,
-    ...over,
-  };
-}
+const edge = (over: Partial<EdgeSample>) => edgeSample(over, BOUNDS);
 
 /** Bookinfo's first hops after `n` rounds of traffic: a plaintext client, productpage to reviews v1 and v2 over mTLS. */
 function traffic(n: number): EdgeSample[] {

@@ -2,30 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EdgeSample, GraphEdge } from '../../../src/api/edges.js';
 import { EdgeTracker } from '../../../src/discovery/edge-tracker.js';
+import { edgeSample } from '../../support/edge-samples.js';
 
 const BOUNDS = [10, 20, 50];
 
-function edge(over: Partial<EdgeSample>): EdgeSample {
-  return {
-    reporter: 'destination',
-    sourceWorkload: 'productpage-v1',
-    sourceNamespace: 'default',
-    sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/productpage',
-    destinationService: 'reviews.default.mesh',
-    destinationWorkload: 'reviews-v1',
-    destinationNamespace: 'default',
-    security: 'mutual_tls',
-    protocol: 'http',
-    requests: 0,
-    errors: 0,
-    durationCounts: [0, 0, 0, 0],
-    durationBounds: BOUNDS,
-    tcpSentBytes: 0,
-    tcpReceivedBytes: 0,
-    tcpConnectionsOpened: 0,
-    ...over,
-  };
-}
+const edge = (over: Partial<EdgeSample>) => edgeSample(over, BOUNDS);
 
 /** Rates and quantiles to 6 places: the arithmetic is exact up to float rounding. */
 function rounded(edges: GraphEdge[]) {
@@ -33,6 +14,16 @@ function rounded(edges: GraphEdge[]) {
   return edges.map((e) => ({ ...e, rps: r(e.rps), errorRate: r(e.errorRate), p99Ms: e.p99Ms === null ? null : r(e.p99Ms) }));
 }
 
+/** productpage calling a service outside the mesh: only its own proxy counts it, with no latency histogram here. */
+const EXTERNAL: Partial<EdgeSample> = {
+  reporter: 'source',
+  security: 'unknown',
+  destinationService: 'api.example.com',
+  destinationWorkload: 'unknown',
+  destinationNamespace: 'unknown',
+  durationCounts: [],
+  durationBounds: [],
+};
 const PP = 'workload:default/productpage-v1';
 const REVIEWS = 'service:reviews.default.mesh';
 
@@ -42,28 +33,16 @@ function bookinfo(): EdgeTracker {
   t.record('h1', 0, [
     edge({ reporter: 'source', security: 'unknown', requests: 100 }),
     edge({
-      reporter: 'source',
-      security: 'unknown',
-      destinationService: 'api.example.com',
-      destinationWorkload: 'unknown',
-      destinationNamespace: 'unknown',
+      ...EXTERNAL,
       requests: 10,
-      durationCounts: [],
-      durationBounds: [],
     }),
   ]);
   t.record('h1', 10_000, [
     edge({ reporter: 'source', security: 'unknown', requests: 150 }),
     edge({
-      reporter: 'source',
-      security: 'unknown',
-      destinationService: 'api.example.com',
-      destinationWorkload: 'unknown',
-      destinationNamespace: 'unknown',
+      ...EXTERNAL,
       requests: 30,
       errors: 1,
-      durationCounts: [],
-      durationBounds: [],
     }),
   ]);
   // h2 runs reviews v1 and v2: it reports the calls it receives (reporter=destination).

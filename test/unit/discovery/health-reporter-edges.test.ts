@@ -5,25 +5,9 @@ import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
 import { edgesFromMessages } from '../../../src/discovery/edge-messages.js';
 import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
+import { edgeSample } from '../../support/edge-samples.js';
 
-const SAMPLE: EdgeSample = {
-  reporter: 'destination',
-  sourceWorkload: 'productpage-v1',
-  sourceNamespace: 'default',
-  sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/productpage',
-  destinationService: 'reviews.default.mesh',
-  destinationWorkload: 'reviews-v1',
-  destinationNamespace: 'default',
-  security: 'mutual_tls',
-  protocol: 'http',
-  requests: 12,
-  errors: 1,
-  durationCounts: [10, 2, 0],
-  durationBounds: [5, 10],
-  tcpSentBytes: 0,
-  tcpReceivedBytes: 0,
-  tcpConnectionsOpened: 0,
-};
+const SAMPLE: EdgeSample = edgeSample({ requests: 12, errors: 1, durationCounts: [10, 2, 0] }, [5, 10]);
 
 /** A ReportHealth client that keeps what it was sent and answers with no workloads. */
 function fakeClient(sent: HealthReport[]) {
