@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
+import { edgesFromSnapshot } from '../api/edges.js';
 import {
   controllerServiceClient,
   type HealthReportAck,
@@ -25,6 +26,7 @@ import { readResolvConf } from '../dns/resolv-conf.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
+import { mergeSnapshots } from '../lib/metrics-registry.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
@@ -217,7 +219,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       renew(true);
     }
   };
-  const newReporter = () => new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle });
+  // The same merged proxy snapshot /stats/prometheus renders, grouped by edge for the controller's mesh graph.
+  const edges = async () => edgesFromSnapshot(mergeSnapshots((await proxy?.metrics()) ?? []));
+  const newReporter = () =>
+    new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle, edges });
   let reporter = newReporter();
   reporter.start();
 

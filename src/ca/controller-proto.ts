@@ -42,9 +42,29 @@ export interface WorkloadHealthMessage {
   healthy: boolean;
   detail: string;
 }
+/** uint64 fields arrive as strings (longs: String); numbers are accepted when sending. */
+export interface EdgeStatsMessage {
+  reporter: string;
+  sourceWorkload: string;
+  sourceNamespace: string;
+  sourcePrincipal: string;
+  destinationService: string;
+  destinationWorkload: string;
+  destinationNamespace: string;
+  security: string;
+  protocol: string;
+  requests: string | number;
+  errors: string | number;
+  durationCounts: Array<string | number>;
+  durationBounds: number[];
+  tcpSentBytes: string | number;
+  tcpReceivedBytes: string | number;
+  tcpConnectionsOpened: string | number;
+}
 export interface HealthReport {
   workloads: WorkloadHealthMessage[];
   trustBundleSha256?: string;
+  edges?: EdgeStatsMessage[];
 }
 export interface LocalWorkloadMessage {
   namespace: string;

@@ -15,6 +15,7 @@ export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCrede
 export {
   CONTROLLER_PROTO_FILE,
   controllerServiceClient,
+  type EdgeStatsMessage,
   type HealthReport,
   type HealthReportAck,
   type LocalWorkloadMessage,

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { loadCliConfig } from '../config/cli.js';
+import { type CliConfig, loadCliConfig } from '../config/cli.js';
 import { readConfigFile, readEnv } from '../config/sources.js';
 import { ApiClient } from '../lib/api-client.js';
 
@@ -14,7 +14,8 @@ export function apiFlags<T>(y: Argv<T>) {
     .option('config', { type: 'string', describe: 'CLI config file (YAML: controller, token, caCert)' });
 }
 
-export function apiClient(argv: Record<string, unknown>): ApiClient {
+/** The controller URL, token and CA from flags, env and the CLI config file. */
+export function cliConfig(argv: Record<string, unknown>): CliConfig {
   const flags = {
     controller: argv.controller,
     token: argv.token,
@@ -22,7 +23,11 @@ export function apiClient(argv: Record<string, unknown>): ApiClient {
     caCert: argv.caCert,
     dataDir: argv.dataDir,
   };
-  const cfg = loadCliConfig({ flags, env: readEnv(), file: readConfigFile(argv.config as string | undefined) });
+  return loadCliConfig({ flags, env: readEnv(), file: readConfigFile(argv.config as string | undefined) });
+}
+
+export function apiClient(argv: Record<string, unknown>): ApiClient {
+  const cfg = cliConfig(argv);
   return new ApiClient({
     url: cfg.controllerUrl,
     ...(cfg.token !== undefined ? { token: cfg.token } : {}),

@@ -10,6 +10,7 @@ import { controllerCommand } from './commands/controller.js';
 import { hostCommand } from './commands/host.js';
 import { proxyConfigCommand, proxyStatusCommand } from './commands/proxy.js';
 import { tokenCommand } from './commands/token.js';
+import { uiCommand } from './commands/ui.js';
 import { workloadCommand } from './commands/workload.js';
 
 /** Exit codes: 0 ok, 1 the operation failed, 2 the command line was wrong. */
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
       .command(proxyStatusCommand as never)
       .command(proxyConfigCommand as never)
       .command(captureCommand)
+      .command(uiCommand)
       .demandCommand(1, 'name a command; see vmesh --help')
       .strict()
       .strictCommands()

@@ -4,6 +4,7 @@ import type { HostRegistry, TokenService } from '../ca/index.js';
 import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import { resolveKind } from '../discovery/config-store.js';
+import type { EdgeTracker } from '../discovery/edge-tracker.js';
 import type { HealthTracker } from '../discovery/health.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
 import type { VmRegistry } from '../discovery/registry.js';
@@ -25,6 +26,9 @@ export interface ApiDeps {
   readonly ca: CaDeps;
   /** The controller's own metrics, served as Prometheus text on GET /metrics. */
   readonly metrics: MetricsRegistry;
+  /** Edge telemetry from the agents' health reports: GET /v1/graph. */
+  readonly edges: EdgeTracker;
+  readonly now?: () => number;
 }
 
 function ttlSeconds(v: unknown): number {
@@ -99,6 +103,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         if (!d.hosts.get(name)) throw vmeshError(ErrorCode.NotFound, `host ${name} not found`);
         await d.hosts.remove(name);
         d.health.forgetHost(name);
+        d.edges.forget(name);
         d.xds.forget(name);
         d.model.trigger();
         return { body: { removed: name } };
@@ -120,6 +125,15 @@ export function apiRoutes(d: ApiDeps): Route[] {
       path: '/v1/config',
       handler: async ({ body, query }) => ({
         body: await d.config.applyText(text(body, 'config apply'), { source: 'request body', dryRun: query.get('dryRun') === 'true' }),
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/config',
+      handler: async ({ query }) => ({
+        body: d.config
+          .list(undefined, query.get('namespace') ?? undefined)
+          .map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name })),
       }),
     },
     {
@@ -168,6 +182,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
       path: '/v1/xds/config/:node/:kind',
       handler: async ({ params }) => ({ body: proxyConfig(d.xds.cache, params.node ?? '', params.kind ?? '') }),
     },
+    { method: 'GET', path: '/v1/graph', handler: async () => ({ body: d.edges.graph((d.now ?? Date.now)()) }) },
     {
       method: 'GET',
       path: '/v1/services',

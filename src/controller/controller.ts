@@ -17,6 +17,7 @@ import type { ControllerConfig } from '../config/controller.js';
 import { ConfigStore } from '../discovery/config-store.js';
 import { ConsulWatcher } from '../discovery/consul-watcher.js';
 import { discoveryMetrics } from '../discovery/discovery-metrics.js';
+import { EdgeTracker } from '../discovery/edge-tracker.js';
 import { HealthTracker } from '../discovery/health.js';
 import { reportHealthHandler } from '../discovery/health-service.js';
 import { ModelBuilder } from '../discovery/model-builder.js';
@@ -31,6 +32,7 @@ import { MetricsRegistry } from '../lib/metrics-registry.js';
 import { processMetrics } from '../lib/process-metrics.js';
 import { apiRoutes } from './api-routes.js';
 import { followShared, openState, seenElsewhere, shareCaChange } from './state.js';
+import { uiRoutes } from './ui-routes.js';
 import { wireXds } from './xds.js';
 
 export const VMESH_VERSION = '0.1.0';
@@ -159,6 +161,11 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       metricsRegistry,
     });
 
+    const reportIntervalMs = Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3));
+    const edges = new EdgeTracker({ reportIntervalMs });
+    metricsRegistry.gauge('vmesh_graph_hosts', 'Hosts whose edge telemetry the mesh graph holds', [], () => [[[], edges.hosts()]]);
+    metricsRegistry.gauge('vmesh_graph_edge_samples', "Edge samples in the hosts' latest reports", [], () => [[[], edges.samples()]]);
+
     const serverCert = ca.issueServerCert(serverNames(cfg));
     const grpcServer = new grpc.Server();
     grpcServer.addService(xds.secure.service, xds.secure.implementation);
@@ -175,7 +182,8 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       ReportHealth: reportHealthHandler({
         tracker: health,
         authenticate: (call) => authenticatePeer(call, hosts, ca),
-        reportIntervalMs: Math.max(1000, Math.floor((cfg.hostTimeoutSeconds * 1000) / 3)),
+        reportIntervalMs,
+        edges,
         logger: logger.child({ component: 'health' }),
         touch: (h) => hosts.touch(h),
         trustBundleSha256: () => trustBundleSha256(ca.trustBundlePem()),
@@ -234,27 +242,31 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       key: serverCert.keyPem,
       cert: serverCert.chainPem,
       adminToken: admin.token,
-      routes: apiRoutes({
-        tokens,
-        hosts,
-        health,
-        config,
-        registry,
-        model: model as ModelBuilder,
-        xds,
-        version: VMESH_VERSION,
-        metrics: metricsRegistry,
-        ca: {
-          ca,
+      routes: [
+        ...uiRoutes(),
+        ...apiRoutes({
+          tokens,
           hosts,
           health,
-          issued,
-          onChange: () => {
-            caChanged();
-            if (shared) shareCaChange(shared, caDir, logger);
+          config,
+          registry,
+          model: model as ModelBuilder,
+          xds,
+          version: VMESH_VERSION,
+          metrics: metricsRegistry,
+          edges,
+          ca: {
+            ca,
+            hosts,
+            health,
+            issued,
+            onChange: () => {
+              caChanged();
+              if (shared) shareCaChange(shared, caDir, logger);
+            },
           },
-        },
-      }),
+        }),
+      ],
       logger: logger.child({ component: 'api' }),
     });
     closers.push(() => {

@@ -1,8 +1,10 @@
 import { connect } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
+import type { EdgeSample } from '../api/edges.js';
 import type { HealthReport, HealthReportAck, LocalWorkloadMessage, WorkloadHealthMessage } from '../ca/index.js';
 import { backoffDelay, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
+import { edgeToMessage } from './edge-messages.js';
 
 export interface ProbeResult {
   readonly healthy: boolean;
@@ -53,6 +55,8 @@ export class HealthReporter {
       readonly onAck?: (ack: HealthReportAck) => void;
       /** The hash of the trust bundle this host holds, sent with every report. */
       readonly bundleSha256?: () => string;
+      /** The host's edge telemetry, sent with every report (cumulative counters). */
+      readonly edges?: () => Promise<readonly EdgeSample[]>;
     },
   ) {}
 
@@ -71,16 +75,27 @@ export class HealthReporter {
 
   /** One report and one round of probes; exported for tests and for an immediate report after start. */
   async reportOnce(): Promise<number> {
+    const edges = await this.collectEdges();
+    const report = { workloads: this.statuses, trustBundleSha256: this.opts.bundleSha256?.() ?? '', edges: edges.map(edgeToMessage) };
     const ack = await new Promise<HealthReportAck>((resolve, reject) =>
-      this.opts.client.ReportHealth({ workloads: this.statuses, trustBundleSha256: this.opts.bundleSha256?.() ?? '' }, (e, res) =>
-        e || !res ? reject(e) : resolve(res),
-      ),
+      this.opts.client.ReportHealth(report, (e, res) => (e || !res ? reject(e) : resolve(res))),
     );
     this.workloads = ack.workloads;
     this.opts.onAck?.(ack);
     const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
     this.statuses = await Promise.all(ack.workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
     return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);
+  }
+
+  /** Telemetry rides along with health: a proxy that cannot answer costs the graph a report, never the host its liveness. */
+  private async collectEdges(): Promise<readonly EdgeSample[]> {
+    if (!this.opts.edges) return [];
+    try {
+      return await this.opts.edges();
+    } catch (e) {
+      this.opts.logger.warn({ err: (e as Error).message }, 'edge telemetry not collected; reporting health without it');
+      return [];
+    }
   }
 
   private async run(): Promise<void> {

@@ -3,6 +3,8 @@ import { type HealthReport, type HealthReportAck, type LocalWorkloadMessage, typ
 import type { VmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Result } from '../lib/result.js';
+import { edgesFromMessages } from './edge-messages.js';
+import type { EdgeTracker } from './edge-tracker.js';
 import type { HealthTracker } from './health.js';
 
 export interface HealthServiceDeps {
@@ -19,6 +21,9 @@ export interface HealthServiceDeps {
   readonly trustBundleSha256?: () => string;
   /** Records which trust bundle the host holds (root rotation waits for every live host). */
   readonly onBundle?: (host: string, sha256: string) => void;
+  /** Keeps the host's edge telemetry for the mesh graph. */
+  readonly edges?: EdgeTracker;
+  readonly now?: () => number;
 }
 
 /** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
@@ -47,6 +52,7 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
         .filter((w) => mine.has(`${w.namespace}/${w.name}`))
         .map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
+    deps.edges?.record(host, (deps.now ?? Date.now)(), edgesFromMessages(call.request.edges));
     if (call.request.trustBundleSha256) deps.onBundle?.(host, call.request.trustBundleSha256);
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
     cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local, trustBundleSha256: deps.trustBundleSha256?.() ?? '' });

@@ -24,7 +24,9 @@ export interface Route {
   /** Reads are allowed anonymously only where a route says so; writes never are. */
   readonly anonymous?: boolean;
   /** A `contentType` sends `body` (a string) as it is, e.g. Prometheus text; otherwise it is JSON. */
-  readonly handler: (ctx: RequestContext) => Promise<{ status?: number; body: unknown; contentType?: string }>;
+  readonly handler: (
+    ctx: RequestContext,
+  ) => Promise<{ status?: number; body: unknown; contentType?: string; headers?: Readonly<Record<string, string>> }>;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -141,7 +143,7 @@ export function createApiServer(opts: ApiServerOptions): Server {
         const out = await route.handler({ method: req.method ?? 'GET', params, query: url.searchParams, body, principal });
         if (out.contentType) {
           const raw = String(out.body);
-          res.writeHead(out.status ?? 200, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(raw) });
+          res.writeHead(out.status ?? 200, { ...out.headers, 'content-type': out.contentType, 'content-length': Buffer.byteLength(raw) });
           res.end(raw);
         } else send(res, out.status ?? 200, out.body);
       };
