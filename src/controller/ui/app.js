@@ -104,13 +104,24 @@ function drawEdge(svg, e, a, b) {
   g.append(el('path', { d: `M${x1},${a.y} C${mid},${a.y} ${mid},${b.y} ${x2},${b.y}`, 'marker-end': 'url(#arrow)' }));
   const ly = (a.y + b.y) / 2;
   const unit = e.protocol === 'tcp' ? 'conn/s' : 'req/s';
-  g.append(el('text', { x: mid, y: ly - 14, class: 'rate' }, `${e.mtls ? '🔒 ' : ''}${rate(e.rps)} ${unit}`));
+  const label = el('text', { x: mid, y: ly - 14, class: 'rate' }, `${rate(e.rps)} ${unit}`);
+  g.append(label);
   if (e.protocol !== 'tcp') {
     const p99 = e.p99Ms === null ? 'p99 –' : `p99 ${e.p99Ms < 10 ? e.p99Ms.toFixed(1) : Math.round(e.p99Ms)} ms`;
     g.append(el('text', { x: mid, y: ly - 2, class: 'sub' }, `${(e.errorRate * 100).toFixed(1)}% err · ${p99}`));
   }
   g.append(el('title', {}, `${e.source} → ${e.target} (${e.protocol}${e.mtls ? ', mTLS' : ''}): ${e.requests} total, ${e.errors} errors`));
   svg.append(g);
+  if (e.mtls) drawLock(g, mid - label.getComputedTextLength() / 2 - 9, ly - 18);
+}
+
+/** A padlock drawn in SVG (an emoji would depend on the viewer's fonts), left of the rate label. */
+function drawLock(g, x, y) {
+  const lock = el('g', { class: 'lock', transform: `translate(${x},${y})` });
+  lock.append(el('path', { d: 'M-2.5,0 v-2.5 a2.5,2.5 0 0 1 5,0 v2.5' }));
+  lock.append(el('rect', { x: -4, y: 0, width: 8, height: 6, rx: 1 }));
+  lock.append(el('title', {}, 'mutual TLS'));
+  g.append(lock);
 }
 
 function renderGraph(graph) {
