@@ -7,6 +7,7 @@ import { caCommand } from './commands/ca.js';
 import { captureCommand } from './commands/capture.js';
 import { configCommand } from './commands/config.js';
 import { controllerCommand } from './commands/controller.js';
+import { graphCommand } from './commands/graph.js';
 import { hostCommand } from './commands/host.js';
 import { proxyConfigCommand, proxyStatusCommand } from './commands/proxy.js';
 import { tokenCommand } from './commands/token.js';
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
       .command(proxyStatusCommand as never)
       .command(proxyConfigCommand as never)
       .command(captureCommand)
+      .command(graphCommand)
       .command(uiCommand)
       .demandCommand(1, 'name a command; see vmesh --help')
       .strict()

@@ -313,5 +313,26 @@ describe('telemetry: Istio metrics, access logs and traces from both proxies', (
       http2.every((l) => traceIds.has(String(l.trace_id))),
       JSON.stringify(http2.map((l) => l.trace_id)),
     );
+
+    // The controller's graph (what the UI draws), from the agents' health reports: the callee's counts, over mTLS.
+    type Edge = { source: string; target: string; protocol: string; requests: number; errorRate: number; mtls: boolean };
+    const edgesOf = async () => (JSON.parse(await f.cli(['graph', '-o', 'json'])) as { edges: Edge[] }).edges;
+    const settledGraph = (es: Edge[]) => es.some((e) => e.target === 'workload:default/web-1' && e.requests === 25);
+    let edges = await edgesOf();
+    for (const until = Date.now() + 40_000; !settledGraph(edges) && Date.now() < until; ) {
+      await sleep(1000);
+      edges = await edgesOf();
+    }
+    const pick = (source: string, target: string) =>
+      edges
+        .filter((e) => e.source === source && e.target === target)
+        .map((e) => ({ protocol: e.protocol, requests: e.requests, errorRate: e.errorRate, mtls: e.mtls }));
+    const http = { protocol: 'http', requests: 25, errorRate: 0, mtls: true };
+    const tcpEdge = { protocol: 'tcp', requests: 3, errorRate: 0, mtls: true };
+    assert.deepEqual(pick('workload:default/app', 'service:web.default.mesh'), [http], JSON.stringify(edges));
+    assert.deepEqual(pick('service:web.default.mesh', 'workload:default/web-1'), [http]);
+    assert.deepEqual(pick('workload:default/app', 'service:rawtcp.default.mesh'), [tcpEdge]);
+    assert.deepEqual(pick('service:rawtcp.default.mesh', 'workload:default/rawtcp-1'), [tcpEdge]);
+    assert.equal(edges.length, 4, `nothing else in the graph: ${JSON.stringify(edges)}`);
   });
 });
