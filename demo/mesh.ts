@@ -98,7 +98,9 @@ export class DemoMesh {
 
   async startController(): Promise<void> {
     const h1 = this.host('h1');
-    const p = h1.spawn(node, [...TSX, CLI, 'controller', '--data-dir', join(this.dir, 'controller'), '--advertise', h1.ipv4]);
+    // A 15 s host timeout makes agents report every 5 s, so the traffic graph fills within the demo's minute.
+    const args = ['controller', '--data-dir', join(this.dir, 'controller'), '--advertise', h1.ipv4, '--host-timeout', '15'];
+    const p = h1.spawn(node, [...TSX, CLI, ...args]);
     this.procs.set('controller', p);
     await p.waitForLine(/"ready":true/, 90_000);
   }

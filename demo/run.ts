@@ -15,7 +15,7 @@ import { renderFailures, renderIdentities, renderSplit, type TrafficResult, verd
 const SPLIT_FILE = join(import.meta.dirname, 'reviews-split.yaml');
 const WEIGHTS = { v1: 90, v2: 10 };
 const DEADLINE_S = 240;
-const STEPS = 9;
+const STEPS = 10;
 
 interface StatusRow {
   node: string;
@@ -90,6 +90,16 @@ function finalStatus(m: DemoMesh): Promise<string> {
   });
 }
 
+/** `vmesh graph` once the agents' reports hold the traffic that reached productpage (they report every few seconds). */
+function reportedGraph(m: DemoMesh, requests: number): Promise<string> {
+  type Edge = { target: string; requests: number };
+  return until('the traffic graph never showed the requests that reached productpage', 30_000, async () => {
+    const g = JSON.parse(await m.cli(['graph', '-o', 'json'])) as { edges: Edge[] };
+    const into = g.edges.find((e) => e.target === 'workload:default/productpage');
+    return into && into.requests >= requests ? m.cli(['graph']) : undefined;
+  });
+}
+
 /** One request until the whole chain answers with an identity on every hop: certificates issued and served. */
 async function warmUp(m: DemoMesh): Promise<number> {
   let tries = 0;
@@ -147,6 +157,9 @@ async function main(): Promise<void> {
     { summary: (r) => `${r.ok}/${r.requests} answered, p50 ${r.p50} ms, p99 ${r.p99} ms` },
   );
   const status = await progress.step('vmesh proxy-status', () => finalStatus(m));
+  const graph = await progress.step('vmesh graph: the traffic every agent reported to the controller', () =>
+    reportedGraph(m, result.requests),
+  );
 
   const failures = renderFailures(result);
   console.log(
@@ -159,6 +172,9 @@ async function main(): Promise<void> {
       '',
       '$ vmesh proxy-status',
       status.trimEnd(),
+      '',
+      '$ vmesh graph    # what the UI at https://<controller>:15014/ui/ draws (vmesh ui prints its URL)',
+      graph.trimEnd(),
       '',
     ].join('\n'),
   );

@@ -77,7 +77,7 @@ describe('npm run demo', () => {
     const r = await runDemo({ timeoutMs: 300_000 });
     assert.equal(r.code, 0, show(r));
     // One progress line per step, each with its timing.
-    for (let i = 1; i <= 9; i++) assert.match(r.stdout, new RegExp(`\\d+\\.\\ds\\s+${i}/9\\s+✓ .*\\(\\d+\\.\\ds\\)`), show(r));
+    for (let i = 1; i <= 10; i++) assert.match(r.stdout, new RegExp(`\\d+\\.\\ds\\s+${i}/10\\s+✓ .*\\(\\d+\\.\\ds\\)`), show(r));
 
     const count = (v: string) => Number(new RegExp(`reviews ${v}\\s+(\\d+) requests`).exec(r.stdout)?.[1] ?? Number.NaN);
     const [v1, v2, v3] = [count('v1'), count('v2'), count('v3')];
@@ -101,16 +101,29 @@ describe('npm run demo', () => {
     for (const node of ['h2', 'h3', 'h4']) {
       assert.match(r.stdout, new RegExp(`^${node}\\s+yes \\(\\w+\\)\\s+\\S+(\\s+SYNCED){5}\\s+\\w+$`, 'm'), show(r));
     }
+    // The traffic graph the agents reported: every call edge, each over mutual TLS, with the totals sent.
+    const edge = (from: string, to: string) =>
+      Number(
+        new RegExp(`^${from}\\s+${to}\\s+http\\s+\\S+/s\\s+\\d+\\.\\d%\\s+.*\\s+yes\\s+(\\d+)$`, 'm').exec(r.stdout)?.[1] ?? Number.NaN,
+      );
+    assert.ok(edge('client\\.default', 'productpage\\.default\\.mesh') >= 200, show(r));
+    assert.ok(edge('productpage\\.default\\.mesh', 'productpage\\.default') >= 200, show(r));
+    assert.ok(edge('productpage\\.default', 'details\\.default\\.mesh') >= 200, show(r));
+    assert.ok(edge('productpage\\.default', 'reviews\\.default\\.mesh') >= 200, show(r));
+    // The split's share of reviews, as the reviews v2 proxy counted it (the warm-up requests may add a few).
+    const toV2 = edge('reviews\\.default\\.mesh', 'reviews-v2\\.default');
+    assert.ok(toV2 >= v2 && toV2 <= v2 + 5, `reviews -> reviews-v2: ${toV2}, the demo counted ${v2}\n${show(r)}`);
+    assert.ok(edge('reviews-v2\\.default', 'ratings\\.default\\.mesh') >= v2, show(r));
     assert.match(r.stdout, /✓ lab torn down/, show(r));
     assert.match(r.stdout.trimEnd().split('\n').pop() ?? '', /^vmesh demo: done in \d+\.\ds: 200\/200 requests/, show(r));
     assert.deepEqual(await leftovers(r.pid), [], show(r));
   });
 
   test('Ctrl-C (SIGINT) in the middle tears the lab down and exits 130 with one line saying so', async () => {
-    const r = await runDemo({ interruptAfter: /2\/9\s+✓/, timeoutMs: 120_000 });
+    const r = await runDemo({ interruptAfter: /2\/10\s+✓/, timeoutMs: 120_000 });
     assert.equal(r.code, 130, show(r));
     assert.match(r.stdout, /✓ lab torn down/, show(r));
-    assert.match(r.stderr.trimEnd().split('\n').pop() ?? '', /^vmesh demo: interrupted by SIGINT at step \d\/9 /, show(r));
+    assert.match(r.stderr.trimEnd().split('\n').pop() ?? '', /^vmesh demo: interrupted by SIGINT at step \d+\/10 /, show(r));
     assert.deepEqual(await leftovers(r.pid), [], show(r));
   });
 });
