@@ -90,13 +90,18 @@ function finalStatus(m: DemoMesh): Promise<string> {
   });
 }
 
-/** `vmesh graph` once the agents' reports hold the traffic that reached productpage (they report every few seconds). */
-function reportedGraph(m: DemoMesh, requests: number): Promise<string> {
-  type Edge = { target: string; requests: number };
-  return until('the traffic graph never showed the requests that reached productpage', 30_000, async () => {
-    const g = JSON.parse(await m.cli(['graph', '-o', 'json'])) as { edges: Edge[] };
-    const into = g.edges.find((e) => e.target === 'workload:default/productpage');
-    return into && into.requests >= requests ? m.cli(['graph']) : undefined;
+/**
+ * `vmesh graph` once every agent has reported since the traffic ended (they report every few seconds): before
+ * that, a callee's host may not have reported yet and its calls would show only as their callers saw them.
+ */
+function reportedGraph(m: DemoMesh, trafficEnded: number): Promise<string> {
+  type Host = { name: string; lastSeen?: string };
+  // The agent reads its proxies' counters just before it reports: a margin covers that read.
+  const after = trafficEnded + 500;
+  return until('not every agent reported after the traffic', 30_000, async () => {
+    const hosts = JSON.parse(await m.cli(['host', 'list', '-o', 'json'])) as Host[];
+    const reported = AGENT_HOSTS.every((h) => Date.parse(hosts.find((x) => x.name === h)?.lastSeen ?? '') > after);
+    return reported ? m.cli(['graph']) : undefined;
   });
 }
 
@@ -156,9 +161,10 @@ async function main(): Promise<void> {
     () => m.traffic<TrafficResult>(TRAFFIC_APP, CLIENT.uid, [PRODUCTPAGE_URL, String(requests), '8'], 120_000),
     { summary: (r) => `${r.ok}/${r.requests} answered, p50 ${r.p50} ms, p99 ${r.p99} ms` },
   );
+  const trafficEnded = Date.now();
   const status = await progress.step('vmesh proxy-status', () => finalStatus(m));
   const graph = await progress.step('vmesh graph: the traffic every agent reported to the controller', () =>
-    reportedGraph(m, result.requests),
+    reportedGraph(m, trafficEnded),
   );
 
   const failures = renderFailures(result);

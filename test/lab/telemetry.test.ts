@@ -34,7 +34,9 @@ spec:
 `;
 
 // Istio's MeshConfig shape: the collector as an extension provider, tracing on by default for every proxy.
-const CONTROLLER_CONFIG = `mesh:
+// A 15 s host timeout: agents report (and so send their traffic graph) every 5 s.
+const CONTROLLER_CONFIG = `hostTimeoutSeconds: 15
+mesh:
   extensionProviders:
   - name: otel
     opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317}
@@ -317,12 +319,15 @@ describe('telemetry: Istio metrics, access logs and traces from both proxies', (
     // The controller's graph (what the UI draws), from the agents' health reports: the callee's counts, over mTLS.
     type Edge = { source: string; target: string; protocol: string; requests: number; errorRate: number; mtls: boolean };
     const edgesOf = async () => (JSON.parse(await f.cli(['graph', '-o', 'json'])) as { edges: Edge[] }).edges;
-    const settledGraph = (es: Edge[]) => es.some((e) => e.target === 'workload:default/web-1' && e.requests === 25);
-    let edges = await edgesOf();
-    for (const until = Date.now() + 40_000; !settledGraph(edges) && Date.now() < until; ) {
-      await sleep(1000);
-      edges = await edgesOf();
-    }
+    // Both agents must have reported since the traffic ended (margin: they read their proxies just before), or a
+    // callee's calls would show only as their caller saw them.
+    const trafficEnded = Date.now() + 500;
+    const reportedSince = async () => {
+      const hosts = JSON.parse(await f.cli(['host', 'list', '-o', 'json'])) as Array<{ name: string; lastSeen?: string }>;
+      return ['h2', 'h3'].every((h) => Date.parse(hosts.find((x) => x.name === h)?.lastSeen ?? '') > trafficEnded);
+    };
+    for (const until = Date.now() + 60_000; !(await reportedSince()) && Date.now() < until; ) await sleep(1000);
+    const edges = await edgesOf();
     const pick = (source: string, target: string) =>
       edges
         .filter((e) => e.source === source && e.target === target)
