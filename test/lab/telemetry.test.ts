@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { ReceivedSpan } from '../support/otlp-receiver.js';
 import { type FeatureLab, startFeatureLab } from './features-lab.js';
 import type { LabHost, LabProcess } from './lab.js';
 
@@ -121,15 +122,8 @@ async function accessLines(p: LabProcess, want: number): Promise<Array<Record<st
   return lines;
 }
 
-interface Span {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
-  readonly name: string;
-  readonly kind: number;
-  readonly serviceName: string;
-  readonly attributes: Readonly<Record<string, string | number | boolean>>;
-}
+/** A span as the collector fixture prints it (its times as strings, JSON having no bigint). */
+type Span = Omit<ReceivedSpan, 'startNs' | 'endNs'>;
 
 /** The spans the collector on h1 printed so far, once `done` holds for them (or after 20 s). */
 async function spansUntil(p: LabProcess, done: (s: Span[]) => boolean): Promise<Span[]> {

@@ -8,6 +8,7 @@ import { injectTrace, startTrace } from '../../../src/proxy/http/trace-context.j
 import type { RequestStats } from '../../../src/proxy/http/types.js';
 import type { TracingConfig } from '../../../src/proxy/model.js';
 import { spanFromRequest } from '../../../src/proxy/telemetry/span.js';
+import { requestStats } from '../../support/proxy-fixtures.js';
 
 const HEAD = ['host', 'user-agent', 'accept', 'x-request-id'];
 const HEAD_VALUES = ['reviews:9080', 'curl/7.88', '*/*', '1b4e28ba-2fa1-11d2-883f-0016d3cca427'];
@@ -28,26 +29,7 @@ const labels = {
   destinationNamespace: 'default',
   destinationService: 'reviews.default.mesh',
 };
-const stats = (trace: ReturnType<typeof startTrace>): RequestStats => ({
-  method: 'GET',
-  path: '/reviews/1',
-  authority: 'reviews:9080',
-  protocol: 'HTTP/1.1',
-  status: 200,
-  responseFlags: '-',
-  bytesIn: 0,
-  bytesOut: 1024,
-  durationMs: 3,
-  upstreamHost: '198.18.0.12:9080',
-  cluster: 'outbound|9080||reviews.default.mesh',
-  routeName: 'default',
-  peerIdentity: undefined,
-  downstreamRemote: '198.18.0.11:40000',
-  requestId: 'id',
-  attempts: 1,
-  statPrefix: 'outbound_240.240.0.4_9080',
-  trace,
-});
+const stats = (trace: ReturnType<typeof startTrace>): RequestStats => requestStats({ bytesOut: 1024, durationMs: 3, trace });
 
 // Each case returns a number folded into `sink`, so no work is optimised away.
 const cases: Array<[string, () => number]> = [

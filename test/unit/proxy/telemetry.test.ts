@@ -4,14 +4,11 @@ import { describe, test } from 'node:test';
 import { createAccessLogger } from '../../../src/lib/logger.js';
 import { MetricsRegistry, mergeSnapshots, renderPrometheus } from '../../../src/lib/metrics-registry.js';
 import { accessLogWants, compileAccessLogs } from '../../../src/proxy/compile/access-log.js';
-import { compileProxyConfig } from '../../../src/proxy/compile/index.js';
 import type { RequestStats } from '../../../src/proxy/http/types.js';
 import type { ProxyConfig, SecretStore } from '../../../src/proxy/model.js';
 import { ProxyTelemetry } from '../../../src/proxy/telemetry/proxy-telemetry.js';
-import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
-import { makeSnapshot } from '../../../src/xds/snapshot.js';
-import { translateNode } from '../../../src/xds/translate/index.js';
-import { CDS, EDS, LDS, RDS, TypedConfigUrl } from '../../../src/xds/type-urls.js';
+import { TypedConfigUrl } from '../../../src/xds/type-urls.js';
+import { compileTranslated, requestStats } from '../../support/proxy-fixtures.js';
 import { bookinfoInput } from '../xds/translate/fixture.js';
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
@@ -19,41 +16,13 @@ const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
 
 /** The fixture node h1 (productpage-v1) as its proxy runs it: translated, encoded, decoded and compiled. */
 function h1Config(): ProxyConfig {
-  const snap = makeSnapshot('v1', translateNode(bookinfoInput('h1')));
-  const resources: Record<string, Record<string, unknown>> = {};
-  for (const t of [CDS, EDS, LDS, RDS]) {
-    resources[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
-  }
-  const r = compileProxyConfig({ versions: {}, resources, updatedAt: '' });
-  if (!r.ok) assert.fail(r.error);
-  return r.value;
+  return compileTranslated(bookinfoInput('h1'));
 }
 
 const secrets: SecretStore = { tlsCertificate: () => undefined, trustedCa: () => undefined, onChange: () => () => {} };
 
 function stats(over: Partial<RequestStats>): RequestStats {
-  return {
-    method: 'GET',
-    path: '/reviews/1',
-    authority: 'reviews:9080',
-    protocol: 'HTTP/1.1',
-    status: 200,
-    responseFlags: '-',
-    bytesIn: 0,
-    bytesOut: 120,
-    durationMs: 3.2,
-    upstreamHost: '198.18.0.12:9081',
-    cluster: 'outbound|9080||reviews.default.mesh',
-    routeName: 'default',
-    peerIdentity: undefined,
-    downstreamRemote: '198.18.0.11:40000',
-    requestId: 'req-1',
-    attempts: 1,
-    statPrefix: 'outbound_240.240.0.4_9080',
-    localIdentity: PRODUCTPAGE,
-    grpc: false,
-    ...over,
-  };
+  return requestStats({ localIdentity: PRODUCTPAGE, ...over });
 }
 
 function setup() {

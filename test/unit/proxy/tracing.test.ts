@@ -6,6 +6,7 @@ import type { RequestStats } from '../../../src/proxy/http/types.js';
 import type { ProxyConfig, TracingConfig } from '../../../src/proxy/model.js';
 import { ProxyTelemetry } from '../../../src/proxy/telemetry/proxy-telemetry.js';
 import { type OtlpReceiver, startOtlpReceiver } from '../../support/otlp-receiver.js';
+import { requestStats } from '../../support/proxy-fixtures.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -108,27 +109,16 @@ function configWith(tracing: TracingConfig, collectorPort: number): ProxyConfig 
 }
 
 function stats(trace: ReturnType<typeof startTrace>, status: number): RequestStats {
-  return {
-    method: 'GET',
+  return requestStats({
     path: '/p?q=1',
     authority: 'web:8080',
-    protocol: 'HTTP/1.1',
     status,
-    responseFlags: '-',
-    bytesIn: 0,
-    bytesOut: 12,
     durationMs: 7,
-    upstreamHost: '198.18.0.3:8080',
     cluster: 'outbound|8080||web.default.mesh',
-    routeName: 'default',
-    peerIdentity: undefined,
-    downstreamRemote: '127.0.0.1:5555',
-    requestId: 'req-1',
-    attempts: 1,
     statPrefix: 'outbound_x',
     trace,
     traceTags: [['user', 'ann']],
-  };
+  });
 }
 
 describe('span export: the proxy telemetry reports sampled spans over OTLP', () => {

@@ -3,13 +3,8 @@ import { describe, test } from 'node:test';
 import { parseMeshConfig } from '../../../../src/api/mesh-config.js';
 import type { Resource } from '../../../../src/api/resource.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
-import { compileProxyConfig } from '../../../../src/proxy/compile/index.js';
 import type { TracingConfig } from '../../../../src/proxy/model.js';
-import type { AppliedConfig } from '../../../../src/xds/agent-sync.js';
-import { decodeAnyDeep } from '../../../../src/xds/decode-deep.js';
-import { makeSnapshot } from '../../../../src/xds/snapshot.js';
-import { translateNode } from '../../../../src/xds/translate/index.js';
-import { CDS, EDS, LDS, RDS } from '../../../../src/xds/type-urls.js';
+import { compileTranslated } from '../../../support/proxy-fixtures.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
 const MESH = {
@@ -39,20 +34,9 @@ function tracingOf(mesh: object, yaml = ''): { CLIENT: TracingConfig[]; SERVER: 
     mesh: parseMeshConfig(mesh, 'mesh.yaml'),
     resources: [...bookinfoResources(), ...(yaml ? parse(yaml) : [])],
   });
-  const snap = makeSnapshot('v1', translateNode(input));
-  const resources: Record<string, Record<string, unknown>> = {};
-  for (const t of [CDS, EDS, LDS, RDS]) {
-    resources[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
-  }
-  const applied: AppliedConfig = {
-    versions: { [CDS]: '1', [EDS]: '1', [LDS]: '1', [RDS]: '1' },
-    resources,
-    updatedAt: new Date(0).toISOString(),
-  };
-  const r = compileProxyConfig(applied);
-  if (!r.ok) assert.fail(r.error);
+  const config = compileTranslated(input);
   const out = { CLIENT: [] as TracingConfig[], SERVER: [] as TracingConfig[], untraced: 0 };
-  for (const l of r.value.listeners.values()) {
+  for (const l of config.listeners.values()) {
     for (const c of [...l.filterChains, ...(l.defaultChain ? [l.defaultChain] : [])]) {
       if (c.action.kind !== 'http') continue;
       if (c.action.tracing) out[c.action.tracing.spanKind].push(c.action.tracing);
