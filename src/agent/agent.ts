@@ -17,6 +17,7 @@ import {
   workloadSpiffeId,
 } from '../ca/index.js';
 import { installCapture, removeCapture } from '../capture/install.js';
+import { dnsOnlyCapture } from '../capture/plan.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
 import { HealthReporter } from '../discovery/health-reporter.js';
@@ -127,23 +128,30 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // Capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
   // host off. Until then (no controller, no cached config), and while every proxy worker is down, traffic
   // flows as if vmesh were absent and virtual IPs are refused at once (their local route).
-  let captured = false;
+  // 'full' while a proxy worker listens; 'dns' once every worker is down (the DNS proxy is the agent's own).
+  let captured: 'none' | 'dns' | 'full' = 'none';
   let stopping = false;
   let captureChain: Promise<void> = Promise.resolve();
   const syncCapture = () => {
     captureChain = captureChain.then(async () => {
-      const want = cfg.capture && !stopping && !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      const listens = !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      const fallback = captured !== 'none' && cfg.captureConfig.captureDns ? 'dns' : 'none';
+      const want = !cfg.capture || stopping ? captured : listens ? 'full' : fallback;
+      if (want === captured) return;
       try {
-        if (want && !captured) {
+        if (want === 'full') {
           await routeVipRange();
           await installCapture(cfg.captureConfig);
-          captured = true;
           logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
-        } else if (!want && captured && !stopping) {
+        } else if (want === 'dns') {
+          // One transaction replaces the table: DNS capture never has a gap.
+          await installCapture(dnsOnlyCapture(cfg.captureConfig));
+          logger.warn('no proxy listens on the outbound port: TCP capture removed until it is back; DNS stays captured');
+        } else {
           await removeCapture(cfg.captureConfig.backend);
-          captured = false;
           logger.warn('no proxy listens on the outbound port: capture removed until it is back');
         }
+        captured = want;
       } catch (e) {
         logger.error({ err: e }, 'capture change failed');
       }
@@ -299,7 +307,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       // Capture comes off first, so nothing is redirected to a proxy that is about to go.
       stopping = true;
       await captureChain;
-      if (captured) await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
+      if (captured !== 'none')
+        await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
       await reporter.stop();

@@ -67,6 +67,7 @@ async function startWorkers(cfg: AgentConfig, logger: Logger, onListening: () =>
     logLevel: cfg.logLevel,
     logger: logger.child({ component: 'proxy-workers' }),
     onListening,
+    livenessTimeoutMs: cfg.proxyLivenessTimeoutMs,
   });
   workers.start();
   logger.info({ workers: cfg.proxyWorkers, uid, gid }, 'proxy workers started');

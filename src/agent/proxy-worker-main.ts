@@ -67,6 +67,7 @@ const stop = async (drainMs: number) => {
 process.on('message', (m: { kind?: string; drainMs?: number; id?: number }) => {
   if (m?.kind === 'drain') void stop(m.drainMs ?? 5000);
   else if (m?.kind === 'metrics') send({ kind: 'metrics', id: m.id ?? 0, snapshot: proxy.metrics() });
+  else if (m?.kind === 'ping') send({ kind: 'pong' });
 });
 // The agent is gone: without it nothing renews secrets or config, and capture comes off with it.
 process.on('disconnect', () => void stop(0));

@@ -11,7 +11,9 @@ export type WorkerMessage =
   | { readonly kind: 'started'; readonly pid: number }
   | { readonly kind: 'listening'; readonly listeners: Array<{ name: string; port: number }>; readonly version: string }
   /** The answer to the agent's `{kind:'metrics', id}`. */
-  | { readonly kind: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot };
+  | { readonly kind: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot }
+  /** The answer to the agent's liveness `{kind:'ping'}`, sent from the worker's event loop. */
+  | { readonly kind: 'pong' };
 
 export interface ProxyWorkersOptions {
   readonly count: number;
@@ -23,6 +25,8 @@ export interface ProxyWorkersOptions {
   readonly logger: Logger;
   /** A worker reported its listeners, or exited (capture follows whether any worker listens). */
   readonly onListening?: () => void;
+  /** A worker silent this long after a ping is hung: it no longer serves and is killed (then restarted). */
+  readonly livenessTimeoutMs?: number;
 }
 
 interface Slot {
@@ -30,6 +34,8 @@ interface Slot {
   listeners: Array<{ name: string; port: number }>;
   restarts: number;
   timer?: NodeJS.Timeout;
+  /** When the worker last answered a ping; undefined until its first answer (start-up is not judged). */
+  lastPong?: number;
 }
 
 /**
@@ -41,6 +47,7 @@ export class ProxyWorkers {
   private readonly slots: Slot[] = [];
   private stopping = false;
   private metricsId = 0;
+  private liveness: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ProxyWorkersOptions) {}
 
@@ -52,6 +59,36 @@ export class ProxyWorkers {
       this.slots.push(slot);
       this.fork(i, slot);
     }
+    const timeout = this.opts.livenessTimeoutMs ?? 10_000;
+    // Five pings per timeout: a worker is judged on several missed answers, not one late one.
+    this.liveness = setInterval(() => this.checkLiveness(timeout), Math.max(100, Math.floor(timeout / 5)));
+    this.liveness.unref();
+  }
+
+  /**
+   * A dead worker is seen by its exit; a hung one (stopped, or its event loop stuck) only by its silence. Such a
+   * worker may still hold accepted connections and its share of new ones, so it stops counting as serving at
+   * once (capture comes off if no other worker serves: virtual IPs are then refused, not left hanging), and is
+   * killed; its exit restarts it.
+   */
+  private checkLiveness(timeoutMs: number): void {
+    const now = Date.now();
+    this.slots.forEach((slot, index) => {
+      const w = slot.worker;
+      if (this.stopping || !w || w.isDead() || !w.isConnected()) return;
+      if (slot.lastPong !== undefined && now - slot.lastPong > timeoutMs) {
+        this.opts.logger.error(
+          { worker: index, pid: w.process.pid, silentMs: now - slot.lastPong },
+          'proxy worker answers no liveness ping; killing it',
+        );
+        slot.lastPong = undefined;
+        slot.listeners = [];
+        this.opts.onListening?.();
+        w.process.kill('SIGKILL');
+        return;
+      }
+      w.send({ kind: 'ping' }, undefined, {}, () => {});
+    });
   }
 
   /** Listeners every live worker reported (the union). */
@@ -103,6 +140,7 @@ export class ProxyWorkers {
   /** Asks every worker to drain and exit; kills those still there after the deadline. */
   async stop(drainMs: number): Promise<void> {
     this.stopping = true;
+    if (this.liveness) clearInterval(this.liveness);
     const exits = this.slots.map((s) => {
       if (s.timer) clearTimeout(s.timer);
       const w = s.worker;
@@ -140,8 +178,10 @@ export class ProxyWorkers {
     // IPC errors (a send racing the worker's death) must not take the agent down; 'exit' handles the rest.
     worker.on('error', (e) => this.opts.logger.warn({ worker: index, err: e.message }, 'proxy worker channel error'));
     slot.listeners = [];
+    slot.lastPong = undefined;
     worker.on('message', (m: WorkerMessage) => {
-      if (m?.kind === 'listening') {
+      if (m?.kind === 'pong') slot.lastPong = Date.now();
+      else if (m?.kind === 'listening') {
         slot.listeners = m.listeners;
         slot.restarts = 0;
         this.opts.onListening?.();

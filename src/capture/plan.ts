@@ -190,6 +190,15 @@ function dnsZoneChain(cfg: CaptureConfig): PlanChain {
   return { role: 'dnsZone', hook: 'output', kind: 'raw', rules };
 }
 
+/**
+ * The capture of a host whose proxy is down but whose agent runs: DNS still goes to the agent's DNS proxy (so
+ * mesh names keep resolving and no in-flight query loses its reverse NAT to a rule-set change), while no TCP is
+ * redirected, so connections to virtual IPs meet their local route and are refused at once.
+ */
+export function dnsOnlyCapture(cfg: CaptureConfig): CaptureConfig {
+  return { ...cfg, inbound: { ...cfg.inbound, ports: [] }, outbound: { ...cfg.outbound, includeCidrs: [], includePorts: [] } };
+}
+
 /** The complete capture rule set for one host. Pure: same config, same plan. */
 export function planCapture(cfg: CaptureConfig): CapturePlan {
   return { chains: [inboundChain(cfg), outboundChain(cfg), ...(cfg.captureDns ? [dnsZoneChain(cfg)] : [])] };

@@ -30,6 +30,12 @@ export interface AgentConfig {
   readonly proxy: boolean;
   /** Proxy worker processes (one per core by default, run as the capture-excluded proxy user); 0 runs it in the agent. */
   readonly proxyWorkers: number;
+  /**
+   * A worker that answers no liveness ping for this long is taken for hung: it stops counting as serving (capture
+   * comes off if no other worker serves) and is killed and restarted. 10 s by default (a large config
+   * compiles in a worker's event loop).
+   */
+  readonly proxyLivenessTimeoutMs: number;
   /** Where the local xDS/SDS socket for the proxy workers lives (reachable by the proxy user, unlike the data dir). */
   readonly runDir: string;
   /** sidecar: serve the host's workloads (capture on); gateway: an ingress/egress gateway (Gateway listeners, no capture). */
@@ -43,6 +49,16 @@ export interface AgentConfig {
   /** The capture rules (the file's `capture:` section and VMESH_CAPTURE_* variables); controllers always excluded. */
   readonly captureConfig: CaptureConfig;
   readonly logLevel: string;
+}
+
+/** Seconds (a number, or a string such as "5"); at least one, so a busy worker is not taken for a hung one. */
+function livenessMs(v: unknown): number {
+  if (v === undefined || v === null || v === '') return 10_000;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 1) {
+    throw vmeshError(ErrorCode.InvalidConfig, `agent: proxy liveness timeout "${String(v)}" is not a number of seconds >= 1`);
+  }
+  return Math.round(n * 1000);
 }
 
 export function loadAgentConfig(src: ConfigSources): AgentConfig {
@@ -80,6 +96,7 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     proxy: boolOf(get('proxy', 'VMESH_AGENT_PROXY', 'proxy.enabled'), 'agent proxy', true),
     runDir: String(get('runDir', 'VMESH_AGENT_RUN_DIR', 'runDir') ?? defaultRunDir(dataDir)),
     proxyWorkers: workersOf(get('proxyWorkers', 'VMESH_PROXY_WORKERS', 'proxy.workers')),
+    proxyLivenessTimeoutMs: livenessMs(get('proxyLivenessTimeout', 'VMESH_PROXY_LIVENESS_TIMEOUT', 'proxy.livenessTimeout')),
     mode,
     gatewayLabels: labelsOf(get('gatewayLabel', 'VMESH_GATEWAY_LABELS', 'gateway.labels')),
     credentialsDir: String(get('credentialsDir', 'VMESH_CREDENTIALS_DIR', 'gateway.credentialsDir') ?? '/etc/vmesh/credentials'),

@@ -117,6 +117,8 @@ describe('agent lifecycle: fail-safe capture, worker and agent crashes, restart 
       services: [{ name: 'reviews', port: 9080, portName: 'http', endpoints: [{ name: 'reviews-1', port: 9080 }] }],
       servers: ['http:reviews-1:9080'],
       nameserver: UPSTREAM,
+      // A hung worker is judged after 3 s here (10 s by default), to keep the test short.
+      agentArgs: ['--proxy-liveness-timeout', '3'],
     });
     ({ h2, h3 } = f);
     upstream = f.h1.spawn(node, [join(FIX, 'fake-dns.mjs'), UPSTREAM]);
@@ -242,6 +244,70 @@ describe('agent lifecycle: fail-safe capture, worker and agent crashes, restart 
     console.log(
       `all workers killed x3: ${refused.length} refusals (slowest ${slowest} ms), back after ${rounds.map((r) => r.backAt - r.killedAt).join('/')} ms`,
     );
+  });
+
+  test('every worker hung (SIGSTOP): within the liveness timeout VIPs are refused, the workers are replaced, SSH-port and DNS never fail', async () => {
+    const count = (await workerPids(h2)).length;
+    const pids = await until('meshed', () => meshed(h2, count), 30_000, diag);
+    const probe = await startProbe({ ssh: { host: h3.ipv4, port: 22 }, dns: { name: 'q%d.upstream.test', expect: UPSTREAM_ANSWER } });
+    // Its own loop with a short give-up: a connection stuck in the hung workers' queue must not hide the moment
+    // capture comes off.
+    const vipProbe = await startProbe({ vip: { host: vip, port: 9080 }, timeoutMs: 500, intervalMs: 20 });
+    await sleep(700);
+    const stoppedAt = Date.now();
+    // Alive but answering nothing: no exit tells the agent, only the silence of its liveness pings.
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      await until('hung workers replaced and capture on again', () => meshed(h2, count, pids), 40_000, diag);
+    } finally {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone: the agent killed it
+        }
+      }
+    }
+    const backAt = Date.now();
+    await sleep(1500);
+    const [ev, vipEv] = await Promise.all([probe.stop(), vipProbe.stop()]);
+    for (const kind of ['ssh', 'dns'] as const) {
+      assert.ok((ev[kind]?.length ?? 0) > 10, `${kind} probe ran`);
+      assert.deepEqual(failures(ev[kind]), [], `${kind} failed: ${brief(failures(ev[kind]), stoppedAt)}`);
+    }
+    const v = vipEv.vip ?? [];
+    const firstRefusal = v.find(([t, o]) => t >= stoppedAt && o === 'ECONNREFUSED');
+    assert.ok(
+      firstRefusal,
+      `capture came off while every worker hung: ${brief(
+        v.filter(([t]) => t >= stoppedAt),
+        stoppedAt,
+      )}`,
+    );
+    // The agent judged the workers hung within the timeout and a ping interval (3 s + 0.6 s)...
+    const judged = f.agents.h2
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('answers no liveness ping'))
+      .map((l) => (JSON.parse(l) as { silentMs: number }).silentMs);
+    assert.equal(judged.length, count, `each hung worker judged once: ${judged}`);
+    assert.ok(
+      judged.every((ms) => ms > 3000 && ms <= 3000 + 600 + 400),
+      `silent for ${judged} ms when judged`,
+    );
+    // ...and from then on a VIP connection is refused, not left waiting: before, it waits in the hung queue.
+    assert.ok(firstRefusal[0] - stoppedAt < 3600 + 500 + 1000, `first refusal ${firstRefusal[0] - stoppedAt} ms after the hang`);
+    const beforeJudged = v.filter(([t, o]) => t >= stoppedAt && t < firstRefusal[0] && o !== 'TIMEOUT');
+    assert.ok(beforeJudged.length <= 1, `before the workers were judged, VIP connections waited: ${brief(beforeJudged, stoppedAt)}`);
+    const refusedFast = v.filter(([t, o]) => t > firstRefusal[0] && t < backAt && o === 'ECONNREFUSED');
+    assert.ok(
+      refusedFast.every(([, , ms]) => ms < 500),
+      `refusals were immediate: ${brief(refusedFast, stoppedAt)}`,
+    );
+    const tail = v.filter(([t]) => t > backAt + 200);
+    assert.ok(tail.length >= 5 && failures(tail).length === 0, `after the replacement: ${brief(tail, backAt)}`);
+    assert.match(f.agents.h2.stderr(), /answers no liveness ping; killing it/);
+    console.log(`all workers hung: first refusal after ${firstRefusal[0] - stoppedAt} ms, replaced after ${backAt - stoppedAt} ms`);
   });
 
   test('kill -9 of the agent: its workers exit, a VIP is refused at once, SSH-port works; a new agent replaces the stale rules', async () => {

@@ -106,6 +106,8 @@ export async function startFeatureLab(opts: {
   nameserver?: string;
   /** The controller's config file (YAML, e.g. a `mesh:` section). */
   controllerConfig?: string;
+  /** More `vmesh agent` flags for both agents. */
+  agentArgs?: readonly string[];
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
   const lab = await createLab({ hosts: 3 });
@@ -157,6 +159,7 @@ export async function startFeatureLab(opts: {
     const spawnAgent = async (name: 'h2' | 'h3'): Promise<LabProcess> => {
       const dir = agentDirs[name];
       const args = ['--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
+      args.push(...(opts.agentArgs ?? []));
       // The agent's sockets carry the proxy's group, which capture lets through.
       const p = (name === 'h2' ? h2 : h3).spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 });
       await p.waitForLine(/"ready":true/, 60_000);

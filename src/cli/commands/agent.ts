@@ -20,6 +20,7 @@ const FLAGS = [
   'proxy',
   'capture',
   'proxyWorkers',
+  'proxyLivenessTimeout',
   'mode',
   'gatewayLabel',
   'credentialsDir',
@@ -46,6 +47,10 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('capture', { type: 'boolean', describe: 'install traffic capture when the proxy listens (default true; --no-capture)' })
       .option('proxy', { type: 'boolean', describe: 'run the data-plane proxy (default true; --no-proxy for control-plane only)' })
       .option('proxy-workers', { type: 'string', describe: 'proxy processes (default: one per core; 0 runs the proxy inside the agent)' })
+      .option('proxy-liveness-timeout', {
+        type: 'string',
+        describe: 'seconds a proxy worker may leave a liveness ping unanswered before it is restarted (default 10)',
+      })
       .option('run-dir', {
         type: 'string',
         describe: 'directory of the local xDS/SDS socket (default /run/vmesh/agent-<hash of data dir>)',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { planCapture } from '../../../src/capture/plan.js';
+import { dnsOnlyCapture, planCapture } from '../../../src/capture/plan.js';
 import { parseIptablesSave, renderIptablesInstall, renderIptablesRemove } from '../../../src/capture/render-iptables.js';
 import { renderNftInstall, renderNftRemove } from '../../../src/capture/render-nft.js';
 import { loadCaptureConfig } from '../../../src/config/capture.js';
@@ -38,6 +38,29 @@ describe('capture rule generation (golden)', () => {
       assertGolden(golden(`iptables-${name}.v6.rules`), renderIptablesInstall(plan, 'ipv6'));
     });
   }
+});
+
+describe('capture while every proxy worker is down: DNS only', () => {
+  test('nftables and iptables (golden)', () => {
+    const plan = planCapture(dnsOnlyCapture(cfg(CASES.full)));
+    assertGolden(golden('nft-dns-only.json'), `${JSON.stringify(renderNftInstall(plan), null, 2)}\n`);
+    assertGolden(golden('iptables-dns-only.v4.rules'), renderIptablesInstall(plan, 'ipv4'));
+  });
+
+  test('DNS still goes to the DNS proxy in its conntrack zone; no TCP goes to the proxy', () => {
+    const full = planCapture(cfg(CASES.full));
+    const dnsOnly = planCapture(dnsOnlyCapture(cfg(CASES.full)));
+    const comments = (p: typeof full) => p.chains.flatMap((c) => c.rules.map((r) => r.comment));
+    for (const c of comments(full).filter((x) => /DNS|zone/.test(x))) assert.ok(comments(dnsOnly).includes(c), c);
+    assert.ok(comments(full).some((c) => c.includes('TCP to the proxy')));
+    assert.deepEqual(
+      comments(dnsOnly).filter((c) => /TCP to the proxy|always captured/.test(c)),
+      [],
+      'no redirect to 15001 or 15006',
+    );
+    const redirects = dnsOnly.chains.flatMap((c) => c.rules).filter((r) => r.verdict.kind === 'redirect');
+    assert.ok(redirects.length > 0 && redirects.every((r) => 'port' in r.verdict && r.verdict.port === 15053), JSON.stringify(redirects));
+  });
 });
 
 describe('capture rule generation (properties)', () => {
