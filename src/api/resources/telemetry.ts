@@ -121,6 +121,13 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
   spec.metrics?.forEach((m, i) => {
     const p = `spec.metrics[${i}]`;
     checkProviders(`${p}.providers`, m.providers, c);
+    m.providers?.forEach((pr, j) => {
+      // Every agent serves Istio's standard metrics on :15020 for Prometheus to scrape; there is no other sink.
+      if (pr.name !== '' && pr.name !== 'prometheus')
+        c.unsupported(`${p}.providers[${j}].name`, `metrics provider ${quote(pr.name)} is not implemented by vmesh (use "prometheus")`);
+    });
+    if (m.reportingInterval !== undefined)
+      c.unsupported(`${p}.reportingInterval`, 'not implemented by vmesh (Prometheus scrapes the agent; nothing is pushed)');
     m.overrides?.forEach((o, j) => {
       const op = `${p}.overrides[${j}]`;
       if (o.match?.customMetric === '') c.report(`${op}.match.customMetric`, 'must not be empty');
@@ -129,6 +136,9 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
         if (t.operation === 'UPSERT' && !t.value) c.report(tp, `tag ${quote(tag)}: UPSERT needs a value`);
         if (t.operation === 'REMOVE' && t.value !== undefined) c.report(tp, `tag ${quote(tag)}: REMOVE takes no value`);
       }
+      // The proxy's metric families and labels are fixed (Istio's standard set, what dashboards expect): an override
+      // that would drop a metric or change its labels is refused rather than accepted and not applied.
+      c.unsupported(op, 'metric overrides (disabled, tagOverrides, customMetric) are not implemented by vmesh; it reports Istio\'s standard metrics and labels');
     });
   });
 }
