@@ -286,8 +286,8 @@ describe('telemetry: Istio metrics, access logs and traces from both proxies', (
     for (const c of clients) {
       assert.equal(c.serviceName, 'app.default', seen);
       assert.equal(c.name, 'web.default.mesh/*');
-      assert.equal(c.attributes['upstream_cluster'], 'outbound|8080||web.default.mesh');
-      assert.equal(c.attributes['lab'], 'telemetry');
+      assert.equal(c.attributes.upstream_cluster, 'outbound|8080||web.default.mesh');
+      assert.equal(c.attributes.lab, 'telemetry');
       const server = servers.filter((s) => s.parentSpanId === c.spanId);
       assert.equal(server.length, 1, `one SERVER span under CLIENT span ${c.spanId}`);
       assert.equal(server[0]?.traceId, c.traceId);
@@ -297,12 +297,10 @@ describe('telemetry: Istio metrics, access logs and traces from both proxies', (
     const continued = clients.filter((c) => c.traceId === CALLER_TRACE);
     assert.equal(continued.length, 5, 'the caller-supplied traceparent is continued');
     assert.ok(
-      continued.every(
-        (c) => c.parentSpanId === CALLER_SPAN && c.attributes['caller'] === 'lab' && c.attributes['http.status_code'] === 404,
-      ),
+      continued.every((c) => c.parentSpanId === CALLER_SPAN && c.attributes.caller === 'lab' && c.attributes['http.status_code'] === 404),
     );
     assert.equal(new Set(clients.map((c) => c.traceId)).size, 21, '20 new traces and the caller one');
-    assert.ok(clients.filter((c) => c.traceId !== CALLER_TRACE).every((c) => c.parentSpanId === '' && c.attributes['caller'] === 'nobody'));
+    assert.ok(clients.filter((c) => c.traceId !== CALLER_TRACE).every((c) => c.parentSpanId === '' && c.attributes.caller === 'nobody'));
     // The access logs carry the trace ids the spans have.
     const traceIds = new Set(clients.map((c) => c.traceId));
     assert.ok(
