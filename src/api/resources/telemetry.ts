@@ -138,7 +138,10 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
       }
       // The proxy's metric families and labels are fixed (Istio's standard set, what dashboards expect): an override
       // that would drop a metric or change its labels is refused rather than accepted and not applied.
-      c.unsupported(op, 'metric overrides (disabled, tagOverrides, customMetric) are not implemented by vmesh; it reports Istio\'s standard metrics and labels');
+      c.unsupported(
+        op,
+        "metric overrides (disabled, tagOverrides, customMetric) are not implemented by vmesh; it reports Istio's standard metrics and labels",
+      );
     });
   });
 }
