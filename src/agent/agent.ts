@@ -125,10 +125,10 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   });
   const dns = new DnsProxy({ port: cfg.dnsPort, resolv: await readResolvConf(), logger: logger.child({ component: 'dns' }) });
   const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
-  // Capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
-  // host off. Until then (no controller, no cached config), and while every proxy worker is down, traffic
-  // flows as if vmesh were absent and virtual IPs are refused at once (their local route).
-  // 'full' while a proxy worker listens; 'dns' once every worker is down (the DNS proxy is the agent's own).
+  // TCP capture is on exactly while the proxy listens on the outbound port: redirecting to nothing would cut the
+  // host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent; once every
+  // proxy worker is down, only DNS stays captured (the DNS proxy is the agent's own). Either way virtual IPs are
+  // refused at once by their local route.
   let captured: 'none' | 'dns' | 'full' = 'none';
   let stopping = false;
   let captureChain: Promise<void> = Promise.resolve();
