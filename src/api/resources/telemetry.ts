@@ -109,6 +109,12 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
   spec.tracing?.forEach((t, i) => {
     const p = `spec.tracing[${i}]`;
     checkProviders(`${p}.providers`, t.providers, c);
+    // Tracing providers are the mesh config's extensionProviders, as in Istio; the proxy reports to one at a time.
+    t.providers?.forEach((pr, j) => {
+      if (pr.name !== '' && !c.mesh.extensionProviders.some((x) => x.name === pr.name))
+        c.report(`${p}.providers[${j}].name`, `tracing provider ${quote(pr.name)} is not one of the mesh config's extensionProviders`);
+    });
+    if ((t.providers?.length ?? 0) > 1) c.unsupported(`${p}.providers`, 'vmesh reports spans to one tracing provider at a time');
     c.percentage(`${p}.randomSamplingPercentage`, t.randomSamplingPercentage, 'randomSamplingPercentage');
     for (const [name, tag] of Object.entries(t.customTags ?? {})) {
       const tp = `${p}.customTags[${JSON.stringify(name)}]`;
