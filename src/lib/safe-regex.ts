@@ -99,7 +99,8 @@ export class SafeRegex {
         if (text) parts.push(text);
         text = '';
         parts.push(group);
-      } else throw new SafeRegexError(`substitution ${JSON.stringify(rewrite)} has an invalid escape \\${next ?? ''} (use \\0-\\9 or \\\\)`);
+      } else
+        throw new SafeRegexError(`substitution ${JSON.stringify(rewrite)} has an invalid escape \\${next ?? ''} (use \\0-\\9 or \\\\)`);
     }
     if (text) parts.push(text);
     return parts;

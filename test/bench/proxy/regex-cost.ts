@@ -61,9 +61,19 @@ const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Geck
 const cases: Array<{ case: string; regex: string; input: string; expect: boolean }> = [
   { case: 'uri /api/v[0-9]+/.* (match)', regex: '/api/v[0-9]+/.*', input: '/api/v2/users/42/orders', expect: true },
   { case: 'uri /api/v[0-9]+/.* (miss)', regex: '/api/v[0-9]+/.*', input: '/static/app.js', expect: false },
-  { case: 'uri /users/[0-9]+/orders/<uuid>', regex: '/users/[0-9]+/orders/[a-f0-9-]{36}', input: '/users/42/orders/1b4e28ba-2fa1-11d2-883f-0016d3cca427', expect: true },
+  {
+    case: 'uri /users/[0-9]+/orders/<uuid>',
+    regex: '/users/[0-9]+/orders/[a-f0-9-]{36}',
+    input: '/users/42/orders/1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+    expect: true,
+  },
   { case: 'header user-agent .*Chrome/[0-9]+.*', regex: '.*Chrome/[0-9]+.*', input: UA, expect: true },
-  { case: 'authority [a-z0-9-]+\\.example\\.com', regex: '[a-z0-9-]+\\.example\\.com(:[0-9]+)?', input: 'shop-1.example.com:8080', expect: true },
+  {
+    case: 'authority [a-z0-9-]+\\.example\\.com',
+    regex: '[a-z0-9-]+\\.example\\.com(:[0-9]+)?',
+    input: 'shop-1.example.com:8080',
+    expect: true,
+  },
   { case: '(a+)+b, 20 a + c', regex: '(a+)+b', input: `${'a'.repeat(20)}c`, expect: false },
   { case: '(a+)+b, 24 a + c', regex: '(a+)+b', input: `${'a'.repeat(24)}c`, expect: false },
   { case: '(a+)+b, 41 a + c (the issue)', regex: '(a+)+b', input: `${'a'.repeat(41)}c`, expect: false },
