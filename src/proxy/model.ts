@@ -3,6 +3,7 @@
  * Envoy resources the agent applied (see compile.ts). Plain immutable data; the hot path reads only this.
  * Durations are milliseconds; percentages are fractions in [0, 1].
  */
+import type { SafeRegex, Substitution } from '../lib/safe-regex.js';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
 
@@ -101,7 +102,7 @@ export type StringMatcher =
   | { readonly kind: 'prefix'; readonly value: string; readonly ignoreCase: boolean }
   | { readonly kind: 'suffix'; readonly value: string; readonly ignoreCase: boolean }
   | { readonly kind: 'contains'; readonly value: string; readonly ignoreCase: boolean }
-  | { readonly kind: 'regex'; readonly regex: RegExp }
+  | { readonly kind: 'regex'; readonly regex: SafeRegex }
   | { readonly kind: 'present' };
 
 export interface HeaderMatcher {
@@ -114,7 +115,7 @@ export interface HeaderMatcher {
 export interface RouteMatch {
   readonly path:
     | { readonly kind: 'prefix' | 'exact' | 'path_separated_prefix'; readonly value: string; readonly caseSensitive: boolean }
-    | { readonly kind: 'regex'; readonly regex: RegExp };
+    | { readonly kind: 'regex'; readonly regex: SafeRegex };
   readonly headers: readonly HeaderMatcher[];
   readonly query: ReadonlyArray<{ readonly name: string; readonly match: StringMatcher }>;
 }
@@ -155,7 +156,7 @@ export type RouteAction =
       readonly timeoutMs: number;
       readonly retry?: RetryPolicy;
       readonly prefixRewrite?: string;
-      readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
+      readonly regexRewrite?: { readonly pattern: SafeRegex; readonly substitution: Substitution };
       readonly hostRewrite?: string;
       readonly mirrors: ReadonlyArray<{ readonly cluster: string; readonly fraction: number }>;
       readonly hashPolicy: readonly HashPolicy[];

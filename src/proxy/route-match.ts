@@ -117,7 +117,7 @@ export function matchString(m: StringMatcher, v: string | undefined): boolean {
     case 'contains':
       return m.ignoreCase ? includesFold(v, m.value) : v.includes(m.value);
     case 'regex':
-      return m.regex.test(v);
+      return m.regex.fullMatch(v);
     case 'present':
       return true;
   }
@@ -180,7 +180,7 @@ function pathMatches(m: RouteMatch['path'], path: string, pathEnd: number): bool
       return m.caseSensitive ? path.startsWith(m.value) : startsWithFold(path, m.value, 0);
     }
     case 'regex':
-      return m.regex.test(pathEnd === path.length ? path : path.slice(0, pathEnd));
+      return m.regex.fullMatch(pathEnd === path.length ? path : path.slice(0, pathEnd));
   }
 }
 

@@ -11,6 +11,7 @@ import {
   principalProblem,
   quote,
   regexProblem,
+  regexRewriteProblem,
 } from './names.js';
 import type { StringMatch } from './schema-helpers.js';
 
@@ -68,6 +69,10 @@ export class Checker {
 
   regex(path: string, value: string | undefined): void {
     if (value !== undefined) this.check(path, regexProblem(value));
+  }
+
+  regexRewrite(path: string, regex: string, rewrite: string): void {
+    this.check(path, regexRewriteProblem(regex, rewrite));
   }
 
   stringMatch(path: string, m: StringMatch | undefined): void {

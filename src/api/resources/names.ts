@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { SafeRegex } from '../../lib/safe-regex.js';
 
 /**
  * Syntax of the names that appear in resources: DNS labels, host names, addresses, label selectors,
@@ -187,38 +188,36 @@ export function namespaceMatchProblem(ns: string): string | undefined {
 const MAX_REGEX_LENGTH = 1024;
 
 /**
- * Istio's regexes are RE2 (full match). vmesh compiles them with JavaScript's engine, so it refuses the
- * JavaScript-only features RE2 lacks (lookaround, backreferences): a config that works here works in Istio.
+ * Istio's regexes are RE2 (full match), validated with Go's regexp; the proxy matches them with the same syntax
+ * in linear time (lib/safe-regex). So what RE2 refuses (lookaround, backreferences, `\C`, repeats over 1000) or
+ * compiles too large is refused here, at apply, rather than by every proxy.
  */
 export function regexProblem(src: string): string | undefined {
   if (src === '') return 'regex must not be empty';
   if (src.length > MAX_REGEX_LENGTH) return `regex is longer than ${MAX_REGEX_LENGTH} characters`;
-  if (/\(\?<?[=!]/.test(src)) return `regex ${quote(src)} uses lookaround, which RE2 (Istio's regex syntax) does not support`;
-  if (/\\[1-9]|\\k</.test(src)) return `regex ${quote(src)} uses a backreference, which RE2 (Istio's regex syntax) does not support`;
   try {
-    compileFullMatch(src);
+    SafeRegex.compile(src);
     return undefined;
   } catch (e) {
-    const why = e instanceof Error ? e.message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '') : String(e);
-    return `regex ${quote(src)} does not compile: ${why}`;
+    const why = e instanceof Error ? e.message : String(e);
+    // RE2's messages for the JavaScript features people reach for most do not name them.
+    if (/`\(\?(<?[=!])/.test(why)) return `regex ${quote(src)} uses lookaround, which RE2 (Istio's regex syntax) does not support`;
+    if (/invalid escape sequence: `\\([1-9]|k)/.test(why)) {
+      return `regex ${quote(src)} uses a backreference, which RE2 (Istio's regex syntax) does not support`;
+    }
+    return `regex ${quote(src)} is not valid RE2 (Istio's regex syntax): ${why}`;
   }
 }
 
-/**
- * The RegExp a proxy should use for an Istio regex: anchored at both ends (RE2 full match), Unicode-aware when
- * the pattern allows. The pattern must compile on its own first, so the anchoring wrapper cannot be escaped
- * by unbalanced parentheses (`a)|(b`).
- */
-export function compileFullMatch(src: string, flags = ''): RegExp {
-  let unicode = 'u';
+/** An RE2 rewrite string for a valid regex may name only groups the regex has (Envoy checks regex_rewrite so). */
+export function regexRewriteProblem(regex: string, rewrite: string): string | undefined {
+  if (regexProblem(regex) !== undefined) return undefined;
   try {
-    new RegExp(src, 'u');
-  } catch {
-    // RE2 accepts escapes such as `\-` outside classes that the `u` flag refuses.
-    new RegExp(src);
-    unicode = '';
+    SafeRegex.compile(regex).substitution(rewrite);
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
   }
-  return new RegExp(`^(?:${src})$`, `${flags}${unicode}`);
 }
 
 export const SERVICE_PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS'] as const;

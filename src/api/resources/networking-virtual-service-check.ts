@@ -162,6 +162,7 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
     }
     if (rw.uri !== undefined && rw.uriRegexRewrite !== undefined) c.report(`${path}.rewrite`, 'set only one of uri and uriRegexRewrite');
     c.regex(`${path}.rewrite.uriRegexRewrite.match`, rw.uriRegexRewrite?.match);
+    if (rw.uriRegexRewrite) c.regexRewrite(`${path}.rewrite.uriRegexRewrite.rewrite`, rw.uriRegexRewrite.match, rw.uriRegexRewrite.rewrite);
   }
 
   const rt = r.retries;

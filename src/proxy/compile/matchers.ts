@@ -1,36 +1,19 @@
+import { SafeRegex } from '../../lib/safe-regex.js';
 import type { HeaderMatcher, StringMatcher } from '../model.js';
 import { bool, fail, type Msg, msg, str, wrappedBool } from './read.js';
 
 /**
  * Envoy's matchers (type.matcher.v3.StringMatcher, RegexMatcher, config.route.v3.HeaderMatcher) compiled for
- * the hot path. Regexes are RE2 in Envoy and full matches; here JS RegExps anchored `^(?:...)$`.
+ * the hot path. Regexes are RE2 full matches, as in Envoy, through lib/safe-regex (linear time).
  */
 
-/** RE2 syntax JS spells differently: `(?P<name>` groups and a leading `(?i)` flag; `\Q..\E` and `\C` are refused. */
-function translateRe2(re: string, path: string): { source: string; flags: string } {
-  let source = re;
-  let flags = '';
-  const lead = /^\(\?([imsU]+)\)/.exec(source);
-  if (lead?.[1]) {
-    for (const f of lead[1]) {
-      if (f === 'U') fail(path, 'the RE2 ungreedy flag (?U) has no JavaScript equivalent');
-      flags += f;
-    }
-    source = source.slice(lead[0].length);
-  }
-  if (/\\[QEC]/.test(source) || /\(\?[imsU-]+[:)]/.test(source)) fail(path, `RE2 construct in "${re}" has no JavaScript equivalent`);
-  source = source.replace(/\(\?P</g, '(?<').replace(/\\z/g, '$');
-  return { source, flags };
-}
-
-/** A RegexMatcher (`{ regex }`) or a regex string, anchored for a full match. */
-export function compileRegex(v: unknown, path: string, opts: { anchored: boolean; global?: boolean } = { anchored: true }): RegExp {
+/** A RegexMatcher (`{ regex }`) or a regex string; what RE2 refuses fails the config, as Envoy NACKs it. */
+export function compileRegex(v: unknown, path: string): SafeRegex {
   const text = typeof v === 'string' ? v : str(msg(v, path)?.regex, `${path}.regex`);
-  const { source, flags } = translateRe2(text, path);
   try {
-    return new RegExp(opts.anchored ? `^(?:${source})$` : source, flags + (opts.global ? 'g' : ''));
+    return SafeRegex.compile(text);
   } catch (e) {
-    return fail(path, `invalid regex "${text}": ${(e as Error).message}`);
+    return fail(path, `invalid regex ${JSON.stringify(text)}: ${(e as Error).message}`);
   }
 }
 
@@ -118,7 +101,7 @@ function matchesEmpty(m: StringMatcher): boolean {
     case 'contains':
       return m.value === '';
     case 'regex':
-      return m.regex.test('');
+      return m.regex.fullMatch('');
     case 'present':
       return true;
   }

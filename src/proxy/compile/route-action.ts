@@ -167,9 +167,15 @@ export function hashPolicies(v: unknown, path: string): HashPolicy[] {
   });
 }
 
-/** RE2 `\1` substitutions as JS replacement strings (`$1`), literal `$` escaped. */
-function substitution(s: string): string {
-  return s.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
+/** Envoy's regex_rewrite; a substitution naming a group the pattern lacks fails the config (RE2::CheckRewriteString). */
+function regexRewrite(rr: Msg, path: string): NonNullable<Extract<RouteAction, { kind: 'forward' }>['regexRewrite']> {
+  const pattern = compileRegex(rr.pattern, `${path}.pattern`);
+  const rewrite = str(rr.substitution, `${path}.substitution`);
+  try {
+    return { pattern, substitution: pattern.substitution(rewrite) };
+  } catch (e) {
+    return fail(`${path}.substitution`, (e as Error).message);
+  }
 }
 
 function forward(r: Msg, path: string): RouteAction {
@@ -234,14 +240,7 @@ function forward(r: Msg, path: string): RouteAction {
     timeoutMs: timeout ?? ENVOY_ROUTE_TIMEOUT_MS,
     ...(retry ? { retry } : {}),
     ...(prefixRewrite ? { prefixRewrite } : {}),
-    ...(rr
-      ? {
-          regexRewrite: {
-            pattern: compileRegex(rr.pattern, `${path}.regex_rewrite.pattern`, { anchored: false, global: true }),
-            substitution: substitution(str(rr.substitution, `${path}.regex_rewrite.substitution`)),
-          },
-        }
-      : {}),
+    ...(rr ? { regexRewrite: regexRewrite(rr, `${path}.regex_rewrite`) } : {}),
     ...(host ? { hostRewrite: host } : {}),
     mirrors,
     hashPolicy: hashPolicies(r.hash_policy, `${path}.hash_policy`),

@@ -18,10 +18,10 @@ export function prefixRewrite(match: RouteMatch['path'], path: string, rewrite: 
   return rewrite + query;
 }
 
-/** Envoy's regex_rewrite on the path without query; the compiler made the pattern global and the substitution JS-style. */
+/** Envoy's regex_rewrite on the path without query: every match replaced (RE2::GlobalReplace). */
 export function regexRewrite(rw: NonNullable<Forward['regexRewrite']>, path: string): string {
   const [p, query] = splitQuery(path);
-  return p.replace(rw.pattern, rw.substitution) + query;
+  return rw.pattern.replaceAll(p, rw.substitution) + query;
 }
 
 /** The upstream path for a forward action, or the client's when nothing rewrites it. */

@@ -648,6 +648,19 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
     assert.match(e, /^RouteConfiguration 80: virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex: invalid regex "\("/);
   });
 
+  test('a regex RE2 refuses (a backreference) and a rewrite naming a group the pattern lacks', () => {
+    const routeWith = (route: Msg, regex = '/x') => ({
+      routes: [{ name: '80', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { safe_regex: { regex } }, route }] }] }],
+    });
+    const backref = compileErr(routeWith({ cluster: 'c' }, '(a)\\1'));
+    assert.match(
+      backref,
+      /^RouteConfiguration 80: virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex: invalid regex "\(a\)\\\\1": invalid escape sequence/,
+    );
+    const rewrite = compileErr(routeWith({ cluster: 'c', regex_rewrite: { pattern: { regex: '/(x)' }, substitution: '/\\2' } }));
+    assert.match(rewrite, /routes\[0\]\.route\.regex_rewrite\.substitution: substitution "\/\\\\2" uses group \\2, the regex has 1$/);
+  });
+
   test('a domain named twice in one route configuration', () => {
     const e = compileErr({
       routes: [

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { SafeRegex } from '../../../src/lib/safe-regex.js';
 import type { ProxyConfig } from '../../../src/proxy/model.js';
 import {
   Agent,
@@ -73,8 +74,8 @@ describe('HTTP routing and forwarding', () => {
               route('rewrite', prefix('/old/'), forward('a', { prefixRewrite: '/new/', hostRewrite: 'rewritten.host' })),
               route(
                 'regex',
-                { path: { kind: 'regex', regex: /^\/re\/(\d+)$/ }, headers: [], query: [] },
-                forward('a', { regexRewrite: { pattern: /\/re\/(\d+)/g, substitution: '/id/$1' } }),
+                { path: { kind: 'regex', regex: SafeRegex.compile('/re/(\\d+)') }, headers: [], query: [] },
+                forward('a', { regexRewrite: { pattern: SafeRegex.compile('/re/(\\d+)'), substitution: ['/id/', 1] } }),
               ),
               route(
                 'ops',
