@@ -80,7 +80,8 @@ async function curl(host: LabHost, base: string, transfers: readonly Transfer[],
 }
 
 /** Status, headers the app set, exit code and body bytes of each transfer, as the comparison wants them. */
-const view = (rs: readonly Result[]) => rs.map(({ path, status, exit, headers, size, sha }) => ({ path, status, exit, headers, size, sha }));
+const view = (rs: readonly Result[]) =>
+  rs.map(({ path, status, exit, headers, size, sha }) => ({ path, status, exit, headers, size, sha }));
 
 describe('real clients over reused connections: every response shape, byte for byte as the direct path', () => {
   let f: FeatureLab;
@@ -178,7 +179,11 @@ describe('real clients over reused connections: every response shape, byte for b
         const [a] = await curl(f.h2, 'http://shapes:8090', [{ path: first }], APP);
         assert.equal(a?.status, 200, first);
         const [b] = await curl(f.h2, 'http://shapes:8090', [{ path: '/x', args: ['--max-time', '5'] }], APP);
-        assert.deepEqual({ status: b?.status, exit: b?.exit, size: b?.size }, { status: 200, exit: 0, size: 'shapes GET /x\n'.length }, `after ${first}`);
+        assert.deepEqual(
+          { status: b?.status, exit: b?.exit, size: b?.size },
+          { status: 200, exit: 0, size: 'shapes GET /x\n'.length },
+          `after ${first}`,
+        );
       }
     }
   });
