@@ -27,15 +27,31 @@ export interface LiveConnection {
   http?: LiveHttpConnection | undefined;
   readonly socket: Socket;
   chain: FilterChain;
+  /** Listener and match inputs as one string (made on the first swap): connections alike share one selection. */
+  key?: string;
 }
 
-/** Why the new config no longer admits a connection, or undefined when it does (its new chain is then set). */
-export function readmit(c: LiveConnection, config: ProxyConfig): string | undefined {
+/** Chain selections of one swap, by LiveConnection.key (null: no chain). */
+type Selections = Map<string, FilterChain | null>;
+
+function select(c: LiveConnection, config: ProxyConfig, memo: Selections): FilterChain | null | undefined {
+  const x = c.inputs;
+  c.key ??= `${c.listener}\n${x.destIp}\n${x.destPort}\n${x.sni ?? ''}\n${x.transport}\n${x.alpn.join(',')}`;
+  let chain = memo.get(c.key);
+  if (chain !== undefined) return chain;
   const l = config.listeners.get(c.listener);
   // A removed listener stops accepting; what it accepted lives on (it is not a policy refusing the peer).
   if (!l) return undefined;
-  const chain = selectFilterChain(l, c.inputs);
-  if (!chain) return 'no filter chain matches';
+  chain = selectFilterChain(l, x) ?? null;
+  memo.set(c.key, chain);
+  return chain;
+}
+
+/** Why the new config no longer admits a connection, or undefined when it does (its new chain is then set). */
+export function readmit(c: LiveConnection, config: ProxyConfig, memo: Selections = new Map()): string | undefined {
+  const chain = select(c, config, memo);
+  if (chain === undefined) return undefined;
+  if (chain === null) return 'no filter chain matches';
   if ((chain.tls !== undefined) !== c.tls) return c.tls ? 'the chain is now plaintext' : 'plaintext is no longer accepted';
   if (chain.tls?.requireClientCert && c.peerIdentity === undefined) return 'a client certificate is now required';
   if (chain.action.kind !== c.chain.action.kind) return 'the chain changed protocol';
@@ -55,8 +71,9 @@ export function readmit(c: LiveConnection, config: ProxyConfig): string | undefi
 /** Runs `readmit` over every open connection once per swap: drains the ones it refuses, rebinds HTTP ones it keeps. */
 export function recheckConnections(live: Iterable<LiveConnection>, config: ProxyConfig, logger: Logger): number {
   let drained = 0;
+  const memo: Selections = new Map();
   for (const c of live) {
-    const why = readmit(c, config);
+    const why = readmit(c, config, memo);
     if (why === undefined) {
       if (c.http && c.chain.action.kind === 'http') c.http.rebind(c.chain.action);
       continue;

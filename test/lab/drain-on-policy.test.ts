@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { APP, type FeatureLab, startFeatureLab } from './features-lab.js';
 import type { LabHost, LabProcess } from './lab.js';
@@ -34,6 +35,7 @@ spec:
     to: [{operation: {paths: [/late/*]}}]
 `;
 
+const FIX = join(import.meta.dirname, 'fixtures');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Watched {
@@ -83,10 +85,11 @@ describe('a policy change drains the open connections it no longer admits', () =
 
   before(async () => {
     f = await startFeatureLab({
-      servers: ['http:web:9700', 'tcp:tcp:9710'],
+      servers: ['http:web:9700', 'tcp:tcp:9710', 'h2:web2:9720'],
       services: [
         { name: 'web', port: 9700, portName: 'http', endpoints: [{ name: 'web-1', port: 9700 }] },
         { name: 'rawtcp', port: 9710, portName: 'tcp', endpoints: [{ name: 'rawtcp-1', port: 9710 }] },
+        { name: 'web2', port: 9720, portName: 'http2', endpoints: [{ name: 'web2-1', port: 9720 }] },
       ],
     });
   });
@@ -95,13 +98,16 @@ describe('a policy change drains the open connections it no longer admits', () =
     await f?.teardown();
   });
 
-  test('STRICT closes plaintext HTTP keep-alive and TCP connections within seconds; mTLS ones keep working', async () => {
+  test('STRICT closes plaintext HTTP/1.1, HTTP/2 and TCP connections within seconds; mTLS ones keep working', async () => {
     const plainHttp = curlLoop(f.h1, `http://${f.h3.ipv4}:9700/plain`, 300);
+    // curl 7.88 cannot reuse an h2c prior-knowledge connection (its second request fails in the framing layer,
+    // against any server): a Node HTTP/2 client holds the session instead.
+    const plainH2 = watch(f.h1.spawn(process.execPath, [join(FIX, 'h2-loop.mjs'), `http://${f.h3.ipv4}:9720/plain`, '300', '200']));
     const plainTcp = socatLoop(f.h1, `${f.h3.ipv4}:9710`, 300);
     const meshHttp = curlLoop(f.h2, 'http://web:9700/late', 300, APP);
     const meshTcp = socatLoop(f.h2, 'rawtcp:9710', 300, APP);
-    loops.push(plainHttp, plainTcp, meshHttp, meshTcp);
-    for (const [name, w] of Object.entries({ plainHttp, plainTcp, meshHttp, meshTcp })) {
+    loops.push(plainHttp, plainTcp, meshHttp, meshTcp, plainH2);
+    for (const [name, w] of Object.entries({ plainHttp, plainTcp, meshHttp, meshTcp, plainH2 })) {
       await until(`${name} to get going`, () => w.lines.length >= 5 || w.exitedAt !== undefined);
       assert.equal(w.exitedAt, undefined, `${name} ended early: ${show(w)}`);
     }
@@ -111,13 +117,18 @@ describe('a policy change drains the open connections it no longer admits', () =
       show(plainHttp),
     );
     assert.deepEqual(
+      plainH2.lines.slice(0, 3).map((l) => l.line),
+      ['200 1', '200 0', '200 0'],
+      show(plainH2),
+    );
+    assert.deepEqual(
       meshHttp.lines.slice(0, 3).map((l) => l.line),
       ['200 1', '200 0', '200 0'],
       show(meshHttp),
     );
 
     await f.apply(STRICT);
-    await f.waitForConfig('h3', ['inbound|9700|mtls'], ['inbound|9700|plaintext']);
+    await f.waitForConfig('h3', ['inbound|9700|mtls', 'inbound|9720|mtls'], ['inbound|9700|plaintext', 'inbound|9720|plaintext']);
     const applied = Date.now();
     await sleep(4000);
     // The plaintext keep-alive connection was closed: curl's later requests need a new one, which STRICT refuses.
@@ -126,6 +137,13 @@ describe('a policy change drains the open connections it no longer admits', () =
     assert.ok(
       late.every((l) => !l.startsWith('200')),
       `plaintext still answered 200 two seconds after STRICT: ${show(plainHttp)}`,
+    );
+    // The HTTP/2 session got GOAWAY: curl's later requests need a new connection, which STRICT refuses.
+    const lateH2 = after_(plainH2, applied + 2000);
+    assert.ok(lateH2.length >= 5, show(plainH2));
+    assert.ok(
+      lateH2.every((l) => !l.startsWith('200')),
+      `plaintext HTTP/2 still answered 200 two seconds after STRICT: ${show(plainH2)}`,
     );
     // The plaintext TCP connection was closed (socat ends once its connection does).
     assert.ok(plainTcp.exitedAt !== undefined && plainTcp.exitedAt < applied + 3000, `plaintext TCP still open: ${show(plainTcp)}`);
