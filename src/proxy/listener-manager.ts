@@ -4,7 +4,8 @@ import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, isVmeshError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { localSocketOwner, originalDst as nativeOriginalDst } from '../lib/native.js';
-import { selectFilterChain } from './listener-chains.js';
+import { type ChainInputs, selectFilterChain } from './listener-chains.js';
+import { type LiveConnection, recheckConnections } from './listener-drain.js';
 import type { DownstreamTls, ListenerConfig, ProxyConfig, SecretStore } from './model.js';
 import { type ClusterManager, type ConnectionContext, type HttpHandler, type SourceIdentity, uidSecretName } from './runtime-types.js';
 import { proxyTcp, type TcpConnectionInfo, type TcpConnectionStats, type TcpProxyDeps } from './tcp-proxy.js';
@@ -52,14 +53,17 @@ const noop = () => {};
 /**
  * The proxy's listeners: binds what the config says, accepts connections, hands captured ones to the
  * virtual listener of their original destination, picks a filter chain (TLS inspection when asked),
- * terminates TLS, and runs the chain's network action (HTTP handler or TCP proxy). Config swaps never
- * touch open connections: each keeps the ProxyConfig it was accepted under.
+ * terminates TLS, and runs the chain's network action (HTTP handler or TCP proxy). A config swap drains the open
+ * connections the new config no longer admits (listener-drain.ts); the others keep the ProxyConfig they were
+ * accepted under.
  */
 export class ListenerManager {
   private config: ProxyConfig | undefined;
   private readonly bound = new Map<string, Bound>();
   private readonly sockets = new Set<Socket>();
   private readonly tcpSockets = new Set<Socket>();
+  /** Open connections past chain selection, by raw socket: what a config swap re-checks. */
+  private readonly live = new Map<Socket, LiveConnection>();
   private active = 0;
   private readonly contexts: TlsContexts;
   private readonly tcpDeps: TcpProxyDeps;
@@ -119,6 +123,7 @@ export class ListenerManager {
         }
       }),
     );
+    recheckConnections(this.live.values(), config, this.opts.logger);
     if (failures.length > 0) {
       throw vmeshError(ErrorCode.Unavailable, `listeners not bound: ${failures.join('; ')}`, { version: config.version, failures });
     }
@@ -212,6 +217,7 @@ export class ListenerManager {
       this.active--;
       this.sockets.delete(raw);
       this.tcpSockets.delete(raw);
+      this.live.delete(raw);
     });
     this.serve(raw, b.config, config).catch((e: unknown) => {
       this.opts.logger.warn({ listener: b.name, err: (e as Error).message }, 'connection setup failed');
@@ -237,13 +243,14 @@ export class ListenerManager {
       sniff = await sniffTransport(raw, this.opts.sniff);
       if (sniff.closed) return void raw.destroy();
     }
-    const chain = selectFilterChain(listener, {
+    const inputs: ChainInputs = {
       destIp: dst.address,
       destPort: dst.port,
       ...(sniff?.sni !== undefined ? { sni: sniff.sni } : {}),
       transport: sniff?.transport ?? 'raw_buffer',
       alpn: sniff?.alpn ?? [],
-    });
+    };
+    const chain = selectFilterChain(listener, inputs);
     if (!chain) {
       this.opts.logger.debug({ listener: listener.name, dst, transport: sniff?.transport }, 'no filter chain matched: closing');
       return void raw.destroy();
@@ -271,8 +278,12 @@ export class ListenerManager {
       tls: chain.tls !== undefined,
       config,
     };
+    if (raw.destroyed) return;
+    const live: LiveConnection = { listener: listener.name, inputs, tls: ctx.tls, sourceIp: remote.address, socket, chain };
+    if (peerIdentity) live.peerIdentity = peerIdentity;
+    this.live.set(raw, live);
     if (chain.action.kind === 'http') {
-      this.opts.http.handle(ctx, chain.action);
+      live.http = this.opts.http.handle(ctx, chain.action);
       return;
     }
     this.tcpSockets.add(raw);

@@ -29,8 +29,9 @@ export interface ProxyOptions {
 const EMPTY: ProxyConfig = { version: 'empty', listeners: new Map(), virtualByAddress: new Map(), clusters: new Map(), routes: new Map() };
 
 /**
- * The host's proxy: compiles each applied xDS config and swaps it in (clusters first, then listeners),
- * never touching open connections. `check` is what the agent uses to NACK a config the proxy cannot run.
+ * The host's proxy: compiles each applied xDS config and swaps it in (clusters first, then listeners); open
+ * connections keep going unless the new config no longer admits them (then they are drained, listener-drain.ts).
+ * `check` is what the agent uses to NACK a config the proxy cannot run.
  */
 export class MeshProxy {
   private config: ProxyConfig = EMPTY;

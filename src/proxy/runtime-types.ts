@@ -95,9 +95,17 @@ export interface ConnectionContext {
   readonly config: ProxyConfig;
 }
 
+/** An open downstream HTTP connection, as a config swap sees it (see listener-drain.ts). */
+export interface LiveHttpConnection {
+  /** Its filter chain changed but still admits it: later requests run this action (RBAC, filters, routes). */
+  rebind(action: Extract<NetworkAction, { kind: 'http' }>): void;
+  /** It is no longer admitted: HTTP/1.1 closes after the request in flight (`connection: close`), HTTP/2 sends GOAWAY. */
+  drain(): void;
+}
+
 export interface HttpHandler {
   /** Serves HTTP on an accepted (and, if needed, TLS-terminated) connection. */
-  handle(conn: ConnectionContext, action: Extract<NetworkAction, { kind: 'http' }>): void;
+  handle(conn: ConnectionContext, action: Extract<NetworkAction, { kind: 'http' }>): LiveHttpConnection | undefined;
   /** Stops taking new requests on open connections and resolves when they are idle or `deadlineMs` passed. */
   drain(deadlineMs: number): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { NetworkAction } from '../model.js';
-import type { ConnectionContext } from '../runtime-types.js';
+import type { ConnectionContext, LiveHttpConnection } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import type { Core } from './core.js';
 import { Exchange } from './exchange.js';
@@ -30,7 +30,7 @@ export interface H1Owner {
   readonly core: Core;
   closed(c: H1Connection): void;
   /** The client speaks HTTP/2 with prior knowledge: hand the socket (bytes pushed back) over. */
-  upgradeToH2(ctx: ConnectionContext, action: HttpAction): void;
+  upgradeToH2(ctx: ConnectionContext, action: HttpAction): LiveHttpConnection;
 }
 
 function destroySocket(s: Socket): void {
@@ -43,7 +43,7 @@ function destroySocket(s: Socket): void {
  * responses keep their order), writes responses, and closes on any framing doubt. After a 101 it becomes a
  * byte tunnel.
  */
-export class H1Connection implements Downstream, BodySink {
+export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
   private buf: Buffer | undefined;
   private off = 0;
   private scanFrom = 0;
@@ -65,11 +65,13 @@ export class H1Connection implements Downstream, BodySink {
   private readonly socket: Socket;
   /** Everything written to the client goes through here: one write per batch. */
   private readonly out: Outbox;
+  /** The HTTP/2 session this connection became (prior knowledge): drains and rebinds go there. */
+  private h2: LiveHttpConnection | undefined;
 
   constructor(
     private readonly owner: H1Owner,
     readonly ctx: ConnectionContext,
-    private readonly action: HttpAction,
+    private action: HttpAction,
   ) {
     const s = ctx.socket;
     this.socket = s;
@@ -101,9 +103,18 @@ export class H1Connection implements Downstream, BodySink {
 
   /** Drain: close now when idle, else after the response in flight. */
   drain(): void {
+    if (this.h2) {
+      this.h2.drain();
+      return;
+    }
     if (this.state === S_CLOSED) return;
     if (this.idle) this.closeNow();
     else this.closeAfter = true;
+  }
+
+  rebind(action: HttpAction): void {
+    this.action = action;
+    this.h2?.rebind(action);
   }
 
   // ---- input ----
@@ -147,7 +158,7 @@ export class H1Connection implements Downstream, BodySink {
     this.socket.pause();
     this.socket.unshift(b);
     this.buf = undefined;
-    this.owner.upgradeToH2(this.ctx, this.action);
+    this.h2 = this.owner.upgradeToH2(this.ctx, this.action);
     return true;
   }
 

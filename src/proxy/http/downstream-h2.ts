@@ -9,7 +9,7 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { NetworkAction } from '../model.js';
-import type { ConnectionContext } from '../runtime-types.js';
+import type { ConnectionContext, LiveHttpConnection } from '../runtime-types.js';
 import { AUTHORITY, TARGET } from './chars.js';
 import type { Core, RequestInfo } from './core.js';
 import { Exchange } from './exchange.js';
@@ -23,7 +23,9 @@ type HttpAction = Extract<NetworkAction, { kind: 'http' }>;
 
 interface SessionCtx {
   readonly ctx: ConnectionContext;
-  readonly action: HttpAction;
+  /** Swapped when a config change keeps the connection on a changed chain (LiveHttpConnection.rebind). */
+  action: HttpAction;
+  session?: ServerHttp2Session;
 }
 
 const IDLE_TIMEOUT_MS = 300_000;
@@ -138,11 +140,21 @@ export class H2Downstreams {
     return this.sessions.size;
   }
 
-  accept(ctx: ConnectionContext, action: HttpAction): void {
+  accept(ctx: ConnectionContext, action: HttpAction): LiveHttpConnection {
     // The session is made synchronously inside the emit: it picks its context up from `next`.
-    this.next = { ctx, action };
+    const sc: SessionCtx = { ctx, action };
+    this.next = sc;
     this.server.emit('connection', ctx.socket);
     this.next = undefined;
+    return {
+      rebind: (a) => {
+        sc.action = a;
+      },
+      // GOAWAY: streams in flight finish, new ones go to a new connection.
+      drain: () => {
+        if (sc.session && !sc.session.closed) sc.session.close();
+      },
+    };
   }
 
   drain(): void {
@@ -160,6 +172,7 @@ export class H2Downstreams {
       return;
     }
     this.sessions.set(s, sc);
+    sc.session = s;
     s.on('error', noop);
     s.on('close', () => this.sessions.delete(s));
     s.setTimeout(IDLE_TIMEOUT_MS, () => s.close());

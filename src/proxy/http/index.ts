@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { NetworkAction } from '../model.js';
-import type { ConnectionContext, HttpHandler } from '../runtime-types.js';
+import type { ConnectionContext, HttpHandler, LiveHttpConnection } from '../runtime-types.js';
 import type { Core } from './core.js';
 import { H1Connection, type H1Owner } from './downstream-h1.js';
 import { H2Downstreams } from './downstream-h2.js';
@@ -67,20 +67,19 @@ class Handler implements ProxyHttpHandler, H1Owner {
     this.core.pools.sweep(now, slack);
   }
 
-  handle(ctx: ConnectionContext, action: HttpAction): void {
-    if ((ctx.socket as TLSSocket).alpnProtocol === 'h2') {
-      this.h2.accept(ctx, action);
-      return;
-    }
-    this.h1.add(new H1Connection(this, ctx, action));
+  handle(ctx: ConnectionContext, action: HttpAction): LiveHttpConnection {
+    if ((ctx.socket as TLSSocket).alpnProtocol === 'h2') return this.h2.accept(ctx, action);
+    const c = new H1Connection(this, ctx, action);
+    this.h1.add(c);
+    return c;
   }
 
   closed(c: H1Connection): void {
     this.h1.delete(c);
   }
 
-  upgradeToH2(ctx: ConnectionContext, action: HttpAction): void {
-    this.h2.accept(ctx, action);
+  upgradeToH2(ctx: ConnectionContext, action: HttpAction): LiveHttpConnection {
+    return this.h2.accept(ctx, action);
   }
 
   connections(): number {

@@ -51,6 +51,8 @@ export class H1Conn implements UpstreamExchange, BodySink, ReadSink {
   private decoder: ChunkedDecoder | undefined;
   private dead = false;
   private detached = false;
+  /** Reading stopped by the receiver (its client is slow): per exchange, never carried into the pool. */
+  private paused = false;
   /** The request goes out through here: head and body in one write when they come together. */
   private readonly out: Outbox;
   /** Set when the socket reads into a reused buffer (plaintext): then `borrowed` while a read is handled. */
@@ -112,10 +114,13 @@ export class H1Conn implements UpstreamExchange, BodySink, ReadSink {
   }
 
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
     this.socket.resume();
   }
 
@@ -282,6 +287,9 @@ export class H1Conn implements UpstreamExchange, BodySink, ReadSink {
     const r = this.receiver as UpstreamReceiver;
     this.receiver = undefined;
     this.phase = P_IDLE;
+    // The receiver may have paused on the response's last bytes (its client still draining them) and is done now:
+    // the next exchange, and the idle connection in between (its close, stray bytes), must be read.
+    this.resume();
     // A response that came before the whole request body was sent leaves the connection mid-request: close it.
     if (this.keepAlive && this.requestDone && this.alive) this.owner.release(this);
     else this.destroy();
