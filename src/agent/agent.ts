@@ -16,7 +16,7 @@ import {
   WorkloadIdentities,
   workloadSpiffeId,
 } from '../ca/index.js';
-import { installCapture, removeCapture } from '../capture/install.js';
+import { installCapture, openCaptureSession, removeCapture } from '../capture/install.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -24,10 +24,11 @@ import { HealthReporter } from '../discovery/health-reporter.js';
 import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { mergeSnapshots } from '../lib/metrics-registry.js';
+import type { NftSession } from '../lib/native.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
@@ -55,15 +56,19 @@ export interface RunningAgent {
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
 export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
-  if (cfg.capture) {
-    const gid = process.getegid?.();
-    if (gid !== cfg.captureConfig.proxyGid) {
-      throw vmeshError(
-        ErrorCode.InvalidConfig,
-        `agent runs with group ${gid}, but capture excludes group ${cfg.captureConfig.proxyGid}: its own traffic would be captured (run it with Group=${cfg.captureConfig.proxyGid}, or --no-capture)`,
-      );
-    }
+  if (cfg.capture) takeProxyGroup(cfg.captureConfig.proxyGid, logger);
+  // The netlink socket that owns the capture table for this agent's life: if the agent dies by any cause, the
+  // kernel deletes the table with it, so the host resolves names and connects as if vmesh were absent.
+  const nftSession = cfg.capture ? openCaptureSession(cfg.captureConfig.backend) : undefined;
+  try {
+    return await startWith(cfg, logger, nftSession);
+  } catch (e) {
+    nftSession?.close();
+    throw e;
   }
+}
+
+async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSession | undefined): Promise<RunningAgent> {
   let creds: HostCreds = await ensureHostCredentials(cfg, logger);
   // One provider behind every channel to the controllers: a renewed certificate or a rotated bundle reaches
   // new connections (xDS reconnects, reports) without rebuilding the channels.
@@ -141,14 +146,14 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       try {
         if (want === 'full') {
           await routeVipRange();
-          await installCapture(cfg.captureConfig);
+          await installCapture(cfg.captureConfig, nftSession);
           logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
         } else if (want === 'dns') {
           // One transaction replaces the table: DNS capture never has a gap.
-          await installCapture(dnsOnlyCapture(cfg.captureConfig));
+          await installCapture(dnsOnlyCapture(cfg.captureConfig), nftSession);
           logger.warn('no proxy listens on the outbound port: TCP capture removed until it is back; DNS stays captured');
         } else {
-          await removeCapture(cfg.captureConfig.backend);
+          await removeCapture(cfg.captureConfig.backend, nftSession);
           logger.warn('no proxy listens on the outbound port: capture removed until it is back');
         }
         captured = want;
@@ -160,7 +165,11 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   if (cfg.capture) {
     // A crashed agent's rules may still be in place, redirecting to a proxy that is gone: until this agent's
     // proxy listens, traffic flows as if vmesh were absent. Installing later replaces the table in one go anyway.
-    await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'stale capture not removed'));
+    // A table owned by another live agent cannot be taken over: two agents would fight over one host's capture.
+    await removeCapture(cfg.captureConfig.backend, nftSession).catch((e: unknown) => {
+      if (e instanceof VmeshError && e.code === ErrorCode.Conflict) throw e;
+      logger.warn({ err: e }, 'stale capture not removed');
+    });
   }
   proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
@@ -308,7 +317,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       stopping = true;
       await captureChain;
       if (captured !== 'none')
-        await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
+        await removeCapture(cfg.captureConfig.backend, nftSession).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
+      nftSession?.close();
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
       await reporter.stop();
@@ -320,6 +330,25 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       await metrics.close();
     },
   };
+}
+
+/**
+ * Capture lets the proxy group's traffic through uncaptured, so the agent (and the workers it forks) must run
+ * with it. Started as root with another group, the agent takes it itself, before it opens any socket.
+ */
+function takeProxyGroup(proxyGid: number, logger: Logger): void {
+  const gid = process.getegid?.();
+  if (gid === proxyGid) return;
+  if (process.getuid?.() === 0 && process.setgid && process.setgroups) {
+    process.setgroups([proxyGid]);
+    process.setgid(proxyGid);
+    logger.info({ from: gid, gid: proxyGid }, 'agent runs as root: switched to the proxy group, whose traffic capture lets through');
+    return;
+  }
+  throw vmeshError(
+    ErrorCode.InvalidConfig,
+    `agent runs with group ${gid}, but capture excludes group ${proxyGid}: its own traffic would be captured (run it as root, or with Group=${proxyGid}, or --no-capture)`,
+  );
 }
 
 /** The trust domain the CA gave this host (its certificate's SPIFFE id). */
