@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { edgesFromSnapshot } from '../api/edges.js';
 import {
+  controllerChannelOptions,
   controllerServiceClient,
   type HealthReportAck,
   parseSpiffeId,
@@ -123,6 +124,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
     validate,
     address: controllers,
     credentials: channelCredentials,
+    channelOptions: controllerChannelOptions(controllers),
     nodeId: cfg.hostName,
     metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
@@ -202,6 +204,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   const Controller = controllerServiceClient();
   const newClient = () =>
     new Controller(controllers, channelCredentials, {
+      ...controllerChannelOptions(controllers),
       'grpc.use_local_subchannel_pool': 1,
     }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
   let client = newClient();
@@ -283,6 +286,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
           .all()
           .map((c) => ({ spiffeId: c.spiffeId, notBefore: c.notBefore, notAfter: c.notAfter, serial: serialOf(c.certChainPem) })),
       );
+    else if (req.url === '/secrets') send(200, secretList(identities, creds, byUid).map(describeSecret));
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
@@ -377,6 +381,27 @@ function secretList(identities: WorkloadIdentities, creds: HostCreds, byUid: Rea
     { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
     { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
   ];
+}
+
+/** What the local SDS serves under a name, without any key: whose certificate, valid until when, or the trust bundle's size. */
+function describeSecret(x: SecretInput): {
+  name: string;
+  kind: string;
+  spiffeId?: string;
+  notAfter?: string;
+  serial?: string;
+  roots?: number;
+} {
+  if (x.kind === 'trust') return { name: x.name, kind: x.kind, roots: (x.trustedCaPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length };
+  const cert = new X509Certificate(x.certChainPem);
+  const spiffeId = /URI:(spiffe:\/\/[^,\s]+)/.exec(cert.subjectAltName ?? '')?.[1];
+  return {
+    name: x.name,
+    kind: x.kind,
+    ...(spiffeId ? { spiffeId } : {}),
+    notAfter: new Date(cert.validTo).toISOString(),
+    serial: cert.serialNumber,
+  };
 }
 
 function serialOf(chainPem: string): string {
