@@ -42,6 +42,7 @@ import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
 import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
+import { takeProxyGroup } from './proxy-group.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
 export interface RunningAgent {
@@ -334,25 +335,6 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
       await metrics.close();
     },
   };
-}
-
-/**
- * Capture lets the proxy group's traffic through uncaptured, so the agent (and the workers it forks) must run
- * with it. Started as root with another group, the agent takes it itself, before it opens any socket.
- */
-function takeProxyGroup(proxyGid: number, logger: Logger): void {
-  const gid = process.getegid?.();
-  if (gid === proxyGid) return;
-  if (process.getuid?.() === 0 && process.setgid && process.setgroups) {
-    process.setgroups([proxyGid]);
-    process.setgid(proxyGid);
-    logger.info({ from: gid, gid: proxyGid }, 'agent runs as root: switched to the proxy group, whose traffic capture lets through');
-    return;
-  }
-  throw vmeshError(
-    ErrorCode.InvalidConfig,
-    `agent runs with group ${gid}, but capture excludes group ${proxyGid}: its own traffic would be captured (run it as root, or with Group=${proxyGid}, or --no-capture)`,
-  );
 }
 
 /** The trust domain the CA gave this host (its certificate's SPIFFE id). */
