@@ -55,6 +55,11 @@ describe('agent started as plain root, the way the README shows it', () => {
       'h2',
     ]);
     await agent.waitForLine(/"ready":true/, 30_000);
+    // Capture goes on once the proxy listens, which takes the first config from the controller.
+    const end = Date.now() + 30_000;
+    while (!/flags owner/.test((await h2.exec('nft', ['list', 'table', 'inet', 'vmesh'])).stdout) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
   after(async () => {
     await lab?.teardown();
@@ -66,10 +71,6 @@ describe('agent started as plain root, the way the README shows it', () => {
     const status = readFileSync(`/proc/${agent.pid}/status`, 'utf8');
     assert.match(status, new RegExp(`^Gid:\\s+${PROXY_GID}\\s+${PROXY_GID}\\s+${PROXY_GID}\\s+${PROXY_GID}$`, 'm'));
     assert.match(status, new RegExp(`^Groups:\\s+${PROXY_GID}\\s*$`, 'm'));
-    const end = Date.now() + 30_000;
-    while (!/flags owner/.test((await h2.exec('nft', ['list', 'table', 'inet', 'vmesh'])).stdout) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
     assert.match(await h2.execOk('nft', ['list', 'table', 'inet', 'vmesh']), /flags owner/, 'capture installed, tied to the agent');
   });
 
