@@ -141,19 +141,17 @@ async function verifyDns(cfg: CaptureConfig, host: string): Promise<VerifyCheck>
   });
   const client = createSocket(family);
   // A minimal DNS query (id 0x766d, one question: CAPTURE_PROBE_NAME A IN): the agent's DNS proxy answers it
-  // itself at once, and any reply with its id (NXDOMAIN, SERVFAIL alike) proves port 53 reached :dnsPort.
-  const id = 0x766d;
-  const q = packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name: CAPTURE_PROBE_NAME }] });
+  // itself at once, and any reply (NXDOMAIN, SERVFAIL alike) proves port 53 reached :dnsPort.
+  const q = packet.encode({ id: 0x766d, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name: CAPTURE_PROBE_NAME }] });
   try {
     const got = new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 1500);
-      const done = (msg: Buffer) => {
-        if (msg.length < 2 || msg.readUInt16BE(0) !== id) return;
+      const done = () => {
         clearTimeout(t);
         resolve(true);
       };
-      if (bound) listener.on('message', done);
-      else client.on('message', done);
+      if (bound) listener.once('message', done);
+      else client.once('message', done);
     });
     client.send(q, 53, host);
     const ok = await got;
