@@ -142,7 +142,12 @@ async function verifyDns(cfg: CaptureConfig, host: string): Promise<VerifyCheck>
   const client = createSocket(family);
   // A minimal DNS query (id 0x766d, one question: CAPTURE_PROBE_NAME A IN): the agent's DNS proxy answers it
   // itself at once, and any reply (NXDOMAIN, SERVFAIL alike) proves port 53 reached :dnsPort.
-  const q = packet.encode({ id: 0x766d, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name: CAPTURE_PROBE_NAME }] });
+  const q = packet.encode({
+    id: 0x766d,
+    type: 'query',
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ type: 'A', name: CAPTURE_PROBE_NAME }],
+  });
   try {
     const got = new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 1500);

@@ -113,7 +113,7 @@ describe('proxy workers: a worker hung at birth is killed and replaced', () => {
       restarts.slice(0, 4).map((l) => l.attempt),
       [0, 1, 2, 3],
     );
-    restarts.forEach((l, i) => assert.ok((l.restartInMs as number) < 200 * 2 ** i, JSON.stringify(l)));
+    for (const [i, l] of restarts.entries()) assert.ok((l.restartInMs as number) < 200 * 2 ** i, JSON.stringify(l));
     assert.equal(r.workers.serving(), 0);
     assert.deepEqual(r.capture, ['dns']);
   });
