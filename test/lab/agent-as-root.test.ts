@@ -26,6 +26,21 @@ describe('agent started as plain root, the way the README shows it', () => {
   const api = 'https://127.0.0.1:15014';
   const cli = (args: string[]) =>
     h1.execOk(node, ['--import', 'tsx', CLI, ...args, '--controller', api, '--data-dir', ctlDir], { timeoutMs: 30_000 });
+  // No uid/gid given when spawned: the agent runs as root with group 0, like `sudo vmesh agent`.
+  const agentArgv = [
+    '--import',
+    'tsx',
+    CLI,
+    'agent',
+    '--controller',
+    '',
+    '--token-file',
+    join(agentDir, 'token'),
+    '--data-dir',
+    agentDir,
+    '--host-name',
+    'h2',
+  ];
   const vmeshOnH2 = (args: string[]) => h2.exec(node, ['--import', 'tsx', CLI, ...args], { timeoutMs: 30_000 });
 
   before(async () => {
@@ -39,21 +54,9 @@ describe('agent started as plain root, the way the README shows it', () => {
     await controller.waitForLine(/"ready":true/, 30_000);
     const token = (await cli(['token', 'create', '--host', 'h2', '--ttl', '10m'])).trim();
     await h2.execOk('sh', ['-c', `umask 077 && printf %s '${token}' > ${join(agentDir, 'token')}`]);
+    agentArgv[5] = `${h1.ipv4}:15012`;
     // No uid/gid given: the agent runs as root with group 0, like `sudo vmesh agent`.
-    agent = h2.spawn(node, [
-      '--import',
-      'tsx',
-      CLI,
-      'agent',
-      '--controller',
-      `${h1.ipv4}:15012`,
-      '--token-file',
-      join(agentDir, 'token'),
-      '--data-dir',
-      agentDir,
-      '--host-name',
-      'h2',
-    ]);
+    agent = h2.spawn(node, agentArgv);
     await agent.waitForLine(/"ready":true/, 30_000);
     // Capture goes on once the proxy listens, which takes the first config from the controller.
     const end = Date.now() + 30_000;
@@ -80,6 +83,14 @@ describe('agent started as plain root, the way the README shows it', () => {
     const dns = report.checks.filter((c) => c.name.startsWith('dns'));
     assert.ok(dns.length > 0 && dns.every((c) => c.ok), JSON.stringify(report.checks));
     assert.equal(report.ok, true, JSON.stringify(report.checks));
+  });
+
+  test("a second agent on the host cannot take the running one's capture over: it is refused in words", async () => {
+    const second = await h2.exec(node, agentArgv, { timeoutMs: 60_000 });
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /VMESH_ERR_CONFLICT.*belongs to another running process/);
+    assert.doesNotThrow(() => process.kill(agent.pid, 0), 'the first agent still runs');
+    assert.match(await h2.execOk('nft', ['list', 'table', 'inet', 'vmesh']), /flags owner/, 'its capture is untouched');
   });
 
   test('nothing in a normal start looks like a failure: no DEP0123, no warning about snapshots', () => {
