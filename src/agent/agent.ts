@@ -62,6 +62,13 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // The netlink socket that owns the capture table for this agent's life: if the agent dies by any cause, the
   // kernel deletes the table with it, so the host resolves names and connects as if vmesh were absent.
   const nftSession = cfg.capture ? openCaptureSession(cfg.captureConfig.backend) : undefined;
+  if (cfg.capture && !nftSession) {
+    // iptables has nothing like an owned table: say once what removes the rules if this process is killed.
+    logger.info(
+      { backend: cfg.captureConfig.backend },
+      'iptables capture outlives this agent if it is killed: systemd (ExecStopPost) removes it then; without systemd run "vmesh capture remove", or use the nftables backend',
+    );
+  }
   try {
     return await startWith(cfg, logger, nftSession);
   } catch (e) {
