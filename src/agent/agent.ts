@@ -44,6 +44,7 @@ import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cac
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
 import { takeProxyGroup } from './proxy-group.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
+import { describeSecret } from './secret-summary.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
@@ -370,27 +371,6 @@ function secretList(identities: WorkloadIdentities, creds: HostCreds, byUid: Rea
     { name: 'default', kind: 'certificate', certChainPem: creds.certPem, keyPem: creds.keyPem },
     { name: 'ROOTCA', kind: 'trust', trustedCaPem: identities.trustBundle() ?? creds.trustBundlePem },
   ];
-}
-
-/** What the local SDS serves under a name, without any key: whose certificate, valid until when, or the trust bundle's size. */
-function describeSecret(x: SecretInput): {
-  name: string;
-  kind: string;
-  spiffeId?: string;
-  notAfter?: string;
-  serial?: string;
-  roots?: number;
-} {
-  if (x.kind === 'trust') return { name: x.name, kind: x.kind, roots: (x.trustedCaPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length };
-  const cert = new X509Certificate(x.certChainPem);
-  const spiffeId = /URI:(spiffe:\/\/[^,\s]+)/.exec(cert.subjectAltName ?? '')?.[1];
-  return {
-    name: x.name,
-    kind: x.kind,
-    ...(spiffeId ? { spiffeId } : {}),
-    notAfter: new Date(cert.validTo).toISOString(),
-    serial: cert.serialNumber,
-  };
 }
 
 function serialOf(chainPem: string): string {
