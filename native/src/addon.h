@@ -11,6 +11,8 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err);
 Napi::Value OriginalDst(const Napi::CallbackInfo& info);
 Napi::Value NftRun(const Napi::CallbackInfo& info);
 Napi::Value NftAvailable(const Napi::CallbackInfo& info);
+// The constructor of NftSession: one libnftables context (one netlink socket) kept open until close().
+Napi::Function NftSessionClass(Napi::Env env);
 Napi::Value SocketUid(const Napi::CallbackInfo& info);
 
 }  // namespace vmesh

@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { edgesFromSnapshot } from '../api/edges.js';
 import {
+  controllerChannelOptions,
   controllerServiceClient,
   type HealthReportAck,
   parseSpiffeId,
@@ -16,7 +17,7 @@ import {
   WorkloadIdentities,
   workloadSpiffeId,
 } from '../ca/index.js';
-import { installCapture, removeCapture } from '../capture/install.js';
+import { installCapture, openCaptureSession, removeCapture } from '../capture/install.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -24,10 +25,11 @@ import { HealthReporter } from '../discovery/health-reporter.js';
 import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { mergeSnapshots } from '../lib/metrics-registry.js';
+import type { NftSession } from '../lib/native.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
@@ -40,7 +42,9 @@ import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
 import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
+import { takeProxyGroup } from './proxy-group.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
+import { describeSecret } from './secret-summary.js';
 
 export interface RunningAgent {
   readonly adminPort: number;
@@ -55,15 +59,26 @@ export interface RunningAgent {
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
 export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
-  if (cfg.capture) {
-    const gid = process.getegid?.();
-    if (gid !== cfg.captureConfig.proxyGid) {
-      throw vmeshError(
-        ErrorCode.InvalidConfig,
-        `agent runs with group ${gid}, but capture excludes group ${cfg.captureConfig.proxyGid}: its own traffic would be captured (run it with Group=${cfg.captureConfig.proxyGid}, or --no-capture)`,
-      );
-    }
+  if (cfg.capture) takeProxyGroup(cfg.captureConfig.proxyGid, logger);
+  // The netlink socket that owns the capture table for this agent's life: if the agent dies by any cause, the
+  // kernel deletes the table with it, so the host resolves names and connects as if vmesh were absent.
+  const nftSession = cfg.capture ? openCaptureSession(cfg.captureConfig.backend) : undefined;
+  if (cfg.capture && !nftSession) {
+    // iptables has nothing like an owned table: say once what removes the rules if this process is killed.
+    logger.info(
+      { backend: cfg.captureConfig.backend },
+      'iptables capture outlives this agent if it is killed: systemd (ExecStopPost) removes it then; without systemd run "vmesh capture remove", or use the nftables backend',
+    );
   }
+  try {
+    return await startWith(cfg, logger, nftSession);
+  } catch (e) {
+    nftSession?.close();
+    throw e;
+  }
+}
+
+async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSession | undefined): Promise<RunningAgent> {
   let creds: HostCreds = await ensureHostCredentials(cfg, logger);
   // One provider behind every channel to the controllers: a renewed certificate or a rotated bundle reaches
   // new connections (xDS reconnects, reports) without rebuilding the channels.
@@ -118,6 +133,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     validate,
     address: controllers,
     credentials: channelCredentials,
+    channelOptions: controllerChannelOptions(controllers),
     nodeId: cfg.hostName,
     metadata: { mode: cfg.mode, labels: { ...cfg.gatewayLabels } },
     cacheFile: join(cfg.dataDir, 'xds-last-good.json'),
@@ -141,14 +157,14 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       try {
         if (want === 'full') {
           await routeVipRange();
-          await installCapture(cfg.captureConfig);
+          await installCapture(cfg.captureConfig, nftSession);
           logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
         } else if (want === 'dns') {
           // One transaction replaces the table: DNS capture never has a gap.
-          await installCapture(dnsOnlyCapture(cfg.captureConfig));
+          await installCapture(dnsOnlyCapture(cfg.captureConfig), nftSession);
           logger.warn('no proxy listens on the outbound port: TCP capture removed until it is back; DNS stays captured');
         } else {
-          await removeCapture(cfg.captureConfig.backend);
+          await removeCapture(cfg.captureConfig.backend, nftSession);
           logger.warn('no proxy listens on the outbound port: capture removed until it is back');
         }
         captured = want;
@@ -160,7 +176,11 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   if (cfg.capture) {
     // A crashed agent's rules may still be in place, redirecting to a proxy that is gone: until this agent's
     // proxy listens, traffic flows as if vmesh were absent. Installing later replaces the table in one go anyway.
-    await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'stale capture not removed'));
+    // A table owned by another live agent cannot be taken over: two agents would fight over one host's capture.
+    await removeCapture(cfg.captureConfig.backend, nftSession).catch((e: unknown) => {
+      if (e instanceof VmeshError && e.code === ErrorCode.Conflict) throw e;
+      logger.warn({ err: e }, 'stale capture not removed');
+    });
   }
   proxy = cfg.proxy ? await startProxyRunner(cfg, logger, syncCapture) : undefined;
   let proxyTimer: NodeJS.Timeout | undefined;
@@ -193,6 +213,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const Controller = controllerServiceClient();
   const newClient = () =>
     new Controller(controllers, channelCredentials, {
+      ...controllerChannelOptions(controllers),
       'grpc.use_local_subchannel_pool': 1,
     }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
   let client = newClient();
@@ -274,6 +295,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
           .all()
           .map((c) => ({ spiffeId: c.spiffeId, notBefore: c.notBefore, notAfter: c.notAfter, serial: serialOf(c.certChainPem) })),
       );
+    else if (req.url === '/secrets') send(200, secretList(identities, creds, byUid).map(describeSecret));
     else if (req.url === '/ready') send(200, { ready: true, host: cfg.hostName });
     else send(404, { error: { code: 'VMESH_ERR_NOT_FOUND', message: `no admin endpoint ${req.url}` } });
   });
@@ -308,7 +330,8 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       stopping = true;
       await captureChain;
       if (captured !== 'none')
-        await removeCapture(cfg.captureConfig.backend).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
+        await removeCapture(cfg.captureConfig.backend, nftSession).catch((e: unknown) => logger.warn({ err: e }, 'capture removal failed'));
+      nftSession?.close();
       if (proxyTimer) clearTimeout(proxyTimer);
       await proxy?.stop(2000);
       await reporter.stop();

@@ -27,6 +27,13 @@ export interface ProxyWorkersOptions {
   readonly onListening?: () => void;
   /** A worker silent this long after a ping is hung: it no longer serves and is killed (then restarted). */
   readonly livenessTimeoutMs?: number;
+  /**
+   * A worker that has not even reported `started` (its modules still loading) this long after its fork is hung
+   * at birth and is killed likewise. Default: three liveness timeouts, at least 30 s.
+   */
+  readonly startupTimeoutMs?: number;
+  /** The worker's entry file (tests substitute a fake worker). */
+  readonly entry?: string;
 }
 
 interface Slot {
@@ -34,7 +41,11 @@ interface Slot {
   listeners: Array<{ name: string; port: number }>;
   restarts: number;
   timer?: NodeJS.Timeout;
-  /** When the worker last answered a ping; undefined until its first answer (start-up is not judged). */
+  forkedAt: number;
+  /**
+   * When the worker last showed its event loop runs: its `started` message (sent once its ping handler is in
+   * place, before it fetches and compiles its first config) or its last answer to a ping.
+   */
   lastPong?: number;
 }
 
@@ -55,13 +66,14 @@ export class ProxyWorkers {
     // Must be set before the first fork; the agent forks nothing else.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     for (let i = 0; i < this.opts.count; i++) {
-      const slot: Slot = { listeners: [], restarts: 0 };
+      const slot: Slot = { listeners: [], restarts: 0, forkedAt: Date.now() };
       this.slots.push(slot);
       this.fork(i, slot);
     }
     const timeout = this.opts.livenessTimeoutMs ?? 10_000;
+    const startup = this.opts.startupTimeoutMs ?? Math.max(3 * timeout, 30_000);
     // Five pings per timeout: a worker is judged on several missed answers, not one late one.
-    this.liveness = setInterval(() => this.checkLiveness(timeout), Math.max(100, Math.floor(timeout / 5)));
+    this.liveness = setInterval(() => this.checkLiveness(timeout, startup), Math.max(100, Math.floor(timeout / 5)));
     this.liveness.unref();
   }
 
@@ -69,17 +81,22 @@ export class ProxyWorkers {
    * A dead worker is seen by its exit; a hung one (stopped, or its event loop stuck) only by its silence. Such a
    * worker may still hold accepted connections and its share of new ones, so it stops counting as serving at
    * once (capture comes off if no other worker serves: virtual IPs are then refused, not left hanging), and is
-   * killed; its exit restarts it.
+   * killed; its exit restarts it (with backoff while it never gets to serve). A worker hung at birth (stuck
+   * loading, or compiling its first config) is judged the same way: from its `started` message, or from its fork
+   * when it never sends one.
    */
-  private checkLiveness(timeoutMs: number): void {
+  private checkLiveness(timeoutMs: number, startupMs: number): void {
     const now = Date.now();
     this.slots.forEach((slot, index) => {
       const w = slot.worker;
       if (this.stopping || !w || w.isDead() || !w.isConnected()) return;
-      if (slot.lastPong !== undefined && now - slot.lastPong > timeoutMs) {
+      const silentMs = now - (slot.lastPong ?? slot.forkedAt);
+      if (silentMs > (slot.lastPong === undefined ? startupMs : timeoutMs)) {
         this.opts.logger.error(
-          { worker: index, pid: w.process.pid, silentMs: now - slot.lastPong },
-          'proxy worker answers no liveness ping; killing it',
+          { worker: index, pid: w.process.pid, silentMs },
+          slot.lastPong === undefined
+            ? 'proxy worker did not start (hung at birth); killing it'
+            : 'proxy worker answers no liveness ping; killing it',
         );
         slot.lastPong = undefined;
         slot.listeners = [];
@@ -167,7 +184,7 @@ export class ProxyWorkers {
     const args = { socketPath: this.opts.socketPath, index, count: this.opts.count, logLevel: this.opts.logLevel };
     const root = process.getuid?.() === 0;
     cluster.setupPrimary({
-      exec: workerEntry(),
+      exec: this.opts.entry ?? workerEntry(),
       execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')),
       args: proxyWorkerArgs(args),
       ...(root && this.opts.uid !== undefined ? { uid: this.opts.uid } : {}),
@@ -179,8 +196,9 @@ export class ProxyWorkers {
     worker.on('error', (e) => this.opts.logger.warn({ worker: index, err: e.message }, 'proxy worker channel error'));
     slot.listeners = [];
     slot.lastPong = undefined;
+    slot.forkedAt = Date.now();
     worker.on('message', (m: WorkerMessage) => {
-      if (m?.kind === 'pong') slot.lastPong = Date.now();
+      if (m?.kind === 'pong' || m?.kind === 'started') slot.lastPong = Date.now();
       else if (m?.kind === 'listening') {
         slot.listeners = m.listeners;
         slot.restarts = 0;
@@ -191,9 +209,11 @@ export class ProxyWorkers {
       slot.listeners = [];
       if (this.stopping) return;
       this.opts.onListening?.();
-      const wait = backoffDelay(slot.restarts++, { baseMs: 200, maxMs: 10_000 });
+      // Not reset until a worker serves again: a worker that never gets there waits longer each time.
+      const attempt = slot.restarts++;
+      const wait = backoffDelay(attempt, { baseMs: 200, maxMs: 10_000 });
       this.opts.logger.error(
-        { worker: index, pid: worker.process.pid, code, signal, restartInMs: wait },
+        { worker: index, pid: worker.process.pid, code, signal, attempt, restartInMs: wait },
         'proxy worker exited; restarting',
       );
       slot.timer = setTimeout(() => this.fork(index, slot), wait);

@@ -56,3 +56,9 @@ export const MESH_PORTS = Object.freeze({
 });
 
 export const SSH_PORT = 22;
+
+/**
+ * The name `capture verify` asks through port 53. The agent's DNS proxy answers it itself, at once (NXDOMAIN:
+ * `.invalid` never exists), so an answer proves the redirect to the DNS proxy whatever the upstream resolvers do.
+ */
+export const CAPTURE_PROBE_NAME = 'vmesh-verify.invalid';

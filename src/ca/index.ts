@@ -28,6 +28,8 @@ export { gatherHostFacts } from './host-facts.js';
 export { HostRegistry } from './host-registry.js';
 export { IssuedCertificates } from './issued-certificates.js';
 export {
+  CONTROLLER_TLS_NAME,
+  controllerChannelOptions,
   type HostCredentials,
   type JoinOptions,
   joinController,

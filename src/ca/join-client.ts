@@ -91,6 +91,23 @@ export function controllerIdentity(hostname: string, cert: PeerCertificate): Err
     : standard;
 }
 
+/**
+ * The TLS server name channels to a controller addressed by IP present. grpc-js sends the target's host as SNI,
+ * an IP literal there (which RFC 6066 forbids, and Node warns about: DEP0123); this name replaces it. It is in
+ * no certificate: the controller is then accepted by its SPIFFE id (controllerIdentity), as for any address
+ * its certificate does not name.
+ */
+export const CONTROLLER_TLS_NAME = 'controller.vmesh.invalid';
+
+/** Channel options for a gRPC target naming controllers (`host:port`, `ipv4:a,b`, `ipv6:[a]:p`, `dns:name`). */
+export function controllerChannelOptions(target: string): grpc.ChannelOptions {
+  const hosts = target
+    .replace(/^(ipv4|ipv6|dns):(\/\/[^/]*\/)?/, '')
+    .split(',')
+    .map((a) => /^\[([^\]]+)\](:\d+)?$/.exec(a)?.[1] ?? a.replace(/:\d+$/, ''));
+  return hosts.every((h) => isIP(h) !== 0) ? { 'grpc.ssl_target_name_override': CONTROLLER_TLS_NAME } : {};
+}
+
 export function channelCredentials(trustPem: string, client?: { keyPem: string; certPem: string }): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(
     Buffer.from(trustPem),
@@ -113,7 +130,7 @@ export async function unary<Res>(opts: {
   const Client = controllerServiceClient();
   const channelOptions: grpc.ChannelOptions = opts.servername
     ? { 'grpc.ssl_target_name_override': opts.servername, 'grpc.default_authority': opts.servername }
-    : {};
+    : controllerChannelOptions(opts.address);
   const client = opts.client ?? new Client(opts.address, opts.credentials, channelOptions);
   const fn = (client as unknown as Record<string, CallFn<Res> | undefined>)[opts.method];
   if (!fn) throw new VmeshError(ErrorCode.Internal, `vmesh.v1.Controller has no method ${opts.method}`);

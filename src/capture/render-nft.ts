@@ -89,9 +89,19 @@ function ruleCmd(chain: string, r: PlanRule): Json {
 /**
  * One transaction that replaces the whole table: adding it first makes the delete valid when it does
  * not exist yet, so install is idempotent and a crashed agent's stale table is replaced, never stacked.
+ *
+ * `owned`: the table already exists with `flags owner` (libnftables 1.0.6 reads no table flags from JSON, so
+ * it is made by NFT_OWNED_TABLE_ADD) and must stay: re-adding it would clear the flag, which the kernel
+ * refuses. Every chain vmesh may have is deleted instead (added bare first, so the delete is valid when it is
+ * absent) and the plan's chains are added, all in the same one transaction.
  */
-export function renderNftInstall(plan: CapturePlan): NftBatch {
-  const cmds: Json[] = [{ add: { table } }, { delete: { table } }, { add: { table } }];
+export function renderNftInstall(plan: CapturePlan, opts: { owned?: boolean } = {}): NftBatch {
+  const cmds: Json[] = opts.owned
+    ? Object.values(CHAIN_NAMES).flatMap((name): Json[] => [
+        { add: { chain: { ...inTable, name } } },
+        { delete: { chain: { ...inTable, name } } },
+      ])
+    : [{ add: { table } }, { delete: { table } }, { add: { table } }];
   for (const c of plan.chains) {
     cmds.push({
       add: {
@@ -106,3 +116,10 @@ export function renderNftInstall(plan: CapturePlan): NftBatch {
 export function renderNftRemove(): NftBatch {
   return { nftables: [{ add: { table } }, { delete: { table } }] };
 }
+
+/**
+ * The empty table tied to the netlink socket that runs this (nft syntax: JSON cannot say `owner` in 1.0.6);
+ * a no-op when that socket already owns it. The kernel deletes an owned table when its socket closes.
+ */
+export const NFT_OWNED_TABLE_ADD = `add table ${NFT_TABLE.family} ${NFT_TABLE.name} { flags owner; }`;
+export const NFT_TABLE_DELETE = `delete table ${NFT_TABLE.family} ${NFT_TABLE.name}`;

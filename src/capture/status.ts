@@ -1,13 +1,18 @@
 import type { CaptureBackend } from '../api/capture.js';
 import { execTool, hasTool } from '../lib/exec.js';
 import { readIptables } from './apply-iptables.js';
-import { readNftTable } from './apply-nft.js';
+import { nftTableOwned, readNftTable } from './apply-nft.js';
 import { EMPTY_IPTABLES, IPT_TABLES, type IptablesState, type IptTableState } from './render-iptables.js';
 
 export interface CaptureStatus {
   /** Which backend holds vmesh rules now (`none` when neither does). */
   readonly installed: CaptureBackend | 'none' | 'both';
-  readonly nftables: { readonly rules: number; readonly redirectedPackets: { inbound: number; outbound: number } } | null;
+  readonly nftables: {
+    readonly rules: number;
+    readonly redirectedPackets: { inbound: number; outbound: number };
+    /** Owned by a running agent's netlink socket: the kernel deletes the table when that agent exits. */
+    readonly owned: boolean;
+  } | null;
   readonly iptables: { readonly ipv4Rules: number; readonly ipv6Rules: number; readonly jumps: number } | null;
   /** Plain-words problems an operator must know about. */
   readonly warnings: readonly string[];
@@ -56,7 +61,9 @@ export async function captureStatus(): Promise<CaptureStatus> {
     (nft ?? []).filter((r) => r.chain === chain && r.redirectPort !== undefined).reduce((a, r) => a + r.packets, 0);
   return {
     installed: nft && ipt ? 'both' : nft ? 'nftables' : ipt ? 'iptables' : 'none',
-    nftables: nft ? { rules: nft.length, redirectedPackets: { inbound: sum('inbound'), outbound: sum('outbound') } } : null,
+    nftables: nft
+      ? { rules: nft.length, redirectedPackets: { inbound: sum('inbound'), outbound: sum('outbound') }, owned: nftTableOwned() }
+      : null,
     iptables: ipt ? { ipv4Rules: ipt.v4, ipv6Rules: ipt.v6, jumps: ipt.jumps } : null,
     warnings,
   };

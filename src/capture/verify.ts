@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import type { CaptureConfig } from '../api/capture.js';
+import * as packet from 'dns-packet';
+import { CAPTURE_PROBE_NAME, type CaptureConfig } from '../api/capture.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { originalDst } from '../lib/native.js';
 
@@ -139,6 +140,14 @@ async function verifyDns(cfg: CaptureConfig, host: string): Promise<VerifyCheck>
     listener.bind(cfg.dnsPort, host.includes(':') ? '::' : '0.0.0.0', () => resolve(true));
   });
   const client = createSocket(family);
+  // A minimal DNS query (id 0x766d, one question: CAPTURE_PROBE_NAME A IN): the agent's DNS proxy answers it
+  // itself at once, and any reply (NXDOMAIN, SERVFAIL alike) proves port 53 reached :dnsPort.
+  const q = packet.encode({
+    id: 0x766d,
+    type: 'query',
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ type: 'A', name: CAPTURE_PROBE_NAME }],
+  });
   try {
     const got = new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 1500);
@@ -149,8 +158,6 @@ async function verifyDns(cfg: CaptureConfig, host: string): Promise<VerifyCheck>
       if (bound) listener.once('message', done);
       else client.once('message', done);
     });
-    // A minimal DNS query (id 0x766d, one question: vmesh-verify.invalid A IN), so a real DNS proxy answers too.
-    const q = Buffer.from('766d01000001000000000000' + '0c766d6573682d766572696679' + '07696e76616c6964' + '0000010001', 'hex');
     client.send(q, 53, host);
     const ok = await got;
     return { name: `dns udp/53 via ${host}`, ok, detail: ok ? `reached :${cfg.dnsPort}` : `no answer on :${cfg.dnsPort}` };

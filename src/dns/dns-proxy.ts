@@ -1,12 +1,15 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
+import { CAPTURE_PROBE_NAME } from '../api/capture.js';
 import type { Logger } from '../lib/logger.js';
 import { lookup, type NameTable } from './name-table.js';
 import type { ResolvConf } from './resolv-conf.js';
 import { forwardQuery } from './upstream.js';
 
 const TTL_SECONDS = 30;
+// The low four flag bits are the RCODE.
+const NXDOMAIN = 3;
 
 export interface DnsProxyOptions {
   readonly port: number;
@@ -120,6 +123,10 @@ export class DnsProxy {
     }
     const question = q.questions?.[0];
     if (!question) return undefined;
+    // Capture's own probe: answered here, never forwarded, so verifying capture does not verify the upstream.
+    if (question.name.toLowerCase().replace(/\.$/, '') === CAPTURE_PROBE_NAME) {
+      return packet.encode({ id: q.id, type: 'response', flags: packet.AUTHORITATIVE_ANSWER | NXDOMAIN, questions: q.questions });
+    }
     const found = lookup(this.table, question.name, question.type, this.opts.resolv.search);
     if (found.kind === 'forward') {
       try {

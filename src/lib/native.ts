@@ -11,6 +11,7 @@ interface NativeAddon {
   originalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
   nftRun(batch: string, opts?: { json?: boolean }): string;
   nftAvailable(): { ok: boolean; error?: string };
+  NftSession: new () => { run(batch: string, opts?: { json?: boolean }): string; close(): void };
   socketUid(family: 4 | 6, srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): number;
 }
 
@@ -68,8 +69,34 @@ export function originalDst(socket: Socket): Result<OrigDstAddr, VmeshError> {
 
 /** Runs one libnftables transaction; a failure anywhere leaves the rule set as it was. */
 export function nftRun(batch: string, opts: { json?: boolean } = {}): string {
+  return nftCall(() => loadNative().nftRun(batch, opts));
+}
+
+/**
+ * One libnftables context (so one netfilter netlink socket) kept open for the owner's whole life. A table
+ * created through it with `flags owner` can be changed only through it, and the kernel deletes the table when
+ * the socket closes: on close(), or when the process dies by any cause, kill -9 included.
+ */
+export interface NftSession {
+  run(batch: string, opts?: { json?: boolean }): string;
+  close(): void;
+}
+
+export function openNftSession(): NftSession {
+  const s = nftCall(() => new (loadNative().NftSession)());
+  let closed = false;
+  return {
+    run: (batch, opts = {}) => nftCall(() => s.run(batch, opts)),
+    close: () => {
+      if (!closed) s.close();
+      closed = true;
+    },
+  };
+}
+
+function nftCall<T>(f: () => T): T {
   try {
-    return loadNative().nftRun(batch, opts);
+    return f();
   } catch (e) {
     if (e instanceof VmeshError) throw e;
     const code = (e as { code?: string }).code;

@@ -21,6 +21,7 @@ export type UpdateValidator = (typeUrl: string, next: ReadonlyMap<string, unknow
 export interface XdsSyncOptions {
   readonly address: string;
   readonly credentials: grpc.ChannelCredentials;
+  readonly channelOptions?: grpc.ChannelOptions;
   readonly nodeId: string;
   readonly metadata?: Record<string, unknown>;
   /** Where the last good config is kept, so a restarted agent serves traffic while the controller is down. */
@@ -49,6 +50,7 @@ export class XdsSync {
     this.client = new AdsClient({
       address: opts.address,
       credentials: opts.credentials,
+      ...(opts.channelOptions ? { channelOptions: opts.channelOptions } : {}),
       node: { id: opts.nodeId, cluster: 'vmesh-agent', ...(opts.metadata ? { metadata: opts.metadata } : {}) },
       mode: 'delta',
       types: opts.types ?? [CDS, EDS, LDS, RDS, NDS],

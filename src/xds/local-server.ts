@@ -16,10 +16,14 @@ export interface LocalXdsServerOptions {
   readonly socketPath: string;
   readonly group?: number;
   readonly logger: Logger;
+  /** How long a config may name missing resources before that is warned about (10 s; tests shorten it). */
+  readonly incompleteWarnMs?: number;
 }
 
 /** Every local proxy process sees the same snapshot. */
 const LOCAL_NODE = 'local-proxy';
+// Types of one controller update arrive within milliseconds of each other; seconds of waiting is a real problem.
+const INCOMPLETE_WARN_MS = 10_000;
 
 /**
  * The agent's xDS and SDS server for its own proxy processes, on a unix socket (as Istio's agent serves
@@ -28,6 +32,8 @@ const LOCAL_NODE = 'local-proxy';
  */
 export class LocalXdsServer {
   private readonly cache: SnapshotCache;
+  /** Since the first refused update: the problems of the latest, and the timer that warns if they persist. */
+  private incomplete: { problems: readonly string[]; timer: NodeJS.Timeout } | undefined;
   private readonly server = new grpc.Server();
   // Applied resources are kept as the same objects between updates: encode each once.
   private readonly encoded = new WeakMap<object, XdsResource>();
@@ -89,10 +95,42 @@ export class LocalXdsServer {
     this.secretEncoded.clear();
     for (const [k, v] of keep) this.secretEncoded.set(k, v);
     this.generation += 1;
-    this.cache.setSnapshot(LOCAL_NODE, snapshotOf(`local-${this.generation}`, all));
+    const set = this.cache.setSnapshot(LOCAL_NODE, snapshotOf(`local-${this.generation}`, all));
+    this.noteIncomplete(set.ok ? undefined : set.error);
+  }
+
+  /**
+   * The controller's types arrive one response at a time (a new cluster before its endpoints), so a config that
+   * names what has not arrived yet is normal for a moment: the workers keep the last complete one meanwhile. Only
+   * a config still incomplete after incompleteWarnMs is a problem worth a warning.
+   */
+  private noteIncomplete(problems: readonly string[] | undefined): void {
+    if (!problems) {
+      if (this.incomplete) clearTimeout(this.incomplete.timer);
+      this.incomplete = undefined;
+      return;
+    }
+    this.opts.logger.debug({ problems }, 'local xds: waiting for the rest of an update before passing it to the workers');
+    if (this.incomplete) {
+      this.incomplete.problems = problems;
+      return;
+    }
+    const since = Date.now();
+    const state = { problems, timer: setTimeout(() => this.warnIncomplete(since), this.opts.incompleteWarnMs ?? INCOMPLETE_WARN_MS) };
+    state.timer.unref();
+    this.incomplete = state;
+  }
+
+  private warnIncomplete(since: number): void {
+    if (!this.incomplete) return;
+    this.opts.logger.warn(
+      { problems: this.incomplete.problems, sinceMs: Date.now() - since },
+      'local xds: the config names resources that never arrived; the workers keep the last complete config',
+    );
   }
 
   async stop(): Promise<void> {
+    if (this.incomplete) clearTimeout(this.incomplete.timer);
     this.server.forceShutdown();
     await rm(this.opts.socketPath, { force: true });
   }

@@ -13,13 +13,13 @@ export class SnapshotCache {
 
   constructor(private readonly opts: { readonly logger?: Logger } = {}) {}
 
-  /** Refuses an inconsistent snapshot (a node would wait forever for the missing piece) and keeps the previous one. */
+  /**
+   * Refuses an inconsistent snapshot (a node would wait forever for the missing piece) and keeps the previous one.
+   * The caller says how much that matters: between the types of one update it is expected; from translation, a bug.
+   */
   setSnapshot(nodeId: string, s: Snapshot): Result<void, string[]> {
     const check = this.consistent.has(s) ? ({ ok: true, value: undefined } as const) : checkConsistent(s);
-    if (!check.ok) {
-      this.opts.logger?.warn({ nodeId, version: s.version, problems: check.error }, 'xds: inconsistent snapshot refused');
-      return check;
-    }
+    if (!check.ok) return check;
     this.consistent.add(s);
     this.snapshots.set(nodeId, s);
     for (const cb of [...(this.watchers.get(nodeId) ?? [])]) {

@@ -122,6 +122,22 @@ describe('xDS to an agent in the lab', () => {
     const secrets = JSON.parse(await cli(['proxy-config', 'h2', 'secrets', '-o', 'json'])) as Array<{ name: string; resource: object }>;
     assert.ok(secrets.some((x) => x.name === 'spiffe://cluster.local/ns/default/sa/reviews'));
     assert.doesNotMatch(JSON.stringify(secrets), /PRIVATE KEY/);
+    // --local: what this agent's SDS serves its proxy, described (whose certificate, until when), never a key.
+    const served = await h2.execOk(node, ['--import', 'tsx', CLI, 'proxy-config', 'h2', 'secrets', '--local', '-o', 'json']);
+    const byName = new Map(
+      (JSON.parse(served) as Array<{ name: string; kind: string; spiffeId?: string; notAfter?: string }>).map((x) => [x.name, x]),
+    );
+    const reviews = byName.get('spiffe://cluster.local/ns/default/sa/reviews');
+    assert.equal(reviews?.spiffeId, 'spiffe://cluster.local/ns/default/sa/reviews', served);
+    assert.ok(Date.parse(reviews?.notAfter ?? '') > Date.now(), served);
+    assert.equal(byName.get('default')?.kind, 'certificate', served);
+    assert.equal(byName.get('ROOTCA')?.kind, 'trust', served);
+    assert.doesNotMatch(served, /PRIVATE KEY/);
+    // The agent reaches its controller by IP and joined, renewed nothing yet but signs workloads: no channel of it
+    // sent the IP as TLS server name (Node warns once per process when one does).
+    assert.doesNotMatch(agent.stderr(), /DEP0123|ServerName to an IP address/);
+    const text = await h2.execOk(node, ['--import', 'tsx', CLI, 'proxy-config', 'h2', 'secrets', '--local']);
+    assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\s+certificate\s+\d{4}-/);
   });
 
   test('with the controller down, a restarted agent serves its last good config from disk', async () => {

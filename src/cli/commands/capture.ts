@@ -107,7 +107,7 @@ const status: CommandModule<object, Flags> = {
       const lines = [`installed: ${s.installed}`];
       if (s.nftables) {
         lines.push(
-          `nftables: table inet vmesh, ${s.nftables.rules} rules; redirected packets inbound ${s.nftables.redirectedPackets.inbound}, outbound ${s.nftables.redirectedPackets.outbound}`,
+          `nftables: table inet vmesh, ${s.nftables.rules} rules; redirected packets inbound ${s.nftables.redirectedPackets.inbound}, outbound ${s.nftables.redirectedPackets.outbound}${s.nftables.owned ? '; owned by the running agent (the kernel removes it when the agent exits)' : ''}`,
         );
       }
       if (s.iptables)

@@ -42,9 +42,9 @@ const LOCAL_TYPES: Record<string, string> = {
   names: 'type.googleapis.com/vmesh.v1.NameTable',
 };
 
-function readLocal(port: number): Promise<{ resources: Record<string, Record<string, unknown>> }> {
+function readLocal<T>(port: number, path: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    httpGet({ host: '127.0.0.1', port, path: '/config_dump', timeout: 5000 }, (res) => {
+    httpGet({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => {
         body += c.toString();
@@ -74,16 +74,20 @@ export const proxyConfigCommand: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const kind = String(argv.kind);
-    if (kind === 'secrets' && argv.local) {
-      // The agent's local SDS (which will hold certificates and report their expiry) is not built yet.
-      throw vmeshError(
-        ErrorCode.Usage,
-        'proxy-config secrets --local: this agent serves no SDS yet; without --local the secret names in use are listed',
-      );
-    }
     let items: Array<{ name: string; resource: unknown; version?: string }>;
+    if (argv.local && kind === 'secrets') {
+      // What the agent's SDS serves its proxy, described: names, whose certificates, until when. Never a key.
+      const secrets = await readLocal<Array<{ name: string; kind: string; notAfter?: string }>>(Number(argv.adminPort), '/secrets');
+      emit(argv.output, secrets, () =>
+        table(
+          ['name', 'kind', 'not after'],
+          secrets.map((x) => [x.name, x.kind, x.notAfter ?? '-']),
+        ),
+      );
+      return;
+    }
     if (argv.local) {
-      const dump = await readLocal(Number(argv.adminPort));
+      const dump = await readLocal<{ resources: Record<string, Record<string, unknown>> }>(Number(argv.adminPort), '/config_dump');
       const byName = dump.resources[LOCAL_TYPES[kind] ?? ''] ?? {};
       items = Object.entries(byName).map(([name, resource]) => ({ name, resource }));
     } else {

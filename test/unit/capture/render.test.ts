@@ -84,6 +84,20 @@ describe('capture rule generation (properties)', () => {
     });
   });
 
+  test('an owned table is never re-added (that would clear its owner flag): every vmesh chain is replaced instead', () => {
+    const plan = planCapture(cfg(CASES.full));
+    const owned = renderNftInstall(plan, { owned: true }).nftables as Array<Record<string, { table?: unknown; chain?: { name: string } }>>;
+    assert.ok(
+      owned.every((c) => !Object.values(c).some((v) => v.table !== undefined && v.chain === undefined)),
+      'no table command',
+    );
+    // Each chain is added bare, then deleted, so the delete is valid whether or not it exists; then the plan's chains.
+    const head = owned.slice(0, 6).map((c) => `${Object.keys(c)[0]} ${Object.values(c)[0]?.chain?.name}`);
+    assert.deepEqual(head, ['add inbound', 'delete inbound', 'add outbound', 'delete outbound', 'add dns_zone', 'delete dns_zone']);
+    const plain = renderNftInstall(plan).nftables;
+    assert.deepEqual(owned.slice(6), plain.slice(3), 'the same chains and rules as an unowned install');
+  });
+
   test('SSH is excluded both ways unless asked, and then captured', () => {
     const off = renderIptablesInstall(planCapture(cfg()), 'ipv4');
     assert.match(off, /--dport 22 .*-j RETURN/);

@@ -3,6 +3,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
+import { CAPTURE_PROBE_NAME } from '../../../src/api/capture.js';
 import { DnsProxy } from '../../../src/dns/dns-proxy.js';
 import { lookup, nameTableFrom } from '../../../src/dns/name-table.js';
 import { parseResolvConf } from '../../../src/dns/resolv-conf.js';
@@ -119,6 +120,13 @@ describe('DNS proxy', () => {
     assert.equal(nx.rcode, 'NXDOMAIN');
     assert.ok(seenUpstream.includes('example.org'));
     assert.ok(!seenUpstream.includes('reviews'), 'mesh names never reach the upstream');
+  });
+
+  test("capture verify's probe name is answered here at once (NXDOMAIN), never forwarded", async () => {
+    const r = await udpAsk(port, CAPTURE_PROBE_NAME);
+    assert.equal(r.rcode, 'NXDOMAIN');
+    assert.equal(r.id, 4242);
+    assert.ok(!seenUpstream.includes(CAPTURE_PROBE_NAME), 'the probe must not depend on the upstream');
   });
 
   test('lookup and resolv.conf parsing', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../../src/lib/logger.js';
@@ -10,6 +11,7 @@ import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
 import {
   type AppliedConfig,
   CDS,
+  EDS,
   LDS,
   LocalXdsServer,
   protos,
@@ -110,6 +112,46 @@ describe("the agent's local xDS/SDS server (unix socket) for its proxy workers",
       assert.deepEqual(Object.keys(applied?.resources[LDS] ?? {}).sort(), Object.keys(appliedFor('h1').resources[LDS] ?? {}).sort());
     } finally {
       await sync.stop();
+    }
+  });
+});
+
+describe('local xDS: a config that names what has not arrived yet', () => {
+  test('is a normal moment between the types of one update (debug), and a warning only when it persists', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmesh-local-xds-'));
+    const lines: Array<{ level: number; msg: string }> = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        cb();
+      },
+    });
+    const server = new LocalXdsServer({
+      socketPath: join(dir, 'proxy-xds.sock'),
+      logger: createLogger({ level: 'debug', destination }),
+      incompleteWarnMs: 300,
+    });
+    await server.start();
+    try {
+      const full = appliedFor('h2');
+      // Clusters (CDS) in, their endpoints (EDS) not yet: what the agent holds for a moment after a registration.
+      const partial = { ...full, resources: { ...full.resources, [EDS]: {} } };
+      const warnings = () => lines.filter((l) => l.level >= 40);
+      server.update(partial, SECRETS);
+      assert.ok(
+        lines.some((l) => l.level === 20 && /waiting for the rest of an update/.test(l.msg)),
+        JSON.stringify(lines),
+      );
+      server.update(full, SECRETS);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(warnings(), [], 'completed in time: nothing that looks like a failure');
+      server.update(partial, SECRETS);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(warnings().length, 1, JSON.stringify(lines));
+      assert.match(warnings()[0]?.msg ?? '', /never arrived/);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
