@@ -6,7 +6,6 @@ import { edgesFromSnapshot } from '../api/edges.js';
 import {
   controllerServiceClient,
   type HealthReportAck,
-  parseSpiffeId,
   pemProvider,
   pemUpdates,
   signWorkloadCert,
@@ -14,7 +13,6 @@ import {
   updatableChannelCredentials,
   type WorkloadCert,
   WorkloadIdentities,
-  workloadSpiffeId,
 } from '../ca/index.js';
 import { installCapture, removeCapture } from '../capture/install.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
@@ -35,10 +33,10 @@ import { uidSecretName } from '../proxy/runtime-types.js';
 import { readFileSecrets } from '../proxy/secret-files.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
-import { NDS } from '../xds/type-urls.js';
+import { NDS, WDS } from '../xds/type-urls.js';
 import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
-import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
+import { type CachedWorkload, IdentityCache, nsSa, registryFrom, servedIdentities, uidMap } from './identity-cache.js';
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
 
@@ -72,7 +70,6 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const controllers = await controllerTarget(cfg.controllers, logger);
 
   let proxy: ProxyRunner | undefined;
-  const trustDomain = trustDomainOf(creds.certPem);
   // The registry and workload certificates of the last run: a restart with every controller down serves with them.
   const idCache = new IdentityCache(cfg.dataDir, logger.child({ component: 'sds' }));
   const saved = await idCache.load();
@@ -100,6 +97,34 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
   let byUid = uidMap(registry);
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
+  // The host's registry arrives as its WDS resource, pushed on every registration: the uid map is right as
+  // soon as the certificate is, and a deregistered uid loses its identity with the same push.
+  const setRegistry = (next: CachedWorkload[]) => {
+    if (JSON.stringify(next) !== JSON.stringify(registry)) {
+      registry = next;
+      saveIdentities();
+    }
+    fromRegistry = new Set(next.map((w) => w.spiffeId));
+    const uids = uidMap(next);
+    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
+      byUid = uids;
+      updateProxy();
+    }
+    wantIdentities();
+  };
+  const applyRegistry = (c: AppliedConfig) => {
+    const next = registryFrom(Object.values(c.resources[WDS] ?? {})[0]);
+    if (next) setRegistry(next);
+  };
+  // What the proxy presents, reported at once when it changes: `vmesh workload register` waits for it.
+  let serving: ReturnType<typeof servedIdentities> = [];
+  let reportServing = () => {};
+  const publishServing = () => {
+    const now = servedIdentities(registry, (id) => identities.get(id) !== undefined);
+    if (JSON.stringify(now) === JSON.stringify(serving)) return;
+    serving = now;
+    reportServing();
+  };
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // The compiled result is kept, so an in-process proxy applies it without compiling it again.
   let compiled: ProxyConfig | undefined;
@@ -166,17 +191,20 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   let proxyTimer: NodeJS.Timeout | undefined;
   function updateProxy(): void {
     // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
-    if (!proxy || proxyTimer) return;
+    if (proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
+      if (!proxy) return publishServing();
       const files = [...fromConfig].filter((n) => n.startsWith('file'));
-      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) =>
-        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]),
-      );
+      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) => {
+        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]);
+        publishServing();
+      });
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
     if (typeUrl === NDS) applyNames(c);
+    if (typeUrl === WDS) applyRegistry(c);
     updateProxy();
   });
   if ((await sync.loadCached()) && cfg.proxy) {
@@ -184,6 +212,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
     const r = prepare(sync.config());
     if (!r.ok) logger.warn({ error: r.error }, 'the cached config does not compile; waiting for a controller');
   }
+  applyRegistry(sync.config());
   wantIdentities();
   applyNames(sync.config());
   updateProxy();
@@ -203,21 +232,6 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   };
   let refetched = { hash: '', at: 0 };
   const onAck = (ack: HealthReportAck) => {
-    const next: CachedWorkload[] = ack.workloads.map((w) => ({
-      spiffeId: workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount),
-      ...(w.hasUid ? { uid: w.uid } : {}),
-    }));
-    if (JSON.stringify(next) !== JSON.stringify(registry)) {
-      registry = next;
-      saveIdentities();
-    }
-    fromRegistry = new Set(next.map((w) => w.spiffeId));
-    const uids = uidMap(next);
-    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
-      byUid = uids;
-      updateProxy();
-    }
-    wantIdentities();
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
     const want = ack.trustBundleSha256;
     if (want && want !== heldBundle() && (refetched.hash !== want || Date.now() - refetched.at > 30_000)) {
@@ -230,8 +244,16 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // The same merged proxy snapshot /stats/prometheus renders, grouped by edge for the controller's mesh graph.
   const edges = async () => edgesFromSnapshot(mergeSnapshots((await proxy?.metrics()) ?? []));
   const newReporter = () =>
-    new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle, edges });
+    new HealthReporter({
+      client,
+      logger: logger.child({ component: 'health' }),
+      onAck,
+      bundleSha256: heldBundle,
+      edges,
+      serving: () => serving,
+    });
   let reporter = newReporter();
+  reportServing = () => reporter.reportSoon();
   reporter.start();
 
   function renew(force: boolean): void {
@@ -320,14 +342,6 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       await metrics.close();
     },
   };
-}
-
-/** The trust domain the CA gave this host (its certificate's SPIFFE id). */
-function trustDomainOf(certPem: string): string {
-  const uri = /URI:(spiffe:\/\/[^,\s]+)/.exec(new X509Certificate(certPem).subjectAltName ?? '')?.[1] ?? '';
-  const id = parseSpiffeId(uri);
-  if (!id.ok) throw vmeshError(ErrorCode.InvalidConfig, `host certificate has no SPIFFE id (${uri || 'no URI SAN'}): re-join the host`);
-  return id.value.trustDomain;
 }
 
 /** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */
