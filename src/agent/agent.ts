@@ -22,6 +22,7 @@ import { HealthReporter } from '../discovery/health-reporter.js';
 import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
+import { CONTROLLER_CHANNEL_OPTIONS } from '../lib/backoff.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
@@ -223,6 +224,7 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   const newClient = () =>
     new Controller(controllers, channelCredentials, {
       'grpc.use_local_subchannel_pool': 1,
+      ...CONTROLLER_CHANNEL_OPTIONS,
     }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
   let client = newClient();
   // The bundle this host holds everywhere (channels and proxy), reported so a root rotation knows who lags.

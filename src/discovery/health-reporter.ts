@@ -129,7 +129,7 @@ export class HealthReporter {
         wait = knewNone && this.statuses.length > 0 ? 0 : next;
       } catch (e) {
         failures++;
-        wait = backoffDelay(failures, { baseMs: 500, maxMs: 15_000 });
+        wait = backoffDelay(failures, { baseMs: 500, maxMs: 3000 });
         this.opts.logger.warn({ err: (e as Error).message, retryInMs: wait }, 'health report failed');
       }
     }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { backoffDelay, sleep } from '../lib/backoff.js';
+import { backoffDelay, CONTROLLER_CHANNEL_OPTIONS, CONTROLLER_RETRY, sleep } from '../lib/backoff.js';
 import { ErrorCode, formatError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { err, type Result } from '../lib/result.js';
@@ -80,7 +80,11 @@ export class AdsClient {
   // Its own connection, never one shared through grpc-js's global subchannel pool: reconnect() must really
   // open a new TLS connection (with a renewed certificate), not reuse a pooled one.
   private newClient(): grpc.Client {
-    return new grpc.Client(this.opts.address, this.opts.credentials, { 'grpc.use_local_subchannel_pool': 1, ...this.opts.channelOptions });
+    return new grpc.Client(this.opts.address, this.opts.credentials, {
+      'grpc.use_local_subchannel_pool': 1,
+      ...CONTROLLER_CHANNEL_OPTIONS,
+      ...this.opts.channelOptions,
+    });
   }
 
   /**
@@ -145,7 +149,7 @@ export class AdsClient {
       const progressed = await this.runStream();
       if (this.stopping) break;
       if (progressed) attempt = 0;
-      const delay = backoffDelay(attempt, this.opts.backoff);
+      const delay = backoffDelay(attempt, this.opts.backoff ?? CONTROLLER_RETRY);
       attempt += 1;
       this.opts.logger.info({ address: this.opts.address, delayMs: delay }, 'xds: reconnecting');
       await sleep(delay, this.abort.signal);
