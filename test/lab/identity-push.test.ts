@@ -110,13 +110,14 @@ describe('identity push: a registration is in effect on its host within 2 s, and
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('a pure client registered with no port or address: register returns once h2 presents it, and the first curl carries it', async () => {
+  test('a pure client registered with no port or address: register returns once h2 presents it, and the first curl carries it', async (t) => {
     const before = await curlAs(1601);
     assert.equal(before.marker, MARKER, JSON.stringify(before));
     assert.equal(before.xfcc, null, 'an unregistered uid has no mesh identity');
     const out = await cli(['workload', 'register', '--name', 'client', '--uid', '1601', '--service-account', 'client', '--host', 'h2']);
     const took = /registered as a pure client; host h2 presents its identity after (\d+\.\d) s/.exec(out);
     assert.ok(took, out);
+    t.diagnostic(out.trim());
     assert.ok(Number(took[1]) <= 2, `in effect within 2 s: ${out}`);
     const first = await curlAs(1601);
     assert.equal(first.marker, MARKER, JSON.stringify(first));
@@ -186,7 +187,7 @@ describe('identity push: a registration is in effect on its host within 2 s, and
     assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
   });
 
-  test('after a controller restart the agents are back within 3 s and proxy-status is SYNCED for every type', async () => {
+  test('after a controller restart the agents are back within 3 s and proxy-status is SYNCED for every type', async (t) => {
     await controller.stop();
     // Down long enough for the agents' retries to back off.
     await sleep(8000);
@@ -195,6 +196,7 @@ describe('identity push: a registration is in effect on its host within 2 s, and
     const poll = await h1.exec(node, [join(FIX, 'xds-synced.mjs'), api, ctlDir, '15000', 'h2', 'h3'], { timeoutMs: 30_000 });
     const connected = /connected (\d+)/.exec(poll.stdout);
     const synced = /synced (\d+)/.exec(poll.stdout);
+    t.diagnostic(poll.stdout.trim().slice(0, 300));
     assert.ok(connected, `the agents did not reconnect: ${poll.stdout}\n${diag()}`);
     assert.ok(Number(connected[1]) <= 3000, `reconnected after ${connected[1]} ms`);
     assert.ok(synced, `proxy-status never SYNCED for every type: ${poll.stdout.slice(0, 3000)}`);
