@@ -101,17 +101,14 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
   // The host's registry arrives as its WDS resource, pushed on every registration: the uid map is right as
   // soon as the certificate is, and a deregistered uid loses its identity with the same push.
   const setRegistry = (next: CachedWorkload[]) => {
-    if (JSON.stringify(next) !== JSON.stringify(registry)) {
-      registry = next;
-      saveIdentities();
-    }
+    if (JSON.stringify(next) === JSON.stringify(registry)) return;
+    registry = next;
+    saveIdentities();
     fromRegistry = new Set(next.map((w) => w.spiffeId));
-    const uids = uidMap(next);
-    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
-      byUid = uids;
-      updateProxy();
-    }
+    byUid = uidMap(next);
     wantIdentities();
+    // Also when no uid changed: what the proxy presents (and reports) may have.
+    updateProxy();
   };
   const applyRegistry = (c: AppliedConfig) => {
     const next = registryFrom(Object.values(c.resources[WDS] ?? {})[0]);
