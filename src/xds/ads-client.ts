@@ -65,6 +65,8 @@ export class AdsClient {
   private readonly types = new Map<string, TypeState>();
   private readonly abort = new AbortController();
   private call: grpc.ClientDuplexStream<object, object> | undefined;
+  /** Consecutive attempts have failed: further failures are logged at debug level. */
+  private retrying = false;
   private nodeSent = false;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -151,7 +153,10 @@ export class AdsClient {
       if (progressed) attempt = 0;
       const delay = backoffDelay(attempt, this.opts.backoff ?? CONTROLLER_RETRY);
       attempt += 1;
-      this.opts.logger.info({ address: this.opts.address, delayMs: delay }, 'xds: reconnecting');
+      this.retrying = attempt > 1;
+      // Retries come about every second while a controller is down: only the first one is worth a line.
+      if (this.retrying) this.opts.logger.debug({ address: this.opts.address, delayMs: delay, attempt }, 'xds: reconnecting');
+      else this.opts.logger.info({ address: this.opts.address, delayMs: delay }, 'xds: reconnecting');
       await sleep(delay, this.abort.signal);
     }
   }
@@ -173,11 +178,16 @@ export class AdsClient {
         if (finished) return;
         finished = true;
         if (this.call === call) this.call = undefined;
-        if (!this.stopping) this.opts.logger.warn({ address: this.opts.address, code: s.code, details: s.details }, 'xds: stream ended');
+        if (!this.stopping) {
+          const log = this.retrying && !progressed ? this.opts.logger.debug : this.opts.logger.warn;
+          log.call(this.opts.logger, { address: this.opts.address, code: s.code, details: s.details }, 'xds: stream ended');
+        }
         resolve(progressed);
       };
       call.on('data', (res: object) => {
+        if (!progressed && this.retrying) this.opts.logger.info({ address: this.opts.address }, 'xds: connected again');
         progressed = true;
+        this.retrying = false;
         if (finished || this.stopping) return;
         try {
           if (this.opts.mode === 'sotw') this.onSotw(res as DiscoveryResponseMsg);
