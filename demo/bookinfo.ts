@@ -96,6 +96,8 @@ export function registerArgs(w: Workload, address: string): string[] {
     '--port',
     `http:${w.port}`,
     ...(w.version ? ['--label', `version=${w.version}`] : []),
+    // Registered before the agents start: nothing could present the identity yet.
+    '--no-wait',
   ];
 }
 

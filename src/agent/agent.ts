@@ -7,7 +7,6 @@ import {
   controllerChannelOptions,
   controllerServiceClient,
   type HealthReportAck,
-  parseSpiffeId,
   pemProvider,
   pemUpdates,
   signWorkloadCert,
@@ -15,7 +14,6 @@ import {
   updatableChannelCredentials,
   type WorkloadCert,
   WorkloadIdentities,
-  workloadSpiffeId,
 } from '../ca/index.js';
 import { installCapture, openCaptureSession, removeCapture } from '../capture/install.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
@@ -25,7 +23,8 @@ import { HealthReporter } from '../discovery/health-reporter.js';
 import { DnsProxy } from '../dns/dns-proxy.js';
 import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
-import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
+import { CONTROLLER_CHANNEL_OPTIONS } from '../lib/backoff.js';
+import { ErrorCode, VmeshError } from '../lib/errors.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { mergeSnapshots } from '../lib/metrics-registry.js';
@@ -37,10 +36,10 @@ import { uidSecretName } from '../proxy/runtime-types.js';
 import { readFileSecrets } from '../proxy/secret-files.js';
 import { secretNames } from '../proxy/secret-names.js';
 import { type AppliedConfig, type SecretInput, XdsSync } from '../xds/index.js';
-import { NDS } from '../xds/type-urls.js';
+import { NDS, WDS } from '../xds/type-urls.js';
 import { controllerTarget } from './controller-target.js';
 import { ensureHostCredentials, type HostCreds, onAnyController, renewIfDue } from './credentials.js';
-import { type CachedWorkload, IdentityCache, nsSa, uidMap } from './identity-cache.js';
+import { type CachedWorkload, IdentityCache, nsSa, registryFrom, servedIdentities, uidMap } from './identity-cache.js';
 import { certificateNotAfter, startMetricsServer } from './metrics-server.js';
 import { takeProxyGroup } from './proxy-group.js';
 import { type ProxyRunner, startProxyRunner } from './proxy-runner.js';
@@ -87,7 +86,6 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   const controllers = await controllerTarget(cfg.controllers, logger);
 
   let proxy: ProxyRunner | undefined;
-  const trustDomain = trustDomainOf(creds.certPem);
   // The registry and workload certificates of the last run: a restart with every controller down serves with them.
   const idCache = new IdentityCache(cfg.dataDir, logger.child({ component: 'sds' }));
   const saved = await idCache.load();
@@ -115,6 +113,31 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   // uid -> SPIFFE id of the workloads registered with a uid: connections their processes open present it.
   let byUid = uidMap(registry);
   const wantIdentities = () => identities.setWanted([...fromConfig, ...fromRegistry]);
+  // The host's registry arrives as its WDS resource, pushed on every registration: the uid map is right as
+  // soon as the certificate is, and a deregistered uid loses its identity with the same push.
+  const setRegistry = (next: CachedWorkload[]) => {
+    if (JSON.stringify(next) === JSON.stringify(registry)) return;
+    registry = next;
+    saveIdentities();
+    fromRegistry = new Set(next.map((w) => w.spiffeId));
+    byUid = uidMap(next);
+    wantIdentities();
+    // Also when no uid changed: what the proxy presents (and reports) may have.
+    updateProxy();
+  };
+  const applyRegistry = (c: AppliedConfig) => {
+    const next = registryFrom(Object.values(c.resources[WDS] ?? {})[0]);
+    if (next) setRegistry(next);
+  };
+  // What the proxy presents, reported at once when it changes: `vmesh workload register` waits for it.
+  let serving: ReturnType<typeof servedIdentities> = [];
+  let reportServing = () => {};
+  const publishServing = () => {
+    const now = servedIdentities(registry, (id) => identities.get(id) !== undefined);
+    if (JSON.stringify(now) === JSON.stringify(serving)) return;
+    serving = now;
+    reportServing();
+  };
   // What the proxy cannot compile is NACKed, and the last good config stays (in the proxy and on disk).
   // The compiled result is kept, so an in-process proxy applies it without compiling it again.
   let compiled: ProxyConfig | undefined;
@@ -186,17 +209,20 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   let proxyTimer: NodeJS.Timeout | undefined;
   function updateProxy(): void {
     // Types arrive one response at a time, certificates one by one: pass them on once the burst is in.
-    if (!proxy || proxyTimer) return;
+    if (proxyTimer) return;
     proxyTimer = setTimeout(() => {
       proxyTimer = undefined;
+      if (!proxy) return publishServing();
       const files = [...fromConfig].filter((n) => n.startsWith('file'));
-      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) =>
-        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]),
-      );
+      void readFileSecrets(files, cfg.credentialsDir, logger).then((fileSecrets) => {
+        proxy?.update(sync.config(), compiled, [...secretList(identities, creds, byUid), ...fileSecrets]);
+        publishServing();
+      });
     }, 20);
   }
   sync.onChange((typeUrl, c) => {
     if (typeUrl === NDS) applyNames(c);
+    if (typeUrl === WDS) applyRegistry(c);
     updateProxy();
   });
   if ((await sync.loadCached()) && cfg.proxy) {
@@ -204,6 +230,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
     const r = prepare(sync.config());
     if (!r.ok) logger.warn({ error: r.error }, 'the cached config does not compile; waiting for a controller');
   }
+  applyRegistry(sync.config());
   wantIdentities();
   applyNames(sync.config());
   updateProxy();
@@ -215,6 +242,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
     new Controller(controllers, channelCredentials, {
       ...controllerChannelOptions(controllers),
       'grpc.use_local_subchannel_pool': 1,
+      ...CONTROLLER_CHANNEL_OPTIONS,
     }) as never as ConstructorParameters<typeof HealthReporter>[0]['client'];
   let client = newClient();
   // The bundle this host holds everywhere (channels and proxy), reported so a root rotation knows who lags.
@@ -224,21 +252,6 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   };
   let refetched = { hash: '', at: 0 };
   const onAck = (ack: HealthReportAck) => {
-    const next: CachedWorkload[] = ack.workloads.map((w) => ({
-      spiffeId: workloadSpiffeId(trustDomain, w.namespace, w.serviceAccount),
-      ...(w.hasUid ? { uid: w.uid } : {}),
-    }));
-    if (JSON.stringify(next) !== JSON.stringify(registry)) {
-      registry = next;
-      saveIdentities();
-    }
-    fromRegistry = new Set(next.map((w) => w.spiffeId));
-    const uids = uidMap(next);
-    if (JSON.stringify([...uids]) !== JSON.stringify([...byUid])) {
-      byUid = uids;
-      updateProxy();
-    }
-    wantIdentities();
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
     const want = ack.trustBundleSha256;
     if (want && want !== heldBundle() && (refetched.hash !== want || Date.now() - refetched.at > 30_000)) {
@@ -251,8 +264,16 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   // The same merged proxy snapshot /stats/prometheus renders, grouped by edge for the controller's mesh graph.
   const edges = async () => edgesFromSnapshot(mergeSnapshots((await proxy?.metrics()) ?? []));
   const newReporter = () =>
-    new HealthReporter({ client, logger: logger.child({ component: 'health' }), onAck, bundleSha256: heldBundle, edges });
+    new HealthReporter({
+      client,
+      logger: logger.child({ component: 'health' }),
+      onAck,
+      bundleSha256: heldBundle,
+      edges,
+      serving: () => serving,
+    });
   let reporter = newReporter();
+  reportServing = () => reporter.reportSoon();
   reporter.start();
 
   function renew(force: boolean): void {
@@ -343,14 +364,6 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
       await metrics.close();
     },
   };
-}
-
-/** The trust domain the CA gave this host (its certificate's SPIFFE id). */
-function trustDomainOf(certPem: string): string {
-  const uri = /URI:(spiffe:\/\/[^,\s]+)/.exec(new X509Certificate(certPem).subjectAltName ?? '')?.[1] ?? '';
-  const id = parseSpiffeId(uri);
-  if (!id.ok) throw vmeshError(ErrorCode.InvalidConfig, `host certificate has no SPIFFE id (${uri || 'no URI SAN'}): re-join the host`);
-  return id.value.trustDomain;
 }
 
 /** What the agent's SDS serves: one certificate per SPIFFE id, the host's as `default`, and the trust bundle. */

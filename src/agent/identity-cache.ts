@@ -108,6 +108,28 @@ export class IdentityCache {
   }
 }
 
+/** The host's registry from its WDS resource (vmesh.v1.HostWorkloads); undefined when none was pushed. */
+export function registryFrom(message: unknown): CachedWorkload[] | undefined {
+  const list = (message as { workloads?: Array<{ spiffe_id?: string; uid?: number; has_uid?: boolean }> } | undefined)?.workloads;
+  if (!Array.isArray(list)) return undefined;
+  return list.flatMap((w) =>
+    typeof w.spiffe_id === 'string' && w.spiffe_id !== '' ? [{ spiffeId: w.spiffe_id, ...(w.has_uid ? { uid: Number(w.uid) } : {}) }] : [],
+  );
+}
+
+/** What the proxy presents: each registered identity whose certificate it holds, for the uid that runs it. */
+export function servedIdentities(
+  workloads: readonly CachedWorkload[],
+  hasCert: (spiffeId: string) => boolean,
+): Array<{ spiffeId: string; uid: number; hasUid: boolean }> {
+  const seen = new Map<string, { spiffeId: string; uid: number; hasUid: boolean }>();
+  for (const w of workloads) {
+    if (!hasCert(w.spiffeId)) continue;
+    seen.set(`${w.spiffeId}|${w.uid ?? '-'}`, { spiffeId: w.spiffeId, uid: w.uid ?? 0, hasUid: w.uid !== undefined });
+  }
+  return [...seen.values()].sort((a, b) => (a.spiffeId + a.uid < b.spiffeId + b.uid ? -1 : 1));
+}
+
 /** uid -> SPIFFE id of the workloads registered with a uid. */
 export function uidMap(workloads: readonly CachedWorkload[]): Map<number, string> {
   return new Map(workloads.flatMap((w) => (w.uid !== undefined ? [[w.uid, w.spiffeId] as const] : [])));

@@ -65,6 +65,12 @@ export interface HealthReport {
   workloads: WorkloadHealthMessage[];
   trustBundleSha256?: string;
   edges?: EdgeStatsMessage[];
+  serving?: ServedIdentityMessage[];
+}
+export interface ServedIdentityMessage {
+  spiffeId: string;
+  uid: number;
+  hasUid: boolean;
 }
 export interface LocalWorkloadMessage {
   namespace: string;

@@ -19,6 +19,7 @@ export {
   type HealthReport,
   type HealthReportAck,
   type LocalWorkloadMessage,
+  type ServedIdentityMessage,
   type SignWorkloadRequest,
   type SignWorkloadResponse,
   type WorkloadHealthMessage,

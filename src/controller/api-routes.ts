@@ -116,6 +116,15 @@ export function apiRoutes(d: ApiDeps): Route[] {
     },
     { method: 'POST', path: '/v1/workloads', handler: async ({ body }) => ({ status: 201, body: await d.registry.register(body) }) },
     {
+      method: 'GET',
+      path: '/v1/workloads/:namespace/:name',
+      handler: async ({ params }) => {
+        const w = d.registry.get(params.namespace ?? '', params.name ?? '');
+        if (!w) throw vmeshError(ErrorCode.NotFound, `WorkloadEntry ${params.namespace}/${params.name} not found`);
+        return { body: w };
+      },
+    },
+    {
       method: 'DELETE',
       path: '/v1/workloads/:namespace/:name',
       handler: async ({ params }) => ({ body: await d.registry.deregister(params.namespace ?? '', params.name ?? '') }),

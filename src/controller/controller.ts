@@ -108,7 +108,10 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
     mesh,
     logger: logger.child({ component: 'model' }),
   });
-  const registry = new VmRegistry(config, health);
+  const registry = new VmRegistry(config, health, (h) => {
+    const facts = hosts.get(h)?.facts;
+    return facts?.ipv4[0] ?? facts?.ipv6[0];
+  });
   // Everything started is stopped in reverse, on stop() and when a later step of startup fails.
   const closers: Array<() => unknown> = [() => store.close(), () => model?.stop(), () => health.stop()];
   const closeAll = async () => {
@@ -188,16 +191,20 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         touch: (h) => hosts.touch(h),
         trustBundleSha256: () => trustBundleSha256(ca.trustBundlePem()),
         onBundle: (h, sha) => issued.recordBundle(h, sha),
+        // Pure clients listen on nothing: not probed.
         workloadsOn: (h) =>
-          registry.onHost(h).map((w) => ({
-            namespace: w.namespace,
-            name: w.name,
-            address: w.address,
-            ports: { ...w.ports },
-            serviceAccount: w.serviceAccount,
-            uid: w.uid ?? 0,
-            hasUid: w.uid !== undefined,
-          })),
+          registry
+            .onHost(h)
+            .filter((w) => w.state !== 'client')
+            .map((w) => ({
+              namespace: w.namespace,
+              name: w.name,
+              address: w.address,
+              ports: { ...w.ports },
+              serviceAccount: w.serviceAccount,
+              uid: w.uid ?? 0,
+              hasUid: w.uid !== undefined,
+            })),
       }),
       SignWorkload: signWorkloadHandler({
         ca,

@@ -4,11 +4,12 @@ import type { Endpoint, MeshModel } from '../api/model.js';
 import { authenticatePeer, type CertificateAuthority, type HostRegistry } from '../ca/index.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
+import { ANNOTATIONS } from '../discovery/registry.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
 import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, XdsMetrics } from '../xds/index.js';
-import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
+import { type HostIdentity, indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';
@@ -46,6 +47,34 @@ function workloadsOf(model: MeshModel, host: string): Endpoint[] {
     }
     byHost = new Map([...seen].map(([h, m]) => [h, [...m.values()]]));
     workloadsByHost.set(model, byHost);
+  }
+  return byHost.get(host) ?? [];
+}
+
+/**
+ * Every WorkloadEntry placed on a host (vmesh.io/host), endpoints and pure clients alike, by host: the
+ * registry each agent gets as its WDS resource. Read from config once per model (every config change makes one).
+ */
+const identitiesByHost = new WeakMap<MeshModel, Map<string, HostIdentity[]>>();
+function identitiesOf(model: MeshModel, config: ConfigStore, host: string): HostIdentity[] {
+  let byHost = identitiesByHost.get(model);
+  if (!byHost) {
+    byHost = new Map();
+    for (const we of config.list('WorkloadEntry')) {
+      const h = we.metadata.annotations[ANNOTATIONS.host];
+      if (!h) continue;
+      const uid = we.metadata.annotations[ANNOTATIONS.uid];
+      const spec = we.spec as { serviceAccount?: string };
+      const list = byHost.get(h) ?? [];
+      byHost.set(h, list);
+      list.push({
+        namespace: we.metadata.namespace,
+        name: we.metadata.name,
+        serviceAccount: spec.serviceAccount ?? 'default',
+        ...(uid !== undefined && /^\d+$/.test(uid) ? { uid: Number(uid) } : {}),
+      });
+    }
+    identitiesByHost.set(model, byHost);
   }
   return byHost.get(host) ?? [];
 }
@@ -106,6 +135,7 @@ export function wireXds(deps: {
         mode: m?.mode ?? 'sidecar',
         addresses: [...host.facts.ipv4, ...host.facts.ipv6],
         workloads,
+        identities: identitiesOf(model, deps.config, nodeId),
         namespace: m?.namespace ?? workloads[0]?.namespace ?? 'default',
         labels: m?.labels ?? {},
       });

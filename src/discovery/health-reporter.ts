@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { EdgeSample } from '../api/edges.js';
-import type { HealthReport, HealthReportAck, LocalWorkloadMessage, WorkloadHealthMessage } from '../ca/index.js';
+import type { HealthReport, HealthReportAck, LocalWorkloadMessage, ServedIdentityMessage, WorkloadHealthMessage } from '../ca/index.js';
 import { backoffDelay, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import { edgeToMessage } from './edge-messages.js';
@@ -57,8 +57,19 @@ export class HealthReporter {
       readonly bundleSha256?: () => string;
       /** The host's edge telemetry, sent with every report (cumulative counters). */
       readonly edges?: () => Promise<readonly EdgeSample[]>;
+      /** The identities the host's proxy presents now, sent with every report. */
+      readonly serving?: () => readonly ServedIdentityMessage[];
     },
   ) {}
+
+  private wake: (() => void) | undefined;
+  private nudged = false;
+
+  /** Reports now rather than at the next interval: what the host serves changed, and someone may be waiting on it. */
+  reportSoon(): void {
+    this.nudged = true;
+    this.wake?.();
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -76,7 +87,12 @@ export class HealthReporter {
   /** One report and one round of probes; exported for tests and for an immediate report after start. */
   async reportOnce(): Promise<number> {
     const edges = await this.collectEdges();
-    const report = { workloads: this.statuses, trustBundleSha256: this.opts.bundleSha256?.() ?? '', edges: edges.map(edgeToMessage) };
+    const report: HealthReport = {
+      workloads: this.statuses,
+      trustBundleSha256: this.opts.bundleSha256?.() ?? '',
+      edges: edges.map(edgeToMessage),
+      serving: [...(this.opts.serving?.() ?? [])],
+    };
     const ack = await new Promise<HealthReportAck>((resolve, reject) =>
       this.opts.client.ReportHealth(report, (e, res) => (e || !res ? reject(e) : resolve(res))),
     );
@@ -102,7 +118,9 @@ export class HealthReporter {
     let failures = 0;
     let wait = 0;
     while (!this.abort.signal.aborted) {
-      if (!(await sleep(wait, this.abort.signal))) return;
+      await this.pause(wait);
+      if (this.abort.signal.aborted) return;
+      this.nudged = false;
       try {
         // A report sent before the workloads were known carried no probes: send the probed state at once.
         const knewNone = this.statuses.length === 0;
@@ -111,9 +129,21 @@ export class HealthReporter {
         wait = knewNone && this.statuses.length > 0 ? 0 : next;
       } catch (e) {
         failures++;
-        wait = backoffDelay(failures, { baseMs: 500, maxMs: 15_000 });
+        wait = backoffDelay(failures, { baseMs: 500, maxMs: 3000 });
         this.opts.logger.warn({ err: (e as Error).message, retryInMs: wait }, 'health report failed');
       }
     }
+  }
+
+  /** Sleeps `ms`, or less when stopped or nudged (reportSoon). */
+  private async pause(ms: number): Promise<void> {
+    if (this.nudged) return;
+    const woken = new AbortController();
+    this.wake = () => woken.abort();
+    const stop = () => woken.abort();
+    this.abort.signal.addEventListener('abort', stop, { once: true });
+    await sleep(ms, woken.signal);
+    this.abort.signal.removeEventListener('abort', stop);
+    this.wake = undefined;
   }
 }

@@ -1,11 +1,19 @@
 import type * as grpc from '@grpc/grpc-js';
-import { type HealthReport, type HealthReportAck, type LocalWorkloadMessage, type PeerCall, toGrpcError } from '../ca/index.js';
+import {
+  type HealthReport,
+  type HealthReportAck,
+  type LocalWorkloadMessage,
+  type PeerCall,
+  parseSpiffeId,
+  type ServedIdentityMessage,
+  toGrpcError,
+} from '../ca/index.js';
 import type { VmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Result } from '../lib/result.js';
 import { edgesFromMessages } from './edge-messages.js';
 import type { EdgeTracker } from './edge-tracker.js';
-import type { HealthTracker } from './health.js';
+import type { HealthTracker, ServedIdentity } from './health.js';
 
 export interface HealthServiceDeps {
   readonly tracker: HealthTracker;
@@ -52,9 +60,18 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
         .filter((w) => mine.has(`${w.namespace}/${w.name}`))
         .map((w) => ({ namespace: w.namespace, name: w.name, healthy: w.healthy })),
     );
+    deps.tracker.recordServing(host, servedIdentities(call.request.serving ?? []));
     deps.edges?.record(host, (deps.now ?? Date.now)(), edgesFromMessages(call.request.edges));
     if (call.request.trustBundleSha256) deps.onBundle?.(host, call.request.trustBundleSha256);
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
     cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local, trustBundleSha256: deps.trustBundleSha256?.() ?? '' });
   };
+}
+
+function servedIdentities(list: readonly ServedIdentityMessage[]): ServedIdentity[] {
+  return list.flatMap((s) => {
+    const id = parseSpiffeId(s.spiffeId);
+    if (!id.ok || id.value.kind !== 'workload') return [];
+    return [{ namespace: id.value.namespace, serviceAccount: id.value.serviceAccount, ...(s.hasUid ? { uid: s.uid } : {}) }];
+  });
 }

@@ -6,6 +6,14 @@ export interface WorkloadHealthReport {
   readonly healthy: boolean;
 }
 
+export interface ServedIdentity {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly uid?: number;
+}
+
+const servedKey = (i: ServedIdentity) => `${i.namespace}/${i.serviceAccount}|${i.uid ?? '-'}`;
+
 /**
  * Workload health and host liveness as agents report them. A host that stops reporting for
  * `hostTimeoutMs` is not live, and its workloads leave load balancing until it reports again.
@@ -14,6 +22,8 @@ export class HealthTracker {
   private readonly lastSeen = new Map<string, number>();
   private readonly workloads = new Map<string, boolean>();
   private readonly live = new Set<string>();
+  /** Per host, `namespace/serviceAccount|uid` of every identity its proxy presents (uid `-` when none). */
+  private readonly serving = new Map<string, ReadonlySet<string>>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -43,6 +53,16 @@ export class HealthTracker {
       this.workloads.set(key, w.healthy);
     }
     if (changed) this.opts.onChange();
+  }
+
+  /** What the host's agent said its proxy presents, replacing what it said before. */
+  recordServing(host: string, identities: ReadonlyArray<ServedIdentity>): void {
+    this.serving.set(host, new Set(identities.map(servedKey)));
+  }
+
+  /** The live host's proxy presents this identity (for this uid): a registration is in effect there. */
+  serves(host: string, id: ServedIdentity): boolean {
+    return this.live.has(host) && !!this.serving.get(host)?.has(servedKey(id));
   }
 
   /** Re-evaluates liveness; called periodically and by tests with an injected clock. */
@@ -83,6 +103,7 @@ export class HealthTracker {
   forgetHost(host: string): void {
     this.live.delete(host);
     this.lastSeen.delete(host);
+    this.serving.delete(host);
     this.opts.onChange();
   }
 

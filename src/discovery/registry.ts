@@ -17,11 +17,16 @@ const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 const registrationSchema = z.strictObject({
   name: z.string().regex(dns1123, 'must be a DNS-1123 label'),
-  service: z.string().regex(dns1123, 'must be a DNS-1123 label'),
+  /** Required with ports; a workload without ports is a pure client and belongs to no service. */
+  service: z.string().regex(dns1123, 'must be a DNS-1123 label').optional(),
   namespace: z.string().regex(dns1123, 'must be a DNS-1123 label').default('default'),
   serviceAccount: z.string().regex(dns1123, 'must be a DNS-1123 label').optional(),
-  address: z.string().refine((a) => isIP(a) !== 0, 'must be an IP address'),
-  ports: z.array(z.string()).min(1, 'at least one port is required'),
+  /** Required with ports; a pure client defaults to its host's address. */
+  address: z
+    .string()
+    .refine((a) => isIP(a) !== 0, 'must be an IP address')
+    .optional(),
+  ports: z.array(z.string()).default([]),
   labels: z.record(z.string(), z.string()).default({}),
   host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a host name'),
   uid: z.number().int().min(0).max(4294967294).optional(),
@@ -72,7 +77,21 @@ export function parseRegistration(input: unknown): WorkloadRegistration {
     const path = i?.path.join('.') ?? '';
     throw vmeshError(ErrorCode.InvalidResource, `workload registration: ${path}: ${i?.message ?? 'invalid'}`);
   }
-  return r.data;
+  const reg = r.data;
+  if (reg.ports.length > 0) {
+    if (reg.service === undefined) throw registrationError('service', 'is required for a workload with ports (it serves that service)');
+    if (reg.address === undefined) throw registrationError('address', 'is required for a workload with ports (where it listens)');
+  } else {
+    if (reg.service !== undefined) {
+      throw registrationError('service', `a workload without ports is a pure client and serves no service; drop it or give ports`);
+    }
+    if (reg.uid === undefined) throw registrationError('uid', 'is required for a pure client (no ports): its identity goes to that uid');
+  }
+  return reg;
+}
+
+function registrationError(field: string, why: string) {
+  return vmeshError(ErrorCode.InvalidResource, `workload registration: ${field}: ${why}`);
 }
 
 export interface WorkloadView {
@@ -86,6 +105,10 @@ export interface WorkloadView {
   readonly host?: string;
   readonly uid?: number;
   readonly healthy?: boolean;
+  /** `client`: registered without ports, it only calls others (not an endpoint, not health-checked). */
+  readonly state: 'healthy' | 'unhealthy' | 'unknown' | 'client';
+  /** Whether the live agent on its host presents the workload's identity (for its uid) now. */
+  readonly identityServed?: boolean;
 }
 
 /**
@@ -96,23 +119,31 @@ export class VmRegistry {
   constructor(
     private readonly config: ConfigStore,
     private readonly health?: HealthTracker,
+    /** A joined host's address: where a pure client registered without one runs. */
+    private readonly hostAddress?: (host: string) => string | undefined,
   ) {}
 
   async register(input: unknown): Promise<{ workload: WorkloadView; serviceEntryCreated: boolean }> {
     const reg = parseRegistration(input);
     const ports = reg.ports.map(parsePortSpec);
-    const labels = { ...reg.labels, app: reg.service };
+    // A pure client has no app label: no ServiceEntry the registry makes selects it.
+    const labels = reg.service !== undefined ? { ...reg.labels, app: reg.service } : { ...reg.labels };
     const annotations: Record<string, string> = { [ANNOTATIONS.host]: reg.host, [ANNOTATIONS.managedBy]: MANAGED };
     if (reg.uid !== undefined) annotations[ANNOTATIONS.uid] = String(reg.uid);
+    const address = reg.address ?? this.hostAddress?.(reg.host);
+    if (address === undefined) {
+      throw registrationError('address', `host "${reg.host}" has not joined, so its address is unknown: give --address`);
+    }
+    // Istio's WorkloadEntry for a VM that only calls out: its address, no ports.
     const workloadEntry = {
       apiVersion: 'networking.istio.io/v1',
       kind: 'WorkloadEntry',
       metadata: { name: reg.name, namespace: reg.namespace, labels, annotations },
       spec: {
-        address: reg.address,
-        ports: Object.fromEntries(ports.map((p) => [p.name, p.number])),
+        address,
+        ...(ports.length > 0 ? { ports: Object.fromEntries(ports.map((p) => [p.name, p.number])) } : {}),
         labels,
-        serviceAccount: reg.serviceAccount ?? reg.service,
+        serviceAccount: reg.serviceAccount ?? reg.service ?? reg.name,
         ...(reg.locality !== undefined ? { locality: reg.locality } : {}),
         ...(reg.weight !== undefined ? { weight: reg.weight } : {}),
       },
@@ -120,16 +151,17 @@ export class VmRegistry {
     const docs: Array<{ label: string; value: unknown }> = [
       { label: `registration of ${reg.namespace}/${reg.name}`, value: workloadEntry },
     ];
-    const existing = this.config.get('ServiceEntry', reg.namespace, reg.service);
-    if (!existing) {
+    const service = reg.service;
+    const existing = service === undefined || !!this.config.get('ServiceEntry', reg.namespace, service);
+    if (!existing && service !== undefined) {
       docs.push({
-        label: `service entry for ${reg.namespace}/${reg.service}`,
+        label: `service entry for ${reg.namespace}/${service}`,
         value: {
           apiVersion: 'networking.istio.io/v1',
           kind: 'ServiceEntry',
-          metadata: { name: reg.service, namespace: reg.namespace, annotations: { [ANNOTATIONS.managedBy]: MANAGED } },
+          metadata: { name: service, namespace: reg.namespace, annotations: { [ANNOTATIONS.managedBy]: MANAGED } },
           spec: {
-            hosts: [`${reg.service}.${reg.namespace}.mesh`],
+            hosts: [`${service}.${reg.namespace}.mesh`],
             location: 'MESH_INTERNAL',
             resolution: 'STATIC',
             ports: ports.map((p) => ({ number: p.number, name: p.name, protocol: p.protocol })),
@@ -162,9 +194,14 @@ export class VmRegistry {
     return { serviceEntryRemoved: removeSe };
   }
 
-  /** Workloads registered on one host: what its agent probes and reports on. */
+  /** Workloads registered on one host: the identities its agent may get certificates for. */
   onHost(host: string): WorkloadView[] {
     return this.list().filter((w) => w.host === host);
+  }
+
+  get(namespace: string, name: string): WorkloadView | undefined {
+    const we = this.config.get('WorkloadEntry', namespace, name);
+    return we ? this.view(we as Resource<'WorkloadEntry'>) : undefined;
   }
 
   list(namespace?: string): WorkloadView[] {
@@ -179,17 +216,32 @@ export class VmRegistry {
     const host = we.metadata.annotations[ANNOTATIONS.host];
     const healthy = this.health?.workloadHealthy(we.metadata.namespace, we.metadata.name);
     const labels = { ...(we.spec.labels ?? {}), ...we.metadata.labels };
+    const ports = { ...(we.spec.ports ?? {}) };
+    const serviceAccount = we.spec.serviceAccount ?? 'default';
+    const client = Object.keys(ports).length === 0;
+    const state = client ? 'client' : healthy === undefined ? 'unknown' : healthy ? 'healthy' : 'unhealthy';
+    const uidNumber = uid !== undefined ? Number(uid) : undefined;
+    const served =
+      host !== undefined && this.health
+        ? this.health.serves(host, {
+            namespace: we.metadata.namespace,
+            serviceAccount,
+            ...(uidNumber !== undefined ? { uid: uidNumber } : {}),
+          })
+        : undefined;
     return {
       name: we.metadata.name,
       namespace: we.metadata.namespace,
       service: labels.app ?? '',
-      serviceAccount: we.spec.serviceAccount ?? 'default',
+      serviceAccount,
       address: we.spec.address ?? '',
-      ports: { ...(we.spec.ports ?? {}) },
+      ports,
       labels,
       ...(host !== undefined ? { host } : {}),
-      ...(uid !== undefined ? { uid: Number(uid) } : {}),
-      ...(healthy !== undefined ? { healthy } : {}),
+      ...(uidNumber !== undefined ? { uid: uidNumber } : {}),
+      ...(healthy !== undefined && !client ? { healthy } : {}),
+      state,
+      ...(served !== undefined ? { identityServed: served } : {}),
     };
   }
 }

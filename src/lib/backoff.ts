@@ -7,6 +7,21 @@ export interface BackoffOptions {
   readonly random?: () => number;
 }
 
+/**
+ * Retrying a controller (xDS stream, reports): full jitter spreads a fleet's retries, and the bound keeps an
+ * agent at most about a second behind a restarted controller. Retrying a refused connection costs it little.
+ */
+export const CONTROLLER_RETRY: BackoffOptions = Object.freeze({ baseMs: 100, maxMs: 1000 });
+
+/**
+ * grpc-js's own reconnect backoff (1 s doubling to 120 s by default) decides when a channel even tries again;
+ * streams retried sooner than that fail at once. Bounded like CONTROLLER_RETRY (grpc-js adds +-20 % jitter).
+ */
+export const CONTROLLER_CHANNEL_OPTIONS = Object.freeze({
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+});
+
 const DEFAULT_BASE_MS = 100;
 const DEFAULT_MAX_MS = 30_000;
 // 2^40 times any sane base is far beyond any cap: stop doubling there so huge attempts never reach Infinity.

@@ -29,6 +29,8 @@ export const ErrorCode = {
   CsrInvalid: 'VMESH_ERR_CSR_INVALID',
   ConsulUnavailable: 'VMESH_ERR_CONSUL_UNAVAILABLE',
   Unavailable: 'VMESH_ERR_UNAVAILABLE',
+  /** A registration's host did not present the workload's identity in time (`workload register` waits for it). */
+  IdentityNotServed: 'VMESH_ERR_IDENTITY_NOT_SERVED',
   StoreFailed: 'VMESH_ERR_STORE',
   Internal: 'VMESH_ERR_INTERNAL',
 } as const;

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { backoffDelay, sleep } from '../lib/backoff.js';
+import { backoffDelay, CONTROLLER_CHANNEL_OPTIONS, CONTROLLER_RETRY, sleep } from '../lib/backoff.js';
 import { ErrorCode, formatError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { err, type Result } from '../lib/result.js';
@@ -65,6 +65,8 @@ export class AdsClient {
   private readonly types = new Map<string, TypeState>();
   private readonly abort = new AbortController();
   private call: grpc.ClientDuplexStream<object, object> | undefined;
+  /** Consecutive attempts have failed: further failures are logged at debug level. */
+  private retrying = false;
   private nodeSent = false;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -80,7 +82,11 @@ export class AdsClient {
   // Its own connection, never one shared through grpc-js's global subchannel pool: reconnect() must really
   // open a new TLS connection (with a renewed certificate), not reuse a pooled one.
   private newClient(): grpc.Client {
-    return new grpc.Client(this.opts.address, this.opts.credentials, { 'grpc.use_local_subchannel_pool': 1, ...this.opts.channelOptions });
+    return new grpc.Client(this.opts.address, this.opts.credentials, {
+      'grpc.use_local_subchannel_pool': 1,
+      ...CONTROLLER_CHANNEL_OPTIONS,
+      ...this.opts.channelOptions,
+    });
   }
 
   /**
@@ -145,9 +151,12 @@ export class AdsClient {
       const progressed = await this.runStream();
       if (this.stopping) break;
       if (progressed) attempt = 0;
-      const delay = backoffDelay(attempt, this.opts.backoff);
+      const delay = backoffDelay(attempt, this.opts.backoff ?? CONTROLLER_RETRY);
       attempt += 1;
-      this.opts.logger.info({ address: this.opts.address, delayMs: delay }, 'xds: reconnecting');
+      this.retrying = attempt > 1;
+      // Retries come about every second while a controller is down: only the first one is worth a line.
+      if (this.retrying) this.opts.logger.debug({ address: this.opts.address, delayMs: delay, attempt }, 'xds: reconnecting');
+      else this.opts.logger.info({ address: this.opts.address, delayMs: delay }, 'xds: reconnecting');
       await sleep(delay, this.abort.signal);
     }
   }
@@ -169,11 +178,16 @@ export class AdsClient {
         if (finished) return;
         finished = true;
         if (this.call === call) this.call = undefined;
-        if (!this.stopping) this.opts.logger.warn({ address: this.opts.address, code: s.code, details: s.details }, 'xds: stream ended');
+        if (!this.stopping) {
+          const log = this.retrying && !progressed ? this.opts.logger.debug : this.opts.logger.warn;
+          log.call(this.opts.logger, { address: this.opts.address, code: s.code, details: s.details }, 'xds: stream ended');
+        }
         resolve(progressed);
       };
       call.on('data', (res: object) => {
+        if (!progressed && this.retrying) this.opts.logger.info({ address: this.opts.address }, 'xds: connected again');
         progressed = true;
+        this.retrying = false;
         if (finished || this.stopping) return;
         try {
           if (this.opts.mode === 'sotw') this.onSotw(res as DiscoveryResponseMsg);

@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { AdsClient, type AdsUpdate } from './ads-client.js';
 import { expandAnys } from './decode-deep.js';
-import { CDS, EDS, LDS, NDS, RDS } from './type-urls.js';
+import { CDS, EDS, LDS, NDS, RDS, WDS } from './type-urls.js';
 
 /** What the agent applied, by type URL then resource name (decoded messages), with each type's version. */
 export interface AppliedConfig {
@@ -53,7 +53,7 @@ export class XdsSync {
       ...(opts.channelOptions ? { channelOptions: opts.channelOptions } : {}),
       node: { id: opts.nodeId, cluster: 'vmesh-agent', ...(opts.metadata ? { metadata: opts.metadata } : {}) },
       mode: 'delta',
-      types: opts.types ?? [CDS, EDS, LDS, RDS, NDS],
+      types: opts.types ?? [CDS, EDS, LDS, RDS, NDS, WDS],
       onUpdate: (t, u) => this.onUpdate(t, u),
       logger: opts.logger,
     });

@@ -218,6 +218,9 @@ export class DeltaStream extends AdsStream {
     if (upserts.length === 0 && removed.size === 0) {
       st.recheck.clear();
       st.settled = { map: all, held };
+      // A client that resumed with initial_resource_versions matching the snapshot (a restarted controller
+      // builds the same one) is owed nothing, and holds this version: without this it had no status at all.
+      if (held.size === 0 && !st.outstanding) this.recordInSync(typeUrl, s.version);
       return 'idle';
     }
     if (st.outstanding) return 'blocked';

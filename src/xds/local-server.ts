@@ -9,7 +9,7 @@ import { sdsServiceDefinition } from './protos.js';
 import { type SecretInput, secretMessage } from './secrets.js';
 import { makeResource, snapshotOf, type XdsResource } from './snapshot.js';
 import { SnapshotCache } from './snapshot-cache.js';
-import { NDS, SDS } from './type-urls.js';
+import { NDS, SDS, WDS } from './type-urls.js';
 
 export interface LocalXdsServerOptions {
   /** A unix socket path; its file mode is the access control (0660, group `group`). */
@@ -69,7 +69,8 @@ export class LocalXdsServer {
   update(applied: AppliedConfig, secrets: readonly SecretInput[]): void {
     const all: XdsResource[] = [];
     for (const [typeUrl, byName] of Object.entries(applied.resources)) {
-      if (typeUrl === NDS) continue;
+      // The agent's own types: the DNS proxy's names and the workload registry are not the proxy's.
+      if (typeUrl === NDS || typeUrl === WDS) continue;
       for (const [name, msg] of Object.entries(byName)) {
         let r = this.encoded.get(msg as object);
         if (!r) {

@@ -43,6 +43,7 @@ export const XDS_PROTO_FILES: readonly string[] = [
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/service/discovery/v3/discovery.proto',
   'vmesh/v1/name_table.proto',
+  'vmesh/v1/host_workloads.proto',
 ];
 
 const ADS_PROTO = 'envoy/service/discovery/v3/ads.proto';

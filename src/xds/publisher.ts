@@ -128,7 +128,7 @@ export class SnapshotPublisher {
       this.opts.logger.warn({ nodeId }, 'xds: no such node in the mesh; nothing to serve');
       return false;
     }
-    const key = this.opts.sharing && input.node.workloads.length === 0 ? this.opts.sharing.key(input) : undefined;
+    const key = this.opts.sharing && !hasLocal(input) ? this.opts.sharing.key(input) : undefined;
     let snapshot = key !== undefined ? this.sharedSnapshots.get(key) : undefined;
     if (!snapshot) {
       let translated: Translated;
@@ -204,10 +204,10 @@ export class SnapshotPublisher {
     let common = this.shared.get(key);
     if (!common) {
       // The shared part must not depend on this node's workloads (its locality is kept on the node itself).
-      common = this.opts.translate({ ...input, node: { ...input.node, workloads: [], addresses: [] } });
+      common = this.opts.translate({ ...input, node: { ...input.node, workloads: [], addresses: [], identities: [] } });
       this.shared.set(key, common);
     }
-    if (input.node.workloads.length === 0) return common;
+    if (!hasLocal(input)) return common;
     const local = this.opts.translate({ ...input, services: [] });
     const out: Record<string, EnvoyResource[]> = {};
     for (const typeUrl of new Set([...Object.keys(common), ...Object.keys(local)])) {
@@ -225,4 +225,9 @@ export class SnapshotPublisher {
     this.encodedByObject.set(r.message, enc);
     return enc;
   }
+}
+
+/** A node with registered workloads (endpoints or pure clients) has resources of its own besides the shared ones. */
+function hasLocal(input: TranslateInput): boolean {
+  return input.node.workloads.length > 0 || (input.node.identities?.length ?? 0) > 0;
 }

@@ -280,6 +280,14 @@ export abstract class AdsStream {
     this.emit({ typeUrl, kind: 'sent', version, nonce });
   }
 
+  /** Nothing was sent on this stream for the type because the client already holds `version`. */
+  protected recordInSync(typeUrl: string, version: string): void {
+    const st = this.typeStatus(typeUrl);
+    if (st.sent !== undefined) return;
+    st.sent = version;
+    st.acked = version;
+  }
+
   /** The client reported the version it holds when it (re)connected. */
   protected recordClientVersion(typeUrl: string, version: string): void {
     if (version) this.typeStatus(typeUrl).acked = version;

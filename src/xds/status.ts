@@ -2,7 +2,7 @@ import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { decodeAnyDeep } from './decode-deep.js';
 import type { StreamStatus } from './server-stream.js';
 import type { SnapshotCache } from './snapshot-cache.js';
-import { CDS, EDS, LDS, NDS, RDS, typeLabel } from './type-urls.js';
+import { CDS, EDS, LDS, NDS, RDS, typeLabel, WDS } from './type-urls.js';
 
 export interface ProxyStatusRow {
   readonly node: string;
@@ -13,13 +13,13 @@ export interface ProxyStatusRow {
   /** The snapshot version the controller holds for the node. */
   readonly snapshot?: string;
   readonly lastPush?: string;
-  /** Per type (CDS, EDS, LDS, RDS, NDS): SYNCED (acked what was sent), STALE (sent, not acked yet), NACKED (with error). */
+  /** Per type (CDS, EDS, LDS, RDS, NDS, WDS): SYNCED (acked what was sent), STALE (sent, not acked yet), NACKED (with error). */
   readonly types: Readonly<
     Record<string, { state: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT'; sent?: string; acked?: string; error?: string }>
   >;
 }
 
-const TYPES = [CDS, EDS, LDS, RDS, NDS];
+const TYPES = [CDS, EDS, LDS, RDS, NDS, WDS];
 
 /** istioctl proxy-status, from the ADS streams and the snapshot cache. */
 export function proxyStatus(opts: {
@@ -63,7 +63,7 @@ export function proxyStatus(opts: {
   });
 }
 
-const KIND_TYPES: Record<string, string> = { clusters: CDS, endpoints: EDS, listeners: LDS, routes: RDS, names: NDS };
+const KIND_TYPES: Record<string, string> = { clusters: CDS, endpoints: EDS, listeners: LDS, routes: RDS, names: NDS, workloads: WDS };
 
 /** Every SDS secret name a snapshot's clusters and listeners refer to. */
 function secretNames(value: unknown, into: Set<string>): Set<string> {

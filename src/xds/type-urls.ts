@@ -8,6 +8,8 @@ export const ENDPOINT_TYPE_URL = `${TYPE_URL_PREFIX}envoy.config.endpoint.v3.Clu
 export const SECRET_TYPE_URL = `${TYPE_URL_PREFIX}envoy.extensions.transport_sockets.tls.v3.Secret`;
 /** vmesh's DNS name table (Istio's NDS equivalent); message defined in src/xds/proto/vmesh/v1/name_table.proto. */
 export const NAME_TABLE_TYPE_URL = `${TYPE_URL_PREFIX}vmesh.v1.NameTable`;
+/** vmesh's per-host workload registry (uid -> identity); message in src/xds/proto/vmesh/v1/host_workloads.proto. */
+export const HOST_WORKLOADS_TYPE_URL = `${TYPE_URL_PREFIX}vmesh.v1.HostWorkloads`;
 
 /** Short names, as operators and logs say them. */
 export const LDS = LISTENER_TYPE_URL;
@@ -16,6 +18,7 @@ export const CDS = CLUSTER_TYPE_URL;
 export const EDS = ENDPOINT_TYPE_URL;
 export const SDS = SECRET_TYPE_URL;
 export const NDS = NAME_TABLE_TYPE_URL;
+export const WDS = HOST_WORKLOADS_TYPE_URL;
 
 /** The wrapper that names a resource; used in delta responses and, in SotW, for types without a name field. */
 export const RESOURCE_WRAPPER_TYPE_URL = `${TYPE_URL_PREFIX}envoy.service.discovery.v3.Resource`;
@@ -57,9 +60,9 @@ export function pushOrder(typeUrls: Iterable<string>): string[] {
 
 /**
  * Types whose SotW responses always carry the complete set, so a resource missing from a response is removed.
- * The protocol defines this for LDS and CDS; vmesh defines it for its own name table too.
+ * The protocol defines this for LDS and CDS; vmesh defines it for its own name table and workload registry too.
  */
-export const FULL_STATE_TYPES: ReadonlySet<string> = new Set([LDS, CDS, NDS]);
+export const FULL_STATE_TYPES: ReadonlySet<string> = new Set([LDS, CDS, NDS, WDS]);
 
 /** The field of each message that holds its resource name. Types not listed travel wrapped in a Resource in SotW. */
 export const NAME_FIELD: Readonly<Record<string, string>> = {
@@ -77,6 +80,14 @@ export function typeNameOf(typeUrl: string): string {
 
 /** A short label for logs: `CDS`, `EDS`, ... or the message name. */
 export function typeLabel(typeUrl: string): string {
-  const short: Record<string, string> = { [LDS]: 'LDS', [RDS]: 'RDS', [CDS]: 'CDS', [EDS]: 'EDS', [SDS]: 'SDS', [NDS]: 'NDS' };
+  const short: Record<string, string> = {
+    [LDS]: 'LDS',
+    [RDS]: 'RDS',
+    [CDS]: 'CDS',
+    [EDS]: 'EDS',
+    [SDS]: 'SDS',
+    [NDS]: 'NDS',
+    [WDS]: 'WDS',
+  };
   return short[typeUrl] ?? typeNameOf(typeUrl);
 }

@@ -155,6 +155,8 @@ export async function startFeatureLab(opts: {
       'h2',
       '--uid',
       String(APP.uid),
+      // No agent runs yet to present the identity.
+      '--no-wait',
     ]);
     const spawnAgent = async (name: 'h2' | 'h3'): Promise<LabProcess> => {
       const dir = agentDirs[name];

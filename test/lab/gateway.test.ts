@@ -108,7 +108,21 @@ describe('an ingress gateway: HTTPS termination with a credential, SNI passthrou
       ['reviews', 'http:9080'],
       ['secure', 'tls:9443'],
     ] as const) {
-      await cli(['workload', 'register', '--name', `${name}-1`, '--service', name, '--address', h3.ipv4, '--port', port, '--host', 'h3']);
+      await cli([
+        'workload',
+        'register',
+        '--name',
+        `${name}-1`,
+        '--service',
+        name,
+        '--address',
+        h3.ipv4,
+        '--port',
+        port,
+        '--host',
+        'h3',
+        '--no-wait',
+      ]);
     }
     for (const [host, name, extra] of [
       [h2, 'h2', ['--mode', 'gateway', '--gateway-label', 'istio=ingressgateway', '--credentials-dir', join(dir, 'credentials')]],

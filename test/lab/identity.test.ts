@@ -112,6 +112,7 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
       'http:9080',
       '--host',
       'h3',
+      '--no-wait',
     ]);
     // Two client workloads on h2, each running as its own uid; uid 1502 runs there too but is not registered.
     for (const [name, uid] of [
@@ -135,6 +136,7 @@ describe('identity on the wire: workload SVIDs, mutual TLS between proxies, rota
         'h2',
         '--uid',
         String(uid),
+        '--no-wait',
       ]);
     }
     for (const [host, name] of [

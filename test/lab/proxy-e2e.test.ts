@@ -111,6 +111,7 @@ describe('the data plane in the lab: capture, DNS and the proxy route an unmodif
         `version=${version}`,
         '--host',
         'h3',
+        '--no-wait',
       ]);
     }
     const file = join(ctlDir, 'split.yaml');

@@ -7,7 +7,7 @@ import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
 
-const TYPES = ['CDS', 'EDS', 'LDS', 'RDS', 'NDS'];
+const TYPES = ['CDS', 'EDS', 'LDS', 'RDS', 'NDS', 'WDS'];
 
 export const proxyStatusCommand: CommandModule<object, Argv> = {
   command: 'proxy-status',
@@ -33,13 +33,14 @@ export const proxyStatusCommand: CommandModule<object, Argv> = {
   },
 };
 
-const KINDS = ['listeners', 'routes', 'clusters', 'endpoints', 'names', 'secrets'] as const;
+const KINDS = ['listeners', 'routes', 'clusters', 'endpoints', 'names', 'workloads', 'secrets'] as const;
 const LOCAL_TYPES: Record<string, string> = {
   listeners: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   routes: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   clusters: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   endpoints: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   names: 'type.googleapis.com/vmesh.v1.NameTable',
+  workloads: 'type.googleapis.com/vmesh.v1.HostWorkloads',
 };
 
 function readLocal<T>(port: number, path: string): Promise<T> {
@@ -64,7 +65,7 @@ function readLocal<T>(port: number, path: string): Promise<T> {
 
 export const proxyConfigCommand: CommandModule<object, Argv> = {
   command: 'proxy-config <node> <kind>',
-  describe: 'what the controller last sent a node (listeners|routes|clusters|endpoints|names); --local: what this host applied',
+  describe: 'what the controller last sent a node (listeners|routes|clusters|endpoints|names|workloads); --local: what this host applied',
   builder: (y) =>
     apiFlags(y)
       .positional('node', { type: 'string', demandOption: true, describe: 'host name (node id)' })

@@ -16,6 +16,8 @@ export interface WorkloadView {
   host?: string;
   uid?: number;
   healthy?: boolean;
+  state?: 'healthy' | 'unhealthy' | 'unknown' | 'client';
+  identityServed?: boolean;
 }
 
 function labelsOf(values: unknown): Record<string, string> {
@@ -32,20 +34,23 @@ function labelsOf(values: unknown): Record<string, string> {
 
 const register: CommandModule<object, Argv> = {
   command: 'register',
-  describe: 'register a workload running on a VM (a WorkloadEntry; its ServiceEntry is created when missing)',
+  describe:
+    'register a workload running on a VM (a WorkloadEntry; its ServiceEntry is created when missing); without --port, a pure client that only calls others; waits until its host presents the identity',
   builder: (y) =>
     apiFlags(y)
       .option('name', { type: 'string', demandOption: true, describe: 'workload name, e.g. reviews-v2' })
-      .option('service', { type: 'string', demandOption: true, describe: 'service it belongs to, e.g. reviews' })
+      .option('service', { type: 'string', describe: 'service it belongs to, e.g. reviews (required with --port)' })
       .option('namespace', { alias: 'n', type: 'string', default: 'default' })
-      .option('service-account', { type: 'string', describe: 'identity (default: the service name)' })
-      .option('address', { type: 'string', demandOption: true, describe: 'IP address the workload listens on' })
-      .option('port', { type: 'string', array: true, demandOption: true, describe: 'name:port, e.g. http:9080 (repeatable)' })
+      .option('service-account', { type: 'string', describe: 'identity (default: the service name, or the name of a pure client)' })
+      .option('address', { type: 'string', describe: "IP address the workload listens on (a pure client: its host's)" })
+      .option('port', { type: 'string', array: true, describe: 'name:port, e.g. http:9080 (repeatable; none: a pure client)' })
       .option('label', { type: 'string', array: true, describe: 'key=value (repeatable)' })
       .option('host', { type: 'string', demandOption: true, describe: 'the vmesh host it runs on' })
-      .option('uid', { type: 'number', describe: 'uid the workload runs as (its outbound identity)' })
+      .option('uid', { type: 'number', describe: 'uid the workload runs as (its outbound identity; required for a pure client)' })
       .option('locality', { type: 'string', describe: 'region/zone/subzone' })
       .option('weight', { type: 'number', describe: 'load-balancing weight' })
+      .option('wait', { type: 'boolean', default: true, describe: 'wait until the host presents the identity (--no-wait: return at once)' })
+      .option('wait-timeout', { type: 'number', default: 30, describe: 'seconds to wait for the host' })
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const body = {
@@ -61,15 +66,38 @@ const register: CommandModule<object, Argv> = {
       locality: argv.locality,
       weight: argv.weight,
     };
-    const r = await apiClient(argv).call<{ workload: WorkloadView; serviceEntryCreated: boolean }>('POST', '/v1/workloads', body);
+    const started = Date.now();
+    const api = apiClient(argv);
+    const r = await api.call<{ workload: WorkloadView; serviceEntryCreated: boolean }>('POST', '/v1/workloads', body);
+    const what = `workload ${r.workload.namespace}/${r.workload.name} registered${r.serviceEntryCreated ? ` (ServiceEntry ${r.workload.service} created)` : ''}${r.workload.state === 'client' ? ' as a pure client' : ''}`;
+    if (!argv.wait || r.workload.host === undefined) {
+      emit(argv.output, r, () => what);
+      return;
+    }
+    const servedMs = await waitServed(api, r.workload, Number(argv.waitTimeout) * 1000, started);
     emit(
       argv.output,
-      r,
-      () =>
-        `workload ${r.workload.namespace}/${r.workload.name} registered${r.serviceEntryCreated ? ` (ServiceEntry ${r.workload.service} created)` : ''}`,
+      { ...r, servedAfterMs: servedMs },
+      () => `${what}; host ${r.workload.host} presents its identity after ${(servedMs / 1000).toFixed(1)} s`,
     );
   },
 };
+
+/** Polls the controller until the workload's host reports presenting its identity; ms since `started`. */
+async function waitServed(api: ReturnType<typeof apiClient>, w: WorkloadView, timeoutMs: number, started: number): Promise<number> {
+  const path = `/v1/workloads/${encodeURIComponent(w.namespace)}/${encodeURIComponent(w.name)}`;
+  for (;;) {
+    const now = await api.call<WorkloadView>('GET', path);
+    if (now.identityServed) return Date.now() - started;
+    if (Date.now() - started >= timeoutMs) {
+      throw vmeshError(
+        ErrorCode.IdentityNotServed,
+        `workload ${w.namespace}/${w.name} is registered, but host "${w.host}" did not present its identity within ${timeoutMs / 1000} s (is the agent on ${w.host} running and connected?)`,
+      );
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
 
 const deregister: CommandModule<object, Argv> = {
   command: 'deregister <name>',
@@ -106,7 +134,7 @@ const list: CommandModule<object, Argv> = {
     );
     emit(argv.output, ws, () =>
       table(
-        ['namespace', 'name', 'service', 'address', 'ports', 'host', 'uid', 'health', 'labels'],
+        ['namespace', 'name', 'service', 'address', 'ports', 'host', 'uid', 'state', 'labels'],
         ws.map((w) => [
           w.namespace,
           w.name,
@@ -117,7 +145,7 @@ const list: CommandModule<object, Argv> = {
             .join(','),
           w.host,
           w.uid,
-          w.healthy === undefined ? 'unknown' : w.healthy ? 'healthy' : 'unhealthy',
+          w.state ?? (w.healthy === undefined ? 'unknown' : w.healthy ? 'healthy' : 'unhealthy'),
           Object.entries(w.labels)
             .map(([k, v]) => `${k}=${v}`)
             .join(','),

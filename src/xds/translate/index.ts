@@ -1,8 +1,9 @@
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { MeshModel, MeshService } from '../../api/model.js';
-import { CDS, EDS, LDS, NDS, RDS } from '../type-urls.js';
+import { CDS, EDS, LDS, NDS, RDS, WDS } from '../type-urls.js';
 import { buildClusters } from './clusters.js';
 import { buildEndpoints, nodeLocality } from './endpoints.js';
+import { buildHostWorkloads } from './host-workloads.js';
 import type { ConfigIndex, EnvoyResource, ProxyNode, TranslateInput } from './input.js';
 import { buildListeners } from './listeners.js';
 import { buildNameTable } from './name-table.js';
@@ -11,7 +12,14 @@ import { buildProxylessRoutes } from './proxyless.js';
 import { buildGatewayRoutes, buildInboundRoutes, buildOutboundRoutes } from './routes.js';
 import { scopeServices, sidecarFor } from './scope.js';
 
-export { type ConfigIndex, type EnvoyResource, indexConfig, type ProxyNode, type TranslateInput } from './input.js';
+export {
+  type ConfigIndex,
+  type EnvoyResource,
+  type HostIdentity,
+  indexConfig,
+  type ProxyNode,
+  type TranslateInput,
+} from './input.js';
 
 /** Everything one proxy needs, by type URL: the pure translation of the mesh model for one node. */
 export function translateNode(input: TranslateInput): Record<string, EnvoyResource[]> {
@@ -26,7 +34,7 @@ export function translateNode(input: TranslateInput): Record<string, EnvoyResour
     [EDS]: buildEndpoints(input),
     [LDS]: buildListeners(input),
     [RDS]: routes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-    ...(input.node.mode === 'proxyless' ? {} : { [NDS]: buildNameTable(input) }),
+    ...(input.node.mode === 'proxyless' ? {} : { [NDS]: buildNameTable(input), [WDS]: buildHostWorkloads(input) }),
   };
 }
 
@@ -70,7 +78,7 @@ export function sharingKey(input: TranslateInput): string {
 const sourceLabelsUsed = new WeakMap<ConfigIndex, boolean>();
 const hostnamesKey = new WeakMap<readonly MeshService[], string>();
 
-/** Resources that depend on the node's own workloads: the inbound side. */
-export function isLocalResource(_typeUrl: string, name: string): boolean {
-  return name.startsWith('inbound|') || name === VIRTUAL_INBOUND_LISTENER || name === INBOUND_PASSTHROUGH_CLUSTER;
+/** Resources that depend on the node's own workloads: the inbound side, and the host's workload registry. */
+export function isLocalResource(typeUrl: string, name: string): boolean {
+  return typeUrl === WDS || name.startsWith('inbound|') || name === VIRTUAL_INBOUND_LISTENER || name === INBOUND_PASSTHROUGH_CLUSTER;
 }

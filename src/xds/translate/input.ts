@@ -17,6 +17,16 @@ export interface ProxyNode {
   readonly labels: Readonly<Record<string, string>>;
   /** `region/zone/subzone` of the node; when absent, that of its first workload. */
   readonly locality?: string;
+  /** Every workload registered on this host, services' endpoints and pure clients alike: the identities it serves. */
+  readonly identities?: readonly HostIdentity[];
+}
+
+/** A workload registered on a host, as its agent needs it to present the workload's identity. */
+export interface HostIdentity {
+  readonly namespace: string;
+  readonly name: string;
+  readonly serviceAccount: string;
+  readonly uid?: number;
 }
 
 /** Config resources by kind, typed; translation reads only these and the model. */

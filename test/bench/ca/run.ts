@@ -72,6 +72,7 @@ async function endToEnd(): Promise<{ perSecond: number; seconds: number; p50Ms: 
         'http:80',
         '--host',
         'bench-host',
+        '--no-wait',
       ]);
     }
     log(`${RPCS} SignWorkload calls, ${INFLIGHT} in flight on one channel`);

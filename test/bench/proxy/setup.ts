@@ -112,6 +112,7 @@ export async function setupBenchLab(opts: {
       'h2',
       '--uid',
       String(APP.uid),
+      '--no-wait',
     ]);
     opts.log('starting agents');
     for (const [host, name] of [

@@ -100,7 +100,13 @@ describe('vmesh CLI against a running controller', () => {
   });
 
   test('workload register, then list -o json|yaml|table shows it with uid and host; deregister removes it', async () => {
-    const reg = JSON.parse(ok(await ctl.cli([...REGISTER, '-o', 'json']), 'workload register'));
+    // h2 runs no agent: register waits for it to present the identity, and says so in one line when it does not.
+    const started = Date.now();
+    const waited = failed(await ctl.cli([...REGISTER, '--wait-timeout', '1']), 'workload register on a host without agent');
+    assert.match(waited, /^VMESH_ERR_IDENTITY_NOT_SERVED: workload default\/reviews-v2 is registered, but host "h2" did not present/);
+    assert.ok(Date.now() - started < 15_000, 'the wait ended at its timeout');
+    ok(await ctl.cli(['workload', 'deregister', 'reviews-v2']), 'deregister after the timeout');
+    const reg = JSON.parse(ok(await ctl.cli([...REGISTER, '--no-wait', '-o', 'json']), 'workload register --no-wait'));
     assert.equal(reg.serviceEntryCreated, true);
     assert.equal(reg.workload.name, 'reviews-v2');
 
@@ -119,12 +125,14 @@ describe('vmesh CLI against a running controller', () => {
       labels: { version: 'v2', app: 'reviews' },
       host: 'h2',
       uid: 1001,
+      state: 'unknown',
+      identityServed: false,
     };
     assert.deepEqual(JSON.parse(ok(json, 'list -o json')), [expected]);
     assert.deepEqual(parseYaml(ok(yaml, 'list -o yaml')), [expected]);
     const rows = ok(table, 'list -o table').trimEnd().split('\n');
     assert.equal(rows.length, 2, rows.join('\n'));
-    assert.deepEqual(rows[0]?.split(/\s+/), ['NAMESPACE', 'NAME', 'SERVICE', 'ADDRESS', 'PORTS', 'HOST', 'UID', 'HEALTH', 'LABELS']);
+    assert.deepEqual(rows[0]?.split(/\s+/), ['NAMESPACE', 'NAME', 'SERVICE', 'ADDRESS', 'PORTS', 'HOST', 'UID', 'STATE', 'LABELS']);
     const cells = rows[1]?.split(/\s+/) ?? [];
     assert.deepEqual(cells.slice(0, 8), ['default', 'reviews-v2', 'reviews', '198.18.0.12', 'http:9080', 'h2', '1001', 'unknown']);
 
@@ -143,6 +151,31 @@ describe('vmesh CLI against a running controller', () => {
     const [listed, again] = await Promise.all([ctl.api('GET', '/v1/workloads'), ctl.cli(['workload', 'deregister', 'reviews-v2'])]);
     assert.deepEqual(listed.body, []);
     assert.match(failed(again, 'second deregister'), /^VMESH_ERR_NOT_FOUND: .*reviews-v2/);
+  });
+
+  test('a pure client registers without ports or service: state client, no service, not probed', async () => {
+    const client = ['workload', 'register', '--name', 'client', '--uid', '1601', '--service-account', 'client', '--host', 'h2'];
+    // h2 has not joined here, so its address is unknown: the one-line error names the field.
+    assert.match(
+      failed(await ctl.cli([...client, '--no-wait']), 'client on an unknown host'),
+      /^VMESH_ERR_INVALID_RESOURCE: .*address.*h2/,
+    );
+    assert.match(
+      failed(await ctl.cli([...client, '--service', 'x', '--no-wait']), 'client with a service'),
+      /^VMESH_ERR_INVALID_RESOURCE: .*service: a workload without ports is a pure client/,
+    );
+    const reg = JSON.parse(ok(await ctl.cli([...client, '--address', '198.18.0.30', '--no-wait', '-o', 'json']), 'register a client'));
+    assert.equal(reg.serviceEntryCreated, false);
+    assert.equal(reg.workload.state, 'client');
+    const rows = ok(await ctl.cli(['workload', 'list']), 'list')
+      .trimEnd()
+      .split('\n');
+    assert.deepEqual(rows[1]?.split(/\s+/).slice(0, 7), ['default', 'client', '198.18.0.30', 'h2', '1601', 'client']);
+    const we = (await ctl.api('GET', '/v1/config/WorkloadEntry/default/client')).body;
+    assert.deepEqual(we.spec, { address: '198.18.0.30', labels: {}, serviceAccount: 'client' });
+    const services = (await ctl.api('GET', '/v1/services')).body.services as Array<{ endpoints: Array<{ workload: string }> }>;
+    assert.ok(!services.some((s) => s.endpoints.some((e) => e.workload === 'client')), 'a pure client is no endpoint');
+    ok(await ctl.cli(['workload', 'deregister', 'client']), 'deregister the client');
   });
 
   test('config apply -f FILE: get -o yaml returns each resource as written, get vs lists it', async () => {

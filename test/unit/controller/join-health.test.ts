@@ -105,6 +105,7 @@ const REGISTER = [
   'h2',
   '--uid',
   '1001',
+  '--no-wait',
 ];
 
 let factsPromise: Promise<HostFacts> | undefined;

@@ -32,6 +32,7 @@ const register = (name: string, sa: string, host: string) => [
   'http:9080',
   '--host',
   host,
+  '--no-wait',
 ];
 
 describe('SignWorkload: workload SVIDs for identities registered on the calling host only', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeSnapshot } from '../../../src/xds/snapshot.js';
+import { proxyStatus } from '../../../src/xds/status.js';
 import { CDS, EDS, LDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
 import { cluster, endpoints, type Harness, type RecordedUpdate, rawStream, recordingClient, startAds, waitFor, world } from './fixtures.js';
 
@@ -157,6 +158,26 @@ describe('ADS delta (incremental)', () => {
       assert.deepEqual(names(CDS), ['c']);
       assert.deepEqual(names(EDS), ['b', 'c']);
       assert.deepEqual(client.state(EDS).resources.sort(), ['a', 'b', 'c']);
+    } finally {
+      await client.stop();
+    }
+  });
+
+  test('a client that resumes holding exactly the snapshot is SYNCED for every type, though nothing is sent', async () => {
+    // A restarted controller rebuilds the same snapshot: the agent's initial_resource_versions already match it.
+    h.cache.setSnapshot(
+      'd9',
+      world('v1', { clusters: { a: ['198.18.0.11'] }, listeners: { l1: { route: 'r1', port: 9080 } }, routes: { r1: 'a' } }),
+    );
+    const { client } = recordingClient(h.port, 'delta', { node: { id: 'd9', cluster: 'lab' } });
+    client.start();
+    try {
+      await waitFor('v1 ACKed', () => acked(h, 'd9', all, 'v1'));
+      assert.equal(h.ads.disconnect('d9'), 1);
+      await waitFor('a new stream, in sync for every type', () => {
+        const rows = proxyStatus({ nodes: ['d9'], streams: h.ads.status(), cache: h.cache, lastPush: new Map() });
+        return all.every((t) => rows[0]?.types[typeLabel(t)]?.state === 'SYNCED') && rows[0]?.connected === true;
+      });
     } finally {
       await client.stop();
     }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../../src/lib/logger.js';
+import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
 import { SnapshotCache, SnapshotPublisher } from '../../../src/xds/index.js';
-import { isLocalResource, nodeInput, sharingKey, translateNode } from '../../../src/xds/translate/index.js';
-import { CDS, EDS, LDS } from '../../../src/xds/type-urls.js';
+import { type HostIdentity, isLocalResource, nodeInput, sharingKey, translateNode } from '../../../src/xds/translate/index.js';
+import { CDS, EDS, LDS, WDS } from '../../../src/xds/type-urls.js';
 import { bookinfoInput } from './translate/fixture.js';
 
 function setup() {
@@ -143,4 +144,55 @@ test('a newer model supersedes a publishing pass still under way', async () => {
   await Promise.all([first, s.publisher.settled()]);
   assert.equal(s.published.length, 250, 'the old pass stopped: each node published once by the new one');
   assert.equal(s.cache.getSnapshot('y249')?.version, s.cache.getSnapshot('y000')?.version);
+});
+
+test("each host's WDS lists its own registered workloads, pure clients too; hosts without any share one snapshot", () => {
+  const base = bookinfoInput('h1');
+  const cache = new SnapshotCache();
+  const identities: Record<string, HostIdentity[]> = {
+    c1: [{ namespace: 'default', name: 'client', serviceAccount: 'client', uid: 1601 }],
+    c2: [{ namespace: 'default', name: 'batch', serviceAccount: 'batch' }],
+  };
+  const publisher = new SnapshotPublisher({
+    cache,
+    translate: translateNode,
+    sharing: { key: sharingKey, isLocal: isLocalResource },
+    logger: createLogger({ level: 'silent' }),
+    inputFor: (nodeId, m) =>
+      nodeInput(base.mesh, m, base.config, {
+        ...base.node,
+        id: nodeId,
+        workloads: [],
+        addresses: [],
+        identities: identities[nodeId] ?? [],
+      }),
+  });
+  publisher.setModel(base.model);
+  for (const n of ['c1', 'c2', 'x1', 'x2']) publisher.ensureNode(n);
+  const wds = (n: string) => {
+    const r = cache.getSnapshot(n)?.resources.get(WDS)?.get('host-workloads');
+    return r ? decodeAnyDeep(r.any) : undefined;
+  };
+  assert.deepEqual(wds('c1'), {
+    workloads: [
+      {
+        namespace: 'default',
+        name: 'client',
+        service_account: 'client',
+        spiffe_id: 'spiffe://cluster.local/ns/default/sa/client',
+        uid: 1601,
+        has_uid: true,
+      },
+    ],
+  });
+  assert.deepEqual(
+    (wds('c2') as { workloads: Array<{ name: string; has_uid: boolean }> }).workloads.map((w) => [w.name, w.has_uid]),
+    [['batch', false]],
+  );
+  assert.deepEqual(wds('x1'), { workloads: [] });
+  assert.equal(cache.getSnapshot('x1'), cache.getSnapshot('x2'), 'hosts without registrations still share');
+  assert.notEqual(cache.getSnapshot('c1'), cache.getSnapshot('x1'));
+  // The outbound part stays shared with the hosts that run nothing.
+  const c = 'outbound|9080|v2|reviews.default.mesh';
+  assert.equal(cache.getSnapshot('c1')?.resources.get(CDS)?.get(c), cache.getSnapshot('x1')?.resources.get(CDS)?.get(c));
 });
