@@ -44,6 +44,7 @@ export class HealthReporter {
   private workloads: LocalWorkloadMessage[] = [];
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
+  private probing: Promise<void> | undefined;
 
   constructor(
     private readonly opts: {
@@ -51,6 +52,12 @@ export class HealthReporter {
       readonly logger: Logger;
       readonly probe?: (w: LocalWorkloadMessage) => Promise<ProbeResult>;
       readonly defaultIntervalMs?: number;
+      /**
+       * How often the host's workloads are probed between reports (5 s by default). A change of any workload's
+       * health is reported at once, so an app that starts or dies leaves or joins load balancing within one
+       * probe period rather than up to two report intervals later.
+       */
+      readonly probeIntervalMs?: number;
       /** Every answer: the host's registered workloads and the controller's trust bundle hash. */
       readonly onAck?: (ack: HealthReportAck) => void;
       /** The hash of the trust bundle this host holds, sent with every report. */
@@ -73,11 +80,12 @@ export class HealthReporter {
 
   start(): void {
     this.loop ??= this.run();
+    this.probing ??= this.probeLoop();
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
-    await this.loop;
+    await Promise.all([this.loop, this.probing]);
   }
 
   localWorkloads(): readonly LocalWorkloadMessage[] {
@@ -98,9 +106,26 @@ export class HealthReporter {
     );
     this.workloads = ack.workloads;
     this.opts.onAck?.(ack);
-    const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
-    this.statuses = await Promise.all(ack.workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
+    this.statuses = await this.probeAll(ack.workloads);
     return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);
+  }
+
+  private probeAll(workloads: readonly LocalWorkloadMessage[]): Promise<WorkloadHealthMessage[]> {
+    const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
+    return Promise.all(workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
+  }
+
+  /** Probes between reports; what differs from the statuses last computed is reported now. */
+  private async probeLoop(): Promise<void> {
+    while (await sleep(this.opts.probeIntervalMs ?? 5000, this.abort.signal)) {
+      if (this.workloads.length === 0) continue;
+      const next = await this.probeAll(this.workloads);
+      const was = new Map(this.statuses.map((s) => [`${s.namespace}/${s.name}`, s.healthy]));
+      if (next.some((s) => was.get(`${s.namespace}/${s.name}`) !== s.healthy)) {
+        this.statuses = next;
+        this.reportSoon();
+      }
+    }
   }
 
   /** Telemetry rides along with health: a proxy that cannot answer costs the graph a report, never the host its liveness. */
