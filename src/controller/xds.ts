@@ -7,8 +7,24 @@ import type { ModelBuilder } from '../discovery/model-builder.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
-import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, XdsMetrics } from '../xds/index.js';
-import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
+import {
+  type AdsServer,
+  createAdsServer,
+  LDS,
+  makeResource,
+  SnapshotCache,
+  SnapshotPublisher,
+  XdsMetrics,
+  type XdsResource,
+} from '../xds/index.js';
+import {
+  indexConfig,
+  isLocalResource,
+  nodeInput,
+  sharingKey,
+  translateNode,
+  unknownProxylessListener,
+} from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';
@@ -139,9 +155,30 @@ export function wireXds(deps: {
   });
 
   // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
+  const unknownListeners = new Map<string, XdsResource>();
   const plaintext = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
+    // A target naming no service fails at once rather than after gRPC's 15 s does-not-exist timer.
+    absent: (typeUrl, name) => {
+      if (typeUrl !== LDS) return undefined;
+      let r = unknownListeners.get(name);
+      if (!r) {
+        const l = unknownProxylessListener(name);
+        r = makeResource(LDS, l.name, l.message);
+        // Names are the clients' choice: keep a bounded set of recent ones, not one per name ever asked for.
+        if (unknownListeners.size >= 1024) unknownListeners.clear();
+        unknownListeners.set(name, r);
+      }
+      return r;
+    },
+    // A proxyless client's node id lives as long as its streams: short-lived clients must not pile up rows.
+    onStreamClosed: (nodeId, open) => {
+      if (open > 0 || !nodeId.startsWith(PROXYLESS_PREFIX)) return;
+      publisher.removeNode(nodeId);
+      meta.delete(nodeId);
+      lastPush.delete(nodeId);
+    },
     authenticate: (_call, node) => {
       if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });
       const id = `${PROXYLESS_PREFIX}${node.id}`;
