@@ -17,14 +17,7 @@ import {
   XdsMetrics,
   type XdsResource,
 } from '../xds/index.js';
-import {
-  indexConfig,
-  isLocalResource,
-  nodeInput,
-  sharingKey,
-  translateNode,
-  unknownProxylessListener,
-} from '../xds/translate/index.js';
+import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode, unknownProxylessListener } from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';

@@ -57,8 +57,8 @@ function grpcAction(route: Json): Json {
   const hashes = grpcHashPolicy((route.hash_policy as Json[] | undefined) ?? []);
   if (hashes.length > 0) out.hash_policy = hashes;
   // A31: grpc_timeout_header_max caps the call's deadline (zero: the application's deadline stands).
-  const msd = route.max_stream_duration as Json | undefined;
-  if (msd?.grpc_timeout_header_max) out.max_stream_duration = { grpc_timeout_header_max: msd.grpc_timeout_header_max };
+  const max = (route.max_stream_duration as Json | undefined)?.grpc_timeout_header_max as { seconds: number; nanos: number } | undefined;
+  if (max && (max.seconds > 0 || max.nanos > 0)) out.max_stream_duration = { grpc_timeout_header_max: max };
   return out;
 }
 
@@ -68,7 +68,13 @@ function answeredStatus(route: Json): number | undefined {
   if (direct) return Number(direct.status);
   const redirect = route.redirect as Json | undefined;
   if (!redirect) return undefined;
-  const codes: Record<string, number> = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 };
+  const codes: Record<string, number> = {
+    MOVED_PERMANENTLY: 301,
+    FOUND: 302,
+    SEE_OTHER: 303,
+    TEMPORARY_REDIRECT: 307,
+    PERMANENT_REDIRECT: 308,
+  };
   return codes[String(redirect.response_code ?? 'MOVED_PERMANENTLY')] ?? 301;
 }
 

@@ -60,7 +60,11 @@ function listenerNames(input: TranslateInput, p: ProxylessPort): string[] {
 function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly IndexedVs[]): Json[] {
   const port = p.port.number;
   const mesh = vss.filter((c) => c.gateways.includes(MESH_GATEWAY));
-  const routes = virtualServiceRoutes(virtualServicesFor(input, p.service, mesh), { input, port, tls: false }, sidecarMatchContext(input, port));
+  const routes = virtualServiceRoutes(
+    virtualServicesFor(input, p.service, mesh),
+    { input, port, tls: false },
+    sidecarMatchContext(input, port),
+  );
   const cluster = outboundClusterName(port, '', p.service.hostname);
   const grpc = routes.map((r) => grpcRoute(r, cluster)).filter((r): r is Json => r !== undefined);
   // A VirtualService with no route gRPC can take leaves the service to its default route, as for sidecars.

@@ -66,11 +66,7 @@ export function indexVirtualServices(input: TranslateInput): IndexedVs[] {
 }
 
 /** Istio's choice for one service: the VirtualServices naming it exactly, else those with its most specific wildcard. */
-export function virtualServicesFor(
-  input: TranslateInput,
-  service: MeshService,
-  candidates: readonly IndexedVs[],
-): VirtualService[] {
+export function virtualServicesFor(input: TranslateInput, service: MeshService, candidates: readonly IndexedVs[]): VirtualService[] {
   const names = new Set([service.hostname, ...service.aliases.map((a) => canonicalHost(a, service.namespace, input.mesh))]);
   const exact = candidates.filter((c) => c.hosts.some((h) => names.has(h)));
   if (exact.length > 0) return exact.map((c) => c.vs);

@@ -13,8 +13,8 @@ import { loadControllerConfig } from '../../../src/config/controller.js';
 import { type RunningController, startController } from '../../../src/controller/controller.js';
 import { ApiClient } from '../../../src/lib/api-client.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { echoClientConstructor, startEchoServer } from '../../support/echo-grpc.js';
 import { waitFor } from '../../support/controller-harness.js';
+import { echoClientConstructor, startEchoServer } from '../../support/echo-grpc.js';
 
 // grpc-js-xds reads a per-channel bootstrap under this option: each client gets its own xDS client and node id.
 const BOOTSTRAP_OPTION = 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config';
@@ -37,7 +37,9 @@ let Echo: new (target: string, creds: grpc.ChannelCredentials, opts: grpc.Channe
 
 function client(target: string, nodeId: string): RawEcho {
   const bootstrap = {
-    xds_servers: [{ server_uri: `127.0.0.1:${controller.xdsPlaintextPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    xds_servers: [
+      { server_uri: `127.0.0.1:${controller.xdsPlaintextPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
+    ],
     node: { id: nodeId, locality: {}, metadata: { NAMESPACE: 'default' } },
   };
   const c = new Echo(target, grpc.credentials.createInsecure(), { [BOOTSTRAP_OPTION]: JSON.stringify(bootstrap) });
@@ -68,7 +70,7 @@ async function untilStreak(c: RawEcho, server: string, headers: Record<string, s
   const deadline = Date.now() + timeoutMs;
   let run = 0;
   let began = 0;
-  for (let i = 0; Date.now() < deadline; i++) {
+  while (Date.now() < deadline) {
     const sent = Date.now();
     const r = await call(c, headers);
     if (r.server !== server) run = 0;
@@ -150,7 +152,7 @@ before(async () => {
   await register('who-green', 'who', green.port, { version: 'green' });
   await register('sticky-blue', 'sticky', blue.port, {});
   await register('sticky-green', 'sticky', green.port, {});
-  await api.call('POST', '/v1/config', destinationRules + '---' + splitVs);
+  await api.call('POST', '/v1/config', `${destinationRules}---${splitVs}`);
   await controller.model.rebuild();
   const xds = await import('@grpc/grpc-js-xds');
   xds.register();
