@@ -10,14 +10,13 @@ import { err, ok } from '../lib/result.js';
 import {
   type AdsServer,
   createAdsServer,
-  LDS,
   makeResource,
   SnapshotCache,
   SnapshotPublisher,
   XdsMetrics,
   type XdsResource,
 } from '../xds/index.js';
-import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode, unknownProxylessListener } from '../xds/translate/index.js';
+import { indexConfig, isLocalResource, nodeInput, proxylessStandIn, sharingKey, translateNode } from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';
@@ -148,22 +147,20 @@ export function wireXds(deps: {
   });
 
   // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
-  const unknownListeners = new Map<string, XdsResource>();
+  const standIns = new Map<string, XdsResource | undefined>();
   const plaintext = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
-    // A target naming no service fails at once rather than after gRPC's 15 s does-not-exist timer.
+    // A target or cluster that does not exist fails calls at once rather than after gRPC's 15 s does-not-exist timer.
     absent: (typeUrl, name) => {
-      if (typeUrl !== LDS) return undefined;
-      let r = unknownListeners.get(name);
-      if (!r) {
-        const l = unknownProxylessListener(name);
-        r = makeResource(LDS, l.name, l.message);
-        // Names are the clients' choice: keep a bounded set of recent ones, not one per name ever asked for.
-        if (unknownListeners.size >= 1024) unknownListeners.clear();
-        unknownListeners.set(name, r);
-      }
-      return r;
+      const key = `${typeUrl} ${name}`;
+      if (standIns.has(key)) return standIns.get(key);
+      const r = proxylessStandIn(typeUrl, name);
+      const made = r && makeResource(typeUrl, r.name, r.message);
+      // Names are the clients' choice: keep a bounded set of recent ones, not one per name ever asked for.
+      if (standIns.size >= 1024) standIns.clear();
+      standIns.set(key, made);
+      return made;
     },
     // A proxyless client's node id lives as long as its streams: short-lived clients must not pile up rows.
     onStreamClosed: (nodeId, open) => {

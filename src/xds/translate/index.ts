@@ -12,7 +12,7 @@ import { buildGatewayRoutes, buildInboundRoutes, buildOutboundRoutes } from './r
 import { scopeServices, sidecarFor } from './scope.js';
 
 export { type ConfigIndex, type EnvoyResource, indexConfig, type ProxyNode, type TranslateInput } from './input.js';
-export { unknownProxylessListener } from './proxyless.js';
+export { proxylessStandIn } from './proxyless.js';
 
 /** Everything one proxy needs, by type URL: the pure translation of the mesh model for one node. */
 export function translateNode(input: TranslateInput): Record<string, EnvoyResource[]> {

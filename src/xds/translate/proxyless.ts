@@ -1,6 +1,6 @@
 import type { MeshService, ServicePort } from '../../api/model.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
-import { TypedConfigUrl } from '../type-urls.js';
+import { CDS, EDS, LDS, TypedConfigUrl } from '../type-urls.js';
 import { ROUTER_FILTER } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { outboundClusterName, proxylessListenerName } from './names.js';
@@ -129,4 +129,20 @@ export function unknownProxylessListener(name: string): EnvoyResource {
     route_config: { name: `no mesh service answers to ${name}`, virtual_hosts: [vhost] },
     http_filters: [{ name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } }],
   });
+}
+
+/**
+ * Stand-ins for what a proxyless client names and its snapshot lacks: the listener above; for a cluster (a route
+ * to a subset no DestinationRule defines yet), an EDS cluster with no endpoints, so calls routed there fail
+ * UNAVAILABLE at once, as a sidecar answers 503 for a missing cluster, instead of holding the client's whole
+ * route update for the 15 s does-not-exist timer.
+ */
+export function proxylessStandIn(typeUrl: string, name: string): EnvoyResource | undefined {
+  if (typeUrl === LDS) return unknownProxylessListener(name);
+  if (typeUrl === CDS) {
+    const eds = { service_name: name, eds_config: { ads: {}, resource_api_version: 'V3' } };
+    return { name, message: { name, type: 'EDS', eds_cluster_config: eds, lb_policy: 'ROUND_ROBIN' } };
+  }
+  if (typeUrl === EDS) return { name, message: { cluster_name: name, endpoints: [] } };
+  return undefined;
 }

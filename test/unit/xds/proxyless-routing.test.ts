@@ -196,6 +196,40 @@ describe('proxyless gRPC clients follow the mesh routing', () => {
   });
 });
 
+const missingSubsetVs = `
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: { name: who, namespace: default }
+spec:
+  hosts: [who]
+  http:
+  - match: [{ headers: { x-tester: { exact: carol } } }]
+    route: [{ destination: { host: ghost, port: { number: 7 } } }]
+  - match: [{ headers: { x-tester: { exact: alice } } }]
+    route: [{ destination: { host: who, subset: green } }]
+  - route: [{ destination: { host: who, subset: blue } }]
+`;
+
+describe('proxyless routes to what does not exist', () => {
+  test('a route to a service that does not exist fails its calls at once; the other routes keep working', async () => {
+    const c = client(`xds:///who.default.mesh:${port}`, 'missing-subset-1');
+    await api.call('POST', '/v1/config', missingSubsetVs);
+    try {
+      await untilStreak(c, 'green', { 'x-tester': 'alice' }, 5);
+      await untilStreak(c, 'blue', {}, 5);
+      const start = Date.now();
+      const e = await call(c, { 'x-tester': 'carol' }, 20_000).then(
+        (r) => assert.fail(`a call routed to a missing service was answered by ${r.server}`),
+        (x: grpc.ServiceError) => x,
+      );
+      assert.equal(e.code, grpc.status.UNAVAILABLE, e.message);
+      assert.ok(Date.now() - start < 5000, `failed after ${Date.now() - start} ms`);
+    } finally {
+      await api.call('POST', '/v1/config', splitVs);
+    }
+  });
+});
+
 describe('proxyless names', () => {
   for (const name of ['who.default.svc.cluster.local', 'who.default', 'who']) {
     test(`xds:///${name}:PORT resolves to the service and its routes`, async () => {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { decodeAny, encodeAny, LDS, RDS } from '../../../../src/xds/index.js';
+import { CDS, decodeAny, EDS, encodeAny, LDS, RDS } from '../../../../src/xds/index.js';
 import { buildListeners } from '../../../../src/xds/translate/listeners.js';
-import { buildProxylessRoutes, unknownProxylessListener } from '../../../../src/xds/translate/proxyless.js';
+import { buildProxylessRoutes, proxylessStandIn, unknownProxylessListener } from '../../../../src/xds/translate/proxyless.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -149,5 +149,19 @@ describe('proxyless gRPC', () => {
       const decoded = RouteConfigurationResourceType.get().decode({}, encodeAny(RDS, r.message));
       assert.equal(decoded.error, undefined, r.name);
     }
+    const { ClusterResourceType } = require(`${build}/cluster-resource-type.js`);
+    const { EndpointResourceType } = require(`${build}/endpoint-resource-type.js`);
+    const types: Array<[string, { get(): { decode(c: unknown, a: unknown): { error?: string } } }]> = [
+      [LDS, ListenerResourceType],
+      [CDS, ClusterResourceType],
+      [EDS, EndpointResourceType],
+    ];
+    for (const [typeUrl, type] of types) {
+      const standIn = proxylessStandIn(typeUrl, 'outbound|7||ghost.default.mesh');
+      assert.ok(standIn, typeUrl);
+      const decoded = type.get().decode({ bootstrap: { certificateProviders: {} }, server: {} }, encodeAny(typeUrl, standIn.message));
+      assert.equal(decoded.error, undefined, `stand-in of ${typeUrl}`);
+    }
+    assert.equal(proxylessStandIn(RDS, 'x'), undefined, 'route configs are named by listeners vmesh sends, never absent');
   });
 });
