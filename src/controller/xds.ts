@@ -8,8 +8,24 @@ import { ANNOTATIONS } from '../discovery/registry.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
-import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, XdsMetrics } from '../xds/index.js';
-import { type HostIdentity, indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
+import {
+  type AdsServer,
+  createAdsServer,
+  makeResource,
+  SnapshotCache,
+  SnapshotPublisher,
+  XdsMetrics,
+  type XdsResource,
+} from '../xds/index.js';
+import {
+  type HostIdentity,
+  indexConfig,
+  isLocalResource,
+  nodeInput,
+  proxylessStandIn,
+  sharingKey,
+  translateNode,
+} from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';
@@ -169,9 +185,28 @@ export function wireXds(deps: {
   });
 
   // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
+  const standIns = new Map<string, XdsResource | undefined>();
   const plaintext = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
+    // A target or cluster that does not exist fails calls at once rather than after gRPC's 15 s does-not-exist timer.
+    absent: (typeUrl, name) => {
+      const key = `${typeUrl} ${name}`;
+      if (standIns.has(key)) return standIns.get(key);
+      const r = proxylessStandIn(typeUrl, name);
+      const made = r && makeResource(typeUrl, r.name, r.message);
+      // Names are the clients' choice: keep a bounded set of recent ones, not one per name ever asked for.
+      if (standIns.size >= 1024) standIns.clear();
+      standIns.set(key, made);
+      return made;
+    },
+    // A proxyless client's node id lives as long as its streams: short-lived clients must not pile up rows.
+    onStreamClosed: (nodeId, open) => {
+      if (open > 0 || !nodeId.startsWith(PROXYLESS_PREFIX)) return;
+      publisher.removeNode(nodeId);
+      meta.delete(nodeId);
+      lastPush.delete(nodeId);
+    },
     authenticate: (_call, node) => {
       if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });
       const id = `${PROXYLESS_PREFIX}${node.id}`;

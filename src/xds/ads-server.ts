@@ -6,6 +6,7 @@ import { DeltaStream } from './delta-stream.js';
 import type { NodeMsg } from './messages.js';
 import { adsServiceDefinition } from './protos.js';
 import { type AdsCall, type AdsStatusEvent, type AdsStream, SendGate, type StreamMetrics, type StreamStatus } from './server-stream.js';
+import type { XdsResource } from './snapshot.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 import { SotwStream } from './sotw-stream.js';
 import { fromStruct, type JsonValue } from './struct.js';
@@ -34,6 +35,10 @@ export interface AdsServerOptions {
   sendGate?: SendGate;
   /** Counts pushes, their latency, ACKs and NACKs (XdsMetrics). */
   metrics?: StreamMetrics;
+  /** A stand-in for a resource a SotW client names and its snapshot lacks (see StreamHost.absent). */
+  absent?(typeUrl: string, name: string): XdsResource | undefined;
+  /** An authenticated stream ended; `open` streams of the node remain. */
+  onStreamClosed?(nodeId: string, open: number): void;
 }
 
 /** Shared by every ADS server of the process, so the budget bounds the controller as a whole. */
@@ -58,6 +63,7 @@ export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): A
     onStatus: opts.onStatus ? (ev: AdsStatusEvent) => opts.onStatus?.(ev) : undefined,
     gate: opts.sendGate ?? processGate,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.absent ? { absent: opts.absent } : {}),
   };
 
   const handler = (mode: 'sotw' | 'delta') => (call: AdsCall) => {
@@ -69,7 +75,14 @@ export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): A
       ended = true;
       stream.close();
       streams.delete(stream);
-      if (stream.nodeId) opts.logger.info({ nodeId: stream.nodeId, mode, peer: call.getPeer() }, 'xds: stream closed');
+      const nodeId = stream.nodeId;
+      if (!nodeId) return;
+      opts.logger.info({ nodeId, mode, peer: call.getPeer() }, 'xds: stream closed');
+      if (opts.onStreamClosed) {
+        let open = 0;
+        for (const s of streams) if (s.nodeId === nodeId) open += 1;
+        opts.onStreamClosed(nodeId, open);
+      }
     };
     call.on('data', (req: { node?: NodeMsg | null }) => {
       if (stream.closed) return;

@@ -37,6 +37,11 @@ export interface StreamHost {
   /** Bounds the bytes written to all streams and not yet handed to their sockets; unset: unbounded. */
   readonly gate?: SendGate;
   readonly metrics?: StreamMetrics;
+  /**
+   * What to answer for a resource a client names and its snapshot lacks (SotW), instead of leaving it out;
+   * undefined: leave it out. Proxyless gRPC clients wait 15 s on a missing listener before giving up.
+   */
+  readonly absent?: (typeUrl: string, name: string) => XdsResource | undefined;
 }
 
 /** What streams count (xds-metrics.ts): seconds are measured from the arrival of the snapshot a response came from. */

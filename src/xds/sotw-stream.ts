@@ -114,7 +114,7 @@ export class SotwStream extends AdsStream {
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     // Same subscription, same map, nothing held back last time: the answer is the same as last time.
     if (!st.mustReply && st.settled === all) return 'idle';
-    const { want, complete } = this.wanted(typeUrl, st, s);
+    const { want, complete, standIns } = this.wanted(typeUrl, st, s);
     let needed = st.mustReply || !sameVersions(want, st.lastSent);
     // Named resources that do not exist (yet): nothing to say until they appear.
     if (needed && want.size === 0 && !st.wildcard && !FULL_STATE_TYPES.has(typeUrl) && !st.lastSent?.size) {
@@ -139,8 +139,9 @@ export class SotwStream extends AdsStream {
     st.outstanding = true;
     st.mustReply = false;
     st.sentVersion = s.version;
-    // `want` holds a subset of `all`: of the same size, it is `all`, which the stream keeps instead of a copy.
-    st.lastSent = want.size === all.size ? all : want;
+    // `want` holds a subset of `all` (and maybe stand-ins for absent names): of the same size and without
+    // stand-ins, it is `all`, which the stream keeps instead of a copy.
+    st.lastSent = want.size === all.size && !standIns ? all : want;
     st.settled = complete ? all : undefined;
     this.write(res, bytes);
     this.recordSent(typeUrl, s.version, nonce, { resources: want.size });
@@ -148,13 +149,15 @@ export class SotwStream extends AdsStream {
   }
 
   /**
-   * Every response carries all the resources the client subscribes to (complete for LDS/CDS, as SotW needs).
+   * Every response carries all the resources the client subscribes to (complete for LDS/CDS, as SotW needs), and
+   * the host's stand-ins for named ones the snapshot lacks.
    * `complete`: no subscribed resource was held back for its parent, so the answer depends on the map alone.
    */
-  private wanted(typeUrl: string, st: TypeState, s: Snapshot): { want: Map<string, XdsResource>; complete: boolean } {
+  private wanted(typeUrl: string, st: TypeState, s: Snapshot): { want: Map<string, XdsResource>; complete: boolean; standIns: boolean } {
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     const out = new Map<string, XdsResource>();
     let complete = true;
+    let standIns = false;
     const add = (n: string, r: XdsResource) => {
       if (this.eligible(typeUrl, n, s)) out.set(n, r);
       else complete = false;
@@ -163,10 +166,16 @@ export class SotwStream extends AdsStream {
       for (const [n, r] of all) add(n, r);
     }
     for (const n of st.names) {
+      if (out.has(n)) continue;
       const r = all.get(n);
-      if (r && !out.has(n)) add(n, r);
+      if (r) add(n, r);
+      else {
+        const standIn = this.host.absent?.(typeUrl, n);
+        if (standIn) out.set(n, standIn);
+        standIns ||= standIn !== undefined;
+      }
     }
-    return { want: out, complete };
+    return { want: out, complete, standIns };
   }
 }
 

@@ -139,31 +139,36 @@ export function perFilterFault(v: unknown, path: string): FaultPolicy | 'none' |
 }
 
 export function hashPolicies(v: unknown, path: string): HashPolicy[] {
-  return list(v, path).map((x, i) => {
+  return list(v, path).flatMap((x, i): HashPolicy[] => {
     const p = `${path}[${i}]`;
     const h = msg(x, p) ?? {};
+    // As in Envoy, a filter state key the request does not carry adds nothing to the hash; this proxy keeps none
+    // (gRPC's `io.grpc.channel_id`, in the routes of proxyless clients, is one).
+    if (msg(h.filter_state, `${p}.filter_state`)) return [];
     const header = msg(h.header, `${p}.header`);
     if (header) {
       if (msg(header.regex_rewrite, `${p}.header.regex_rewrite`)) fail(`${p}.header.regex_rewrite`, 'not supported');
-      return { kind: 'header', name: str(header.header_name, `${p}.header.header_name`).toLowerCase() };
+      return [{ kind: 'header', name: str(header.header_name, `${p}.header.header_name`).toLowerCase() }];
     }
     const cookie = msg(h.cookie, `${p}.cookie`);
     if (cookie) {
       refuseSet(cookie, ['attributes'], `${p}.cookie`);
       const ttl = durationMs(cookie.ttl, `${p}.cookie.ttl`);
       const cpath = str(cookie.path, `${p}.cookie.path`);
-      return {
-        kind: 'cookie',
-        name: str(cookie.name, `${p}.cookie.name`),
-        ...(ttl !== undefined ? { ttlMs: ttl } : {}),
-        ...(cpath ? { path: cpath } : {}),
-      };
+      return [
+        {
+          kind: 'cookie',
+          name: str(cookie.name, `${p}.cookie.name`),
+          ...(ttl !== undefined ? { ttlMs: ttl } : {}),
+          ...(cpath ? { path: cpath } : {}),
+        },
+      ];
     }
     const conn = msg(h.connection_properties, `${p}.connection_properties`);
-    if (conn && bool(conn.source_ip, `${p}.connection_properties.source_ip`)) return { kind: 'source_ip' };
+    if (conn && bool(conn.source_ip, `${p}.connection_properties.source_ip`)) return [{ kind: 'source_ip' }];
     const query = msg(h.query_parameter, `${p}.query_parameter`);
-    if (query) return { kind: 'query', name: str(query.name, `${p}.query_parameter.name`) };
-    return fail(p, 'only header, cookie, source_ip and query_parameter hash policies are supported');
+    if (query) return [{ kind: 'query', name: str(query.name, `${p}.query_parameter.name`) }];
+    return fail(p, 'only header, cookie, source_ip, query_parameter and filter_state hash policies are supported');
   });
 }
 

@@ -20,6 +20,7 @@ export {
   type ProxyNode,
   type TranslateInput,
 } from './input.js';
+export { proxylessStandIn } from './proxyless.js';
 
 /** Everything one proxy needs, by type URL: the pure translation of the mesh model for one node. */
 export function translateNode(input: TranslateInput): Record<string, EnvoyResource[]> {

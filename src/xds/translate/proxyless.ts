@@ -1,67 +1,148 @@
-import { splitMeshHost } from '../../api/hosts.js';
 import type { MeshService, ServicePort } from '../../api/model.js';
-import { TypedConfigUrl } from '../type-urls.js';
+import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
+import { CDS, EDS, LDS, TypedConfigUrl } from '../type-urls.js';
+import { ROUTER_FILTER } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { outboundClusterName, proxylessListenerName } from './names.js';
+import { grpcRoute, usesFault } from './proxyless-routes.js';
+import { defaultRoute, FAULT_FILTER } from './route-action.js';
+import {
+  type IndexedVs,
+  indexVirtualServices,
+  isHttpFamily,
+  serviceDomains,
+  sidecarMatchContext,
+  virtualServiceRoutes,
+  virtualServicesFor,
+} from './routes.js';
 
 /**
- * Proxyless gRPC clients (`xds:///reviews.default.mesh:9080`) ask LDS for `host:port` and expect an ApiListener
- * whose HttpConnectionManager names a route config over RDS; they run only the router filter.
+ * Proxyless gRPC clients (`xds:///reviews.default.mesh:9080`) ask LDS for the target's `host:port` and expect an
+ * ApiListener whose HttpConnectionManager names a route config over RDS. Every name vmesh gives a service port
+ * (hostname, `name.namespace`, the short name in the client's namespace, the DNS aliases such as
+ * `name.namespace.svc.cluster.local`, the VIP) has its listener, all naming the one route config of the port.
  */
 
 type Json = Record<string, unknown>;
 
-function isProxylessPort(p: ServicePort): boolean {
-  return p.protocol === 'HTTP' || p.protocol === 'HTTP2' || p.protocol === 'GRPC';
+interface ProxylessPort {
+  readonly service: MeshService;
+  readonly port: ServicePort;
+  /** The route config's name: `hostname:port`. */
+  readonly name: string;
 }
 
-function servicePorts(input: TranslateInput): Array<{ service: MeshService; port: ServicePort; name: string }> {
-  const out = new Map<string, { service: MeshService; port: ServicePort; name: string }>();
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function servicePorts(input: TranslateInput): ProxylessPort[] {
+  const out = new Map<string, ProxylessPort>();
   for (const service of input.services) {
     for (const port of service.ports) {
       const name = proxylessListenerName(service.hostname, port.number);
-      if (isProxylessPort(port) && !out.has(name)) out.set(name, { service, port, name });
+      if (isHttpFamily(port.protocol) && !out.has(name)) out.set(name, { service, port, name });
     }
   }
-  return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...out.values()].sort((a, b) => byString(a.name, b.name));
 }
 
-/** The ApiListeners of a proxyless node (LDS), sorted by name; their route configs have the same names. */
-export function buildProxylessListeners(input: TranslateInput): EnvoyResource[] {
-  return servicePorts(input).map(({ name }) => ({
-    name,
-    message: {
-      name,
-      api_listener: {
-        api_listener: {
-          '@type': TypedConfigUrl.httpConnectionManager,
-          stat_prefix: name,
-          rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
-          http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': TypedConfigUrl.router } }],
-        },
-      },
-    },
-  }));
+/** The names a gRPC target may use for a service port, `hostname:port` first: the sidecar's Host names. */
+function domains(input: TranslateInput, p: ProxylessPort): string[] {
+  return [...new Set([p.name, ...serviceDomains(input, p.service, p.port.number)])];
 }
 
-/** The names a gRPC target may use for a service port: `hostname:port` first (what the listener is named by). */
-function domains(input: TranslateInput, service: MeshService, port: number): string[] {
-  const names = [service.hostname];
-  const split = splitMeshHost(service.hostname, input.mesh);
-  if (split) {
-    if (split.namespace === input.node.namespace) names.push(split.name);
-    names.push(`${split.name}.${split.namespace}`);
-  }
-  names.push(...service.aliases);
-  if (service.vip) names.push(service.vip);
-  const all = [`${service.hostname}:${port}`, ...names.flatMap((n) => [n, `${n}:${port}`])];
-  return [...new Set(all)];
+/** Listener names (`name:port`) of a port: its domains with a port that a target could spell (no CIDRs). */
+function listenerNames(input: TranslateInput, p: ProxylessPort): string[] {
+  const suffix = `:${p.port.number}`;
+  return domains(input, p).filter((d) => d.endsWith(suffix) && !d.includes('/') && !d.includes('*') && !d.startsWith('['));
 }
 
-/** One RouteConfiguration per ApiListener (RDS): a single virtual host sending everything to the service port's cluster. */
-export function buildProxylessRoutes(input: TranslateInput): EnvoyResource[] {
-  return servicePorts(input).map(({ service, port, name }) => {
-    const route: Json = { match: { prefix: '' }, route: { cluster: outboundClusterName(port.number, '', service.hostname) } };
-    return { name, message: { name, virtual_hosts: [{ name, domains: domains(input, service, port.number), routes: [route] }] } };
+/** The routes of one port: the mesh VirtualServices' for the service, as the sidecar builds them, in gRPC's terms. */
+function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly IndexedVs[]): Json[] {
+  const port = p.port.number;
+  const mesh = vss.filter((c) => c.gateways.includes(MESH_GATEWAY));
+  const routes = virtualServiceRoutes(
+    virtualServicesFor(input, p.service, mesh),
+    { input, port, tls: false },
+    sidecarMatchContext(input, port),
+  );
+  const cluster = outboundClusterName(port, '', p.service.hostname);
+  const grpc = routes.map((r) => grpcRoute(r, cluster)).filter((r): r is Json => r !== undefined);
+  // A VirtualService with no route gRPC can take leaves the service to its default route, as for sidecars.
+  if (grpc.length > 0) return grpc;
+  return [grpcRoute(defaultRoute(input, p.service.hostname, port), cluster) as Json];
+}
+
+/** One RouteConfiguration per HTTP/gRPC service port (RDS), named `hostname:port`, with one virtual host. */
+function routeConfigs(input: TranslateInput): Array<{ port: ProxylessPort; message: Json; fault: boolean }> {
+  let cached = configsOf.get(input);
+  if (cached) return cached;
+  const vss = indexVirtualServices(input);
+  cached = servicePorts(input).map((p) => {
+    const routes = portRoutes(input, p, vss);
+    const message = { name: p.name, virtual_hosts: [{ name: p.name, domains: domains(input, p), routes }] };
+    return { port: p, message, fault: usesFault(routes) };
   });
+  configsOf.set(input, cached);
+  return cached;
+}
+
+const configsOf = new WeakMap<TranslateInput, Array<{ port: ProxylessPort; message: Json; fault: boolean }>>();
+
+function apiListener(name: string, hcm: Json): EnvoyResource {
+  return { name, message: { name, api_listener: { api_listener: { '@type': TypedConfigUrl.httpConnectionManager, ...hcm } } } };
+}
+
+/**
+ * The ApiListeners of a proxyless node (LDS), sorted by name, each naming its port's route config. A name two
+ * services could claim (a short name, an alias) belongs to the first by hostname, as in the DNS name table.
+ */
+export function buildProxylessListeners(input: TranslateInput): EnvoyResource[] {
+  const out = new Map<string, EnvoyResource>();
+  for (const { port, fault } of routeConfigs(input)) {
+    const filters = [
+      ...(fault ? [{ name: FAULT_FILTER, typed_config: { '@type': TypedConfigUrl.fault } }] : []),
+      { name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } },
+    ];
+    const hcm = { rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: port.name }, http_filters: filters };
+    for (const name of listenerNames(input, port)) {
+      if (!out.has(name)) out.set(name, apiListener(name, { stat_prefix: name, ...hcm }));
+    }
+  }
+  return [...out.values()].sort((a, b) => byString(a.name, b.name));
+}
+
+/** The route configurations of a proxyless node (RDS), one per HTTP/gRPC service port, sorted by name. */
+export function buildProxylessRoutes(input: TranslateInput): EnvoyResource[] {
+  return routeConfigs(input).map(({ port, message }) => ({ name: port.name, message }));
+}
+
+/**
+ * What a proxyless client asking for a listener no service has gets: an ApiListener whose inline route config has
+ * a virtual host with no routes. gRPC resolves the name and fails each call at once with UNAVAILABLE (A28: no
+ * route matches), and nothing is rejected (NACKed). Left out of the response, the name would wait for gRPC's 15 s
+ * does-not-exist timer, and grpc-js (1.14) keeps calls queued on that resolution error until their deadline.
+ */
+export function unknownProxylessListener(name: string): EnvoyResource {
+  const vhost = { name: `no mesh service answers to ${name}`, domains: ['*'], routes: [] };
+  return apiListener(name, {
+    stat_prefix: name,
+    route_config: { name: `no mesh service answers to ${name}`, virtual_hosts: [vhost] },
+    http_filters: [{ name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } }],
+  });
+}
+
+/**
+ * Stand-ins for what a proxyless client names and its snapshot lacks: the listener above; for a cluster (a route
+ * to a subset no DestinationRule defines yet), an EDS cluster with no endpoints, so calls routed there fail
+ * UNAVAILABLE at once, as a sidecar answers 503 for a missing cluster, instead of holding the client's whole
+ * route update for the 15 s does-not-exist timer.
+ */
+export function proxylessStandIn(typeUrl: string, name: string): EnvoyResource | undefined {
+  if (typeUrl === LDS) return unknownProxylessListener(name);
+  if (typeUrl === CDS) {
+    const eds = { service_name: name, eds_config: { ads: {}, resource_api_version: 'V3' } };
+    return { name, message: { name, type: 'EDS', eds_cluster_config: eds, lb_policy: 'ROUND_ROBIN' } };
+  }
+  if (typeUrl === EDS) return { name, message: { cluster_name: name, endpoints: [] } };
+  return undefined;
 }

@@ -49,13 +49,13 @@ export function serviceDomains(input: TranslateInput, service: MeshService, port
   return [...new Set(names.flatMap((n) => [n, hostPort(n, port)]))];
 }
 
-interface IndexedVs {
+export interface IndexedVs {
   readonly vs: VirtualService;
   readonly hosts: readonly string[];
   readonly gateways: readonly string[];
 }
 
-function indexVirtualServices(input: TranslateInput): IndexedVs[] {
+export function indexVirtualServices(input: TranslateInput): IndexedVs[] {
   return input.config.virtualServices
     .filter((vs) => (vs.spec.http?.length ?? 0) > 0 && visibleFrom(vs, input.node.namespace))
     .map((vs) => ({
@@ -66,7 +66,7 @@ function indexVirtualServices(input: TranslateInput): IndexedVs[] {
 }
 
 /** Istio's choice for one service: the VirtualServices naming it exactly, else those with its most specific wildcard. */
-function virtualServicesFor(input: TranslateInput, service: MeshService, candidates: readonly IndexedVs[]): VirtualService[] {
+export function virtualServicesFor(input: TranslateInput, service: MeshService, candidates: readonly IndexedVs[]): VirtualService[] {
   const names = new Set([service.hostname, ...service.aliases.map((a) => canonicalHost(a, service.namespace, input.mesh))]);
   const exact = candidates.filter((c) => c.hosts.some((h) => names.has(h)));
   if (exact.length > 0) return exact.map((c) => c.vs);
@@ -79,7 +79,7 @@ function virtualServicesFor(input: TranslateInput, service: MeshService, candida
  * Routes of VirtualServices in order, each cut after its catch-all (nothing behind it is reachable); catch-alls
  * then move behind the other routes so a later VirtualService's specific routes still match (Istio's sort).
  */
-function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<RouteContext, 'vs'>, mctx: MatchContext): Json[] {
+export function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<RouteContext, 'vs'>, mctx: MatchContext): Json[] {
   const routes: Json[] = [];
   for (const vs of vss) {
     const ctx: RouteContext = { ...base, vs };
@@ -102,8 +102,11 @@ function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<RouteCo
   return [...routes.filter((r) => !catchAll(r)), ...routes.filter(catchAll)];
 }
 
-/** sourceLabels are checked against the node's workloads' labels, sourceNamespace against the node's namespace. */
-function sidecarMatchContext(input: TranslateInput, port: number): MatchContext {
+/**
+ * sourceLabels are checked against the node's workloads' labels (a proxyless client: its own LABELS), sourceNamespace
+ * against the node's namespace.
+ */
+export function sidecarMatchContext(input: TranslateInput, port: number): MatchContext {
   return {
     port,
     gateways: new Set([MESH_GATEWAY]),

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { makeSnapshot } from '../../../src/xds/snapshot.js';
+import { makeResource, makeSnapshot } from '../../../src/xds/snapshot.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
-import { delay, type Harness, type RecordedUpdate, rawStream, recordingClient, startAds, waitFor, world } from './fixtures.js';
+import { delay, type Harness, listener, type RecordedUpdate, rawStream, recordingClient, startAds, waitFor, world } from './fixtures.js';
 
 const all = [CDS, EDS, LDS, RDS];
 
@@ -288,5 +288,55 @@ describe('ADS state of the world', () => {
     } finally {
       await client.stop();
     }
+  });
+});
+
+describe('ADS state of the world: names the snapshot lacks, and closed streams', () => {
+  let h: Harness;
+  const closed: Array<[string, number]> = [];
+  before(async () => {
+    h = await startAds({
+      absent: (typeUrl, name) =>
+        typeUrl === LDS && name.startsWith('ghost') ? makeResource(LDS, name, listener(name, 'nowhere', 1)) : undefined,
+      onStreamClosed: (nodeId, open) => closed.push([nodeId, open]),
+    });
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  test("a named listener the snapshot lacks gets the host's stand-in, replaced once the real one exists", async () => {
+    const clusters = { c: ['198.18.0.11'] };
+    assert.ok(h.cache.setSnapshot('a1', world('v1', { clusters, listeners: { l1: { route: 'r1', port: 9080 } }, routes: { r1: 'c' } })).ok);
+    const { client, updates } = recordingClient(h.port, 'sotw', {
+      node: { id: 'a1', cluster: 'lab' },
+      types: [LDS],
+      initialNames: { [LDS]: ['l1', 'ghost-1', 'other'] },
+      follow: false,
+    });
+    client.start();
+    try {
+      await waitFor('LDS v1 ACKed', () => acked(h, 'a1', [LDS], 'v1'));
+      // `other` has no stand-in: it is left out, as before.
+      assert.deepEqual(brief(updates), ['LDS@v1:ghost-1,l1']);
+      const standIn = updates[0]?.resources.get('ghost-1') as { address?: { socket_address?: { port_value?: number } } };
+      assert.equal(standIn.address?.socket_address?.port_value, 1);
+      const v2 = world('v2', {
+        clusters,
+        listeners: { l1: { route: 'r1', port: 9080 }, 'ghost-1': { route: 'r1', port: 7 } },
+        routes: { r1: 'c' },
+      });
+      assert.ok(h.cache.setSnapshot('a1', v2).ok);
+      await waitFor('LDS v2 ACKed', () => acked(h, 'a1', [LDS], 'v2'));
+      const real = updates.at(-1)?.resources.get('ghost-1') as { address?: { socket_address?: { port_value?: number } } };
+      assert.equal(real.address?.socket_address?.port_value, 7);
+    } finally {
+      await client.stop();
+    }
+    await waitFor('the close reported', () => closed.some(([n]) => n === 'a1'));
+    assert.deepEqual(
+      closed.filter(([n]) => n === 'a1'),
+      [['a1', 0]],
+    );
   });
 });

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../../../src/lib/logger.js';
 import { ok } from '../../../src/lib/result.js';
 import { AdsClient, type AdsClientOptions, type AdsUpdate } from '../../../src/xds/ads-client.js';
-import { type AdsNode, type AdsServer, type AdsStatusEvent, createAdsServer } from '../../../src/xds/ads-server.js';
+import { type AdsNode, type AdsServer, type AdsServerOptions, type AdsStatusEvent, createAdsServer } from '../../../src/xds/ads-server.js';
 import { adsServiceDefinition, decodeAny, encodeAny } from '../../../src/xds/protos.js';
 import { makeSnapshot, type Snapshot } from '../../../src/xds/snapshot.js';
 import { SnapshotCache } from '../../../src/xds/snapshot-cache.js';
@@ -103,12 +103,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startAds(): Promise<Harness> {
+export async function startAds(opts: Pick<AdsServerOptions, 'absent' | 'onStreamClosed'> = {}): Promise<Harness> {
   const cache = new SnapshotCache();
   const events: AdsStatusEvent[] = [];
   const nodes: AdsNode[] = [];
   const { logger, lines } = memoryLogger();
   const ads = createAdsServer(cache, {
+    ...opts,
     logger,
     onStatus: (ev) => events.push(ev),
     authenticate: (_call, node) => {
