@@ -1,7 +1,7 @@
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { type NftSession, nftRun } from '../lib/native.js';
 import type { CapturePlan } from './plan.js';
-import { NFT_OWNED_TABLE_ADD, NFT_TABLE, NFT_TABLE_DELETE, type NftBatch, renderNftInstall, renderNftRemove } from './render-nft.js';
+import { NFT_CHAIN_NAMES, NFT_OWNED_TABLE_ADD, NFT_TABLE, NFT_TABLE_DELETE, type NftBatch, renderNftInstall, renderNftRemove } from './render-nft.js';
 
 const notFound = (e: unknown) => e instanceof VmeshError && e.code === ErrorCode.NftFailed && /No such file or directory/.test(e.message);
 const notPermitted = (e: unknown) => e instanceof VmeshError && e.code === ErrorCode.NftFailed && /Operation not permitted/.test(e.message);
@@ -79,19 +79,30 @@ export function nftTableOwned(): boolean {
 
 /** The installed vmesh table's rules, or undefined when there is none. */
 export function readNftTable(): NftRuleState[] | undefined {
-  let out: string;
   try {
-    out = nftRun(`list table ${NFT_TABLE.family} ${NFT_TABLE.name}`, { json: true });
+    nftRun(`list table ${NFT_TABLE.family} ${NFT_TABLE.name}`);
   } catch (e) {
     if (notFound(e)) return undefined;
     throw e;
   }
-  let doc: { nftables?: Array<Record<string, unknown>> };
-  try {
-    doc = JSON.parse(out);
-  } catch {
-    throw vmeshError(ErrorCode.NftFailed, 'nftables returned unreadable JSON for the vmesh table');
+  // Chain by chain: libnftables 1.0.6 writes an owned table's flags into JSON from the wrong memory (seen as the
+  // table's name, at times bytes that are no JSON at all), so the table object itself is never read as JSON.
+  const items: Array<Record<string, unknown>> = [];
+  for (const chain of NFT_CHAIN_NAMES) {
+    let out: string;
+    try {
+      out = nftRun(`list chain ${NFT_TABLE.family} ${NFT_TABLE.name} ${chain}`, { json: true });
+    } catch (e) {
+      if (notFound(e)) continue;
+      throw e;
+    }
+    try {
+      items.push(...((JSON.parse(out) as { nftables?: Array<Record<string, unknown>> }).nftables ?? []));
+    } catch {
+      throw vmeshError(ErrorCode.NftFailed, `nftables returned unreadable JSON for chain ${chain} of the vmesh table`);
+    }
   }
+  const doc = { nftables: items };
   const rules: NftRuleState[] = [];
   for (const item of doc.nftables ?? []) {
     const r = item.rule as { chain: string; comment?: string; expr?: Array<Record<string, unknown>> } | undefined;

@@ -19,6 +19,8 @@ const table = { family: NFT_TABLE.family, name: NFT_TABLE.name };
 const inTable = { family: NFT_TABLE.family, table: NFT_TABLE.name };
 
 const CHAIN_NAMES = { inbound: 'inbound', outbound: 'outbound', dnsZone: 'dns_zone' } as const;
+/** Every chain the vmesh table may hold. */
+export const NFT_CHAIN_NAMES: readonly string[] = Object.values(CHAIN_NAMES);
 
 export function chainName(chain: PlanChain): string {
   return CHAIN_NAMES[chain.role];
@@ -97,7 +99,7 @@ function ruleCmd(chain: string, r: PlanRule): Json {
  */
 export function renderNftInstall(plan: CapturePlan, opts: { owned?: boolean } = {}): NftBatch {
   const cmds: Json[] = opts.owned
-    ? Object.values(CHAIN_NAMES).flatMap((name): Json[] => [
+    ? NFT_CHAIN_NAMES.flatMap((name): Json[] => [
         { add: { chain: { ...inTable, name } } },
         { delete: { chain: { ...inTable, name } } },
       ])

@@ -59,7 +59,9 @@ describe('capture owned by the agent process (nftables table owner flag)', () =>
       const line = await second.waitForLine(/^(installed|refused)/, 30_000);
       assert.match(line, /^refused VMESH_ERR_CONFLICT .*belongs to another running process/);
 
-      const status = JSON.parse((await vmesh(['capture', 'status', '--output', 'json'])).stdout) as { nftables: { owned: boolean } };
+      const st = await vmesh(['capture', 'status', '--output', 'json']);
+      assert.equal(st.code, 0, `capture status: ${st.stderr}`);
+      const status = JSON.parse(st.stdout) as { nftables: { owned: boolean } };
       assert.equal(status.nftables.owned, true);
 
       process.kill(p.pid, 'SIGUSR2');
@@ -67,6 +69,7 @@ describe('capture owned by the agent process (nftables table owner flag)', () =>
       assert.equal(await hasTable(h1), false);
     } finally {
       process.kill(child, 'SIGKILL');
+      await p.stop().catch(() => {});
     }
   });
 
@@ -85,6 +88,7 @@ describe('capture owned by the agent process (nftables table owner flag)', () =>
       assert.equal(rm.code, 0, rm.stderr);
     } finally {
       process.kill(child, 'SIGKILL');
+      await p.stop().catch(() => {});
     }
   });
 

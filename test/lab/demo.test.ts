@@ -99,7 +99,7 @@ describe('npm run demo', () => {
     assert.doesNotMatch(r.stdout, /plaintext|Failed calls/, show(r));
 
     for (const node of ['h2', 'h3', 'h4']) {
-      assert.match(r.stdout, new RegExp(`^${node}\\s+yes \\(\\w+\\)\\s+\\S+(\\s+SYNCED){5}\\s+\\w+$`, 'm'), show(r));
+      assert.match(r.stdout, new RegExp(`^${node}\\s+yes \\(\\w+\\)\\s+\\S+(\\s+SYNCED){6}\\s+\\w+$`, 'm'), show(r));
     }
     // The traffic graph the agents reported: every call edge, each over mutual TLS, with the totals sent.
     const edge = (from: string, to: string) =>
