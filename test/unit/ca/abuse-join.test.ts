@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
+import { joinController } from '../../../src/ca/join-client.js';
+import { Limits } from '../../../src/lib/limits.js';
+import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, pool, type Rng, rng } from '../../support/abuse.js';
+import { type Controller, FACTS, newCsrPem, startController } from './controller-fixture.js';
+
+/*
+ * Join is the one RPC of 15012 a caller reaches without credentials. Thousands of generated requests (oversized,
+ * truncated, wrong types, valid-but-extreme) must each get a one-line VMESH_ERR answer, leave nothing written,
+ * never block the event loop the controller runs on, and not keep real hosts from joining meanwhile.
+ */
+
+const CASES = fuzzCases(2000);
+const SEED = fuzzSeed();
+const BEGIN = '-----BEGIN CERTIFICATE REQUEST-----';
+
+type Outcome = { ok: true } | { ok: false; code: grpc.status; details: string };
+
+describe(`Join under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () => {
+  let ctl: Controller;
+  let client: grpc.Client;
+  let typed: Record<string, (req: object, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void>;
+  let victimToken: string;
+  const goodCsr = newCsrPem('x');
+
+  before(async () => {
+    ctl = await startController();
+    const Client = controllerServiceClient();
+    const creds = grpc.credentials.createSsl(Buffer.from(ctl.ca.trustBundlePem()));
+    typed = new Client(ctl.address, creds) as unknown as typeof typed;
+    client = new grpc.Client(ctl.address, creds);
+    // A live token the abuse names: bad requests carrying it must not use it up.
+    victimToken = (await ctl.tokens.create({ host: 'victim', ttlSeconds: 3600 })).token;
+  });
+  after(async () => {
+    client?.close();
+    (typed as unknown as grpc.Client | undefined)?.close();
+    await ctl?.close();
+  });
+
+  const joinRaw = (bytes: Buffer): Promise<Outcome> =>
+    new Promise((resolve) =>
+      client.makeUnaryRequest(
+        '/vmesh.v1.Controller/Join',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+        { deadline: Date.now() + 20_000 },
+        (e) => resolve(e ? { ok: false, code: e.code, details: e.details } : { ok: true }),
+      ),
+    );
+  const joinObj = (req: object): Promise<Outcome> =>
+    new Promise((resolve) =>
+      typed.Join?.call(typed, req, { deadline: Date.now() + 20_000 }, (e) =>
+        resolve(e ? { ok: false, code: e.code, details: e.details } : { ok: true }),
+      ),
+    );
+
+  /** One generated hostile request, and what it is allowed to be answered with. */
+  function hostile(r: Rng, i: number): { what: string; send: () => Promise<Outcome>; codes: RegExp } {
+    const token = r.pick([
+      '',
+      victimToken,
+      victimToken.replace(/\.([a-z0-9]{6})\./, '.zzzzzz.'),
+      victimToken.slice(0, r.int(0, victimToken.length)),
+      `${victimToken}${r.text(r.size(70_000))}`,
+      r.text(r.int(0, 300)),
+    ]);
+    const hostName = r.pick(['victim', 'victim', '', 'a'.repeat(r.int(250, 100_000)), r.text(r.int(0, 80)), 'VICTIM', 'v..x', '\u0000']);
+    const csrPem = r.pick([
+      () => BEGIN.repeat(Math.ceil(r.size(1 << 20) / BEGIN.length)),
+      () => goodCsr.slice(0, r.int(0, goodCsr.length)),
+      () => `${goodCsr}${goodCsr}`,
+      () => goodCsr.replace(/[A-Za-z]/, '!'),
+      () => r.text(r.size(1 << 20)),
+      () => `${BEGIN}\n${r.bytes(r.size(Limits.csrPemBytes)).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`,
+      () => '',
+    ])();
+    const kind = i % 10;
+    if (kind === 9) {
+      // Wrong wire types and truncated messages: bytes that are not a JoinRequest, or a real one cut short.
+      return { what: 'raw bytes', send: () => joinRaw(r.bytes(r.size(64 * 1024))), codes: /^VMESH_ERR_(?!INTERNAL)[A-Z_]+: |deserializ/i };
+    }
+    const facts =
+      kind === 8
+        ? { ...FACTS, hostname: r.text(r.size(100_000)), ipv4: Array.from({ length: r.int(0, 20_000) }, () => '198.18.0.1'), cpuCores: -1 }
+        : FACTS;
+    return {
+      what: `token ${token.length} chars, host ${hostName.length}, csr ${csrPem.length}`,
+      send: () => joinObj({ token, hostName, csrPem, facts }),
+      codes: /^VMESH_ERR_(TOKEN_INVALID|CSR_INVALID|INVALID_RESOURCE|INVALID_ADDRESS): /,
+    };
+  }
+
+  test('every hostile Join is refused with a one-line VMESH_ERR answer; real hosts keep joining; the loop never blocks', async () => {
+    const r = rng(SEED);
+    const probe = eventLoopProbe();
+    const legit: Promise<unknown>[] = [];
+    const slowest = { ms: 0, what: '' };
+    const started = Date.now();
+    await pool(CASES, 16, async (i) => {
+      if (i % Math.max(1, Math.floor(CASES / 20)) === 0) {
+        // A real host joins while the abuse goes on: it must be served.
+        const host = `real-${i}`;
+        legit.push(
+          ctl.tokens
+            .create({ host, ttlSeconds: 600 })
+            .then(({ token }) => joinController({ address: ctl.address, token, hostName: host, facts: FACTS })),
+        );
+      }
+      const c = hostile(r, i);
+      const t0 = Date.now();
+      const out = await c.send();
+      const ms = Date.now() - t0;
+      if (ms > slowest.ms) Object.assign(slowest, { ms, what: c.what });
+      assert.ok(!out.ok, `case ${i} (${c.what}) was accepted`);
+      if (out.code === grpc.status.RESOURCE_EXHAUSTED) return; // over the message cap: grpc refuses it unread
+      assert.match(out.details, c.codes, `case ${i} (${c.what}): ${grpc.status[out.code]} ${out.details}`);
+      assert.ok(!out.details.includes('\n'), `case ${i}: the answer is one line`);
+    });
+    const joined = await Promise.all(legit);
+    const loop = probe.stop();
+    console.log(
+      `abuse-join: ${CASES} cases in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms, p99 ${loop.p99Ms.toFixed(1)} ms; slowest answer ${slowest.ms} ms (${slowest.what})`,
+    );
+    assert.equal(joined.length, legit.length);
+    assert.ok(loop.maxMs < MAX_BLOCK_MS, `the event loop blocked for ${loop.maxMs.toFixed(0)} ms`);
+
+    // Nothing half-written: only the real hosts exist, the victim's token is unused, the state file parses.
+    assert.deepEqual(
+      ctl.hosts
+        .list()
+        .map((h) => h.name)
+        .filter((n) => !n.startsWith('real-')),
+      [],
+    );
+    assert.equal(ctl.tokens.list().find((t) => t.host === 'victim')?.used, false);
+    JSON.parse(readFileSync(join(ctl.dir, 'state.json'), 'utf8'));
+  });
+
+  test('a 1 MiB CSR of BEGIN lines with a bad token is answered at once, without parsing it', async () => {
+    const probe = eventLoopProbe();
+    const t0 = Date.now();
+    const out = await joinObj({
+      token: `vmesh1.abcdef.aaaaaaaaaaaaaaaaaaaaaa.${'0'.repeat(64)}`,
+      hostName: 'victim',
+      csrPem: BEGIN.repeat((1 << 20) / BEGIN.length),
+      facts: FACTS,
+    });
+    const ms = Date.now() - t0;
+    const loop = probe.stop();
+    assert.ok(!out.ok);
+    assert.match(out.details, /^VMESH_ERR_TOKEN_INVALID: /);
+    assert.ok(loop.maxMs < MAX_BLOCK_MS, `blocked ${loop.maxMs} ms`);
+    console.log(`abuse-join: 1 MiB CSR answered in ${ms} ms, event loop max ${loop.maxMs.toFixed(1)} ms`);
+  });
+
+  test('the same CSR with the right token is refused for its size, and the token stays unused', async () => {
+    const probe = eventLoopProbe();
+    const out = await joinObj({ token: victimToken, hostName: 'victim', csrPem: BEGIN.repeat((1 << 20) / BEGIN.length), facts: FACTS });
+    const loop = probe.stop();
+    assert.ok(!out.ok);
+    assert.match(out.details, /^VMESH_ERR_CSR_INVALID: CSR: \d+ characters, over the 8192-byte limit/);
+    assert.ok(loop.maxMs < MAX_BLOCK_MS, `blocked ${loop.maxMs} ms`);
+    assert.equal(ctl.tokens.list().find((t) => t.host === 'victim')?.used, false);
+  });
+
+  test('a message over the gRPC cap is refused by grpc with RESOURCE_EXHAUSTED before it is decoded', async () => {
+    const out = await joinRaw(Buffer.alloc(Limits.grpcMessageBytes + 1, 0x41));
+    assert.ok(!out.ok);
+    assert.equal(out.code, grpc.status.RESOURCE_EXHAUSTED, out.details);
+  });
+
+  test('an unknown token id and a wrong secret get the same answer', async () => {
+    const unknown = await joinObj({ token: victimToken.replace(/\.([a-z0-9]{6})\./, '.zzzzzz.'), hostName: 'victim', csrPem: goodCsr });
+    const wrong = await joinObj({
+      token: victimToken.replace(/\.([a-z2-7])([a-z2-7]{21})\./, (_, c, rest) => `.${c === 'a' ? 'b' : 'a'}${rest}.`),
+      hostName: 'victim',
+      csrPem: goodCsr,
+    });
+    assert.ok(!unknown.ok && !wrong.ok);
+    const id = /vmesh1\.([a-z0-9]{6})\./.exec(victimToken)?.[1] ?? '';
+    assert.equal(unknown.details.replace('zzzzzz', 'ID'), wrong.details.replace(id, 'ID'));
+    assert.equal(unknown.code, wrong.code);
+  });
+});
