@@ -30,6 +30,10 @@ export const ErrorCode = {
   ConsulUnavailable: 'VMESH_ERR_CONSUL_UNAVAILABLE',
   Unavailable: 'VMESH_ERR_UNAVAILABLE',
   StoreFailed: 'VMESH_ERR_STORE',
+  /** A request over one of the caps in lib/limits.ts (size, depth, count). */
+  LimitExceeded: 'VMESH_ERR_LIMIT_EXCEEDED',
+  /** The disk is full (ENOSPC): nothing was written; free space and retry. */
+  NoSpace: 'VMESH_ERR_NO_SPACE',
   Internal: 'VMESH_ERR_INTERNAL',
 } as const;
 
