@@ -1,13 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, MeshModel } from '../api/model.js';
-import { authenticatePeer, type CertificateAuthority, type HostRegistry } from '../ca/index.js';
+import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../ca/index.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
+import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
-import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, XdsMetrics } from '../xds/index.js';
+import { type AdsServer, createAdsServer, SnapshotCache, SnapshotPublisher, shown, XdsMetrics } from '../xds/index.js';
 import { indexConfig, isLocalResource, nodeInput, sharingKey, translateNode } from '../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
@@ -66,6 +67,8 @@ export function wireXds(deps: {
   onPublished?: (ev: { nodeId: string; version: string; changed: boolean; ms: number }) => void;
   /** Where the xDS servers' pushes, ACKs and NACKs are counted (the controller's /metrics). */
   metricsRegistry?: MetricsRegistry;
+  /** Tests shorten the first-request deadline; the controller uses Limits.firstRequestMs. */
+  firstRequestMs?: number;
 }): XdsWiring {
   const logger = deps.logger;
   const meta = new Map<string, NodeMeta>();
@@ -122,13 +125,26 @@ export function wireXds(deps: {
   const secure = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
+    // Without a client certificate a stream can never authenticate: refused as it opens, before it costs anything.
+    admit: (call) =>
+      (call as unknown as PeerCall).getAuthContext()?.sslPeerCertificate?.raw
+        ? undefined
+        : {
+            code: grpc.status.UNAUTHENTICATED,
+            message: 'VMESH_ERR_UNAUTHENTICATED: xDS on this port needs the host certificate from Join',
+          },
+    limits: {
+      firstRequestMs: deps.firstRequestMs ?? Limits.firstRequestMs,
+      pendingPerPeer: Limits.pendingStreamsPerPeer,
+      streamsPerNode: Limits.streamsPerNode,
+    },
     authenticate: (call, node) => {
       const peer = authenticatePeer(call as never, deps.hosts, deps.ca);
       if (!peer.ok) return err({ code: grpc.status.UNAUTHENTICATED, message: `${peer.error.code}: ${peer.error.message}` });
       if (peer.value.host !== node.id) {
         return err({
           code: grpc.status.PERMISSION_DENIED,
-          message: `node id "${node.id}" is not the certificate's host "${peer.value.host}"`,
+          message: `node id ${shown(node.id)} is not the certificate's host "${peer.value.host}"`,
         });
       }
       const md = node.metadata ?? {};
@@ -142,6 +158,17 @@ export function wireXds(deps: {
   const plaintext = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
+    limits: {
+      firstRequestMs: deps.firstRequestMs ?? Limits.firstRequestMs,
+      pendingPerPeer: Limits.pendingStreamsPerPeer,
+      streamsPerPeer: Limits.plaintextStreamsPerPeer,
+    },
+    // Anyone may name a node here: keeping each one's snapshot after its streams end would grow without bound.
+    onNodeGone: (id) => {
+      publisher.removeNode(id);
+      meta.delete(id);
+      lastPush.delete(id);
+    },
     authenticate: (_call, node) => {
       if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });
       const id = `${PROXYLESS_PREFIX}${node.id}`;

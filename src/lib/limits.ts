@@ -31,6 +31,8 @@ export const Limits = {
   pendingStreamsPerPeer: 32,
   /** Authenticated ADS streams per node id (an agent keeps one; a restart briefly overlaps the old one). */
   streamsPerNode: 8,
+  /** An xDS node id (Envoy's `sidecar~ip~pod.ns~ns.svc.cluster.local` is ~100). */
+  nodeIdChars: 1024,
   /** Plaintext xDS: streams per peer address, authenticated or not (no identity to count by). */
   plaintextStreamsPerPeer: 256,
   /** HTTPS API request body. */
