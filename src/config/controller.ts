@@ -1,7 +1,7 @@
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import { type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
+import { type ConfigSources, deepFreeze, listOf, pick, readSecretFile, refuseSecretFlag } from './sources.js';
 
 export const DEFAULT_CONTROLLER_DATA_DIR = '/var/lib/vmesh/controller';
 
@@ -64,7 +64,11 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
     throw vmeshError(ErrorCode.InvalidConfig, `consul prefix: "${prefix}" is not a KV path ending in "/" (e.g. vmesh/)`);
   }
   const plain = get('xdsPlaintextPort', 'VMESH_XDS_PLAINTEXT_PORT', 'xds.plaintextPort');
-  const consulToken = get('consulToken', 'VMESH_CONSUL_TOKEN', 'consul.token');
+  refuseSecretFlag(src, 'consulToken', 'consul-token', '--consul-token-file F or the VMESH_CONSUL_TOKEN environment variable');
+  const consulTokenFile = get('consulTokenFile', 'VMESH_CONSUL_TOKEN_FILE', 'consul.tokenFile');
+  const consulToken =
+    get('consulToken', 'VMESH_CONSUL_TOKEN', 'consul.token') ??
+    (consulTokenFile !== undefined ? readSecretFile(String(consulTokenFile), 'Consul token') : undefined);
   const consulDc = get('consulDatacenter', 'VMESH_CONSUL_DATACENTER', 'consul.datacenter');
   const cfg: ControllerConfig = {
     dataDir: String(get('dataDir', 'VMESH_DATA_DIR', 'dataDir') ?? DEFAULT_CONTROLLER_DATA_DIR),

@@ -14,6 +14,7 @@ const FLAGS = [
   'advertise',
   'consul',
   'consulToken',
+  'consulTokenFile',
   'consulDatacenter',
   'consulWait',
   'store',
@@ -40,7 +41,8 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('api-port', { type: 'string', describe: 'HTTPS API for the CLI (default 15014)' })
       .option('advertise', { type: 'string', array: true, describe: 'names/addresses agents use to reach this controller' })
       .option('consul', { type: 'string', describe: 'Consul HTTP API URL, e.g. http://127.0.0.1:8500' })
-      .option('consul-token', { type: 'string', describe: 'Consul ACL token' })
+      .option('consul-token', { type: 'string', describe: 'refused: a secret on the command line is visible in ps' })
+      .option('consul-token-file', { type: 'string', describe: 'file holding the Consul ACL token (or VMESH_CONSUL_TOKEN)' })
       .option('consul-datacenter', { type: 'string' })
       .option('consul-wait', { type: 'string', describe: 'blocking query wait in seconds (default 30)' })
       .option('store', {
