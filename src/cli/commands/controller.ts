@@ -26,6 +26,7 @@ const FLAGS = [
   'hostTimeout',
   'xdsPlaintextPort',
   'xdsPlaintextAddress',
+  'freshState',
   'logLevel',
 ];
 
@@ -57,6 +58,10 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('host-timeout', { type: 'string', describe: 'seconds without a report before a host is not live (default 60)' })
       .option('xds-plaintext-port', { type: 'string', describe: "plaintext xDS (Istio's 15010), off unless given" })
       .option('xds-plaintext-address', { type: 'string', describe: 'address for plaintext xDS (default 127.0.0.1)' })
+      .option('fresh-state', {
+        type: 'boolean',
+        describe: 'start with an empty store although the data dir holds a CA from an earlier run (hosts must re-join)',
+      })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));
