@@ -7,7 +7,7 @@ import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
 import { joinController } from '../../../src/ca/join-client.js';
 import { Limits } from '../../../src/lib/limits.js';
 import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, pool, type Rng, rng } from '../../support/abuse.js';
-import { type Controller, FACTS, newCsrPem, startController } from './controller-fixture.js';
+import { type Controller, FACTS, newCsrPem, rawCall, startController } from './controller-fixture.js';
 
 /*
  * Join is the one RPC of 15012 a caller reaches without credentials. Thousands of generated requests (oversized,
@@ -174,6 +174,32 @@ describe(`Join under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () => {
     const out = await joinRaw(Buffer.alloc(Limits.grpcMessageBytes + 1, 0x41));
     assert.ok(!out.ok);
     assert.equal(out.code, grpc.status.RESOURCE_EXHAUSTED, out.details);
+  });
+
+  test('Renew, authenticated: hostile CSRs (oversized, BEGIN floods, truncated) are refused at once; the host keeps its certificate', async () => {
+    const { token } = await ctl.tokens.create({ host: 'renewer', ttlSeconds: 600 });
+    const creds = await joinController({ address: ctl.address, token, hostName: 'renewer', facts: FACTS });
+    const serial = ctl.hosts.get('renewer')?.certSerial;
+    const r = rng(SEED + 1);
+    const probe = eventLoopProbe();
+    for (let i = 0; i < 40; i++) {
+      const csrPem = r.pick([
+        () => BEGIN.repeat(Math.ceil(r.int(Limits.csrPemBytes, 1 << 20) / BEGIN.length)),
+        () => goodCsr.slice(0, r.int(0, goodCsr.length - 1)),
+        () => r.text(r.int(0, Limits.csrPemBytes)),
+      ])();
+      const out = await rawCall(
+        ctl.address,
+        'Renew',
+        { csrPem },
+        { trustPem: ctl.ca.trustBundlePem(), keyPem: creds.keyPem, certPem: creds.certPem },
+      );
+      assert.ok(!out.ok, `case ${i} accepted`);
+      assert.match(out.details, /^VMESH_ERR_CSR_INVALID: CSR: /, `case ${i}: ${out.details}`);
+    }
+    const loop = probe.stop();
+    assert.ok(loop.maxMs < MAX_BLOCK_MS, `blocked ${loop.maxMs} ms`);
+    assert.equal(ctl.hosts.get('renewer')?.certSerial, serial, 'nothing was recorded');
   });
 
   test('an unknown token id and a wrong secret get the same answer', async () => {
