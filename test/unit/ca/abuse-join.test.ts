@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -6,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
 import { joinController } from '../../../src/ca/join-client.js';
 import { Limits } from '../../../src/lib/limits.js';
-import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, pool, type Rng, rng } from '../../support/abuse.js';
+import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, rng } from '../../support/abuse.js';
 import { type Controller, FACTS, newCsrPem, rawCall, startController } from './controller-fixture.js';
 
 /*
@@ -18,6 +19,7 @@ import { type Controller, FACTS, newCsrPem, rawCall, startController } from './c
 const CASES = fuzzCases(2000);
 const SEED = fuzzSeed();
 const BEGIN = '-----BEGIN CERTIFICATE REQUEST-----';
+const ABUSER = join(import.meta.dirname, '..', '..', 'support', 'join-abuser.ts');
 
 type Outcome = { ok: true } | { ok: false; code: grpc.status; details: string };
 
@@ -61,74 +63,44 @@ describe(`Join under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () => {
       ),
     );
 
-  /** One generated hostile request, and what it is allowed to be answered with. */
-  function hostile(r: Rng, i: number): { what: string; send: () => Promise<Outcome>; codes: RegExp } {
-    const token = r.pick([
-      '',
-      victimToken,
-      victimToken.replace(/\.([a-z0-9]{6})\./, '.zzzzzz.'),
-      victimToken.slice(0, r.int(0, victimToken.length)),
-      `${victimToken}${r.text(r.size(70_000))}`,
-      r.text(r.int(0, 300)),
-    ]);
-    const hostName = r.pick(['victim', 'victim', '', 'a'.repeat(r.int(250, 100_000)), r.text(r.int(0, 80)), 'VICTIM', 'v..x', '\u0000']);
-    const csrPem = r.pick([
-      () => BEGIN.repeat(Math.ceil(r.size(1 << 20) / BEGIN.length)),
-      () => goodCsr.slice(0, r.int(0, goodCsr.length)),
-      () => `${goodCsr}${goodCsr}`,
-      () => goodCsr.replace(/[A-Za-z]/, '!'),
-      () => r.text(r.size(1 << 20)),
-      () => `${BEGIN}\n${r.bytes(r.size(Limits.csrPemBytes)).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`,
-      () => '',
-    ])();
-    const kind = i % 10;
-    if (kind === 9) {
-      // Wrong wire types and truncated messages: bytes that are not a JoinRequest, or a real one cut short.
-      return { what: 'raw bytes', send: () => joinRaw(r.bytes(r.size(64 * 1024))), codes: /^VMESH_ERR_(?!INTERNAL)[A-Z_]+: |deserializ/i };
-    }
-    const facts =
-      kind === 8
-        ? { ...FACTS, hostname: r.text(r.size(100_000)), ipv4: Array.from({ length: r.int(0, 20_000) }, () => '198.18.0.1'), cpuCores: -1 }
-        : FACTS;
-    return {
-      what: `token ${token.length} chars, host ${hostName.length}, csr ${csrPem.length}`,
-      send: () => joinObj({ token, hostName, csrPem, facts }),
-      codes: /^VMESH_ERR_(TOKEN_INVALID|CSR_INVALID|INVALID_RESOURCE|INVALID_ADDRESS): /,
-    };
-  }
-
   test('every hostile Join is refused with a one-line VMESH_ERR answer; real hosts keep joining; the loop never blocks', async () => {
-    const r = rng(SEED);
     const probe = eventLoopProbe();
-    const legit: Promise<unknown>[] = [];
-    const slowest = { ms: 0, what: '' };
     const started = Date.now();
-    await pool(CASES, 16, async (i) => {
-      if (i % Math.max(1, Math.floor(CASES / 20)) === 0) {
-        // A real host joins while the abuse goes on: it must be served.
-        const host = `real-${i}`;
-        legit.push(
-          ctl.tokens
-            .create({ host, ttlSeconds: 600 })
-            .then(({ token }) => joinController({ address: ctl.address, token, hostName: host, facts: FACTS })),
-        );
-      }
-      const c = hostile(r, i);
-      const t0 = Date.now();
-      const out = await c.send();
-      const ms = Date.now() - t0;
-      if (ms > slowest.ms) Object.assign(slowest, { ms, what: c.what });
-      assert.ok(!out.ok, `case ${i} (${c.what}) was accepted`);
-      if (out.code === grpc.status.RESOURCE_EXHAUSTED) return; // over the message cap: grpc refuses it unread
-      assert.match(out.details, c.codes, `case ${i} (${c.what}): ${grpc.status[out.code]} ${out.details}`);
-      assert.ok(!out.details.includes('\n'), `case ${i}: the answer is one line`);
+    // The abuser is its own process: encoding its megabytes must not count against this (the controller's) loop.
+    const args = { address: ctl.address, caPem: ctl.ca.trustBundlePem(), victimToken, goodCsr, cases: CASES, seed: SEED };
+    const child = spawn(process.execPath, ['--import', 'tsx', ABUSER, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
     });
-    const joined = await Promise.all(legit);
+    const exited = new Promise<number | null>((res) => child.on('close', res));
+    // Real hosts join while the abuse goes on: they must be served.
+    const joined: string[] = [];
+    let running = true;
+    void exited.then(() => {
+      running = false;
+    });
+    while (running) {
+      const host = `real-${joined.length}`;
+      const { token } = await ctl.tokens.create({ host, ttlSeconds: 600 });
+      await joinController({ address: ctl.address, token, hostName: host, facts: FACTS });
+      joined.push(host);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const code = await exited;
     const loop = probe.stop();
+    assert.equal(code, 0, out);
+    const summary = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+      failures: string[];
+      failed: number;
+      exhausted: number;
+      slowest: { ms: number; what: string };
+    };
     console.log(
-      `abuse-join: ${CASES} cases in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms, p99 ${loop.p99Ms.toFixed(1)} ms; slowest answer ${slowest.ms} ms (${slowest.what})`,
+      `abuse-join: ${CASES} cases in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms, p99 ${loop.p99Ms.toFixed(1)} ms; slowest answer ${summary.slowest.ms} ms (${summary.slowest.what}); ${joined.length} real joins meanwhile`,
     );
-    assert.equal(joined.length, legit.length);
+    assert.deepEqual(summary.failures, [], `${summary.failed} cases broke the rules`);
+    assert.ok(joined.length > 0);
     assert.ok(loop.maxMs < MAX_BLOCK_MS, `the event loop blocked for ${loop.maxMs.toFixed(0)} ms`);
 
     // Nothing half-written: only the real hosts exist, the victim's token is unused, the state file parses.
@@ -185,7 +157,7 @@ describe(`Join under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () => {
     for (let i = 0; i < 40; i++) {
       const csrPem = r.pick([
         () => BEGIN.repeat(Math.ceil(r.int(Limits.csrPemBytes, 1 << 20) / BEGIN.length)),
-        () => goodCsr.slice(0, r.int(0, goodCsr.length - 1)),
+        () => goodCsr.slice(0, r.int(0, goodCsr.length - 2)),
         () => r.text(r.int(0, Limits.csrPemBytes)),
       ])();
       const out = await rawCall(
