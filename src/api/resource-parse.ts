@@ -1,6 +1,6 @@
-import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { ErrorCode } from '../lib/errors.js';
+import { Limits } from '../lib/limits.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { RESOURCE_KINDS, type Resource, type ResourceKind, type ValidationIssue } from './resource.js';
 import {
@@ -15,6 +15,7 @@ import {
 import { isKindName, KINDS, type KindName, UNIMPLEMENTED_ISTIO_KINDS } from './resources/registry.js';
 import { deepFreeze, notImplemented, stringMap } from './resources/schema-helpers.js';
 import { type FieldIssue, parseFields } from './resources/zod-issues.js';
+import { parseYamlBounded } from './yaml-bounded.js';
 
 export interface ParseOptions {
   /** Names the input in issues: a file name, `stdin`, `API request`. */
@@ -79,33 +80,49 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
+export type SplitResult = { documents: RawDocument[]; issues: ValidationIssue[] };
+
 /**
  * Splits YAML (or JSON) text into resource-shaped values. Empty documents are skipped; a top-level list
  * and a Kubernetes `kind: List` contribute their items. Syntax errors become issues naming the line.
  */
-export function splitDocuments(text: string, source: string): { documents: RawDocument[]; issues: ValidationIssue[] } {
+export function splitDocuments(text: string, source: string): SplitResult {
   const documents: RawDocument[] = [];
   const issues: ValidationIssue[] = [];
-  const parsed = parseAllDocuments(text, { uniqueKeys: true, merge: true });
-  const docs = Array.isArray(parsed) ? parsed : [];
-  docs.forEach((doc, n) => {
+  const parsed = parseYamlBounded(text);
+  if (!parsed.ok) {
+    const what = parsed.limit === 'depth' ? `nesting deeper than ${parsed.max} levels` : `more than ${parsed.max} YAML documents`;
+    issues.push({
+      resource: source,
+      path: `line ${parsed.line}`,
+      message: `${what}: over the limit for one config input (not read further)`,
+      code: ErrorCode.LimitExceeded,
+    });
+    return { documents, issues };
+  }
+  for (const [n, doc] of parsed.documents.entries()) {
     const label = `document ${n + 1} of ${source}`;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
-        const pos = e.linePos?.[0];
+        if (issues.length >= Limits.configIssues) {
+          // Garbage makes an error per token (1 MiB: 350k of them, 60 MB of answer); the first ones say enough.
+          issues.push(issue(label, '', `more YAML errors not listed (only the first ${Limits.configIssues} are)`));
+          return { documents, issues };
+        }
+        const pos = e.linePos?.[0] ?? parsed.lineCounter.linePos(e.pos[0]);
         const message = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
         issues.push(issue(label, pos ? `line ${pos.line}, column ${pos.col}` : '', `YAML syntax error: ${message}`));
       }
-      return;
+      continue;
     }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
     } catch (e) {
       issues.push(issue(label, '', `YAML error: ${e instanceof Error ? e.message : String(e)}`));
-      return;
+      continue;
     }
-    if (value === null || value === undefined) return;
+    if (value === null || value === undefined) continue;
     const items = Array.isArray(value)
       ? value
       : isMapping(value) && value.kind === 'List' && Array.isArray(value.items)
@@ -113,7 +130,7 @@ export function splitDocuments(text: string, source: string): { documents: RawDo
         : undefined;
     if (!items) documents.push({ label, value });
     else for (const [i, item] of items.entries()) documents.push({ label: `${label}, item ${i + 1}`, value: item });
-  });
+  }
   return { documents, issues };
 }
 

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
+import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import { readBitString, readDer } from './der.js';
 import { controllerSpiffeId, isValidTrustDomain } from './spiffe.js';
@@ -348,6 +349,10 @@ export class CertificateAuthority {
 
   /** Parses a PEM CSR and checks its self-signature; throws VMESH_ERR_CSR_INVALID with the reason. */
   checkCsr(csrPem: string): { readonly spki: Buffer; readonly publicKey: KeyObject } {
+    if (typeof csrPem !== 'string' || csrPem.length > Limits.csrPemBytes) {
+      const size = typeof csrPem === 'string' ? `${csrPem.length} characters` : typeof csrPem;
+      throw vmeshError(ErrorCode.CsrInvalid, `CSR: ${size}, over the ${Limits.csrPemBytes}-byte limit for a PEM certificate request`);
+    }
     const blocks = pemBlocks(csrPem).filter((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST');
     if (blocks.length !== 1 || !blocks[0]) {
       throw vmeshError(ErrorCode.CsrInvalid, `CSR: want exactly one PEM "CERTIFICATE REQUEST" block, got ${blocks.length}`);

@@ -13,6 +13,8 @@ const STATUS: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCode.InvalidResource]: grpc.status.INVALID_ARGUMENT,
   [ErrorCode.InvalidAddress]: grpc.status.INVALID_ARGUMENT,
   [ErrorCode.Usage]: grpc.status.INVALID_ARGUMENT,
+  [ErrorCode.LimitExceeded]: grpc.status.RESOURCE_EXHAUSTED,
+  [ErrorCode.NoSpace]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCode.NotFound]: grpc.status.NOT_FOUND,
   [ErrorCode.Conflict]: grpc.status.ALREADY_EXISTS,
   [ErrorCode.Unavailable]: grpc.status.UNAVAILABLE,

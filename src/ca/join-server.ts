@@ -4,6 +4,7 @@ import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { checkHostName, type HostFacts } from '../api/host.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
+import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { CertificateAuthority, ServerCertificate } from './ca.js';
@@ -87,6 +88,7 @@ function factsFromMessage(m: HostFactsMessage | null): HostFacts {
   const ips = (list: unknown, v: 4 | 6) =>
     Array.isArray(list)
       ? list
+          .slice(0, MAX_ADDRS * 4)
           .map(String)
           .filter((a) => isIP(a) === v)
           .slice(0, MAX_ADDRS)
@@ -134,12 +136,20 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
 
   const Join: grpc.handleUnaryCall<JoinRequest, JoinResponse> = (call, cb) => {
     const req = call.request;
-    const parsed = parseToken(req.token ?? '');
-    handle('Join', call, cb, { tokenId: parsed.ok ? parsed.value.id : undefined, host: req.hostName }, async () => {
-      checkHostName(req.hostName ?? '', 'Join host_name');
+    const token = typeof req.token === 'string' && req.token.length <= Limits.joinTokenChars ? req.token : '';
+    const hostName = typeof req.hostName === 'string' ? req.hostName.slice(0, Limits.hostNameChars + 1) : '';
+    const parsed = parseToken(token);
+    handle('Join', call, cb, { tokenId: parsed.ok ? parsed.value.id : undefined, host: hostName }, async () => {
+      // The caller is unauthenticated until its token checks out: nothing else of the request is read before
+      // that (a CSR is the costly part), and every field is bounded first.
+      if (token === '' && (req.token ?? '') !== '') {
+        throw vmeshError(ErrorCode.TokenInvalid, `join token: over ${Limits.joinTokenChars} characters, not a vmesh join token`);
+      }
+      tokens.check(token, hostName || undefined);
+      checkHostName(hostName, 'Join host_name');
       // Check the CSR before using the token, so a broken request does not burn it.
       ca.checkCsr(req.csrPem ?? '');
-      const { host } = await tokens.consume(req.token ?? '', req.hostName);
+      const { host } = await tokens.consume(token, hostName);
       const signed = sign(() =>
         ca.signCsr(req.csrPem, { uris: [hostSpiffeId(td, host)], ttlSeconds: deps.hostCertTtlSeconds, usage: 'client' }),
       );

@@ -60,6 +60,7 @@ function randomText(n: number): string {
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+const UNKNOWN_SECRET_SHA256 = sha256('vmesh: no such token').toString('hex');
 
 function decode(id: string, v: StoreValue | undefined): StoredToken | undefined {
   if (v === undefined) return undefined;
@@ -112,10 +113,33 @@ export class TokenService {
   }
 
   /**
+   * Whether the token would be accepted for `host` now, without using it: Join checks this before it reads
+   * anything else of the request, so an unauthenticated caller costs one hash and one lookup.
+   */
+  check(tokenText: string, host?: string): void {
+    this.verify(tokenText, host, (key) => this.store.get(key));
+  }
+
+  /**
    * Uses the token once, atomically: a second use is refused with VMESH_ERR_TOKEN_USED (the record is kept
    * until it expires so reuse is reported as such). When `host` is given it must be the host the token was made for.
    */
   async consume(tokenText: string, host?: string): Promise<{ host: string }> {
+    let result: { host: string; key: string; rec: StoredToken; now: number } | undefined;
+    await this.store.txn((s) => {
+      result = this.verify(tokenText, host, (key) => s.get(key));
+      const { key, rec, now } = result;
+      return [{ op: 'put', key, value: { ...rec, usedAt: new Date(now).toISOString() } }];
+    });
+    if (!result) throw new VmeshError(ErrorCode.Internal, 'join token: transaction ended without a result');
+    return { host: result.host };
+  }
+
+  private verify(
+    tokenText: string,
+    host: string | undefined,
+    get: (key: string) => StoreValue | undefined,
+  ): { host: string; key: string; rec: StoredToken; now: number } {
     const parsed = parseToken(tokenText);
     if (!parsed.ok) throw vmeshError(ErrorCode.TokenInvalid, `join token: ${parsed.error}`);
     const { id, secret, caHashHex } = parsed.value;
@@ -123,25 +147,25 @@ export class TokenService {
     if (caHashHex !== ours) {
       throw vmeshError(ErrorCode.TokenInvalid, `join token ${id}: made for CA sha256:${caHashHex}, this controller's CA is sha256:${ours}`);
     }
-    let result: { host: string } | undefined;
-    await this.store.txn((s) => {
-      const rec = decode(id, s.get(PREFIX + id));
-      if (!rec) throw vmeshError(ErrorCode.TokenInvalid, `join token ${id}: unknown (never created, revoked, or expired and purged)`);
-      const want = Buffer.from(rec.secretSha256, 'hex');
-      const got = sha256(secret);
-      if (want.length !== got.length || !timingSafeEqual(want, got))
-        throw vmeshError(ErrorCode.TokenInvalid, `join token ${id}: wrong secret`);
-      if (rec.usedAt) throw vmeshError(ErrorCode.TokenUsed, `join token ${id}: already used at ${rec.usedAt} (tokens are single-use)`);
-      const now = this.now();
-      if (now >= Date.parse(rec.expiresAt)) throw vmeshError(ErrorCode.TokenExpired, `join token ${id}: expired at ${rec.expiresAt}`);
-      if (host !== undefined && host !== rec.host) {
-        throw vmeshError(ErrorCode.TokenInvalid, `join token ${id}: made for host "${rec.host}", not "${host}"`);
-      }
-      result = { host: rec.host };
-      return [{ op: 'put', key: PREFIX + id, value: { ...rec, usedAt: new Date(now).toISOString() } }];
-    });
-    if (!result) throw new VmeshError(ErrorCode.Internal, `join token ${id}: transaction ended without a result`);
-    return result;
+    const rec = decode(id, get(PREFIX + id));
+    // An unknown id is compared against a dummy hash, and both failures read the same: the answer does not
+    // tell a caller which token ids exist.
+    const want = Buffer.from(rec?.secretSha256 ?? UNKNOWN_SECRET_SHA256, 'hex');
+    const got = sha256(secret);
+    const same = want.length === got.length && timingSafeEqual(want, got);
+    if (!rec || !same) {
+      throw vmeshError(
+        ErrorCode.TokenInvalid,
+        `join token ${id}: unknown or wrong secret (never created, revoked, expired and purged, or mistyped)`,
+      );
+    }
+    if (rec.usedAt) throw vmeshError(ErrorCode.TokenUsed, `join token ${id}: already used at ${rec.usedAt} (tokens are single-use)`);
+    const now = this.now();
+    if (now >= Date.parse(rec.expiresAt)) throw vmeshError(ErrorCode.TokenExpired, `join token ${id}: expired at ${rec.expiresAt}`);
+    if (host !== undefined && host !== rec.host) {
+      throw vmeshError(ErrorCode.TokenInvalid, `join token ${id}: made for host "${rec.host}", not "${host}"`);
+    }
+    return { host: rec.host, key: PREFIX + id, rec, now };
   }
 
   list(): TokenInfo[] {

@@ -7,8 +7,11 @@ import { ApiClient } from '../lib/api-client.js';
 export function apiFlags<T>(y: Argv<T>) {
   return y
     .option('controller', { type: 'string', describe: 'controller API URL (default https://127.0.0.1:15014)' })
-    .option('token', { type: 'string', describe: 'admin token (default: <data-dir>/admin-token)' })
-    .option('token-file', { type: 'string', describe: 'file holding the admin token' })
+    .option('token', {
+      type: 'string',
+      describe: 'refused: a secret on the command line is visible in ps (use --token-file or VMESH_TOKEN)',
+    })
+    .option('token-file', { type: 'string', describe: 'file holding the admin token (default: <data-dir>/admin-token)' })
     .option('ca-cert', { type: 'string', describe: "the controller's CA certificate (default: <data-dir>/ca/ca-cert.pem)" })
     .option('data-dir', { type: 'string', describe: "the controller's data directory, when on its host" })
     .option('config', { type: 'string', describe: 'CLI config file (YAML: controller, token, caCert)' });

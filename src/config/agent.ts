@@ -7,7 +7,7 @@ import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { loadCaptureConfig } from './capture.js';
-import { boolOf, type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
+import { boolOf, type ConfigSources, deepFreeze, listOf, pick, refuseSecretFlag } from './sources.js';
 
 export const DEFAULT_AGENT_DATA_DIR = '/var/lib/vmesh/agent';
 
@@ -71,6 +71,7 @@ export function loadAgentConfig(src: ConfigSources): AgentConfig {
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d+$/.test(c))
       throw vmeshError(ErrorCode.InvalidAddress, `controller "${c}": want host:port or [ipv6]:port`);
   }
+  refuseSecretFlag(src, 'token', 'token', '--token-file F or the VMESH_JOIN_TOKEN environment variable');
   const tokenFile = get('tokenFile', 'VMESH_TOKEN_FILE', 'tokenFile');
   const token = get('token', 'VMESH_JOIN_TOKEN', 'token');
   const modeRaw = String(get('mode', 'VMESH_AGENT_MODE', 'mode') ?? 'sidecar');

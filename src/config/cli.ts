@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { MESH_PORTS } from '../api/capture.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { DEFAULT_CONTROLLER_DATA_DIR } from './controller.js';
-import { type ConfigSources, deepFreeze, pick } from './sources.js';
+import { type ConfigSources, deepFreeze, pick, refuseSecretFlag } from './sources.js';
 
 /** How the CLI reaches the controller's API. */
 export interface CliConfig {
@@ -31,6 +31,7 @@ export function loadCliConfig(src: ConfigSources): CliConfig {
     throw vmeshError(ErrorCode.InvalidConfig, `controller: "${url}" is not an https URL such as https://127.0.0.1:15014`);
   }
   const dataDir = String(get('dataDir', 'VMESH_DATA_DIR', 'dataDir') ?? DEFAULT_CONTROLLER_DATA_DIR);
+  refuseSecretFlag(src, 'token', 'token', '--token-file F or the VMESH_TOKEN environment variable');
   const tokenFile = get('tokenFile', 'VMESH_TOKEN_FILE', 'tokenFile');
   const token = get('token', 'VMESH_TOKEN', 'token') ?? readIfPresent(String(tokenFile ?? join(dataDir, 'admin-token')));
   if (tokenFile !== undefined && token === undefined) {

@@ -1,7 +1,7 @@
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import { type ConfigSources, deepFreeze, listOf, pick } from './sources.js';
+import { boolOf, type ConfigSources, deepFreeze, listOf, pick, readSecretFile, refuseSecretFlag } from './sources.js';
 
 export const DEFAULT_CONTROLLER_DATA_DIR = '/var/lib/vmesh/controller';
 
@@ -24,6 +24,8 @@ export interface ControllerConfig {
   readonly store: { readonly kind: 'file' } | { readonly kind: 'consul'; readonly prefix: string };
   readonly caCertFile?: string;
   readonly caKeyFile?: string;
+  /** Start with an empty file store although the data dir shows an earlier run (its state.json is gone). */
+  readonly freshState?: boolean;
   readonly hostCertTtlSeconds: number;
   /** Lifetime of workload SVIDs; agents renew them at 50-80 % of it. */
   readonly workloadCertTtlSeconds: number;
@@ -64,7 +66,11 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
     throw vmeshError(ErrorCode.InvalidConfig, `consul prefix: "${prefix}" is not a KV path ending in "/" (e.g. vmesh/)`);
   }
   const plain = get('xdsPlaintextPort', 'VMESH_XDS_PLAINTEXT_PORT', 'xds.plaintextPort');
-  const consulToken = get('consulToken', 'VMESH_CONSUL_TOKEN', 'consul.token');
+  refuseSecretFlag(src, 'consulToken', 'consul-token', '--consul-token-file F or the VMESH_CONSUL_TOKEN environment variable');
+  const consulTokenFile = get('consulTokenFile', 'VMESH_CONSUL_TOKEN_FILE', 'consul.tokenFile');
+  const consulToken =
+    get('consulToken', 'VMESH_CONSUL_TOKEN', 'consul.token') ??
+    (consulTokenFile !== undefined ? readSecretFile(String(consulTokenFile), 'Consul token') : undefined);
   const consulDc = get('consulDatacenter', 'VMESH_CONSUL_DATACENTER', 'consul.datacenter');
   const cfg: ControllerConfig = {
     dataDir: String(get('dataDir', 'VMESH_DATA_DIR', 'dataDir') ?? DEFAULT_CONTROLLER_DATA_DIR),
@@ -93,6 +99,7 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
       24 * 3600,
     ),
     hostTimeoutSeconds: positive(get('hostTimeout', 'VMESH_HOST_TIMEOUT', 'hostTimeoutSeconds'), 'host timeout', 60),
+    ...(boolOf(get('freshState', 'VMESH_FRESH_STATE', 'freshState'), 'fresh state', false) ? { freshState: true } : {}),
     mesh: src.file.mesh ?? {},
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),
   };

@@ -87,3 +87,28 @@ export function deepFreeze<T>(o: T): T {
   }
   return o;
 }
+
+/**
+ * A secret given as a flag's value is refused: command lines are visible to every user of the host (`ps`,
+ * /proc/PID/cmdline) and land in shell history. Secrets come from a file or the environment.
+ */
+export function refuseSecretFlag(src: ConfigSources, flag: string, cliName: string, instead: string): void {
+  if (src.flags[flag] !== undefined) {
+    throw vmeshError(
+      ErrorCode.Usage,
+      `--${cliName} puts a secret on the command line, where ps shows it to every user: use ${instead} instead`,
+    );
+  }
+}
+
+/** The trimmed content of a secret file; VMESH_ERR_INVALID_CONFIG naming the file when it cannot be read or is empty. */
+export function readSecretFile(path: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw vmeshError(ErrorCode.InvalidConfig, `${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (text === '') throw vmeshError(ErrorCode.InvalidConfig, `${what} file ${path} is empty`);
+  return text;
+}

@@ -26,6 +26,7 @@ import { VipAllocator } from '../discovery/vip-allocator.js';
 import { signWorkloadHandler } from '../discovery/workload-cert-service.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
+import { grpcServerOptions } from '../lib/limits.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics-registry.js';
@@ -170,7 +171,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
     metricsRegistry.gauge('vmesh_graph_edge_samples', "Edge samples in the hosts' latest reports", [], () => [[[], edges.samples()]]);
 
     const serverCert = ca.issueServerCert(serverNames(cfg));
-    const grpcServer = new grpc.Server();
+    const grpcServer = new grpc.Server(grpcServerOptions('tls'));
     grpcServer.addService(xds.secure.service, xds.secure.implementation);
     const controllerService = createControllerGrpcService({
       ca,
@@ -230,7 +231,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
     let plainServer: grpc.Server | undefined;
     let xdsPlaintextPort: number | undefined;
     if (cfg.xdsPlaintextPort !== undefined) {
-      const ps = new grpc.Server();
+      const ps = new grpc.Server(grpcServerOptions('plaintext'));
       plainServer = ps;
       closers.push(() => ps.forceShutdown());
       plainServer.addService(xds.plaintext.service, xds.plaintext.implementation);

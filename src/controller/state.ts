@@ -12,6 +12,7 @@ import { adminTokenFile, adoptShared, caFiles, followSharedStore, pullFiles, pus
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import type { Logger } from '../lib/logger.js';
 import { FileStore, type Store } from '../lib/store.js';
+import { checkDataDirModes, checkStateNotLost } from './data-dir.js';
 import type { XdsWiring } from './xds.js';
 
 export interface ControllerState {
@@ -33,6 +34,8 @@ const HOST_TOUCH_SLACK_MS = 30_000;
  */
 export async function openState(cfg: ControllerConfig, mesh: MeshConfig, logger: Logger): Promise<ControllerState> {
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  checkDataDirModes(cfg.dataDir);
+  if (cfg.store.kind === 'file') checkStateNotLost(cfg.dataDir, cfg.freshState);
   const store: Store =
     cfg.store.kind === 'consul' && cfg.consul
       ? await ConsulStore.open({
@@ -57,6 +60,8 @@ export async function openState(cfg: ControllerConfig, mesh: MeshConfig, logger:
     const ca = shared && !cfg.caCertFile ? await adoptShared(shared, caFiles(caDir), loadCa, logger) : await loadCa();
     const make = () => localAdminToken(cfg.dataDir);
     const admin = shared ? await adoptShared(shared, [adminTokenFile(cfg.dataDir)], make, logger) : await make();
+    // state.json exists from the first start on (even before the first write), so a later start can tell it lost.
+    if (!shared) await store.txn([]);
     return { store, shared, ca, caDir, admin };
   } catch (e) {
     await store.close();

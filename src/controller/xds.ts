@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, MeshModel } from '../api/model.js';
-import { authenticatePeer, type CertificateAuthority, type HostRegistry } from '../ca/index.js';
+import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../ca/index.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
 import { ANNOTATIONS } from '../discovery/registry.js';
+import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
@@ -14,6 +15,7 @@ import {
   makeResource,
   SnapshotCache,
   SnapshotPublisher,
+  shown,
   XdsMetrics,
   type XdsResource,
 } from '../xds/index.js';
@@ -111,6 +113,8 @@ export function wireXds(deps: {
   onPublished?: (ev: { nodeId: string; version: string; changed: boolean; ms: number }) => void;
   /** Where the xDS servers' pushes, ACKs and NACKs are counted (the controller's /metrics). */
   metricsRegistry?: MetricsRegistry;
+  /** Tests shorten the first-request deadline; the controller uses Limits.firstRequestMs. */
+  firstRequestMs?: number;
 }): XdsWiring {
   const logger = deps.logger;
   const meta = new Map<string, NodeMeta>();
@@ -168,13 +172,26 @@ export function wireXds(deps: {
   const secure = createAdsServer(cache, {
     logger,
     ...(metrics ? { metrics } : {}),
+    // Without a client certificate a stream can never authenticate: refused as it opens, before it costs anything.
+    admit: (call) =>
+      (call as unknown as PeerCall).getAuthContext()?.sslPeerCertificate?.raw
+        ? undefined
+        : {
+            code: grpc.status.UNAUTHENTICATED,
+            message: 'VMESH_ERR_UNAUTHENTICATED: xDS on this port needs the host certificate from Join',
+          },
+    limits: {
+      firstRequestMs: deps.firstRequestMs ?? Limits.firstRequestMs,
+      pendingPerPeer: Limits.pendingStreamsPerPeer,
+      streamsPerNode: Limits.streamsPerNode,
+    },
     authenticate: (call, node) => {
       const peer = authenticatePeer(call as never, deps.hosts, deps.ca);
       if (!peer.ok) return err({ code: grpc.status.UNAUTHENTICATED, message: `${peer.error.code}: ${peer.error.message}` });
       if (peer.value.host !== node.id) {
         return err({
           code: grpc.status.PERMISSION_DENIED,
-          message: `node id "${node.id}" is not the certificate's host "${peer.value.host}"`,
+          message: `node id ${shown(node.id)} is not the certificate's host "${peer.value.host}"`,
         });
       }
       const md = node.metadata ?? {};
@@ -200,12 +217,16 @@ export function wireXds(deps: {
       standIns.set(key, made);
       return made;
     },
-    // A proxyless client's node id lives as long as its streams: short-lived clients must not pile up rows.
-    onStreamClosed: (nodeId, open) => {
-      if (open > 0 || !nodeId.startsWith(PROXYLESS_PREFIX)) return;
-      publisher.removeNode(nodeId);
-      meta.delete(nodeId);
-      lastPush.delete(nodeId);
+    limits: {
+      firstRequestMs: deps.firstRequestMs ?? Limits.firstRequestMs,
+      pendingPerPeer: Limits.pendingStreamsPerPeer,
+      streamsPerPeer: Limits.plaintextStreamsPerPeer,
+    },
+    // Anyone may name a node here: keeping each one's snapshot after its streams end would grow without bound.
+    onNodeGone: (id) => {
+      publisher.removeNode(id);
+      meta.delete(id);
+      lastPush.delete(id);
     },
     authenticate: (_call, node) => {
       if (!node.id) return err({ code: grpc.status.INVALID_ARGUMENT, message: 'node id is required' });

@@ -1,7 +1,8 @@
 import type { MeshConfig } from '../api/mesh-config.js';
 import { formatIssue, RESOURCE_KINDS, type Resource, type ResourceKind, resourceKey, type ValidationIssue } from '../api/resource.js';
-import { parseResourceObject, splitDocuments } from '../api/resource-parse.js';
+import { parseResourceObject } from '../api/resource-parse.js';
 import { validateResources } from '../api/resource-validate.js';
+import { splitDocumentsOffThread } from '../api/yaml-thread.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import type { Store, StoreOp, StoreValue } from '../lib/store.js';
 
@@ -123,7 +124,7 @@ export class ConfigStore {
 
   /** Parses and applies a YAML/JSON text batch. */
   async applyText(text: string, opts: { source: string; dryRun?: boolean; defaultNamespace?: string }): Promise<ApplyResult> {
-    const { documents, issues } = splitDocuments(text, opts.source);
+    const { documents, issues } = await splitDocumentsOffThread(text, opts.source);
     if (issues.length > 0) throw new ValidationFailed(issues);
     return this.applyObjects(
       documents.map((d) => ({ label: d.label, value: d.value })),

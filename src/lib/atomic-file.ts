@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { ErrorCode, VmeshError } from './errors.js';
 
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -16,6 +17,24 @@ async function fsyncDir(dir: string): Promise<void> {
  * write a temporary file beside it, fsync it, rename over the target, fsync the directory.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  try {
+    await writeAtomic(path, data, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // A full disk is the operator's to fix, not an internal error: say so, and that nothing was written.
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new VmeshError(
+        ErrorCode.NoSpace,
+        `no space left for ${path} (${code}): nothing was written, the previous content stands; free space and retry`,
+        {},
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+async function writeAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

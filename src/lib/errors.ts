@@ -32,6 +32,10 @@ export const ErrorCode = {
   /** A registration's host did not present the workload's identity in time (`workload register` waits for it). */
   IdentityNotServed: 'VMESH_ERR_IDENTITY_NOT_SERVED',
   StoreFailed: 'VMESH_ERR_STORE',
+  /** A request over one of the caps in lib/limits.ts (size, depth, count). */
+  LimitExceeded: 'VMESH_ERR_LIMIT_EXCEEDED',
+  /** The disk is full (ENOSPC): nothing was written; free space and retry. */
+  NoSpace: 'VMESH_ERR_NO_SPACE',
   Internal: 'VMESH_ERR_INTERNAL',
 } as const;
 

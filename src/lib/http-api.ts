@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode, isVmeshError, VmeshError, vmeshError } from './errors.js';
+import { Limits } from './limits.js';
 import type { Logger } from './logger.js';
 
 /** Who is calling: an operator (admin token or admin client certificate) or nobody. */
@@ -29,7 +30,7 @@ export interface Route {
   ) => Promise<{ status?: number; body: unknown; contentType?: string; headers?: Readonly<Record<string, string>> }>;
 }
 
-const MAX_BODY = 4 * 1024 * 1024;
+const MAX_BODY = Limits.apiBodyBytes;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.Usage]: 400,
@@ -39,6 +40,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.InvalidAddress]: 400,
   [ErrorCode.InvalidPort]: 400,
   [ErrorCode.CsrInvalid]: 400,
+  [ErrorCode.LimitExceeded]: 400,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Conflict]: 409,
   [ErrorCode.Unauthenticated]: 401,
@@ -48,6 +50,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.Forbidden]: 403,
   [ErrorCode.HostRevoked]: 403,
   [ErrorCode.Unavailable]: 503,
+  [ErrorCode.NoSpace]: 507,
 };
 
 export function httpStatusFor(code: ErrorCode): number {
@@ -63,17 +66,28 @@ function compile(path: string): { re: RegExp; names: string[] } {
   return { re: new RegExp(`^${re}$`), names };
 }
 
+function decodePathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw vmeshError(ErrorCode.Usage, `bad percent-encoding in URL path segment "${raw.slice(0, 64)}"`);
+  }
+}
+
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw vmeshError(ErrorCode.Usage, `request body over ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw vmeshError(ErrorCode.LimitExceeded, `request body over the ${MAX_BODY}-byte limit`);
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text === '') return undefined;
   if ((req.headers['content-type'] ?? '').includes('application/json')) {
+    if (jsonNestedDeeper(text, Limits.configDepth)) {
+      throw vmeshError(ErrorCode.LimitExceeded, `request body: JSON nested deeper than ${Limits.configDepth} levels`);
+    }
     try {
       return JSON.parse(text);
     } catch {
@@ -81,6 +95,28 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     }
   }
   return text;
+}
+
+/**
+ * Whether JSON text nests arrays/objects deeper than `max`, by one pass over the characters (strings skipped).
+ * Done before JSON.parse: V8 parses deep nesting iteratively but slowly (200k levels: ~0.2 s), and the handlers
+ * that walk the value recurse.
+ */
+export function jsonNestedDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
 }
 
 export function sameSecret(a: string, b: string): boolean {
@@ -127,8 +163,13 @@ export function createApiServer(opts: ApiServerOptions): Server {
   return createServer(
     { key: opts.key, cert: opts.cert, ...(opts.clientCa ? { ca: opts.clientCa, requestCert: true, rejectUnauthorized: false } : {}) },
     (req, res) => {
-      const url = new URL(req.url ?? '/', 'https://vmesh');
+      let url = new URL('https://vmesh/');
       const handle = async () => {
+        try {
+          url = new URL(req.url ?? '/', 'https://vmesh');
+        } catch {
+          throw vmeshError(ErrorCode.Usage, `request target is not a URL path: "${String(req.url).slice(0, 64)}"`);
+        }
         const candidates = routes.filter((r) => r.re.test(url.pathname));
         if (candidates.length === 0) throw vmeshError(ErrorCode.NotFound, `no API at ${url.pathname}`);
         const route = candidates.find((r) => r.method === req.method);
@@ -138,7 +179,7 @@ export function createApiServer(opts: ApiServerOptions): Server {
           throw vmeshError(ErrorCode.Unauthenticated, `${req.method} ${url.pathname} needs an admin token or certificate`);
         }
         const values = route.re.exec(url.pathname)?.slice(1) ?? [];
-        const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(values[i] ?? '')]));
+        const params = Object.fromEntries(route.names.map((n, i) => [n, decodePathSegment(values[i] ?? '')]));
         const body = await readBody(req);
         const out = await route.handler({ method: req.method ?? 'GET', params, query: url.searchParams, body, principal });
         if (out.contentType) {

@@ -78,7 +78,14 @@ export class FileStore implements Store {
         throw vmeshError(ErrorCode.InvalidConfig, `store ${join(this.dir, STATE_FILE)} is not valid JSON`);
       }
       if (doc.format !== FORMAT) throw vmeshError(ErrorCode.InvalidConfig, `store ${this.dir}: unknown format ${doc.format}`);
-      this.state = new Map(Object.entries(doc.data ?? {}));
+      if (typeof doc.data !== 'object' || doc.data === null || Array.isArray(doc.data)) {
+        // Read as empty, it would start a controller that has forgotten every host, token and resource.
+        throw vmeshError(
+          ErrorCode.StoreFailed,
+          `store ${join(this.dir, STATE_FILE)}: "data" is ${doc.data === null ? 'null' : typeof doc.data}, not the state object: the file is damaged; restore it from a backup, or move it away and start with --fresh-state`,
+        );
+      }
+      this.state = new Map(Object.entries(doc.data));
     }
     // Temporary files of writes a crash interrupted are garbage: the rename never happened.
     for (const f of await readdir(this.dir).catch(() => [] as string[])) {

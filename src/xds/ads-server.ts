@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { formatError } from '../lib/errors.js';
+import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import type { Result } from '../lib/result.js';
 import { DeltaStream } from './delta-stream.js';
@@ -37,8 +38,49 @@ export interface AdsServerOptions {
   metrics?: StreamMetrics;
   /** A stand-in for a resource a SotW client names and its snapshot lacks (see StreamHost.absent). */
   absent?(typeUrl: string, name: string): XdsResource | undefined;
-  /** An authenticated stream ended; `open` streams of the node remain. */
-  onStreamClosed?(nodeId: string, open: number): void;
+  /**
+   * Refuses a stream as it opens, before it sends anything (the controller: no client certificate on 15012).
+   * Unset: every stream may send its first request.
+   */
+  admit?(call: grpc.ServerDuplexStream<unknown, unknown>): { code: grpc.status; message: string } | undefined;
+  /** Caps against idle or flooding peers (lib/limits.ts); each unset cap is off (the agent's local server). */
+  limits?: AdsLimits;
+  /** The last stream of `nodeId` closed (the plaintext port forgets such nodes: their ids prove nothing). */
+  onNodeGone?(nodeId: string): void;
+}
+
+export interface AdsLimits {
+  /** A stream whose first request has not arrived by then is closed with DEADLINE_EXCEEDED. */
+  readonly firstRequestMs?: number;
+  /** Streams one peer address may hold before their first request authenticates them. */
+  readonly pendingPerPeer?: number;
+  /** Streams one peer address may hold in all (for a server whose node ids prove nothing). */
+  readonly streamsPerPeer?: number;
+  /** Authenticated streams per node id. */
+  readonly streamsPerNode?: number;
+}
+
+/** The address part of grpc's peer string (`1.2.3.4:5`, `[::1]:5`, `ipv4:…`): what per-peer caps count by. */
+export function peerAddress(peer: string): string {
+  return peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
+}
+
+/** A client's string in a one-line status: quoted (escapes newlines) and cut to 100 characters. */
+export function shown(text: string): string {
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+}
+
+/** Counts by key, forgetting keys that drop to zero. */
+class Counter {
+  private readonly n = new Map<string, number>();
+  get(k: string): number {
+    return this.n.get(k) ?? 0;
+  }
+  add(k: string, d: number): void {
+    const v = this.get(k) + d;
+    if (v > 0) this.n.set(k, v);
+    else this.n.delete(k);
+  }
 }
 
 /** Shared by every ADS server of the process, so the budget bounds the controller as a whole. */
@@ -66,31 +108,70 @@ export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): A
     ...(opts.absent ? { absent: opts.absent } : {}),
   };
 
+  const limits = opts.limits ?? {};
+  const perPeer = new Counter();
+  const pendingPerPeer = new Counter();
+  const perNode = new Counter();
+
   const handler = (mode: 'sotw' | 'delta') => (call: AdsCall) => {
     const stream: AdsStream = mode === 'sotw' ? new SotwStream(host, call, mode) : new DeltaStream(host, call, mode);
+    const peer = peerAddress(call.getPeer());
     streams.add(stream);
+    perPeer.add(peer, 1);
+    pendingPerPeer.add(peer, 1);
+    let pending = true;
+    let node: string | undefined;
+    const settle = () => {
+      if (pending) pendingPerPeer.add(peer, -1);
+      pending = false;
+    };
     let ended = false;
     const done = () => {
       if (ended) return;
       ended = true;
+      clearTimeout(firstRequest);
+      settle();
+      perPeer.add(peer, -1);
+      if (node !== undefined) {
+        perNode.add(node, -1);
+        if (perNode.get(node) === 0) opts.onNodeGone?.(node);
+      }
       stream.close();
       streams.delete(stream);
-      const nodeId = stream.nodeId;
-      if (!nodeId) return;
-      opts.logger.info({ nodeId, mode, peer: call.getPeer() }, 'xds: stream closed');
-      if (opts.onStreamClosed) {
-        let open = 0;
-        for (const s of streams) if (s.nodeId === nodeId) open += 1;
-        opts.onStreamClosed(nodeId, open);
+      if (stream.nodeId) opts.logger.info({ nodeId: stream.nodeId, mode, peer: call.getPeer() }, 'xds: stream closed');
+    };
+    // A stream that says nothing is closed: 30k idle ones held 266 MiB, and none ever ended.
+    const firstRequest =
+      limits.firstRequestMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (stream.nodeId || stream.closed) return;
+            refuse(grpc.status.DEADLINE_EXCEEDED, `no first DiscoveryRequest within ${limits.firstRequestMs} ms: stream closed`);
+          }, limits.firstRequestMs);
+    firstRequest?.unref();
+    const refuse = (code: grpc.status, message: string) => {
+      opts.logger.debug({ peer: call.getPeer(), mode, code }, `xds: stream refused: ${message}`);
+      stream.fail(code, message);
+      done();
+    };
+    const attached = (nodeId: string): boolean => {
+      settle();
+      clearTimeout(firstRequest);
+      node = nodeId;
+      perNode.add(nodeId, 1);
+      if (limits.streamsPerNode !== undefined && perNode.get(nodeId) > limits.streamsPerNode) {
+        refuse(grpc.status.RESOURCE_EXHAUSTED, `over ${limits.streamsPerNode} xDS streams for node ${nodeId}: stream refused`);
+        return false;
       }
+      return true;
     };
     call.on('data', (req: { node?: NodeMsg | null }) => {
       if (stream.closed) return;
       try {
         if (!stream.nodeId) {
-          if (!accept(stream, call, req.node, mode)) return;
+          if (!accept(stream, call, req.node, mode) || !attached(stream.nodeId ?? '')) return;
         } else if (req.node?.id && req.node.id !== stream.nodeId) {
-          stream.fail(grpc.status.INVALID_ARGUMENT, `node id changed on the stream from "${stream.nodeId}" to "${req.node.id}"`);
+          stream.fail(grpc.status.INVALID_ARGUMENT, `node id changed on the stream from ${shown(stream.nodeId)} to ${shown(req.node.id)}`);
           return;
         }
         stream.handle(req);
@@ -106,11 +187,23 @@ export function createAdsServer(cache: SnapshotCache, opts: AdsServerOptions): A
     call.on('error', done);
     call.on('cancelled', done);
     call.on('close', done);
+    // Admission after the listeners: refusing emits 'error' on the call.
+    const denied = opts.admit?.(call);
+    if (denied) refuse(denied.code, denied.message);
+    else if (limits.streamsPerPeer !== undefined && perPeer.get(peer) > limits.streamsPerPeer) {
+      refuse(grpc.status.RESOURCE_EXHAUSTED, `over ${limits.streamsPerPeer} xDS streams from ${peer}: stream refused`);
+    } else if (limits.pendingPerPeer !== undefined && pendingPerPeer.get(peer) > limits.pendingPerPeer) {
+      refuse(grpc.status.RESOURCE_EXHAUSTED, `over ${limits.pendingPerPeer} unauthenticated xDS streams from ${peer}: stream refused`);
+    }
   };
 
   const accept = (stream: AdsStream, call: AdsCall, node: NodeMsg | null | undefined, mode: string): boolean => {
     if (!node?.id) {
       stream.fail(grpc.status.INVALID_ARGUMENT, 'the first request on an ADS stream must carry node.id');
+      return false;
+    }
+    if (node.id.length > Limits.nodeIdChars) {
+      stream.fail(grpc.status.INVALID_ARGUMENT, `node.id of ${node.id.length} characters: over the ${Limits.nodeIdChars}-character limit`);
       return false;
     }
     const info: AdsNode = { id: node.id, cluster: node.cluster || undefined, metadata: fromStruct(node.metadata) };

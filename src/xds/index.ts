@@ -7,6 +7,7 @@ export {
   type AdsStatusEvent,
   createAdsServer,
   type StreamStatus,
+  shown,
   type TypeStatus,
 } from './ads-server.js';
 export { type AppliedConfig, type UpdateValidator, XdsSync, type XdsSyncOptions } from './agent-sync.js';

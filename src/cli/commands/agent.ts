@@ -36,7 +36,10 @@ export const agentCommand: CommandModule<object, Argv> = {
       .option('config', { type: 'string', describe: 'agent config file (YAML)' })
       .option('controller', { type: 'string', array: true, describe: 'controller HOST:15012 (repeat or comma-separate to fail over)' })
       .option('token-file', { type: 'string', describe: 'file with the join token (used once, on the first start)' })
-      .option('token', { type: 'string', describe: 'the join token itself (prefer --token-file)' })
+      .option('token', {
+        type: 'string',
+        describe: 'refused: a secret on the command line is visible in ps (use --token-file or VMESH_JOIN_TOKEN)',
+      })
       .option('data-dir', { type: 'string', describe: 'state directory (default /var/lib/vmesh/agent)' })
       .option('host-name', { type: 'string', describe: 'name to join as (default: the hostname)' })
       .option('admin-address', { type: 'string', describe: 'admin bind address (default 127.0.0.1)' })

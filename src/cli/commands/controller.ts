@@ -14,6 +14,7 @@ const FLAGS = [
   'advertise',
   'consul',
   'consulToken',
+  'consulTokenFile',
   'consulDatacenter',
   'consulWait',
   'store',
@@ -25,6 +26,7 @@ const FLAGS = [
   'hostTimeout',
   'xdsPlaintextPort',
   'xdsPlaintextAddress',
+  'freshState',
   'logLevel',
 ];
 
@@ -40,7 +42,8 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('api-port', { type: 'string', describe: 'HTTPS API for the CLI (default 15014)' })
       .option('advertise', { type: 'string', array: true, describe: 'names/addresses agents use to reach this controller' })
       .option('consul', { type: 'string', describe: 'Consul HTTP API URL, e.g. http://127.0.0.1:8500' })
-      .option('consul-token', { type: 'string', describe: 'Consul ACL token' })
+      .option('consul-token', { type: 'string', describe: 'refused: a secret on the command line is visible in ps' })
+      .option('consul-token-file', { type: 'string', describe: 'file holding the Consul ACL token (or VMESH_CONSUL_TOKEN)' })
       .option('consul-datacenter', { type: 'string' })
       .option('consul-wait', { type: 'string', describe: 'blocking query wait in seconds (default 30)' })
       .option('store', {
@@ -55,6 +58,10 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('host-timeout', { type: 'string', describe: 'seconds without a report before a host is not live (default 60)' })
       .option('xds-plaintext-port', { type: 'string', describe: "plaintext xDS (Istio's 15010), off unless given" })
       .option('xds-plaintext-address', { type: 'string', describe: 'address for plaintext xDS (default 127.0.0.1)' })
+      .option('fresh-state', {
+        type: 'boolean',
+        describe: 'start with an empty store although the data dir holds a CA from an earlier run (hosts must re-join)',
+      })
       .option('log-level', { type: 'string', describe: 'trace, debug, info, warn, error' }) as never,
   handler: async (argv) => {
     const flags = Object.fromEntries(FLAGS.map((k) => [k, argv[k]]));

@@ -16,7 +16,7 @@ export const uiCommand: CommandModule = {
   builder: (y) => apiFlags(y) as never,
   handler: (argv) => {
     const cfg = cliConfig(argv as Record<string, unknown>);
-    if (!cfg.token) throw vmeshError(ErrorCode.Usage, 'ui: no admin token (--token, --token-file, VMESH_TOKEN or <data-dir>/admin-token)');
+    if (!cfg.token) throw vmeshError(ErrorCode.Usage, 'ui: no admin token (--token-file, VMESH_TOKEN or <data-dir>/admin-token)');
     process.stdout.write(`${uiUrl(cfg.controllerUrl, cfg.token)}\n`);
     process.stderr.write('The URL carries the admin token: open it in your browser, do not share it.\n');
   },

@@ -11,6 +11,7 @@ import { HostRegistry } from '../../../src/ca/host-registry.js';
 import { createControllerGrpcService, createControllerServerCredentials } from '../../../src/ca/join-server.js';
 import { TokenService } from '../../../src/ca/tokens.js';
 import { buildCsr, derToPem } from '../../../src/ca/x509.js';
+import { grpcServerOptions } from '../../../src/lib/limits.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { FileStore } from '../../../src/lib/store.js';
 
@@ -73,7 +74,7 @@ export async function startController(opts: { serverDnsNames?: string[]; serverI
       (fn as (a: unknown, b: unknown) => void)(call, cb);
     }) as grpc.UntypedHandleCall;
   }
-  const server = new grpc.Server();
+  const server = new grpc.Server(grpcServerOptions('tls'));
   server.addService(svc.service, impl);
   const cert = ca.issueServerCert({ dnsNames: opts.serverDnsNames ?? ['localhost'], ips: opts.serverIps ?? ['127.0.0.1'] });
   const { credentials } = createControllerServerCredentials(ca, cert);

@@ -32,11 +32,13 @@ describe('systemd units', () => {
     });
   }
 
-  test('the agent removes capture when it stops, and the controller keeps no capabilities', () => {
+  test('the agent removes capture when it stops, the controller keeps no capabilities, both have a MemoryMax', () => {
     const agent = execFileSync('cat', [join(UNITS, 'vmesh-agent.service')], { encoding: 'utf8' });
     assert.match(agent, /^ExecStopPost=.* capture remove$/m);
     const ctl = execFileSync('cat', [join(UNITS, 'vmesh-controller.service')], { encoding: 'utf8' });
     assert.match(ctl, /^CapabilityBoundingSet=$/m);
     assert.match(ctl, /^NoNewPrivileges=yes$/m);
+    // A memory ceiling on both, each with the reason beside it (issue 15: a flood grew the controller without bound).
+    for (const unit of [agent, ctl]) assert.match(unit, /^# .*\n(# .*\n)*MemoryMax=\d+[MG]$/m);
   });
 });

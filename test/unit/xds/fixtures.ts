@@ -103,7 +103,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startAds(opts: Pick<AdsServerOptions, 'absent' | 'onStreamClosed'> = {}): Promise<Harness> {
+export async function startAds(opts: Pick<AdsServerOptions, 'absent' | 'onNodeGone'> = {}): Promise<Harness> {
   const cache = new SnapshotCache();
   const events: AdsStatusEvent[] = [];
   const nodes: AdsNode[] = [];
