@@ -1,7 +1,15 @@
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { type NftSession, nftRun } from '../lib/native.js';
 import type { CapturePlan } from './plan.js';
-import { NFT_CHAIN_NAMES, NFT_OWNED_TABLE_ADD, NFT_TABLE, NFT_TABLE_DELETE, type NftBatch, renderNftInstall, renderNftRemove } from './render-nft.js';
+import {
+  NFT_CHAIN_NAMES,
+  NFT_OWNED_TABLE_ADD,
+  NFT_TABLE,
+  NFT_TABLE_DELETE,
+  type NftBatch,
+  renderNftInstall,
+  renderNftRemove,
+} from './render-nft.js';
 
 const notFound = (e: unknown) => e instanceof VmeshError && e.code === ErrorCode.NftFailed && /No such file or directory/.test(e.message);
 const notPermitted = (e: unknown) => e instanceof VmeshError && e.code === ErrorCode.NftFailed && /Operation not permitted/.test(e.message);

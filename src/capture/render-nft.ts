@@ -99,10 +99,7 @@ function ruleCmd(chain: string, r: PlanRule): Json {
  */
 export function renderNftInstall(plan: CapturePlan, opts: { owned?: boolean } = {}): NftBatch {
   const cmds: Json[] = opts.owned
-    ? NFT_CHAIN_NAMES.flatMap((name): Json[] => [
-        { add: { chain: { ...inTable, name } } },
-        { delete: { chain: { ...inTable, name } } },
-      ])
+    ? NFT_CHAIN_NAMES.flatMap((name): Json[] => [{ add: { chain: { ...inTable, name } } }, { delete: { chain: { ...inTable, name } } }])
     : [{ add: { table } }, { delete: { table } }, { add: { table } }];
   for (const c of plan.chains) {
     cmds.push({
