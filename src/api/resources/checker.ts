@@ -19,6 +19,8 @@ export interface CheckFinding {
   readonly path: string;
   readonly message: string;
   readonly unsupported: boolean;
+  /** Accepted with a warning, where Istio's validation warns. */
+  readonly warning?: boolean;
 }
 
 /**
@@ -35,6 +37,10 @@ export class Checker {
 
   report(path: string, message: string): void {
     this.findings.push({ path, message, unsupported: false });
+  }
+
+  warn(path: string, message: string): void {
+    this.findings.push({ path, message, unsupported: false, warning: true });
   }
 
   unsupported(path: string, message: string): void {

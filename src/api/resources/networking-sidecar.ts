@@ -6,8 +6,11 @@ import { type DeepReadonly, enumOf, int, labelsSelector, notImplemented, str, st
 
 const sidecarPort = z.strictObject({ number: int, protocol: protocolName.optional(), name: str.optional(), targetPort: notImplemented() });
 
-/** vmesh captures with its own nftables/iptables rules for the whole host; per-listener capture modes do not apply. */
-const captureMode = enumOf(['DEFAULT', 'IPTABLES', 'NONE'], ['IPTABLES', 'NONE'], 'capture is configured per host, see `vmesh capture`');
+/**
+ * vmesh captures with its own nftables/iptables REDIRECT rules for the whole host: that is IPTABLES, Istio's
+ * default (DEFAULT means it). NONE (no capture for one listener) is not implemented.
+ */
+const captureMode = enumOf(['DEFAULT', 'IPTABLES', 'NONE'], ['NONE'], 'capture is configured per host, see `vmesh capture`');
 
 export const sidecarSpec = z.strictObject({
   workloadSelector: labelsSelector.optional(),

@@ -33,7 +33,8 @@ export function checkWorkload(
 ): void {
   const addr = spec.address ?? '';
   if (where.kind === 'template') {
-    if (addr !== '') c.report(`${path}.address`, 'must not be set in a WorkloadGroup template (each registered workload has its own)');
+    // Istio ignores it too: every workload registered from the group brings its own address.
+    if (addr !== '') c.warn(`${path}.address`, 'is ignored in a WorkloadGroup template: each registered workload has its own address');
   } else if (addr === '') {
     if (spec.network === undefined) c.report(`${path}.address`, 'is required (unless network names a remote network)');
   } else if (addr.startsWith(UNIX_PREFIX)) {

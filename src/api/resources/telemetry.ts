@@ -112,7 +112,10 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
     // Tracing providers are the mesh config's extensionProviders, as in Istio; the proxy reports to one at a time.
     t.providers?.forEach((pr, j) => {
       if (pr.name !== '' && !c.mesh.extensionProviders.some((x) => x.name === pr.name))
-        c.report(`${p}.providers[${j}].name`, `tracing provider ${quote(pr.name)} is not one of the mesh config's extensionProviders`);
+        c.report(
+          `${p}.providers[${j}].name`,
+          `tracing provider ${quote(pr.name)} is not one of the mesh config's extensionProviders (set them in the mesh: section of the controller's --config file; vmesh config validate reads it with --mesh-config)`,
+        );
     });
     if ((t.providers?.length ?? 0) > 1) c.unsupported(`${p}.providers`, 'vmesh reports spans to one tracing provider at a time');
     c.percentage(`${p}.randomSamplingPercentage`, t.randomSamplingPercentage, 'randomSamplingPercentage');

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { ISTIO_FIELD_NAMES } from './istio-fields.js';
 import { closest, describeValue } from './names.js';
 import { UNSUPPORTED_PARAM } from './schema-helpers.js';
 
@@ -68,6 +69,7 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
       const known = knownKeys(iss.inst);
       return iss.keys
         .map((k) => {
+          if (ISTIO_FIELD_NAMES.has(k)) return `field "${k}" is an Istio field that vmesh does not implement here${ISTIO_HINT}`;
           const hint = closest(k, known);
           return `field "${k}" is not supported by vmesh${hint ? ` (did you mean "${hint}"?)` : ''}`;
         })
@@ -81,6 +83,9 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
       return iss.message ?? 'is invalid';
   }
 }
+
+/** What to do about an Istio field vmesh does not implement. */
+const ISTIO_HINT = ' (remove it, or see the README for what vmesh implements)';
 
 function lastKey(path: readonly PropertyKey[]): string {
   for (let i = path.length - 1; i >= 0; i--) {
@@ -97,7 +102,11 @@ function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pro
     if (i.code === 'unrecognized_keys') {
       const lines = i.message.split('\n');
       i.keys.forEach((k, n) => {
-        out.push({ path: formatPath([...path, k]), message: lines[n] ?? `field "${k}" is not supported by vmesh`, unsupported: false });
+        out.push({
+          path: formatPath([...path, k]),
+          message: lines[n] ?? `field "${k}" is not supported by vmesh`,
+          unsupported: ISTIO_FIELD_NAMES.has(k),
+        });
       });
     } else if (i.code === 'invalid_type' && i.expected === 'never') {
       const hint = i.message ? ` (${i.message})` : '';
