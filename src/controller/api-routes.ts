@@ -131,7 +131,9 @@ export function apiRoutes(d: ApiDeps): Route[] {
         const yaml = body === undefined ? '' : text(body, 'config apply');
         const tooLarge = configTooLarge(Buffer.byteLength(yaml));
         if (tooLarge) throw vmeshError(ErrorCode.Usage, tooLarge);
-        return { body: await d.config.applyText(yaml, { source: 'request body', dryRun: query.get('dryRun') === 'true' }) };
+        // `source` names the client's files in issues, as `vmesh config validate` names them.
+        const source = query.get('source') || 'request body';
+        return { body: await d.config.applyText(yaml, { source, dryRun: query.get('dryRun') === 'true' }) };
       },
     },
     {

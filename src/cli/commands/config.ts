@@ -25,7 +25,8 @@ const apply: CommandModule<object, Argv> = {
     const text = readBatch(names)
       .map((b) => b.text)
       .join('\n---\n');
-    const r = await apiClient(argv).call<ApplyResult>('POST', '/v1/config', text, argv.dryRun ? { dryRun: 'true' } : {});
+    const query = { source: names.join(' + '), ...(argv.dryRun ? { dryRun: 'true' } : {}) };
+    const r = await apiClient(argv).call<ApplyResult>('POST', '/v1/config', text, query);
     if (argv.output === 'text') printWarnings(r.warnings ?? []);
     emit(argv.output, r, () =>
       r.results.length === 0
