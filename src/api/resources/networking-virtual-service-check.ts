@@ -203,8 +203,6 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
   const cors = r.corsPolicy;
   if (cors) {
     const p = `${path}.corsPolicy`;
-    // The controller translates it, but the vmesh proxy does not enforce CORS yet: refuse rather than ignore.
-    c.unsupported(p, 'CORS is not implemented by the vmesh proxy yet (answer preflight requests in the application)');
     cors.allowOrigins?.forEach((o, i) => {
       c.stringMatch(`${p}.allowOrigins[${i}]`, o);
     });

@@ -98,13 +98,15 @@ const fault = z.strictObject({
 
 const corsPolicy = z.strictObject({
   allowOrigins: z.array(stringMatch).optional(),
-  allowOrigin: notImplemented('use allowOrigins with exact/prefix/regex matches'),
+  /** Deprecated in Istio: exact origins, used when allowOrigins is not set. */
+  allowOrigin: strings.optional(),
   allowMethods: strings.optional(),
   allowHeaders: strings.optional(),
   exposeHeaders: strings.optional(),
   maxAge: duration().optional(),
   allowCredentials: bool.optional(),
-  unmatchedPreflights: notImplemented(),
+  /** FORWARD (the default): a preflight from an origin not allowed goes upstream; IGNORE: the proxy answers it. */
+  unmatchedPreflights: z.enum(['UNSPECIFIED', 'FORWARD', 'IGNORE']).optional(),
 });
 
 const httpRoute = z.strictObject({

@@ -5,6 +5,7 @@ import { evaluateRbac, type RbacAttrs } from '../rbac-eval.js';
 import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
 import type { ConnectionContext } from '../runtime-types.js';
 import type { Core, ForwardOwner, RequestInfo } from './core.js';
+import { type CorsMatch, corsDecision, corsResponseHeaders } from './cors.js';
 import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
 import type { Fields } from './parser.js';
@@ -60,6 +61,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   responded = false;
   finished = false;
   route: Route | undefined;
+  /** Set on a CORS request the route's policy allows: its response carries the CORS headers. */
+  cors: CorsMatch | undefined;
   private fwd: Forwarder | undefined;
   private pending: Buffer[] | undefined;
   private pendingBytes = 0;
@@ -139,6 +142,15 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       if (a.grpcStatus !== undefined) this.grpcReply(a.grpcStatus, FAULT_ABORT);
       else this.localReply(a.httpStatus ?? 503, FAULT_ABORT, 0);
       return;
+    }
+    const cors = this.action.filters.cors ? route?.cors : undefined;
+    if (cors) {
+      const d = corsDecision(cors, this.method, this.header('origin'), this.header('access-control-request-method'));
+      if (d.kind === 'reply') {
+        this.sendLocal(200, '', d.names, d.values);
+        return;
+      }
+      if (d.kind === 'cors') this.cors = d.match;
     }
     const rl = this.action.filters.rateLimit;
     if (rl && !this.core.limiters.take(rl)) {
@@ -292,6 +304,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   }
 
   private sendLocal(status: number, body: string, names: string[], values: string[]): void {
+    if (this.cors) corsResponseHeaders(this.cors, names, values);
     const noBody = this.method === 'HEAD' || status === 204 || status === 304;
     const bytes = body === '' ? undefined : Buffer.from(body);
     if (bytes) setHeader(names, values, 'content-type', 'text/plain');

@@ -297,14 +297,18 @@ export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
 export function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Json {
   return {
     '@type': `${TYPE_URL_PREFIX}${CORS_POLICY_TYPE}`,
-    ...(c.allowOrigins ? { allow_origin_string_match: c.allowOrigins.map(stringMatcher) } : {}),
+    ...(c.allowOrigins
+      ? { allow_origin_string_match: c.allowOrigins.map(stringMatcher) }
+      : c.allowOrigin
+        ? { allow_origin_string_match: c.allowOrigin.map((exact) => stringMatcher({ exact })) }
+        : {}),
     ...(c.allowMethods ? { allow_methods: c.allowMethods.join(',') } : {}),
     ...(c.allowHeaders ? { allow_headers: c.allowHeaders.join(',') } : {}),
     ...(c.exposeHeaders ? { expose_headers: c.exposeHeaders.join(',') } : {}),
     ...(c.maxAge !== undefined ? { max_age: String(Math.floor(c.maxAge / 1000)) } : {}),
     ...(c.allowCredentials !== undefined ? { allow_credentials: { value: c.allowCredentials } } : {}),
     filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
-    forward_not_matching_preflights: { value: true },
+    forward_not_matching_preflights: { value: c.unmatchedPreflights !== 'IGNORE' },
   };
 }
 
