@@ -226,7 +226,11 @@ export function parseResourceObject(value: unknown, opts: ParseOptions): Result<
   }
   if (!kind) return err(issues);
   const apiVersion = checkApiVersion(label, kind, doc.apiVersion, issues);
-  // As on Kubernetes, a missing spec is an empty one: the kind's own rules then say what it needs.
+  if (doc.spec === undefined && KINDS[kind].specRequired === true) {
+    issues.push(issue(label, 'spec', 'is required'));
+    return err(issues);
+  }
+  // As Istio's CRDs have it, other kinds' missing spec is an empty one: the kind's own rules say what it needs.
   const spec = parseFields(KINDS[kind].schema, doc.spec ?? {}, ['spec']);
   if (!spec.ok) issues.push(...fromFields(label, spec.issues));
   if (issues.length > 0 || !spec.ok || !meta || apiVersion === undefined) return err(issues);

@@ -111,8 +111,10 @@ export function checkWorkloadGroup(spec: WorkloadGroupSpec, c: Checker): void {
     if (scheme !== undefined && !['HTTP', 'HTTPS'].includes(scheme.toUpperCase()))
       c.report('spec.probe.httpGet.scheme', 'must be HTTP or HTTPS');
     if (p.httpGet.path !== undefined && !p.httpGet.path.startsWith('/')) c.report('spec.probe.httpGet.path', 'must start with "/"');
+    // Istio's CRD: probe header names are letters, digits, "-" and "_".
     p.httpGet.httpHeaders?.forEach((h, i) => {
-      c.headerName(`spec.probe.httpGet.httpHeaders[${i}].name`, h.name);
+      if (!/^[-_A-Za-z0-9]+$/.test(h.name))
+        c.report(`spec.probe.httpGet.httpHeaders[${i}].name`, `${quote(h.name)} is not a probe header name (letters, digits, "-" and "_")`);
     });
   }
   if (p.tcpSocket) c.port('spec.probe.tcpSocket.port', p.tcpSocket.port);

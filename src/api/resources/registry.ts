@@ -21,6 +21,8 @@ export interface KindInfo<S extends z.ZodType = z.ZodType> {
   readonly check: (spec: z.output<S>, c: Checker) => void;
   /** Kinds whose `metadata.name` must be a DNS label (no dots), as Istio requires for Gateways. */
   readonly nameIsLabel?: boolean;
+  /** Istio's CRD requires `spec` (ServiceEntry, WorkloadEntry, WorkloadGroup); for the others a missing spec is empty. */
+  readonly specRequired?: boolean;
 }
 
 function kind<S extends z.ZodType>(info: KindInfo<S>): KindInfo<S> {
@@ -33,9 +35,9 @@ const VMESH = { group: 'vmesh.io', versions: ['v1alpha1'] } as const;
 
 /** Every kind vmesh reads, with its API group, versions, schema and semantic check. */
 export const KINDS = {
-  ServiceEntry: kind({ ...NETWORKING, schema: serviceEntrySpec, check: checkServiceEntry }),
-  WorkloadEntry: kind({ ...NETWORKING, schema: workloadEntrySpec, check: checkWorkloadEntry }),
-  WorkloadGroup: kind({ ...NETWORKING, schema: workloadGroupSpec, check: checkWorkloadGroup }),
+  ServiceEntry: kind({ ...NETWORKING, schema: serviceEntrySpec, check: checkServiceEntry, specRequired: true }),
+  WorkloadEntry: kind({ ...NETWORKING, schema: workloadEntrySpec, check: checkWorkloadEntry, specRequired: true }),
+  WorkloadGroup: kind({ ...NETWORKING, schema: workloadGroupSpec, check: checkWorkloadGroup, specRequired: true }),
   VirtualService: kind({ ...NETWORKING, schema: virtualServiceSpec, check: checkVirtualService }),
   DestinationRule: kind({ ...NETWORKING, schema: destinationRuleSpec, check: checkDestinationRule }),
   Gateway: kind({ ...NETWORKING, schema: gatewaySpec, check: checkGateway, nameIsLabel: true }),
