@@ -83,15 +83,14 @@ function checkOne(r: Resource, mesh: MeshConfig, report: Report, warn: Warn): vo
     // Only resources built by hand (not by the parser) can be malformed enough to get here.
     report(r, 'spec', `is malformed for ${r.kind}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  // Istio evaluates a dry-run policy without enforcing it (Envoy's shadow rules); vmesh has no shadow
-  // evaluation yet, and enforcing it would deny what the user only meant to try, so it is refused by name.
-  if (r.kind === 'AuthorizationPolicy' && r.metadata.annotations['istio.io/dry-run']?.toLowerCase() === 'true') {
-    report(
-      r,
-      'metadata.annotations["istio.io/dry-run"]',
-      'dry-run (shadow) AuthorizationPolicies are not implemented by vmesh; remove the annotation to enforce the policy, or leave the policy out',
-      true,
-    );
+  // A dry-run policy is evaluated and reported, never enforced (Envoy's shadow rules), for ALLOW and DENY as
+  // in Istio; an AUDIT policy only marks requests already, so a dry-run one has nothing to shadow.
+  if (
+    isKind(r, 'AuthorizationPolicy') &&
+    r.metadata.annotations['istio.io/dry-run']?.toLowerCase() === 'true' &&
+    r.spec.action === 'AUDIT'
+  ) {
+    report(r, 'metadata.annotations["istio.io/dry-run"]', 'dry-run is implemented for ALLOW and DENY policies, not AUDIT', true);
   }
   for (const f of c.findings) {
     if (f.warning) warn(r, f.path, f.message, WarningCode.Istio);

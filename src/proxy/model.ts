@@ -215,6 +215,8 @@ export interface RouteTable {
 /** A compiled RBAC filter: deny/allow/log when any policy matches (Envoy RBAC semantics). */
 export interface RbacConfig {
   readonly action: 'ALLOW' | 'DENY' | 'LOG';
+  /** Envoy's shadow_rules: evaluated and reported under this stat prefix, never enforced. */
+  readonly shadow?: { readonly statPrefix: string };
   readonly policies: ReadonlyArray<{
     readonly name: string;
     readonly permissions: readonly Permission[];

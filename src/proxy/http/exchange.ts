@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { NetworkAction, Route, RouteAction } from '../model.js';
-import { evaluateRbac, type RbacAttrs } from '../rbac-eval.js';
+import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../rbac-eval.js';
 import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
 import type { ConnectionContext } from '../runtime-types.js';
 import type { Core, ForwardOwner, RequestInfo } from './core.js';
@@ -61,6 +61,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   responded = false;
   finished = false;
   route: Route | undefined;
+  /** What dry-run (shadow) AuthorizationPolicies would have decided: reported, never enforced. */
+  rbacShadow: readonly ShadowResult[] | undefined;
   /** Set on a CORS request the route's policy allows: its response carries the CORS headers. */
   cors: CorsMatch | undefined;
   private fwd: Forwarder | undefined;
@@ -118,9 +120,13 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.route = route;
     this.routeName = route?.name;
     const filters = this.action.filters;
-    if (filters.rbac.length > 0 && !evaluateRbac(filters.rbac, this).allowed) {
-      this.localReply(403, 'RBAC: access denied', Flag.RBAC);
-      return;
+    if (filters.rbac.length > 0) {
+      const d = evaluateRbac(filters.rbac, this);
+      if (d.shadow) this.rbacShadow = d.shadow;
+      if (!d.allowed) {
+        this.localReply(403, 'RBAC: access denied', Flag.RBAC);
+        return;
+      }
     }
     const fault = filters.fault ? route?.fault : undefined;
     if (fault?.delay && fault.delay.ms > 0 && this.core.random() < fault.delay.fraction) {
@@ -344,6 +350,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       grpc: this.grpc,
       serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
       ...(this.trace ? { trace: this.trace, traceTags: this.traceTags() } : {}),
+      ...(this.rbacShadow ? { rbacShadow: this.rbacShadow } : {}),
     };
   }
 
