@@ -125,7 +125,8 @@ export function evaluateRbac(filters: readonly RbacConfig[], attrs: RbacAttrs): 
     if (!f.shadow) continue;
     const hit = matchingPolicy(f, attrs);
     const allowed = f.action === 'DENY' ? hit === undefined : f.action === 'ALLOW' ? hit !== undefined : true;
-    (shadow ??= []).push({ statPrefix: f.shadow.statPrefix, allowed, ...(hit !== undefined ? { policy: hit } : {}) });
+    if (!shadow) shadow = [];
+    shadow.push({ statPrefix: f.shadow.statPrefix, allowed, ...(hit !== undefined ? { policy: hit } : {}) });
   }
   return shadow ? { ...d, shadow } : d;
 }

@@ -81,6 +81,7 @@ export function checkServiceEntry(spec: ServiceEntrySpec, c: Checker): void {
     case 'NONE':
       if (endpoints.length > 0)
         c.report('spec.endpoints', 'resolution NONE forwards to the address the client asked for; it takes no endpoints');
+      if (spec.workloadSelector) c.warn('spec.workloadSelector', 'workloadSelector should not be set when resolution is NONE');
       break;
     case 'STATIC':
       if (endpoints.length === 0 && !spec.workloadSelector) {

@@ -60,6 +60,8 @@ function checkEgressHost(path: string, h: string, c: Checker): void {
 
 export function checkSidecar(spec: SidecarSpec, c: Checker): void {
   c.labels('spec.workloadSelector.labels', spec.workloadSelector?.labels);
+  if (spec.workloadSelector && Object.keys(spec.workloadSelector.labels ?? {}).length === 0)
+    c.warn('spec.workloadSelector', 'workload selector specified without labels: the Sidecar applies to all workloads in the namespace');
   if (!spec.ingress?.length && !spec.egress?.length && !spec.outboundTrafficPolicy) {
     c.report('spec', 'a Sidecar must set ingress, egress or outboundTrafficPolicy');
   }
@@ -91,8 +93,12 @@ export function checkSidecar(spec: SidecarSpec, c: Checker): void {
       outPorts.add(l.port.number);
     }
     if (l.hosts.length === 0) c.report(`${p}.hosts`, 'at least one host is required');
+    const seen = new Set<string>();
     l.hosts.forEach((h, j) => {
       checkEgressHost(`${p}.hosts[${j}]`, h, c);
+      if (seen.has(h)) c.warn(`${p}.hosts[${j}]`, `duplicated egress host ${quote(h)}`);
+      seen.add(h);
     });
+    if (l.hosts.includes('*/*') && l.hosts.length > 1) c.warn(`${p}.hosts`, '"*/*" selects all hosts; the others add nothing');
   });
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostMatches } from '../hosts.js';
 import type { Checker } from './checker.js';
 import { isDns1123Label, quote } from './names.js';
@@ -285,6 +286,11 @@ export function checkVirtualService(spec: VirtualServiceSpec, c: Checker): void 
       checkL4Match(mp, m, c);
       if (m.sniHosts.length === 0) c.report(`${mp}.sniHosts`, 'at least one SNI host is required');
       m.sniHosts.forEach((h, k) => {
+        if (isIP(h) !== 0) {
+          // Istio accepts it, warning: an IP is matched as the SNI string, which few clients send.
+          c.warn(`${mp}.sniHosts[${k}]`, `using an IP address (${h}) goes against the SNI spec and most clients do not send it`);
+          return;
+        }
         if (!c.host(`${mp}.sniHosts[${k}]`, h, { wildcard: true, short: true })) return;
         const sni = c.canonical(h);
         if (!vsHosts.some((vh) => hostMatches(vh, sni))) {

@@ -37,6 +37,7 @@ export function checkWorkload(
     if (addr !== '') c.warn(`${path}.address`, 'is ignored in a WorkloadGroup template: each registered workload has its own address');
   } else if (addr === '') {
     if (spec.network === undefined) c.report(`${path}.address`, 'is required (unless network names a remote network)');
+    else c.warn(`${path}.address`, `address is unset with network ${quote(spec.network)}`);
   } else if (addr.startsWith(UNIX_PREFIX)) {
     c.unsupported(`${path}.address`, 'unix domain socket endpoints are not implemented by vmesh');
   } else {

@@ -163,6 +163,7 @@ export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefi
       principals: list(p.principals, `${pp}.principals`).map((x, i) => compilePrincipal(x, `${pp}.principals[${i}]`)),
     };
   });
-  if (!enforced) return { action, policies, shadow: { statPrefix: str(filter.shadow_rules_stat_prefix, `${path}.shadow_rules_stat_prefix`) } };
+  if (!enforced)
+    return { action, policies, shadow: { statPrefix: str(filter.shadow_rules_stat_prefix, `${path}.shadow_rules_stat_prefix`) } };
   return { action, policies };
 }

@@ -196,7 +196,8 @@ export class IstioMetrics {
     this.responseBytes.observe(m.responseBytes, s.bytesOut);
     if (m.overflow) m.overflow.value++;
     if (s.rbacShadow) {
-      for (const r of s.rbacShadow) this.shadowRbac.get([s.statPrefix, r.statPrefix, r.allowed ? 'shadow_allowed' : 'shadow_denied']).value++;
+      for (const r of s.rbacShadow)
+        this.shadowRbac.get([s.statPrefix, r.statPrefix, r.allowed ? 'shadow_allowed' : 'shadow_denied']).value++;
     }
     return e.labels;
   }

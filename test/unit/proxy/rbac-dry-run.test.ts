@@ -89,11 +89,11 @@ describe('dry-run AuthorizationPolicy', () => {
     for (const kind of ['http', 'network'] as const) {
       const fs = translated(kind);
       assert.equal(fs.length, 2, kind);
-      const [shadow, enforced] = fs.map((f) => f.typed_config);
-      assert.equal(shadow?.rules, undefined);
-      assert.equal(shadow?.shadow_rules_stat_prefix, 'istio_dry_run_deny_');
-      assert.deepEqual(Object.keys((shadow?.shadow_rules as { policies: Msg }).policies), ['default/no-get[0]']);
-      assert.deepEqual(Object.keys((enforced?.rules as { policies: Msg }).policies), ['default/no-delete[0]']);
+      const [shadow, enforced] = fs.map((f) => f.typed_config) as [Msg, Msg];
+      assert.equal(shadow.rules, undefined);
+      assert.equal(shadow.shadow_rules_stat_prefix, 'istio_dry_run_deny_');
+      assert.deepEqual(Object.keys((shadow.shadow_rules as { policies: Msg }).policies), ['default/no-get[0]']);
+      assert.deepEqual(Object.keys((enforced.rules as { policies: Msg }).policies), ['default/no-delete[0]']);
       for (const f of fs) {
         const { '@type': url, ...rest } = f.typed_config;
         encodeAny(String(url), rest);
