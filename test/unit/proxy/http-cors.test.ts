@@ -2,15 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { parseResources } from '../../../src/api/resource-parse.js';
-import { compileProxyConfig } from '../../../src/proxy/compile/index.js';
 import type { CorsPolicy, Route } from '../../../src/proxy/model.js';
-import type { AppliedConfig } from '../../../src/xds/agent-sync.js';
-import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
-import { makeSnapshot } from '../../../src/xds/snapshot.js';
-import { translateNode } from '../../../src/xds/translate/index.js';
-import { CDS, EDS, LDS, RDS } from '../../../src/xds/type-urls.js';
-import { bookinfoInput, bookinfoResources } from '../xds/translate/fixture.js';
 import {
   cluster,
   forward,
@@ -27,6 +19,7 @@ import {
   upstream,
   vhost,
 } from './http-fixture.js';
+import { compiledFor, fixtureWith } from './translated.js';
 
 const run = promisify(execFile);
 
@@ -53,23 +46,11 @@ spec:
 
 /** The CORS policy the proxy compiles from the translation of VS for node h1, and whether the HCM runs the filter. */
 function compiledPolicy(): { policy: CorsPolicy; filterOn: boolean } {
-  const parsed = parseResources(VS, { source: 'vs.yaml' });
-  assert.ok(parsed.ok);
-  const resources = [
-    ...bookinfoResources().filter((r) => !(r.kind === 'VirtualService' && r.metadata.name === 'reviews')),
-    ...parsed.value,
-  ];
-  const snap = makeSnapshot('v1', translateNode(bookinfoInput('h1', { resources })));
-  const applied: AppliedConfig = { versions: {}, resources: {}, updatedAt: '' };
-  for (const t of [CDS, EDS, LDS, RDS]) {
-    applied.resources[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
-  }
-  const c = compileProxyConfig(applied);
-  if (!c.ok) assert.fail(c.error);
-  const routes: Route[] = [...c.value.routes.values()].flatMap((t) => t.virtualHosts.flatMap((v) => v.routes));
+  const c = compiledFor(fixtureWith(VS));
+  const routes: Route[] = [...c.routes.values()].flatMap((t) => t.virtualHosts.flatMap((v) => v.routes));
   const policy = routes.find((r) => r.cors)?.cors;
   assert.ok(policy, 'no compiled route carries the CORS policy');
-  const filterOn = [...c.value.listeners.values()]
+  const filterOn = [...c.listeners.values()]
     .flatMap((l) => [...l.filterChains, ...(l.defaultChain ? [l.defaultChain] : [])])
     .some((ch) => ch.action.kind === 'http' && ch.action.filters.cors === true);
   return { policy, filterOn };

@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseResources } from '../../../src/api/resource-parse.js';
+import { WarningCode } from '../../../src/api/resource.js';
 import { checkResources } from '../../../src/api/resource-validate.js';
-import { compileProxyConfig } from '../../../src/proxy/compile/index.js';
-import type { AppliedConfig } from '../../../src/xds/agent-sync.js';
-import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
-import { makeSnapshot } from '../../../src/xds/snapshot.js';
-import { translateNode } from '../../../src/xds/translate/index.js';
-import { CDS, EDS, LDS, RDS } from '../../../src/xds/type-urls.js';
-import { bookinfoInput, bookinfoResources } from '../xds/translate/fixture.js';
+import { compiledFor, fixtureWith } from './translated.js';
 
 // Istio accepts a VirtualService whose subset no DestinationRule defines (yet): the route names a cluster that
 // does not exist, and Envoy answers 503 with flag NC. The whole config must still translate and compile (no
@@ -28,30 +22,18 @@ spec:
 
 describe('a route to a subset no DestinationRule defines', () => {
   test('is a warning, translates to a route to a cluster absent from CDS, and compiles', () => {
-    const parsed = parseResources(VS, { source: 'vs.yaml' });
-    assert.ok(parsed.ok);
-    const resources = [
-      ...bookinfoResources().filter((r) => !(r.kind === 'VirtualService' && r.metadata.name === 'reviews')),
-      ...parsed.value,
-    ];
+    const resources = fixtureWith(VS);
     const checked = checkResources(resources);
     assert.deepEqual(checked.errors, []);
     assert.deepEqual(
-      checked.warnings.map((w) => w.path),
+      checked.warnings.filter((w) => w.code === WarningCode.ReferenceNotFound).map((w) => w.path),
       ['spec.http[0].route[0].destination.subset'],
     );
-
-    const snap = makeSnapshot('v1', translateNode(bookinfoInput('h1', { resources })));
-    const applied: AppliedConfig = { versions: { [CDS]: 'c', [EDS]: 'e', [LDS]: 'l', [RDS]: 'r' }, resources: {}, updatedAt: '' };
-    for (const t of [CDS, EDS, LDS, RDS]) {
-      applied.resources[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
-    }
-    const compiled = compileProxyConfig(applied);
-    if (!compiled.ok) assert.fail(compiled.error);
+    const compiled = compiledFor(resources);
     const missing = 'outbound|9080|v9|reviews.default.mesh';
-    assert.equal(compiled.value.clusters.has(missing), false);
-    assert.equal(compiled.value.clusters.has('outbound|9080|v1|reviews.default.mesh'), true);
-    const forwards = [...compiled.value.routes.values()]
+    assert.equal(compiled.clusters.has(missing), false);
+    assert.equal(compiled.clusters.has('outbound|9080|v1|reviews.default.mesh'), true);
+    const forwards = [...compiled.routes.values()]
       .flatMap((t) => t.virtualHosts)
       .flatMap((v) => v.routes)
       .flatMap((r) => (r.action.kind === 'forward' ? [r.action.clusters.map((c) => `${c.name}=${c.weight}`)] : []));
