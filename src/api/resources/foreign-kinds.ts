@@ -6,8 +6,11 @@ import { type ValidationWarning, WarningCode } from '../resource.js';
  * skipped with a warning each, so one file brings its Istio resources in as it does on Kubernetes.
  */
 
-/** API groups whose kinds vmesh reads or refuses by name; any other group's documents are skipped. */
-const MESH_GROUP = /(^|\.)istio\.io$|^vmesh\.io$/;
+/**
+ * API groups whose kinds vmesh reads or refuses by name; any other group's documents are skipped, including
+ * Istio's installation config (install.istio.io IstioOperator: the controller's --config file plays its part).
+ */
+const MESH_GROUP = /^(networking|security|telemetry|extensions)\.istio\.io$|^vmesh\.io$/;
 /** The Kubernetes Gateway API routes traffic: ignoring it would silently drop routing, so it is refused. */
 export const GATEWAY_API_GROUP = /^gateway\.networking\.(x-)?k8s\.io$/;
 

@@ -186,6 +186,8 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
   const f = r.fault;
   if (f) {
     if (!f.delay && !f.abort) c.report(`${path}.fault`, 'fault must set delay, abort or both');
+    if (f.abort && f.abort.httpStatus === undefined && f.abort.grpcStatus === undefined)
+      c.warn(`${path}.fault.abort`, 'abort configured, but error type (httpStatus or grpcStatus) not set: nothing is aborted');
     c.percentage(`${path}.fault.delay.percentage.value`, f.delay?.percentage?.value);
     c.percentage(`${path}.fault.abort.percentage.value`, f.abort?.percentage?.value);
     const status = f.abort?.httpStatus;

@@ -92,7 +92,8 @@ const fault = z.strictObject({
       http2Error: notImplemented('use httpStatus or grpcStatus'),
       percentage: percent.optional(),
     })
-    .superRefine(oneOf(['httpStatus', 'grpcStatus'], { required: true }))
+    // Istio accepts an abort without an error type (warning): it then aborts nothing.
+    .superRefine(oneOf(['httpStatus', 'grpcStatus'], { required: false }))
     .optional(),
 });
 

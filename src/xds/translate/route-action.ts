@@ -283,7 +283,8 @@ function directResponse(dr: NonNullable<HttpRoute['directResponse']>): Json {
 export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
   const out: Json = { '@type': TypedConfigUrl.fault };
   if (f.delay) out.delay = { fixed_delay: protoDuration(f.delay.fixedDelay), percentage: millionths(f.delay.percentage?.value ?? 0) };
-  if (f.abort) {
+  // As Istio: an abort without an error type aborts nothing.
+  if (f.abort && (f.abort.httpStatus !== undefined || f.abort.grpcStatus !== undefined)) {
     const grpc = f.abort.grpcStatus !== undefined ? (GRPC_STATUSES as readonly string[]).indexOf(f.abort.grpcStatus) : -1;
     out.abort = {
       ...(f.abort.httpStatus !== undefined ? { http_status: f.abort.httpStatus } : { grpc_status: Math.max(grpc, 0) }),
