@@ -69,8 +69,9 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
       const known = knownKeys(iss.inst);
       return iss.keys
         .map((k) => {
-          if (ISTIO_FIELD_NAMES.has(k)) return `field "${k}" is an Istio field that vmesh does not implement here${ISTIO_HINT}`;
           const hint = closest(k, known);
+          // A name close to a field that belongs here is a typo; an Istio field name otherwise is a feature.
+          if (!hint && ISTIO_FIELD_NAMES.has(k)) return `field "${k}" ${ISTIO_FIELD}${ISTIO_HINT}`;
           return `field "${k}" is not supported by vmesh${hint ? ` (did you mean "${hint}"?)` : ''}`;
         })
         .join('\n');
@@ -84,6 +85,7 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
   }
 }
 
+const ISTIO_FIELD = 'is an Istio field that vmesh does not implement here';
 /** What to do about an Istio field vmesh does not implement. */
 const ISTIO_HINT = ' (remove it, or see the README for what vmesh implements)';
 
@@ -105,7 +107,7 @@ function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pro
         out.push({
           path: formatPath([...path, k]),
           message: lines[n] ?? `field "${k}" is not supported by vmesh`,
-          unsupported: ISTIO_FIELD_NAMES.has(k),
+          unsupported: lines[n]?.includes(ISTIO_FIELD) === true,
         });
       });
     } else if (i.code === 'invalid_type' && i.expected === 'never') {
