@@ -26,7 +26,8 @@ const apply: CommandModule<object, Argv> = {
       .map((b) => b.text)
       .join('\n---\n');
     const query = { source: names.join(' + '), ...(argv.dryRun ? { dryRun: 'true' } : {}) };
-    const r = await apiClient(argv).call<ApplyResult>('POST', '/v1/config', text, query);
+    // A config set near the size limit takes the controller a while to parse and check (24k ServiceEntries: ~10 s).
+    const r = await apiClient(argv, 120_000).call<ApplyResult>('POST', '/v1/config', text, query);
     if (argv.output === 'text') printWarnings(r.warnings ?? []);
     emit(argv.output, r, () =>
       r.results.length === 0
