@@ -62,7 +62,7 @@ export function checkResources(resources: readonly Resource[], opts: ValidateOpt
   for (const r of resources) checkOne(r, mesh, report, warn);
   checkDuplicates(resources, report);
   checkReferences(resources, mesh, (r, path, message) => warn(r, path, message));
-  checkSingletons(resources, mesh, report);
+  checkSingletons(resources, mesh, warn);
   return { errors, warnings };
 }
 
@@ -107,25 +107,40 @@ function checkDuplicates(resources: readonly Resource[], report: Report): void {
   }
 }
 
-/** One namespace-wide PeerAuthentication per namespace (one mesh-wide in the root namespace); one default Sidecar per namespace. */
-function checkSingletons(resources: readonly Resource[], mesh: MeshConfig, report: Report): void {
-  const first = new Map<string, Resource>();
+/**
+ * One namespace-wide PeerAuthentication per namespace (one mesh-wide in the root namespace), one default Sidecar
+ * per namespace. Istio accepts more (its analyzer flags them) and uses one; so does vmesh, the first by name
+ * (it has no creation times), and warns on each of them, naming the one that applies.
+ */
+function checkSingletons(resources: readonly Resource[], mesh: MeshConfig, warn: Warn): void {
+  const groups = new Map<string, { what: string; members: Resource[] }>();
   for (const r of resources) {
     let key: string | undefined;
-    let message = '';
+    let what = '';
     if (isKind(r, 'PeerAuthentication') && isNamespaceWide(r.spec)) {
       key = `pa/${r.metadata.namespace}`;
-      message =
+      what =
         r.metadata.namespace === mesh.rootNamespace
-          ? `only one mesh-wide PeerAuthentication (namespace ${mesh.rootNamespace}, no selector) is allowed`
-          : `only one namespace-wide PeerAuthentication (no selector) is allowed in namespace ${r.metadata.namespace}`;
+          ? `mesh-wide PeerAuthentications (namespace ${mesh.rootNamespace}, no selector)`
+          : `namespace-wide PeerAuthentications (no selector) in namespace ${r.metadata.namespace}`;
     } else if (isKind(r, 'Sidecar') && Object.keys(r.spec.workloadSelector?.labels ?? {}).length === 0) {
       key = `sidecar/${r.metadata.namespace}`;
-      message = `only one Sidecar without workloadSelector is allowed in namespace ${r.metadata.namespace}`;
+      what = `Sidecars without workloadSelector in namespace ${r.metadata.namespace}`;
     }
     if (key === undefined) continue;
-    const prior = first.get(key);
-    if (prior && resourceKey(prior) !== resourceKey(r)) report(r, 'spec', `${message}; ${resourceLabel(prior)} is one already`);
-    else if (!prior) first.set(key, r);
+    const g = groups.get(key) ?? { what, members: [] };
+    if (!g.members.some((m) => resourceKey(m) === resourceKey(r))) g.members.push(r);
+    groups.set(key, g);
+  }
+  for (const { what, members } of groups.values()) {
+    if (members.length < 2) continue;
+    const sorted = [...members].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    const winner = sorted[0] as Resource;
+    const names = sorted.map((m) => m.metadata.name).join(', ');
+    for (const r of sorted) {
+      const verdict =
+        r === winner ? 'this one applies (the first by name)' : `${resourceLabel(winner)} applies (the first by name), not this one`;
+      warn(r, 'spec', `${members.length} ${what} (${names}): ${verdict}`, WarningCode.Conflict);
+    }
   }
 }

@@ -125,7 +125,8 @@ export function configTooLarge(bytes: number): string | undefined {
 export const WarningCode = {
   ReferenceNotFound: 'VMESH_WARN_REFERENCE_NOT_FOUND',
   SkippedKind: 'VMESH_WARN_SKIPPED_KIND',
-  Nothing: 'VMESH_WARN_NOTHING_TO_DO',
+  /** Several resources where one applies (as Istio: accepted, one used). */
+  Conflict: 'VMESH_WARN_CONFLICT',
   /** Where Istio's own validation warns (and accepts). */
   Istio: 'VMESH_WARN_ISTIO',
 } as const;

@@ -121,7 +121,7 @@ describe('batch rules', () => {
     );
   });
 
-  test('one default Sidecar and one namespace-wide PeerAuthentication per namespace', () => {
+  test('several default Sidecars or namespace-wide PeerAuthentications in a namespace: accepted, the first by name applies', () => {
     const rs = parse(`apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: a, namespace: web}
@@ -147,9 +147,12 @@ kind: PeerAuthentication
 metadata: {name: c, namespace: web}
 spec: {selector: {matchLabels: {app: x}}, mtls: {mode: DISABLE}}
 `);
-    assert.deepEqual(lines(rs), [
-      'Sidecar web/b: spec: only one Sidecar without workloadSelector is allowed in namespace web; Sidecar web/a is one already',
-      'PeerAuthentication web/b: spec: only one namespace-wide PeerAuthentication (no selector) is allowed in namespace web; PeerAuthentication web/a is one already',
+    assert.deepEqual(lines(rs), [], 'Istio accepts them: one applies');
+    assert.deepEqual(checkResources(rs).warnings.map(formatIssue), [
+      'Sidecar web/a: spec: 2 Sidecars without workloadSelector in namespace web (a, b): this one applies (the first by name)',
+      'Sidecar web/b: spec: 2 Sidecars without workloadSelector in namespace web (a, b): Sidecar web/a applies (the first by name), not this one',
+      'PeerAuthentication web/a: spec: 2 namespace-wide PeerAuthentications (no selector) in namespace web (a, b): this one applies (the first by name)',
+      'PeerAuthentication web/b: spec: 2 namespace-wide PeerAuthentications (no selector) in namespace web (a, b): PeerAuthentication web/a applies (the first by name), not this one',
     ]);
   });
 
@@ -166,11 +169,11 @@ metadata: {name: b, namespace: istio-system}
 spec: {mtls: {mode: STRICT}}
 ---
 ${vs('shop', 'v9', 'cart')}`);
+    assert.deepEqual(lines(rs, { mesh }), []);
     assert.deepEqual(checkResources(rs, { mesh }).warnings.map(formatIssue), [
       'VirtualService shop/reviews: spec.http[0].route[0].destination.subset: subset "v9" of host cart.shop.corp is not defined: no DestinationRule for that host is visible from namespace shop; requests routed to it get 503 (no cluster) until one is applied',
-    ]);
-    assert.deepEqual(lines(rs, { mesh }), [
-      'PeerAuthentication istio-system/b: spec: only one mesh-wide PeerAuthentication (namespace istio-system, no selector) is allowed; PeerAuthentication istio-system/a is one already',
+      'PeerAuthentication istio-system/a: spec: 2 mesh-wide PeerAuthentications (namespace istio-system, no selector) (a, b): this one applies (the first by name)',
+      'PeerAuthentication istio-system/b: spec: 2 mesh-wide PeerAuthentications (namespace istio-system, no selector) (a, b): PeerAuthentication istio-system/a applies (the first by name), not this one',
     ]);
   });
 
