@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ErrorCode } from '../lib/errors.js';
 import { Limits } from '../lib/limits.js';
 import { err, ok, type Result } from '../lib/result.js';
-import { RESOURCE_KINDS, type Resource, type ResourceKind, type ValidationIssue } from './resource.js';
+import { RESOURCE_KINDS, type Resource, type ResourceKind, type ValidationIssue, type ValidationWarning } from './resource.js';
+import { GATEWAY_API_GROUP, skipForeign } from './resources/foreign-kinds.js';
 import {
   closest,
   describeValue,
@@ -22,6 +23,8 @@ export interface ParseOptions {
   readonly source: string;
   /** For resources without metadata.namespace; `default` when not given. */
   readonly defaultNamespace?: string;
+  /** Receives a warning for each document skipped as not mesh config (Kubernetes kinds); dropped when not given. */
+  readonly warnings?: ValidationWarning[];
 }
 
 /** One resource-shaped value found in the input, before any checking. */
@@ -220,6 +223,17 @@ export function parseResourceObject(value: unknown, opts: ParseOptions): Result<
     return err([issue(where, '', `must be a mapping with apiVersion, kind, metadata and spec, got ${describeValue(value)}`)]);
   }
   const doc = dropNulls(value) as Record<string, unknown>;
+  if (typeof doc.apiVersion === 'string' && GATEWAY_API_GROUP.test(doc.apiVersion.split('/')[0] ?? '')) {
+    const what = `${String(doc.kind)} ${doc.apiVersion}`;
+    return err([
+      issue(
+        where,
+        'kind',
+        `the Kubernetes Gateway API is not implemented by vmesh (${what}); use networking.istio.io Gateway and VirtualService`,
+        true,
+      ),
+    ]);
+  }
   const kind = checkKind(where, doc.kind, issues);
   const meta = checkMetadata(where, kind, doc.metadata, opts.defaultNamespace ?? DEFAULT_NAMESPACE, issues);
   const label = kind && meta ? `${kind} ${meta.namespace}/${meta.name}` : where;
@@ -229,11 +243,12 @@ export function parseResourceObject(value: unknown, opts: ParseOptions): Result<
   }
   if (!kind) return err(issues);
   const apiVersion = checkApiVersion(label, kind, doc.apiVersion, issues);
-  if (doc.spec === undefined) {
+  if (doc.spec === undefined && KINDS[kind].specRequired === true) {
     issues.push(issue(label, 'spec', 'is required'));
     return err(issues);
   }
-  const spec = parseFields(KINDS[kind].schema, doc.spec, ['spec']);
+  // As Istio's CRDs have it, other kinds' missing spec is an empty one: the kind's own rules say what it needs.
+  const spec = parseFields(KINDS[kind].schema, doc.spec ?? {}, ['spec']);
   if (!spec.ok) issues.push(...fromFields(label, spec.issues));
   if (issues.length > 0 || !spec.ok || !meta || apiVersion === undefined) return err(issues);
   // `status` is written by Istio's controllers, never by users: read and dropped.
@@ -246,7 +261,10 @@ export function parseResourceObject(value: unknown, opts: ParseOptions): Result<
  * validateResources' job.
  */
 export function parseResources(text: string, opts: ParseOptions): Result<Resource[], ValidationIssue[]> {
-  const { documents, issues } = splitDocuments(text, opts.source);
+  const split = splitDocuments(text, opts.source);
+  const issues = split.issues;
+  const { kept: documents, skipped } = skipForeign(split.documents);
+  opts.warnings?.push(...skipped);
   const resources: Resource[] = [];
   for (const d of documents) {
     const r = parseResourceObject(d.value, {

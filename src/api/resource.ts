@@ -106,8 +106,42 @@ export interface ValidationIssue {
   readonly code: ErrorCode;
 }
 
+/**
+ * The most config text one validate or apply reads (files joined): a real config set fits (24k ServiceEntries
+ * are ~5 MB), and `vmesh config validate` refuses what the controller's API would, with the same words.
+ */
+export const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
+
+export function configTooLarge(bytes: number): string | undefined {
+  return bytes > MAX_CONFIG_BYTES
+    ? `config is ${bytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of one apply; split it into several applies`
+    : undefined;
+}
+
+/**
+ * Warnings do not refuse anything: references to resources that are not there (yet), as `istioctl analyze`
+ * reports them (IST0101 ReferencedResourceNotFound), and documents vmesh skips (Kubernetes kinds).
+ */
+export const WarningCode = {
+  ReferenceNotFound: 'VMESH_WARN_REFERENCE_NOT_FOUND',
+  SkippedKind: 'VMESH_WARN_SKIPPED_KIND',
+  /** Several resources where one applies (as Istio: accepted, one used). */
+  Conflict: 'VMESH_WARN_CONFLICT',
+  /** Where Istio's own validation warns (and accepts). */
+  Istio: 'VMESH_WARN_ISTIO',
+} as const;
+
+export type WarningCode = (typeof WarningCode)[keyof typeof WarningCode];
+
+export interface ValidationWarning {
+  readonly resource: string;
+  readonly path: string;
+  readonly message: string;
+  readonly code: WarningCode;
+}
+
 /** One line: `${resource}: ${path}: ${message}` (the path part is left out when empty). */
-export function formatIssue(i: ValidationIssue): string {
+export function formatIssue(i: Pick<ValidationIssue, 'resource' | 'path' | 'message'>): string {
   const line = i.path === '' ? `${i.resource}: ${i.message}` : `${i.resource}: ${i.path}: ${i.message}`;
   return line.replace(/\s*[\r\n]+\s*/g, ' ');
 }

@@ -29,10 +29,12 @@ export function cliConfig(argv: Record<string, unknown>): CliConfig {
   return loadCliConfig({ flags, env: readEnv(), file: readConfigFile(argv.config as string | undefined) });
 }
 
-export function apiClient(argv: Record<string, unknown>): ApiClient {
+/** `timeoutMs`: how long the controller may stay silent; large config applies take seconds to parse and check. */
+export function apiClient(argv: Record<string, unknown>, timeoutMs?: number): ApiClient {
   const cfg = cliConfig(argv);
   return new ApiClient({
     url: cfg.controllerUrl,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(cfg.token !== undefined ? { token: cfg.token } : {}),
     ...(cfg.caPem !== undefined ? { caPem: cfg.caPem } : {}),
   });

@@ -1,4 +1,5 @@
 import { stringify as toYaml } from 'yaml';
+import { configTooLarge, MAX_CONFIG_BYTES } from '../api/resource.js';
 import { parseDuration } from '../api/resources/duration.js';
 import type { HostRegistry, TokenService } from '../ca/index.js';
 import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
@@ -132,9 +133,17 @@ export function apiRoutes(d: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/v1/config',
-      handler: async ({ body, query }) => ({
-        body: await d.config.applyText(text(body, 'config apply'), { source: 'request body', dryRun: query.get('dryRun') === 'true' }),
-      }),
+      // The HTTP limit sits above the config limit so that an oversized config gets the config's own words.
+      maxBody: MAX_CONFIG_BYTES + 1024 * 1024,
+      handler: async ({ body, query }) => {
+        // An empty apply is nothing to do, as `vmesh config validate` of an empty file is.
+        const yaml = body === undefined ? '' : text(body, 'config apply');
+        const tooLarge = configTooLarge(Buffer.byteLength(yaml));
+        if (tooLarge) throw vmeshError(ErrorCode.Usage, tooLarge);
+        // `source` names the client's files in issues, as `vmesh config validate` names them.
+        const source = query.get('source') || 'request body';
+        return { body: await d.config.applyText(yaml, { source, dryRun: query.get('dryRun') === 'true' }) };
+      },
     },
     {
       method: 'GET',

@@ -1,7 +1,16 @@
 import type { MeshConfig } from '../api/mesh-config.js';
-import { formatIssue, RESOURCE_KINDS, type Resource, type ResourceKind, resourceKey, type ValidationIssue } from '../api/resource.js';
+import {
+  formatIssue,
+  RESOURCE_KINDS,
+  type Resource,
+  type ResourceKind,
+  resourceKey,
+  type ValidationIssue,
+  type ValidationWarning,
+} from '../api/resource.js';
 import { parseResourceObject } from '../api/resource-parse.js';
-import { validateResources } from '../api/resource-validate.js';
+import { checkResources } from '../api/resource-validate.js';
+import { skipForeign } from '../api/resources/foreign-kinds.js';
 import { splitDocumentsOffThread } from '../api/yaml-thread.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import type { Store, StoreOp, StoreValue } from '../lib/store.js';
@@ -13,6 +22,8 @@ export type ApplyAction = 'created' | 'updated' | 'unchanged';
 
 export interface ApplyResult {
   readonly results: ReadonlyArray<{ key: string; action: ApplyAction }>;
+  /** Accepted anyway: skipped documents, references not there (yet), where Istio warns; one line each. */
+  readonly warnings: readonly string[];
 }
 
 interface Stored {
@@ -31,6 +42,10 @@ export class ValidationFailed extends VmeshError {
       { issues: issues.map((i) => `${i.code}: ${formatIssue(i)}`) },
     );
   }
+}
+
+function warningLine(w: ValidationWarning): string {
+  return `${w.code}: ${formatIssue(w)}`;
 }
 
 /** Maps a kind as users type it (`virtualservice`, `vs`, `VirtualServices`) to the kind. */
@@ -126,10 +141,12 @@ export class ConfigStore {
   async applyText(text: string, opts: { source: string; dryRun?: boolean; defaultNamespace?: string }): Promise<ApplyResult> {
     const { documents, issues } = await splitDocumentsOffThread(text, opts.source);
     if (issues.length > 0) throw new ValidationFailed(issues);
-    return this.applyObjects(
-      documents.map((d) => ({ label: d.label, value: d.value })),
+    const { kept, skipped } = skipForeign(documents);
+    const r = await this.applyObjects(
+      kept.map((d) => ({ label: d.label, value: d.value })),
       opts,
     );
+    return { ...r, warnings: [...skipped.map(warningLine), ...r.warnings] };
   }
 
   /**
@@ -152,11 +169,15 @@ export class ConfigStore {
     }
     if (issues.length > 0) throw new ValidationFailed(issues);
     const keys = new Set(batch.map((b) => resourceKey(b.r)));
-    const dup = batch.find((b, i) => batch.findIndex((o) => resourceKey(o.r) === resourceKey(b.r)) !== i);
-    if (dup) throw vmeshError(ErrorCode.InvalidResource, `${resourceKey(dup.r)} appears twice in one batch`);
+    if (keys.size !== batch.length) {
+      const seen = new Set<string>();
+      const dup = batch.find((b) => seen.size === seen.add(resourceKey(b.r)).size);
+      throw vmeshError(ErrorCode.InvalidResource, `${dup ? resourceKey(dup.r) : 'a resource'} appears twice in one batch`);
+    }
     const combined = [...[...this.typed.entries()].filter(([k]) => !keys.has(k)).map(([, r]) => r), ...batch.map((b) => b.r)];
-    const semantic = validateResources(combined, { mesh: this.mesh, only: keys });
-    if (semantic.length > 0) throw new ValidationFailed(semantic);
+    const checked = checkResources(combined, { mesh: this.mesh, only: keys });
+    if (checked.errors.length > 0) throw new ValidationFailed(checked.errors);
+    const warnings = checked.warnings.map(warningLine);
 
     const results = batch.map((b) => {
       const key = resourceKey(b.r);
@@ -165,7 +186,7 @@ export class ConfigStore {
       return { key, action, raw: b.raw };
     });
     if (opts.dryRun || results.every((x) => x.action === 'unchanged'))
-      return { results: results.map(({ key, action }) => ({ key, action })) };
+      return { results: results.map(({ key, action }) => ({ key, action })), warnings };
 
     await this.store.txn((s) => {
       let version = Number(s.get(VERSION_KEY) ?? 0);
@@ -180,7 +201,7 @@ export class ConfigStore {
     });
     for (const b of batch) this.reload(resourceKey(b.r));
     this.changed();
-    return { results: results.map(({ key, action }) => ({ key, action })) };
+    return { results: results.map(({ key, action }) => ({ key, action })), warnings };
   }
 
   async delete(kind: ResourceKind, namespace: string, name: string): Promise<void> {

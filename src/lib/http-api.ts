@@ -24,6 +24,8 @@ export interface Route {
   readonly path: string;
   /** Reads are allowed anonymously only where a route says so; writes never are. */
   readonly anonymous?: boolean;
+  /** Largest request body accepted, in bytes; 4 MiB when not given. */
+  readonly maxBody?: number;
   /** A `contentType` sends `body` (a string) as it is, e.g. Prometheus text; otherwise it is JSON. */
   readonly handler: (
     ctx: RequestContext,
@@ -74,12 +76,12 @@ function decodePathSegment(raw: string): string {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw vmeshError(ErrorCode.LimitExceeded, `request body over the ${MAX_BODY}-byte limit`);
+    if (size > limit) throw vmeshError(ErrorCode.LimitExceeded, `request body over the ${limit}-byte limit`);
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
@@ -180,7 +182,7 @@ export function createApiServer(opts: ApiServerOptions): Server {
         }
         const values = route.re.exec(url.pathname)?.slice(1) ?? [];
         const params = Object.fromEntries(route.names.map((n, i) => [n, decodePathSegment(values[i] ?? '')]));
-        const body = await readBody(req);
+        const body = await readBody(req, route.maxBody);
         const out = await route.handler({ method: req.method ?? 'GET', params, query: url.searchParams, body, principal });
         if (out.contentType) {
           const raw = String(out.body);

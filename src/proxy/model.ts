@@ -179,6 +179,19 @@ export interface Route {
   readonly requestHeaders: HeaderOps;
   readonly responseHeaders: HeaderOps;
   readonly fault?: FaultPolicy;
+  readonly cors?: CorsPolicy;
+}
+
+/** Envoy's CORS filter policy for a route (header values as Envoy sends them: comma-joined lists, max age in seconds). */
+export interface CorsPolicy {
+  readonly origins: readonly StringMatcher[];
+  readonly allowMethods?: string;
+  readonly allowHeaders?: string;
+  readonly exposeHeaders?: string;
+  readonly maxAge?: string;
+  readonly allowCredentials: boolean;
+  /** A preflight from an origin not allowed goes on to the upstream (Envoy's default) rather than a bare 200. */
+  readonly forwardNotMatchingPreflights: boolean;
 }
 
 export interface VirtualHost {
@@ -202,6 +215,8 @@ export interface RouteTable {
 /** A compiled RBAC filter: deny/allow/log when any policy matches (Envoy RBAC semantics). */
 export interface RbacConfig {
   readonly action: 'ALLOW' | 'DENY' | 'LOG';
+  /** Envoy's shadow_rules: evaluated and reported under this stat prefix, never enforced. */
+  readonly shadow?: { readonly statPrefix: string };
   readonly policies: ReadonlyArray<{
     readonly name: string;
     readonly permissions: readonly Permission[];
@@ -255,6 +270,8 @@ export interface HttpFilters {
   readonly rateLimit?: LocalRateLimit;
   /** Route-level fault config applies only when the fault filter is present. */
   readonly fault: boolean;
+  /** Likewise, route-level CORS policies apply only when the CORS filter is present. */
+  readonly cors?: boolean;
 }
 
 /** One `access_log` entry (Envoy's stdout logger), with its status filter when it has one. */

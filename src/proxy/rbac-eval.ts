@@ -18,8 +18,17 @@ export interface RbacAttrs {
   path?: string;
 }
 
+/** What a shadow (dry-run) filter would have decided: Envoy's shadow_engine_result and shadow_effective_policy_id. */
+export interface ShadowResult {
+  readonly statPrefix: string;
+  readonly allowed: boolean;
+  readonly policy?: string;
+}
+
 export interface RbacDecision {
   readonly allowed: boolean;
+  /** Shadow (dry-run) filters' would-be results, in chain order; they never change `allowed`. */
+  readonly shadow?: readonly ShadowResult[];
   /** The policy that decided: the matching DENY policy, or the matching ALLOW policy of the last ALLOW filter. */
   readonly policy?: string;
   /** The first LOG (audit) policy that matched. */
@@ -110,9 +119,23 @@ export function matchingPolicy(filter: RbacConfig, attrs: RbacAttrs): string | u
  */
 export function evaluateRbac(filters: readonly RbacConfig[], attrs: RbacAttrs): RbacDecision {
   if (filters.length === 0) return ALLOWED;
+  const d = enforce(filters, attrs);
+  let shadow: ShadowResult[] | undefined;
+  for (const f of filters) {
+    if (!f.shadow) continue;
+    const hit = matchingPolicy(f, attrs);
+    const allowed = f.action === 'DENY' ? hit === undefined : f.action === 'ALLOW' ? hit !== undefined : true;
+    if (!shadow) shadow = [];
+    shadow.push({ statPrefix: f.shadow.statPrefix, allowed, ...(hit !== undefined ? { policy: hit } : {}) });
+  }
+  return shadow ? { ...d, shadow } : d;
+}
+
+function enforce(filters: readonly RbacConfig[], attrs: RbacAttrs): RbacDecision {
   let logged: string | undefined;
   let allowedBy: string | undefined;
   for (const f of filters) {
+    if (f.shadow) continue;
     const hit = matchingPolicy(f, attrs);
     if (f.action === 'LOG') {
       logged ??= hit;

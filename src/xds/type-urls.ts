@@ -30,6 +30,7 @@ export const TypedConfigUrl = {
   httpRbac: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.rbac.v3.RBAC`,
   networkRbac: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.rbac.v3.RBAC`,
   fault: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.fault.v3.HTTPFault`,
+  cors: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.Cors`,
   httpLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
   networkLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit`,
   tcpProxy: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,

@@ -19,6 +19,8 @@ export interface CheckFinding {
   readonly path: string;
   readonly message: string;
   readonly unsupported: boolean;
+  /** Accepted with a warning, where Istio's validation warns. */
+  readonly warning?: boolean;
 }
 
 /**
@@ -37,6 +39,10 @@ export class Checker {
     this.findings.push({ path, message, unsupported: false });
   }
 
+  warn(path: string, message: string): void {
+    this.findings.push({ path, message, unsupported: false, warning: true });
+  }
+
   unsupported(path: string, message: string): void {
     this.findings.push({ path, message, unsupported: true });
   }
@@ -52,6 +58,13 @@ export class Checker {
   }
 
   host(path: string, host: string, rules: HostRules): boolean {
+    // Istio also takes a partial wildcard first label (`*db.example.com`, `*-db.example.com`); vmesh matches
+    // only whole-label wildcards, so it refuses them by name rather than as invalid.
+    const dot = host.indexOf('.');
+    if (rules.wildcard && dot > 1 && /^\*-?[A-Za-z0-9][-A-Za-z0-9]*$/.test(host.slice(0, dot))) {
+      this.unsupported(path, `partial wildcard host ${quote(host)} is not implemented by vmesh; use "*.${host.slice(dot + 1)}"`);
+      return false;
+    }
     return this.check(path, hostProblem(host, rules));
   }
 

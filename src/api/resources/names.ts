@@ -45,8 +45,8 @@ export function hostProblem(host: string, rules: HostRules): string | undefined 
   if (host === '') return 'host must not be empty';
   if (host.length > 255) return `host ${quote(host)} is longer than 255 characters`;
   if (isIP(host) !== 0) return rules.ip ? undefined : `an IP address (${host}) is not allowed here; a DNS name is required`;
-  if (host !== host.toLowerCase()) return `host ${quote(host)} must be lowercase`;
-  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  // Istio accepts upper case in hosts (DNS names compare case-insensitively); vmesh compares them lowercased.
+  const name = (host.endsWith('.') ? host.slice(0, -1) : host).toLowerCase();
   if (name === '*') {
     if (!rules.wildcard || rules.bareWildcard === false) return 'a bare "*" host is not allowed here';
     return undefined;
@@ -118,61 +118,13 @@ export function labelValueProblem(key: string, value: string): string | undefine
   return undefined;
 }
 
-const PRINCIPAL_SHAPE = '<trust-domain>/ns/<namespace>/sa/<service-account>';
-
-/** Which part of `td/ns/<ns>/sa/<sa>` segment `i` is, and whether `seg` fits it (`partial`: may be cut by a `*`). */
-function segmentFits(i: number, seg: string, partial: 'start' | 'end' | 'none'): boolean {
-  const fits = (full: (s: string) => boolean, literal?: string): boolean => {
-    if (literal !== undefined) {
-      if (partial === 'end') return literal.startsWith(seg);
-      if (partial === 'start') return literal.endsWith(seg);
-      return seg === literal;
-    }
-    if (seg === '') return partial !== 'none';
-    return full(seg) || (partial !== 'none' && /^[-a-z0-9.]+$/.test(seg));
-  };
-  switch (i) {
-    case 0:
-      return fits((s) => s.split('.').every(isDns1123Label));
-    case 1:
-      return fits(() => false, 'ns');
-    case 2:
-      return fits(isDns1123Label);
-    case 3:
-      return fits(() => false, 'sa');
-    case 4:
-      return fits(isDns1123Subdomain);
-    default:
-      return false;
-  }
-}
-
 /**
- * An Istio principal: `cluster.local/ns/default/sa/sleep`, `*`, or a prefix/suffix match such as
- * `cluster.local/ns/default/*` or `* /sa/sleep` (without the space).
+ * An Istio principal: any non-empty string, matched exactly against the peer's SPIFFE ID without its
+ * `spiffe://` (`cluster.local/ns/default/sa/sleep`), or `*`, or a prefix/suffix match with a leading or trailing
+ * `*`. Istio accepts every other string as well and it then simply matches no peer (or exactly that one).
  */
 export function principalProblem(p: string): string | undefined {
-  const bad = (why: string) => `${quote(p)} is not a principal: ${why}; want ${PRINCIPAL_SHAPE}, "*", or a prefix or suffix match with "*"`;
-  if (p === '') return 'principal must not be empty';
-  if (p === '*') return undefined;
-  if (p.startsWith('spiffe://')) return bad('write it without the "spiffe://" prefix');
-  const stars = p.split('*').length - 1;
-  if (stars > 1 || (stars === 1 && !p.startsWith('*') && !p.endsWith('*'))) return bad('"*" is allowed only at the start or the end');
-  if (p.endsWith('*')) {
-    const segs = p.slice(0, -1).split('/');
-    if (segs.length > 5 || !segs.every((s, i) => segmentFits(i, s, i === segs.length - 1 ? 'end' : 'none')))
-      return bad('the prefix does not fit');
-    return undefined;
-  }
-  if (p.startsWith('*')) {
-    const segs = p.slice(1).split('/');
-    const offset = 5 - segs.length;
-    if (offset < 0 || !segs.every((s, i) => segmentFits(i + offset, s, i === 0 ? 'start' : 'none'))) return bad('the suffix does not fit');
-    return undefined;
-  }
-  const segs = p.split('/');
-  if (segs.length !== 5 || !segs.every((s, i) => segmentFits(i, s, 'none'))) return bad('wrong shape');
-  return undefined;
+  return p === '' ? 'principal must not be empty' : undefined;
 }
 
 /** Namespaces in AuthorizationPolicy sources: a DNS label, `*`, or a prefix/suffix match with one `*`. */

@@ -74,6 +74,16 @@ function checkServerTls(path: string, protocol: string, tls: ServerTls | undefin
     }
     return;
   }
+  // Istio's warnings: accepted, with settings that have no effect.
+  if (tls.httpsRedirect === true && !isHttpProtocol(protocol))
+    c.warn(`${path}.httpsRedirect`, 'httpsRedirect should only be used with HTTP servers');
+  if ((mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') && (files || tls.credentialName !== undefined))
+    c.warn(path, `${mode} mode does not use certificates, they will be ignored`);
+  if (tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1')
+    c.warn(
+      `${path}.minProtocolVersion`,
+      'TLS versions below TLSV1_2 need compatible cipherSuites set: the defaults no longer include them',
+    );
   if (mode === 'ISTIO_MUTUAL' && (files || tls.credentialName !== undefined)) {
     c.report(path, 'ISTIO_MUTUAL uses the mesh certificates; it takes no certificate files or credentialName');
   }

@@ -6,10 +6,12 @@ import { type DeepReadonly, int, labelsSelector, str, strings } from './schema-h
 
 /** Port protocols are case-insensitive in Istio; vmesh hands them on uppercase. */
 export const protocolName = z.string().transform((p) => p.toUpperCase());
+/** A service port's protocol: empty is unset, as in Istio (where it means protocol sniffing). */
+const portProtocol = z.string().transform((p) => (p === '' ? undefined : p.toUpperCase()));
 
 export const servicePort = z.strictObject({
   number: int,
-  protocol: protocolName.optional(),
+  protocol: portProtocol.optional(),
   name: str,
   targetPort: int.optional(),
 });
@@ -79,6 +81,7 @@ export function checkServiceEntry(spec: ServiceEntrySpec, c: Checker): void {
     case 'NONE':
       if (endpoints.length > 0)
         c.report('spec.endpoints', 'resolution NONE forwards to the address the client asked for; it takes no endpoints');
+      if (spec.workloadSelector) c.warn('spec.workloadSelector', 'workloadSelector should not be set when resolution is NONE');
       break;
     case 'STATIC':
       if (endpoints.length === 0 && !spec.workloadSelector) {

@@ -6,8 +6,11 @@ import { type DeepReadonly, enumOf, int, labelsSelector, notImplemented, str, st
 
 const sidecarPort = z.strictObject({ number: int, protocol: protocolName.optional(), name: str.optional(), targetPort: notImplemented() });
 
-/** vmesh captures with its own nftables/iptables rules for the whole host; per-listener capture modes do not apply. */
-const captureMode = enumOf(['DEFAULT', 'IPTABLES', 'NONE'], ['IPTABLES', 'NONE'], 'capture is configured per host, see `vmesh capture`');
+/**
+ * vmesh captures with its own nftables/iptables REDIRECT rules for the whole host: that is IPTABLES, Istio's
+ * default (DEFAULT means it). NONE (no capture for one listener) is not implemented.
+ */
+const captureMode = enumOf(['DEFAULT', 'IPTABLES', 'NONE'], ['NONE'], 'capture is configured per host, see `vmesh capture`');
 
 export const sidecarSpec = z.strictObject({
   workloadSelector: labelsSelector.optional(),
@@ -57,6 +60,8 @@ function checkEgressHost(path: string, h: string, c: Checker): void {
 
 export function checkSidecar(spec: SidecarSpec, c: Checker): void {
   c.labels('spec.workloadSelector.labels', spec.workloadSelector?.labels);
+  if (spec.workloadSelector && Object.keys(spec.workloadSelector.labels ?? {}).length === 0)
+    c.warn('spec.workloadSelector', 'workload selector specified without labels: the Sidecar applies to all workloads in the namespace');
   if (!spec.ingress?.length && !spec.egress?.length && !spec.outboundTrafficPolicy) {
     c.report('spec', 'a Sidecar must set ingress, egress or outboundTrafficPolicy');
   }
@@ -88,8 +93,12 @@ export function checkSidecar(spec: SidecarSpec, c: Checker): void {
       outPorts.add(l.port.number);
     }
     if (l.hosts.length === 0) c.report(`${p}.hosts`, 'at least one host is required');
+    const seen = new Set<string>();
     l.hosts.forEach((h, j) => {
       checkEgressHost(`${p}.hosts[${j}]`, h, c);
+      if (seen.has(h)) c.warn(`${p}.hosts[${j}]`, `duplicated egress host ${quote(h)}`);
+      seen.add(h);
     });
+    if (l.hosts.includes('*/*') && l.hosts.length > 1) c.warn(`${p}.hosts`, '"*/*" selects all hosts; the others add nothing');
   });
 }

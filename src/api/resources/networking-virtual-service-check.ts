@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostMatches } from '../hosts.js';
 import type { Checker } from './checker.js';
 import { isDns1123Label, quote } from './names.js';
@@ -112,7 +113,9 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
     for (const k of ['headers', 'withoutHeaders', 'queryParams'] as const) {
       for (const [name, sm] of Object.entries(m[k] ?? {})) {
         const hp = `${p}.${k}[${JSON.stringify(name)}]`;
-        if (k !== 'queryParams') c.headerName(hp, name);
+        if (k !== 'queryParams' && name.startsWith('@request.auth.claims'))
+          c.unsupported(hp, 'routing on JWT claims (@request.auth.claims.*) is not implemented by vmesh: it has no request authentication');
+        else if (k !== 'queryParams') c.headerName(hp, name);
         else if (name === '') c.report(hp, 'query parameter name must not be empty');
         c.stringMatch(hp, sm);
       }
@@ -183,6 +186,8 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
   const f = r.fault;
   if (f) {
     if (!f.delay && !f.abort) c.report(`${path}.fault`, 'fault must set delay, abort or both');
+    if (f.abort && f.abort.httpStatus === undefined && f.abort.grpcStatus === undefined)
+      c.warn(`${path}.fault.abort`, 'abort configured, but error type (httpStatus or grpcStatus) not set: nothing is aborted');
     c.percentage(`${path}.fault.delay.percentage.value`, f.delay?.percentage?.value);
     c.percentage(`${path}.fault.abort.percentage.value`, f.abort?.percentage?.value);
     const status = f.abort?.httpStatus;
@@ -201,8 +206,6 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
   const cors = r.corsPolicy;
   if (cors) {
     const p = `${path}.corsPolicy`;
-    // The controller translates it, but the vmesh proxy does not enforce CORS yet: refuse rather than ignore.
-    c.unsupported(p, 'CORS is not implemented by the vmesh proxy yet (answer preflight requests in the application)');
     cors.allowOrigins?.forEach((o, i) => {
       c.stringMatch(`${p}.allowOrigins[${i}]`, o);
     });
@@ -285,6 +288,11 @@ export function checkVirtualService(spec: VirtualServiceSpec, c: Checker): void 
       checkL4Match(mp, m, c);
       if (m.sniHosts.length === 0) c.report(`${mp}.sniHosts`, 'at least one SNI host is required');
       m.sniHosts.forEach((h, k) => {
+        if (isIP(h) !== 0) {
+          // Istio accepts it, warning: an IP is matched as the SNI string, which few clients send.
+          c.warn(`${mp}.sniHosts[${k}]`, `using an IP address (${h}) goes against the SNI spec and most clients do not send it`);
+          return;
+        }
         if (!c.host(`${mp}.sniHosts[${k}]`, h, { wildcard: true, short: true })) return;
         const sni = c.canonical(h);
         if (!vsHosts.some((vh) => hostMatches(vh, sni))) {

@@ -92,19 +92,22 @@ const fault = z.strictObject({
       http2Error: notImplemented('use httpStatus or grpcStatus'),
       percentage: percent.optional(),
     })
-    .superRefine(oneOf(['httpStatus', 'grpcStatus'], { required: true }))
+    // Istio accepts an abort without an error type (warning): it then aborts nothing.
+    .superRefine(oneOf(['httpStatus', 'grpcStatus'], { required: false }))
     .optional(),
 });
 
 const corsPolicy = z.strictObject({
   allowOrigins: z.array(stringMatch).optional(),
-  allowOrigin: notImplemented('use allowOrigins with exact/prefix/regex matches'),
+  /** Deprecated in Istio: exact origins, used when allowOrigins is not set. */
+  allowOrigin: strings.optional(),
   allowMethods: strings.optional(),
   allowHeaders: strings.optional(),
   exposeHeaders: strings.optional(),
   maxAge: duration().optional(),
   allowCredentials: bool.optional(),
-  unmatchedPreflights: notImplemented(),
+  /** FORWARD (the default): a preflight from an origin not allowed goes upstream; IGNORE: the proxy answers it. */
+  unmatchedPreflights: z.enum(['UNSPECIFIED', 'FORWARD', 'IGNORE']).optional(),
 });
 
 const httpRoute = z.strictObject({

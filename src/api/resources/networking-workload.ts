@@ -33,9 +33,11 @@ export function checkWorkload(
 ): void {
   const addr = spec.address ?? '';
   if (where.kind === 'template') {
-    if (addr !== '') c.report(`${path}.address`, 'must not be set in a WorkloadGroup template (each registered workload has its own)');
+    // Istio ignores it too: every workload registered from the group brings its own address.
+    if (addr !== '') c.warn(`${path}.address`, 'is ignored in a WorkloadGroup template: each registered workload has its own address');
   } else if (addr === '') {
     if (spec.network === undefined) c.report(`${path}.address`, 'is required (unless network names a remote network)');
+    else c.warn(`${path}.address`, `address is unset with network ${quote(spec.network)}`);
   } else if (addr.startsWith(UNIX_PREFIX)) {
     c.unsupported(`${path}.address`, 'unix domain socket endpoints are not implemented by vmesh');
   } else {
@@ -110,8 +112,10 @@ export function checkWorkloadGroup(spec: WorkloadGroupSpec, c: Checker): void {
     if (scheme !== undefined && !['HTTP', 'HTTPS'].includes(scheme.toUpperCase()))
       c.report('spec.probe.httpGet.scheme', 'must be HTTP or HTTPS');
     if (p.httpGet.path !== undefined && !p.httpGet.path.startsWith('/')) c.report('spec.probe.httpGet.path', 'must start with "/"');
+    // Istio's CRD: probe header names are letters, digits, "-" and "_".
     p.httpGet.httpHeaders?.forEach((h, i) => {
-      c.headerName(`spec.probe.httpGet.httpHeaders[${i}].name`, h.name);
+      if (!/^[-_A-Za-z0-9]+$/.test(h.name))
+        c.report(`spec.probe.httpGet.httpHeaders[${i}].name`, `${quote(h.name)} is not a probe header name (letters, digits, "-" and "_")`);
     });
   }
   if (p.tcpSocket) c.port('spec.probe.tcpSocket.port', p.tcpSocket.port);

@@ -21,6 +21,8 @@ export interface KindInfo<S extends z.ZodType = z.ZodType> {
   readonly check: (spec: z.output<S>, c: Checker) => void;
   /** Kinds whose `metadata.name` must be a DNS label (no dots), as Istio requires for Gateways. */
   readonly nameIsLabel?: boolean;
+  /** Istio's CRD requires `spec` (ServiceEntry, WorkloadEntry, WorkloadGroup); for the others a missing spec is empty. */
+  readonly specRequired?: boolean;
 }
 
 function kind<S extends z.ZodType>(info: KindInfo<S>): KindInfo<S> {
@@ -33,16 +35,16 @@ const VMESH = { group: 'vmesh.io', versions: ['v1alpha1'] } as const;
 
 /** Every kind vmesh reads, with its API group, versions, schema and semantic check. */
 export const KINDS = {
-  ServiceEntry: kind({ ...NETWORKING, schema: serviceEntrySpec, check: checkServiceEntry }),
-  WorkloadEntry: kind({ ...NETWORKING, schema: workloadEntrySpec, check: checkWorkloadEntry }),
-  WorkloadGroup: kind({ ...NETWORKING, schema: workloadGroupSpec, check: checkWorkloadGroup }),
+  ServiceEntry: kind({ ...NETWORKING, schema: serviceEntrySpec, check: checkServiceEntry, specRequired: true }),
+  WorkloadEntry: kind({ ...NETWORKING, schema: workloadEntrySpec, check: checkWorkloadEntry, specRequired: true }),
+  WorkloadGroup: kind({ ...NETWORKING, schema: workloadGroupSpec, check: checkWorkloadGroup, specRequired: true }),
   VirtualService: kind({ ...NETWORKING, schema: virtualServiceSpec, check: checkVirtualService }),
   DestinationRule: kind({ ...NETWORKING, schema: destinationRuleSpec, check: checkDestinationRule }),
   Gateway: kind({ ...NETWORKING, schema: gatewaySpec, check: checkGateway, nameIsLabel: true }),
   Sidecar: kind({ ...NETWORKING, schema: sidecarSpec, check: checkSidecar }),
   PeerAuthentication: kind({ ...SECURITY, schema: peerAuthenticationSpec, check: checkPeerAuthentication }),
   AuthorizationPolicy: kind({ ...SECURITY, schema: authorizationPolicySpec, check: checkAuthorizationPolicy }),
-  Telemetry: kind({ group: 'telemetry.istio.io', versions: ['v1'], schema: telemetrySpec, check: checkTelemetry }),
+  Telemetry: kind({ group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], schema: telemetrySpec, check: checkTelemetry }),
   LocalRateLimit: kind({ ...VMESH, schema: localRateLimitSpec, check: checkLocalRateLimit }),
   HealthCheck: kind({ ...VMESH, schema: healthCheckSpec, check: checkHealthCheck }),
 } as const;
@@ -55,8 +57,9 @@ export function isKindName(k: string): k is KindName {
 
 /** Istio kinds that vmesh knows of and does not implement: refused as unsupported rather than unknown. */
 export const UNIMPLEMENTED_ISTIO_KINDS: Readonly<Record<string, string>> = {
-  EnvoyFilter: 'vmesh does not expose raw proxy configuration',
+  EnvoyFilter: 'vmesh does not expose raw proxy configuration; use VirtualService, DestinationRule, LocalRateLimit or HealthCheck',
   RequestAuthentication: 'vmesh has no request (JWT) authentication',
-  WasmPlugin: 'vmesh has no Wasm extensions',
+  WasmPlugin: 'vmesh has no Wasm extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
+  TrafficExtension: 'vmesh has no Wasm or Lua extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
   ProxyConfig: 'proxy settings come from the agent config',
 };

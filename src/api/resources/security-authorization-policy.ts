@@ -157,5 +157,24 @@ export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, c: Check
   }
   spec.rules?.forEach((r, i) => {
     checkRule(`spec.rules[${i}]`, r, c);
+    if (spec.action === 'DENY' && httpOnly(r)) {
+      c.warn(
+        `spec.rules[${i}]`,
+        'this DENY rule uses only HTTP attributes, so it denies all traffic to TCP ports under its scope; specify the ports explicitly',
+      );
+    }
   });
+}
+
+/** Istio's warning condition: a DENY rule whose from (without to) or to have no TCP-level attribute. */
+function httpOnly(r: Rule): boolean {
+  const tcpFrom = r.from?.some((f) =>
+    (['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const).some(
+      (k) => f.source[k] !== undefined,
+    ),
+  );
+  const tcpTo = r.to?.some((t) => t.operation.ports !== undefined || t.operation.notPorts !== undefined);
+  const from = (r.from?.length ?? 0) > 0;
+  const to = (r.to?.length ?? 0) > 0;
+  return (from && !to && tcpFrom !== true) || (to && tcpTo !== true);
 }

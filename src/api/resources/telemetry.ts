@@ -109,10 +109,14 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
   spec.tracing?.forEach((t, i) => {
     const p = `spec.tracing[${i}]`;
     checkProviders(`${p}.providers`, t.providers, c);
-    // Tracing providers are the mesh config's extensionProviders, as in Istio; the proxy reports to one at a time.
+    // Tracing providers are the mesh config's extensionProviders, as in Istio, which accepts a name it does not
+    // know (yet) and reports no spans for it: a warning. The proxy reports to one provider at a time.
     t.providers?.forEach((pr, j) => {
       if (pr.name !== '' && !c.mesh.extensionProviders.some((x) => x.name === pr.name))
-        c.report(`${p}.providers[${j}].name`, `tracing provider ${quote(pr.name)} is not one of the mesh config's extensionProviders`);
+        c.warn(
+          `${p}.providers[${j}].name`,
+          `tracing provider ${quote(pr.name)} is not one of the mesh config's extensionProviders, so no spans are reported (set them in the mesh: section of the controller's --config file; vmesh config validate and analyze read it with --mesh-config)`,
+        );
     });
     if ((t.providers?.length ?? 0) > 1) c.unsupported(`${p}.providers`, 'vmesh reports spans to one tracing provider at a time');
     c.percentage(`${p}.randomSamplingPercentage`, t.randomSamplingPercentage, 'randomSamplingPercentage');

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { ISTIO_FIELD_NAMES } from './istio-fields.js';
 import { closest, describeValue } from './names.js';
 import { UNSUPPORTED_PARAM } from './schema-helpers.js';
 
@@ -69,6 +70,8 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
       return iss.keys
         .map((k) => {
           const hint = closest(k, known);
+          // A name close to a field that belongs here is a typo; an Istio field name otherwise is a feature.
+          if (!hint && ISTIO_FIELD_NAMES.has(k)) return `field "${k}" ${ISTIO_FIELD}${ISTIO_HINT}`;
           return `field "${k}" is not supported by vmesh${hint ? ` (did you mean "${hint}"?)` : ''}`;
         })
         .join('\n');
@@ -81,6 +84,10 @@ function messageOf(iss: z.core.$ZodRawIssue): string {
       return iss.message ?? 'is invalid';
   }
 }
+
+const ISTIO_FIELD = 'is an Istio field that vmesh does not implement here';
+/** What to do about an Istio field vmesh does not implement. */
+const ISTIO_HINT = ' (remove it, or see the README for what vmesh implements)';
 
 function lastKey(path: readonly PropertyKey[]): string {
   for (let i = path.length - 1; i >= 0; i--) {
@@ -97,7 +104,11 @@ function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly Pro
     if (i.code === 'unrecognized_keys') {
       const lines = i.message.split('\n');
       i.keys.forEach((k, n) => {
-        out.push({ path: formatPath([...path, k]), message: lines[n] ?? `field "${k}" is not supported by vmesh`, unsupported: false });
+        out.push({
+          path: formatPath([...path, k]),
+          message: lines[n] ?? `field "${k}" is not supported by vmesh`,
+          unsupported: lines[n]?.includes(ISTIO_FIELD) === true,
+        });
       });
     } else if (i.code === 'invalid_type' && i.expected === 'never') {
       const hint = i.message ? ` (${i.message})` : '';

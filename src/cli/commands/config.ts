@@ -1,62 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import type { CommandModule } from 'yargs';
-import { parseMeshConfig } from '../../api/mesh-config.js';
-import { formatIssue } from '../../api/resource.js';
-import { parseResources } from '../../api/resource-parse.js';
-import { validateResources } from '../../api/resource-validate.js';
-import { ErrorCode, VmeshError, vmeshError } from '../../lib/errors.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
+import { analyzeCommand, files, printWarnings, readBatch, validateCommand } from './config-check.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
 
-/** `-f` given once is a string, repeated an array (yargs never treats `-` as an array element). */
-function files(value: unknown): string[] {
-  return [value as string | string[]].flat().map(String);
-}
-
-function readInput(file: string): string {
-  try {
-    return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-  } catch (e) {
-    throw vmeshError(ErrorCode.Usage, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** All issues at once on stderr (one line each); the thrown error carries the first as its headline. */
-function failWith(issues: ReadonlyArray<Parameters<typeof formatIssue>[0]>): never {
-  for (const i of issues.slice(1)) process.stderr.write(`${i.code}: ${formatIssue(i)}\n`);
-  const first = issues[0];
-  if (!first) throw vmeshError(ErrorCode.Internal, 'validation failed without an issue');
-  throw new VmeshError(first.code, `${formatIssue(first)}${issues.length > 1 ? ` (and ${issues.length - 1} more above)` : ''}`);
-}
-
-const validate: CommandModule<object, Argv> = {
-  command: 'validate',
-  describe: 'validate config YAML offline (no controller needed)',
-  builder: (y) =>
-    y
-      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'YAML file (repeatable), - for stdin' })
-      .option('mesh-config', { type: 'string', describe: 'controller config file whose mesh: section applies' })
-      .option('output', outputOption) as never,
-  handler: async (argv) => {
-    const meshFile = argv.meshConfig as string | undefined;
-    const mesh = meshFile ? parseMeshConfig((await import('yaml')).parse(readInput(meshFile))?.mesh ?? {}, meshFile) : undefined;
-    const all = [];
-    for (const f of files(argv.file)) {
-      const r = parseResources(readInput(f), { source: f });
-      if (!r.ok) failWith(r.error);
-      all.push(...r.value);
-    }
-    const issues = validateResources(all, mesh ? { mesh } : {});
-    if (issues.length > 0) failWith(issues);
-    emit(argv.output, { valid: all.length }, () => `${all.length} resource(s) valid`);
-  },
-};
-
 interface ApplyResult {
   results: Array<{ key: string; action: 'created' | 'updated' | 'unchanged' }>;
+  warnings?: string[];
 }
 
 const apply: CommandModule<object, Argv> = {
@@ -69,11 +21,19 @@ const apply: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     // Several files are one batch: join them as one multi-document stream.
-    const text = files(argv.file)
-      .map((f) => readInput(f))
+    const names = files(argv.file);
+    const text = readBatch(names)
+      .map((b) => b.text)
       .join('\n---\n');
-    const r = await apiClient(argv).call<ApplyResult>('POST', '/v1/config', text, argv.dryRun ? { dryRun: 'true' } : {});
-    emit(argv.output, r, () => r.results.map((x) => `${x.key} ${x.action}${argv.dryRun ? ' (dry run)' : ''}`).join('\n'));
+    const query = { source: names.join(' + '), ...(argv.dryRun ? { dryRun: 'true' } : {}) };
+    // A config set near the size limit takes the controller a while to parse and check (24k ServiceEntries: ~10 s).
+    const r = await apiClient(argv, 120_000).call<ApplyResult>('POST', '/v1/config', text, query);
+    if (argv.output === 'text') printWarnings(r.warnings ?? []);
+    emit(argv.output, r, () =>
+      r.results.length === 0
+        ? `nothing to apply: no mesh resources in ${names.join(', ')}`
+        : r.results.map((x) => `${x.key} ${x.action}${argv.dryRun ? ' (dry run)' : ''}`).join('\n'),
+    );
   },
 };
 
@@ -135,7 +95,8 @@ const del: CommandModule<object, Argv> = {
 
 export const configCommand: CommandModule = {
   command: 'config <command>',
-  describe: 'mesh config in Istio YAML: validate, apply, get, delete',
-  builder: (y) => y.command([validate, apply, get, del] as CommandModule[]).demandCommand(1, 'name a config command'),
+  describe: 'mesh config in Istio YAML: validate, analyze, apply, get, delete',
+  builder: (y) =>
+    y.command([validateCommand, analyzeCommand, apply, get, del] as CommandModule[]).demandCommand(1, 'name a config command'),
   handler: () => {},
 };

@@ -61,6 +61,7 @@ function httpFilters(v: unknown, path: string): HttpFilters {
   const rbac: RbacConfig[] = [];
   let rateLimit: LocalRateLimit | undefined;
   let fault = false;
+  let cors = false;
   let router = false;
   list(v, path).forEach((f, i) => {
     const p = `${path}[${i}]`;
@@ -85,6 +86,10 @@ function httpFilters(v: unknown, path: string): HttpFilters {
         rateLimit = localRateLimit(typed ?? {}, tp);
         return;
       }
+      case TypedConfigUrl.cors:
+        // Envoy's filter config has no fields: the routes' policies say everything.
+        cors = true;
+        return;
       case TypedConfigUrl.fault:
         // The filter's own delay/abort would apply to every route: only per-route faults are implemented.
         if (faultPolicy(typed ?? {}, tp)) fail(tp, 'filter-level fault injection is not supported (use per-route faults)');
@@ -97,7 +102,7 @@ function httpFilters(v: unknown, path: string): HttpFilters {
     }
   });
   if (!router) fail(path, 'the router filter must be last');
-  return { rbac, ...(rateLimit ? { rateLimit } : {}), fault };
+  return { rbac, ...(rateLimit ? { rateLimit } : {}), fault, ...(cors ? { cors } : {}) };
 }
 
 /** What an HCM compiles to, plus the inline route table to register (named `inlineName`) when it has one. */

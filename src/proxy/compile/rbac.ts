@@ -143,13 +143,18 @@ const ACTIONS = ['ALLOW', 'DENY', 'LOG'] as const;
  */
 export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefined {
   refuseSet(filter, ['matcher', 'shadow_matcher'], path);
-  const rules = msg(filter.rules, `${path}.rules`);
+  const enforced = msg(filter.rules, `${path}.rules`);
+  const shadow = msg(filter.shadow_rules, `${path}.shadow_rules`);
+  // vmesh's translator puts shadow rules in a filter of their own, as Istio does for dry-run policies.
+  if (enforced && shadow) fail(`${path}.shadow_rules`, 'shadow_rules together with rules in one filter are not supported');
+  const rules = enforced ?? shadow;
   if (!rules) return undefined;
+  const field = enforced ? 'rules' : 'shadow_rules';
   const a = rules.action;
-  const action = typeof a === 'number' ? ACTIONS[a] : str(a, `${path}.rules.action`, 'ALLOW');
-  if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') return fail(`${path}.rules.action`, `${String(a)} is not supported`);
-  const policies = Object.entries(msg(rules.policies, `${path}.rules.policies`) ?? {}).map(([name, pv]) => {
-    const pp = `${path}.rules.policies['${name}']`;
+  const action = typeof a === 'number' ? ACTIONS[a] : str(a, `${path}.${field}.action`, 'ALLOW');
+  if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') return fail(`${path}.${field}.action`, `${String(a)} is not supported`);
+  const policies = Object.entries(msg(rules.policies, `${path}.${field}.policies`) ?? {}).map(([name, pv]) => {
+    const pp = `${path}.${field}.policies['${name}']`;
     const p = msg(pv, pp) ?? {};
     refuseSet(p, ['condition', 'checked_condition', 'cel_config'], pp);
     return {
@@ -158,5 +163,7 @@ export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefi
       principals: list(p.principals, `${pp}.principals`).map((x, i) => compilePrincipal(x, `${pp}.principals[${i}]`)),
     };
   });
+  if (!enforced)
+    return { action, policies, shadow: { statPrefix: str(filter.shadow_rules_stat_prefix, `${path}.shadow_rules_stat_prefix`) } };
   return { action, policies };
 }

@@ -1,4 +1,5 @@
 import type {
+  CorsPolicy,
   FaultPolicy,
   HeaderMatcher,
   HeaderOps,
@@ -9,6 +10,7 @@ import type {
   StringMatcher,
   VirtualHost,
 } from '../model.js';
+import { perFilterCors } from './cors.js';
 import { compileHeaderMatcher, compileRegex, compileStringMatcher } from './matchers.js';
 import { bool, fail, list, type Msg, msg, refuseSet, str, wrappedBool } from './read.js';
 import { concatOps, headerOps, perFilterFault, retryPolicy, routeAction } from './route-action.js';
@@ -68,6 +70,7 @@ interface Inherited {
   readonly request: HeaderOps[];
   readonly response: HeaderOps[];
   readonly fault?: FaultPolicy;
+  readonly cors?: CorsPolicy;
   readonly retry?: RetryPolicy;
 }
 
@@ -75,6 +78,8 @@ function compileRoute(v: unknown, path: string, up: Inherited, mostSpecificWins:
   const r = msg(v, path) ?? {};
   refuseSet(r, ['filter_action', 'non_forwarding_action'], path);
   const fault = perFilterFault(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  const cors = perFilterCors(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  const c = cors === undefined ? up.cors : cors === 'none' ? undefined : cors;
   let action = routeAction(r, path);
   // The virtual host's retry policy applies to routes without their own.
   if (action.kind === 'forward' && !action.retry && up.retry) action = { ...action, retry: up.retry };
@@ -91,6 +96,7 @@ function compileRoute(v: unknown, path: string, up: Inherited, mostSpecificWins:
     requestHeaders: concatOps(...order([own[0], ...up.request])),
     responseHeaders: concatOps(...order([own[1], ...up.response])),
     ...(f ? { fault: f } : {}),
+    ...(c ? { cors: c } : {}),
   };
 }
 
@@ -125,11 +131,13 @@ function compileVirtualHost(v: unknown, path: string, config: Inherited, mostSpe
     path,
   );
   const fault = perFilterFault(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  const cors = perFilterCors(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const retry = retryPolicy(vh.retry_policy, `${path}.retry_policy`);
   const inherited: Inherited = {
     request: [headerOps(vh.request_headers_to_add, vh.request_headers_to_remove, path, 'request'), ...config.request],
     response: [headerOps(vh.response_headers_to_add, vh.response_headers_to_remove, path, 'response'), ...config.response],
     ...(fault && fault !== 'none' ? { fault } : {}),
+    ...(cors && cors !== 'none' ? { cors } : {}),
     ...(retry ? { retry } : {}),
   };
   const d = domains(vh.domains, `${path}.domains`, seen);

@@ -1,6 +1,7 @@
 import type { Logger } from '../../lib/logger.js';
 import type { ProxyConfig, Route } from '../model.js';
 import type { ClusterManager, ConnectionContext } from '../runtime-types.js';
+import type { CorsMatch } from './cors.js';
 import type { Fields } from './parser.js';
 import type { UpstreamPools } from './pool.js';
 import type { RateLimiters } from './rate-limit.js';
@@ -41,6 +42,8 @@ export interface ForwardOwner {
   readonly conn: ConnectionContext;
   readonly down: Downstream;
   readonly route: Route | undefined;
+  /** A CORS request's latched policy and origin (the CORS filter's response headers). */
+  readonly cors: CorsMatch | undefined;
   readonly path: string;
   readonly sourceIp: string;
   flags: number;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { NetworkAction, Route, RouteAction } from '../model.js';
-import { evaluateRbac, type RbacAttrs } from '../rbac-eval.js';
+import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../rbac-eval.js';
 import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
 import type { ConnectionContext } from '../runtime-types.js';
 import type { Core, ForwardOwner, RequestInfo } from './core.js';
+import { type CorsMatch, corsDecision, corsResponseHeaders } from './cors.js';
 import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
 import type { Fields } from './parser.js';
@@ -60,6 +61,10 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   responded = false;
   finished = false;
   route: Route | undefined;
+  /** What dry-run (shadow) AuthorizationPolicies would have decided: reported, never enforced. */
+  rbacShadow: readonly ShadowResult[] | undefined;
+  /** Set on a CORS request the route's policy allows: its response carries the CORS headers. */
+  cors: CorsMatch | undefined;
   private fwd: Forwarder | undefined;
   private pending: Buffer[] | undefined;
   private pendingBytes = 0;
@@ -115,9 +120,13 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.route = route;
     this.routeName = route?.name;
     const filters = this.action.filters;
-    if (filters.rbac.length > 0 && !evaluateRbac(filters.rbac, this).allowed) {
-      this.localReply(403, 'RBAC: access denied', Flag.RBAC);
-      return;
+    if (filters.rbac.length > 0) {
+      const d = evaluateRbac(filters.rbac, this);
+      if (d.shadow) this.rbacShadow = d.shadow;
+      if (!d.allowed) {
+        this.localReply(403, 'RBAC: access denied', Flag.RBAC);
+        return;
+      }
     }
     const fault = filters.fault ? route?.fault : undefined;
     if (fault?.delay && fault.delay.ms > 0 && this.core.random() < fault.delay.fraction) {
@@ -139,6 +148,15 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       if (a.grpcStatus !== undefined) this.grpcReply(a.grpcStatus, FAULT_ABORT);
       else this.localReply(a.httpStatus ?? 503, FAULT_ABORT, 0);
       return;
+    }
+    const cors = this.action.filters.cors ? route?.cors : undefined;
+    if (cors) {
+      const d = corsDecision(cors, this.method, this.header('origin'), this.header('access-control-request-method'));
+      if (d.kind === 'reply') {
+        this.sendLocal(200, '', d.names, d.values);
+        return;
+      }
+      if (d.kind === 'cors') this.cors = d.match;
     }
     const rl = this.action.filters.rateLimit;
     if (rl && !this.core.limiters.take(rl)) {
@@ -292,6 +310,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   }
 
   private sendLocal(status: number, body: string, names: string[], values: string[]): void {
+    if (this.cors) corsResponseHeaders(this.cors, names, values);
     const noBody = this.method === 'HEAD' || status === 204 || status === 304;
     const bytes = body === '' ? undefined : Buffer.from(body);
     if (bytes) setHeader(names, values, 'content-type', 'text/plain');
@@ -331,6 +350,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       grpc: this.grpc,
       serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
       ...(this.trace ? { trace: this.trace, traceTags: this.traceTags() } : {}),
+      ...(this.rbacShadow ? { rbacShadow: this.rbacShadow } : {}),
     };
   }
 

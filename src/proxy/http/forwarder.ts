@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { ClusterConfig, RetryPolicy, RouteAction } from '../model.js';
 import type { Outcome, UpstreamHost } from '../runtime-types.js';
 import type { ForwardOwner } from './core.js';
+import { corsResponseHeaders } from './cors.js';
 import { applyHeaderOps, hasOps, statusLine, stripHopByHop } from './headers.js';
 import type { Fields } from './parser.js';
 import { backoffMs, hashKeyOf, type ResetKind, retryOnReset, retryOnResponse } from './retry.js';
@@ -272,6 +273,7 @@ export class Forwarder implements UpstreamReceiver {
     stripHopByHop(names, values);
     const ops = x.route?.responseHeaders;
     if (hasOps(ops)) applyHeaderOps(ops, names, values);
+    if (x.cors) corsResponseHeaders(x.cors, names, values);
     x.down.respondHead(status, names, values, contentLength, noBody);
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '../../lib/logger.js';
 import type { ProxyConfig } from '../model.js';
+import type { ShadowResult } from '../rbac-eval.js';
 import type { ClusterManager } from '../runtime-types.js';
 import type { Fields } from './parser.js';
 import type { TraceContext } from './trace-context.js';
@@ -42,6 +43,8 @@ export interface RequestStats {
   readonly serverName?: string;
   /** This proxy's span, when the filter chain traces (sampled or not). */
   readonly trace?: TraceContext;
+  /** Dry-run (shadow) RBAC results: Envoy's shadow_engine_result and shadow_effective_policy_id per stat prefix. */
+  readonly rbacShadow?: readonly ShadowResult[];
   /** Request-header span tags of a sampled span. */
   readonly traceTags?: ReadonlyArray<readonly [string, string]> | undefined;
 }

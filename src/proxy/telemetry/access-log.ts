@@ -5,6 +5,19 @@ import type { AccessLogConfig, ProxyConfig } from '../model.js';
 import type { TcpConnectionStats } from '../tcp-proxy.js';
 
 /**
+ * Dry-run AuthorizationPolicy results under the names Envoy gives them in the RBAC filter's dynamic metadata
+ * (`istio_dry_run_deny_shadow_engine_result: denied`, `..._shadow_effective_policy_id: ns/name[0]`).
+ */
+function shadowFields(s: RequestStats): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const r of s.rbacShadow ?? []) {
+    out[`${r.statPrefix}shadow_engine_result`] = r.allowed ? 'allowed' : 'denied';
+    if (r.policy !== undefined) out[`${r.statPrefix}shadow_effective_policy_id`] = r.policy;
+  }
+  return out;
+}
+
+/**
  * Envoy's default access log fields as one JSON object per request or TCP connection, plus the peer identities.
  * Written only for filters whose config carries an `access_log` entry that accepts the response code.
  */
@@ -57,6 +70,7 @@ export class AccessLog {
       source_principal: sourcePrincipal,
       destination_principal: destinationPrincipal,
       trace_id: s.trace?.traceId ?? null,
+      ...shadowFields(s),
     });
   }
 

@@ -134,6 +134,7 @@ export class IstioMetrics {
   private readonly tcpSent: Counter;
   private readonly tcpReceived: Counter;
   private readonly overflows: Counter;
+  private readonly shadowRbac: Counter;
   private cache: EdgeCache = new Map();
   private index: WorkloadIndex | undefined;
 
@@ -155,6 +156,12 @@ export class IstioMetrics {
       'vmesh_proxy_circuit_breaker_overflows_total',
       'Requests and connections refused by a circuit breaker (UO)',
       ['cluster'],
+    );
+    // Envoy's http.<stat_prefix>.rbac.<shadow_rules_stat_prefix>shadow_allowed / shadow_denied.
+    this.shadowRbac = r.counter(
+      'vmesh_proxy_rbac_shadow_total',
+      'Requests a dry-run (shadow) AuthorizationPolicy filter would have allowed or denied; never enforced',
+      ['stat_prefix', 'shadow_prefix', 'result'],
     );
   }
 
@@ -188,6 +195,10 @@ export class IstioMetrics {
     this.requestBytes.observe(m.requestBytes, s.bytesIn);
     this.responseBytes.observe(m.responseBytes, s.bytesOut);
     if (m.overflow) m.overflow.value++;
+    if (s.rbacShadow) {
+      for (const r of s.rbacShadow)
+        this.shadowRbac.get([s.statPrefix, r.statPrefix, r.allowed ? 'shadow_allowed' : 'shadow_denied']).value++;
+    }
     return e.labels;
   }
 

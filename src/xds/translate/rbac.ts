@@ -225,6 +225,11 @@ export function policiesFor(input: TranslateInput, workload: Endpoint): Policy[]
     .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
+/** Istio's dry-run annotation: the policy is evaluated and reported, never enforced. */
+export function isDryRun(p: Policy): boolean {
+  return p.metadata.annotations['istio.io/dry-run']?.toLowerCase() === 'true';
+}
+
 function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): Json {
   const out: Record<string, Json> = {};
   for (const p of policies) {
@@ -254,15 +259,22 @@ export function rbacFor(input: TranslateInput, workload: Endpoint, kind: 'http' 
     ['DENY', 'DENY'],
     ['ALLOW', 'ALLOW'],
   ];
+  const filter = (config: Json): RbacFilter =>
+    kind === 'http'
+      ? { name: HTTP_RBAC, typed_config: { '@type': TypedConfigUrl.httpRbac, ...config } }
+      : { name: NETWORK_RBAC, typed_config: { '@type': TypedConfigUrl.networkRbac, stat_prefix: 'tcp.', ...config } };
+  // Dry-run policies (istio.io/dry-run: "true") are Envoy shadow rules, as Istio builds them: evaluated and
+  // reported (shadow_effective_policy_id / shadow_engine_result, counters), never enforced. They go first, so a
+  // request an enforced policy denies is still reported.
   for (const [specAction, action] of order) {
-    const selected = policies.filter((p) => p.spec.action === specAction);
+    const dry = policies.filter((p) => p.spec.action === specAction && isDryRun(p));
+    if (dry.length === 0 || action === 'LOG') continue;
+    filters.push(filter({ shadow_rules: rbacRules(dry, action, ctx), shadow_rules_stat_prefix: `istio_dry_run_${action.toLowerCase()}_` }));
+  }
+  for (const [specAction, action] of order) {
+    const selected = policies.filter((p) => p.spec.action === specAction && !isDryRun(p));
     if (selected.length === 0) continue;
-    const rules = rbacRules(selected, action, ctx);
-    filters.push(
-      kind === 'http'
-        ? { name: HTTP_RBAC, typed_config: { '@type': TypedConfigUrl.httpRbac, rules } }
-        : { name: NETWORK_RBAC, typed_config: { '@type': TypedConfigUrl.networkRbac, stat_prefix: 'tcp.', rules } },
-    );
+    filters.push(filter({ rules: rbacRules(selected, action, ctx) }));
   }
   return filters;
 }

@@ -283,7 +283,8 @@ function directResponse(dr: NonNullable<HttpRoute['directResponse']>): Json {
 export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
   const out: Json = { '@type': TypedConfigUrl.fault };
   if (f.delay) out.delay = { fixed_delay: protoDuration(f.delay.fixedDelay), percentage: millionths(f.delay.percentage?.value ?? 0) };
-  if (f.abort) {
+  // As Istio: an abort without an error type aborts nothing.
+  if (f.abort && (f.abort.httpStatus !== undefined || f.abort.grpcStatus !== undefined)) {
     const grpc = f.abort.grpcStatus !== undefined ? (GRPC_STATUSES as readonly string[]).indexOf(f.abort.grpcStatus) : -1;
     out.abort = {
       ...(f.abort.httpStatus !== undefined ? { http_status: f.abort.httpStatus } : { grpc_status: Math.max(grpc, 0) }),
@@ -297,14 +298,18 @@ export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
 export function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Json {
   return {
     '@type': `${TYPE_URL_PREFIX}${CORS_POLICY_TYPE}`,
-    ...(c.allowOrigins ? { allow_origin_string_match: c.allowOrigins.map(stringMatcher) } : {}),
+    ...(c.allowOrigins
+      ? { allow_origin_string_match: c.allowOrigins.map(stringMatcher) }
+      : c.allowOrigin
+        ? { allow_origin_string_match: c.allowOrigin.map((exact) => stringMatcher({ exact })) }
+        : {}),
     ...(c.allowMethods ? { allow_methods: c.allowMethods.join(',') } : {}),
     ...(c.allowHeaders ? { allow_headers: c.allowHeaders.join(',') } : {}),
     ...(c.exposeHeaders ? { expose_headers: c.exposeHeaders.join(',') } : {}),
     ...(c.maxAge !== undefined ? { max_age: String(Math.floor(c.maxAge / 1000)) } : {}),
     ...(c.allowCredentials !== undefined ? { allow_credentials: { value: c.allowCredentials } } : {}),
     filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
-    forward_not_matching_preflights: { value: true },
+    forward_not_matching_preflights: { value: c.unmatchedPreflights !== 'IGNORE' },
   };
 }
 

@@ -88,12 +88,8 @@ export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json |
   }
   const name = s.providers[0] as string;
   const provider = input.mesh.extensionProviders.find((p) => p.name === name);
-  if (!provider) {
-    throw vmeshError(
-      ErrorCode.InvalidResource,
-      `${s.where}: provider ${JSON.stringify(name)} is not one of the mesh config's extensionProviders`,
-    );
-  }
+  // As Istio: a provider the mesh config lacks (validation warned of it) means no spans reported, not a failed push.
+  if (!provider) return undefined;
   // Istio names a proxy's spans after its workload's canonical service; the proxy refines it per request.
   const serviceName = `${scope.labels.app ?? scope.labels['service.istio.io/canonical-name'] ?? 'vmesh-proxy'}.${scope.namespace}`;
   const tags = [...s.tags.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([n, t]) => customTag(n, t));

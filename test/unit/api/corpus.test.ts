@@ -3,12 +3,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { formatIssue, type ValidationIssue } from '../../../src/api/resource.js';
+import { formatIssue, type ValidationIssue, type ValidationWarning } from '../../../src/api/resource.js';
 import { parseResources } from '../../../src/api/resource-parse.js';
-import { validateResources } from '../../../src/api/resource-validate.js';
+import { checkResources, validateResources } from '../../../src/api/resource-validate.js';
 
-// Each file is one apply: parsed, then validated as a batch. Good files must pass cleanly; each bad file
-// starts with `# expect: <text>` that one formatted issue must contain (and optionally `# code: <code>`).
+// Each file is one apply: parsed, then validated as a batch. Good files must pass without errors, and warn
+// exactly where they say `# warn: <text>` (one line per warning); each bad file starts with `# expect: <text>`
+// that one formatted issue must contain (and optionally `# code: <code>`).
 const corpus = fileURLToPath(new URL('./corpus/', import.meta.url));
 
 function files(kind: 'good' | 'bad'): string[] {
@@ -30,11 +31,20 @@ describe('good corpus', () => {
   for (const f of good) {
     test(f, () => {
       const text = readFileSync(join(corpus, 'good', f), 'utf8');
-      const parsed = parseResources(text, { source: f });
+      const skipped: ValidationWarning[] = [];
+      const parsed = parseResources(text, { source: f, warnings: skipped });
       assert.ok(parsed.ok, `parse issues:\n${parsed.ok ? '' : parsed.error.map(formatIssue).join('\n')}`);
       assert.ok(parsed.value.length > 0, 'no resources found');
-      const issues = validateResources(parsed.value);
-      assert.deepEqual(issues.map(formatIssue), []);
+      const checked = checkResources(parsed.value);
+      assert.deepEqual(checked.errors.map(formatIssue), []);
+      const warnings = [...skipped, ...checked.warnings].map(formatIssue);
+      const expected = [...text.matchAll(/^# warn: (.+)$/gm)].map((m) => (m[1] ?? '').trim());
+      for (const w of expected)
+        assert.ok(
+          warnings.some((l) => l.includes(w)),
+          `no warning contains ${JSON.stringify(w)}; got:\n${warnings.join('\n')}`,
+        );
+      assert.equal(warnings.length, expected.length, `warnings:\n${warnings.join('\n')}`);
     });
   }
 });

@@ -307,14 +307,15 @@ spec:
       ['security.istio.io/v1', 'AuthorizationPolicy'],
       ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
       ['telemetry.istio.io/v1', 'Telemetry'],
+      ['telemetry.istio.io/v1alpha1', 'Telemetry'],
     ];
     for (const [apiVersion, kind] of versions) {
       const spec = kind === 'Sidecar' ? '{outboundTrafficPolicy: {mode: ALLOW_ANY}}' : '{}';
       parseOk(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: x}\nspec: ${spec}\n`);
     }
     assert.match(
-      parseErr('apiVersion: telemetry.istio.io/v1alpha1\nkind: Telemetry\nmetadata: {name: x}\nspec: {}\n')[0] ?? '',
-      /use telemetry\.istio\.io\/v1$/,
+      parseErr('apiVersion: telemetry.istio.io/v2\nkind: Telemetry\nmetadata: {name: x}\nspec: {}\n')[0] ?? '',
+      /use telemetry\.istio\.io\/v1, telemetry\.istio\.io\/v1alpha1$/,
     );
   });
 });

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { parseMeshConfig } from '../../../src/api/mesh-config.js';
 import { formatIssue, type Resource, resourceKey } from '../../../src/api/resource.js';
 import { parseResources } from '../../../src/api/resource-parse.js';
-import { validateResources } from '../../../src/api/resource-validate.js';
+import { checkResources, validateResources } from '../../../src/api/resource-validate.js';
 
 function parse(text: string): Resource[] {
   const r = parseResources(text, { source: 'test.yaml' });
@@ -34,21 +34,27 @@ ${extra}`;
 }
 
 const lines = (rs: readonly Resource[], opts?: Parameters<typeof validateResources>[1]) => validateResources(rs, opts).map(formatIssue);
+/** References to resources not there are warnings, never errors (Istio accepts them in any order). */
+const warned = (rs: readonly Resource[], opts?: Parameters<typeof validateResources>[1]) => {
+  const r = checkResources(rs, opts);
+  assert.deepEqual(r.errors.map(formatIssue), []);
+  return r.warnings.map(formatIssue);
+};
 
 describe('subset references', () => {
   test('a DestinationRule already in the store satisfies a new VirtualService', () => {
     const existing = parse(dr('bookinfo', 'reviews.bookinfo.svc.cluster.local', ['v1', 'v2']));
     const added = parse(vs('bookinfo', 'v2'));
-    assert.deepEqual(lines(added), [
-      'VirtualService bookinfo/reviews: spec.http[0].route[0].destination.subset: subset "v2" needs a DestinationRule for host reviews.bookinfo.mesh, and none is visible from namespace bookinfo',
+    assert.deepEqual(warned(added), [
+      'VirtualService bookinfo/reviews: spec.http[0].route[0].destination.subset: subset "v2" of host reviews.bookinfo.mesh is not defined: no DestinationRule for that host is visible from namespace bookinfo; requests routed to it get 503 (no cluster) until one is applied',
     ]);
-    assert.deepEqual(lines([...existing, ...added]), []);
+    assert.deepEqual(warned([...existing, ...added]), []);
   });
 
   test('host spellings meet after canonicalization', () => {
     for (const host of ['reviews', 'reviews.bookinfo', 'reviews.bookinfo.mesh', 'reviews.bookinfo.svc.cluster.local']) {
       const rs = parse(`${dr('bookinfo', host, ['v1'])}---\n${vs('bookinfo', 'v1', 'reviews.bookinfo.svc.cluster.local')}`);
-      assert.deepEqual(lines(rs), [], host);
+      assert.deepEqual(warned(rs), [], host);
     }
   });
 
@@ -61,28 +67,28 @@ describe('subset references', () => {
         vs('web', 'v1', 'reviews.bookinfo.svc.cluster.local'),
       ].join('---\n'),
     );
-    assert.deepEqual(lines(rs), [
-      'VirtualService web/reviews: spec.http[0].route[0].destination.subset: subset "v1" is not defined by DestinationRule web/dr-client-only for host reviews.bookinfo.mesh (it defines client-only)',
+    assert.deepEqual(warned(rs), [
+      'VirtualService web/reviews: spec.http[0].route[0].destination.subset: subset "v1" is not defined by DestinationRule web/dr-client-only for host reviews.bookinfo.mesh (it defines client-only); requests routed to it get 503 (no cluster)',
     ]);
   });
 
   test('the root namespace rule applies when nothing closer does; wildcards match', () => {
     const rs = parse([dr('vmesh-system', '*.svc.cluster.local', ['stable']), vs('shop', 'stable', 'cart')].join('---\n'));
-    assert.deepEqual(lines(rs), []);
+    assert.deepEqual(warned(rs), []);
   });
 
   test('exportTo hides rules from other namespaces', () => {
     const hidden = parse([dr('bookinfo', 'reviews', ['v1'], '  exportTo: ["."]\n'), vs('web', 'v1', 'reviews.bookinfo')].join('---\n'));
-    assert.equal(lines(hidden).length, 1);
+    assert.equal(warned(hidden).length, 1);
     const shared = parse(
       [dr('bookinfo', 'reviews', ['v1'], '  exportTo: [".", "web"]\n'), vs('web', 'v1', 'reviews.bookinfo')].join('---\n'),
     );
-    assert.deepEqual(lines(shared), []);
+    assert.deepEqual(warned(shared), []);
   });
 
   test('rules for one host in one namespace are merged', () => {
     const rs = parse([dr('bookinfo', 'reviews', ['v1']), dr('bookinfo', 'reviews', ['v2']), vs('bookinfo', 'v2')].join('---\n'));
-    assert.deepEqual(lines(rs), []);
+    assert.deepEqual(warned(rs), []);
   });
 
   test('mirror and tcp destinations are checked too', () => {
@@ -98,7 +104,7 @@ spec:
   - route: [{destination: {host: db, subset: primary}}]
 `);
     assert.deepEqual(
-      validateResources(rs).map((i) => i.path),
+      checkResources(rs).warnings.map((i) => i.path),
       ['spec.http[0].mirror.subset', 'spec.tcp[0].route[0].destination.subset'],
     );
   });
@@ -107,15 +113,15 @@ spec:
 describe('batch rules', () => {
   test('`only` limits issues to the resources being applied', () => {
     const rs = parse([vs('a', 'v1'), vs('b', 'v1')].join('---\n'));
-    assert.equal(lines(rs).length, 2);
+    assert.equal(warned(rs).length, 2);
     const only = new Set([resourceKey(rs[1] as Resource)]);
     assert.deepEqual(
-      validateResources(rs, { only }).map((i) => i.resource),
+      checkResources(rs, { only }).warnings.map((i) => i.resource),
       ['VirtualService b/reviews'],
     );
   });
 
-  test('one default Sidecar and one namespace-wide PeerAuthentication per namespace', () => {
+  test('several default Sidecars or namespace-wide PeerAuthentications in a namespace: accepted, the first by name applies', () => {
     const rs = parse(`apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: a, namespace: web}
@@ -141,9 +147,12 @@ kind: PeerAuthentication
 metadata: {name: c, namespace: web}
 spec: {selector: {matchLabels: {app: x}}, mtls: {mode: DISABLE}}
 `);
-    assert.deepEqual(lines(rs), [
-      'Sidecar web/b: spec: only one Sidecar without workloadSelector is allowed in namespace web; Sidecar web/a is one already',
-      'PeerAuthentication web/b: spec: only one namespace-wide PeerAuthentication (no selector) is allowed in namespace web; PeerAuthentication web/a is one already',
+    assert.deepEqual(lines(rs), [], 'Istio accepts them: one applies');
+    assert.deepEqual(checkResources(rs).warnings.map(formatIssue), [
+      'Sidecar web/a: spec: 2 Sidecars without workloadSelector in namespace web (a, b): this one applies (the first by name)',
+      'Sidecar web/b: spec: 2 Sidecars without workloadSelector in namespace web (a, b): Sidecar web/a applies (the first by name), not this one',
+      'PeerAuthentication web/a: spec: 2 namespace-wide PeerAuthentications (no selector) in namespace web (a, b): this one applies (the first by name)',
+      'PeerAuthentication web/b: spec: 2 namespace-wide PeerAuthentications (no selector) in namespace web (a, b): PeerAuthentication web/a applies (the first by name), not this one',
     ]);
   });
 
@@ -160,9 +169,11 @@ metadata: {name: b, namespace: istio-system}
 spec: {mtls: {mode: STRICT}}
 ---
 ${vs('shop', 'v9', 'cart')}`);
-    assert.deepEqual(lines(rs, { mesh }), [
-      'VirtualService shop/reviews: spec.http[0].route[0].destination.subset: subset "v9" needs a DestinationRule for host cart.shop.corp, and none is visible from namespace shop',
-      'PeerAuthentication istio-system/b: spec: only one mesh-wide PeerAuthentication (namespace istio-system, no selector) is allowed; PeerAuthentication istio-system/a is one already',
+    assert.deepEqual(lines(rs, { mesh }), []);
+    assert.deepEqual(checkResources(rs, { mesh }).warnings.map(formatIssue), [
+      'VirtualService shop/reviews: spec.http[0].route[0].destination.subset: subset "v9" of host cart.shop.corp is not defined: no DestinationRule for that host is visible from namespace shop; requests routed to it get 503 (no cluster) until one is applied',
+      'PeerAuthentication istio-system/a: spec: 2 mesh-wide PeerAuthentications (namespace istio-system, no selector) (a, b): this one applies (the first by name)',
+      'PeerAuthentication istio-system/b: spec: 2 mesh-wide PeerAuthentications (namespace istio-system, no selector) (a, b): PeerAuthentication istio-system/a applies (the first by name), not this one',
     ]);
   });
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -265,6 +267,78 @@ describe('vmesh CLI against a running controller', () => {
     assert.deepEqual(list.body, []);
     const again = await ctl.api('DELETE', '/v1/config/VirtualService/default/reviews');
     assert.deepEqual([again.status, again.body?.error?.code], [404, 'VMESH_ERR_NOT_FOUND']);
+  });
+
+  test('validate and apply agree: an empty file is nothing to do; references not there yet and Kubernetes kinds warn', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmesh-cli-'));
+    try {
+      const empty = join(dir, 'empty.yaml');
+      writeFileSync(empty, '# nothing here\n');
+      const [v, a] = await Promise.all([runCli(['config', 'validate', '-f', empty]), ctl.cli(['config', 'apply', '-f', empty])]);
+      assert.equal(ok(v, 'validate empty'), `nothing to validate: no mesh resources in ${empty}\n`);
+      assert.equal(ok(a, 'apply empty'), `nothing to apply: no mesh resources in ${empty}\n`);
+
+      const mixed = join(dir, 'mixed.yaml');
+      const vs =
+        'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: shop}\nspec:\n  hosts: [shop]\n  http:\n  - route:\n    - destination: {host: shop, subset: v2}\n';
+      writeFileSync(mixed, `apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: shop}\n---\n${vs}`);
+      const want = [
+        `warning: VMESH_WARN_SKIPPED_KIND: document 1 of ${mixed}: skipped ServiceAccount shop (v1): not mesh config, vmesh does not read Kubernetes core resources`,
+        'warning: VMESH_WARN_REFERENCE_NOT_FOUND: VirtualService default/shop: spec.http[0].route[0].destination.subset: subset "v2" of host shop.default.mesh is not defined',
+      ];
+      const v2 = await runCli(['config', 'validate', '-f', mixed]);
+      assert.equal(ok(v2, 'validate mixed'), '1 resource(s) valid\n');
+      const a2 = await ctl.cli(['config', 'apply', '-f', mixed]);
+      assert.equal(ok(a2, 'apply mixed'), 'VirtualService/default/shop created\n');
+      for (const r of [v2, a2]) {
+        const lines = r.stderr.split('\n').filter((l) => l !== '');
+        assert.equal(lines.length, 2, r.stderr);
+        assert.equal(lines[0], want[0]);
+        assert.ok(lines[1]?.startsWith(want[1] ?? ''), lines[1]);
+      }
+
+      // analyze: the stored config alone warns; with the DestinationRule given as a file, it is clean.
+      const an = await ctl.cli(['config', 'analyze']);
+      assert.match(ok(an, 'analyze'), /resource\(s\) analyzed: 1 warning\(s\)\n$/);
+      assert.match(an.stderr, /subset "v2" of host shop\.default\.mesh is not defined/);
+      const dr = join(dir, 'dr.yaml');
+      writeFileSync(
+        dr,
+        'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: shop}\nspec: {host: shop, subsets: [{name: v2, labels: {version: v2}}]}\n',
+      );
+      const an2 = await ctl.cli(['config', 'analyze', '-f', dr]);
+      assert.match(ok(an2, 'analyze -f dr'), /resource\(s\) analyzed: no issues\n$/);
+      assert.equal(an2.stderr, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('validate and apply agree on size: 6 MB applies (over the old 4 MiB body limit); over 32 MiB both refuse alike', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmesh-cli-'));
+    try {
+      const note = 'x'.repeat(4000);
+      const se = (i: number) =>
+        `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext-${i}, annotations: {note: "${note}"}}\nspec: {hosts: [ext-${i}.example.com], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS}\n`;
+      const big = join(dir, 'big.yaml');
+      writeFileSync(big, Array.from({ length: 1500 }, (_, i) => se(i)).join('---\n'));
+      const v = await runCli(['config', 'validate', '-f', big]);
+      assert.equal(ok(v, 'validate 6 MB'), '1500 resource(s) valid\n');
+      const a = await ctl.cli(['config', 'apply', '-f', big, '--dry-run', '-o', 'json']);
+      assert.equal(JSON.parse(ok(a, 'apply 6 MB')).results.length, 1500);
+
+      const huge = join(dir, 'huge.yaml');
+      writeFileSync(huge, Array.from({ length: 8500 }, (_, i) => se(i)).join('---\n'));
+      const [hv, ha] = await Promise.all([runCli(['config', 'validate', '-f', huge]), ctl.cli(['config', 'apply', '-f', huge])]);
+      const line = failed(hv, 'validate 34 MB');
+      assert.match(
+        line,
+        /^VMESH_ERR_USAGE: config is \d+ bytes, over the 33554432-byte limit of one apply; split it into several applies$/,
+      );
+      assert.equal(failed(ha, 'apply 34 MB'), line);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('token create --host h2 --ttl 1h prints vmesh1.<id>.<secret>.<CA hash>; the API lists it unused', async () => {

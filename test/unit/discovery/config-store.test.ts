@@ -62,14 +62,40 @@ describe('ConfigStore', () => {
   test('a batch with one bad resource changes nothing and names every problem', async () => {
     const { config } = await open();
     await config.applyText(DR, { source: 'dr.yaml' });
-    const bad = `${VS('v3')}---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ok}\nspec: {hosts: [db.example.com], ports: [{number: 5432, name: tcp, protocol: TCP}], resolution: DNS}\n`;
+    const bad = `${VS('v1').replace('hosts: [reviews.default.svc.cluster.local]', 'hosts: [-reviews.example.com]')}---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ok}\nspec: {hosts: [db.example.com], ports: [{number: 5432, name: tcp, protocol: TCP}], resolution: DNS}\n`;
     await assert.rejects(config.applyText(bad, { source: 'bad.yaml' }), (e: unknown) => {
       assert.ok(e instanceof ValidationFailed);
-      assert.match(e.message, /VirtualService default\/reviews: spec\.http\[0\]\.route\[0\]\.destination\.subset: subset "v3"/);
+      assert.match(e.message, /VirtualService default\/reviews: spec\.hosts\[0\]/);
       return true;
     });
     assert.equal(config.list('ServiceEntry').length, 0, 'the good resource of the batch was not applied either');
     assert.equal(config.list('VirtualService').length, 0);
+  });
+
+  test('a route to a subset not defined (yet) is applied with a warning, as Istio accepts it', async () => {
+    const { config } = await open();
+    const r = await config.applyText(VS('v3'), { source: 'vs.yaml' });
+    assert.deepEqual(r.results, [{ key: 'VirtualService/default/reviews', action: 'created' }]);
+    assert.equal(r.warnings.length, 1);
+    assert.match(
+      r.warnings[0] ?? '',
+      /^VMESH_WARN_REFERENCE_NOT_FOUND: VirtualService default\/reviews: .*subset "v3" of host reviews\.default\.mesh is not defined/,
+    );
+    const again = await config.applyText(DR, { source: 'dr.yaml' });
+    assert.deepEqual(again.warnings, [], 'the DestinationRule arriving later is just applied');
+  });
+
+  test('Kubernetes documents are skipped with a warning each; an empty text applies nothing', async () => {
+    const { config } = await open();
+    const svc = 'apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec: {ports: [{port: 9080, name: http}]}\n';
+    const deploy = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1}\nspec: {replicas: 1}\n';
+    const r = await config.applyText(`${svc}---\n${DR}---\n${deploy}`, { source: 'bookinfo.yaml' });
+    assert.deepEqual(r.results, [{ key: 'DestinationRule/default/reviews', action: 'created' }]);
+    assert.deepEqual(r.warnings, [
+      'VMESH_WARN_SKIPPED_KIND: document 1 of bookinfo.yaml: skipped Service reviews (v1): not mesh config, vmesh does not read Kubernetes core resources',
+      'VMESH_WARN_SKIPPED_KIND: document 3 of bookinfo.yaml: skipped Deployment reviews-v1 (apps/v1): not mesh config, vmesh does not read apps resources',
+    ]);
+    assert.deepEqual(await config.applyText('', { source: 'empty.yaml' }), { results: [], warnings: [] });
   });
 
   test('schema errors refuse the batch before anything is checked against the store', async () => {
