@@ -139,7 +139,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         // An empty apply is nothing to do, as `vmesh config validate` of an empty file is.
         const yaml = body === undefined ? '' : text(body, 'config apply');
         const tooLarge = configTooLarge(Buffer.byteLength(yaml));
-        if (tooLarge) throw vmeshError(ErrorCode.Usage, tooLarge);
+        if (tooLarge) throw vmeshError(ErrorCode.LimitExceeded, tooLarge);
         // `source` names the client's files in issues, as `vmesh config validate` names them.
         const source = query.get('source') || 'request body';
         return { body: await d.config.applyText(yaml, { source, dryRun: query.get('dryRun') === 'true' }) };

@@ -39,7 +39,7 @@ export function readBatch(names: readonly string[]): Array<{ file: string; text:
   const batch = names.map((file) => ({ file, text: readInput(file) }));
   const bytes = batch.reduce((n, b) => n + Buffer.byteLength(b.text), 0) + Math.max(0, batch.length - 1) * 5;
   const tooLarge = configTooLarge(bytes);
-  if (tooLarge) throw vmeshError(ErrorCode.Usage, tooLarge);
+  if (tooLarge) throw vmeshError(ErrorCode.LimitExceeded, tooLarge);
   return batch;
 }
 

@@ -333,7 +333,7 @@ describe('vmesh CLI against a running controller', () => {
       const line = failed(hv, 'validate 34 MB');
       assert.match(
         line,
-        /^VMESH_ERR_USAGE: config is \d+ bytes, over the 33554432-byte limit of one apply; split it into several applies$/,
+        /^VMESH_ERR_LIMIT_EXCEEDED: config is \d+ bytes, over the 33554432-byte limit of one apply; split it into several applies$/,
       );
       assert.equal(failed(ha, 'apply 34 MB'), line);
     } finally {
