@@ -110,7 +110,7 @@ export interface ValidationIssue {
  * The most config text one validate or apply reads (files joined): a real config set fits (24k ServiceEntries
  * are ~5 MB), and `vmesh config validate` refuses what the controller's API would, with the same words.
  */
-export const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 export function configTooLarge(bytes: number): string | undefined {
   return bytes > MAX_CONFIG_BYTES

@@ -44,11 +44,11 @@ export const Limits = {
   configDepth: 100,
   /** YAML documents in one config input; more is not a config but a flood. */
   configDocuments: 10_000,
-  /** The config reader's thread: its heap ceiling, and how long one input may take to read (4 MiB of real config: ~5 s). */
-  configParseHeapMb: 256,
+  /** The config reader's thread: its heap ceiling, and how long one input may take to read (16 MiB of dense config, the most one apply takes: ~20 s). */
+  configParseHeapMb: 512,
   /** Syntax errors reported for one config input: garbage has one per token. */
   configIssues: 100,
-  configParseMs: 30_000,
+  configParseMs: 60_000,
 } as const;
 
 /** grpc-js server options that enforce the caps above on the controller's TLS (15012) or plaintext xDS (15010) port. */

@@ -202,7 +202,7 @@ describe(`HTTPS API under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () =
 
   test('a body over the size cap is refused with VMESH_ERR_LIMIT_EXCEEDED (kept out of the timed loop: 4 MiB strings make GC pauses in this process)', async () => {
     for (let i = 0; i < 3; i++) {
-      // /v1/config takes a whole config set (32 MiB, as `vmesh config validate` does); every other route 4 MiB.
+      // /v1/config takes a whole config set (16 MiB, as `vmesh config validate` does); every other route 4 MiB.
       const a = await send('POST', '/v1/workloads', { token: true, body: 'a'.repeat(Limits.apiBodyBytes + 1) });
       if (a.status === 0) continue; // reset while still sending: the server stopped reading
       assert.equal(a.status, 400, a.text);

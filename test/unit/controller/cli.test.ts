@@ -314,7 +314,7 @@ describe('vmesh CLI against a running controller', () => {
     }
   });
 
-  test('validate and apply agree on size: 6 MB applies (over the old 4 MiB body limit); over 32 MiB both refuse alike', async () => {
+  test('validate and apply agree on size: 6 MB applies (over the old 4 MiB body limit); over 16 MiB both refuse alike', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vmesh-cli-'));
     try {
       const note = 'x'.repeat(4000);
@@ -328,14 +328,14 @@ describe('vmesh CLI against a running controller', () => {
       assert.equal(JSON.parse(ok(a, 'apply 6 MB')).results.length, 1500);
 
       const huge = join(dir, 'huge.yaml');
-      writeFileSync(huge, Array.from({ length: 8500 }, (_, i) => se(i)).join('---\n'));
+      writeFileSync(huge, Array.from({ length: 4500 }, (_, i) => se(i)).join('---\n'));
       const [hv, ha] = await Promise.all([runCli(['config', 'validate', '-f', huge]), ctl.cli(['config', 'apply', '-f', huge])]);
-      const line = failed(hv, 'validate 34 MB');
+      const line = failed(hv, 'validate 18 MB');
       assert.match(
         line,
-        /^VMESH_ERR_LIMIT_EXCEEDED: config is \d+ bytes, over the 33554432-byte limit of one apply; split it into several applies$/,
+        /^VMESH_ERR_LIMIT_EXCEEDED: config is \d+ bytes, over the 16777216-byte limit of one apply; split it into several applies$/,
       );
-      assert.equal(failed(ha, 'apply 34 MB'), line);
+      assert.equal(failed(ha, 'apply 18 MB'), line);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
