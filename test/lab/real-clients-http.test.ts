@@ -83,6 +83,8 @@ async function curl(host: LabHost, base: string, transfers: readonly Transfer[],
 const view = (rs: readonly Result[]) =>
   rs.map(({ path, status, exit, headers, size, sha }) => ({ path, status, exit, headers, size, sha }));
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe('real clients over reused connections: every response shape, byte for byte as the direct path', () => {
   let f: FeatureLab;
   const procs: LabProcess[] = [];
@@ -119,6 +121,21 @@ describe('real clients over reused connections: every response shape, byte for b
       py11.waitForLine(/Serving HTTP/, 30_000),
       py10.waitForLine(/Serving HTTP/, 30_000),
     ]);
+    // The servers start after the lab applied their services, so the agent's first probes found them down and
+    // the controller took them out of load balancing: wait for the next probe to bring them back.
+    for (const [svc, port] of [
+      ['shapes', 8090],
+      ['static', 8091],
+      ['static10', 8093],
+    ] as const) {
+      const url = `http://${svc}:${port}/${svc === 'shapes' ? 'empty' : 'small.txt'}`;
+      let code = '';
+      for (const until = Date.now() + 30_000; code !== '200' && Date.now() < until; await sleep(250)) {
+        code = (await f.h2.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', url], { ...APP, timeoutMs: 10_000 }))
+          .stdout;
+      }
+      assert.equal(code, '200', `${url} never answered 200 through the mesh`);
+    }
   });
   after(async () => {
     for (const p of procs) await p.stop();
