@@ -108,9 +108,11 @@ export async function startFeatureLab(opts: {
   controllerConfig?: string;
   /** More `vmesh agent` flags for both agents. */
   agentArgs?: readonly string[];
+  /** IPv6 on every host (default true; false disables it in the namespaces). */
+  ipv6?: boolean;
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
-  const lab = await createLab({ hosts: 3 });
+  const lab = await createLab({ hosts: 3, ipv6: opts.ipv6 ?? true });
   const [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
   const ctlDir = await mkdtemp(join(tmpdir(), 'vmesh-feat-ctl-'));
   const agentDirs = { h2: await mkdtemp(join(tmpdir(), 'vmesh-feat-h2-')), h3: await mkdtemp(join(tmpdir(), 'vmesh-feat-h3-')) };
