@@ -17,6 +17,7 @@ import {
   workloadSpiffeId,
 } from '../ca/index.js';
 import { installCapture, removeCapture } from '../capture/install.js';
+import { assignPassthroughSourceV6 } from '../capture/passthrough-source.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -144,6 +145,11 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
       try {
         if (want === 'full' || want === 'full-v4') {
           await routeVipRange();
+          if (want === 'full') {
+            await assignPassthroughSourceV6().catch((e: unknown) =>
+              logger.warn({ err: e }, 'inbound IPv6 passthrough goes out from the host address instead of ::6'),
+            );
+          }
           await installCapture({ ...cfg.captureConfig, ipv6: want === 'full' });
           logger.info({ backend: cfg.captureConfig.backend, ipv6: want === 'full' }, 'capture installed');
         } else if (want === 'dns') {

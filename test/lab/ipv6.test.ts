@@ -10,7 +10,9 @@ import type { LabProcess } from './lab.js';
 // socat and nc over IPv6, dig AAAA through the captured resolver, and h1 (unmeshed) calling h3's IPv6 address.
 // Then a lab with IPv6 disabled: the proxy listens on IPv4 only and capture redirects no IPv6.
 
-const SERVE_V6 = `require('http').createServer((q,s)=>s.end('plain-v6 '+q.socket.remoteAddress+'\\n')).listen({port:8800,host:'::',ipv6Only:true},()=>console.log('ready'))`;
+/** An unmeshed IPv6-only HTTP server on `port` that answers with the caller's address. */
+const serveV6 = (port: number) =>
+  `require('http').createServer((q,s)=>s.end('plain-v6 '+q.socket.remoteAddress+'\\n')).listen({port:${port},host:'::',ipv6Only:true},()=>console.log('ready'))`;
 
 function v6Yaml(serverV6: string): string {
   return `apiVersion: networking.istio.io/v1
@@ -68,16 +70,19 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
   let f: FeatureLab;
   let plain: LabProcess;
   let servers: LabProcess;
+  let undeclared: LabProcess;
 
   before(async () => {
     f = await startFeatureLab({ servers: ['http:v4web:9931'], services: [V4WEB] });
-    plain = f.h1.spawn(process.execPath, ['-e', SERVE_V6], APP);
+    plain = f.h1.spawn(process.execPath, ['-e', serveV6(8800)], APP);
+    // A port no service declares: inbound passthrough on h3.
+    undeclared = f.h3.spawn(process.execPath, ['-e', serveV6(8801)], APP);
     // On [::]: the agent's health check of the registered workload dials its IPv6 address directly.
     servers = f.h3.spawn(process.execPath, [FEATURE_SERVERS, 'http:v6web:9901', 'tcp:v6tcp:9911', 'http:v6reg:9921'], {
       ...APP,
       env: { FEATURE_LISTEN_HOST: '::' },
     });
-    await Promise.all([plain.waitForLine(/^ready$/, 20_000), servers.waitForLine(/^ready$/, 20_000)]);
+    await Promise.all([plain, servers, undeclared].map((p) => p.waitForLine(/^ready$/, 20_000)));
     await f.apply(v6Yaml(f.h3.ipv6));
     await f.cli([
       'workload',
@@ -101,6 +106,7 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
   after(async () => {
     await plain?.stop();
     await servers?.stop();
+    await undeclared?.stop();
     await f?.teardown();
   });
 
@@ -161,6 +167,14 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
     const out = await f.h1.execOk('curl', ['-6', ...curlArgs(`http://[${f.h3.ipv6}]:9901/from-h1`)], { ...APP, timeoutMs: 20_000 });
     assert.match(out, /status=200/, out);
     assert.match(out, /^v6web /m, out);
+  });
+
+  test('inbound passthrough over IPv6 (a port no service declares) reaches the app from ::6', async () => {
+    const out = await f.h1.execOk('curl', curlArgs(`http://[${f.h3.ipv6}]:8801/`), { ...APP, timeoutMs: 20_000 });
+    assert.match(out, /status=200/, out);
+    assert.match(out, /^plain-v6 ::6$/m, out);
+    const lo = await f.h3.execOk('ip', ['-6', 'addr', 'show', 'dev', 'lo']);
+    assert.match(lo, /inet6 ::6\/128/, lo);
   });
 
   test('DNS: a VIP-only mesh name answers AAAA with NOERROR and no records, also for queries sent over IPv6', async () => {
