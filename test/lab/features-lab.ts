@@ -53,7 +53,8 @@ export interface FeatureLab {
   teardown(): Promise<void>;
 }
 
-function serviceYaml(s: ServiceSpec, serverIp: string): string {
+/** A ServiceEntry selecting its WorkloadEntries on h3 at `serverIp`, one per endpoint. */
+export function serviceYaml(s: ServiceSpec, serverIp: string): string {
   const protocol = { http: 'HTTP', http2: 'HTTP2', grpc: 'GRPC', tcp: 'TCP' }[s.portName];
   const docs = [
     `apiVersion: networking.istio.io/v1
@@ -76,7 +77,7 @@ metadata:
   labels: ${labels}
   annotations: {vmesh.io/host: h3}
 spec:
-  address: ${serverIp}
+  address: "${serverIp}"
   ports: {${s.portName}: ${e.port}}
   labels: ${labels}
   serviceAccount: ${s.name}

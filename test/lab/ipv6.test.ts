@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, APP, type FeatureLab, startFeatureLab } from './features-lab.js';
+import { APP, adminGet, type FeatureLab, startFeatureLab } from './features-lab.js';
 import type { LabProcess } from './lab.js';
 
 // IPv6 through capture on dual-stack hosts, with real clients run as the registered app uid on h2: curl to an
@@ -14,51 +14,27 @@ import type { LabProcess } from './lab.js';
 const serveV6 = (port: number) =>
   `require('http').createServer((q,s)=>s.end('plain-v6 '+q.socket.remoteAddress+'\\n')).listen({port:${port},host:'::',ipv6Only:true},()=>console.log('ready'))`;
 
+/** A ServiceEntry's own IPv6 address: on the lab's link (so clients route it), assigned to no host. */
+const V6_SERVICE_ADDRESS = '2001:2::100';
+
 function v6Yaml(serverV6: string): string {
-  return `apiVersion: networking.istio.io/v1
+  const services: ServiceSpec[] = [
+    { name: 'v6web', port: 9900, portName: 'http', endpoints: [{ name: 'v6web-1', port: 9901 }] },
+    { name: 'v6tcp', port: 9910, portName: 'tcp', endpoints: [{ name: 'v6tcp-1', port: 9911 }] },
+  ];
+  // A service of its own on v6web's workload, with an IPv6 address of its own.
+  const v6addr = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: v6web}
+metadata: {name: v6addr}
 spec:
-  hosts: [v6web.default.mesh]
+  hosts: [v6addr.default.mesh]
+  addresses: ["${V6_SERVICE_ADDRESS}"]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{number: 9900, name: http, protocol: HTTP}]
+  ports: [{number: 9940, name: http, protocol: HTTP}]
   workloadSelector: {labels: {app: v6web}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: v6web-1
-  labels: {app: v6web}
-  annotations: {vmesh.io/host: h3}
-spec:
-  address: "${serverV6}"
-  ports: {http: 9901}
-  labels: {app: v6web}
-  serviceAccount: v6web
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: v6tcp}
-spec:
-  hosts: [v6tcp.default.mesh]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9910, name: tcp, protocol: TCP}]
-  workloadSelector: {labels: {app: v6tcp}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: v6tcp-1
-  labels: {app: v6tcp}
-  annotations: {vmesh.io/host: h3}
-spec:
-  address: "${serverV6}"
-  ports: {tcp: 9911}
-  labels: {app: v6tcp}
-  serviceAccount: v6tcp
 `;
+  return [...services.map((s) => serviceYaml(s, serverV6)), v6addr].join('---\n');
 }
 
 const FEATURE_SERVERS = join(import.meta.dirname, 'fixtures', 'feature-servers.mjs');
@@ -99,7 +75,12 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
       'h3',
     ]);
     await Promise.all([
-      f.waitForConfig('h2', ['outbound|9900||v6web.default.mesh', 'outbound|9910||v6tcp.default.mesh', 'outbound|9921||v6reg.default.mesh']),
+      f.waitForConfig('h2', [
+        'outbound|9900||v6web.default.mesh',
+        'outbound|9910||v6tcp.default.mesh',
+        'outbound|9921||v6reg.default.mesh',
+        `${V6_SERVICE_ADDRESS}_9940`,
+      ]),
       f.waitForConfig('h3', ['inbound|9901||', 'inbound|9911||', 'inbound|9921||']),
     ]);
   });
@@ -177,12 +158,28 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
     assert.match(lo, /inet6 ::6\/128/, lo);
   });
 
+  test("a ServiceEntry's IPv6 address answers AAAA, and curl reaches the service on it and on its VIP", async () => {
+    const aaaa = await f.h2.execOk('dig', ['+short', '+tries=1', '+time=3', 'AAAA', 'v6addr.default.mesh'], { ...APP, timeoutMs: 15_000 });
+    assert.equal(aaaa.trim(), V6_SERVICE_ADDRESS);
+    for (const family of ['-6', '-4']) {
+      const out = await f.h2.execOk('curl', [family, ...curlArgs('http://v6addr.default.mesh:9940/whoami')], { ...APP, timeoutMs: 20_000 });
+      assert.match(out, /status=200/, `${family}: ${out}`);
+      assert.match(out, /^v6web xfcc=.*URI=spiffe:\/\/cluster.local\/ns\/default\/sa\/app/m, `${family}: ${out}`);
+    }
+  });
+
   test('DNS: a VIP-only mesh name answers AAAA with NOERROR and no records, also for queries sent over IPv6', async () => {
     for (const server of [[], [`@${f.h1.ipv6}`]]) {
-      const aaaa = await f.h2.execOk('dig', ['+tries=1', '+time=3', ...server, 'AAAA', 'v6web.default.mesh'], { ...APP, timeoutMs: 15_000 });
+      const aaaa = await f.h2.execOk('dig', ['+tries=1', '+time=3', ...server, 'AAAA', 'v6web.default.mesh'], {
+        ...APP,
+        timeoutMs: 15_000,
+      });
       assert.match(aaaa, /status: NOERROR/, aaaa);
       assert.match(aaaa, /ANSWER: 0,/, aaaa);
-      const a = await f.h2.execOk('dig', ['+short', '+tries=1', '+time=3', ...server, 'A', 'v6web.default.mesh'], { ...APP, timeoutMs: 15_000 });
+      const a = await f.h2.execOk('dig', ['+short', '+tries=1', '+time=3', ...server, 'A', 'v6web.default.mesh'], {
+        ...APP,
+        timeoutMs: 15_000,
+      });
       assert.match(a.trim(), /^240\.240\.\d+\.\d+$/, a);
     }
   });
