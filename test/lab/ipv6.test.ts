@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { APP, adminGet, type FeatureLab, startFeatureLab } from './features-lab.js';
+import { APP, adminGet, type FeatureLab, type ServiceSpec, serviceYaml, startFeatureLab } from './features-lab.js';
 import type { LabProcess } from './lab.js';
 
 // IPv6 through capture on dual-stack hosts, with real clients run as the registered app uid on h2: curl to an
@@ -124,6 +124,25 @@ describe('IPv6 on dual-stack hosts: outbound, inbound, passthrough and DNS throu
       assert.match(out, /status=200/, `${name}: ${out}`);
       // The server side saw the caller's mesh identity: the hop between the proxies was mTLS over IPv6.
       assert.match(out, new RegExp(`^${name} xfcc=.*URI=spiffe://cluster.local/ns/default/sa/app`, 'm'), `${name}: ${out}`);
+    }
+  });
+
+  test("the agent's health check reaches the workload registered with an IPv6 address: healthy", async () => {
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const ws = JSON.parse(await f.cli(['workload', 'list', '--output', 'json'])) as Array<{
+        name: string;
+        address: string;
+        healthy?: boolean;
+      }>;
+      const w = ws.find((x) => x.name === 'v6reg-1');
+      assert.equal(w?.address, f.h3.ipv6, JSON.stringify(ws));
+      if (w?.healthy !== undefined) {
+        assert.equal(w.healthy, true, JSON.stringify(w));
+        break;
+      }
+      assert.ok(Date.now() < until, `no health report for v6reg-1: ${JSON.stringify(w)}`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
   });
 
