@@ -33,8 +33,9 @@ function listenOnce(server: Server, host: string, port: number, ipv6Only: boolea
 /**
  * Binds `host:port`; a wildcard IPv4 listener (xDS says `0.0.0.0`, as Istio's virtual listeners do) also gets
  * an `[::]` socket of its own, IPv6-only. Two sockets rather than one dual-stack `::`: nothing downstream ever
- * sees an IPv4-mapped address, and a host without IPv6 (EAFNOSUPPORT, EADDRNOTAVAIL) still serves IPv4;
- * `ipv6: false` then tells the agent not to redirect IPv6 to a port nobody listens on.
+ * sees an IPv4-mapped address, and when `[::]` cannot be had (no IPv6 on the host, EAFNOSUPPORT, the port
+ * taken) IPv4 is still served; `ipv6: false` then tells the agent not to redirect IPv6 to a port nobody
+ * listens on. A listener stays as bound: IPv6 that appears later is served from its next rebind.
  */
 export async function listenFamilies(
   make: () => Server,
