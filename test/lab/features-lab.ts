@@ -111,6 +111,8 @@ export async function startFeatureLab(opts: {
   agentArgs?: readonly string[];
   /** IPv6 on every host (default true; false disables it in the namespaces). */
   ipv6?: boolean;
+  /** The agents' capture backend (default nftables). */
+  backend?: 'nftables' | 'iptables';
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
   const lab = await createLab({ hosts: 3, ipv6: opts.ipv6 ?? true });
@@ -163,6 +165,10 @@ export async function startFeatureLab(opts: {
       const dir = agentDirs[name];
       const args = ['--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
       args.push(...(opts.agentArgs ?? []));
+      if (opts.backend === 'iptables') {
+        writeFileSync(join(dir, 'agent.yaml'), 'capture:\n  backend: iptables\n');
+        args.push('--config', join(dir, 'agent.yaml'));
+      }
       // The agent's sockets carry the proxy's group, which capture lets through.
       const p = (name === 'h2' ? h2 : h3).spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 });
       await p.waitForLine(/"ready":true/, 60_000);
@@ -209,7 +215,11 @@ export async function startFeatureLab(opts: {
     // Capture goes on once each agent's proxy listens.
     for (const h of [h2, h3]) {
       const until = Date.now() + 60_000;
-      while (!(await h.execOk('nft', ['list', 'tables'])).includes('inet vmesh')) {
+      const installed = async () =>
+        opts.backend === 'iptables'
+          ? (await h.execOk('iptables-save', ['-t', 'nat'])).includes(':VMESH_OUTPUT')
+          : (await h.execOk('nft', ['list', 'tables'])).includes('inet vmesh');
+      while (!(await installed())) {
         if (Date.now() > until) throw new Error(`the agent on ${h.name} never installed capture\n${diag()}`);
         await sleep(250);
       }
