@@ -16,6 +16,7 @@ import {
   WorkloadIdentities,
 } from '../ca/index.js';
 import { installCapture, openCaptureSession, removeCapture } from '../capture/install.js';
+import { assignPassthroughSourceV6 } from '../capture/passthrough-source.js';
 import { dnsOnlyCapture } from '../capture/plan.js';
 import { routeVipRange } from '../capture/vip-route.js';
 import type { AgentConfig } from '../config/agent.js';
@@ -168,20 +169,28 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
   // host off. Until then (no controller, no cached config) traffic flows as if vmesh were absent; once every
   // proxy worker is down, only DNS stays captured (the DNS proxy is the agent's own). Either way virtual IPs are
   // refused at once by their local route.
-  let captured: 'none' | 'dns' | 'full' = 'none';
+  // IPv6 is redirected only while the proxy listens on IPv6 too ('full-v4' otherwise): a host without IPv6, or
+  // whose [::] ports are taken, keeps its IPv6 traffic direct rather than refused.
+  let captured: 'none' | 'dns' | 'full' | 'full-v4' = 'none';
   let stopping = false;
   let captureChain: Promise<void> = Promise.resolve();
   const syncCapture = () => {
     captureChain = captureChain.then(async () => {
-      const listens = !!proxy?.listening().some((l) => l.port === cfg.captureConfig.outboundPort);
+      const outbound = proxy?.listening().find((l) => l.port === cfg.captureConfig.outboundPort);
+      const full = cfg.captureConfig.ipv6 && outbound?.ipv6 ? 'full' : 'full-v4';
       const fallback = captured !== 'none' && cfg.captureConfig.captureDns ? 'dns' : 'none';
-      const want = !cfg.capture || stopping ? captured : listens ? 'full' : fallback;
+      const want = !cfg.capture || stopping ? captured : outbound ? full : fallback;
       if (want === captured) return;
       try {
-        if (want === 'full') {
+        if (want === 'full' || want === 'full-v4') {
           await routeVipRange();
-          await installCapture(cfg.captureConfig, nftSession);
-          logger.info({ backend: cfg.captureConfig.backend }, 'capture installed');
+          if (want === 'full') {
+            await assignPassthroughSourceV6().catch((e: unknown) =>
+              logger.warn({ err: e }, 'inbound IPv6 passthrough goes out from the host address instead of ::6'),
+            );
+          }
+          await installCapture({ ...cfg.captureConfig, ipv6: want === 'full' }, nftSession);
+          logger.info({ backend: cfg.captureConfig.backend, ipv6: want === 'full' }, 'capture installed');
         } else if (want === 'dns') {
           // One transaction replaces the table: DNS capture never has a gap.
           await installCapture(dnsOnlyCapture(cfg.captureConfig), nftSession);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { createAccessLogger, type Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
+import type { ListeningPort } from '../proxy/listener-manager.js';
 import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
 import { FileSecretStore } from '../proxy/secret-store-files.js';
@@ -13,7 +14,7 @@ import { ProxyWorkers } from './proxy-workers.js';
 export interface ProxyRunner {
   /** The accepted config (already compiled by the agent, which NACKs what does not compile) and the secrets. */
   update(applied: AppliedConfig, compiled: ProxyConfig | undefined, secrets: readonly SecretInput[]): void;
-  listening(): Array<{ name: string; port: number }>;
+  listening(): ListeningPort[];
   /** Processes serving traffic (for metrics and the benchmark). */
   pids(): number[];
   /** How many of those processes have applied a config and serve. */

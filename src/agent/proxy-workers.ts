@@ -5,11 +5,12 @@ import { proxyWorkerArgs } from '../config/proxy-worker.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
+import type { ListeningPort } from '../proxy/listener-manager.js';
 
 /** What a worker tells the agent over the cluster channel. */
 export type WorkerMessage =
   | { readonly kind: 'started'; readonly pid: number }
-  | { readonly kind: 'listening'; readonly listeners: Array<{ name: string; port: number }>; readonly version: string }
+  | { readonly kind: 'listening'; readonly listeners: ListeningPort[]; readonly version: string }
   /** The answer to the agent's `{kind:'metrics', id}`. */
   | { readonly kind: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot }
   /** The answer to the agent's liveness `{kind:'ping'}`, sent from the worker's event loop. */
@@ -38,7 +39,7 @@ export interface ProxyWorkersOptions {
 
 interface Slot {
   worker?: Worker;
-  listeners: Array<{ name: string; port: number }>;
+  listeners: ListeningPort[];
   restarts: number;
   timer?: NodeJS.Timeout;
   forkedAt: number;
@@ -109,8 +110,8 @@ export class ProxyWorkers {
   }
 
   /** Listeners every live worker reported (the union). */
-  listening(): Array<{ name: string; port: number }> {
-    const seen = new Map<string, { name: string; port: number }>();
+  listening(): ListeningPort[] {
+    const seen = new Map<string, ListeningPort>();
     for (const s of this.slots) for (const l of s.listeners) seen.set(`${l.name}:${l.port}`, l);
     return [...seen.values()];
   }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Resource } from '../api/resource.js';
+import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { ConfigStore } from './config-store.js';
 import type { HealthTracker } from './health.js';
@@ -22,9 +23,12 @@ const registrationSchema = z.strictObject({
   namespace: z.string().regex(dns1123, 'must be a DNS-1123 label').default('default'),
   serviceAccount: z.string().regex(dns1123, 'must be a DNS-1123 label').optional(),
   /** Required with ports; a pure client defaults to its host's address. */
+  // `[fdce:77::3]` as URLs write it is accepted too; the WorkloadEntry keeps one canonical spelling.
   address: z
     .string()
-    .refine((a) => isIP(a) !== 0, 'must be an IP address')
+    .transform((a) => a.trim().replace(/^\[(.*)\]$/, '$1'))
+    .refine((a) => isIP(a) !== 0, { error: (iss) => `"${String(iss.input)}" is not an IPv4 or IPv6 address` })
+    .transform(normalizeIp)
     .optional(),
   ports: z.array(z.string()).default([]),
   labels: z.record(z.string(), z.string()).default({}),

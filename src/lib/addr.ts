@@ -43,10 +43,24 @@ export function sameSocketAddr(a: SocketAddr, b: SocketAddr): boolean {
   return a.port === b.port && normalizeIp(a.address) === normalizeIp(b.address);
 }
 
-/** `::ffff:1.2.3.4` and `1.2.3.4` name one address; compare them as one. */
+/**
+ * One spelling per address, so keys and comparisons agree whatever wrote them: IPv4-mapped IPv6 (a dual-stack
+ * socket's `::ffff:1.2.3.4`, in dotted or hex form) as plain IPv4, other IPv6 in RFC 5952 form (`2001:2::3`, not
+ * `2001:0002:0:0::3`). Anything else (names, zone ids) comes back lower-cased.
+ */
 export function normalizeIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return (m?.[1] ?? ip).toLowerCase();
+  const lower = ip.toLowerCase();
+  if (!lower.includes(':')) return lower;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (dotted?.[1]) return dotted[1];
+  if (isIP(lower) !== 6 || lower.includes('%')) return lower;
+  // The WHATWG URL parser writes IPv6 hosts in RFC 5952's canonical form.
+  const canonical = new URL(`http://[${lower}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped?.[1] || !mapped[2]) return canonical;
+  const hi = Number.parseInt(mapped[1], 16);
+  const lo = Number.parseInt(mapped[2], 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 export function ipFamily(ip: string): IpFamily | undefined {

@@ -120,8 +120,8 @@ export async function openUpstream(
 function tcpConnect(c: ClusterConfig, address: string, port: number, reuse: boolean): Promise<Result<Socket, Failure>> {
   return new Promise((resolve) => {
     const opts: TcpNetConnectOpts = { host: address, port, allowHalfOpen: true, noDelay: true };
-    // A v4 source address cannot reach a v6 destination; the bind address only applies to its own family.
-    if (c.bindAddress && isIP(c.bindAddress) === isIP(address)) opts.localAddress = c.bindAddress;
+    const source = bindSource(c, address);
+    if (source) opts.localAddress = source;
     const reads = reuse ? new ReusedReads() : undefined;
     if (reads) opts.onread = { buffer: reads.next, callback: reads.onRead };
     const socket = netConnect(opts);
@@ -229,6 +229,19 @@ export class DnsCache {
     });
     return value;
   }
+}
+
+/**
+ * The cluster's source address of the destination's family (a v4 source cannot reach a v6 destination). An IPv6
+ * one must be assigned here (the agent puts `::6` on lo with IPv6 capture): without it the default source is
+ * better than a connection that cannot be made.
+ */
+export function bindSource(c: Pick<ClusterConfig, 'bindAddress' | 'extraBindAddresses'>, destination: string): string | undefined {
+  const family = isIP(destination);
+  for (const a of [c.bindAddress, ...(c.extraBindAddresses ?? [])]) {
+    if (a && isIP(a) === family && (family === 4 || isLocalAddress(a))) return a;
+  }
+  return undefined;
 }
 
 let localCache: { readonly at: number; readonly set: ReadonlySet<string> } | undefined;

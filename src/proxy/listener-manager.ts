@@ -4,6 +4,7 @@ import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, isVmeshError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { localSocketOwner, originalDst as nativeOriginalDst } from '../lib/native.js';
+import { hostHasIpv6, listenFamilies } from './listen-families.js';
 import { type ChainInputs, selectFilterChain } from './listener-chains.js';
 import { type LiveConnection, recheckConnections } from './listener-drain.js';
 import type { DownstreamTls, ListenerConfig, ProxyConfig, SecretStore } from './model.js';
@@ -36,14 +37,24 @@ export interface ListenerManagerOptions {
   readonly onConnectionOpened?: (info: TcpConnectionInfo) => void;
   readonly onConnectionClosed?: (stats: TcpConnectionStats) => void;
   readonly random?: () => number;
+  /** A wildcard IPv4 listener also listens on `[::]` (default: when the host has an IPv6 address). */
+  readonly ipv6?: boolean;
+}
+
+/** A bound listener as the agent sees it: capture redirects IPv6 only to a port that listens on IPv6. */
+export interface ListeningPort {
+  readonly name: string;
+  readonly port: number;
+  readonly ipv6: boolean;
 }
 
 interface Bound {
   readonly name: string;
   readonly host: string;
   readonly port: number;
-  readonly server: Server;
+  readonly servers: readonly Server[];
   readonly boundPort: number;
+  readonly ipv6: boolean;
   /** The listener's current config; a connection keeps the one it was accepted with. */
   config: ListenerConfig;
 }
@@ -104,7 +115,7 @@ export class ListenerManager {
     for (const [name, b] of this.bound) {
       const l = config.listeners.get(name);
       if (!names.has(name) || !l || this.hostOf(l) !== b.host || this.portOf(l) !== b.port) {
-        b.server.close();
+        for (const s of b.servers) s.close();
         this.bound.delete(name);
       }
     }
@@ -134,14 +145,14 @@ export class ListenerManager {
     return this.active;
   }
 
-  listening(): Array<{ name: string; port: number }> {
-    return [...this.bound.values()].map((b) => ({ name: b.name, port: b.boundPort }));
+  listening(): ListeningPort[] {
+    return [...this.bound.values()].map((b) => ({ name: b.name, port: b.boundPort, ipv6: b.ipv6 }));
   }
 
   /** Stops accepting, then waits (at most `ms`) for HTTP to go idle and TCP proxy connections to end. */
   async drain(ms: number): Promise<void> {
     this.stopped = true;
-    for (const b of this.bound.values()) b.server.close();
+    for (const b of this.bound.values()) for (const s of b.servers) s.close();
     this.bound.clear();
     const deadline = Date.now() + ms;
     const tcpIdle = (async () => {
@@ -153,7 +164,7 @@ export class ListenerManager {
   /** Stops listening and closes every connection it accepted. The cluster manager is the caller's to close. */
   close(): void {
     this.stopped = true;
-    for (const b of this.bound.values()) b.server.close();
+    for (const b of this.bound.values()) for (const s of b.servers) s.close();
     this.bound.clear();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
@@ -171,19 +182,16 @@ export class ListenerManager {
   private async bind(l: ListenerConfig): Promise<Bound> {
     const host = this.hostOf(l);
     const port = this.portOf(l);
-    const server = createServer({ allowHalfOpen: true, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
+    const bound = await listenFamilies(() => createServer({ allowHalfOpen: true, noDelay: true }), host, port, {
+      ipv6: this.opts.ipv6 ?? hostHasIpv6(),
+      onIpv6Error: (e) => this.opts.logger.info({ listener: l.name, err: e.code ?? e.message }, 'listener serves IPv4 only: no IPv6'),
     });
-    const a = server.address();
-    const b: Bound = { name: l.name, host, port, server, boundPort: a && typeof a !== 'string' ? a.port : port, config: l };
-    server.on('error', (e) => this.opts.logger.error({ listener: l.name, err: e.message }, 'listener error'));
-    server.on('connection', (raw: Socket) => this.accept(b, raw));
-    this.opts.logger.info({ listener: l.name, address: host, port: b.boundPort }, 'listener bound');
+    const b: Bound = { name: l.name, host, port, servers: bound.servers, boundPort: bound.port, ipv6: bound.ipv6, config: l };
+    for (const server of bound.servers) {
+      server.on('error', (e) => this.opts.logger.error({ listener: l.name, err: e.message }, 'listener error'));
+      server.on('connection', (raw: Socket) => this.accept(b, raw));
+    }
+    this.opts.logger.info({ listener: l.name, address: host, port: b.boundPort, ipv6: b.ipv6 }, 'listener bound');
     return b;
   }
 

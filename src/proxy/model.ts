@@ -91,6 +91,8 @@ export interface ClusterConfig {
   readonly healthCheck?: HealthCheck;
   /** Source address for upstream connections (127.0.0.6 for inbound clusters: excluded from capture). */
   readonly bindAddress?: string;
+  /** Source addresses of other families (`::6` for inbound clusters), used for destinations of their family. */
+  readonly extraBindAddresses?: readonly string[];
   /** No endpoints by design: connections are refused (BlackHoleCluster). */
   readonly blackhole: boolean;
 }

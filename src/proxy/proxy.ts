@@ -6,7 +6,7 @@ import { ProxyClusterManager } from './cluster-manager.js';
 import { compileProxyConfig } from './compile/index.js';
 import { shareAmongWorkers } from './compile/share.js';
 import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from './http/index.js';
-import { ListenerManager } from './listener-manager.js';
+import { ListenerManager, type ListeningPort } from './listener-manager.js';
 import type { ProxyConfig, SecretStore } from './model.js';
 import type { TcpConnectionStats } from './tcp-proxy.js';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry.js';
@@ -123,7 +123,7 @@ export class MeshProxy {
     );
   }
 
-  listening(): Array<{ name: string; port: number }> {
+  listening(): ListeningPort[] {
     return this.listeners.listening();
   }
 

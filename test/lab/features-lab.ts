@@ -53,7 +53,8 @@ export interface FeatureLab {
   teardown(): Promise<void>;
 }
 
-function serviceYaml(s: ServiceSpec, serverIp: string): string {
+/** A ServiceEntry selecting its WorkloadEntries on h3 at `serverIp`, one per endpoint. */
+export function serviceYaml(s: ServiceSpec, serverIp: string): string {
   const protocol = { http: 'HTTP', http2: 'HTTP2', grpc: 'GRPC', tcp: 'TCP' }[s.portName];
   const docs = [
     `apiVersion: networking.istio.io/v1
@@ -76,7 +77,7 @@ metadata:
   labels: ${labels}
   annotations: {vmesh.io/host: h3}
 spec:
-  address: ${serverIp}
+  address: "${serverIp}"
   ports: {${s.portName}: ${e.port}}
   labels: ${labels}
   serviceAccount: ${s.name}
@@ -108,9 +109,13 @@ export async function startFeatureLab(opts: {
   controllerConfig?: string;
   /** More `vmesh agent` flags for both agents. */
   agentArgs?: readonly string[];
+  /** IPv6 on every host (default true; false disables it in the namespaces). */
+  ipv6?: boolean;
+  /** The agents' capture backend (default nftables). */
+  backend?: 'nftables' | 'iptables';
 }): Promise<FeatureLab> {
   requireLabTools(['ip', 'nft', 'setpriv']);
-  const lab = await createLab({ hosts: 3 });
+  const lab = await createLab({ hosts: 3, ipv6: opts.ipv6 ?? true });
   const [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
   const ctlDir = await mkdtemp(join(tmpdir(), 'vmesh-feat-ctl-'));
   const agentDirs = { h2: await mkdtemp(join(tmpdir(), 'vmesh-feat-h2-')), h3: await mkdtemp(join(tmpdir(), 'vmesh-feat-h3-')) };
@@ -162,6 +167,10 @@ export async function startFeatureLab(opts: {
       const dir = agentDirs[name];
       const args = ['--import', 'tsx', CLI, 'agent', '--controller', `${h1.ipv4}:15012`, '--token-file', join(dir, 'token')];
       args.push(...(opts.agentArgs ?? []));
+      if (opts.backend === 'iptables') {
+        writeFileSync(join(dir, 'agent.yaml'), 'capture:\n  backend: iptables\n');
+        args.push('--config', join(dir, 'agent.yaml'));
+      }
       // The agent's sockets carry the proxy's group, which capture lets through.
       const p = (name === 'h2' ? h2 : h3).spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 });
       await p.waitForLine(/"ready":true/, 60_000);
@@ -208,7 +217,11 @@ export async function startFeatureLab(opts: {
     // Capture goes on once each agent's proxy listens.
     for (const h of [h2, h3]) {
       const until = Date.now() + 60_000;
-      while (!(await h.execOk('nft', ['list', 'tables'])).includes('inet vmesh')) {
+      const installed = async () =>
+        opts.backend === 'iptables'
+          ? (await h.execOk('iptables-save', ['-t', 'nat'])).includes(':VMESH_OUTPUT')
+          : (await h.execOk('nft', ['list', 'tables'])).includes('inet vmesh');
+      while (!(await installed())) {
         if (Date.now() > until) throw new Error(`the agent on ${h.name} never installed capture\n${diag()}`);
         await sleep(250);
       }

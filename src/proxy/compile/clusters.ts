@@ -214,8 +214,13 @@ export function compileCluster(c: Msg, assignment: (name: string) => Msg | undef
   const proto = protocolOptions(c);
   const od = outlier(c);
   const hc = healthCheck(c);
-  const bind = msg(msg(c.upstream_bind_config, 'upstream_bind_config')?.source_address, 'upstream_bind_config.source_address');
+  const bindConfig = msg(c.upstream_bind_config, 'upstream_bind_config');
+  const bind = msg(bindConfig?.source_address, 'upstream_bind_config.source_address');
   const bindAddress = bind ? str(bind.address, 'upstream_bind_config.source_address.address') : '';
+  const extraBindAddresses = list(bindConfig?.extra_source_addresses, 'upstream_bind_config.extra_source_addresses').map((x, i) => {
+    const p = `upstream_bind_config.extra_source_addresses[${i}].address`;
+    return str(msg(msg(x, p)?.address, p)?.address, `${p}.address`);
+  });
   return {
     name,
     discovery,
@@ -233,6 +238,7 @@ export function compileCluster(c: Msg, assignment: (name: string) => Msg | undef
     ...(od ? { outlier: od } : {}),
     ...(hc ? { healthCheck: hc } : {}),
     ...(bindAddress ? { bindAddress } : {}),
+    ...(extraBindAddresses.length > 0 ? { extraBindAddresses } : {}),
     blackhole: discovery === 'STATIC' && endpoints.length === 0,
   };
 }

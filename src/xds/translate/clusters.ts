@@ -26,6 +26,8 @@ const MAX_UINT32 = 4_294_967_295;
 const DEFAULT_RING_SIZE = 1024;
 /** The capture exclusion: traffic the proxy sends from this address is never redirected back to it. */
 const INBOUND_SOURCE_ADDRESS = '127.0.0.6';
+/** Istio's IPv6 twin of 127.0.0.6; the agent assigns it to lo when it captures IPv6. */
+const INBOUND_SOURCE_ADDRESS_V6 = '::6';
 const RAW_BUFFER_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
 
 function duration(ms: number): { seconds: number; nanos: number } {
@@ -291,7 +293,12 @@ export function inboundPorts(input: TranslateInput): Array<{ port: number; proto
   return [...ports.entries()].sort(([a], [b]) => a - b).map(([port, protocol]) => ({ port, protocol }));
 }
 
-const bindInbound = { upstream_bind_config: { source_address: { address: INBOUND_SOURCE_ADDRESS, port_value: 0 } } };
+const bindInbound = {
+  upstream_bind_config: {
+    source_address: { address: INBOUND_SOURCE_ADDRESS, port_value: 0 },
+    extra_source_addresses: [{ address: { address: INBOUND_SOURCE_ADDRESS_V6, port_value: 0 } }],
+  },
+};
 
 function inboundCluster(port: number, protocol: Protocol): Msg {
   const name = inboundClusterName(port);

@@ -27,6 +27,7 @@ import {
 } from './names.js';
 import { buildProxylessListeners } from './proxyless.js';
 import { sidecarFor } from './scope.js';
+import { ipv6Vips } from './service-addresses.js';
 import { tracingFor } from './tracing.js';
 
 type Json = Record<string, unknown>;
@@ -60,8 +61,8 @@ function l4Chains(input: TranslateInput, service: MeshService, port: ServicePort
  * One listener per service VIP:port, not bound to a socket: connections arrive through 15001 by their original
  * destination (Istio's virtual listeners). HTTP-family ports route by RDS on the port's shared route config.
  */
-function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort): EnvoyResource {
-  const name = outboundListenerName(service.vip, port.number);
+function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort, address: string): EnvoyResource {
+  const name = outboundListenerName(address, port.number);
   const accessLog = accessLogsFor(input, clientScope(input));
   let chains: Json[];
   let sni = false;
@@ -81,7 +82,7 @@ function outboundListener(input: TranslateInput, service: MeshService, port: Ser
     name,
     message: {
       name,
-      address: socketAddress(service.vip, port.number),
+      address: socketAddress(address, port.number),
       bind_to_port: { value: false },
       traffic_direction: 'OUTBOUND',
       ...(sni ? { listener_filters: [listenerFilter('tls_inspector')] } : {}),
@@ -110,9 +111,12 @@ function sidecarListeners(input: TranslateInput): EnvoyResource[] {
   const out = new Map<string, EnvoyResource>();
   for (const service of input.services) {
     if (!service.vip) continue;
-    for (const port of service.ports) {
-      const name = outboundListenerName(service.vip, port.number);
-      if (port.number > 0 && !out.has(name)) out.set(name, outboundListener(input, service, port));
+    // The VIP, and the ServiceEntry's own IPv6 addresses (the DNS proxy answers them for AAAA).
+    for (const address of [service.vip, ...ipv6Vips(service)]) {
+      for (const port of service.ports) {
+        const name = outboundListenerName(address, port.number);
+        if (port.number > 0 && !out.has(name)) out.set(name, outboundListener(input, service, port, address));
+      }
     }
   }
   return [...out.values(), virtualOutbound(input), buildVirtualInbound(input)];

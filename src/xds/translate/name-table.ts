@@ -1,5 +1,6 @@
 import { splitMeshHost } from '../../api/hosts.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
+import { ipv6Vips } from './service-addresses.js';
 
 export const NAME_TABLE_RESOURCE = 'name-table';
 
@@ -17,14 +18,15 @@ function isName(s: string): boolean {
 
 /**
  * The DNS proxy's table (vmesh.v1.NameTable, Istio's NDS): every visible service's hostname, its aliases,
- * `name.namespace`, and the bare name for services in the node's own namespace, each answering the service VIP.
+ * `name.namespace`, and the bare name for services in the node's own namespace, each answering the service VIP
+ * (A) and the ServiceEntry's IPv6 addresses (AAAA; none: NOERROR without records, so clients use A at once).
  * The first service to claim a name keeps it (services are taken in hostname order).
  */
 export function buildNameTable(input: TranslateInput): EnvoyResource[] {
   const table = new Map<string, NameInfo>();
   const services = [...input.services].filter((s) => s.vip !== '').sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   for (const s of services) {
-    const info = (): NameInfo => ({ ips: [s.vip], registry: 'vmesh', shortname: s.name, namespace: s.namespace });
+    const info = (): NameInfo => ({ ips: [s.vip, ...ipv6Vips(s)], registry: 'vmesh', shortname: s.name, namespace: s.namespace });
     const names = [s.hostname, ...s.aliases];
     if (splitMeshHost(s.hostname, input.mesh)) {
       names.push(`${s.name}.${s.namespace}`);

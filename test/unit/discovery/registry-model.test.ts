@@ -70,9 +70,18 @@ describe('VM registry', () => {
     await assert.rejects(registry.deregister('default', 'nope'), /not found/);
   });
 
+  test('an IPv6 address, bracketed or not, is kept in its canonical form', async () => {
+    const { registry, config } = await setup();
+    const r = await registry.register({ ...REG, address: '[FDCE:77:0:0::3]' });
+    assert.equal(r.workload.address, 'fdce:77::3');
+    const we = config.list().find((x) => x.kind === 'WorkloadEntry');
+    assert.equal((we?.spec as { address?: string } | undefined)?.address, 'fdce:77::3');
+  });
+
   test('bad registrations are refused with the field named', async () => {
     const { registry, config } = await setup();
-    await assert.rejects(registry.register({ ...REG, address: 'not-an-ip' }), /address: must be an IP address/);
+    await assert.rejects(registry.register({ ...REG, address: 'not-an-ip' }), /address: "not-an-ip" is not an IPv4 or IPv6 address/);
+    await assert.rejects(registry.register({ ...REG, address: 'fdce:77::3::1' }), /address: "fdce:77::3::1" is not an IPv4/);
     await assert.rejects(registry.register({ ...REG, ports: ['http:99999'] }), /port "http:99999"/);
     await assert.rejects(registry.register({ ...REG, name: 'Reviews_V2' }), /name: must be a DNS-1123 label/);
     await assert.rejects(registry.register({ ...REG, color: 'blue' }), /color/);

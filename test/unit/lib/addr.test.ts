@@ -20,3 +20,16 @@ test('IPv4-mapped IPv6 addresses compare equal to IPv4', () => {
   assert.equal(normalizeIp('::ffff:198.18.0.1'), '198.18.0.1');
   assert.ok(sameSocketAddr({ address: '::ffff:198.18.0.1', port: 1, family: 'IPv6' }, { address: '198.18.0.1', port: 1, family: 'IPv4' }));
 });
+
+test('normalizeIp: one spelling per IPv6 address, mapped IPv4 in any form as IPv4, the rest untouched', () => {
+  assert.equal(normalizeIp('::FFFF:C612:0001'), '198.18.0.1');
+  assert.equal(normalizeIp('::ffff:c612:1'), '198.18.0.1');
+  assert.equal(normalizeIp('2001:0002:0000:0000::0003'), '2001:2::3');
+  assert.equal(normalizeIp('FDCE:77:0:0:0:0:0:3'), 'fdce:77::3');
+  assert.equal(normalizeIp('::1'), '::1');
+  assert.equal(normalizeIp('::'), '::');
+  assert.equal(normalizeIp('::6'), '::6');
+  assert.equal(normalizeIp('fe80::1%eth0'), 'fe80::1%eth0');
+  assert.equal(normalizeIp('Reviews.Mesh'), 'reviews.mesh');
+  assert.ok(sameSocketAddr({ address: '2001:2:0::3', port: 9, family: 'IPv6' }, { address: '2001:2::3', port: 9, family: 'IPv6' }));
+});

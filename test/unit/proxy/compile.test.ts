@@ -191,6 +191,7 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     assert.equal(api.meshTls, undefined);
     assert.equal(cluster('h1', 'PassthroughCluster').discovery, 'ORIGINAL_DST');
     assert.equal(cluster('h1', 'InboundPassthroughCluster').bindAddress, '127.0.0.6');
+    assert.deepEqual(cluster('h1', 'InboundPassthroughCluster').extraBindAddresses, ['::6']);
     const bh = cluster('h1', 'BlackHoleCluster');
     assert.equal(bh.blackhole, true);
     assert.equal(bh.endpoints.length, 0);

@@ -12,6 +12,12 @@ import type { EnvoyResource, TranslateInput } from '../../../../src/xds/translat
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
+/** Inbound connections leave from 127.0.0.6, or ::6 to an IPv6 destination (Istio's dual-stack sources). */
+const INBOUND_BIND = {
+  source_address: { address: '127.0.0.6', port_value: 0 },
+  extra_source_addresses: [{ address: { address: '::6', port_value: 0 } }],
+};
+
 type Msg = Record<string, unknown>;
 type NodeId = 'h1' | 'h2' | 'gw' | 'grpc';
 
@@ -293,7 +299,7 @@ describe('local and fixed clusters', () => {
     for (const port of [9080, 9081]) {
       const c = cluster(h2, `inbound|${port}||`);
       assert.equal(c.type, 'STATIC');
-      assert.deepEqual(c.upstream_bind_config, { source_address: { address: '127.0.0.6', port_value: 0 } });
+      assert.deepEqual(c.upstream_bind_config, INBOUND_BIND);
       assert.deepEqual(c.load_assignment, {
         cluster_name: `inbound|${port}||`,
         endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }],
@@ -309,7 +315,7 @@ describe('local and fixed clusters', () => {
     assert.equal(cluster(h1, 'BlackHoleCluster').load_assignment, undefined);
     const ipt = cluster(h1, 'InboundPassthroughCluster');
     assert.equal(ipt.type, 'ORIGINAL_DST');
-    assert.deepEqual(ipt.upstream_bind_config, { source_address: { address: '127.0.0.6', port_value: 0 } });
+    assert.deepEqual(ipt.upstream_bind_config, INBOUND_BIND);
     const gw = buildClusters(bookinfoInput('gw'));
     assert.ok(!gw.some((r) => r.name === 'InboundPassthroughCluster'));
     assert.ok(gw.some((r) => r.name === 'BlackHoleCluster'));

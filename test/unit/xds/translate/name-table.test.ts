@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { decodeAny, encodeAny, NDS } from '../../../../src/xds/index.js';
+import { buildListeners } from '../../../../src/xds/translate/listeners.js';
 import { buildNameTable, NAME_TABLE_RESOURCE } from '../../../../src/xds/translate/name-table.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput } from './fixture.js';
@@ -49,6 +50,30 @@ describe('buildNameTable', () => {
     }
     assert.deepEqual(t['api.payments.example.com']?.ips, [bookinfoInput('h1').model.services.get('api.payments.example.com')?.vip]);
     assert.equal(t['api.payments'], undefined);
+  });
+
+  test("a ServiceEntry's IPv6 addresses answer AAAA and get outbound listeners; CIDRs and IPv4 addresses do not", () => {
+    const base = bookinfoInput('h1');
+    const extra = ['2001:DB8:0::11/128', '2001:db8::10', '2001:db8::/64', '10.1.2.3'];
+    const services = base.services.map((s) => (s.hostname === 'reviews.default.mesh' ? { ...s, aliases: [...s.aliases, ...extra] } : s));
+    const input = { ...base, services };
+    const [nt] = buildNameTable(input);
+    assert.ok(nt);
+    const t = (nt.message as { table: Record<string, NameInfo> }).table;
+    const reviews = services.find((s) => s.hostname === 'reviews.default.mesh');
+    assert.ok(reviews);
+    assert.deepEqual(t['reviews.default.mesh']?.ips, [reviews.vip, '2001:db8::10', '2001:db8::11']);
+    const names = buildListeners(input).map((l) => l.name);
+    for (const p of reviews.ports) {
+      assert.ok(names.includes(`2001:db8::10_${p.number}`), names.join(' '));
+      assert.ok(names.includes(`2001:db8::11_${p.number}`), names.join(' '));
+    }
+    assert.ok(!names.some((n) => n.startsWith('2001:db8::_') || n.startsWith('10.1.2.3_')), names.join(' '));
+    const l = buildListeners(input).find((x) => x.name.startsWith('2001:db8::10_'));
+    assert.ok(l);
+    assert.deepEqual((l.message as { address: unknown }).address, {
+      socket_address: { address: '2001:db8::10', port_value: reviews.ports[0]?.number },
+    });
   });
 
   test('short names only for services in the node namespace', () => {
