@@ -208,6 +208,8 @@ export function wireXds(deps: {
     ...(metrics ? { metrics } : {}),
     // A target or cluster that does not exist fails calls at once rather than after gRPC's 15 s does-not-exist timer.
     absent: (typeUrl, name) => {
+      // Listener and cluster names are a host and a port at most: longer ones are made up, and get nothing.
+      if (name.length > 300) return undefined;
       const key = `${typeUrl} ${name}`;
       if (standIns.has(key)) return standIns.get(key);
       const r = proxylessStandIn(typeUrl, name);

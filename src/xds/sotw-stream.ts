@@ -6,6 +6,9 @@ import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './serve
 import type { Snapshot, XdsResource } from './snapshot.js';
 import { FULL_STATE_TYPES, NAME_FIELD, RESOURCE_WRAPPER_TYPE_URL, typeLabel } from './type-urls.js';
 
+/** Unknown names per type and response that get the host's stand-in (see wanted). */
+const MAX_STAND_INS = 16;
+
 interface TypeState {
   wildcard: boolean;
   /** The client has named resources at least once: from then on an empty list means "none", not "*". */
@@ -42,6 +45,8 @@ function sotwAny(r: XdsResource): AnyMessage {
 /** StreamAggregatedResources: state of the world, one version and nonce per type (xds_protocol). */
 export class SotwStream extends AdsStream {
   private readonly state = new Map<string, TypeState>();
+  /** This stream's stand-ins by `type name`: made once, not again on every push (at most a few per type). */
+  private readonly standIns = new Map<string, XdsResource | undefined>();
 
   handle(raw: unknown): void {
     const req = raw as DiscoveryRequestMsg;
@@ -165,12 +170,21 @@ export class SotwStream extends AdsStream {
     if (st.wildcard) {
       for (const [n, r] of all) add(n, r);
     }
+    // A real client names a handful of resources; names beyond this many unknown ones get no stand-in, so a peer
+    // subscribing to thousands of made-up names cannot make every push build and encode thousands of them.
+    let unknownLeft = MAX_STAND_INS;
     for (const n of st.names) {
       if (out.has(n)) continue;
       const r = all.get(n);
       if (r) add(n, r);
-      else {
-        const standIn = this.host.absent?.(typeUrl, n);
+      else if (this.host.absent && unknownLeft-- > 0) {
+        const key = `${typeUrl} ${n}`;
+        let standIn = this.standIns.get(key);
+        if (!this.standIns.has(key)) {
+          if (this.standIns.size >= 4 * MAX_STAND_INS) this.standIns.clear();
+          standIn = this.host.absent(typeUrl, n);
+          this.standIns.set(key, standIn);
+        }
         if (standIn) out.set(n, standIn);
         standIns ||= standIn !== undefined;
       }
