@@ -108,6 +108,8 @@ export class FileStore implements Store {
     const run = async () => {
       if (this.closed) throw vmeshError(ErrorCode.Internal, 'store is closed');
       const list = typeof ops === 'function' ? ops(this) : ops;
+      // Nothing to change (a function that decided so): nothing to make durable.
+      if (list.length === 0) return;
       const next = new Map(this.state);
       for (const o of list) {
         checkKey(o.key);
