@@ -1,5 +1,12 @@
 import type { MeshConfig } from '../api/mesh-config.js';
-import { formatIssue, type Resource, type ResourceKind, resourceKey, type ValidationIssue, type ValidationWarning } from '../api/resource.js';
+import {
+  formatIssue,
+  type Resource,
+  type ResourceKind,
+  resourceKey,
+  type ValidationIssue,
+  type ValidationWarning,
+} from '../api/resource.js';
 import { parseResourceObject } from '../api/resource-parse.js';
 import { checkResources } from '../api/resource-validate.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
