@@ -77,24 +77,24 @@ const backends: Record<string, () => Promise<Backend>> = {
   },
 };
 
-const meshPa = (name: string, mode: string) => ({
-  label: name,
-  value: {
-    apiVersion: 'security.istio.io/v1',
-    kind: 'PeerAuthentication',
-    metadata: { name, namespace: DEFAULT_MESH_CONFIG.rootNamespace },
-    spec: { mtls: { mode } },
-  },
+const doc = (apiVersion: string, kind: 'PeerAuthentication' | 'Sidecar', name: string, namespace: string, spec: object) => ({
+  label: `${kind} ${namespace}/${name}`,
+  value: { apiVersion, kind, metadata: { name, namespace }, spec },
 });
-const defaultSidecar = (name: string, ns: string) => ({
-  label: name,
-  value: {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'Sidecar',
-    metadata: { name, namespace: ns },
-    spec: { egress: [{ hosts: ['./*'] }] },
+const pa = (name: string, namespace: string, mode: string) =>
+  doc('security.istio.io/v1', 'PeerAuthentication', name, namespace, { mtls: { mode } });
+const sidecar = (name: string) => doc('networking.istio.io/v1', 'Sidecar', name, 'shop', { egress: [{ hosts: ['./*'] }] });
+const refOf = (v: ReturnType<typeof doc>['value']) => ({ kind: v.kind, namespace: v.metadata.namespace, name: v.metadata.name });
+
+/** The rules where one of several applies: Istio (and vmesh) accept the others, each with a warning naming the one used. */
+const SINGLETONS = [
+  {
+    what: 'mesh-wide STRICT and DISABLE PeerAuthentications',
+    docs: [pa('strict', DEFAULT_MESH_CONFIG.rootNamespace, 'STRICT'), pa('disable', DEFAULT_MESH_CONFIG.rootNamespace, 'DISABLE')],
   },
-});
+  { what: 'two namespace-wide PeerAuthentications of one namespace', docs: [pa('a', 'shop', 'STRICT'), pa('b', 'shop', 'PERMISSIVE')] },
+  { what: 'two default Sidecars of one namespace', docs: [sidecar('a'), sidecar('b')] },
+] as const;
 const dr = (host: string) => ({
   label: 'dr',
   value: {
@@ -117,40 +117,22 @@ async function settled<T>(ps: Promise<T>[]): Promise<{ ok: T[]; failed: unknown[
 
 for (const [name, make] of Object.entries(backends)) {
   describe(`concurrent config writes: ${name}`, () => {
-    test('two mesh-wide PeerAuthentications at once: both accepted, and the one ordered second is told the other applies', async () => {
-      const b = await make();
-      try {
-        for (let round = 0; round < ROUNDS; round++) {
-          const [c0, c1] = [b.configs[0], b.configs[1 % b.configs.length]] as ConfigStore[];
-          const rs = await Promise.all([c0.applyObjects([meshPa('strict', 'STRICT')]), c1.applyObjects([meshPa('disable', 'DISABLE')])]);
-          // Serially, the first has nothing to conflict with; the second warns on itself (naming the winner).
-          assert.deepEqual(rs.map(conflicts).sort(), [0, 1], `round ${round}: ${JSON.stringify(rs.map((r) => r.warnings))}`);
-          await c0.deleteMany([
-            { kind: 'PeerAuthentication', namespace: DEFAULT_MESH_CONFIG.rootNamespace, name: 'strict' },
-            { kind: 'PeerAuthentication', namespace: DEFAULT_MESH_CONFIG.rootNamespace, name: 'disable' },
-          ]);
+    for (const c of SINGLETONS) {
+      test(`${c.what} at once: both accepted, and the one ordered second is told which applies`, async () => {
+        const b = await make();
+        try {
+          for (let round = 0; round < ROUNDS; round++) {
+            const [c0, c1] = [b.configs[0], b.configs[1 % b.configs.length]] as ConfigStore[];
+            const rs = await Promise.all([c0.applyObjects([c.docs[0]]), c1.applyObjects([c.docs[1]])]);
+            // Serially, the first has nothing to conflict with; the second warns on itself (naming the winner).
+            assert.deepEqual(rs.map(conflicts).sort(), [0, 1], `round ${round}: ${JSON.stringify(rs.map((r) => r.warnings))}`);
+            await (round % 2 === 0 ? c0 : c1).deleteMany(c.docs.map((d) => refOf(d.value)));
+          }
+        } finally {
+          await b.close();
         }
-      } finally {
-        await b.close();
-      }
-    });
-
-    test('two default Sidecars of one namespace at once: exactly one is told of the other', async () => {
-      const b = await make();
-      try {
-        for (let round = 0; round < ROUNDS; round++) {
-          const [c0, c1] = [b.configs[0], b.configs[1 % b.configs.length]] as ConfigStore[];
-          const rs = await Promise.all([c0.applyObjects([defaultSidecar('a', 'shop')]), c1.applyObjects([defaultSidecar('b', 'shop')])]);
-          assert.deepEqual(rs.map(conflicts).sort(), [0, 1], `round ${round}: ${JSON.stringify(rs.map((r) => r.warnings))}`);
-          await c1.deleteMany([
-            { kind: 'Sidecar', namespace: 'shop', name: 'a' },
-            { kind: 'Sidecar', namespace: 'shop', name: 'b' },
-          ]);
-        }
-      } finally {
-        await b.close();
-      }
-    });
+      });
+    }
 
     test('one new resource written by 8 writers at once: exactly one created it', async () => {
       const b = await make();
