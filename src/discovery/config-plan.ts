@@ -23,6 +23,13 @@ export interface ResourceRef {
   readonly name: string;
 }
 
+/** A document to apply; `parsed` is its parse when the caller already has it (a shared store may plan again). */
+export interface ApplyDoc {
+  readonly label: string;
+  readonly value: unknown;
+  readonly parsed?: Resource;
+}
+
 /** The resources as one transaction sees them. */
 export interface ConfigView {
   get(kind: ResourceKind, namespace: string, name: string): Resource | undefined;
@@ -31,7 +38,7 @@ export interface ConfigView {
 
 /** What one transaction changes: documents to apply (validated with the rest) and resources to delete (each must exist). */
 export interface ConfigChange {
-  readonly apply?: ReadonlyArray<{ label: string; value: unknown }>;
+  readonly apply?: readonly ApplyDoc[];
   readonly delete?: readonly ResourceRef[];
 }
 
@@ -81,7 +88,9 @@ export function planChange(
   const issues: ValidationIssue[] = [];
   const batch: Array<{ r: Resource; raw: Record<string, unknown> }> = [];
   for (const d of change.apply ?? []) {
-    const parsed = parseResourceObject(d.value, { source: d.label, ...nsOpt(opts.defaultNamespace) });
+    const parsed = d.parsed
+      ? { ok: true as const, value: d.parsed }
+      : parseResourceObject(d.value, { source: d.label, ...nsOpt(opts.defaultNamespace) });
     if (!parsed.ok) issues.push(...parsed.error);
     else batch.push({ r: parsed.value, raw: normalizeRaw(d.value as Record<string, unknown>, parsed.value) });
   }

@@ -1,5 +1,5 @@
 import type { MeshConfig } from '../api/mesh-config.js';
-import { formatIssue, RESOURCE_KINDS, type Resource, type ResourceKind } from '../api/resource.js';
+import { formatIssue, RESOURCE_KINDS, type Resource, type ResourceKind, type ValidationIssue } from '../api/resource.js';
 import { parseResourceObject } from '../api/resource-parse.js';
 import { skipForeign } from '../api/resources/foreign-kinds.js';
 import { splitDocumentsOffThread } from '../api/yaml-thread.js';
@@ -7,6 +7,7 @@ import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Store, StoreOp, StoreReader } from '../lib/store.js';
 import {
   type ApplyAction,
+  type ApplyDoc,
   type ConfigChange,
   type ConfigView,
   nsOpt,
@@ -137,13 +138,15 @@ export class ConfigStore {
     docs: ReadonlyArray<{ label: string; value: unknown }>,
     opts: { dryRun?: boolean; defaultNamespace?: string } = {},
   ): Promise<ApplyResult> {
-    // Schema errors need no store state: refused before queueing behind other writes.
-    const issues = docs.flatMap((d) => {
+    // Schema errors need no store state: refused before queueing behind other writes, and parsed once.
+    const issues: ValidationIssue[] = [];
+    const parsed: ApplyDoc[] = docs.map((d) => {
       const r = parseResourceObject(d.value, { source: d.label, ...nsOpt(opts.defaultNamespace) });
-      return r.ok ? [] : r.error;
+      if (!r.ok) issues.push(...r.error);
+      return r.ok ? { ...d, parsed: r.value } : d;
     });
     if (issues.length > 0) return Promise.reject(new ValidationFailed(issues));
-    return this.update(() => ({ apply: docs }), opts);
+    return this.update(() => ({ apply: parsed }), opts);
   }
 
   async delete(kind: ResourceKind, namespace: string, name: string): Promise<void> {
