@@ -148,8 +148,9 @@ export class ConsulStore implements Store {
         }
         for (const o of list) checkKey(o.key);
         // Nothing to write was decided on the mirror, which may lag another controller's write (a resource it
-        // deleted taken as there, unchanged): it stands only if the revision is still the one read.
-        if (list.length === 0 && (await this.stillCurrent())) return;
+        // deleted taken as there, unchanged): it stands only if the revision is still the one read. With Consul
+        // unreachable it stands as any read does, on the last state read (a model build must not stop then).
+        if (list.length === 0 && (await this.stillCurrent().catch(() => true))) return;
         if (list.length === 0) {
           await this.refresh();
           continue;

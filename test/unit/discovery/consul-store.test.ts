@@ -235,6 +235,14 @@ describe('ConsulStore against the fake Consul', () => {
     await consul.pause();
     assert.equal(b.get('hosts/h1'), 1);
     await assert.rejects(a.txn([{ op: 'put', key: 'hosts/h2', value: 2 }]), /VMESH_ERR|consul/i);
+    // A function that decides to write nothing is a read: it stands on the last state read (a model build's VIP
+    // sync must not fail while Consul is away).
+    let seen: unknown;
+    await b.txn((s) => {
+      seen = s.get('hosts/h1');
+      return [];
+    });
+    assert.equal(seen, 1);
     await consul.resume();
     consul.kvPut('vmesh/hosts/h3', '3');
     await until('b to catch up', () => b.get('hosts/h3'), 20_000);
