@@ -1,51 +1,32 @@
 import type { MeshConfig } from '../api/mesh-config.js';
-import {
-  formatIssue,
-  RESOURCE_KINDS,
-  type Resource,
-  type ResourceKind,
-  resourceKey,
-  type ValidationIssue,
-  type ValidationWarning,
-} from '../api/resource.js';
+import { formatIssue, RESOURCE_KINDS, type Resource, type ResourceKind, type ValidationIssue } from '../api/resource.js';
 import { parseResourceObject } from '../api/resource-parse.js';
-import { checkResources } from '../api/resource-validate.js';
 import { skipForeign } from '../api/resources/foreign-kinds.js';
 import { splitDocumentsOffThread } from '../api/yaml-thread.js';
-import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
-import type { Store, StoreOp, StoreValue } from '../lib/store.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { Store, StoreOp, StoreReader } from '../lib/store.js';
+import {
+  type ApplyAction,
+  type ApplyDoc,
+  type ConfigChange,
+  type ConfigView,
+  nsOpt,
+  type Planned,
+  PREFIX,
+  planChange,
+  type ResourceRef,
+  type Stored,
+  ValidationFailed,
+  warningLine,
+  withVersion,
+} from './config-plan.js';
 
-const PREFIX = 'config/';
-const VERSION_KEY = 'meta/configVersion';
-
-export type ApplyAction = 'created' | 'updated' | 'unchanged';
+export { type ApplyAction, type ConfigChange, type ConfigView, type ResourceRef, ValidationFailed };
 
 export interface ApplyResult {
   readonly results: ReadonlyArray<{ key: string; action: ApplyAction }>;
   /** Accepted anyway: skipped documents, references not there (yet), where Istio warns; one line each. */
   readonly warnings: readonly string[];
-}
-
-interface Stored {
-  /** The document as the user wrote it (namespace filled in), so `get` shows their YAML back. */
-  readonly raw: Record<string, unknown>;
-  readonly resourceVersion: string;
-}
-
-/** A rejected batch: every issue, each one line; the error's message is the first. */
-export class ValidationFailed extends VmeshError {
-  constructor(readonly issues: readonly ValidationIssue[]) {
-    const first = issues[0];
-    super(
-      first?.code ?? ErrorCode.InvalidResource,
-      first ? `${formatIssue(first)}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}` : 'invalid',
-      { issues: issues.map((i) => `${i.code}: ${formatIssue(i)}`) },
-    );
-  }
-}
-
-function warningLine(w: ValidationWarning): string {
-  return `${w.code}: ${formatIssue(w)}`;
 }
 
 /** Maps a kind as users type it (`virtualservice`, `vs`, `VirtualServices`) to the kind. */
@@ -153,55 +134,19 @@ export class ConfigStore {
    * Applies resource-shaped objects as one batch: each is schema-checked, then the store's resources with
    * the batch in place are checked together; any issue about the batch refuses all of it.
    */
-  async applyObjects(
+  applyObjects(
     docs: ReadonlyArray<{ label: string; value: unknown }>,
     opts: { dryRun?: boolean; defaultNamespace?: string } = {},
   ): Promise<ApplyResult> {
+    // Schema errors need no store state: refused before queueing behind other writes, and parsed once.
     const issues: ValidationIssue[] = [];
-    const batch: Array<{ r: Resource; raw: Record<string, unknown> }> = [];
-    for (const d of docs) {
-      const parsed = parseResourceObject(d.value, {
-        source: d.label,
-        ...(opts.defaultNamespace !== undefined ? { defaultNamespace: opts.defaultNamespace } : {}),
-      });
-      if (!parsed.ok) issues.push(...parsed.error);
-      else batch.push({ r: parsed.value, raw: normalizeRaw(d.value as Record<string, unknown>, parsed.value) });
-    }
-    if (issues.length > 0) throw new ValidationFailed(issues);
-    const keys = new Set(batch.map((b) => resourceKey(b.r)));
-    if (keys.size !== batch.length) {
-      const seen = new Set<string>();
-      const dup = batch.find((b) => seen.size === seen.add(resourceKey(b.r)).size);
-      throw vmeshError(ErrorCode.InvalidResource, `${dup ? resourceKey(dup.r) : 'a resource'} appears twice in one batch`);
-    }
-    const combined = [...[...this.typed.entries()].filter(([k]) => !keys.has(k)).map(([, r]) => r), ...batch.map((b) => b.r)];
-    const checked = checkResources(combined, { mesh: this.mesh, only: keys });
-    if (checked.errors.length > 0) throw new ValidationFailed(checked.errors);
-    const warnings = checked.warnings.map(warningLine);
-
-    const results = batch.map((b) => {
-      const key = resourceKey(b.r);
-      const before = this.getRaw(b.r.kind, b.r.metadata.namespace, b.r.metadata.name);
-      const action: ApplyAction = !before ? 'created' : sameContent(before, b.raw) ? 'unchanged' : 'updated';
-      return { key, action, raw: b.raw };
+    const parsed: ApplyDoc[] = docs.map((d) => {
+      const r = parseResourceObject(d.value, { source: d.label, ...nsOpt(opts.defaultNamespace) });
+      if (!r.ok) issues.push(...r.error);
+      return r.ok ? { ...d, parsed: r.value } : d;
     });
-    if (opts.dryRun || results.every((x) => x.action === 'unchanged'))
-      return { results: results.map(({ key, action }) => ({ key, action })), warnings };
-
-    await this.store.txn((s) => {
-      let version = Number(s.get(VERSION_KEY) ?? 0);
-      const ops: StoreOp[] = [];
-      for (const x of results) {
-        if (x.action === 'unchanged') continue;
-        version++;
-        ops.push({ op: 'put', key: PREFIX + x.key, value: { raw: x.raw, resourceVersion: String(version) } as unknown as StoreValue });
-      }
-      ops.push({ op: 'put', key: VERSION_KEY, value: version });
-      return ops;
-    });
-    for (const b of batch) this.reload(resourceKey(b.r));
-    this.changed();
-    return { results: results.map(({ key, action }) => ({ key, action })), warnings };
+    if (issues.length > 0) return Promise.reject(new ValidationFailed(issues));
+    return this.update(() => ({ apply: parsed }), opts);
   }
 
   async delete(kind: ResourceKind, namespace: string, name: string): Promise<void> {
@@ -209,40 +154,62 @@ export class ConfigStore {
   }
 
   /** Deletes several resources in one transaction; every one must exist. */
-  async deleteMany(items: ReadonlyArray<{ kind: ResourceKind; namespace: string; name: string }>): Promise<void> {
-    const keys = items.map((i) => `${i.kind}/${i.namespace}/${i.name}`);
-    for (const k of keys) if (!this.typed.has(k)) throw vmeshError(ErrorCode.NotFound, `${k.split('/').join(' ')} not found`);
-    if (keys.length === 0) return;
-    await this.store.txn(keys.map((k) => ({ op: 'delete' as const, key: PREFIX + k })));
-    for (const k of keys) this.typed.delete(k);
-    this.changed();
+  async deleteMany(items: readonly ResourceRef[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.update(() => ({ delete: items }));
   }
 
+  /**
+   * One read-validate-write step: `plan` sees the resources as the store holds them at the moment of the write
+   * (inside the store's transaction, so no other write slips between what it read and what it changes), and
+   * says what to apply and delete; the result is validated against that same state. A shared store may run
+   * `plan` more than once (after another controller's write): it must only decide, and note what it decided.
+   */
+  async update(plan: (view: ConfigView) => ConfigChange, opts: { dryRun?: boolean; defaultNamespace?: string } = {}): Promise<ApplyResult> {
+    let out: Planned | undefined;
+    const compute = (s: StoreReader): StoreOp[] => {
+      out = planChange(this.snapshot(s), s, plan, { mesh: this.mesh, ...nsOpt(opts.defaultNamespace) });
+      return opts.dryRun ? [] : out.ops;
+    };
+    // A dry run reads the committed state as it is: nothing to serialise with.
+    if (opts.dryRun) compute(this.store);
+    else await this.store.txn(compute);
+    const done = out as Planned | undefined;
+    if (!done) throw vmeshError(ErrorCode.Internal, 'config update: the store ran no transaction');
+    if (!opts.dryRun && done.ops.length > 0) {
+      for (const k of done.touched) this.reload(k);
+      this.changed();
+    }
+    return { results: done.results, warnings: done.warnings };
+  }
+
+  /**
+   * The store's resources as typed values: the parsed ones kept in memory where the stored version is the
+   * same (resource versions are never reused), parsed again where another writer changed them.
+   */
+  private snapshot(s: StoreReader): Map<string, Resource> {
+    const cur = new Map<string, Resource>();
+    for (const { key, value } of s.list(PREFIX)) {
+      const k = key.slice(PREFIX.length);
+      const stored = value as unknown as Stored;
+      const known = this.typed.get(k);
+      if (known && known.metadata.resourceVersion === stored.resourceVersion) cur.set(k, known);
+      else {
+        const r = parseResourceObject(withVersion(stored), { source: `stored ${key}` });
+        if (r.ok) cur.set(k, r.value);
+      }
+    }
+    return cur;
+  }
+
+  /** Takes the stored resource into memory, or drops it when the store no longer holds it. */
   private reload(key: string): void {
     const s = this.store.get(PREFIX + key) as unknown as Stored | undefined;
-    if (!s) return;
+    if (!s) {
+      this.typed.delete(key);
+      return;
+    }
     const r = parseResourceObject(withVersion(s), { source: key });
     if (r.ok) this.typed.set(key, r.value);
   }
-}
-
-function withVersion(s: Stored): Record<string, unknown> {
-  const meta = { ...((s.raw.metadata as Record<string, unknown>) ?? {}), resourceVersion: s.resourceVersion };
-  return { ...s.raw, metadata: meta };
-}
-
-/** The user's document with the namespace decided and server-owned fields dropped. */
-function normalizeRaw(raw: Record<string, unknown>, r: Resource): Record<string, unknown> {
-  const meta: Record<string, unknown> = { name: r.metadata.name, namespace: r.metadata.namespace };
-  if (Object.keys(r.metadata.labels).length > 0) meta.labels = r.metadata.labels;
-  if (Object.keys(r.metadata.annotations).length > 0) meta.annotations = r.metadata.annotations;
-  return JSON.parse(JSON.stringify({ apiVersion: raw.apiVersion, kind: raw.kind, metadata: meta, spec: raw.spec }));
-}
-
-function sameContent(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  const strip = (x: Record<string, unknown>) => {
-    const { resourceVersion: _v, ...meta } = (x.metadata as Record<string, unknown>) ?? {};
-    return JSON.stringify({ ...x, metadata: meta });
-  };
-  return strip(a) === strip(b);
 }

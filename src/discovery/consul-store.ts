@@ -21,8 +21,6 @@ export interface ConsulStoreOptions {
 /** The store's own key: its ModifyIndex versions the whole store. Store keys start with a letter or digit, never a dot. */
 const REV_KEY = '.store/rev';
 const MAX_ATTEMPTS = 32;
-/** Refusals (a txn function that throws) re-read Consul at most this often, so bad requests cannot flood it. */
-const RECHECK_INTERVAL_MS = 250;
 
 /** The revision key's value: a counter, and a committed transaction too big for one Consul txn, until written out. */
 interface Rev {
@@ -60,7 +58,6 @@ export class ConsulStore implements Store {
   private readonly listeners = new Set<(keys: readonly string[]) => void>();
   private readonly badKeys = new Set<string>();
   private failing = false;
-  private recheck: { at: number; done: Promise<void> } | undefined;
 
   private constructor(opts: ConsulStoreOptions) {
     const prefix = opts.prefix ?? 'vmesh/';
@@ -141,15 +138,23 @@ export class ConsulStore implements Store {
         } catch (e) {
           // The mirror may lag another controller's write by a moment (a token made there, used here): a refusal
           // stands only against a fresh read.
-          if (rechecked) throw e;
+          // The check is one small transaction, taken after the refusal was decided (a read shared with an
+          // earlier refusal could predate the very write that would change the answer); the whole prefix is
+          // read again only when something did change.
+          if (rechecked || (await this.stillCurrent())) throw e;
           rechecked = true;
-          const seen = [this.rev.index, this.listIndex];
-          await this.recheckNow();
-          if (this.rev.index === seen[0] && this.listIndex === seen[1]) throw e;
+          await this.refresh();
           continue;
         }
         for (const o of list) checkKey(o.key);
-        if (list.length === 0) return;
+        // Nothing to write was decided on the mirror, which may lag another controller's write (a resource it
+        // deleted taken as there, unchanged): it stands only if the revision is still the one read. With Consul
+        // unreachable it stands as any read does, on the last state read (a model build must not stop then).
+        if (list.length === 0 && (await this.stillCurrent().catch(() => true))) return;
+        if (list.length === 0) {
+          await this.refresh();
+          continue;
+        }
         if (await this.commit(list)) return;
         await sleep(backoffDelay(attempt, { baseMs: 20, maxMs: 500 }), this.abort.signal);
         await this.refresh();
@@ -175,13 +180,6 @@ export class ConsulStore implements Store {
     const r = await this.http.kvList(this.prefix, { index: 0, waitSeconds: this.waitSeconds, signal: this.abort.signal, consistent: true });
     // Consistent, and never concurrent with a write of ours (both run in the write queue, or before it): current.
     this.accept(r, notify, true);
-  }
-
-  /** One consistent read shared by the refusals of a short interval. */
-  private recheckNow(): Promise<void> {
-    const now = Date.now();
-    if (!this.recheck || now - this.recheck.at >= RECHECK_INTERVAL_MS) this.recheck = { at: now, done: this.refresh() };
-    return this.recheck.done;
   }
 
   private accept(r: ConsulQueryResult, notify: boolean, current = false): void {
@@ -256,6 +254,15 @@ export class ConsulStore implements Store {
   /** Check-and-set of the revision key on the index the mirror was read at (0: it must not exist yet). */
   private revOp(value: Rev, index = this.rev.index): TxnKvOp {
     return { Verb: 'cas', Key: this.prefix + REV_KEY, Value: b64(JSON.stringify(value)), Index: index };
+  }
+
+  /** Whether Consul's revision key is still at the index the mirror was read at. */
+  private async stillCurrent(): Promise<boolean> {
+    const key = this.prefix + REV_KEY;
+    const check: TxnKvOp =
+      this.rev.index === 0 ? { Verb: 'check-not-exists', Key: key } : { Verb: 'check-index', Key: key, Index: this.rev.index };
+    const out = await this.http.txn([check], this.abort.signal);
+    return out.ok || this.conflicted(out);
   }
 
   /** True when applied; false when another controller wrote first (the caller reads again and recomputes). */

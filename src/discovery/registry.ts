@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Resource } from '../api/resource.js';
 import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { ConfigStore } from './config-store.js';
+import type { ConfigStore, ResourceRef } from './config-store.js';
 import type { HealthTracker } from './health.js';
 
 /** Annotations vmesh keeps on registered WorkloadEntries. */
@@ -152,49 +152,49 @@ export class VmRegistry {
         ...(reg.weight !== undefined ? { weight: reg.weight } : {}),
       },
     };
-    const docs: Array<{ label: string; value: unknown }> = [
-      { label: `registration of ${reg.namespace}/${reg.name}`, value: workloadEntry },
-    ];
+    const weDoc = { label: `registration of ${reg.namespace}/${reg.name}`, value: workloadEntry };
     const service = reg.service;
-    const existing = service === undefined || !!this.config.get('ServiceEntry', reg.namespace, service);
-    if (!existing && service !== undefined) {
-      docs.push({
-        label: `service entry for ${reg.namespace}/${service}`,
-        value: {
-          apiVersion: 'networking.istio.io/v1',
-          kind: 'ServiceEntry',
-          metadata: { name: service, namespace: reg.namespace, annotations: { [ANNOTATIONS.managedBy]: MANAGED } },
-          spec: {
-            hosts: [`${service}.${reg.namespace}.mesh`],
-            location: 'MESH_INTERNAL',
-            resolution: 'STATIC',
-            ports: ports.map((p) => ({ number: p.number, name: p.name, protocol: p.protocol })),
-            workloadSelector: { labels: { app: reg.service } },
-          },
+    const seDoc = service !== undefined && {
+      label: `service entry for ${reg.namespace}/${service}`,
+      value: {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'ServiceEntry',
+        metadata: { name: service, namespace: reg.namespace, annotations: { [ANNOTATIONS.managedBy]: MANAGED } },
+        spec: {
+          hosts: [`${service}.${reg.namespace}.mesh`],
+          location: 'MESH_INTERNAL',
+          resolution: 'STATIC',
+          ports: ports.map((p) => ({ number: p.number, name: p.name, protocol: p.protocol })),
+          workloadSelector: { labels: { app: reg.service } },
         },
-      });
-    }
-    await this.config.applyObjects(docs);
+      },
+    };
+    // Decided in the write's own transaction: two first registrations of a service make one ServiceEntry, and
+    // a deregistration removing it sees a workload registered at the same moment.
+    let created = false;
+    await this.config.update((view) => {
+      created = !!seDoc && !view.get('ServiceEntry', reg.namespace, seDoc.value.metadata.name);
+      return { apply: created && seDoc ? [weDoc, seDoc] : [weDoc] };
+    });
     const we = this.config.get('WorkloadEntry', reg.namespace, reg.name);
     if (!we) throw vmeshError(ErrorCode.Internal, 'registered workload entry vanished');
-    return { workload: this.view(we as Resource<'WorkloadEntry'>), serviceEntryCreated: !existing };
+    return { workload: this.view(we as Resource<'WorkloadEntry'>), serviceEntryCreated: created };
   }
 
   /** Removes the WorkloadEntry, and the ServiceEntry the registry made once nothing else uses it. */
   async deregister(namespace: string, name: string): Promise<{ serviceEntryRemoved: boolean }> {
-    const we = this.config.get('WorkloadEntry', namespace, name) as Resource<'WorkloadEntry'> | undefined;
-    if (!we) throw vmeshError(ErrorCode.NotFound, `WorkloadEntry ${namespace}/${name} not found`);
-    const service = we.metadata.labels.app;
-    const items: Array<{ kind: 'WorkloadEntry' | 'ServiceEntry'; namespace: string; name: string }> = [
-      { kind: 'WorkloadEntry', namespace, name },
-    ];
-    const se = service ? this.config.get('ServiceEntry', namespace, service) : undefined;
-    const others = this.config
-      .list('WorkloadEntry', namespace)
-      .filter((w) => w.metadata.name !== name && w.metadata.labels.app === service);
-    const removeSe = !!se && se.metadata.annotations[ANNOTATIONS.managedBy] === MANAGED && others.length === 0;
-    if (removeSe && service) items.push({ kind: 'ServiceEntry', namespace, name: service });
-    await this.config.deleteMany(items);
+    let removeSe = false;
+    await this.config.update((view) => {
+      const we = view.get('WorkloadEntry', namespace, name);
+      if (!we) throw vmeshError(ErrorCode.NotFound, `WorkloadEntry ${namespace}/${name} not found`);
+      const service = we.metadata.labels.app;
+      const items: ResourceRef[] = [{ kind: 'WorkloadEntry', namespace, name }];
+      const se = service ? view.get('ServiceEntry', namespace, service) : undefined;
+      const others = view.list('WorkloadEntry', namespace).filter((w) => w.metadata.name !== name && w.metadata.labels.app === service);
+      removeSe = !!se && se.metadata.annotations[ANNOTATIONS.managedBy] === MANAGED && others.length === 0;
+      if (removeSe && service) items.push({ kind: 'ServiceEntry', namespace, name: service });
+      return { delete: items };
+    });
     return { serviceEntryRemoved: removeSe };
   }
 

@@ -108,6 +108,9 @@ export class FileStore implements Store {
     const run = async () => {
       if (this.closed) throw vmeshError(ErrorCode.Internal, 'store is closed');
       const list = typeof ops === 'function' ? ops(this) : ops;
+      // A function that decided to change nothing has nothing to make durable (an explicit empty list still
+      // writes: the controller's first start makes state.json so that a later start can tell it was lost).
+      if (typeof ops === 'function' && list.length === 0) return;
       const next = new Map(this.state);
       for (const o of list) {
         checkKey(o.key);

@@ -194,6 +194,39 @@ describe('ConsulStore against the fake Consul', () => {
     );
   });
 
+  test('a decision to write nothing stands only on a current read: taken on a lagging mirror, it is made again', async () => {
+    const a = await store();
+    const b = await store();
+    await a.txn([{ op: 'put', key: 'tokens/t', value: 1 }]);
+    await until('b to see tokens/t', () => b.get('tokens/t'));
+    consul.setWatchDelay(1500);
+    await a.txn([{ op: 'delete', key: 'tokens/t' }]);
+    assert.equal(b.get('tokens/t'), 1, 'b’s watch lags');
+    // "Already there, nothing to do" on b's mirror would acknowledge a write that never happened.
+    const seen: unknown[] = [];
+    await b.txn((s) => {
+      seen.push(s.get('tokens/t'));
+      return s.get('tokens/t') === 1 ? [] : [{ op: 'put', key: 'tokens/t', value: 1 }];
+    });
+    assert.deepEqual(seen, [1, undefined]);
+    assert.equal(consul.kvGet('vmesh/tokens/t'), '1');
+  });
+
+  test('refusals in quick succession are each checked against the state after them', async () => {
+    const a = await store();
+    const b = await store();
+    consul.setWatchDelay(1500);
+    const need = (key: string) => (s: { get(k: string): unknown }) => {
+      if (s.get(key) === undefined) throw new Error(`no ${key}`);
+      return [{ op: 'delete' as const, key }];
+    };
+    await assert.rejects(b.txn(need('tokens/x')), /no tokens\/x/);
+    // Made right after that refusal's check, and used at once on b: no earlier check may stand for this one.
+    await a.txn([{ op: 'put', key: 'tokens/x', value: 1 }]);
+    await b.txn(need('tokens/x'));
+    assert.equal(consul.kvGet('vmesh/tokens/x'), undefined);
+  });
+
   test('with Consul down reads keep serving the last state and writes fail; it catches up when Consul is back', async () => {
     const a = await store();
     const b = await store();
@@ -202,6 +235,14 @@ describe('ConsulStore against the fake Consul', () => {
     await consul.pause();
     assert.equal(b.get('hosts/h1'), 1);
     await assert.rejects(a.txn([{ op: 'put', key: 'hosts/h2', value: 2 }]), /VMESH_ERR|consul/i);
+    // A function that decides to write nothing is a read: it stands on the last state read (a model build's VIP
+    // sync must not fail while Consul is away).
+    let seen: unknown;
+    await b.txn((s) => {
+      seen = s.get('hosts/h1');
+      return [];
+    });
+    assert.equal(seen, 1);
     await consul.resume();
     consul.kvPut('vmesh/hosts/h3', '3');
     await until('b to catch up', () => b.get('hosts/h3'), 20_000);
