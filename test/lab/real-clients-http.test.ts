@@ -165,16 +165,17 @@ describe('real clients over reused connections: every response shape, byte for b
     { path: '/x?after=cut' },
   ];
 
-  test('curl, one invocation, every shape in turn: same status, headers and bytes as direct, connections reused', async () => {
+  /** Every shape through one curl invocation from h2 as the app, against the same from h3 directly. */
+  const sameAsDirect = async (meshBase: string): Promise<void> => {
     const direct = await curl(f.h3, 'http://127.0.0.1:8090', shapes(), DIRECT);
-    const mesh = await curl(f.h2, 'http://shapes:8090', shapes(), APP);
+    const mesh = await curl(f.h2, meshBase, shapes(), APP);
     // Everything but the cut body matches exactly; the cut one fails in both (curl sees the body end short).
     const cut = shapes().findIndex((t) => t.path.startsWith('/cut'));
     const d = view(direct);
     const m = view(mesh);
     for (const [i, r] of m.entries()) {
       if (i === cut) continue;
-      assert.deepEqual(r, d[i], `mesh vs direct, transfer ${i} ${r.path}`);
+      assert.deepEqual(r, d[i], `${meshBase} vs direct, transfer ${i} ${r.path}`);
     }
     assert.equal(m[cut]?.status, 200);
     assert.notEqual(m[cut]?.exit, 0, JSON.stringify(m[cut]));
@@ -188,6 +189,15 @@ describe('real clients over reused connections: every response shape, byte for b
       connects.slice(1, closeAt + 1).every((c) => c === 0),
       `keep-alive until the server's close: ${JSON.stringify(connects)}`,
     );
+  };
+
+  test('curl, one invocation, every shape in turn: same status, headers and bytes as direct, connections reused', async () => {
+    await sameAsDirect('http://shapes:8090');
+  });
+
+  test("over IPv6: the server host's IPv6 address (passthrough out of h2, PERMISSIVE into h3's inbound) gives the same bytes", async () => {
+    assert.ok(f.h3.ipv6, 'the lab gives h3 an IPv6 address');
+    await sameAsDirect(`http://[${f.h3.ipv6}]:8090`);
   });
 
   test("curl, separate invocations: a multi-part or 10 MB response leaves the proxies' pooled connections readable", async () => {
