@@ -15,6 +15,7 @@ const STATUS: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCode.Usage]: grpc.status.INVALID_ARGUMENT,
   [ErrorCode.LimitExceeded]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCode.NoSpace]: grpc.status.RESOURCE_EXHAUSTED,
+  [ErrorCode.RateLimited]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCode.NotFound]: grpc.status.NOT_FOUND,
   [ErrorCode.Conflict]: grpc.status.ALREADY_EXISTS,
   [ErrorCode.Unavailable]: grpc.status.UNAVAILABLE,

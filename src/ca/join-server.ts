@@ -6,6 +6,7 @@ import { checkHostName, type HostFacts } from '../api/host.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
 import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
+import { KeyedRateLimiter, type RateLimit, takeOrRefuse } from '../lib/rate-limit.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { CertificateAuthority, ServerCertificate } from './ca.js';
 import { type CaMetrics, countedSigning } from './ca-metrics.js';
@@ -29,6 +30,8 @@ export interface ControllerServiceDeps {
   readonly tokens: TokenService;
   readonly hosts: HostRegistry;
   readonly hostCertTtlSeconds: number;
+  /** Renewals per host identity. */
+  readonly renewLimit: RateLimit;
   readonly logger: Logger;
   readonly metrics?: CaMetrics;
 }
@@ -115,6 +118,7 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
   const { ca, tokens, hosts, logger } = deps;
   const td = ca.trustDomain;
   const sign = <T>(fn: () => T): T => countedSigning(deps.metrics, 'host', fn);
+  const renewals = new KeyedRateLimiter(deps.renewLimit);
 
   function handle<Req, Res>(
     rpc: string,
@@ -172,6 +176,8 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
         throw peer.error;
       }
       const { host } = peer.value;
+      // Checked before the CSR is read: a host over its rate costs neither a signing nor a store write.
+      takeOrRefuse(renewals, host, `Renew for host "${host}"`);
       const signed = sign(() =>
         ca.signCsr(call.request.csrPem ?? '', {
           uris: [hostSpiffeId(td, host)],
@@ -205,5 +211,13 @@ export function createControllerServerCredentials(
   const provider = new MeshCertificateProvider(...toUpdates(cert));
   // One provider serves both roles, so this call does not depend on grpc-js's parameter order.
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  // grpc-js passes these options to http2.createSecureServer and offers no setting for the handshake: a peer
+  // that connects and sends nothing would hold its socket for Node's default 120 s. (Tested through a real
+  // server in test/unit/ca/abuse-join.test.ts, so a grpc-js change that drops this shows.)
+  const constructorOptions = credentials._getConstructorOptions.bind(credentials);
+  credentials._getConstructorOptions = () => {
+    const o = constructorOptions();
+    return o && { ...o, handshakeTimeout: Limits.tlsHandshakeMs };
+  };
   return { credentials, update: (c) => provider.update(...toUpdates(c)) };
 }

@@ -1,6 +1,7 @@
 import { MESH_PORTS } from '../api/capture.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
+import type { RateLimit } from '../lib/rate-limit.js';
 import { boolOf, type ConfigSources, deepFreeze, listOf, pick, readSecretFile, refuseSecretFlag } from './sources.js';
 
 export const DEFAULT_CONTROLLER_DATA_DIR = '/var/lib/vmesh/controller';
@@ -31,6 +32,11 @@ export interface ControllerConfig {
   readonly workloadCertTtlSeconds: number;
   /** An agent that has not reported for this long is not live; its endpoints leave load balancing. */
   readonly hostTimeoutSeconds: number;
+  /**
+   * Per host identity: Renew (host certificates) and SignWorkload (workload SVIDs). A real host renews a few
+   * times a week and signs each of its identities once a day; one host cannot spend the CA's and store's time.
+   */
+  readonly rateLimits: { readonly renew: RateLimit; readonly signWorkload: RateLimit };
   /** The `mesh:` section of the config file (MeshConfig), validated by api/mesh-config. */
   readonly mesh: unknown;
   readonly logLevel: string;
@@ -99,6 +105,16 @@ export function loadControllerConfig(src: ConfigSources): ControllerConfig {
       24 * 3600,
     ),
     hostTimeoutSeconds: positive(get('hostTimeout', 'VMESH_HOST_TIMEOUT', 'hostTimeoutSeconds'), 'host timeout', 60),
+    rateLimits: {
+      renew: {
+        perSecond: positive(get('renewRate', 'VMESH_RENEW_RATE', 'rateLimits.renewPerSecond'), 'renew rate', 0.1),
+        burst: positive(get('renewBurst', 'VMESH_RENEW_BURST', 'rateLimits.renewBurst'), 'renew burst', 10),
+      },
+      signWorkload: {
+        perSecond: positive(get('signRate', 'VMESH_SIGN_RATE', 'rateLimits.signPerSecond'), 'sign rate', 20),
+        burst: positive(get('signBurst', 'VMESH_SIGN_BURST', 'rateLimits.signBurst'), 'sign burst', 200),
+      },
+    },
     ...(boolOf(get('freshState', 'VMESH_FRESH_STATE', 'freshState'), 'fresh state', false) ? { freshState: true } : {}),
     mesh: src.file.mesh ?? {},
     logLevel: String(get('logLevel', 'VMESH_LOG_LEVEL', 'logLevel') ?? 'info'),

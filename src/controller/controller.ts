@@ -178,6 +178,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
       tokens,
       hosts,
       hostCertTtlSeconds: cfg.hostCertTtlSeconds,
+      renewLimit: cfg.rateLimits.renew,
       logger: logger.child({ component: 'join' }),
       metrics: caMetrics,
     });
@@ -212,6 +213,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
         authenticate: (call) => authenticatePeer(call, hosts, ca),
         identitiesOn: (h) => registry.onHost(h),
         ttlSeconds: cfg.workloadCertTtlSeconds,
+        rateLimit: cfg.rateLimits.signWorkload,
         logger: logger.child({ component: 'ca' }),
         onIssued: (h, id, notAfter) => issued.record(h, id, notAfter),
         metrics: caMetrics,

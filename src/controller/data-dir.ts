@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 
@@ -25,7 +25,7 @@ export function checkDataDirModes(dataDir: string): void {
     }
   };
   for (const dir of [dataDir, join(dataDir, 'ca')]) loose(dir, 0o022, 'group or others may write in it', 'go-w');
-  for (const f of ['admin-token', 'state.json', 'ca/ca-key.pem', 'ca/ca-next-key.pem']) {
+  for (const f of ['admin-token', 'state.json', 'state.journal', 'ca/ca-key.pem', 'ca/ca-next-key.pem']) {
     loose(join(dataDir, f), 0o077, 'group or others may read or write it', '0600');
   }
 }
@@ -37,8 +37,14 @@ export function checkDataDirModes(dataDir: string): void {
  */
 export function checkStateNotLost(dataDir: string, freshState: boolean | undefined): void {
   const state = join(dataDir, 'state.json');
-  if (existsSync(state) || freshState) return;
-  const earlier = ['ca/ca-cert.pem', 'admin-token'].map((f) => join(dataDir, f)).find((f) => existsSync(f));
+  if (existsSync(state)) return;
+  const journal = join(dataDir, 'state.journal');
+  if (freshState) {
+    // The journal's records extend the lost snapshot: alone they are not a state. Kept aside, not deleted.
+    if (existsSync(journal)) renameSync(journal, `${journal}.without-snapshot-${Date.now()}`);
+    return;
+  }
+  const earlier = ['state.journal', 'ca/ca-cert.pem', 'admin-token'].map((f) => join(dataDir, f)).find((f) => existsSync(f));
   if (earlier) {
     throw vmeshError(
       ErrorCode.StoreFailed,

@@ -10,8 +10,9 @@ import type { HealthTracker } from '../discovery/health.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
 import { adminTokenFile, adoptShared, caFiles, followSharedStore, pullFiles, pushFiles } from '../discovery/shared-state.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { FileStore } from '../lib/file-store.js';
 import type { Logger } from '../lib/logger.js';
-import { FileStore, type Store } from '../lib/store.js';
+import type { Store } from '../lib/store.js';
 import { checkDataDirModes, checkStateNotLost } from './data-dir.js';
 import type { XdsWiring } from './xds.js';
 
@@ -60,8 +61,6 @@ export async function openState(cfg: ControllerConfig, mesh: MeshConfig, logger:
     const ca = shared && !cfg.caCertFile ? await adoptShared(shared, caFiles(caDir), loadCa, logger) : await loadCa();
     const make = () => localAdminToken(cfg.dataDir);
     const admin = shared ? await adoptShared(shared, [adminTokenFile(cfg.dataDir)], make, logger) : await make();
-    // state.json exists from the first start on (even before the first write), so a later start can tell it lost.
-    if (!shared) await store.txn([]);
     return { store, shared, ca, caDir, admin };
   } catch (e) {
     await store.close();

@@ -11,6 +11,7 @@ import {
 } from '../ca/index.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { KeyedRateLimiter, type RateLimit, takeOrRefuse } from '../lib/rate-limit.js';
 import type { Result } from '../lib/result.js';
 
 export interface WorkloadCertServiceDeps {
@@ -20,6 +21,8 @@ export interface WorkloadCertServiceDeps {
   /** The identities (namespace, service account) of the workloads registered on a host. */
   readonly identitiesOn: (host: string) => ReadonlyArray<{ readonly namespace: string; readonly serviceAccount: string }>;
   readonly ttlSeconds: number;
+  /** Signings per host identity. */
+  readonly rateLimit: RateLimit;
   readonly logger: Logger;
   /** Counts and remembers issued workload certificates (for `vmesh ca status`). */
   readonly onIssued?: (host: string, spiffeId: string, notAfter: Date) => void;
@@ -31,6 +34,7 @@ export interface WorkloadCertServiceDeps {
  * it, so a compromised host cannot mint another host's workload identity. Refusals are logged with the host.
  */
 export function signWorkloadHandler(deps: WorkloadCertServiceDeps): grpc.handleUnaryCall<SignWorkloadRequest, SignWorkloadResponse> {
+  const signings = new KeyedRateLimiter(deps.rateLimit);
   return (call, cb) => {
     const who = deps.authenticate(call);
     if (!who.ok) {
@@ -43,6 +47,7 @@ export function signWorkloadHandler(deps: WorkloadCertServiceDeps): grpc.handleU
     const { namespace, serviceAccount } = call.request;
     const sign = <T>(fn: () => T): T => countedSigning(deps.metrics, 'workload', fn);
     try {
+      takeOrRefuse(signings, host, `SignWorkload for host "${host}"`);
       const { spiffeId, signed } = sign(() => {
         const local = deps.identitiesOn(host).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount);
         if (!local) {

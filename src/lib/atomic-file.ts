@@ -20,18 +20,20 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   try {
     await writeAtomic(path, data, mode);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // A full disk is the operator's to fix, not an internal error: say so, and that nothing was written.
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new VmeshError(
-        ErrorCode.NoSpace,
-        `no space left for ${path} (${code}): nothing was written, the previous content stands; free space and retry`,
-        {},
-        { cause: e },
-      );
-    }
-    throw e;
+    throw noSpaceError(e, path);
   }
+}
+
+/** A full disk is the operator's to fix, not an internal error: say so, and that nothing was written. */
+export function noSpaceError(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+  return new VmeshError(
+    ErrorCode.NoSpace,
+    `no space left for ${path} (${code}): nothing was written, the previous content stands; free space and retry`,
+    {},
+    { cause: e },
+  );
 }
 
 async function writeAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {

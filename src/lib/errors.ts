@@ -34,6 +34,8 @@ export const ErrorCode = {
   StoreFailed: 'VMESH_ERR_STORE',
   /** A request over one of the caps in lib/limits.ts (size, depth, count). */
   LimitExceeded: 'VMESH_ERR_LIMIT_EXCEEDED',
+  /** A host over its per-host rate (Renew, SignWorkload): retry after the time the message gives. */
+  RateLimited: 'VMESH_ERR_RATE_LIMITED',
   /** The disk is full (ENOSPC): nothing was written; free space and retry. */
   NoSpace: 'VMESH_ERR_NO_SPACE',
   Internal: 'VMESH_ERR_INTERNAL',

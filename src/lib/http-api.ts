@@ -163,7 +163,12 @@ export function createApiServer(opts: ApiServerOptions): Server {
     res.end(text);
   };
   return createServer(
-    { key: opts.key, cert: opts.cert, ...(opts.clientCa ? { ca: opts.clientCa, requestCert: true, rejectUnauthorized: false } : {}) },
+    {
+      key: opts.key,
+      cert: opts.cert,
+      handshakeTimeout: Limits.tlsHandshakeMs,
+      ...(opts.clientCa ? { ca: opts.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+    },
     (req, res) => {
       let url = new URL('https://vmesh/');
       const handle = async () => {

@@ -25,6 +25,8 @@ export const Limits = {
   streamsPerConnection: 128,
   /** A connection with no stream open for this long is closed (GOAWAY); an agent's connection always has its ADS stream. */
   connectionIdleMs: 120_000,
+  /** A TLS handshake on 15012 or 15014 not finished by then is closed (Node's default is 120 s). */
+  tlsHandshakeMs: 10_000,
   /** An ADS stream whose first request (the node) has not arrived by then is closed with DEADLINE_EXCEEDED. */
   firstRequestMs: 10_000,
   /** ADS streams one peer address may hold before its first request authenticates it. */

@@ -134,6 +134,8 @@ export interface TestControllerOptions {
   /** `--store consul` (needs consulUrl): state in Consul KV under `consulPrefix` (default vmesh/). */
   readonly store?: 'file' | 'consul';
   readonly consulPrefix?: string;
+  /** Other controller flags, by their config names (e.g. signRate). */
+  readonly flags?: Readonly<Record<string, string>>;
 }
 
 export interface TestController {
@@ -172,6 +174,7 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
       consulWait: '1',
       store: opts.store,
       consulPrefix: opts.consulPrefix,
+      ...opts.flags,
     },
     env: {},
     file: opts.mesh ? { mesh: opts.mesh } : {},

@@ -24,6 +24,10 @@ const FLAGS = [
   'hostCertTtl',
   'workloadCertTtl',
   'hostTimeout',
+  'renewRate',
+  'renewBurst',
+  'signRate',
+  'signBurst',
   'xdsPlaintextPort',
   'xdsPlaintextAddress',
   'freshState',
@@ -56,6 +60,10 @@ export const controllerCommand: CommandModule<object, Argv> = {
       .option('host-cert-ttl', { type: 'string', describe: 'host certificate lifetime in seconds (default 7 days)' })
       .option('workload-cert-ttl', { type: 'string', describe: 'workload certificate (SVID) lifetime in seconds (default 24 h)' })
       .option('host-timeout', { type: 'string', describe: 'seconds without a report before a host is not live (default 60)' })
+      .option('renew-rate', { type: 'string', describe: 'host certificate renewals per host per second (default 0.1)' })
+      .option('renew-burst', { type: 'string', describe: 'renewals a host may make at once above that rate (default 10)' })
+      .option('sign-rate', { type: 'string', describe: 'workload certificates signed per host per second (default 20)' })
+      .option('sign-burst', { type: 'string', describe: 'workload certificates a host may have signed at once (default 200)' })
       .option('xds-plaintext-port', { type: 'string', describe: "plaintext xDS (Istio's 15010), off unless given" })
       .option('xds-plaintext-address', { type: 'string', describe: 'address for plaintext xDS (default 127.0.0.1)' })
       .option('fresh-state', {

@@ -8,7 +8,7 @@ import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
 import { joinController } from '../../../src/ca/join-client.js';
 import { Limits } from '../../../src/lib/limits.js';
 import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, rng } from '../../support/abuse.js';
-import { type Controller, FACTS, newCsrPem, rawCall, startController } from './controller-fixture.js';
+import { type Controller, FACTS, newCsrPem, newKeyAndCsr, rawCall, startController } from './controller-fixture.js';
 
 /*
  * Join is the one RPC of 15012 a caller reaches without credentials. Thousands of generated requests (oversized,
@@ -172,6 +172,59 @@ describe(`Join under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () => {
     const loop = probe.stop();
     assert.ok(loop.maxMs < MAX_BLOCK_MS, `blocked ${loop.maxMs} ms`);
     assert.equal(ctl.hosts.get('renewer')?.certSerial, serial, 'nothing was recorded');
+  });
+
+  test('one host flooding Renew spends its own rate, not the controller: the rest are VMESH_ERR_RATE_LIMITED, others renew, writes stay small', async () => {
+    const limited = await startController({ renewLimit: { perSecond: 0.1, burst: 10 } });
+    try {
+      // A state the size the issue measured (~1.4 MB): each write must cost what it changes, not this.
+      await limited.store.txn(
+        Array.from({ length: 1400 }, (_, i) => ({ op: 'put' as const, key: `filler/${i}`, value: 'f'.repeat(1000) })),
+      );
+      const join = async (host: string) =>
+        joinController({
+          address: limited.address,
+          token: (await limited.tokens.create({ host, ttlSeconds: 600 })).token,
+          hostName: host,
+          facts: FACTS,
+        });
+      const noisy = await join('noisy');
+      const quiet = await join('quiet');
+      const before = await limited.store.sizes();
+      const probe = eventLoopProbe();
+      const key = newKeyAndCsr('r');
+      const renew = (c: { keyPem: string; certPem: string }) =>
+        rawCall(
+          limited.address,
+          'Renew',
+          { csrPem: key.csrPem },
+          { trustPem: limited.ca.trustBundlePem(), keyPem: c.keyPem, certPem: c.certPem },
+        );
+      // A host renewing in a loop, each time with the certificate it got last (as a broken agent would).
+      const flood: Array<Awaited<ReturnType<typeof renew>>> = [];
+      let current = { keyPem: noisy.keyPem, certPem: noisy.certPem };
+      for (let i = 0; i < 300; i++) {
+        const out = await renew(current);
+        flood.push(out);
+        if (out.ok) current = { keyPem: key.keyPem, certPem: (out.value as { certPem: string }).certPem };
+      }
+      const other = await renew(quiet);
+      const loop = probe.stop();
+      const accepted = flood.filter((o) => o.ok).length;
+      const refusals = flood.flatMap((o) => (o.ok ? [] : [o.details]));
+      assert.equal(accepted, 10, 'the burst is signed');
+      assert.equal(refusals.length, 290);
+      for (const d of refusals)
+        assert.match(d, /^VMESH_ERR_RATE_LIMITED: Renew for host "noisy": over its rate limit \(0\.1\/s, burst 10\); retry in \d+ ms$/);
+      assert.ok(other.ok, `another host still renews: ${other.ok ? '' : other.details}`);
+      const after = await limited.store.sizes();
+      assert.equal(after.snapshotBytes, before.snapshotBytes, 'no whole-state rewrite');
+      const perWrite = (after.journalBytes - before.journalBytes) / (accepted + 1);
+      assert.ok(perWrite < 4096, `each renewal wrote ${perWrite} bytes to a ${before.snapshotBytes}-byte state`);
+      assert.ok(loop.maxMs < MAX_BLOCK_MS, `blocked ${loop.maxMs} ms`);
+    } finally {
+      await limited.close();
+    }
   });
 
   test('an unknown token id and a wrong secret get the same answer', async () => {

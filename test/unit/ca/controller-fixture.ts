@@ -11,9 +11,10 @@ import { HostRegistry } from '../../../src/ca/host-registry.js';
 import { createControllerGrpcService, createControllerServerCredentials } from '../../../src/ca/join-server.js';
 import { TokenService } from '../../../src/ca/tokens.js';
 import { buildCsr, derToPem } from '../../../src/ca/x509.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 import { grpcServerOptions } from '../../../src/lib/limits.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { FileStore } from '../../../src/lib/store.js';
+import type { RateLimit } from '../../../src/lib/rate-limit.js';
 
 export const FACTS: HostFacts = {
   hostname: 'h-test',
@@ -45,7 +46,9 @@ export interface Controller {
 }
 
 /** A real controller gRPC server on 127.0.0.1 with a fresh CA and store in a temp dir. */
-export async function startController(opts: { serverDnsNames?: string[]; serverIps?: string[] } = {}): Promise<Controller> {
+export async function startController(
+  opts: { serverDnsNames?: string[]; serverIps?: string[]; renewLimit?: RateLimit } = {},
+): Promise<Controller> {
   const dir = await mkdtemp(join(tmpdir(), 'vmesh-ca-test-'));
   const logs: Array<Record<string, unknown>> = [];
   const destination = new Writable({
@@ -65,7 +68,14 @@ export async function startController(opts: { serverDnsNames?: string[]; serverI
   const store = await FileStore.open(dir);
   const tokens = new TokenService(store, ca);
   const hosts = new HostRegistry(store);
-  const svc = createControllerGrpcService({ ca, tokens, hosts, hostCertTtlSeconds: 3600, logger });
+  const svc = createControllerGrpcService({
+    ca,
+    tokens,
+    hosts,
+    hostCertTtlSeconds: 3600,
+    renewLimit: opts.renewLimit ?? { perSecond: 100, burst: 100 },
+    logger,
+  });
   const calls = { Join: 0, Renew: 0 };
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, fn] of Object.entries(svc.implementation)) {
@@ -103,8 +113,15 @@ export async function startController(opts: { serverDnsNames?: string[]; serverI
 }
 
 export function newCsrPem(commonName = 'h'): string {
+  return newKeyAndCsr(commonName).csrPem;
+}
+
+export function newKeyAndCsr(commonName = 'h'): { keyPem: string; csrPem: string } {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  return derToPem(buildCsr(privateKey, commonName), 'CERTIFICATE REQUEST');
+  return {
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    csrPem: derToPem(buildCsr(privateKey, commonName), 'CERTIFICATE REQUEST'),
+  };
 }
 
 /** Calls an RPC with a plain grpc-js client, to see the raw status code and details. */

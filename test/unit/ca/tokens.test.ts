@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { parseToken, TokenService } from '../../../src/ca/tokens.js';
-import { FileStore } from '../../../src/lib/store.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 
 const CA = { caHash: () => `sha256:${'ab'.repeat(32)}` };
 const OTHER_CA = { caHash: () => `sha256:${'cd'.repeat(32)}` };
@@ -22,6 +22,7 @@ describe('TokenService', () => {
   beforeEach(async () => {
     await store?.close();
     await rm(join(dir, 'state.json'), { force: true });
+    await rm(join(dir, 'state.journal'), { force: true });
     store = await FileStore.open(dir);
     clock = Date.parse('2030-01-01T00:00:00Z');
     tokens = new TokenService(store, CA, () => clock);
@@ -39,7 +40,7 @@ describe('TokenService', () => {
     assert.equal(p.value.id, id);
     assert.equal(p.value.caHashHex, 'ab'.repeat(32));
     assert.equal(expiresAt.getTime(), clock + 600_000);
-    const state = await readFile(join(dir, 'state.json'), 'utf8');
+    const state = (await readFile(join(dir, 'state.json'), 'utf8')) + (await readFile(join(dir, 'state.journal'), 'utf8'));
     assert.ok(!state.includes(p.value.secret), 'secret not stored');
     assert.ok(state.includes(createHash('sha256').update(p.value.secret).digest('hex')));
     assert.deepEqual(

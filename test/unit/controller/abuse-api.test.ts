@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:https';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Limits } from '../../../src/lib/limits.js';
 import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, pool, type Rng, rng } from '../../support/abuse.js';
@@ -130,6 +131,34 @@ describe(`HTTPS API under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () =
       req.on('error', (e) => (/EPIPE|ECONNRESET/.test(String(e)) ? resolve({ status: 0, text: String(e) }) : reject(e)));
       req.end(opts.body);
     });
+
+  test('a peer that opens a TLS connection and never finishes the handshake is closed after the limit, on 15012 and 15014', async () => {
+    const silent = (address: string, hello: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+        const started = Date.now();
+        const sock = connect({ host, port }, () => {
+          // A TLS record header announcing a ClientHello that never comes, or nothing at all.
+          if (hello) sock.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+        });
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(Date.now() - started));
+        setTimeout(() => {
+          sock.destroy();
+          reject(new Error(`${address}: still open after ${Limits.tlsHandshakeMs + 10_000} ms`));
+        }, Limits.tlsHandshakeMs + 10_000).unref();
+      });
+    const api = new URL(ctl.apiUrl);
+    const held = Promise.all([
+      silent(ctl.grpcAddress, false),
+      silent(ctl.grpcAddress, true),
+      silent(`${api.hostname}:${api.port}`, false),
+      silent(`${api.hostname}:${api.port}`, true),
+    ]);
+    // Served meanwhile.
+    assert.equal((await ctl.api('GET', '/v1/config')).status, 200);
+    for (const ms of await held) assert.ok(ms >= Limits.tlsHandshakeMs - 500, `closed after ${ms} ms, before the limit`);
+  });
 
   test('request targets: bad percent-encoding, `//`, long and odd paths get 4xx with a code, with or without a token', async () => {
     const r = rng(SEED);

@@ -120,3 +120,37 @@ describe('SignWorkload: workload SVIDs for identities registered on the calling 
     }
   });
 });
+
+describe('SignWorkload is rate-limited per host', () => {
+  test('a host over its burst gets VMESH_ERR_RATE_LIMITED with a retry time; another host is still served', async () => {
+    const ctl = await startTestController({ flags: { signRate: '0.5', signBurst: '5' } });
+    try {
+      const facts = await gatherHostFacts();
+      const hosts: Record<string, HostCredentials> = {};
+      for (const h of ['h2', 'h3']) {
+        const token = (await ctl.cli(['token', 'create', '--host', h])).stdout.trim();
+        hosts[h] = await joinController({ address: ctl.grpcAddress, token, hostName: h, facts });
+        const r = await ctl.cli(register(`w-${h}`, `sa-${h}`, h));
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const sign = (h: string) =>
+        signWorkloadCert({
+          address: ctl.grpcAddress,
+          host: hosts[h] as HostCredentials,
+          namespace: 'default',
+          serviceAccount: `sa-${h}`,
+        }).then(
+          () => 'ok',
+          (e: Error & { code?: string }) => `${e.code}: ${e.message}`,
+        );
+      const flood = await Promise.all(Array.from({ length: 20 }, () => sign('h2')));
+      assert.equal(flood.filter((r) => r === 'ok').length, 5, flood.join('\n'));
+      for (const r of flood.filter((x) => x !== 'ok')) {
+        assert.match(r, /^VMESH_ERR_RATE_LIMITED: SignWorkload for host "h2": over its rate limit \(0\.5\/s, burst 5\); retry in \d+ ms$/);
+      }
+      assert.equal(await sign('h3'), 'ok', 'another host keeps being served');
+    } finally {
+      await ctl.stop();
+    }
+  });
+});

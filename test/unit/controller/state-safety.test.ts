@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadControllerConfig } from '../../../src/config/controller.js';
 import { startController } from '../../../src/controller/controller.js';
 import { writeFileAtomic } from '../../../src/lib/atomic-file.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { FileStore } from '../../../src/lib/store.js';
 
 /*
  * The controller refuses to start on a data dir that lost its state or that others could tamper with, and a
@@ -38,14 +38,18 @@ describe('data dir safety', () => {
   test('a first start writes state.json; a restart with it missing is refused unless --fresh-state', async () => {
     const dir = newDir();
     await (await start(dir)).stop();
-    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')), { format: 1, data: {} });
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')), { format: 2, seq: 0, data: {} });
     await (await start(dir)).stop();
     unlinkSync(join(dir, 'state.json'));
     await assert.rejects(start(dir), {
       code: 'VMESH_ERR_STORE',
-      message: /state\.json is missing but .*ca-cert\.pem is there from an earlier run: .*--fresh-state/,
+      message: /state\.json is missing but .*state\.journal is there from an earlier run: .*--fresh-state/,
     });
     await (await start(dir, { freshState: true })).stop();
+    assert.ok(
+      readdirSync(dir).some((f) => f.startsWith('state.journal.without-snapshot-')),
+      'the old journal is kept aside, not deleted',
+    );
   });
 
   test('a state.json whose data is null (or not an object) is refused, not read as empty', async () => {
@@ -88,12 +92,16 @@ describe('data dir safety', () => {
       await store.txn([{ op: 'put', key: 'a', value: 'small' }]);
       await assert.rejects(store.txn([{ op: 'put', key: 'b', value: 'x'.repeat(2 * 1024 * 1024) }]), {
         code: 'VMESH_ERR_NO_SPACE',
-        message: /no space left for .*state\.json \(ENOSPC\): nothing was written/,
+        message: /no space left for .*state\.journal \(ENOSPC\): nothing was written/,
       });
       assert.equal(store.get('b'), undefined);
-      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).data, { a: 'small' });
-      await assert.rejects(writeFileAtomic(join(dir, 'f'), Buffer.alloc(2 * 1024 * 1024)), { code: 'VMESH_ERR_NO_SPACE' });
+      // The failed record was cut off again: the store keeps working once there is room, and reads back whole.
+      await store.txn([{ op: 'put', key: 'c', value: 'after' }]);
       await store.close();
+      const again = await FileStore.open(dir);
+      assert.deepEqual([again.get('a'), again.get('b'), again.get('c')], ['small', undefined, 'after']);
+      await again.close();
+      await assert.rejects(writeFileAtomic(join(dir, 'f'), Buffer.alloc(2 * 1024 * 1024)), { code: 'VMESH_ERR_NO_SPACE' });
     } finally {
       execFileSync('umount', [dir]);
     }

@@ -8,8 +8,9 @@ import { type ApplyResult, ConfigStore } from '../../../src/discovery/config-sto
 import { ConsulStore } from '../../../src/discovery/consul-store.js';
 import { VmRegistry } from '../../../src/discovery/registry.js';
 import { isVmeshError } from '../../../src/lib/errors.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { FileStore, type Store } from '../../../src/lib/store.js';
+import type { Store } from '../../../src/lib/store.js';
 import { type FakeConsul, startFakeConsul } from '../../support/fake-consul.js';
 
 // Concurrent writes must have the outcomes of some serial order: each write is validated against the state it

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
 import { ConfigStore, resolveKind, ValidationFailed } from '../../../src/discovery/config-store.js';
-import { FileStore } from '../../../src/lib/store.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 
 const DR = `apiVersion: networking.istio.io/v1
 kind: DestinationRule

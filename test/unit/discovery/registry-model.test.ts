@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
 import { ConfigStore } from '../../../src/discovery/config-store.js';
 import type { ConsulInstance } from '../../../src/discovery/consul-watcher.js';
@@ -10,8 +10,8 @@ import { HealthTracker } from '../../../src/discovery/health.js';
 import { ModelBuilder } from '../../../src/discovery/model-builder.js';
 import { parsePortSpec, VmRegistry } from '../../../src/discovery/registry.js';
 import { VipAllocator } from '../../../src/discovery/vip-allocator.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { FileStore } from '../../../src/lib/store.js';
 
 const REG = {
   name: 'reviews-v2',
@@ -25,8 +25,12 @@ const REG = {
   uid: 1001,
 };
 
+const opened: FileStore[] = [];
+after(() => Promise.all(opened.map((s) => s.close())));
+
 async function setup(dir = mkdtempSync(join(tmpdir(), 'vmesh-model-')), debounce = { quietMs: 5, maxMs: 50 }) {
   const store = await FileStore.open(dir);
+  opened.push(store);
   const config = new ConfigStore(store, DEFAULT_MESH_CONFIG);
   let now = 1_000_000;
   let model: ModelBuilder | undefined;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VipAllocator } from '../../../src/discovery/vip-allocator.js';
-import { FileStore } from '../../../src/lib/store.js';
+import { FileStore } from '../../../src/lib/file-store.js';
 
 test('VIPs are allocated from 240.240.0.0/16, kept across restarts, freed and reused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmesh-vip-'));
@@ -27,6 +27,7 @@ test('VIPs are allocated from 240.240.0.0/16, kept across restarts, freed and re
   const grown = await vips.sync(['details.default.mesh', 'reviews.default.mesh', 'productpage.default.mesh']);
   assert.equal(grown.get('productpage.default.mesh'), '240.240.0.1', 'a freed address is reused');
   for (const ip of grown.values()) assert.match(ip, /^240\.240\.\d+\.\d+$/);
+  await store.close();
 });
 
 test('allocation crosses octet boundaries correctly', async () => {
@@ -36,4 +37,5 @@ test('allocation crosses octet boundaries correctly', async () => {
   const all = await vips.sync(names);
   assert.equal(new Set(all.values()).size, 300);
   assert.equal(all.get('s299.default.mesh'), '240.240.1.44');
+  await store.close();
 });
