@@ -62,7 +62,9 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
     );
     deps.tracker.recordServing(host, servedIdentities(call.request.serving ?? []));
     deps.edges?.record(host, (deps.now ?? Date.now)(), edgesFromMessages(call.request.edges));
-    if (call.request.trustBundleSha256) deps.onBundle?.(host, call.request.trustBundleSha256);
+    // A SHA-256 in hex, or "mixed" while the agent is between bundles; anything else would only be kept in memory.
+    const sha = call.request.trustBundleSha256;
+    if (sha && /^([0-9a-f]{64}|mixed)$/.test(sha)) deps.onBundle?.(host, sha);
     deps.touch?.(host).catch((e: unknown) => deps.logger.warn({ err: e, host }, 'could not record host contact'));
     cb(null, { nextReportMs: String(deps.reportIntervalMs), workloads: local, trustBundleSha256: deps.trustBundleSha256?.() ?? '' });
   };

@@ -101,7 +101,15 @@ const file = join(dir, `store-${startedAt.toISOString().replace(/[:.]/g, '-')}.j
 writeFileSync(
   file,
   JSON.stringify(
-    { benchmark: 'store', startedAt, finishedAt: new Date(), machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model }, stateKb: STATE_KB, writes: WRITES, rows },
+    {
+      benchmark: 'store',
+      startedAt,
+      finishedAt: new Date(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model },
+      stateKb: STATE_KB,
+      writes: WRITES,
+      rows,
+    },
     null,
     2,
   ),
