@@ -1,14 +1,6 @@
 import { z } from 'zod';
 import type { Checker } from './checker.js';
-import {
-  cidrProblem,
-  describeValue,
-  hostProblem,
-  namespaceMatchProblem,
-  principalProblem,
-  quote,
-  serviceAccountProblem,
-} from './names.js';
+import { cidrProblem, describeValue, hostProblem, namespaceMatchProblem, principalProblem, quote, serviceAccountProblem } from './names.js';
 import { type DeepReadonly, enumOf, matchLabelsSelector, notImplemented, strings } from './schema-helpers.js';
 
 const NO_JWT = 'vmesh has no request (JWT) authentication';
@@ -203,10 +195,17 @@ export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, c: Check
 function httpOnly(r: Rule): boolean {
   const tcpFrom = r.from?.some((f) =>
     (
-      ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks', 'serviceAccounts', 'notServiceAccounts'] as const
-    ).some(
-      (k) => f.source[k] !== undefined,
-    ),
+      [
+        'principals',
+        'notPrincipals',
+        'namespaces',
+        'notNamespaces',
+        'ipBlocks',
+        'notIpBlocks',
+        'serviceAccounts',
+        'notServiceAccounts',
+      ] as const
+    ).some((k) => f.source[k] !== undefined),
   );
   const tcpTo = r.to?.some((t) => t.operation.ports !== undefined || t.operation.notPorts !== undefined);
   const from = (r.from?.length ?? 0) > 0;
