@@ -70,6 +70,16 @@ export interface HealthCheck {
   readonly http?: { readonly path: string; readonly host?: string; readonly expectedStatuses: readonly number[] };
 }
 
+/**
+ * Envoy's slow start (Istio's warmup): a host that joined less than `windowMs` ago gets its weight scaled by
+ * max(minWeightPercent/100, (max(age, 1 s) / window)^(1/aggression)).
+ */
+export interface SlowStart {
+  readonly windowMs: number;
+  readonly aggression: number;
+  readonly minWeightPercent: number;
+}
+
 export interface ClusterConfig {
   readonly name: string;
   /** EDS/STATIC: the endpoints below; DNS: resolve `dnsHost`; ORIGINAL_DST: the connection's own destination. */
@@ -78,6 +88,8 @@ export interface ClusterConfig {
   readonly dnsHost?: { readonly host: string; readonly port: number };
   readonly lb: LbPolicy;
   readonly ringSize?: number;
+  /** ROUND_ROBIN and LEAST_REQUEST only, as in Envoy. */
+  readonly slowStart?: SlowStart;
   readonly connectTimeoutMs: number;
   /** mTLS for endpoints with `mtls`; plain otherwise (auto mTLS). */
   readonly meshTls?: UpstreamTls;
