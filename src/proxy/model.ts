@@ -318,6 +318,11 @@ export interface TraceTag {
 export interface TracingConfig {
   /** Fraction in [0, 1] of requests without an upstream decision that start a sampled trace. */
   readonly sampling: number;
+  /**
+   * Envoy's use_request_id_for_trace_sampling (its default, and Istio's): a new trace's decision comes from the
+   * x-request-id, so every proxy seeing the same id decides alike; false: each decides at random.
+   */
+  readonly useRequestId: boolean;
   /** SERVER for inbound listeners, CLIENT for outbound ones and gateways (Envoy's traffic direction). */
   readonly spanKind: 'CLIENT' | 'SERVER';
   readonly maxTagLength: number;
