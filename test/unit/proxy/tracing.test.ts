@@ -160,6 +160,7 @@ describe('span export: the proxy telemetry reports sampled spans over OTLP', () 
       });
       const tracing: TracingConfig = {
         sampling: 1,
+        useRequestId: true,
         spanKind: 'CLIENT',
         maxTagLength: 16,
         tags: [
