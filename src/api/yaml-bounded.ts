@@ -1,5 +1,6 @@
 import { Composer, type CST, type Document, Lexer, LineCounter, Parser } from 'yaml';
 import { Limits } from '../lib/limits.js';
+import { readColonEndedFlowItems } from './yaml-flow-colon.js';
 
 export type BoundedYaml =
   | { ok: true; documents: Document.Parsed[]; lineCounter: LineCounter }
@@ -38,5 +39,6 @@ export function parseYamlBounded(text: string, opts: { maxDepth?: number; maxDoc
   const docs: Document.Parsed[] = [];
   for (const t of tokens) for (const d of composer.next(t)) docs.push(d as Document.Parsed);
   for (const d of composer.end()) docs.push(d as Document.Parsed);
+  for (const d of docs) readColonEndedFlowItems(d, text);
   return { ok: true, documents: docs, lineCounter };
 }

@@ -20,9 +20,11 @@ export interface HostState {
   /** Requests (HTTP) or proxied connections (TCP) in flight: LEAST_REQUEST's load. */
   active: number;
   removed: boolean;
+  /** When the host joined the cluster (the proxy's monotonic clock, ms): slow start ramps from here. */
+  readonly addedAt: number;
 }
 
-export function newHostState(endpoint: UpstreamEndpoint): HostState {
+export function newHostState(endpoint: UpstreamEndpoint, addedAt = performance.now()): HostState {
   const key = hostKey(endpoint.address, endpoint.port);
   return {
     key,
@@ -38,6 +40,7 @@ export function newHostState(endpoint: UpstreamEndpoint): HostState {
     hcFailures: 0,
     active: 0,
     removed: false,
+    addedAt,
   };
 }
 

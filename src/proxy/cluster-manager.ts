@@ -4,7 +4,7 @@ import { type ConnectDeps, DnsCache, failure, isLocalAddress, openUpstream } fro
 import { checkHost, HealthChecker } from './cluster-health.js';
 import { type HostState, hostAvailable, hostKey, newHostState } from './cluster-host.js';
 import { clearEjection, recordOutcome } from './cluster-outlier.js';
-import { type Balancer, createBalancer, prioritize } from './lb.js';
+import { type Balancer, createBalancer, prioritize, slowStartFactor, weightOf } from './lb.js';
 import type { ClusterConfig, HealthCheck, ProxyConfig, SecretStore, UpstreamEndpoint } from './model.js';
 import type { ClusterManager, ConnectResult, Outcome, PickContext, SourceIdentity, UpstreamHost } from './runtime-types.js';
 import { TlsContexts } from './tls-contexts.js';
@@ -20,6 +20,8 @@ export interface ClusterManagerOptions {
   /** DNS clusters: how long a resolved address is reused. */
   readonly dnsTtlMs?: number;
   readonly random?: () => number;
+  /** Monotonic milliseconds (slow start ages); performance.now by default. */
+  readonly now?: () => number;
 }
 
 /** What `hosts()` reports per endpoint (admin dumps, tests). */
@@ -45,6 +47,8 @@ interface ClusterState {
   multiPriority: boolean;
   dnsHost: UpstreamHost | undefined;
   readonly inflight: (key: string) => number;
+  /** Slow start: the newest host's addedAt, so picks after every window has ended skip the weighting. */
+  newestAddedAt: number;
 }
 
 const DEFAULT_OWN_PORTS = [15001, 15006];
@@ -61,12 +65,14 @@ export class ProxyClusterManager implements ClusterManager {
   private readonly contexts: TlsContexts;
   private readonly deps: ConnectDeps;
   private readonly random: () => number;
+  private readonly now: () => number;
   private closed = false;
 
   constructor(private readonly opts: ClusterManagerOptions) {
     this.contexts = new TlsContexts(opts.secrets);
     const ownPorts = opts.ownPorts ?? (() => DEFAULT_OWN_PORTS);
     this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? (() => performance.now());
     this.deps = {
       contexts: this.contexts,
       dns: new DnsCache(opts.dnsTtlMs),
@@ -120,7 +126,17 @@ export class ProxyClusterManager implements ClusterManager {
     }
     if (list.length === 0) return undefined;
     if (list.length === 1) return list[0];
-    return cs.balancer.pick(list, { hashKey: ctx.hashKey, inflight: cs.inflight, random: this.random });
+    const weight = this.slowStartWeight(cs);
+    return cs.balancer.pick(list, { hashKey: ctx.hashKey, inflight: cs.inflight, random: this.random, ...(weight ? { weight } : {}) });
+  }
+
+  /** Envoy's slow start: hosts younger than the window weigh less; undefined once every host is past it. */
+  private slowStartWeight(cs: ClusterState): ((h: UpstreamHost) => number) | undefined {
+    const slow = cs.config.slowStart;
+    if (!slow) return undefined;
+    const now = this.now();
+    if (now - cs.newestAddedAt >= slow.windowMs) return undefined;
+    return (h) => weightOf(h) * slowStartFactor(now - (cs.byKey.get(h.key)?.addedAt ?? Number.NEGATIVE_INFINITY), slow);
   }
 
   async connect(
@@ -218,6 +234,7 @@ export class ProxyClusterManager implements ClusterManager {
       multiPriority: false,
       dnsHost: undefined,
       inflight: (key) => byKey.get(key)?.active ?? 0,
+      newestAddedAt: Number.NEGATIVE_INFINITY,
     };
     this.reconcile(cs, cfg);
     return cs;
@@ -235,7 +252,7 @@ export class ProxyClusterManager implements ClusterManager {
       const key = hostKey(ep.address, ep.port);
       if (byKey.has(key)) continue;
       let st = cs.byKey.get(key);
-      if (!st) st = newHostState(ep);
+      if (!st) st = newHostState(ep, this.now());
       else if (st.endpoint !== ep) {
         st.endpoint = ep;
         st.host = { key, endpoint: ep };
@@ -251,6 +268,7 @@ export class ProxyClusterManager implements ClusterManager {
     cs.byKey.clear();
     for (const [k, v] of byKey) cs.byKey.set(k, v);
     cs.multiPriority = hosts.some((h) => h.endpoint.priority !== 0);
+    cs.newestAddedAt = hosts.reduce((m, h) => Math.max(m, h.addedAt), Number.NEGATIVE_INFINITY);
     cs.dnsHost =
       cfg.discovery === 'DNS' && cfg.dnsHost
         ? { key: hostKey(cfg.dnsHost.host, cfg.dnsHost.port), endpoint: syntheticEndpoint(cfg.dnsHost.host, cfg.dnsHost.port) }

@@ -1,4 +1,4 @@
-import type { ClusterConfig, UpstreamEndpoint } from './model.js';
+import type { ClusterConfig, SlowStart, UpstreamEndpoint } from './model.js';
 import type { UpstreamHost } from './runtime-types.js';
 
 /**
@@ -13,6 +13,11 @@ export interface BalancerContext {
   readonly inflight?: (key: string) => number;
   /** [0, 1); Math.random by default. */
   readonly random?: () => number;
+  /**
+   * A host's weight now, when it changes over time (slow start); the endpoint's weight otherwise. With it the
+   * balancer re-reads the weights on every pick, even for the same array.
+   */
+  readonly weight?: (h: UpstreamHost) => number;
 }
 
 export interface Balancer {
@@ -55,14 +60,29 @@ export function hash32(s: string, seed = 0): number {
 
 // ---- host set tracking ----
 
-function weightOf(h: UpstreamHost): number {
+export function weightOf(h: UpstreamHost): number {
   const w = h.endpoint.weight;
   return w > 0 ? w : 0;
+}
+
+/** One second: Envoy's floor for the time a host has been in slow start. */
+const SLOW_START_MIN_AGE_MS = 1000;
+
+/**
+ * Envoy's slow start weight factor for a host that joined `ageMs` ago: 1 once the window is over, else
+ * max(minWeightPercent / 100, timeFactor^(1 / aggression)) with timeFactor = max(age, 1 s) / window.
+ */
+export function slowStartFactor(ageMs: number, s: SlowStart): number {
+  if (!(ageMs < s.windowMs)) return 1;
+  const timeFactor = Math.max(ageMs, SLOW_START_MIN_AGE_MS) / s.windowMs;
+  return Math.min(1, Math.max(s.minWeightPercent / 100, timeFactor ** (1 / s.aggression)));
 }
 
 /** Remembers the last host set by keys and weights, so state survives a caller that builds a new array per pick. */
 class HostSet {
   private last: readonly UpstreamHost[] | undefined;
+  /** The last update used time-varying weights: the same array may now have other weights. */
+  private weighted = false;
   keys: string[] = [];
   weights: number[] = [];
   total = 0;
@@ -71,17 +91,20 @@ class HostSet {
   cumulative: Float64Array = new Float64Array(0);
 
   /** True when the set (keys, order or weights) differs from the last one seen. */
-  update(hosts: readonly UpstreamHost[]): boolean {
-    if (hosts === this.last) return false;
+  update(hosts: readonly UpstreamHost[], weight?: (h: UpstreamHost) => number): boolean {
+    if (hosts === this.last && weight === undefined && !this.weighted) return false;
     this.last = hosts;
+    this.weighted = weight !== undefined;
+    const w = weight ?? weightOf;
+    const now = weight ? hosts.map(w) : undefined;
     let same = hosts.length === this.keys.length;
     for (let i = 0; same && i < hosts.length; i++) {
       const h = hosts[i] as UpstreamHost;
-      same = h.key === this.keys[i] && weightOf(h) === this.weights[i];
+      same = h.key === this.keys[i] && (now ? now[i] : weightOf(h)) === this.weights[i];
     }
     if (same) return false;
     this.keys = hosts.map((h) => h.key);
-    this.weights = hosts.map(weightOf);
+    this.weights = now ?? hosts.map(weightOf);
     this.cumulative = new Float64Array(hosts.length);
     let acc = 0;
     this.equal = true;
@@ -120,10 +143,10 @@ class RoundRobin implements Balancer {
   private prevKeys: readonly string[] = [];
   private next = 0;
 
-  pick(hosts: readonly UpstreamHost[]): UpstreamHost | undefined {
+  pick(hosts: readonly UpstreamHost[], ctx: BalancerContext = {}): UpstreamHost | undefined {
     const n = hosts.length;
     if (n <= 1) return hosts[0];
-    if (this.set.update(hosts)) {
+    if (this.set.update(hosts, ctx.weight)) {
       const old = new Map<string, number>();
       // Keep positions of hosts that stay, so a membership change does not restart the cycle.
       for (let i = 0; i < this.current.length; i++) old.set(this.prevKeys[i] ?? '', this.current[i] ?? 0);
@@ -166,7 +189,7 @@ class LeastRequest implements Balancer {
   pick(hosts: readonly UpstreamHost[], ctx: BalancerContext): UpstreamHost | undefined {
     const n = hosts.length;
     if (n <= 1) return hosts[0];
-    this.set.update(hosts);
+    this.set.update(hosts, ctx.weight);
     const random = ctx.random ?? Math.random;
     let i: number;
     let j: number;
@@ -182,6 +205,8 @@ class LeastRequest implements Balancer {
     const b = hosts[j] as UpstreamHost;
     const inflight = ctx.inflight;
     if (!inflight || i === j) return a;
+    // Load per unit of configured weight; slow start already thinned the warming host's draws above, so idle
+    // hosts get its ramped share (Envoy's proportions) rather than a second discount here.
     const la = (inflight(a.key) + 1) / Math.max(weightOf(a), 1e-9);
     const lb = (inflight(b.key) + 1) / Math.max(weightOf(b), 1e-9);
     return lb < la ? b : a;

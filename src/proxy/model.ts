@@ -70,6 +70,16 @@ export interface HealthCheck {
   readonly http?: { readonly path: string; readonly host?: string; readonly expectedStatuses: readonly number[] };
 }
 
+/**
+ * Envoy's slow start (Istio's warmup): a host that joined less than `windowMs` ago gets its weight scaled by
+ * max(minWeightPercent/100, (max(age, 1 s) / window)^(1/aggression)).
+ */
+export interface SlowStart {
+  readonly windowMs: number;
+  readonly aggression: number;
+  readonly minWeightPercent: number;
+}
+
 export interface ClusterConfig {
   readonly name: string;
   /** EDS/STATIC: the endpoints below; DNS: resolve `dnsHost`; ORIGINAL_DST: the connection's own destination. */
@@ -78,6 +88,8 @@ export interface ClusterConfig {
   readonly dnsHost?: { readonly host: string; readonly port: number };
   readonly lb: LbPolicy;
   readonly ringSize?: number;
+  /** ROUND_ROBIN and LEAST_REQUEST only, as in Envoy. */
+  readonly slowStart?: SlowStart;
   readonly connectTimeoutMs: number;
   /** mTLS for endpoints with `mtls`; plain otherwise (auto mTLS). */
   readonly meshTls?: UpstreamTls;
@@ -306,6 +318,11 @@ export interface TraceTag {
 export interface TracingConfig {
   /** Fraction in [0, 1] of requests without an upstream decision that start a sampled trace. */
   readonly sampling: number;
+  /**
+   * Envoy's use_request_id_for_trace_sampling (its default, and Istio's): a new trace's decision comes from the
+   * x-request-id, so every proxy seeing the same id decides alike; false: each decides at random.
+   */
+  readonly useRequestId: boolean;
   /** SERVER for inbound listeners, CLIENT for outbound ones and gateways (Envoy's traffic direction). */
   readonly spanKind: 'CLIENT' | 'SERVER';
   readonly maxTagLength: number;

@@ -43,6 +43,7 @@ export const TypedConfigUrl = {
   fileAccessLog: `${TYPE_URL_PREFIX}envoy.extensions.access_loggers.file.v3.FileAccessLog`,
   stdoutAccessLog: `${TYPE_URL_PREFIX}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
   openTelemetryTracer: `${TYPE_URL_PREFIX}envoy.config.trace.v3.OpenTelemetryConfig`,
+  uuidRequestId: `${TYPE_URL_PREFIX}envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig`,
 } as const;
 
 /**

@@ -60,9 +60,12 @@ export class Checker {
   host(path: string, host: string, rules: HostRules): boolean {
     // Istio also takes a partial wildcard first label (`*db.example.com`, `*-db.example.com`); vmesh matches
     // only whole-label wildcards, so it refuses them by name rather than as invalid.
+    // A one-label `*x` (Istio's own ServiceEntry test data has one) likewise.
     const dot = host.indexOf('.');
-    if (rules.wildcard && dot > 1 && /^\*-?[A-Za-z0-9][-A-Za-z0-9]*$/.test(host.slice(0, dot))) {
-      this.unsupported(path, `partial wildcard host ${quote(host)} is not implemented by vmesh; use "*.${host.slice(dot + 1)}"`);
+    const first = dot < 0 ? host : host.slice(0, dot);
+    if (rules.wildcard && /^\*-?[A-Za-z0-9][-A-Za-z0-9]*$/.test(first)) {
+      const instead = dot < 0 ? 'a whole first label, as in "*.example.com"' : `"*.${host.slice(dot + 1)}"`;
+      this.unsupported(path, `partial wildcard host ${quote(host)} is not implemented by vmesh; use ${instead}`);
       return false;
     }
     return this.check(path, hostProblem(host, rules));

@@ -128,6 +128,22 @@ export function principalProblem(p: string): string | undefined {
 }
 
 /** Namespaces in AuthorizationPolicy sources: a DNS label, `*`, or a prefix/suffix match with one `*`. */
+/**
+ * An AuthorizationPolicy service account: `sa` (in the policy's namespace) or `ns/sa`, no wildcard, at most 320
+ * characters -- Istio's rules for source.serviceAccounts.
+ */
+export function serviceAccountProblem(v: string): string | undefined {
+  const want = 'want "serviceAccount" or "namespace/serviceAccount"';
+  if (v === '') return 'must not be an empty string';
+  if (v.includes('*')) return `${quote(v)}: wildcards are not allowed in service accounts`;
+  if (v.split('/').length > 2) return `${quote(v)}: ${want}`;
+  if (v.length > 320) return `${quote(v.slice(0, 40))}...: longer than 320 characters`;
+  const [ns, sa] = v.includes('/') ? v.split('/') : [undefined, v];
+  if (ns === '') return `${quote(v)}: empty namespace; ${want}`;
+  if (sa === '') return `${quote(v)}: empty service account; ${want}`;
+  return undefined;
+}
+
 export function namespaceMatchProblem(ns: string): string | undefined {
   if (ns === '*') return undefined;
   const core = ns.startsWith('*') ? ns.slice(1) : ns.endsWith('*') ? ns.slice(0, -1) : ns;

@@ -7,6 +7,7 @@ import {
   duration,
   int,
   notImplemented,
+  num,
   oneOf,
   portSelector,
   str,
@@ -43,8 +44,9 @@ const loadBalancer = z
     simple: z.enum(['UNSPECIFIED', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_REQUEST']).optional(),
     consistentHash: consistentHash.optional(),
     localityLbSetting: localityLbSetting.optional(),
-    warmupDurationSecs: notImplemented(),
-    warmup: notImplemented(),
+    /** Deprecated in Istio in favour of warmup.duration; still read. */
+    warmupDurationSecs: duration().optional(),
+    warmup: z.strictObject({ duration: duration().optional(), minimumPercent: num.optional(), aggression: num.optional() }).optional(),
   })
   .superRefine(oneOf(['simple', 'consistentHash'], { required: false }));
 
@@ -133,6 +135,14 @@ function checkPolicy(path: string, p: PortPolicy, c: Checker): void {
   const tableSize = lb?.consistentHash?.maglev?.tableSize;
   if (tableSize !== undefined && !isPrime(tableSize))
     c.report(`${path}.loadBalancer.consistentHash.maglev.tableSize`, `${tableSize} is not a prime number`);
+  const warm = lb?.warmup;
+  if (warm) {
+    const wp = `${path}.loadBalancer.warmup`;
+    if (warm.duration === undefined) c.report(`${wp}.duration`, 'is required (the time over which a new endpoint ramps up)');
+    const min = warm.minimumPercent;
+    if (min !== undefined && !(min >= 0 && min <= 100)) c.report(`${wp}.minimumPercent`, `${min} is not in 0..100`);
+    if (warm.aggression !== undefined && !(warm.aggression > 0)) c.report(`${wp}.aggression`, `${warm.aggression} must be greater than 0`);
+  }
   const loc = lb?.localityLbSetting;
   if (loc?.distribute?.length && loc.failover?.length)
     c.report(`${path}.loadBalancer.localityLbSetting`, 'set only one of distribute and failover');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Checker } from './checker.js';
-import { cidrProblem, describeValue, hostProblem, namespaceMatchProblem, principalProblem, quote } from './names.js';
+import { cidrProblem, describeValue, hostProblem, namespaceMatchProblem, principalProblem, quote, serviceAccountProblem } from './names.js';
 import { type DeepReadonly, enumOf, matchLabelsSelector, notImplemented, strings } from './schema-helpers.js';
 
 const NO_JWT = 'vmesh has no request (JWT) authentication';
@@ -28,8 +28,8 @@ const source = z.strictObject({
   notIpBlocks: strings.optional(),
   remoteIpBlocks: notImplemented('use ipBlocks (the peer address)'),
   notRemoteIpBlocks: notImplemented('use notIpBlocks (the peer address)'),
-  serviceAccounts: notImplemented('use principals'),
-  notServiceAccounts: notImplemented('use notPrincipals'),
+  serviceAccounts: strings.optional(),
+  notServiceAccounts: strings.optional(),
 });
 
 const operation = z.strictObject({
@@ -74,6 +74,7 @@ function checkCondition(path: string, key: string, values: readonly string[], c:
   else if (key === 'source.ip' || key === 'destination.ip') each(cidrProblem);
   else if (key === 'source.namespace') each(namespaceMatchProblem);
   else if (key === 'source.principal') each(principalProblem);
+  else if (key === 'source.serviceAccount') serviceAccounts(path, values, c);
   else if (key === 'destination.port')
     each((v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : `${quote(v)} is not a port number`));
   else if (key === 'connection.sni') each((v) => hostProblem(v.replace(/^\*|\*$/g, 'x'), { short: true }));
@@ -84,17 +85,34 @@ function checkKey(path: string, key: string, c: Checker): boolean {
   else if (key === 'remote.ip') c.unsupported(path, 'condition key "remote.ip" is not implemented by vmesh; use "source.ip"');
   else if (key.startsWith('experimental.')) c.unsupported(path, `condition key ${quote(key)} is not implemented by vmesh`);
   else if (
-    ['source.ip', 'destination.ip', 'source.namespace', 'source.principal', 'destination.port', 'connection.sni'].includes(key) ||
+    [
+      'source.ip',
+      'destination.ip',
+      'source.namespace',
+      'source.principal',
+      'source.serviceAccount',
+      'destination.port',
+      'connection.sni',
+    ].includes(key) ||
     /^request\.headers\[[^\]]+\]$/.test(key)
   ) {
     return true;
   } else {
     c.report(
       path,
-      `unknown condition key ${quote(key)}; want request.headers[<name>], source.ip, source.namespace, source.principal, destination.ip, destination.port or connection.sni`,
+      `unknown condition key ${quote(key)}; want request.headers[<name>], source.ip, source.namespace, source.principal, source.serviceAccount, destination.ip, destination.port or connection.sni`,
     );
   }
   return false;
+}
+
+/** Istio caps a service account list at 16 values, each `sa` or `ns/sa`. */
+function serviceAccounts(path: string, values: readonly string[] | undefined, c: Checker): void {
+  if (values === undefined) return;
+  if (values.length > 16) c.report(path, `${values.length} service accounts; at most 16 are allowed`);
+  values.forEach((v, i) => {
+    c.check(`${path}[${i}]`, serviceAccountProblem(v));
+  });
 }
 
 function checkRule(path: string, r: Rule, c: Checker): void {
@@ -117,6 +135,13 @@ function checkRule(path: string, r: Rule, c: Checker): void {
       s[k]?.forEach((v, j) => {
         c.cidr(`${p}.${k}[${j}]`, v);
       });
+    }
+    for (const k of ['serviceAccounts', 'notServiceAccounts'] as const) serviceAccounts(`${p}.${k}`, s[k], c);
+    // Istio: a service account already names its namespace, so the two ways of naming the peer do not mix.
+    const sa = s.serviceAccounts !== undefined ? 'serviceAccounts' : s.notServiceAccounts !== undefined ? 'notServiceAccounts' : undefined;
+    const other = (['principals', 'notPrincipals', 'namespaces', 'notNamespaces'] as const).find((k) => (s[k]?.length ?? 0) > 0);
+    if (sa !== undefined && (s[sa]?.length ?? 0) > 0 && other !== undefined) {
+      c.report(`${p}.${sa}`, `cannot be combined with ${other} in one source (a service account already names its namespace)`);
     }
   });
   if (r.to?.length === 0) c.report(`${path}.to`, 'must not be an empty list (omit it to match any operation)');
@@ -169,9 +194,18 @@ export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, c: Check
 /** Istio's warning condition: a DENY rule whose from (without to) or to have no TCP-level attribute. */
 function httpOnly(r: Rule): boolean {
   const tcpFrom = r.from?.some((f) =>
-    (['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const).some(
-      (k) => f.source[k] !== undefined,
-    ),
+    (
+      [
+        'principals',
+        'notPrincipals',
+        'namespaces',
+        'notNamespaces',
+        'ipBlocks',
+        'notIpBlocks',
+        'serviceAccounts',
+        'notServiceAccounts',
+      ] as const
+    ).some((k) => f.source[k] !== undefined),
   );
   const tcpTo = r.to?.some((t) => t.operation.ports !== undefined || t.operation.notPorts !== undefined);
   const from = (r.from?.length ?? 0) > 0;

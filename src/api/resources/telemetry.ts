@@ -66,7 +66,7 @@ export const telemetrySpec = z.strictObject({
         customTags: z.record(z.string(), customTag).optional(),
         disableSpanReporting: bool.optional(),
         randomSamplingPercentage: num.optional(),
-        useRequestIdForTraceSampling: notImplemented(),
+        useRequestIdForTraceSampling: bool.optional(),
         enableIstioTags: notImplemented(),
       }),
     )

@@ -1,6 +1,15 @@
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import { isPrime } from '../lb.js';
-import type { CircuitBreaker, ClusterConfig, HealthCheck, LbPolicy, OutlierDetection, UpstreamEndpoint, UpstreamTls } from '../model.js';
+import type {
+  CircuitBreaker,
+  ClusterConfig,
+  HealthCheck,
+  LbPolicy,
+  OutlierDetection,
+  SlowStart,
+  UpstreamEndpoint,
+  UpstreamTls,
+} from '../model.js';
 import { compileEndpoints } from './endpoints.js';
 import { durationMs, fail, list, type Msg, msg, num, refuseSet, str, structString, typeUrlOf, wrapped } from './read.js';
 import { transportSocket, upstreamTls } from './tls.js';
@@ -169,6 +178,26 @@ function lbPolicy(c: Msg, discovery: ClusterConfig['discovery']): { lb: LbPolicy
   }
 }
 
+/**
+ * slow_start_config of a ROUND_ROBIN or LEAST_REQUEST cluster, with Envoy's defaults: aggression 1 (a linear
+ * ramp), a minimum of 10 % of the weight. Without a window there is no slow start.
+ */
+function slowStart(c: Msg, lb: LbPolicy): SlowStart | undefined {
+  const field = lb === 'ROUND_ROBIN' ? 'round_robin_lb_config' : lb === 'LEAST_REQUEST' ? 'least_request_lb_config' : undefined;
+  if (field === undefined) return undefined;
+  const p = `${field}.slow_start_config`;
+  const cfg = msg(msg(c[field], field)?.slow_start_config, p);
+  const windowMs = durationMs(cfg?.slow_start_window, `${p}.slow_start_window`) ?? 0;
+  if (!cfg || windowMs <= 0) return undefined;
+  const aggr = msg(cfg.aggression, `${p}.aggression`);
+  const aggression = aggr ? num(aggr.default_value, `${p}.aggression.default_value`) : 1;
+  if (!(aggression > 0)) fail(`${p}.aggression`, `${aggression} must be greater than 0`);
+  const min = msg(cfg.min_weight_percent, `${p}.min_weight_percent`);
+  const minWeightPercent = min ? num(min.value, `${p}.min_weight_percent.value`) : 10;
+  if (!(minWeightPercent >= 0 && minWeightPercent <= 100)) fail(`${p}.min_weight_percent`, `${minWeightPercent} is not in 0..100`);
+  return { windowMs, aggression, minWeightPercent };
+}
+
 function discoveryOf(c: Msg): { type: string; discovery: ClusterConfig['discovery'] } {
   if (msg(c.cluster_type, 'cluster_type')) fail('cluster_type', 'custom cluster types are not supported');
   const type = typeof c.type === 'number' ? (DISCOVERY_TYPES[c.type] ?? '') : str(c.type, 'type', 'STATIC');
@@ -194,6 +223,7 @@ export function compileCluster(c: Msg, assignment: (name: string) => Msg | undef
   refuseSet(c, ['filters', 'load_balancing_policy', 'upstream_config', 'lb_subset_config'], '');
   const { type, discovery } = discoveryOf(c);
   const lb = lbPolicy(c, discovery);
+  const slow = slowStart(c, lb.lb);
   const common = msg(c.common_lb_config, 'common_lb_config');
   const localityWeighted = msg(common?.locality_weighted_lb_config, 'common_lb_config.locality_weighted_lb_config') !== undefined;
   let endpoints: UpstreamEndpoint[] = [];
@@ -228,6 +258,7 @@ export function compileCluster(c: Msg, assignment: (name: string) => Msg | undef
     ...(discovery === 'DNS' && first ? { dnsHost: { host: first.address, port: first.port } } : {}),
     lb: lb.lb,
     ...(lb.ringSize !== undefined ? { ringSize: lb.ringSize } : {}),
+    ...(slow ? { slowStart: slow } : {}),
     connectTimeoutMs: durationMs(c.connect_timeout, 'connect_timeout') ?? ENVOY_CONNECT_TIMEOUT_MS,
     ...(mesh ? { meshTls: mesh } : {}),
     ...(ts !== 'raw' ? { tls: upstreamTls(ts, 'transport_socket.typed_config') } : {}),

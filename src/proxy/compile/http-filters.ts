@@ -125,7 +125,10 @@ export function compileHcm(
   const fcc = str(cfg.forward_client_cert_details, `${path}.forward_client_cert_details`, 'SANITIZE');
   if (fcc === 'FORWARD_ONLY' || fcc === 'ALWAYS_FORWARD_ONLY') fail(`${path}.forward_client_cert_details`, `${fcc} is not supported`);
   const accessLog = compileAccessLogs(cfg.access_log, `${path}.access_log`);
-  const tracing = compileTracing(cfg.tracing, `${path}.tracing`, inbound ? 'SERVER' : 'CLIENT');
+  const tracing = compileTracing(cfg.tracing, `${path}.tracing`, inbound ? 'SERVER' : 'CLIENT', {
+    value: cfg.request_id_extension,
+    path: `${path}.request_id_extension`,
+  });
   return {
     action: {
       kind: 'http',

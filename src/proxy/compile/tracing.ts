@@ -1,6 +1,6 @@
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { TraceExporterConfig, TraceTag, TracingConfig } from '../model.js';
-import { bool, durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
+import { bool, durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped, wrappedBool } from './read.js';
 
 /** Envoy's `type.v3.Percent` (0-100) as a fraction; Envoy samples everything when it is unset. */
 function percent(v: unknown, path: string, dflt: number): number {
@@ -74,8 +74,23 @@ function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
   return undefined;
 }
 
+/** The HCM's request_id_extension: Envoy's UUID one (also its default when unset), sampling by the id unless told not to. */
+function useRequestIdForSampling(v: unknown, path: string): boolean {
+  const ext = msg(v, path);
+  if (!ext) return true;
+  const typed = msg(ext.typed_config, `${path}.typed_config`) ?? {};
+  const url = typeUrlOf(typed);
+  if (url !== TypedConfigUrl.uuidRequestId) fail(`${path}.typed_config`, `request id extension ${url} is not supported (UUID only)`);
+  return wrappedBool(typed.use_request_id_for_trace_sampling, `${path}.typed_config.use_request_id_for_trace_sampling`) ?? true;
+}
+
 /** An HCM's `tracing` block; undefined when absent (the proxy then leaves trace headers as they came). */
-export function compileTracing(v: unknown, path: string, spanKind: TracingConfig['spanKind']): TracingConfig | undefined {
+export function compileTracing(
+  v: unknown,
+  path: string,
+  spanKind: TracingConfig['spanKind'],
+  requestIdExtension?: { readonly value: unknown; readonly path: string },
+): TracingConfig | undefined {
   const t = msg(v, path);
   if (!t) return undefined;
   refuseSet(t, ['overall_sampling', 'client_sampling'], path);
@@ -92,6 +107,7 @@ export function compileTracing(v: unknown, path: string, spanKind: TracingConfig
   }
   return {
     sampling: percent(t.random_sampling, `${path}.random_sampling`, 1),
+    useRequestId: requestIdExtension ? useRequestIdForSampling(requestIdExtension.value, requestIdExtension.path) : true,
     spanKind,
     maxTagLength: wrapped(t.max_path_tag_length, `${path}.max_path_tag_length`) ?? 256,
     tags: customTags(t.custom_tags, `${path}.custom_tags`),

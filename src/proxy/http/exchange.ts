@@ -108,7 +108,12 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
 
   start(): void {
     const tracing = this.action.tracing;
-    if (tracing) this.trace = startTrace(this.info.names, this.info.values, tracing.sampling, this.core.random);
+    if (tracing) {
+      // Envoy settles the request id before the sampling decision, which may be derived from it.
+      const rid = tracing.useRequestId ? (getHeader(this.info.names, this.info.values, 'x-request-id') ?? randomUUID()) : undefined;
+      if (rid !== undefined) this.requestId = rid;
+      this.trace = startTrace(this.info.names, this.info.values, tracing.sampling, this.core.random, rid);
+    }
     const table = this.core.config().routes.get(this.action.routeConfig);
     const vh = table ? selectVirtualHost(table, this.authority) : undefined;
     if (vh?.requireTls && !this.conn.tls) {
@@ -199,7 +204,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     values.push(this.scheme);
     let requestId = getHeader(names, values, 'x-request-id');
     if (requestId === undefined) {
-      requestId = randomUUID();
+      requestId = this.requestId ?? randomUUID();
       names.push('x-request-id');
       values.push(requestId);
     }

@@ -105,18 +105,36 @@ function randomHex(bytes: number): string {
 }
 
 /**
- * This proxy's span for a request: it continues the caller's trace (and its sampling decision) when the request
- * carries one, else starts a trace sampled with probability `sampling`.
+ * Envoy's UUID request id sampling: the id's first 8 hex digits as a number, modulo 10000, is sampled when below
+ * the sampling rate in ten-thousandths. So every proxy (and every retry) seeing one x-request-id decides alike.
+ * Undefined when the id does not start with 8 hex digits (Envoy then samples at random).
  */
-export function startTrace(names: readonly string[], values: readonly string[], sampling: number, random: () => number): TraceContext {
+export function sampledByRequestId(requestId: string, sampling: number): boolean | undefined {
+  const head = requestId.slice(0, 8);
+  if (!/^[0-9a-fA-F]{8}$/.test(head)) return undefined;
+  return Number.parseInt(head, 16) % 10000 < Math.round(sampling * 10000);
+}
+
+/**
+ * This proxy's span for a request: it continues the caller's trace (and its sampling decision) when the request
+ * carries one, else starts a trace sampled with probability `sampling` -- decided by `requestId` when given.
+ */
+export function startTrace(
+  names: readonly string[],
+  values: readonly string[],
+  sampling: number,
+  random: () => number,
+  requestId?: string,
+): TraceContext {
   const inc = readIncoming(names, values);
   const continued = inc && 'traceId' in inc ? inc : undefined;
   const decided = inc?.sampled;
+  const byId = decided === undefined && requestId !== undefined ? sampledByRequestId(requestId, sampling) : undefined;
   return {
     traceId: continued?.traceId ?? randomHex(16),
     spanId: randomHex(8),
     parentSpanId: continued?.spanId,
-    sampled: decided ?? (sampling > 0 && random() < sampling),
+    sampled: decided ?? byId ?? (sampling > 0 && random() < sampling),
   };
 }
 

@@ -59,17 +59,38 @@ function lbFields(policy: TrafficPolicy | undefined, proxyless: boolean): Msg {
     const size = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize ?? ch.maglev?.tableSize ?? DEFAULT_RING_SIZE;
     return { lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: { value: size } } };
   }
-  // gRPC's xDS client refuses every lb_policy but ROUND_ROBIN and RING_HASH.
+  // gRPC's xDS client refuses every lb_policy but ROUND_ROBIN and RING_HASH, and has no slow start.
   if (proxyless) return {};
+  const slow = slowStartConfig(lb);
   switch (lb?.simple) {
     case 'LEAST_REQUEST':
     case 'LEAST_CONN':
-      return { lb_policy: 'LEAST_REQUEST' };
+      return { lb_policy: 'LEAST_REQUEST', ...(slow ? { least_request_lb_config: { slow_start_config: slow } } : {}) };
     case 'RANDOM':
       return { lb_policy: 'RANDOM' };
-    default:
+    case 'PASSTHROUGH':
       return {};
+    default:
+      return slow ? { round_robin_lb_config: { slow_start_config: slow } } : {};
   }
+}
+
+/**
+ * Istio's warmup (or the older warmupDurationSecs) -> Envoy's slow start, as Istio builds it: warmup wins, its
+ * aggression defaults to 1 (a linear ramp) and its minimum to 10 % (Envoy's default); warmupDurationSecs sets
+ * only the window. Istio applies it to ROUND_ROBIN and LEAST_REQUEST clusters and ignores it for the others.
+ */
+function slowStartConfig(lb: TrafficPolicy['loadBalancer']): Msg | undefined {
+  const w = lb?.warmup;
+  if (w?.duration !== undefined) {
+    return {
+      slow_start_window: duration(w.duration),
+      aggression: { default_value: w.aggression ?? 1, runtime_key: 'upstream.slow_start.aggression' },
+      min_weight_percent: { value: w.minimumPercent ?? 10 },
+    };
+  }
+  if (lb?.warmupDurationSecs !== undefined) return { slow_start_window: duration(lb.warmupDurationSecs) };
+  return undefined;
 }
 
 function thresholds(cp: ConnectionPoolSettings | undefined): Msg {

@@ -61,7 +61,7 @@ export function hcmFilter(opts: {
   routeName: string;
   httpFilters: readonly NamedFilter[];
   accessLog: readonly Json[];
-  /** The HCM's `tracing` block (tracing.ts); none: the proxy leaves trace headers alone. */
+  /** The HCM's `tracing` block and request id extension (tracing.ts); none: the proxy leaves trace headers alone. */
   tracing?: Json | undefined;
   extra?: Json;
 }): Json {
@@ -74,7 +74,7 @@ export function hcmFilter(opts: {
       rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: opts.routeName },
       http_filters: [...opts.httpFilters],
       ...(opts.accessLog.length ? { access_log: [...opts.accessLog] } : {}),
-      ...(opts.tracing ? { tracing: opts.tracing } : {}),
+      ...(opts.tracing ?? {}),
       ...opts.extra,
     },
   };

@@ -147,7 +147,7 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   const vss = () => gatewayVirtualServices(input, b);
   const httpFilters = () => httpFiltersFor(input, { direction: 'gateway', port });
   const tracing = tracingFor(input, { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels });
-  const extra = { use_remote_address: { value: true }, ...(tracing ? { tracing } : {}) };
+  const extra = { use_remote_address: { value: true }, ...(tracing ?? {}) };
   const statPrefix = `gateway_${port}`;
   // The route config names come from routes.ts, which builds them: the two sides cannot drift apart.
   const routeName = gatewayServerRouteName(b.gateway, server);

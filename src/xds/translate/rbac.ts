@@ -28,6 +28,8 @@ interface Ctx {
   readonly trustDomains: readonly string[];
   /** Network (TCP) RBAC: HTTP-only fields cannot be evaluated there. */
   readonly tcp: boolean;
+  /** The namespace of the policy being translated: a service account without one lives there. */
+  readonly namespace: string;
 }
 
 // ---- string matchers with Istio's `*` rules: `*` alone = anything, `x*` = prefix, `*x` = suffix ----
@@ -107,6 +109,17 @@ function namespaceId(ns: string): Json {
   return authenticated({ safe_regex: { regex: `spiffe://[^/]+/ns/${part}/sa/[^/]+` } });
 }
 
+/**
+ * `ns/sa` (or `sa`, in the policy's namespace) -> Istio's SPIFFE regex: any trust domain (so aliases need nothing
+ * more), the namespace and service account as whole path segments, other SPIFFE segments allowed around them.
+ */
+function serviceAccountId(v: string, ctx: Ctx): Json {
+  const slash = v.indexOf('/');
+  const ns = slash >= 0 ? v.slice(0, slash) : ctx.namespace;
+  const sa = slash >= 0 ? v.slice(slash + 1) : v;
+  return authenticated({ safe_regex: { regex: `spiffe://.+/ns/${escapeRegex(ns)}/(.+/|)sa/${escapeRegex(sa)}(/.+)?` } });
+}
+
 function cidr(text: string, what: string): Json {
   const c = parseCidr(text, what);
   return { address_prefix: c.address, prefix_len: { value: c.prefix } };
@@ -122,6 +135,11 @@ function sourceIds(s: Source, ctx: Ctx, where: string): Json[] {
       ids(s.notPrincipals, (p) => principalIds(p, ctx)),
     ),
     ...field('principal', s.namespaces?.map(namespaceId), s.notNamespaces?.map(namespaceId)),
+    ...field(
+      'principal',
+      s.serviceAccounts?.map((v) => serviceAccountId(v, ctx)),
+      s.notServiceAccounts?.map((v) => serviceAccountId(v, ctx)),
+    ),
     ...field('principal', ids(s.ipBlocks, ip), ids(s.notIpBlocks, ip)),
   ];
 }
@@ -173,6 +191,8 @@ function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: J
       return on('principal', (v) => [namespaceId(v)]);
     case 'source.principal':
       return on('principal', (v) => principalIds(v, ctx));
+    case 'source.serviceAccount':
+      return on('principal', (v) => [serviceAccountId(v, ctx)]);
     case 'destination.ip':
       return on('permission', (v) => [{ destination_ip: cidr(v, `${where}.values`) }]);
     case 'destination.port':
@@ -239,7 +259,7 @@ function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): Json 
       // so it is left out (it allows nothing); a DENY rule keeps only its TCP fields, so it denies more rather than
       // letting through what it was written to stop.
       if (ctx.tcp && action === 'ALLOW' && hasHttpFields(r)) return;
-      out[`${p.metadata.namespace}/${p.metadata.name}[${i}]`] = rulePolicy(r, ctx, where);
+      out[`${p.metadata.namespace}/${p.metadata.name}[${i}]`] = rulePolicy(r, { ...ctx, namespace: p.metadata.namespace }, where);
     });
   }
   return { action, policies: out };
@@ -251,7 +271,7 @@ function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): Json 
  * are all empty (or all dropped for TCP) leave an ALLOW filter without policies, which denies everything.
  */
 export function rbacFor(input: TranslateInput, workload: Endpoint, kind: 'http' | 'network'): RbacFilter[] {
-  const ctx: Ctx = { trustDomains: [input.mesh.trustDomain, ...input.mesh.trustDomainAliases], tcp: kind === 'network' };
+  const ctx: Ctx = { trustDomains: [input.mesh.trustDomain, ...input.mesh.trustDomainAliases], tcp: kind === 'network', namespace: '' };
   const policies = policiesFor(input, workload);
   const filters: RbacFilter[] = [];
   const order: Array<[AuthorizationPolicySpec['action'], Action]> = [

@@ -17,6 +17,8 @@ interface TracingState {
   where: string;
   sampling: number | undefined;
   reportSpans: boolean;
+  /** Istio's default: true, so every proxy on a request's path makes the same sampling decision. */
+  useRequestId: boolean;
   readonly tags: Map<string, CustomTag>;
 }
 
@@ -30,6 +32,7 @@ function tracingState(input: TranslateInput, scope: TelemetryScope): TracingStat
     where: 'mesh config defaultProviders.tracing',
     sampling: undefined,
     reportSpans: true,
+    useRequestId: true,
     tags: new Map(),
   };
   for (const t of telemetryChain(input, scope, 'tracing')) {
@@ -42,6 +45,7 @@ function tracingState(input: TranslateInput, scope: TelemetryScope): TracingStat
       }
       if (entry.randomSamplingPercentage !== undefined) s.sampling = entry.randomSamplingPercentage;
       if (entry.disableSpanReporting !== undefined) s.reportSpans = !entry.disableSpanReporting;
+      if (entry.useRequestIdForTraceSampling !== undefined) s.useRequestId = entry.useRequestIdForTraceSampling;
       for (const [name, tag] of Object.entries(entry.customTags ?? {})) s.tags.set(name, tag);
     });
   }
@@ -75,9 +79,11 @@ function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: st
 }
 
 /**
- * The HttpConnectionManager `tracing` block for a filter serving `scope`, or undefined when no provider applies
- * (then the proxy leaves trace headers alone). With span reporting disabled the block has no provider: the proxy
- * still samples and propagates W3C and B3 context, as Istio's disableSpanReporting promises.
+ * The HttpConnectionManager fields for tracing a filter serving `scope`: its `tracing` block and, as Istio builds
+ * it, the UUID request id extension saying whether new traces are sampled by the x-request-id (the same decision
+ * on every proxy of the path) or at random. Undefined when no provider applies (then the proxy leaves trace
+ * headers alone). With span reporting disabled the block has no provider: the proxy still samples and propagates
+ * W3C and B3 context, as Istio's disableSpanReporting promises.
  */
 export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json | undefined {
   if (!input.mesh.enableTracing) return undefined;
@@ -94,9 +100,14 @@ export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json |
   const serviceName = `${scope.labels.app ?? scope.labels['service.istio.io/canonical-name'] ?? 'vmesh-proxy'}.${scope.namespace}`;
   const tags = [...s.tags.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([n, t]) => customTag(n, t));
   return {
-    random_sampling: { value: s.sampling ?? input.mesh.defaultTracingSampling },
-    max_path_tag_length: { value: provider.maxTagLength },
-    ...(tags.length ? { custom_tags: tags } : {}),
-    ...(s.reportSpans ? { provider: otelProvider(input, provider, serviceName) } : {}),
+    tracing: {
+      random_sampling: { value: s.sampling ?? input.mesh.defaultTracingSampling },
+      max_path_tag_length: { value: provider.maxTagLength },
+      ...(tags.length ? { custom_tags: tags } : {}),
+      ...(s.reportSpans ? { provider: otelProvider(input, provider, serviceName) } : {}),
+    },
+    request_id_extension: {
+      typed_config: { '@type': TypedConfigUrl.uuidRequestId, use_request_id_for_trace_sampling: { value: s.useRequestId } },
+    },
   };
 }

@@ -16,6 +16,7 @@ const TP = ['traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7
 const withTp = { names: [...HEAD, TP[0] as string], values: [...HEAD_VALUES, TP[1] as string] };
 const tracing: TracingConfig = {
   sampling: 0.01,
+  useRequestId: true,
   spanKind: 'CLIENT',
   maxTagLength: 256,
   tags: [],

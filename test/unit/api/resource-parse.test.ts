@@ -191,6 +191,26 @@ items:
     );
   });
 
+  test('a flow-sequence item ending in ":" reads as a string, as Kubernetes (go-yaml) reads it', () => {
+    const { documents } = splitDocuments(
+      'a: [1.2.3.4, 001:db8::, x:, 2001:db8::1]\nb: [k: v, k2: , "q":, ? p]\nc: [001:db8::]\nd: {e: [f:]}\n',
+      'f.yaml',
+    );
+    assert.deepEqual(documents[0]?.value, {
+      a: ['1.2.3.4', '001:db8::', 'x:', '2001:db8::1'],
+      // a value, a blank after the colon, a quoted key, an explicit key: mappings, in go-yaml too
+      b: [{ k: 'v' }, { k2: null }, { q: null }, { p: null }],
+      c: ['001:db8::'],
+      d: { e: ['f:'] },
+    });
+    const se = parseOk(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: v6}
+spec: {hosts: [example.com], addresses: [1.2.3.4, 001:db8::], ports: [{name: http, number: 80, protocol: HTTP}]}
+`);
+    assert.deepEqual(only(se, 'ServiceEntry').spec.addresses, ['1.2.3.4', '001:db8::']);
+  });
+
   test('YAML errors name the document and line; other documents are still checked', () => {
     const lines = parseErr(`apiVersion: networking.istio.io/v1
 kind: DestinationRule

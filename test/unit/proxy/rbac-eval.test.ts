@@ -78,6 +78,39 @@ describe('evaluateRbac on Istio AuthorizationPolicy examples', () => {
     assert.equal(allowed('spiffe://cluster.local/ns/test-a/sa/x/extra'), false);
   });
 
+  test('serviceAccounts: ns/sa, or sa in the policy namespace, in any trust domain, as whole SPIFFE segments', () => {
+    const f = filtersFor(
+      policy(
+        'sa',
+        'ALLOW',
+        '  rules:\n  - from:\n    - source: {serviceAccounts: ["prod/api.v1", "sleep"]}\n    - source: {notServiceAccounts: ["default/bad"], ipBlocks: ["10.9.0.0/16"]}',
+      ),
+    );
+    const allowed = (id?: string, ip?: string) =>
+      evaluateRbac(f, http({ ...(id ? { peerIdentity: id } : {}), ...(ip ? { sourceIp: ip } : {}) })).allowed;
+    assert.equal(allowed('spiffe://cluster.local/ns/prod/sa/api.v1'), true);
+    assert.equal(allowed('spiffe://other.example/ns/prod/sa/api.v1'), true, 'any trust domain, as in Istio');
+    assert.equal(allowed('spiffe://cluster.local/ns/prod/k/v/sa/api.v1/k2/v2'), true, 'extra SPIFFE segments around');
+    assert.equal(allowed(SLEEP), true, 'a bare name is in the policy namespace (default)');
+    assert.equal(allowed('spiffe://cluster.local/ns/other/sa/sleep'), false);
+    assert.equal(allowed('spiffe://cluster.local/ns/prod/sa/api.v1-canary'), false, 'the name is a whole segment');
+    assert.equal(allowed('spiffe://cluster.local/ns/prod/sa/apixv1'), false, 'a dot is a dot, not a regex wildcard');
+    assert.equal(allowed(), false, 'an unauthenticated peer has no service account');
+    // notServiceAccounts: everyone from 10.9/16 except default/bad
+    assert.equal(allowed('spiffe://cluster.local/ns/default/sa/ok', '10.9.1.1'), true);
+    assert.equal(allowed('spiffe://cluster.local/ns/default/sa/bad', '10.9.1.1'), false);
+  });
+
+  test('source.serviceAccount conditions and DENY by service account', () => {
+    const f = filtersFor(
+      `${policy('deny-bad', 'DENY', '  rules:\n  - when:\n    - {key: source.serviceAccount, values: ["bad"]}')}
+${policy('all', 'ALLOW', '  rules:\n  - {}')}`,
+    );
+    assert.equal(evaluateRbac(f, http({ peerIdentity: 'spiffe://cluster.local/ns/default/sa/bad' })).allowed, false);
+    assert.equal(evaluateRbac(f, http({ peerIdentity: 'spiffe://cluster.local/ns/default/sa/good' })).allowed, true);
+    assert.equal(evaluateRbac(f, http({ peerIdentity: 'spiffe://cluster.local/ns/other/sa/bad' })).allowed, true);
+  });
+
   test('ipBlocks and notIpBlocks match the direct peer address (IPv4, IPv6, IPv4-mapped)', () => {
     const f = filtersFor(
       policy(

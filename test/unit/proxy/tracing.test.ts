@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../../src/lib/logger.js';
-import { injectTrace, startTrace } from '../../../src/proxy/http/trace-context.js';
+import { injectTrace, sampledByRequestId, startTrace } from '../../../src/proxy/http/trace-context.js';
 import type { RequestStats } from '../../../src/proxy/http/types.js';
 import type { ProxyConfig, TracingConfig } from '../../../src/proxy/model.js';
 import { ProxyTelemetry } from '../../../src/proxy/telemetry/proxy-telemetry.js';
@@ -57,6 +58,25 @@ describe('trace context: W3C and B3 in, both out', () => {
     assert.equal(start({}, 0, always).sampled, false);
     const ids = new Set(Array.from({ length: 2000 }, () => start({}).spanId));
     assert.equal(ids.size, 2000);
+  });
+
+  test("with an x-request-id, Envoy's UUID sampling: the id decides, the same on every proxy", () => {
+    const rid = (head: string) => `${head}-1b2c-4d5e-8f90-123456789abc`;
+    const byId = (head: string, sampling: number, random = never) => startTrace([], [], sampling, random, rid(head)).sampled;
+    // first 8 hex digits % 10000 against the rate in ten-thousandths: 0x00001387 = 4999, 0x00001388 = 5000
+    assert.equal(sampledByRequestId(rid('00001387'), 0.5), true);
+    assert.equal(sampledByRequestId(rid('00001388'), 0.5), false);
+    assert.equal(sampledByRequestId(rid('ffffffff'), 0.5454), 0xffffffff % 10000 < 5454);
+    assert.equal(byId('00001387', 0.5, never), true, 'the id overrides a random draw that would not sample');
+    assert.equal(byId('00001388', 0.5, always), false, 'and one that would');
+    assert.equal(sampledByRequestId('not-a-uuid', 0.5), undefined);
+    assert.equal(byId('zzzzzzzz', 0.5, always), true, 'an id without 8 hex digits: random, as Envoy');
+    // a caller's decision still wins over the id
+    assert.equal(startTrace(['traceparent'], [`00-${TRACE}-${SPAN}-00`], 1, always, rid('00000000')).sampled, false);
+    // over many ids the rate holds
+    let n = 0;
+    for (let i = 0; i < 10_000; i++) if (sampledByRequestId(randomUUID(), 0.25)) n++;
+    assert.ok(n > 2200 && n < 2800, `${n} of 10000 at 25%`);
   });
 
   test('both formats go upstream, naming this proxy span as the parent', () => {
@@ -140,6 +160,7 @@ describe('span export: the proxy telemetry reports sampled spans over OTLP', () 
       });
       const tracing: TracingConfig = {
         sampling: 1,
+        useRequestId: true,
         spanKind: 'CLIENT',
         maxTagLength: 16,
         tags: [

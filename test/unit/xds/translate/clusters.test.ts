@@ -207,6 +207,37 @@ spec: {host: ratings, trafficPolicy: {loadBalancer: {simple: RANDOM}, portLevelS
     assert.deepEqual(cluster(out, RATINGS_GRPC).ring_hash_lb_config, { minimum_ring_size: { value: 4096 } });
   });
 
+  test("warmup becomes Envoy's slow_start_config on ROUND_ROBIN and LEAST_REQUEST clusters, as Istio builds it", () => {
+    const dr = (lb: string) => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec: {host: ratings, trafficPolicy: {loadBalancer: ${lb}, portLevelSettings: [{port: {number: 9090}, loadBalancer: {simple: RANDOM, warmup: {duration: 10s}}}]}}`;
+    const full = buildClusters(inputWith('h1', dr('{simple: LEAST_REQUEST, warmup: {duration: 300s, minimumPercent: 5, aggression: 2}}')));
+    assert.deepEqual(cluster(full, RATINGS).least_request_lb_config, {
+      slow_start_config: {
+        slow_start_window: { seconds: 300, nanos: 0 },
+        aggression: { default_value: 2, runtime_key: 'upstream.slow_start.aggression' },
+        min_weight_percent: { value: 5 },
+      },
+    });
+    assert.equal(cluster(full, RATINGS_GRPC).lb_policy, 'RANDOM', 'RANDOM has no slow start: warmup is ignored, as in Istio');
+    assert.equal(cluster(full, RATINGS_GRPC).round_robin_lb_config, undefined);
+    // defaults: linear, 10 %; round robin (the unset policy) gets it too; the older warmupDurationSecs sets the window only
+    const rr = buildClusters(inputWith('h1', dr('{warmup: {duration: 1.5s}}')));
+    assert.deepEqual(cluster(rr, RATINGS).round_robin_lb_config, {
+      slow_start_config: {
+        slow_start_window: { seconds: 1, nanos: 500_000_000 },
+        aggression: { default_value: 1, runtime_key: 'upstream.slow_start.aggression' },
+        min_weight_percent: { value: 10 },
+      },
+    });
+    const old = buildClusters(inputWith('h1', dr('{simple: ROUND_ROBIN, warmupDurationSecs: 15s}')));
+    assert.deepEqual(cluster(old, RATINGS).round_robin_lb_config, { slow_start_config: { slow_start_window: { seconds: 15, nanos: 0 } } });
+    // proxyless gRPC clients have no slow start
+    const grpc = buildClusters(inputWith('grpc', dr('{warmup: {duration: 1s}}')));
+    assert.equal(cluster(grpc, RATINGS).round_robin_lb_config, undefined);
+  });
+
   test('connection pool: circuit breakers, connect timeout, HTTP protocol options; http2 for GRPC ports', () => {
     const c = cluster(h1, REVIEWS);
     assert.deepEqual(c.connect_timeout, { seconds: 2, nanos: 0 });

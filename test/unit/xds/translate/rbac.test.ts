@@ -181,6 +181,30 @@ spec:
     ]);
   });
 
+  test("serviceAccounts become Istio's SPIFFE regex; a bare name is in the policy's namespace", () => {
+    const input = withPolicies(
+      policy(`metadata: {name: p, namespace: default}
+spec:
+  rules:
+  - from:
+    - source: {serviceAccounts: ["prod/api.v1", "sleep"], notServiceAccounts: ["default/bad"]}`),
+    );
+    const filters = rbacFor(input, reviewsV1(input), 'network');
+    encodeAll(filters);
+    const p = rules(filters[0] as { typed_config: Msg }).policies['default/p[0]'] as Msg;
+    const id = (regex: string) => ({ authenticated: { principal_name: { safe_regex: { regex } } } });
+    assert.deepEqual(p.principals, [
+      {
+        and_ids: {
+          ids: [
+            { or_ids: { ids: [id('spiffe://.+/ns/prod/(.+/|)sa/api\\.v1(/.+)?'), id('spiffe://.+/ns/default/(.+/|)sa/sleep(/.+)?')] } },
+            { not_id: id('spiffe://.+/ns/default/(.+/|)sa/bad(/.+)?') },
+          ],
+        },
+      },
+    ]);
+  });
+
   test('when conditions land on the side they describe and AND with every from/to entry', () => {
     const input = withPolicies(
       policy(`metadata: {name: w, namespace: default}

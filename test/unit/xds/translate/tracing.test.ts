@@ -127,6 +127,23 @@ spec:
     assert.equal(off.CLIENT.length + off.SERVER.length, 0);
   });
 
+  test('useRequestIdForTraceSampling: true by default (as Istio), false per Telemetry, through the UUID request id extension', () => {
+    const dflt = tracingOf(MESH);
+    for (const x of [...dflt.CLIENT, ...dflt.SERVER]) assert.equal(x.useRequestId, true);
+    const t = tracingOf(
+      MESH,
+      `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: ns, namespace: default}
+spec:
+  tracing: [{match: {mode: SERVER}, useRequestIdForTraceSampling: false}]
+`,
+    );
+    assert.ok(t.CLIENT.length > 0 && t.SERVER.length > 0);
+    for (const x of t.CLIENT) assert.equal(x.useRequestId, true);
+    for (const x of t.SERVER) assert.equal(x.useRequestId, false);
+  });
+
   test('a Telemetry naming a provider the mesh lacks reports no spans, as Istio (validation warns of it)', () => {
     const t = tracingOf(
       MESH,
