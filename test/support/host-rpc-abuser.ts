@@ -153,7 +153,8 @@ await pool(args.cases, 16, async (i) => {
   const out = await c.send();
   const ms = Date.now() - t0;
   if (ms > slowest.ms) Object.assign(slowest, { ms, what: c.what });
-  const n = (counts[c.rpc] ??= { ok: 0, refused: 0, transport: 0 });
+  const n = counts[c.rpc] ?? { ok: 0, refused: 0, transport: 0 };
+  counts[c.rpc] = n;
   if (out.ok) {
     n.ok++;
     if (!c.ok) failures.push(`case ${i} (${c.what}) was accepted`);
