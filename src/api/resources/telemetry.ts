@@ -96,14 +96,18 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
     const p = `spec.accessLogging[${i}]`;
     checkProviders(`${p}.providers`, a.providers, c);
     a.providers?.forEach((pr, j) => {
-      // The proxy writes access logs itself; only Istio's built-in `envoy` provider (JSON/text lines) exists.
+      // The proxy writes access logs itself, through Istio's built-in `envoy` provider (JSON/text lines). Istio
+      // accepts a provider name its mesh config does not define and logs nothing for it: so does vmesh, saying so.
       if (pr.name !== '' && pr.name !== 'envoy')
-        c.unsupported(`${p}.providers[${j}].name`, `access log provider ${quote(pr.name)} is not implemented by vmesh (use "envoy")`);
+        c.warn(
+          `${p}.providers[${j}].name`,
+          `access log provider ${quote(pr.name)} is not one vmesh has, so this entry logs nothing (vmesh's proxy writes access logs through the built-in "envoy" provider)`,
+        );
     });
     const expr = a.filter?.expression;
     if (expr === '') c.report(`${p}.filter.expression`, 'must not be empty');
-    else if (expr !== undefined && !/^\s*response\.code\s*(>=|>|<=|<|==)\s*\d+\s*$/.test(expr)) {
-      c.unsupported(`${p}.filter.expression`, `filter ${quote(expr)} is not implemented by vmesh (only "response.code <op> N")`);
+    else if (expr !== undefined && !/^\s*(response\.code\s*(>=|>|<=|<|==)\s*\d+|true|false)\s*$/.test(expr)) {
+      c.unsupported(`${p}.filter.expression`, `filter ${quote(expr)} is not implemented by vmesh (only "response.code <op> N", true or false)`);
     }
   });
   spec.tracing?.forEach((t, i) => {
@@ -137,7 +141,8 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
         c.unsupported(`${p}.providers[${j}].name`, `metrics provider ${quote(pr.name)} is not implemented by vmesh (use "prometheus")`);
     });
     if (m.reportingInterval !== undefined)
-      c.unsupported(`${p}.reportingInterval`, 'not implemented by vmesh (Prometheus scrapes the agent; nothing is pushed)');
+      // In Istio it paces pushes to OpenTelemetry/Stackdriver and TCP stats flushes; Prometheus pulls whenever it scrapes.
+      c.warn(`${p}.reportingInterval`, 'has no effect in vmesh: Prometheus scrapes the agent whenever it wants, nothing is pushed');
     m.overrides?.forEach((o, j) => {
       const op = `${p}.overrides[${j}]`;
       if (o.match?.customMetric === '') c.report(`${op}.match.customMetric`, 'must not be empty');

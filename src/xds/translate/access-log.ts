@@ -74,17 +74,17 @@ function providersFor(input: TranslateInput, scope: TelemetryScope): Map<string,
       const mode = entry.match?.mode ?? 'CLIENT_AND_SERVER';
       if (mode !== 'CLIENT_AND_SERVER' && mode !== scope.mode) return;
       const where = `${telemetryLabel(t)}: spec.accessLogging[${i}]`;
-      const filter = entry.filter ? statusFilter(entry.filter.expression, `${where}.filter.expression`) : undefined;
+      // CEL's constants: `true` filters nothing out, `false` everything.
+      const expr = entry.filter?.expression.trim();
+      const filter = expr && expr !== 'true' && expr !== 'false' ? statusFilter(expr, `${where}.filter.expression`) : undefined;
       const names = entry.providers?.map((p) => p.name) ?? (state.size > 0 ? [...state.keys()] : [ENVOY_PROVIDER]);
-      names.forEach((name, j) => {
-        if (name !== ENVOY_PROVIDER) {
-          throw vmeshError(
-            ErrorCode.UnsupportedField,
-            `${where}.providers[${j}].name: provider ${JSON.stringify(name)} is not implemented by vmesh (use "envoy")`,
-          );
-        }
-        state.set(name, { enabled: entry.disabled !== true, ...(filter ? { filter } : {}) });
-      });
+      // Naming providers replaces the ones in effect; one vmesh does not have logs nothing, as an undefined
+      // one does in Istio (validation warned).
+      if (entry.providers) for (const name of [...state.keys()]) if (!names.includes(name)) state.delete(name);
+      for (const name of names) {
+        if (name === ENVOY_PROVIDER)
+          state.set(name, { enabled: entry.disabled !== true && expr !== 'false', ...(filter ? { filter } : {}) });
+      }
     });
   }
   return state;

@@ -322,7 +322,7 @@ spec:
     );
     for (const l of buildListeners(input)) assert.ok(!JSON.stringify(l.message).includes('access_log'), l.name);
   });
-  test('a response.code filter becomes a status_code_filter; an unknown provider is refused by name', () => {
+  test('a response.code filter becomes a status_code_filter; true and false filter nothing and everything; an unknown provider logs nothing', () => {
     const filtered = inputWith(
       'h2',
       `
@@ -351,11 +351,23 @@ spec:
   accessLogging: [{providers: [{name: otel}]}]
 `,
     );
-    assert.throws(
-      () => buildListeners(unknown),
-      (e: Error & { code?: string }) =>
-        e.code === 'VMESH_ERR_UNSUPPORTED_FIELD' && e.message.includes('Telemetry default/otel: spec.accessLogging[0].providers[0].name'),
-    );
+    const logsOf = (input: ReturnType<typeof inputWith>) =>
+      (typed(filters(portChains(listener(buildListeners(input), 'virtualInbound'), 9080)[0] as Msg)[0] as Msg).access_log as Msg[] | undefined) ?? [];
+    assert.deepEqual(logsOf(unknown), [], 'Istio logs nothing for a provider its mesh config does not define');
+    const constant = (expression: string) =>
+      inputWith(
+        'h2',
+        `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: all, namespace: default}
+spec:
+  accessLogging: [{providers: [{name: envoy}], filter: {expression: "${expression}"}}]
+`,
+      );
+    assert.equal(logsOf(constant('true')).length, 1);
+    assert.equal((logsOf(constant('true'))[0] as Msg).filter, undefined);
+    assert.deepEqual(logsOf(constant('false')), []);
   });
 });
 
