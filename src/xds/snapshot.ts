@@ -45,6 +45,16 @@ export function makeResource(typeUrl: string, name: string, message: object): Xd
   return Object.freeze({ name, typeUrl, any, version });
 }
 
+/**
+ * A resource whose encoded form is at hand (as received from the controller): no encoding, the same version a
+ * makeResource of the same bytes would get. The caller vouches that `any` is a `typeUrl` message named `name`.
+ */
+export function wireResource(typeUrl: string, name: string, any: AnyMessage): XdsResource {
+  const value = Buffer.isBuffer(any.value) ? any.value : Buffer.from(any.value);
+  const version = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  return Object.freeze({ name, typeUrl, any: { type_url: any.type_url, value }, version });
+}
+
 export function snapshotOf(version: string, resources: Iterable<XdsResource>): Snapshot {
   const byType = new Map<string, Map<string, XdsResource>>();
   for (const r of resources) {

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { expandAnys } from '../../../src/xds/decode-deep.js';
 import { type AnyMessage, protos } from '../../../src/xds/protos.js';
+import { makeResource, wireResource } from '../../../src/xds/snapshot.js';
 import { CDS, EDS, LDS, RDS, typeLabel, typeNameOf } from '../../../src/xds/type-urls.js';
 import { bigSnapshot } from './big-snapshot.js';
 import { REPO_ROOT } from './controller-process.js';
@@ -84,6 +85,23 @@ rows.push({
   step: 'decode + nested Anys (agent today)',
   ms: best(rounds, () => anys.map((a) => expandAnys(reg.decodeAny(a)))),
   heapBytes: retained(() => anys.map((a) => expandAnys(reg.decodeAny(a)))),
+});
+
+// The agent handing an update to its proxy workers: before, each decoded resource was encoded again; now the
+// controller's bytes pass through (src/xds/local-server.ts), only hashed for the local snapshot's versions.
+const names = objects.map((o) =>
+  String((o.message as { name?: unknown; cluster_name?: unknown }).name ?? (o.message as { cluster_name?: unknown }).cluster_name),
+);
+const expanded = anys.map((a) => expandAnys(reg.decodeAny(a)) as object);
+rows.push({
+  codec: 'protobufjs',
+  step: 'agent -> workers: re-encode (before)',
+  ms: best(rounds, () => expanded.map((m, i) => makeResource(anys[i]?.type_url ?? '', names[i] ?? '', m))),
+});
+rows.push({
+  codec: 'protobufjs',
+  step: 'agent -> workers: pass bytes (after)',
+  ms: best(rounds, () => anys.map((a, i) => wireResource(a.type_url, names[i] ?? '', a))),
 });
 
 if (values.es) {
