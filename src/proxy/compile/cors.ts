@@ -1,6 +1,6 @@
 import type { CorsPolicy } from '../model.js';
 import { compileStringMatcher } from './matchers.js';
-import { bool, fail, fraction, list, type Msg, msg, refuseSet, str, typeNameOfUrl, typeUrlOf, wrappedBool } from './read.js';
+import { bool, fail, fraction, list, type Msg, msg, refuseSet, str, typeNameOfUrl, typeUrlOf, untypedMsg, wrappedBool } from './read.js';
 
 export const CORS_FILTER = 'envoy.filters.http.cors';
 const CORS_POLICY_TYPE = 'envoy.extensions.filters.http.cors.v3.CorsPolicy';
@@ -44,7 +44,7 @@ export function perFilterCors(v: unknown, path: string): CorsPolicy | 'none' | u
   const raw = all?.[CORS_FILTER];
   if (raw === undefined) return undefined;
   const p = `${path}['${CORS_FILTER}']`;
-  let c = msg(raw, p) ?? {};
+  let c: Msg = untypedMsg(raw, p) ?? {};
   if (typeNameOfUrl(typeUrlOf(c)) === FILTER_CONFIG_TYPE) {
     if (bool(c.disabled, `${p}.disabled`)) return 'none';
     c = msg(c.config, `${p}.config`) ?? {};

@@ -1,6 +1,6 @@
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { DownstreamTls, UpstreamTls } from '../model.js';
-import { fail, list, type Msg, msg, refuseSet, str, typeUrlOf, wrappedBool } from './read.js';
+import { fail, list, type Msg, msg, refuseSet, str, typeUrlOf, untypedMsg, wrappedBool } from './read.js';
 
 /**
  * Envoy TLS contexts (transport_sockets.tls.v3) as the proxy's UpstreamTls / DownstreamTls. Certificates are
@@ -45,7 +45,7 @@ function certificateName(common: Msg, path: string, required: boolean): string |
   if (sds.length + files.length > 1) fail(path, 'more than one certificate is not supported');
   refuseSet(common, ['tls_certificate_provider_instance', 'tls_certificate_certificate_provider_instance', 'custom_handshaker'], path);
   const first = sds[0];
-  if (first !== undefined) return str(msg(first, `${path}.tls_certificate_sds_secret_configs[0]`)?.name, 'name');
+  if (first !== undefined) return str(untypedMsg(first, `${path}.tls_certificate_sds_secret_configs[0]`)?.name, 'name');
   const file = msg(files[0], `${path}.tls_certificates[0]`);
   if (file) {
     const chain = msg(file.certificate_chain, `${path}.tls_certificates[0].certificate_chain`);
