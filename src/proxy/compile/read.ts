@@ -1,3 +1,5 @@
+import type { FractionalPercent__Output } from '../../generated/envoy/type/v3/FractionalPercent.js';
+import type { Duration__Output } from '../../generated/google/protobuf/Duration.js';
 import type { Struct__Output } from '../../generated/google/protobuf/Struct.js';
 import type { Decoded, DecodedAny } from '../../xds/envoy-types.js';
 
@@ -26,24 +28,11 @@ export function isSet(v: unknown): boolean {
   return v !== null && v !== undefined;
 }
 
-/**
- * An untyped message: what the readers of files not yet on the generated types (src/xds/envoy-types.ts) still use.
- * Issue 17 item 4 retires it file by file.
- */
-export type Msg = Readonly<{ [field: string]: unknown }>;
-
 /** A sub-message, or undefined when absent; still checked, since sparse JSON is typed only by trust. */
-export function msg<T extends object>(v: T | null | undefined, path: string): T | undefined;
-export function msg(v: unknown, path: string): Msg | undefined;
-export function msg(v: unknown, path: string): object | undefined {
+export function msg<T extends object>(v: T | null | undefined, path: string): T | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) fail(path, `expected a message, got ${JSON.stringify(v)}`);
-  return v as object;
-}
-
-/** msg() of a value known only as `unknown` (narrowing can make it `{}`, which the typed overload would take). */
-export function untypedMsg(v: unknown, path: string): Msg | undefined {
-  return msg(v, path);
+  return v;
 }
 
 /** A sub-message whose absence means all its fields at their defaults (a list entry, a oneof's empty member). */
@@ -51,9 +40,7 @@ export function part<T extends object>(v: T | null | undefined, path: string): P
   return msg(v, path) ?? {};
 }
 
-export function list<T>(v: readonly T[] | null | undefined, path: string): readonly T[];
-export function list(v: unknown, path: string): readonly unknown[];
-export function list(v: unknown, path: string): readonly unknown[] {
+export function list<T>(v: readonly T[] | null | undefined, path: string): readonly T[] {
   if (v === null || v === undefined) return [];
   if (!Array.isArray(v)) fail(path, 'expected a list');
   return v;
@@ -80,27 +67,30 @@ export function bool(v: unknown, path: string, dflt = false): boolean {
 }
 
 /** A wrapper message (`{ value }`, e.g. UInt32Value), or a bare scalar; undefined when absent. */
-export function wrapped(v: unknown, path: string): number | undefined {
+/** A wrapper message (`{ value }`) as decoded, or the bare scalar hand-written JSON may carry. */
+type Wrapper<T> = { readonly value?: T } | T;
+
+export function wrapped(v: Wrapper<number | string> | null | undefined, path: string): number | undefined {
   if (v === null || v === undefined) return undefined;
-  if (typeof v === 'object') return num((v as { readonly value?: unknown }).value, `${path}.value`);
+  if (typeof v === 'object') return num(v.value, `${path}.value`);
   return num(v, path);
 }
 
-export function wrappedBool(v: unknown, path: string): boolean | undefined {
+export function wrappedBool(v: Wrapper<boolean> | null | undefined, path: string): boolean | undefined {
   if (v === null || v === undefined) return undefined;
-  if (typeof v === 'object') return bool((v as { readonly value?: unknown }).value, `${path}.value`);
+  if (typeof v === 'object') return bool(v.value, `${path}.value`);
   return bool(v, path);
 }
 
 /** google.protobuf.Duration (`{ seconds, nanos }`, or a `"1.5s"` string as in proto3 JSON) in milliseconds. */
-export function durationMs(v: unknown, path: string): number | undefined {
+export function durationMs(v: Decoded<Duration__Output> | string | null | undefined, path: string): number | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v === 'string') {
     const m = /^(-?\d+(?:\.\d+)?)s$/.exec(v.trim());
     if (!m) fail(path, `"${v}" is not a duration`);
     return Math.round(Number(m[1]) * 1000);
   }
-  const d: { readonly seconds?: unknown; readonly nanos?: unknown } = msg(v, path) ?? {};
+  const d: { readonly seconds?: unknown; readonly nanos?: unknown } = part(v, path);
   const ms = num(d.seconds, `${path}.seconds`) * 1000 + num(d.nanos, `${path}.nanos`) / 1e6;
   if (ms < 0) fail(path, 'negative duration');
   return Math.round(ms * 1000) / 1000;
@@ -109,7 +99,7 @@ export function durationMs(v: unknown, path: string): number | undefined {
 const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
 
 /** FractionalPercent as a fraction in [0, 1] (denominator HUNDRED when unset, numerator 0 when unset). */
-export function fraction(v: unknown, path: string): number {
+export function fraction(v: Decoded<FractionalPercent__Output> | null | undefined, path: string): number {
   const p: { readonly numerator?: unknown; readonly denominator?: unknown } | undefined = msg(v, path);
   if (!p) return 0;
   const d = p.denominator;
@@ -119,19 +109,27 @@ export function fraction(v: unknown, path: string): number {
 }
 
 /** The `@type` of an inline typed config, or the `type_url` of one that stayed an Any (its type was not loaded). */
-export function typeUrlOf(typed: DecodedAny | Msg | null | undefined): string {
+export function typeUrlOf(typed: DecodedAny | null | undefined): string {
   if (!typed) return '';
   const t = '@type' in typed ? typed['@type'] : typed.type_url;
   return typeof t === 'string' ? t : '';
 }
 
 /**
- * A typed config as the message its `@type` names, after checking it is `typeUrl`; `what` names it in the error.
- * The decoder made it from that very type, so its fields are that message's.
+ * A typed config as the message its `@type` names, after checking that names `typeUrl`'s message (any URL prefix,
+ * as Envoy accepts). The decoder made it from that very type, so its fields are that message's.
  */
-export function typedAs<T>(typed: DecodedAny | Msg | null | undefined, typeUrl: string, path: string, what = typeUrl): Decoded<T> {
-  if (!typed || !('@type' in typed) || typed['@type'] !== typeUrl) fail(path, `expected ${what}, got ${typeUrlOf(typed) || 'nothing'}`);
+export function typedAs<T>(typed: DecodedAny | null | undefined, typeUrl: string, path: string): Decoded<T> {
+  const url = typed && '@type' in typed ? typed['@type'] : undefined;
+  if (typeof url !== 'string' || typeNameOfUrl(url) !== typeNameOfUrl(typeUrl)) {
+    fail(path, `expected ${typeNameOfUrl(typeUrl)}, got ${typeUrlOf(typed) || 'nothing'}`);
+  }
   return typed as unknown as Decoded<T>;
+}
+
+/** Whether a typed config names `typeUrl`'s message (any URL prefix). */
+export function isTyped(typed: DecodedAny | null | undefined, typeUrl: string): boolean {
+  return typeNameOfUrl(typeUrlOf(typed)) === typeNameOfUrl(typeUrl);
 }
 
 /** `type.googleapis.com/envoy.x.v3.Y` -> `envoy.x.v3.Y`. */
