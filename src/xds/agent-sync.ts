@@ -47,6 +47,12 @@ export interface XdsSyncOptions {
   readonly logger: Logger;
   readonly validate?: UpdateValidator;
   readonly types?: readonly string[];
+  /**
+   * Keep each applied resource's bytes as received (receivedAny, and the cache file), so LocalXdsServer passes them on
+   * without encoding (default true). A process that only runs the config, a proxy worker, can leave them: they hold
+   * about the encoded size of the config.
+   */
+  readonly keepReceived?: boolean;
 }
 
 const PERSIST_DELAY_MS = 100;
@@ -141,7 +147,7 @@ export class XdsSync {
     // Nested typed configs are decoded too, so the applied config is plain JSON (persisted, dumped, read by the proxy).
     for (const [name, msg] of u.resources) {
       const r = expandAnys(msg);
-      const any = u.wire.get(name);
+      const any = this.opts.keepReceived === false ? undefined : u.wire.get(name);
       if (any && r && typeof r === 'object') received.set(r, any);
       next.set(name, r);
     }

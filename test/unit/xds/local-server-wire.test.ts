@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { ok } from '../../../src/lib/result.js';
 import { AdsClient } from '../../../src/xds/ads-client.js';
+import { receivedAny } from '../../../src/xds/agent-sync.js';
 import { CDS, EDS, LocalXdsServer, XdsSync } from '../../../src/xds/index.js';
 import type { AnyMessage } from '../../../src/xds/protos.js';
 import { makeResource, snapshotOf, wireResource } from '../../../src/xds/snapshot.js';
@@ -96,5 +97,23 @@ describe('agent -> proxy workers: the controller bytes pass through, decoded onc
     const cached = await relay(restarted, join(dir, 'b.sock'), false);
     assert.ok(cached);
     assert.deepEqual(Buffer.from(cached.value), sent.value);
+  });
+
+  test('a process that only runs the config (keepReceived: false) keeps no bytes beside the decoded resources', async () => {
+    const sync = new XdsSync({
+      address: `127.0.0.1:${ads.port}`,
+      credentials: grpc.credentials.createInsecure(),
+      nodeId: 'agent-1',
+      types: [CDS],
+      keepReceived: false,
+      logger,
+    });
+    sync.start();
+    try {
+      await waitFor('cluster c1 applied', () => sync.config().resources[CDS]?.c1 !== undefined);
+      assert.equal(receivedAny(sync.config().resources[CDS]?.c1), undefined);
+    } finally {
+      await sync.stop();
+    }
   });
 });
