@@ -65,11 +65,14 @@ function sourceDate() {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-if (opts.build)
+if (opts.build) {
+  // As `npm run build`: the generated message types first (src/generated/ is build output, not in git).
+  execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'gen-xds-types.ts')], { cwd: ROOT, stdio: 'inherit' });
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
     cwd: ROOT,
     stdio: 'inherit',
   });
+}
 for (const need of ['dist/src/cli/main.js', ADDON, 'systemd/vmesh-agent.service', 'systemd/vmesh-controller.service']) {
   if (!existsSync(join(ROOT, need))) fail(`${need} is missing (${need === ADDON ? 'npm install builds the addon' : 'run npm run build'})`);
 }

@@ -31,6 +31,8 @@ const sync = new XdsSync({
   nodeId: `proxy-${cfg.index}`,
   types: [SDS, CDS, EDS, LDS, RDS],
   validate,
+  // The worker only runs its config; the received bytes are the agent's to keep and pass on.
+  keepReceived: false,
   logger: logger.child({ component: 'local-xds' }),
 });
 

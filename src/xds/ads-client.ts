@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js';
 import { err, type Result } from '../lib/result.js';
 import { type DecodedResources, decodeDelta, decodeSotw, deltaRemovals } from './client-decode.js';
 import type { DeltaDiscoveryResponseMsg, DiscoveryResponseMsg } from './messages.js';
-import { adsServiceDefinition, type ProtoRegistry, protos } from './protos.js';
+import { type AnyMessage, adsServiceDefinition, type ProtoRegistry, protos } from './protos.js';
 import { toStruct } from './struct.js';
 import { FULL_STATE_TYPES, typeLabel } from './type-urls.js';
 
@@ -14,6 +14,8 @@ export interface AdsUpdate {
   readonly version: string;
   /** Added or changed resources, decoded. In SotW, LDS/CDS carry their complete set, RDS/EDS what the response held. */
   readonly resources: ReadonlyMap<string, unknown>;
+  /** The same resources' Anys as they arrived (type_url and bytes), by name. */
+  readonly wire: ReadonlyMap<string, AnyMessage>;
   /** Names to drop: delta removed_resources; SotW LDS/CDS/NDS names held before and absent now; otherwise none. */
   readonly removed: readonly string[];
 }
@@ -311,7 +313,8 @@ export class AdsClient {
       result = decoded;
     } else {
       try {
-        result = this.opts.onUpdate(typeUrl, { version, resources: decoded.value.resources, removed: removedOf(decoded.value) });
+        const d = decoded.value;
+        result = this.opts.onUpdate(typeUrl, { version, resources: d.resources, wire: d.wire, removed: removedOf(d) });
       } catch (e) {
         result = err(formatError(e));
       }

@@ -5,6 +5,7 @@ import type { Logger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { AdsClient, type AdsUpdate } from './ads-client.js';
 import { expandAnys } from './decode-deep.js';
+import type { AnyMessage } from './protos.js';
 import { CDS, EDS, LDS, NDS, RDS, WDS } from './type-urls.js';
 
 /** What the agent applied, by type URL then resource name (decoded messages), with each type's version. */
@@ -13,6 +14,23 @@ export interface AppliedConfig {
   readonly resources: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** When it was last changed (ISO time). */
   readonly updatedAt: string;
+}
+
+/**
+ * Each applied resource's Any as the controller sent it, keyed by the decoded object: the local xDS server passes
+ * these bytes to the proxy workers unchanged instead of encoding the decoded form again (one decode per update
+ * and process, no encode). Kept beside AppliedConfig rather than in it, so the config stays plain JSON.
+ */
+const received = new WeakMap<object, AnyMessage>();
+
+/** The Any an applied resource arrived as; undefined for objects that did not come from an XdsSync. */
+export function receivedAny(resource: unknown): AnyMessage | undefined {
+  return resource && typeof resource === 'object' ? received.get(resource) : undefined;
+}
+
+/** The cache file: the applied config plus each resource's bytes (base64), so a restart passes bytes on too. */
+interface CachedConfig extends AppliedConfig {
+  readonly wire?: Readonly<Record<string, Readonly<Record<string, { readonly type_url: string; readonly value: string }>>>>;
 }
 
 /** Decides whether an update can be applied; an error NACKs it and the last good config stays. */
@@ -29,6 +47,12 @@ export interface XdsSyncOptions {
   readonly logger: Logger;
   readonly validate?: UpdateValidator;
   readonly types?: readonly string[];
+  /**
+   * Keep each applied resource's bytes as received (receivedAny, and the cache file), so LocalXdsServer passes them on
+   * without encoding (default true). A process that only runs the config, a proxy worker, can leave them: they hold
+   * about the encoded size of the config.
+   */
+  readonly keepReceived?: boolean;
 }
 
 const PERSIST_DELAY_MS = 100;
@@ -69,8 +93,14 @@ export class XdsSync {
       return false;
     }
     try {
-      const c = JSON.parse(text) as AppliedConfig;
+      const c = JSON.parse(text) as CachedConfig;
       this.applied = Object.fromEntries(Object.entries(c.resources).map(([t, rs]) => [t, new Map(Object.entries(rs))]));
+      for (const [t, byName] of Object.entries(c.wire ?? {})) {
+        for (const [name, any] of Object.entries(byName)) {
+          const r = this.applied[t]?.get(name);
+          if (r && typeof r === 'object') received.set(r, { type_url: any.type_url, value: Buffer.from(any.value, 'base64') });
+        }
+      }
       this.versions = { ...c.versions };
       this.updatedAt = c.updatedAt;
       this.opts.logger.info({ file: this.opts.cacheFile, versions: this.versions }, 'xds: serving the last good config from disk');
@@ -115,7 +145,12 @@ export class XdsSync {
     const next = new Map(this.applied[typeUrl] ?? []);
     for (const name of u.removed) next.delete(name);
     // Nested typed configs are decoded too, so the applied config is plain JSON (persisted, dumped, read by the proxy).
-    for (const [name, msg] of u.resources) next.set(name, expandAnys(msg));
+    for (const [name, msg] of u.resources) {
+      const r = expandAnys(msg);
+      const any = this.opts.keepReceived === false ? undefined : u.wire.get(name);
+      if (any && r && typeof r === 'object') received.set(r, any);
+      next.set(name, r);
+    }
     const check = this.opts.validate?.(typeUrl, next, this.config()) ?? ok(undefined);
     if (!check.ok) {
       this.opts.logger.warn(
@@ -144,7 +179,17 @@ export class XdsSync {
   private async persist(): Promise<void> {
     if (!this.opts.cacheFile) return;
     try {
-      await writeFileAtomic(this.opts.cacheFile, JSON.stringify(this.config()), 0o600);
+      const wire: Record<string, Record<string, { type_url: string; value: string }>> = {};
+      for (const [t, m] of Object.entries(this.applied)) {
+        const byName: Record<string, { type_url: string; value: string }> = {};
+        for (const [name, r] of m) {
+          const any = receivedAny(r);
+          if (any) byName[name] = { type_url: any.type_url, value: Buffer.from(any.value).toString('base64') };
+        }
+        wire[t] = byName;
+      }
+      const cached: CachedConfig = { ...this.config(), wire };
+      await writeFileAtomic(this.opts.cacheFile, JSON.stringify(cached), 0o600);
     } catch (e) {
       this.opts.logger.warn({ file: this.opts.cacheFile, err: e }, 'xds: could not persist the applied config');
     }

@@ -9,6 +9,8 @@ export interface DecodedResources {
   readonly resources: Map<string, unknown>;
   /** name -> resource version (delta only; '' in SotW) */
   readonly versions: Map<string, string>;
+  /** name -> the resource's Any as it arrived, so it can be passed on without encoding it again */
+  readonly wire: Map<string, AnyMessage>;
 }
 
 /**
@@ -22,7 +24,7 @@ export function decodeSotw(
   wanted: (name: string) => boolean,
 ): Result<DecodedResources, string> {
   const typeUrl = res.type_url ?? '';
-  const out: DecodedResources = { resources: new Map(), versions: new Map() };
+  const out: DecodedResources = { resources: new Map(), versions: new Map(), wire: new Map() };
   try {
     for (const any of res.resources ?? []) {
       let name: string | undefined;
@@ -42,6 +44,7 @@ export function decodeSotw(
       if (!wanted(name)) continue;
       out.resources.set(name, msg);
       out.versions.set(name, '');
+      out.wire.set(name, inner);
     }
   } catch (e) {
     return err(formatError(e));
@@ -52,7 +55,7 @@ export function decodeSotw(
 /** A delta response's upserts; removals are read by the caller from removed_resources. */
 export function decodeDelta(reg: ProtoRegistry, res: DeltaDiscoveryResponseMsg): Result<DecodedResources, string> {
   const typeUrl = res.type_url ?? '';
-  const out: DecodedResources = { resources: new Map(), versions: new Map() };
+  const out: DecodedResources = { resources: new Map(), versions: new Map(), wire: new Map() };
   try {
     for (const r of res.resources ?? []) {
       const name = r.name ?? '';
@@ -62,6 +65,7 @@ export function decodeDelta(reg: ProtoRegistry, res: DeltaDiscoveryResponseMsg):
       if (out.resources.has(name)) return err(`${typeLabel(typeUrl)} resource "${name}" appears twice in one response`);
       out.resources.set(name, reg.decodeAny(r.resource));
       out.versions.set(name, r.version ?? '');
+      out.wire.set(name, r.resource);
     }
   } catch (e) {
     return err(formatError(e));

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import type { DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg } from './messages.js';
+import type { DeltaDiscoveryResponse } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryResponse.js';
+import type { DeltaDiscoveryRequestMsg } from './messages.js';
 import { nackMessage } from './messages.js';
 import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './server-stream.js';
 import { type Snapshot, typeDiff, type XdsResource } from './snapshot.js';
@@ -227,7 +228,7 @@ export class DeltaStream extends AdsStream {
     const bytes = responseBytes(upserts);
     if (!this.admit(bytes)) return 'blocked';
     const nonce = this.nextNonce();
-    const res: DeltaDiscoveryResponseMsg = {
+    const res: DeltaDiscoveryResponse = {
       system_version_info: s.version,
       type_url: typeUrl,
       resources: upserts.map((r) => ({ name: r.name, version: r.version, resource: r.any })),

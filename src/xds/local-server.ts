@@ -4,10 +4,10 @@ import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { ok } from '../lib/result.js';
 import { createAdsServer } from './ads-server.js';
-import type { AppliedConfig } from './agent-sync.js';
+import { type AppliedConfig, receivedAny } from './agent-sync.js';
 import { sdsServiceDefinition } from './protos.js';
 import { type SecretInput, secretMessage } from './secrets.js';
-import { makeResource, snapshotOf, type XdsResource } from './snapshot.js';
+import { makeResource, snapshotOf, wireResource, type XdsResource } from './snapshot.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import { NDS, SDS, WDS } from './type-urls.js';
 
@@ -74,8 +74,10 @@ export class LocalXdsServer {
       for (const [name, msg] of Object.entries(byName)) {
         let r = this.encoded.get(msg as object);
         if (!r) {
+          // The controller's bytes as they came; encoding again is left for configs from elsewhere (tests, old caches).
+          const wire = receivedAny(msg);
           try {
-            r = makeResource(typeUrl, name, msg as object);
+            r = wire ? wireResource(typeUrl, name, wire) : makeResource(typeUrl, name, msg as object);
           } catch (e) {
             this.opts.logger.warn({ typeUrl, name, err: (e as Error).message }, 'local xds: resource not re-encodable; left out');
             continue;

@@ -1,58 +1,25 @@
-import type { AnyMessage } from './protos.js';
+import type { Node__Output } from '../generated/envoy/config/core/v3/Node.js';
+import type { DeltaDiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
+import type { DeltaDiscoveryResponse__Output } from '../generated/envoy/service/discovery/v3/DeltaDiscoveryResponse.js';
+import type { DiscoveryRequest__Output } from '../generated/envoy/service/discovery/v3/DiscoveryRequest.js';
+import type { DiscoveryResponse__Output } from '../generated/envoy/service/discovery/v3/DiscoveryResponse.js';
+import type { Resource__Output } from '../generated/envoy/service/discovery/v3/Resource.js';
+import type { Status__Output } from '../generated/google/rpc/Status.js';
 
-/** The discovery messages as proto-loader hands them over (proto field names, defaults filled in). */
-export interface NodeMsg {
-  id?: string;
-  cluster?: string;
-  metadata?: unknown;
-}
+/**
+ * The discovery messages as proto-loader hands them over (proto field names, defaults filled in): the generated
+ * __Output types. What vmesh writes is typed with the generated input types (DiscoveryResponse...) where it is built.
+ */
+export type NodeMsg = Node__Output;
 
 /** google.rpc.Status; its presence in a request is what makes it a NACK. */
-export interface RpcStatusMsg {
-  code?: number;
-  message?: string;
-}
+export type RpcStatusMsg = Pick<Status__Output, 'code' | 'message'>;
 
-export interface DiscoveryRequestMsg {
-  version_info?: string;
-  node?: NodeMsg | null;
-  resource_names?: string[];
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: RpcStatusMsg | null;
-}
-
-export interface DiscoveryResponseMsg {
-  version_info?: string;
-  resources?: AnyMessage[];
-  type_url?: string;
-  nonce?: string;
-}
-
-export interface DeltaDiscoveryRequestMsg {
-  node?: NodeMsg | null;
-  type_url?: string;
-  resource_names_subscribe?: string[];
-  resource_names_unsubscribe?: string[];
-  initial_resource_versions?: Record<string, string>;
-  response_nonce?: string;
-  error_detail?: RpcStatusMsg | null;
-}
-
-export interface ResourceMsg {
-  name?: string;
-  version?: string;
-  resource?: AnyMessage | null;
-}
-
-export interface DeltaDiscoveryResponseMsg {
-  system_version_info?: string;
-  resources?: ResourceMsg[];
-  type_url?: string;
-  removed_resources?: string[];
-  removed_resource_names?: Array<{ name?: string }>;
-  nonce?: string;
-}
+export type DiscoveryRequestMsg = DiscoveryRequest__Output;
+export type DiscoveryResponseMsg = DiscoveryResponse__Output;
+export type DeltaDiscoveryRequestMsg = DeltaDiscoveryRequest__Output;
+export type ResourceMsg = Resource__Output;
+export type DeltaDiscoveryResponseMsg = DeltaDiscoveryResponse__Output;
 
 /** How a NACK explains itself: the error text, or the code when the client gave no text. */
 export function nackMessage(s: RpcStatusMsg): string {

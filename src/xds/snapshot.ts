@@ -1,4 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { Cluster__Output } from '../generated/envoy/config/cluster/v3/Cluster.js';
+import type { Listener__Output } from '../generated/envoy/config/listener/v3/Listener.js';
+import type { HttpConnectionManager__Output } from '../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import type { Any__Output } from '../generated/google/protobuf/Any.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { type AnyMessage, protos } from './protos.js';
@@ -43,6 +47,16 @@ export function makeResource(typeUrl: string, name: string, message: object): Xd
   const any = protos().encodeAny(typeUrl, message);
   const version = createHash('sha256').update(any.value).digest('hex').slice(0, 16);
   return Object.freeze({ name, typeUrl, any, version });
+}
+
+/**
+ * A resource whose encoded form is at hand (as received from the controller): no encoding, the same version a
+ * makeResource of the same bytes would get. The caller vouches that `any` is a `typeUrl` message named `name`.
+ */
+export function wireResource(typeUrl: string, name: string, any: AnyMessage): XdsResource {
+  const value = Buffer.isBuffer(any.value) ? any.value : Buffer.from(any.value);
+  const version = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  return Object.freeze({ name, typeUrl, any: { type_url: any.type_url, value }, version });
 }
 
 export function snapshotOf(version: string, resources: Iterable<XdsResource>): Snapshot {
@@ -104,37 +118,16 @@ function parents(s: Snapshot, typeUrl: string, refsOf: (r: XdsResource) => strin
   return out;
 }
 
-interface ClusterView {
-  name: string;
-  type?: string;
-  eds_cluster_config?: { service_name?: string } | null;
-}
-
+// decodeAny renders one level (nested Anys stay { type_url, value }): exactly the generated __Output shapes.
 function clusterRefs(r: XdsResource): string[] {
-  const c = protos().decodeAny<ClusterView>(r.any);
+  const c = protos().decodeAny<Cluster__Output>(r.any);
   if (c.type !== 'EDS') return [];
   return [c.eds_cluster_config?.service_name || c.name];
 }
 
-interface AnyView {
-  type_url: string;
-  value: Uint8Array;
-}
-interface FilterChainView {
-  filters?: Array<{ typed_config?: AnyView | null }>;
-}
-interface ListenerView {
-  filter_chains?: FilterChainView[];
-  default_filter_chain?: FilterChainView | null;
-  api_listener?: { api_listener?: AnyView | null } | null;
-}
-interface HcmView {
-  rds?: { route_config_name?: string } | null;
-}
-
 function listenerRefs(r: XdsResource): string[] {
-  const l = protos().decodeAny<ListenerView>(r.any);
-  const configs: AnyView[] = [];
+  const l = protos().decodeAny<Listener__Output>(r.any);
+  const configs: Any__Output[] = [];
   for (const chain of [...(l.filter_chains ?? []), l.default_filter_chain]) {
     for (const f of chain?.filters ?? []) if (f.typed_config) configs.push(f.typed_config);
   }
@@ -142,7 +135,7 @@ function listenerRefs(r: XdsResource): string[] {
   const routes = new Set<string>();
   for (const cfg of configs) {
     if (cfg.type_url !== TypedConfigUrl.httpConnectionManager) continue;
-    const name = protos().decodeAny<HcmView>(cfg).rds?.route_config_name;
+    const name = protos().decodeAny<HttpConnectionManager__Output>(cfg).rds?.route_config_name;
     if (name) routes.add(name);
   }
   return [...routes];

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from './messages.js';
+import type { DiscoveryResponse } from '../generated/envoy/service/discovery/v3/DiscoveryResponse.js';
+import type { DiscoveryRequestMsg } from './messages.js';
 import { nackMessage } from './messages.js';
 import { type AnyMessage, protos } from './protos.js';
 import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './server-stream.js';
@@ -134,7 +135,7 @@ export class SotwStream extends AdsStream {
     const bytes = responseBytes(want.values());
     if (!this.admit(bytes)) return 'blocked';
     const nonce = this.nextNonce();
-    const res: DiscoveryResponseMsg = {
+    const res: DiscoveryResponse = {
       version_info: s.version,
       resources: [...want.values()].map(sotwAny),
       type_url: typeUrl,

@@ -31,6 +31,7 @@ export const TypedConfigUrl = {
   networkRbac: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.rbac.v3.RBAC`,
   fault: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.fault.v3.HTTPFault`,
   cors: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.Cors`,
+  corsPolicy: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.CorsPolicy`,
   httpLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
   networkLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit`,
   tcpProxy: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,

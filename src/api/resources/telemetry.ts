@@ -107,7 +107,10 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
     const expr = a.filter?.expression;
     if (expr === '') c.report(`${p}.filter.expression`, 'must not be empty');
     else if (expr !== undefined && !/^\s*(response\.code\s*(>=|>|<=|<|==)\s*\d+|true|false)\s*$/.test(expr)) {
-      c.unsupported(`${p}.filter.expression`, `filter ${quote(expr)} is not implemented by vmesh (only "response.code <op> N", true or false)`);
+      c.unsupported(
+        `${p}.filter.expression`,
+        `filter ${quote(expr)} is not implemented by vmesh (only "response.code <op> N", true or false)`,
+      );
     }
   });
   spec.tracing?.forEach((t, i) => {

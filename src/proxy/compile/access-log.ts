@@ -1,16 +1,18 @@
+import type { AccessLog__Output } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { AccessLogConfig } from '../model.js';
-import { enumName, fail, list, msg, num, str, typeUrlOf } from './read.js';
+import { enumName, fail, list, msg, num, part, str, typeUrlOf } from './read.js';
 
 /**
  * `access_log` entries of an HCM or tcp_proxy: Envoy's stdout logger (what the translator emits for Istio's `envoy`
  * provider), optionally behind a status_code_filter. The proxy writes every entry as a JSON line with Envoy's default
  * fields, whatever the text/JSON format says (the JSON format the translator sends names the same fields).
  */
-export function compileAccessLogs(v: unknown, path: string): AccessLogConfig[] {
+export function compileAccessLogs(v: readonly Decoded<AccessLog__Output>[] | null | undefined, path: string): AccessLogConfig[] {
   return list(v, path).map((x, i) => {
     const p = `${path}[${i}]`;
-    const entry = msg(x, p) ?? {};
+    const entry = part(x, p);
     const url = typeUrlOf(msg(entry.typed_config, `${p}.typed_config`));
     if (url !== TypedConfigUrl.stdoutAccessLog)
       fail(`${p}.typed_config`, `access logger ${url || str(entry.name, `${p}.name`)} is not supported (stdout only)`);
@@ -18,12 +20,12 @@ export function compileAccessLogs(v: unknown, path: string): AccessLogConfig[] {
     if (!filter) return {};
     const sc = msg(filter.status_code_filter, `${p}.filter.status_code_filter`);
     // protobufjs names the set oneof member in `filter_specifier`.
-    const others = Object.keys(filter).filter(
-      (k) => k !== 'status_code_filter' && k !== 'filter_specifier' && filter[k] !== null && filter[k] !== undefined,
-    );
+    const others = Object.entries(filter)
+      .filter(([k, x]) => k !== 'status_code_filter' && k !== 'filter_specifier' && x !== null && x !== undefined)
+      .map(([k]) => k);
     if (!sc || others.length > 0)
       fail(`${p}.filter`, `only status_code_filter is supported${others.length ? ` (got ${others.join(', ')})` : ''}`);
-    const cmp = msg(sc.comparison, `${p}.filter.status_code_filter.comparison`) ?? {};
+    const cmp = part(sc.comparison, `${p}.filter.status_code_filter.comparison`);
     const op = enumName(cmp.op, `${p}.filter.status_code_filter.comparison.op`, ['EQ', 'GE', 'LE']);
     if (op !== 'EQ' && op !== 'GE' && op !== 'LE') fail(`${p}.filter.status_code_filter.comparison.op`, `${op} is not supported`);
     const value = num(msg(cmp.value, `${p}.filter.status_code_filter.comparison.value`)?.default_value, `${p}.filter...default_value`);

@@ -1,3 +1,7 @@
+import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
+import type { HttpProtocolOptions__Output } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import { isPrime } from '../lb.js';
 import type {
@@ -11,7 +15,7 @@ import type {
   UpstreamTls,
 } from '../model.js';
 import { compileEndpoints } from './endpoints.js';
-import { durationMs, fail, list, type Msg, msg, num, refuseSet, str, structString, typeUrlOf, wrapped } from './read.js';
+import { durationMs, fail, list, msg, num, part, refuseSet, str, structString, typedAs, typeUrlOf, wrapped } from './read.js';
 import { transportSocket, upstreamTls } from './tls.js';
 
 /** CDS Cluster (+ its EDS ClusterLoadAssignment) -> ClusterConfig, with Envoy's defaults where a field is unset. */
@@ -23,7 +27,9 @@ const DEFAULT_MAGLEV_SIZE = 65537;
 const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'];
 const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'];
 
-function circuitBreaker(c: Msg): CircuitBreaker {
+type Cluster = Decoded<Cluster__Output>;
+
+function circuitBreaker(c: Cluster): CircuitBreaker {
   const cb = msg(c.circuit_breakers, 'circuit_breakers');
   const t = msg(list(cb?.thresholds, 'circuit_breakers.thresholds')[0], 'circuit_breakers.thresholds[0]');
   if (!t) return ENVOY_CIRCUIT_BREAKER;
@@ -38,7 +44,7 @@ function circuitBreaker(c: Msg): CircuitBreaker {
 }
 
 /** Envoy's consecutive-error ejection; a detector whose enforcement is 0% is off (0 here). */
-function outlier(c: Msg): OutlierDetection | undefined {
+function outlier(c: Cluster): OutlierDetection | undefined {
   const p = 'outlier_detection';
   const od = msg(c.outlier_detection, p);
   if (!od) return undefined;
@@ -59,12 +65,12 @@ function outlier(c: Msg): OutlierDetection | undefined {
   };
 }
 
-function healthCheck(c: Msg): HealthCheck | undefined {
+function healthCheck(c: Cluster): HealthCheck | undefined {
   const checks = list(c.health_checks, 'health_checks');
   if (checks.length === 0) return undefined;
   if (checks.length > 1) fail('health_checks', 'more than one health check is not supported');
   const p = 'health_checks[0]';
-  const hc = msg(checks[0], p) ?? {};
+  const hc = part(checks[0], p);
   const intervalMs = durationMs(hc.interval, `${p}.interval`);
   const timeoutMs = durationMs(hc.timeout, `${p}.timeout`);
   if (!intervalMs || !timeoutMs) fail(p, 'interval and timeout are required');
@@ -81,7 +87,7 @@ function healthCheck(c: Msg): HealthCheck | undefined {
     if (http.codec_client_type === 'HTTP3') fail(`${hp}.codec_client_type`, 'HTTP/3 is not supported');
     const statuses: number[] = [];
     list(http.expected_statuses, `${hp}.expected_statuses`).forEach((r, i) => {
-      const range = msg(r, `${hp}.expected_statuses[${i}]`) ?? {};
+      const range = part(r, `${hp}.expected_statuses[${i}]`);
       const start = num(range.start, `${hp}.expected_statuses[${i}].start`);
       const end = num(range.end, `${hp}.expected_statuses[${i}].end`);
       if (start < 100 || end > 600 || end <= start) fail(`${hp}.expected_statuses[${i}]`, `bad range [${start}, ${end})`);
@@ -107,16 +113,16 @@ interface ProtocolOptions {
   idleTimeoutMs?: number;
 }
 
-function protocolOptions(c: Msg): ProtocolOptions {
+function protocolOptions(c: Cluster): ProtocolOptions {
   const out: ProtocolOptions = { http2: msg(c.http2_protocol_options, 'http2_protocol_options') !== undefined };
   const legacyMax = wrapped(c.max_requests_per_connection, 'max_requests_per_connection');
   if (legacyMax !== undefined) out.maxRequestsPerConnection = legacyMax;
   if (c.protocol_selection === 'USE_DOWNSTREAM_PROTOCOL') fail('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not supported');
-  const all = msg(c.typed_extension_protocol_options, 'typed_extension_protocol_options') ?? {};
+  const all = part(c.typed_extension_protocol_options, 'typed_extension_protocol_options');
   for (const [key, v] of Object.entries(all)) {
     const p = `typed_extension_protocol_options['${key}']`;
-    const o = msg(v, p) ?? {};
-    if (typeUrlOf(o) !== TypedConfigUrl.httpProtocolOptions) fail(p, `${typeUrlOf(o) || key} is not supported`);
+    if (typeUrlOf(v) !== TypedConfigUrl.httpProtocolOptions) fail(p, `${typeUrlOf(v) || key} is not supported`);
+    const o = typedAs<HttpProtocolOptions__Output>(v, TypedConfigUrl.httpProtocolOptions, p);
     refuseSet(o, ['http_filters', 'header_validation_config', 'use_downstream_protocol_config', 'auto_config'], p);
     const up = msg(o.upstream_http_protocol_options, `${p}.upstream_http_protocol_options`);
     if (up) refuseSet(up, ['auto_sni', 'auto_san_validation', 'override_auto_sni_header'], `${p}.upstream_http_protocol_options`);
@@ -137,11 +143,11 @@ function protocolOptions(c: Msg): ProtocolOptions {
 }
 
 /** transport_socket_matches: the tlsMode=istio match is the mesh mTLS; any other match must be plaintext. */
-function meshTls(c: Msg): UpstreamTls | undefined {
+function meshTls(c: Cluster): UpstreamTls | undefined {
   let found: UpstreamTls | undefined;
   list(c.transport_socket_matches, 'transport_socket_matches').forEach((m, i) => {
     const p = `transport_socket_matches[${i}]`;
-    const match = msg(m, p) ?? {};
+    const match = part(m, p);
     const ts = transportSocket(match.transport_socket, `${p}.transport_socket`, 'upstream');
     const istio = structString(match.match, 'tlsMode') === 'istio';
     if (ts === 'raw') return;
@@ -151,7 +157,7 @@ function meshTls(c: Msg): UpstreamTls | undefined {
   return found;
 }
 
-function lbPolicy(c: Msg, discovery: ClusterConfig['discovery']): { lb: LbPolicy; ringSize?: number } {
+function lbPolicy(c: Cluster, discovery: ClusterConfig['discovery']): { lb: LbPolicy; ringSize?: number } {
   const policy = typeof c.lb_policy === 'number' ? LB_POLICIES[c.lb_policy] : str(c.lb_policy, 'lb_policy', 'ROUND_ROBIN');
   switch (policy) {
     case 'ROUND_ROBIN':
@@ -182,7 +188,7 @@ function lbPolicy(c: Msg, discovery: ClusterConfig['discovery']): { lb: LbPolicy
  * slow_start_config of a ROUND_ROBIN or LEAST_REQUEST cluster, with Envoy's defaults: aggression 1 (a linear
  * ramp), a minimum of 10 % of the weight. Without a window there is no slow start.
  */
-function slowStart(c: Msg, lb: LbPolicy): SlowStart | undefined {
+function slowStart(c: Cluster, lb: LbPolicy): SlowStart | undefined {
   const field = lb === 'ROUND_ROBIN' ? 'round_robin_lb_config' : lb === 'LEAST_REQUEST' ? 'least_request_lb_config' : undefined;
   if (field === undefined) return undefined;
   const p = `${field}.slow_start_config`;
@@ -198,7 +204,7 @@ function slowStart(c: Msg, lb: LbPolicy): SlowStart | undefined {
   return { windowMs, aggression, minWeightPercent };
 }
 
-function discoveryOf(c: Msg): { type: string; discovery: ClusterConfig['discovery'] } {
+function discoveryOf(c: Cluster): { type: string; discovery: ClusterConfig['discovery'] } {
   if (msg(c.cluster_type, 'cluster_type')) fail('cluster_type', 'custom cluster types are not supported');
   const type = typeof c.type === 'number' ? (DISCOVERY_TYPES[c.type] ?? '') : str(c.type, 'type', 'STATIC');
   switch (type) {
@@ -218,7 +224,10 @@ function discoveryOf(c: Msg): { type: string; discovery: ClusterConfig['discover
  * One cluster. `assignment` finds a ClusterLoadAssignment by name (EDS). DNS clusters keep every endpoint of
  * their load_assignment (hostnames as addresses) and name the first one in `dnsHost`.
  */
-export function compileCluster(c: Msg, assignment: (name: string) => Msg | undefined): ClusterConfig {
+export function compileCluster(
+  c: Cluster,
+  assignment: (name: string) => Decoded<ClusterLoadAssignment__Output> | undefined,
+): ClusterConfig {
   const name = str(c.name, 'name');
   refuseSet(c, ['filters', 'load_balancing_policy', 'upstream_config', 'lb_subset_config'], '');
   const { type, discovery } = discoveryOf(c);

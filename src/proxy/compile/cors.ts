@@ -1,20 +1,27 @@
+import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3/FilterConfig.js';
+import type { CorsPolicy__Output } from '../../generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js';
+import type { DecodedAny } from '../../xds/envoy-types.js';
+import { TYPE_URL_PREFIX } from '../../xds/type-urls.js';
 import type { CorsPolicy } from '../model.js';
 import { compileStringMatcher } from './matchers.js';
-import { bool, fail, fraction, list, type Msg, msg, refuseSet, str, typeNameOfUrl, typeUrlOf, wrappedBool } from './read.js';
+import { bool, fail, fraction, isTyped, list, msg, refuseSet, str, typedAs, wrappedBool } from './read.js';
 
 export const CORS_FILTER = 'envoy.filters.http.cors';
-const CORS_POLICY_TYPE = 'envoy.extensions.filters.http.cors.v3.CorsPolicy';
-const FILTER_CONFIG_TYPE = 'envoy.config.route.v3.FilterConfig';
+const CORS_POLICY_URL = `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.CorsPolicy`;
+export const FILTER_CONFIG_URL = `${TYPE_URL_PREFIX}envoy.config.route.v3.FilterConfig`;
+
+/** A route's or virtual host's typed_per_filter_config: filter name -> typed config. */
+export type PerFilterConfig = { readonly [filter: string]: DecodedAny } | null | undefined;
 
 /** Envoy's per-route CorsPolicy; a policy enabled for none of the requests is none. */
-function corsPolicy(c: Msg, path: string): CorsPolicy | undefined {
-  if (typeNameOfUrl(typeUrlOf(c)) !== CORS_POLICY_TYPE) fail(path, `expected ${CORS_POLICY_TYPE}`);
+function corsPolicy(typed: DecodedAny | null | undefined, path: string): CorsPolicy | undefined {
+  const c = typedAs<CorsPolicy__Output>(typed, CORS_POLICY_URL, path);
   refuseSet(c, ['shadow_enabled', 'allow_private_network_access'], path);
   const enabled = msg(c.filter_enabled, `${path}.filter_enabled`);
   const share = enabled ? fraction(enabled.default_value, `${path}.filter_enabled.default_value`) : 1;
   if (share === 0) return undefined;
   if (share < 1) fail(`${path}.filter_enabled`, 'CORS enabled for part of the requests is not supported');
-  const text = (k: string) => {
+  const text = (k: 'allow_methods' | 'allow_headers' | 'expose_headers' | 'max_age') => {
     const v = str(c[k], `${path}.${k}`);
     return v === '' ? undefined : v;
   };
@@ -39,15 +46,16 @@ function corsPolicy(c: Msg, path: string): CorsPolicy | undefined {
  * typed_per_filter_config's CORS policy (FilterConfig-wrapped or not): the policy, 'none' when the route
  * disables CORS, undefined when it says nothing (the virtual host's applies).
  */
-export function perFilterCors(v: unknown, path: string): CorsPolicy | 'none' | undefined {
+export function perFilterCors(v: PerFilterConfig, path: string): CorsPolicy | 'none' | undefined {
   const all = msg(v, path);
   const raw = all?.[CORS_FILTER];
   if (raw === undefined) return undefined;
   const p = `${path}['${CORS_FILTER}']`;
-  let c = msg(raw, p) ?? {};
-  if (typeNameOfUrl(typeUrlOf(c)) === FILTER_CONFIG_TYPE) {
-    if (bool(c.disabled, `${p}.disabled`)) return 'none';
-    c = msg(c.config, `${p}.config`) ?? {};
+  let c: DecodedAny | null | undefined = msg(raw, p);
+  if (isTyped(c, FILTER_CONFIG_URL)) {
+    const fc = typedAs<FilterConfig__Output>(c, FILTER_CONFIG_URL, p);
+    if (bool(fc.disabled, `${p}.disabled`)) return 'none';
+    c = msg(fc.config, `${p}.config`);
   }
   return corsPolicy(c, p) ?? 'none';
 }

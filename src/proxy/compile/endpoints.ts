@@ -1,11 +1,17 @@
+import type { Address__Output } from '../../generated/envoy/config/core/v3/Address.js';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
+import type { Struct__Output } from '../../generated/google/protobuf/Struct.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import type { EndpointWorkload, UpstreamEndpoint } from '../model.js';
-import { fail, list, type Msg, msg, num, str, structString, wrapped } from './read.js';
+import { fail, list, msg, num, part, str, structString, wrapped } from './read.js';
 
 /** Endpoint metadata Istio (and the translator) use to mark endpoints whose host runs a proxy: they get mTLS. */
 const TLS_MODE_FILTER = 'envoy.transport_socket_match';
 
 /** `istio.workload` = `name;namespace;canonical service;canonical revision;cluster`, plus `vmesh.io.service_account`. */
-function endpointWorkload(fm: Msg | undefined): EndpointWorkload | undefined {
+type FilterMetadata = Readonly<Record<string, Decoded<Struct__Output>>>;
+
+function endpointWorkload(fm: FilterMetadata | undefined): EndpointWorkload | undefined {
   const meta = fm ? structString(fm.istio, 'workload') : undefined;
   if (!meta) return undefined;
   const [name = '', namespace = '', app = '', version = ''] = meta.split(';');
@@ -22,7 +28,7 @@ export interface EndpointOptions {
   readonly localityWeighted: boolean;
 }
 
-function socketAddress(ep: Msg, path: string): { address: string; port: number } {
+function socketAddress(ep: { readonly address?: Decoded<Address__Output> | null }, path: string): { address: string; port: number } {
   const addr = msg(ep.address, `${path}.address`);
   const sa = msg(addr?.socket_address, `${path}.address.socket_address`);
   if (!sa) fail(`${path}.address`, 'only socket addresses are supported');
@@ -41,7 +47,11 @@ function socketAddress(ep: Msg, path: string): { address: string; port: number }
  * health, mTLS marking. With locality-weighted LB the locality weight is folded into the endpoint weights, so a
  * locality's endpoints together carry its share of the traffic.
  */
-export function compileEndpoints(cla: Msg | undefined, path: string, opts: EndpointOptions): UpstreamEndpoint[] {
+export function compileEndpoints(
+  cla: Decoded<ClusterLoadAssignment__Output> | undefined,
+  path: string,
+  opts: EndpointOptions,
+): UpstreamEndpoint[] {
   if (!cla) return [];
   const pre = path ? `${path}.` : '';
   const policy = msg(cla.policy, `${pre}policy`);
@@ -51,7 +61,7 @@ export function compileEndpoints(cla: Msg | undefined, path: string, opts: Endpo
   const out: UpstreamEndpoint[] = [];
   list(cla.endpoints, `${pre}endpoints`).forEach((l, i) => {
     const lpath = `${pre}endpoints[${i}]`;
-    const group = msg(l, lpath) ?? {};
+    const group = part(l, lpath);
     const loc = msg(group.locality, `${lpath}.locality`);
     const parts = [
       str(loc?.region, `${lpath}.locality.region`),
@@ -64,7 +74,7 @@ export function compileEndpoints(cla: Msg | undefined, path: string, opts: Endpo
     const eps: UpstreamEndpoint[] = [];
     list(group.lb_endpoints, `${lpath}.lb_endpoints`).forEach((e, j) => {
       const epath = `${lpath}.lb_endpoints[${j}]`;
-      const lbe = msg(e, epath) ?? {};
+      const lbe = part(e, epath);
       const endpoint = msg(lbe.endpoint, `${epath}.endpoint`);
       if (!endpoint) fail(`${epath}.endpoint`, 'missing (named endpoints are not supported)');
       const { address, port } = socketAddress(endpoint, `${epath}.endpoint`);

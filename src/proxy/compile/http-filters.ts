@@ -1,9 +1,16 @@
+import type { RuntimeFractionalPercent__Output } from '../../generated/envoy/config/core/v3/RuntimeFractionalPercent.js';
+import type { HTTPFault__Output } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
+import type { LocalRateLimit__Output } from '../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.js';
+import type { RBAC__Output as HttpRbac__Output } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
+import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import type { HttpFilter__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../model.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileRbacRules } from './rbac.js';
-import { bool, durationMs, fail, fraction, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped } from './read.js';
+import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
 import { compileRouteTable } from './routes.js';
 import { compileTracing } from './tracing.js';
@@ -19,13 +26,13 @@ function statusCode(name: string): number | undefined {
 }
 
 /** A RuntimeFractionalPercent's default; unset is 0% (Envoy's local_ratelimit is then disabled or not enforced). */
-function runtimeFraction(v: unknown, path: string): number {
+function runtimeFraction(v: Decoded<RuntimeFractionalPercent__Output> | null | undefined, path: string): number {
   const rf = msg(v, path);
   return rf ? fraction(rf.default_value, `${path}.default_value`) : 0;
 }
 
 /** local_ratelimit: one token bucket for the listener. Partially enabled or enforced buckets are refused. */
-function localRateLimit(cfg: Msg, path: string): LocalRateLimit | undefined {
+function localRateLimit(cfg: Decoded<LocalRateLimit__Output>, path: string): LocalRateLimit | undefined {
   refuseSet(
     cfg,
     [
@@ -57,7 +64,7 @@ function localRateLimit(cfg: Msg, path: string): LocalRateLimit | undefined {
   };
 }
 
-function httpFilters(v: unknown, path: string): HttpFilters {
+function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefined, path: string): HttpFilters {
   const rbac: RbacConfig[] = [];
   let rateLimit: LocalRateLimit | undefined;
   let fault = false;
@@ -65,7 +72,7 @@ function httpFilters(v: unknown, path: string): HttpFilters {
   let router = false;
   list(v, path).forEach((f, i) => {
     const p = `${path}[${i}]`;
-    const filter = msg(f, p) ?? {};
+    const filter = part(f, p);
     const name = str(filter.name, `${p}.name`);
     if (router) fail(p, `${name}: filters after the router never run`);
     if (bool(filter.disabled, `${p}.disabled`)) return;
@@ -77,13 +84,13 @@ function httpFilters(v: unknown, path: string): HttpFilters {
         router = true;
         return;
       case TypedConfigUrl.httpRbac: {
-        const r = compileRbacRules(typed ?? {}, tp);
+        const r = compileRbacRules(typedAs<HttpRbac__Output>(typed, url, tp), tp);
         if (r) rbac.push(r);
         return;
       }
       case TypedConfigUrl.httpLocalRateLimit: {
         if (rateLimit) fail(p, 'a second local_ratelimit filter is not supported');
-        rateLimit = localRateLimit(typed ?? {}, tp);
+        rateLimit = localRateLimit(typedAs<LocalRateLimit__Output>(typed, url, tp), tp);
         return;
       }
       case TypedConfigUrl.cors:
@@ -92,7 +99,8 @@ function httpFilters(v: unknown, path: string): HttpFilters {
         return;
       case TypedConfigUrl.fault:
         // The filter's own delay/abort would apply to every route: only per-route faults are implemented.
-        if (faultPolicy(typed ?? {}, tp)) fail(tp, 'filter-level fault injection is not supported (use per-route faults)');
+        if (faultPolicy(typedAs<HTTPFault__Output>(typed, url, tp), tp))
+          fail(tp, 'filter-level fault injection is not supported (use per-route faults)');
         fault = true;
         return;
       default:
@@ -106,8 +114,10 @@ function httpFilters(v: unknown, path: string): HttpFilters {
 }
 
 /** What an HCM compiles to, plus the inline route table to register (named `inlineName`) when it has one. */
+export type HcmMsg = Decoded<HttpConnectionManager__Output>;
+
 export function compileHcm(
-  cfg: Msg,
+  cfg: HcmMsg,
   path: string,
   inlineName: string,
   inbound = false,

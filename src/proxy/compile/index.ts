@@ -1,12 +1,17 @@
+import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
+import type { Listener__Output } from '../../generated/envoy/config/listener/v3/Listener.js';
+import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
 import { normalizeIp } from '../../lib/addr.js';
 import { err, ok, type Result } from '../../lib/result.js';
 import type { AppliedConfig } from '../../xds/agent-sync.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { CDS, EDS, LDS, RDS } from '../../xds/type-urls.js';
 import type { ClusterConfig, ListenerConfig, ProxyConfig, RouteTable } from '../model.js';
 import { compileCluster } from './clusters.js';
 import { compileEndpoints } from './endpoints.js';
 import { compileListener } from './listeners.js';
-import { CompileError, type Msg } from './read.js';
+import { CompileError } from './read.js';
 import { compileRouteTable } from './routes.js';
 
 export { FILE_SECRET_PREFIX, fileSecretName, parseFileSecretName } from './tls.js';
@@ -27,12 +32,20 @@ const LABELS: Readonly<Record<string, string>> = {
 
 class ResourceFailure extends Error {}
 
-function compileEach<T>(typeUrl: string, resources: Readonly<Record<string, unknown>>, f: (m: Msg, name: string) => T): Map<string, T> {
+/**
+ * Each resource of one type, compiled by `f`. An applied resource is the decoder's output for `typeUrl` (or sparse
+ * JSON from a test or an old cache): typed as that message, with every field still checked by the readers.
+ */
+function compileEach<M, T>(
+  typeUrl: string,
+  resources: AppliedConfig['resources'][string],
+  f: (m: Decoded<M>, name: string) => T,
+): Map<string, T> {
   const out = new Map<string, T>();
   for (const [name, r] of Object.entries(resources)) {
     try {
       if (!r || typeof r !== 'object') throw new CompileError('', 'not a message');
-      out.set(name, f(r as Msg, name));
+      out.set(name, f(r as Decoded<M>, name));
     } catch (e) {
       const why = e instanceof CompileError ? (e.path ? `${e.path}: ${e.why}` : e.why) : `internal error: ${(e as Error).message}`;
       throw new ResourceFailure(`${LABELS[typeUrl] ?? typeUrl} ${name}: ${why}`.replace(/\s*\n\s*/g, ' '));
@@ -51,14 +64,15 @@ export function compileProxyConfig(applied: AppliedConfig): Result<ProxyConfig, 
   try {
     const assignments = of(EDS);
     // Every ClusterLoadAssignment on its own first, so a broken one is named as itself.
-    compileEach(EDS, assignments, (m) => compileEndpoints(m, '', { localityWeighted: false }));
-    const lookup = (name: string) => {
-      const a = assignments[name];
-      return a && typeof a === 'object' ? (a as Msg) : undefined;
-    };
-    const clusters: Map<string, ClusterConfig> = compileEach(CDS, of(CDS), (m) => compileCluster(m, lookup));
-    const routes = compileEach<RouteTable>(RDS, of(RDS), (m, name) => compileRouteTable(m, name));
-    const compiled = compileEach(
+    const clas = compileEach<ClusterLoadAssignment__Output, Decoded<ClusterLoadAssignment__Output>>(EDS, assignments, (m) => {
+      compileEndpoints(m, '', { localityWeighted: false });
+      return m;
+    });
+    const clusters: Map<string, ClusterConfig> = compileEach<Cluster__Output, ClusterConfig>(CDS, of(CDS), (m) =>
+      compileCluster(m, (n) => clas.get(n)),
+    );
+    const routes = compileEach<RouteConfiguration__Output, RouteTable>(RDS, of(RDS), (m, name) => compileRouteTable(m, name));
+    const compiled = compileEach<Listener__Output, ListenerConfig | string>(
       LDS,
       of(LDS),
       (m, name) =>

@@ -1,10 +1,18 @@
+import type { Filter__Output } from '../../generated/envoy/config/listener/v3/Filter.js';
+import type { FilterChain__Output } from '../../generated/envoy/config/listener/v3/FilterChain.js';
+import type { FilterChainMatch__Output } from '../../generated/envoy/config/listener/v3/FilterChainMatch.js';
+import type { Listener__Output } from '../../generated/envoy/config/listener/v3/Listener.js';
+import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import type { RBAC__Output as NetworkRbac__Output } from '../../generated/envoy/extensions/filters/network/rbac/v3/RBAC.js';
+import type { TcpProxy__Output } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import { cidrFromRange, formatCidr } from '../cidr.js';
 import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../model.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileHcm } from './http-filters.js';
 import { compileRbacRules } from './rbac.js';
-import { durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped, wrappedBool } from './read.js';
+import { durationMs, fail, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped, wrappedBool } from './read.js';
 import { downstreamTls, transportSocket } from './tls.js';
 
 /** LDS Listener -> ListenerConfig: address, listener filters, filter chains with their TLS and network action. */
@@ -13,11 +21,12 @@ import { downstreamTls, transportSocket } from './tls.js';
 const ENVOY_TCP_IDLE_TIMEOUT_MS = 3_600_000;
 const KNOWN_LISTENER_FILTERS = new Set<string>([TypedConfigUrl.originalDst, TypedConfigUrl.tlsInspector, TypedConfigUrl.httpInspector]);
 
-function chainMatch(v: unknown, path: string): FilterChainMatch {
-  const m = msg(v, path) ?? {};
+function chainMatch(v: Decoded<FilterChainMatch__Output> | null | undefined, path: string): FilterChainMatch {
+  const m = part(v, path);
   refuseSet(m, ['source_prefix_ranges', 'direct_source_prefix_ranges', 'source_ports', 'address_suffix', 'suffix_len'], path);
   const sourceType = m.source_type ?? 'ANY';
-  if (sourceType !== 'ANY' && sourceType !== 0) fail(`${path}.source_type`, `${String(sourceType)} is not supported`);
+  // Sparse JSON may carry the enum as its number.
+  if (sourceType !== 'ANY' && (sourceType as unknown) !== 0) fail(`${path}.source_type`, `${String(sourceType)} is not supported`);
   const tp = str(m.transport_protocol, `${path}.transport_protocol`);
   if (tp !== '' && tp !== 'tls' && tp !== 'raw_buffer') fail(`${path}.transport_protocol`, `"${tp}" is not supported`);
   const port = wrapped(m.destination_port, `${path}.destination_port`);
@@ -29,21 +38,21 @@ function chainMatch(v: unknown, path: string): FilterChainMatch {
       str(s, `${path}.application_protocols[${i}]`),
     ),
     prefixRanges: list(m.prefix_ranges, `${path}.prefix_ranges`).map((r, i) => {
-      const c = cidrFromRange(msg(r, `${path}.prefix_ranges[${i}]`) ?? {});
+      const c = cidrFromRange(part(r, `${path}.prefix_ranges[${i}]`));
       if (!c) fail(`${path}.prefix_ranges[${i}]`, `invalid CIDR range ${JSON.stringify(r)}`);
       return c;
     }),
   };
 }
 
-function tcpProxy(cfg: Msg, path: string, rbac: RbacConfig[]): NetworkAction {
-  refuseSet(cfg, ['tunneling_config', 'on_demand', 'hash_policy', 'metadata_match', 'upstream_proxy_protocol'], path);
+function tcpProxy(cfg: Decoded<TcpProxy__Output>, path: string, rbac: RbacConfig[]): NetworkAction {
+  refuseSet(cfg, ['tunneling_config', 'on_demand', 'hash_policy', 'metadata_match'], path);
   let clusters: Array<{ name: string; weight: number }>;
   const weighted = msg(cfg.weighted_clusters, `${path}.weighted_clusters`);
   if (weighted) {
     clusters = list(weighted.clusters, `${path}.weighted_clusters.clusters`).map((x, i) => {
       const p = `${path}.weighted_clusters.clusters[${i}]`;
-      const c = msg(x, p) ?? {};
+      const c = part(x, p);
       refuseSet(c, ['metadata_match'], p);
       return { name: str(c.name, `${p}.name`), weight: num(c.weight, `${p}.weight`) };
     });
@@ -69,28 +78,35 @@ function tcpProxy(cfg: Msg, path: string, rbac: RbacConfig[]): NetworkAction {
  * A chain's network filters: network RBAC filters, then exactly one terminal filter (tcp_proxy, or an HCM with no
  * RBAC in front of it: the model evaluates network RBAC for TCP only).
  */
-function networkAction(v: unknown, path: string, inlineName: string, addRoute: (t: RouteTable) => void, inbound: boolean): NetworkAction {
+function networkAction(
+  v: readonly Decoded<Filter__Output>[] | null | undefined,
+  path: string,
+  inlineName: string,
+  addRoute: (t: RouteTable) => void,
+  inbound: boolean,
+): NetworkAction {
   const filters = list(v, path);
   if (filters.length === 0) fail(path, 'no network filters');
   const rbac: RbacConfig[] = [];
   let action: NetworkAction | undefined;
   filters.forEach((f, i) => {
     const p = `${path}[${i}]`;
-    const filter = msg(f, p) ?? {};
-    const typed = msg(filter.typed_config, `${p}.typed_config`) ?? {};
+    const filter = part(f, p);
+    const typed = msg(filter.typed_config, `${p}.typed_config`);
     const url = typeUrlOf(typed);
     const tp = `${p}.typed_config`;
     if (action) fail(p, `${str(filter.name, 'name') || url}: filters after a terminal filter never run`);
     if (url === TypedConfigUrl.networkRbac) {
-      refuseSet(typed, ['shadow_rules', 'shadow_matcher', 'shadow_rules_stat_prefix'], tp);
-      if (typed.enforcement_type === 'CONTINUOUS') fail(`${tp}.enforcement_type`, 'CONTINUOUS is not supported');
-      const r = compileRbacRules(typed, tp);
+      const cfg = typedAs<NetworkRbac__Output>(typed, url, tp);
+      refuseSet(cfg, ['shadow_rules', 'shadow_matcher', 'shadow_rules_stat_prefix'], tp);
+      if (cfg.enforcement_type === 'CONTINUOUS') fail(`${tp}.enforcement_type`, 'CONTINUOUS is not supported');
+      const r = compileRbacRules(cfg, tp);
       if (r) rbac.push(r);
     } else if (url === TypedConfigUrl.tcpProxy) {
-      action = tcpProxy(typed, tp, rbac);
+      action = tcpProxy(typedAs<TcpProxy__Output>(typed, url, tp), tp, rbac);
     } else if (url === TypedConfigUrl.httpConnectionManager) {
       if (rbac.length > 0) fail(p, 'network RBAC in front of an HTTP connection manager is not supported');
-      const hcm = compileHcm(typed, tp, inlineName, inbound);
+      const hcm = compileHcm(typedAs<HttpConnectionManager__Output>(typed, url, tp), tp, inlineName, inbound);
       if (hcm.inline) addRoute(hcm.inline);
       action = hcm.action;
     } else fail(p, `network filter ${str(filter.name, 'name') || url} (${url || 'no type'}) is not supported`);
@@ -100,14 +116,14 @@ function networkAction(v: unknown, path: string, inlineName: string, addRoute: (
 }
 
 function compileChain(
-  v: unknown,
+  v: Decoded<FilterChain__Output> | null | undefined,
   path: string,
   listener: string,
   fallbackName: string,
   addRoute: (t: RouteTable) => void,
   inbound: boolean,
 ): FilterChain {
-  const c = msg(v, path) ?? {};
+  const c = part(v, path);
   refuseSet(c, ['on_demand_configuration'], path);
   const name = str(c.name, `${path}.name`) || fallbackName;
   const ts = transportSocket(c.transport_socket, `${path}.transport_socket`, 'downstream');
@@ -133,7 +149,7 @@ function matchKey(m: FilterChainMatch): string {
  * One listener; undefined for an api_listener (a gRPC client's, not a socket the proxy serves). Inline route
  * configurations are handed to `addRoute` under `inline:<listener>:<chain>`.
  */
-export function compileListener(l: Msg, addRoute: (t: RouteTable) => void): ListenerConfig | undefined {
+export function compileListener(l: Decoded<Listener__Output>, addRoute: (t: RouteTable) => void): ListenerConfig | undefined {
   if (msg(l.api_listener, 'api_listener')) return undefined;
   const name = str(l.name, 'name');
   refuseSet(l, ['filter_chain_matcher', 'additional_addresses', 'internal_listener', 'udp_listener_config'], '');
@@ -147,7 +163,7 @@ export function compileListener(l: Msg, addRoute: (t: RouteTable) => void): List
   let inspectTls = false;
   list(l.listener_filters, 'listener_filters').forEach((f, i) => {
     const p = `listener_filters[${i}]`;
-    const filter = msg(f, p) ?? {};
+    const filter = part(f, p);
     const url = typeUrlOf(msg(filter.typed_config, `${p}.typed_config`));
     if (!KNOWN_LISTENER_FILTERS.has(url)) fail(p, `listener filter ${str(filter.name, 'name') || url} is not supported`);
     if (msg(filter.filter_disabled, `${p}.filter_disabled`)) fail(`${p}.filter_disabled`, 'not supported');

@@ -1,6 +1,13 @@
+import type { HeaderMatcher__Output } from '../../generated/envoy/config/route/v3/HeaderMatcher.js';
+import type { RegexMatcher__Output } from '../../generated/envoy/type/matcher/v3/RegexMatcher.js';
+import type { StringMatcher__Output } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
 import { SafeRegex } from '../../lib/safe-regex.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import type { HeaderMatcher, StringMatcher } from '../model.js';
-import { bool, fail, type Msg, msg, str, wrappedBool } from './read.js';
+import { bool, fail, msg, str, wrappedBool } from './read.js';
+
+export type StringMatcherMsg = Decoded<StringMatcher__Output>;
+export type HeaderMatcherMsg = Decoded<HeaderMatcher__Output>;
 
 /**
  * Envoy's matchers (type.matcher.v3.StringMatcher, RegexMatcher, config.route.v3.HeaderMatcher) compiled for
@@ -8,7 +15,7 @@ import { bool, fail, type Msg, msg, str, wrappedBool } from './read.js';
  */
 
 /** A RegexMatcher (`{ regex }`) or a regex string; what RE2 refuses fails the config, as Envoy NACKs it. */
-export function compileRegex(v: unknown, path: string): SafeRegex {
+export function compileRegex(v: string | Decoded<RegexMatcher__Output> | null | undefined, path: string): SafeRegex {
   const text = typeof v === 'string' ? v : str(msg(v, path)?.regex, `${path}.regex`);
   try {
     return SafeRegex.compile(text);
@@ -20,14 +27,14 @@ export function compileRegex(v: unknown, path: string): SafeRegex {
 const KINDS = ['exact', 'prefix', 'suffix', 'contains'] as const;
 
 /** type.matcher.v3.StringMatcher. */
-export function compileStringMatcher(v: unknown, path: string): StringMatcher {
+export function compileStringMatcher(v: StringMatcherMsg | null | undefined, path: string): StringMatcher {
   const m = msg(v, path);
   if (!m) return fail(path, 'missing string matcher');
   const ignoreCase = bool(m.ignore_case, `${path}.ignore_case`);
   const pattern = typeof m.match_pattern === 'string' ? m.match_pattern : undefined;
   for (const kind of KINDS) {
-    if ((pattern === undefined || pattern === kind) && typeof m[kind] === 'string') {
-      const value = m[kind] as string;
+    const value: unknown = m[kind];
+    if ((pattern === undefined || pattern === kind) && typeof value === 'string') {
       return { kind, value: ignoreCase ? value.toLowerCase() : value, ignoreCase };
     }
   }
@@ -39,10 +46,12 @@ export function compileStringMatcher(v: unknown, path: string): StringMatcher {
 }
 
 /** The deprecated HeaderMatcher shortcuts (exact_match, prefix_match...) as the StringMatcher they stand for. */
-function legacyMatcher(m: Msg, path: string): StringMatcher | undefined {
-  const s = (k: string) => (typeof m[k] === 'string' ? (m[k] as string) : undefined);
+function legacyMatcher(m: HeaderMatcherMsg, path: string): StringMatcher | undefined {
   const spec = m.header_match_specifier;
-  const pick = (field: string) => (spec === undefined || spec === null || spec === field ? s(field) : undefined);
+  const pick = (field: 'exact_match' | 'prefix_match' | 'suffix_match' | 'contains_match') => {
+    const v: unknown = m[field];
+    return (spec === undefined || spec === null || spec === field) && typeof v === 'string' ? v : undefined;
+  };
   const exact = pick('exact_match');
   if (exact !== undefined) return { kind: 'exact', value: exact, ignoreCase: false };
   const prefix = pick('prefix_match');
@@ -63,7 +72,7 @@ function legacyMatcher(m: Msg, path: string): StringMatcher | undefined {
  * other cases are built from it: an inverted value match without treat_missing_header_as_empty also requires
  * the header to be present, so it becomes [present, inverted value].
  */
-export function compileHeaderMatcher(v: unknown, path: string): HeaderMatcher[] {
+export function compileHeaderMatcher(v: HeaderMatcherMsg | null | undefined, path: string): HeaderMatcher[] {
   const m = msg(v, path);
   if (!m) return fail(path, 'missing header matcher');
   const name = str(m.name, `${path}.name`).toLowerCase();

@@ -1,14 +1,31 @@
+import type { CidrRange__Output } from '../../generated/envoy/config/core/v3/CidrRange.js';
+import type { Permission__Output } from '../../generated/envoy/config/rbac/v3/Permission.js';
+import type { Principal__Output } from '../../generated/envoy/config/rbac/v3/Principal.js';
+import type { RBAC__Output } from '../../generated/envoy/config/rbac/v3/RBAC.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { cidrFromRange } from '../cidr.js';
 import type { Cidr, HeaderMatcher, Permission, Principal, RbacConfig } from '../model.js';
-import { compileHeaderMatcher, compileStringMatcher } from './matchers.js';
-import { bool, fail, list, type Msg, msg, num, refuseSet, str } from './read.js';
+import { compileHeaderMatcher, compileStringMatcher, type HeaderMatcherMsg } from './matchers.js';
+import { bool, fail, list, msg, num, part, refuseSet, str } from './read.js';
+
+type PermissionMsg = Decoded<Permission__Output>;
+type PrincipalMsg = Decoded<Principal__Output>;
+
+/** What the HTTP and the network RBAC filters share: the rules, in force or in shadow mode. */
+export interface RbacFilterMsg {
+  readonly rules?: Decoded<RBAC__Output> | null;
+  readonly shadow_rules?: Decoded<RBAC__Output> | null;
+  readonly shadow_rules_stat_prefix?: string;
+  readonly matcher?: unknown;
+  readonly shadow_matcher?: unknown;
+}
 
 /**
  * Envoy RBAC (config.rbac.v3.RBAC inside the HTTP or network RBAC filter) -> RbacConfig. Rules the evaluator
  * cannot decide (metadata, SNI, CEL conditions...) are refused rather than guessed.
  */
 
-function cidr(v: unknown, path: string): Cidr {
+function cidr(v: Decoded<CidrRange__Output> | null | undefined, path: string): Cidr {
   const r = msg(v, path);
   const c = r ? cidrFromRange(r) : undefined;
   if (!c) fail(path, `invalid CIDR range ${JSON.stringify(v)}`);
@@ -16,19 +33,19 @@ function cidr(v: unknown, path: string): Cidr {
 }
 
 /** A HeaderMatcher may compile to two (see compileHeaderMatcher): they must both hold. */
-function headerRule<T>(v: unknown, path: string, one: (h: HeaderMatcher) => T, all: (items: T[]) => T): T {
+function headerRule<T>(v: HeaderMatcherMsg | null | undefined, path: string, one: (h: HeaderMatcher) => T, all: (items: T[]) => T): T {
   const hs = compileHeaderMatcher(v, path).map(one);
   return hs.length === 1 ? (hs[0] as T) : all(hs);
 }
 
 /** The oneof member that is set: protobufjs names it in the discriminator (`rule`, `identifier`), sparse JSON by its key. */
-function which(m: Msg, discriminator: string, members: readonly string[]): string | undefined {
-  const d = m[discriminator];
+function which<M extends object>(m: Partial<M>, discriminator: keyof M, members: readonly (keyof M & string)[]): string | undefined {
+  const d: unknown = m[discriminator];
   if (typeof d === 'string') return d;
   return members.find((k) => m[k] !== undefined && m[k] !== null && m[k] !== false);
 }
 
-const PERMISSION_RULES = [
+const PERMISSION_RULES: readonly (keyof PermissionMsg & string)[] = [
   'and_rules',
   'or_rules',
   'any',
@@ -44,9 +61,9 @@ const PERMISSION_RULES = [
   'uri_template',
 ];
 
-export function compilePermission(v: unknown, path: string): Permission {
-  const m = msg(v, path) ?? {};
-  const kind = which(m, 'rule', PERMISSION_RULES);
+export function compilePermission(v: PermissionMsg | null | undefined, path: string): Permission {
+  const m = part(v, path);
+  const kind = which<PermissionMsg>(m, 'rule', PERMISSION_RULES);
   switch (kind) {
     case 'any':
       if (!bool(m.any, `${path}.any`)) fail(`${path}.any`, 'must be true');
@@ -67,7 +84,7 @@ export function compilePermission(v: unknown, path: string): Permission {
         (rules) => ({ kind: 'and', rules }),
       );
     case 'url_path': {
-      const p = msg(m.url_path, `${path}.url_path`) ?? {};
+      const p = part(m.url_path, `${path}.url_path`);
       if (!p.path) fail(`${path}.url_path`, 'only url_path.path is supported');
       return { kind: 'path', match: compileStringMatcher(p.path, `${path}.url_path.path`) };
     }
@@ -82,7 +99,7 @@ export function compilePermission(v: unknown, path: string): Permission {
   }
 }
 
-const PRINCIPAL_IDS = [
+const PRINCIPAL_IDS: readonly (keyof PrincipalMsg & string)[] = [
   'and_ids',
   'or_ids',
   'any',
@@ -97,9 +114,9 @@ const PRINCIPAL_IDS = [
   'not_id',
 ];
 
-export function compilePrincipal(v: unknown, path: string): Principal {
-  const m = msg(v, path) ?? {};
-  const kind = which(m, 'identifier', PRINCIPAL_IDS);
+export function compilePrincipal(v: PrincipalMsg | null | undefined, path: string): Principal {
+  const m = part(v, path);
+  const kind = which<PrincipalMsg>(m, 'identifier', PRINCIPAL_IDS);
   switch (kind) {
     case 'any':
       if (!bool(m.any, `${path}.any`)) fail(`${path}.any`, 'must be true');
@@ -113,7 +130,7 @@ export function compilePrincipal(v: unknown, path: string): Principal {
     case 'not_id':
       return { kind: 'not', id: compilePrincipal(m.not_id, `${path}.not_id`) };
     case 'authenticated': {
-      const a = msg(m.authenticated, `${path}.authenticated`) ?? {};
+      const a = part(m.authenticated, `${path}.authenticated`);
       const pn = msg(a.principal_name, `${path}.authenticated.principal_name`);
       return pn
         ? { kind: 'authenticated', match: compileStringMatcher(pn, `${path}.authenticated.principal_name`) }
@@ -141,7 +158,7 @@ const ACTIONS = ['ALLOW', 'DENY', 'LOG'] as const;
  * The `rules` of an RBAC filter; undefined when it has none (Envoy then enforces nothing). Policies keep their
  * map order, which is the translator's sorted order.
  */
-export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefined {
+export function compileRbacRules(filter: RbacFilterMsg, path: string): RbacConfig | undefined {
   refuseSet(filter, ['matcher', 'shadow_matcher'], path);
   const enforced = msg(filter.rules, `${path}.rules`);
   const shadow = msg(filter.shadow_rules, `${path}.shadow_rules`);
@@ -155,8 +172,8 @@ export function compileRbacRules(filter: Msg, path: string): RbacConfig | undefi
   if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') return fail(`${path}.${field}.action`, `${String(a)} is not supported`);
   const policies = Object.entries(msg(rules.policies, `${path}.${field}.policies`) ?? {}).map(([name, pv]) => {
     const pp = `${path}.${field}.policies['${name}']`;
-    const p = msg(pv, pp) ?? {};
-    refuseSet(p, ['condition', 'checked_condition', 'cel_config'], pp);
+    const p = part(pv, pp);
+    refuseSet(p, ['condition', 'checked_condition'], pp);
     return {
       name,
       permissions: list(p.permissions, `${pp}.permissions`).map((x, i) => compilePermission(x, `${pp}.permissions[${i}]`)),

@@ -1,5 +1,15 @@
+import type { HeaderValueOption__Output } from '../../generated/envoy/config/core/v3/HeaderValueOption.js';
+import type { DirectResponseAction__Output } from '../../generated/envoy/config/route/v3/DirectResponseAction.js';
+import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3/FilterConfig.js';
+import type { RedirectAction__Output } from '../../generated/envoy/config/route/v3/RedirectAction.js';
+import type { RetryPolicy__Output } from '../../generated/envoy/config/route/v3/RetryPolicy.js';
+import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.js';
+import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.js';
+import type { HTTPFault__Output } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
+import type { Decoded, DecodedAny } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { FaultPolicy, HashPolicy, HeaderOps, RetryPolicy, RouteAction } from '../model.js';
+import { FILTER_CONFIG_URL, type PerFilterConfig } from './cors.js';
 import { compileRegex } from './matchers.js';
 import {
   bool,
@@ -7,14 +17,14 @@ import {
   durationMs,
   fail,
   fraction,
+  isTyped,
   list,
-  type Msg,
   msg,
   num,
+  part,
   refuseSet,
   str,
-  typeNameOfUrl,
-  typeUrlOf,
+  typedAs,
   wrapped,
   wrappedBool,
 } from './read.js';
@@ -25,16 +35,24 @@ import {
 export const ENVOY_ROUTE_TIMEOUT_MS = 15_000;
 const RETRY_BASE_MS = 25;
 
+type RouteActionMsg = Decoded<RouteAction__Output>;
+type HashPolicyMsg = NonNullable<RouteActionMsg['hash_policy']>[number];
+
 export const EMPTY_HEADER_OPS: HeaderOps = Object.freeze({ add: Object.freeze([]), remove: Object.freeze([]) });
 
 /** request/response_headers_to_add + _to_remove. Pseudo-headers and Host cannot be mutated (Envoy refuses them too). */
-export function headerOps(addList: unknown, removeList: unknown, path: string, what: 'request' | 'response'): HeaderOps {
+export function headerOps(
+  addList: readonly Decoded<HeaderValueOption__Output>[] | null | undefined,
+  removeList: readonly string[] | null | undefined,
+  path: string,
+  what: 'request' | 'response',
+): HeaderOps {
   const addPath = `${path}${path ? '.' : ''}${what}_headers_to_add`;
   const removePath = `${path}${path ? '.' : ''}${what}_headers_to_remove`;
   const add = list(addList, addPath).map((v, i) => {
     const p = `${addPath}[${i}]`;
-    const o = msg(v, p) ?? {};
-    const h = msg(o.header, `${p}.header`) ?? {};
+    const o = part(v, p);
+    const h = part(o.header, `${p}.header`);
     const name = str(h.key, `${p}.header.key`).toLowerCase();
     if (name === '' || name.startsWith(':') || name === 'host') fail(`${p}.header.key`, `"${name}" cannot be modified`);
     const value = str(h.value, `${p}.header.value`) || bytesText(h.raw_value);
@@ -58,7 +76,7 @@ export function concatOps(...ops: HeaderOps[]): HeaderOps {
   return { add: nonEmpty.flatMap((o) => o.add), remove: nonEmpty.flatMap((o) => o.remove) };
 }
 
-export function retryPolicy(v: unknown, path: string): RetryPolicy | undefined {
+export function retryPolicy(v: Decoded<RetryPolicy__Output> | null | undefined, path: string): RetryPolicy | undefined {
   const r = msg(v, path);
   if (!r) return undefined;
   refuseSet(r, ['retriable_headers', 'retriable_request_headers', 'retry_options_predicates'], path);
@@ -86,7 +104,7 @@ export function retryPolicy(v: unknown, path: string): RetryPolicy | undefined {
 }
 
 /** HTTPFault as a route's fault policy; header-controlled and targeted faults are refused. */
-export function faultPolicy(v: Msg, path: string): FaultPolicy | undefined {
+export function faultPolicy(v: Decoded<HTTPFault__Output>, path: string): FaultPolicy | undefined {
   refuseSet(v, ['headers', 'downstream_nodes', 'upstream_cluster', 'max_active_faults', 'response_rate_limit'], path);
   const out: { delay?: FaultPolicy['delay']; abort?: FaultPolicy['abort'] } = {};
   const delay = msg(v.delay, `${path}.delay`);
@@ -111,37 +129,36 @@ export function faultPolicy(v: Msg, path: string): FaultPolicy | undefined {
 }
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
-const FILTER_CONFIG_TYPE = 'envoy.config.route.v3.FilterConfig';
 /** Per-route configs of filters the proxy runs differently without them: refused rather than ignored. */
 const REFUSED_PER_ROUTE = new Set(['envoy.filters.http.rbac', 'envoy.filters.http.local_ratelimit']);
 
 /** typed_per_filter_config: the fault filter's config (FilterConfig-wrapped or not); other filters' are refused or ignored. */
-export function perFilterFault(v: unknown, path: string): FaultPolicy | 'none' | undefined {
+export function perFilterFault(v: PerFilterConfig, path: string): FaultPolicy | 'none' | undefined {
   const all = msg(v, path);
   if (!all) return undefined;
   let result: FaultPolicy | 'none' | undefined;
   for (const [name, cfg] of Object.entries(all)) {
     const p = `${path}['${name}']`;
-    let c = msg(cfg, p) ?? {};
-    if (typeNameOfUrl(typeUrlOf(c)) === FILTER_CONFIG_TYPE) {
-      if (bool(c.disabled, `${p}.disabled`)) {
+    let c: DecodedAny | null | undefined = msg(cfg, p);
+    if (isTyped(c, FILTER_CONFIG_URL)) {
+      const fc = typedAs<FilterConfig__Output>(c, FILTER_CONFIG_URL, p);
+      if (bool(fc.disabled, `${p}.disabled`)) {
         if (name === FAULT_FILTER) result = 'none';
         continue;
       }
-      c = msg(c.config, `${p}.config`) ?? {};
+      c = msg(fc.config, `${p}.config`);
     }
     if (REFUSED_PER_ROUTE.has(name)) fail(p, 'per-route config of this filter is not supported');
     if (name !== FAULT_FILTER) continue;
-    if (typeUrlOf(c) !== TypedConfigUrl.fault) fail(p, `expected ${TypedConfigUrl.fault}`);
-    result = faultPolicy(c, p) ?? 'none';
+    result = faultPolicy(typedAs<HTTPFault__Output>(c, TypedConfigUrl.fault, p), p) ?? 'none';
   }
   return result;
 }
 
-export function hashPolicies(v: unknown, path: string): HashPolicy[] {
+export function hashPolicies(v: readonly HashPolicyMsg[] | null | undefined, path: string): HashPolicy[] {
   return list(v, path).flatMap((x, i): HashPolicy[] => {
     const p = `${path}[${i}]`;
-    const h = msg(x, p) ?? {};
+    const h = part(x, p);
     // As in Envoy, a filter state key the request does not carry adds nothing to the hash; this proxy keeps none
     // (gRPC's `io.grpc.channel_id`, in the routes of proxyless clients, is one).
     if (msg(h.filter_state, `${p}.filter_state`)) return [];
@@ -173,7 +190,10 @@ export function hashPolicies(v: unknown, path: string): HashPolicy[] {
 }
 
 /** Envoy's regex_rewrite; a substitution naming a group the pattern lacks fails the config (RE2::CheckRewriteString). */
-function regexRewrite(rr: Msg, path: string): NonNullable<Extract<RouteAction, { kind: 'forward' }>['regexRewrite']> {
+function regexRewrite(
+  rr: NonNullable<RouteActionMsg['regex_rewrite']>,
+  path: string,
+): NonNullable<Extract<RouteAction, { kind: 'forward' }>['regexRewrite']> {
   const pattern = compileRegex(rr.pattern, `${path}.pattern`);
   const rewrite = str(rr.substitution, `${path}.substitution`);
   try {
@@ -183,7 +203,7 @@ function regexRewrite(rr: Msg, path: string): NonNullable<Extract<RouteAction, {
   }
 }
 
-function forward(r: Msg, path: string): RouteAction {
+function forward(r: RouteActionMsg, path: string): RouteAction {
   refuseSet(
     r,
     [
@@ -207,7 +227,7 @@ function forward(r: Msg, path: string): RouteAction {
     refuseSet(weighted, ['header_name', 'random_value_specifier'], wp);
     clusters = list(weighted.clusters, `${wp}.clusters`).map((x, i) => {
       const p = `${wp}.clusters[${i}]`;
-      const c = msg(x, p) ?? {};
+      const c = part(x, p);
       refuseSet(c, ['cluster_header', 'response_headers_to_add', 'response_headers_to_remove', 'typed_per_filter_config'], p);
       const ops = headerOps(c.request_headers_to_add, c.request_headers_to_remove, p, 'request');
       const host = str(c.host_rewrite_literal, `${p}.host_rewrite_literal`);
@@ -230,7 +250,7 @@ function forward(r: Msg, path: string): RouteAction {
   const retry = retryPolicy(r.retry_policy, `${path}.retry_policy`);
   const mirrors = list(r.request_mirror_policies, `${path}.request_mirror_policies`).map((x, i) => {
     const p = `${path}.request_mirror_policies[${i}]`;
-    const m = msg(x, p) ?? {};
+    const m = part(x, p);
     refuseSet(m, ['cluster_header'], p);
     const rf = msg(m.runtime_fraction, `${p}.runtime_fraction`);
     return {
@@ -261,7 +281,7 @@ const REDIRECT_CODES: Readonly<Record<string, number>> = {
 };
 const REDIRECT_ORDER = ['MOVED_PERMANENTLY', 'FOUND', 'SEE_OTHER', 'TEMPORARY_REDIRECT', 'PERMANENT_REDIRECT'];
 
-function redirect(r: Msg, path: string): RouteAction {
+function redirect(r: Decoded<RedirectAction__Output>, path: string): RouteAction {
   if (bool(r.strip_query, `${path}.strip_query`)) fail(`${path}.strip_query`, 'not supported');
   if (msg(r.regex_rewrite, `${path}.regex_rewrite`)) fail(`${path}.regex_rewrite`, 'not supported');
   const code =
@@ -286,7 +306,7 @@ function redirect(r: Msg, path: string): RouteAction {
   };
 }
 
-function directResponse(d: Msg, path: string): RouteAction {
+function directResponse(d: Decoded<DirectResponseAction__Output>, path: string): RouteAction {
   const status = num(d.status, `${path}.status`);
   if (status < 200 || status > 599) fail(`${path}.status`, `${status} is not an HTTP status`);
   const body = msg(d.body, `${path}.body`);
@@ -299,7 +319,7 @@ function directResponse(d: Msg, path: string): RouteAction {
 }
 
 /** The action of a Route: route, redirect or direct_response. */
-export function routeAction(route: Msg, path: string): RouteAction {
+export function routeAction(route: Partial<Decoded<Route__Output>>, path: string): RouteAction {
   const r = msg(route.route, `${path}.route`);
   if (r) return forward(r, `${path}.route`);
   const rd = msg(route.redirect, `${path}.redirect`);

@@ -1,3 +1,8 @@
+import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.js';
+import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
+import type { RouteMatch__Output } from '../../generated/envoy/config/route/v3/RouteMatch.js';
+import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/VirtualHost.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import type {
   CorsPolicy,
   FaultPolicy,
@@ -12,10 +17,13 @@ import type {
 } from '../model.js';
 import { perFilterCors } from './cors.js';
 import { compileHeaderMatcher, compileRegex, compileStringMatcher } from './matchers.js';
-import { bool, fail, list, type Msg, msg, refuseSet, str, wrappedBool } from './read.js';
+import { bool, fail, list, msg, part, refuseSet, str, wrappedBool } from './read.js';
 import { concatOps, headerOps, perFilterFault, retryPolicy, routeAction } from './route-action.js';
 
 /** RouteConfiguration -> RouteTable: virtual hosts by domain, routes in order, header operations merged per route. */
+
+type RouteMatchMsg = Decoded<RouteMatch__Output>;
+type QueryMatcherMsg = NonNullable<RouteMatchMsg['query_parameters']>[number];
 
 const GRPC_CONTENT_TYPE: HeaderMatcher = {
   name: 'content-type',
@@ -23,11 +31,12 @@ const GRPC_CONTENT_TYPE: HeaderMatcher = {
   invert: false,
 };
 
-function pathMatch(m: Msg, path: string): RouteMatch['path'] {
+function pathMatch(m: Partial<RouteMatchMsg>, path: string): RouteMatch['path'] {
   const caseSensitive = wrappedBool(m.case_sensitive, `${path}.case_sensitive`) ?? true;
   const spec = typeof m.path_specifier === 'string' ? m.path_specifier : undefined;
-  const has = (k: string) => (spec === undefined ? m[k] !== undefined && m[k] !== null : spec === k);
-  const literal = (kind: 'prefix' | 'exact' | 'path_separated_prefix', field: string) => {
+  const has = (k: 'prefix' | 'path' | 'path_separated_prefix' | 'safe_regex') =>
+    spec === undefined ? m[k] !== undefined && m[k] !== null : spec === k;
+  const literal = (kind: 'prefix' | 'exact' | 'path_separated_prefix', field: 'prefix' | 'path' | 'path_separated_prefix') => {
     const value = str(m[field], `${path}.${field}`);
     return { kind, value: caseSensitive ? value : value.toLowerCase(), caseSensitive };
   };
@@ -44,8 +53,8 @@ function pathMatch(m: Msg, path: string): RouteMatch['path'] {
   return fail(path, `path matcher ${spec ?? 'none'} is not supported`);
 }
 
-function queryMatcher(v: unknown, path: string): { name: string; match: StringMatcher } {
-  const q = msg(v, path) ?? {};
+function queryMatcher(v: QueryMatcherMsg | null | undefined, path: string): { name: string; match: StringMatcher } {
+  const q = part(v, path);
   const name = str(q.name, `${path}.name`);
   if (!name) fail(`${path}.name`, 'empty');
   if (q.string_match) return { name, match: compileStringMatcher(q.string_match, `${path}.string_match`) };
@@ -53,9 +62,9 @@ function queryMatcher(v: unknown, path: string): { name: string; match: StringMa
   return fail(path, 'string_match or present_match is required');
 }
 
-export function compileRouteMatch(v: unknown, path: string): RouteMatch {
-  const m = msg(v, path) ?? {};
-  refuseSet(m, ['runtime_fraction', 'tls_context', 'dynamic_metadata', 'filter_state', 'connect_matcher', 'path_match_policy'], path);
+export function compileRouteMatch(v: RouteMatchMsg | null | undefined, path: string): RouteMatch {
+  const m = part(v, path);
+  refuseSet(m, ['runtime_fraction', 'tls_context', 'dynamic_metadata', 'connect_matcher', 'path_match_policy'], path);
   const headers = list(m.headers, `${path}.headers`).flatMap((h, i) => compileHeaderMatcher(h, `${path}.headers[${i}]`));
   if (msg(m.grpc, `${path}.grpc`)) headers.push(GRPC_CONTENT_TYPE);
   return {
@@ -74,8 +83,8 @@ interface Inherited {
   readonly retry?: RetryPolicy;
 }
 
-function compileRoute(v: unknown, path: string, up: Inherited, mostSpecificWins: boolean): Route {
-  const r = msg(v, path) ?? {};
+function compileRoute(v: Decoded<Route__Output> | null | undefined, path: string, up: Inherited, mostSpecificWins: boolean): Route {
+  const r = part(v, path);
   refuseSet(r, ['filter_action', 'non_forwarding_action'], path);
   const fault = perFilterFault(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const cors = perFilterCors(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
@@ -106,7 +115,7 @@ interface Domains {
   matchAll: boolean;
 }
 
-function domains(v: unknown, path: string, seen: Set<string>): Domains {
+function domains(v: readonly string[] | null | undefined, path: string, seen: Set<string>): Domains {
   const out: Domains = { exact: new Set(), wildcardSuffixes: [], matchAll: false };
   list(v, path).forEach((d, i) => {
     const p = `${path}[${i}]`;
@@ -123,8 +132,14 @@ function domains(v: unknown, path: string, seen: Set<string>): Domains {
   return out;
 }
 
-function compileVirtualHost(v: unknown, path: string, config: Inherited, mostSpecificWins: boolean, seen: Set<string>): VirtualHost {
-  const vh = msg(v, path) ?? {};
+function compileVirtualHost(
+  v: Decoded<VirtualHost__Output> | null | undefined,
+  path: string,
+  config: Inherited,
+  mostSpecificWins: boolean,
+  seen: Set<string>,
+): VirtualHost {
+  const vh = part(v, path);
   refuseSet(
     vh,
     ['virtual_clusters', 'rate_limits', 'hedge_policy', 'retry_policy_typed_config', 'matcher', 'request_mirror_policies'],
@@ -153,7 +168,7 @@ function compileVirtualHost(v: unknown, path: string, config: Inherited, mostSpe
 }
 
 /** One RouteConfiguration (RDS, or inline in an HttpConnectionManager under `name`). */
-export function compileRouteTable(rc: Msg, name: string, path = ''): RouteTable {
+export function compileRouteTable(rc: Decoded<RouteConfiguration__Output>, name: string, path = ''): RouteTable {
   const pre = path ? `${path}.` : '';
   refuseSet(rc, ['vhds', 'cluster_specifier_plugins', 'typed_per_filter_config', 'request_mirror_policies'], path);
   const mostSpecificWins = bool(rc.most_specific_header_mutations_wins, `${pre}most_specific_header_mutations_wins`);

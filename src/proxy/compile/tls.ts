@@ -1,6 +1,14 @@
+import type { TransportSocket__Output } from '../../generated/envoy/config/core/v3/TransportSocket.js';
+import type { CertificateValidationContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CertificateValidationContext.js';
+import type { CommonTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js';
+import type { DownstreamTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.js';
+import type { UpstreamTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.js';
+import type { Decoded, DecodedAny } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { DownstreamTls, UpstreamTls } from '../model.js';
-import { fail, list, type Msg, msg, refuseSet, str, typeUrlOf, wrappedBool } from './read.js';
+import { fail, list, msg, part, refuseSet, str, typedAs, typeUrlOf, wrappedBool } from './read.js';
+
+type CommonMsg = Partial<Decoded<CommonTlsContext__Output>>;
 
 /**
  * Envoy TLS contexts (transport_sockets.tls.v3) as the proxy's UpstreamTls / DownstreamTls. Certificates are
@@ -28,7 +36,11 @@ export function parseFileSecretName(name: string): { readonly certPath: string; 
 const RAW_BUFFER = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
 
 /** A transport socket: 'raw' (plaintext), or the TLS context message. */
-export function transportSocket(v: unknown, path: string, want: 'upstream' | 'downstream'): Msg | 'raw' {
+export function transportSocket(
+  v: Decoded<TransportSocket__Output> | null | undefined,
+  path: string,
+  want: 'upstream' | 'downstream',
+): DecodedAny | 'raw' {
   const ts = msg(v, path);
   if (!ts) return 'raw';
   const typed = msg(ts.typed_config, `${path}.typed_config`);
@@ -39,7 +51,7 @@ export function transportSocket(v: unknown, path: string, want: 'upstream' | 'do
   return typed;
 }
 
-function certificateName(common: Msg, path: string, required: boolean): string | undefined {
+function certificateName(common: CommonMsg, path: string, required: boolean): string | undefined {
   const sds = list(common.tls_certificate_sds_secret_configs, `${path}.tls_certificate_sds_secret_configs`);
   const files = list(common.tls_certificates, `${path}.tls_certificates`);
   if (sds.length + files.length > 1) fail(path, 'more than one certificate is not supported');
@@ -65,7 +77,11 @@ interface Validation {
   readonly sans: string[];
 }
 
-function validationContext(vc: Msg, path: string, out: { caFile?: string; sans: string[] }): void {
+function validationContext(
+  vc: Decoded<CertificateValidationContext__Output>,
+  path: string,
+  out: { caFile?: string; sans: string[] },
+): void {
   refuseSet(
     vc,
     ['verify_certificate_spki', 'verify_certificate_hash', 'crl', 'custom_validator_config', 'allow_expired_certificate'],
@@ -91,7 +107,7 @@ function validationContext(vc: Msg, path: string, out: { caFile?: string; sans: 
   if (vc.trust_chain_verification === 'ACCEPT_UNTRUSTED') fail(`${path}.trust_chain_verification`, 'ACCEPT_UNTRUSTED is not supported');
 }
 
-function validation(common: Msg, path: string): Validation {
+function validation(common: CommonMsg, path: string): Validation {
   const out: { caSecret?: string; caFile?: string; sans: string[] } = { sans: [] };
   const combined = msg(common.combined_validation_context, `${path}.combined_validation_context`);
   if (combined) {
@@ -111,23 +127,24 @@ function validation(common: Msg, path: string): Validation {
 }
 
 /** TLS versions and ciphers other than the defaults would be silently ignored: refused until the model carries them. */
-function refuseTlsParams(common: Msg, path: string): void {
+function refuseTlsParams(common: CommonMsg, path: string): void {
   const p = msg(common.tls_params, `${path}.tls_params`);
   if (!p) return;
-  const version = (k: string) => p[k] !== undefined && p[k] !== null && p[k] !== 'TLS_AUTO' && p[k] !== 0;
-  if (version('tls_minimum_protocol_version') || version('tls_maximum_protocol_version'))
+  const limited = (v: unknown) => v !== undefined && v !== null && v !== 'TLS_AUTO' && v !== 0;
+  if (limited(p.tls_minimum_protocol_version) || limited(p.tls_maximum_protocol_version))
     fail(`${path}.tls_params`, 'TLS version limits are not supported');
   refuseSet(p, ['cipher_suites', 'ecdh_curves', 'signature_algorithms'], `${path}.tls_params`);
 }
 
-function alpn(common: Msg, path: string): string[] {
+function alpn(common: CommonMsg, path: string): string[] {
   return list(common.alpn_protocols, `${path}.alpn_protocols`).map((a, i) => str(a, `${path}.alpn_protocols[${i}]`));
 }
 
 /** UpstreamTlsContext -> UpstreamTls (no CA: the server certificate is not verified, as in Envoy). */
-export function upstreamTls(ctx: Msg, path: string): UpstreamTls {
+export function upstreamTls(typed: DecodedAny, path: string): UpstreamTls {
+  const ctx = typedAs<UpstreamTlsContext__Output>(typed, TypedConfigUrl.upstreamTlsContext, path);
   const cpath = `${path}.common_tls_context`;
-  const common = msg(ctx.common_tls_context, cpath) ?? {};
+  const common = part(ctx.common_tls_context, cpath);
   refuseTlsParams(common, cpath);
   const certSecret = certificateName(common, cpath, false);
   const v = validation(common, cpath);
@@ -143,9 +160,10 @@ export function upstreamTls(ctx: Msg, path: string): UpstreamTls {
 }
 
 /** DownstreamTlsContext -> DownstreamTls. Client certificate pins (SANs) cannot be expressed yet and are refused. */
-export function downstreamTls(ctx: Msg, path: string): DownstreamTls {
+export function downstreamTls(typed: DecodedAny, path: string): DownstreamTls {
+  const ctx = typedAs<DownstreamTlsContext__Output>(typed, TypedConfigUrl.downstreamTlsContext, path);
   const cpath = `${path}.common_tls_context`;
-  const common = msg(ctx.common_tls_context, cpath) ?? {};
+  const common = part(ctx.common_tls_context, cpath);
   refuseTlsParams(common, cpath);
   refuseSet(ctx, ['require_sni', 'full_scan_certs_on_sni_mismatch'], path);
   const certSecret = certificateName(common, cpath, true) ?? '';

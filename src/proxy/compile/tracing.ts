@@ -1,9 +1,17 @@
+import type { OpenTelemetryConfig__Output } from '../../generated/envoy/config/trace/v3/OpenTelemetryConfig.js';
+import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import type { UuidRequestIdConfig__Output } from '../../generated/envoy/extensions/request_id/uuid/v3/UuidRequestIdConfig.js';
+import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import type { TraceExporterConfig, TraceTag, TracingConfig } from '../model.js';
-import { bool, durationMs, fail, list, type Msg, msg, num, refuseSet, str, typeUrlOf, wrapped, wrappedBool } from './read.js';
+import { bool, durationMs, fail, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped, wrappedBool } from './read.js';
+
+type TracingMsg = NonNullable<Decoded<HttpConnectionManager__Output>['tracing']>;
+type OtelMsg = Decoded<OpenTelemetryConfig__Output>;
+type RequestIdMsg = Decoded<HttpConnectionManager__Output>['request_id_extension'];
 
 /** Envoy's `type.v3.Percent` (0-100) as a fraction; Envoy samples everything when it is unset. */
-function percent(v: unknown, path: string, dflt: number): number {
+function percent(v: TracingMsg['random_sampling'] | undefined, path: string, dflt: number): number {
   const p = msg(v, path);
   if (!p) return dflt;
   const value = num(p.value, `${path}.value`);
@@ -11,11 +19,11 @@ function percent(v: unknown, path: string, dflt: number): number {
   return value / 100;
 }
 
-function customTags(v: unknown, path: string): TraceTag[] {
+function customTags(v: TracingMsg['custom_tags'] | null | undefined, path: string): TraceTag[] {
   return list(v, path).map((x, i) => {
     const p = `${path}[${i}]`;
-    const t = msg(x, p) ?? {};
-    refuseSet(t, ['metadata', 'value'], p);
+    const t = part(x, p);
+    refuseSet(t, ['metadata'], p);
     const tag = str(t.tag, `${p}.tag`);
     if (!tag) fail(`${p}.tag`, 'must not be empty');
     const literal = msg(t.literal, `${p}.literal`);
@@ -33,7 +41,7 @@ function customTags(v: unknown, path: string): TraceTag[] {
 }
 
 /** The collector an OpenTelemetryConfig names: a cluster the proxy has, reached over OTLP/gRPC or OTLP/HTTP. */
-function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
+function exporter(typed: OtelMsg, path: string): TraceExporterConfig | undefined {
   refuseSet(typed, ['resource_detectors', 'sampler'], path);
   const serviceName = str(typed.service_name, `${path}.service_name`) || 'unknown_service:vmesh';
   const grpc = msg(typed.grpc_service, `${path}.grpc_service`);
@@ -54,7 +62,7 @@ function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
     };
   }
   if (http) {
-    const uri = msg(http.http_uri, `${path}.http_service.http_uri`) ?? {};
+    const uri = part(http.http_uri, `${path}.http_service.http_uri`);
     const cluster = str(uri.cluster, `${path}.http_service.http_uri.cluster`);
     let url: URL;
     try {
@@ -64,7 +72,7 @@ function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
     }
     const headers: Record<string, string> = {};
     list(http.request_headers_to_add, `${path}.http_service.request_headers_to_add`).forEach((h, i) => {
-      const header = msg(msg(h, `${path}.http_service.request_headers_to_add[${i}]`)?.header, 'header') ?? {};
+      const header = part(msg(h, `${path}.http_service.request_headers_to_add[${i}]`)?.header, 'header');
       headers[str(header.key, 'key').toLowerCase()] = str(header.value, 'value');
     });
     const timeoutMs = durationMs(uri.timeout, `${path}.http_service.http_uri.timeout`) ?? 5000;
@@ -75,21 +83,21 @@ function exporter(typed: Msg, path: string): TraceExporterConfig | undefined {
 }
 
 /** The HCM's request_id_extension: Envoy's UUID one (also its default when unset), sampling by the id unless told not to. */
-function useRequestIdForSampling(v: unknown, path: string): boolean {
+function useRequestIdForSampling(v: RequestIdMsg | undefined, path: string): boolean {
   const ext = msg(v, path);
   if (!ext) return true;
-  const typed = msg(ext.typed_config, `${path}.typed_config`) ?? {};
-  const url = typeUrlOf(typed);
+  const url = typeUrlOf(ext.typed_config);
   if (url !== TypedConfigUrl.uuidRequestId) fail(`${path}.typed_config`, `request id extension ${url} is not supported (UUID only)`);
+  const typed = typedAs<UuidRequestIdConfig__Output>(ext.typed_config, url, `${path}.typed_config`);
   return wrappedBool(typed.use_request_id_for_trace_sampling, `${path}.typed_config.use_request_id_for_trace_sampling`) ?? true;
 }
 
 /** An HCM's `tracing` block; undefined when absent (the proxy then leaves trace headers as they came). */
 export function compileTracing(
-  v: unknown,
+  v: TracingMsg | null | undefined,
   path: string,
   spanKind: TracingConfig['spanKind'],
-  requestIdExtension?: { readonly value: unknown; readonly path: string },
+  requestIdExtension?: { readonly value: RequestIdMsg | undefined; readonly path: string },
 ): TracingConfig | undefined {
   const t = msg(v, path);
   if (!t) return undefined;
@@ -98,12 +106,12 @@ export function compileTracing(
   const provider = msg(t.provider, `${path}.provider`);
   let exp: TraceExporterConfig | undefined;
   if (provider) {
-    const typed = msg(provider.typed_config, `${path}.provider.typed_config`) ?? {};
+    const typed = msg(provider.typed_config, `${path}.provider.typed_config`);
     const url = typeUrlOf(typed);
     if (url !== TypedConfigUrl.openTelemetryTracer) {
       fail(`${path}.provider`, `tracer ${str(provider.name, 'name') || url} is not supported (envoy.tracers.opentelemetry only)`);
     }
-    exp = exporter(typed, `${path}.provider.typed_config`);
+    exp = exporter(typedAs<OpenTelemetryConfig__Output>(typed, url, `${path}.provider.typed_config`), `${path}.provider.typed_config`);
   }
   return {
     sampling: percent(t.random_sampling, `${path}.random_sampling`, 1),

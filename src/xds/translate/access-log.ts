@@ -1,8 +1,10 @@
+import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
+import type { AccessLogFilter } from '../../generated/envoy/config/accesslog/v3/AccessLogFilter.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { toStruct } from '../struct.js';
-import { TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
 import { type TelemetryScope, telemetryChain, telemetryLabel } from './telemetry-scope.js';
+import { typedConfig } from './typed-config.js';
 
 export type { TelemetryScope as AccessLogScope } from './telemetry-scope.js';
 
@@ -10,8 +12,6 @@ export type { TelemetryScope as AccessLogScope } from './telemetry-scope.js';
  * Access logging from Telemetry resources and the mesh default (Istio's accessLogFile/accessLogEncoding):
  * `access_log` entries for HttpConnectionManagers and tcp_proxy filters.
  */
-
-type Json = Record<string, unknown>;
 
 /** Istio's built-in provider: Envoy's own logger writing to the proxy's stdout. The only one vmesh has. */
 const ENVOY_PROVIDER = 'envoy';
@@ -39,7 +39,7 @@ const DEFAULT_JSON_FORMAT: Readonly<Record<string, string>> = {
 };
 
 /** CEL filters vmesh can express with Envoy's built-in filters: `response.code <op> N`. */
-function statusFilter(expression: string, where: string): Json {
+function statusFilter(expression: string, where: string): AccessLogFilter {
   const m = /^\s*response\.code\s*(>=|>|<=|<|==)\s*(\d+)\s*$/.exec(expression);
   if (!m?.[1] || !m[2]) {
     throw vmeshError(
@@ -49,7 +49,7 @@ function statusFilter(expression: string, where: string): Json {
   }
   const n = Number(m[2]);
   const [op, value] = { '>=': ['GE', n], '>': ['GE', n + 1], '<=': ['LE', n], '<': ['LE', n - 1], '==': ['EQ', n] }[m[1]] as [
-    string,
+    'GE' | 'LE' | 'EQ',
     number,
   ];
   return {
@@ -59,7 +59,7 @@ function statusFilter(expression: string, where: string): Json {
 
 interface ProviderState {
   readonly enabled: boolean;
-  readonly filter?: Json;
+  readonly filter?: AccessLogFilter;
 }
 
 /**
@@ -91,7 +91,7 @@ function providersFor(input: TranslateInput, scope: TelemetryScope): Map<string,
 }
 
 /** `access_log` entries for a filter serving `scope`; empty when logging is off. */
-export function accessLogsFor(input: TranslateInput, scope: TelemetryScope): Json[] {
+export function accessLogsFor(input: TranslateInput, scope: TelemetryScope): AccessLog[] {
   const envoy = providersFor(input, scope).get(ENVOY_PROVIDER);
   if (!envoy?.enabled) return [];
   const json = input.mesh.defaultAccessLog.encoding === 'JSON';
@@ -100,10 +100,7 @@ export function accessLogsFor(input: TranslateInput, scope: TelemetryScope): Jso
       name: 'envoy.access_loggers.stdout',
       ...(envoy.filter ? { filter: envoy.filter } : {}),
       // Without log_format Envoy writes its default text line, which is what TEXT asks for.
-      typed_config: {
-        '@type': TypedConfigUrl.stdoutAccessLog,
-        ...(json ? { log_format: { json_format: toStruct(DEFAULT_JSON_FORMAT) } } : {}),
-      },
+      typed_config: typedConfig('stdoutAccessLog', json ? { log_format: { json_format: toStruct(DEFAULT_JSON_FORMAT) } } : {}),
     },
   ];
 }

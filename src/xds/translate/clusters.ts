@@ -1,5 +1,14 @@
 import { canonicalHost } from '../../api/hosts.js';
 import type { Endpoint, Protocol } from '../../api/model.js';
+import type {
+  Cluster,
+  _envoy_config_cluster_v3_Cluster_SlowStartConfig as SlowStartConfig,
+} from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { OutlierDetection } from '../../generated/envoy/config/cluster/v3/OutlierDetection.js';
+import type { HealthCheck } from '../../generated/envoy/config/core/v3/HealthCheck.js';
+import type { TransportSocket } from '../../generated/envoy/config/core/v3/TransportSocket.js';
+import type { HttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js';
+import type { Int64Range } from '../../generated/envoy/type/v3/Int64Range.js';
 import { toStruct } from '../struct.js';
 import { TypedConfigUrl, typeNameOf } from '../type-urls.js';
 import type { ConnectionPoolSettings, OutlierDetectionSettings, TrafficPolicy } from './destination-rule.js';
@@ -15,10 +24,14 @@ import {
   TLS_MODE_METADATA,
 } from './names.js';
 import { upstreamMtls } from './tls.js';
+import { typedConfig } from './typed-config.js';
 
 export { hashPolicyFor } from './destination-rule.js';
 
-type Msg = Record<string, unknown>;
+/** Some of a Cluster's fields, spread into it by outboundCluster and friends. */
+type ClusterFields = Cluster;
+type Thresholds = NonNullable<NonNullable<Cluster['circuit_breakers']>['thresholds']>[number];
+type CommonLbConfig = NonNullable<Cluster['common_lb_config']>;
 
 /** Istio's defaults: a 10s connect timeout and circuit breakers wide open (Envoy's own defaults are too tight). */
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -46,11 +59,11 @@ function isHttpFamily(protocol: Protocol): boolean {
  * Plain TCP for endpoints without an agent. RawBuffer has no fields, so its Any is written with an empty value:
  * the inline `@type` form needs raw_buffer.proto in the loaded protos, which the encoder does not load.
  */
-function rawBuffer(): Msg {
+function rawBuffer(): TransportSocket {
   return { name: 'envoy.transport_sockets.raw_buffer', typed_config: { type_url: RAW_BUFFER_URL, value: '' } };
 }
 
-function lbFields(policy: TrafficPolicy | undefined, proxyless: boolean): Msg {
+function lbFields(policy: TrafficPolicy | undefined, proxyless: boolean): ClusterFields {
   const lb = policy?.loadBalancer;
   const ch = lb?.consistentHash;
   if (ch) {
@@ -80,7 +93,7 @@ function lbFields(policy: TrafficPolicy | undefined, proxyless: boolean): Msg {
  * aggression defaults to 1 (a linear ramp) and its minimum to 10 % (Envoy's default); warmupDurationSecs sets
  * only the window. Istio applies it to ROUND_ROBIN and LEAST_REQUEST clusters and ignores it for the others.
  */
-function slowStartConfig(lb: TrafficPolicy['loadBalancer']): Msg | undefined {
+function slowStartConfig(lb: TrafficPolicy['loadBalancer']): SlowStartConfig | undefined {
   const w = lb?.warmup;
   if (w?.duration !== undefined) {
     return {
@@ -93,7 +106,7 @@ function slowStartConfig(lb: TrafficPolicy['loadBalancer']): Msg | undefined {
   return undefined;
 }
 
-function thresholds(cp: ConnectionPoolSettings | undefined): Msg {
+function thresholds(cp: ConnectionPoolSettings | undefined): Thresholds {
   const http = cp?.http;
   const positive = (v: number | undefined) => (v !== undefined && v > 0 ? v : MAX_UINT32);
   return {
@@ -106,33 +119,32 @@ function thresholds(cp: ConnectionPoolSettings | undefined): Msg {
 }
 
 /** Upstream HTTP options (Istio's applyConnectionPool + protocol selection); undefined when nothing differs from HTTP/1.1 defaults. */
-function httpProtocolOptions(cp: ConnectionPoolSettings | undefined, protocol: Protocol): Msg | undefined {
+function httpProtocolOptions(cp: ConnectionPoolSettings | undefined, protocol: Protocol): Cluster['typed_extension_protocol_options'] {
   if (!isHttpFamily(protocol)) return undefined;
   const http = cp?.http;
   const idle = cp?.tcp?.idleTimeout ?? http?.idleTimeout;
-  const common: Msg = {
+  const common: NonNullable<HttpProtocolOptions['common_http_protocol_options']> = {
     ...(idle !== undefined ? { idle_timeout: duration(idle) } : {}),
     ...(http?.maxRequestsPerConnection ? { max_requests_per_connection: { value: http.maxRequestsPerConnection } } : {}),
     ...(cp?.tcp?.maxConnectionDuration !== undefined ? { max_connection_duration: duration(cp.tcp.maxConnectionDuration) } : {}),
   };
   const h2 = isHttp2(protocol) || http?.h2UpgradePolicy === 'UPGRADE';
   const h2Options = http?.maxConcurrentStreams ? { max_concurrent_streams: { value: http.maxConcurrentStreams } } : {};
-  let upstream: Msg;
+  let upstream: HttpProtocolOptions;
   if (http?.useClientProtocol)
     upstream = { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: h2Options } };
   else if (h2) upstream = { explicit_http_config: { http2_protocol_options: h2Options } };
   else if (Object.keys(common).length > 0) upstream = { explicit_http_config: { http_protocol_options: {} } };
   else return undefined;
   return {
-    [typeNameOf(TypedConfigUrl.httpProtocolOptions)]: {
-      '@type': TypedConfigUrl.httpProtocolOptions,
+    [typeNameOf(TypedConfigUrl.httpProtocolOptions)]: typedConfig('httpProtocolOptions', {
       ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
       ...upstream,
-    },
+    }),
   };
 }
 
-function connectionPoolFields(cp: ConnectionPoolSettings | undefined, protocol: Protocol): Msg {
+function connectionPoolFields(cp: ConnectionPoolSettings | undefined, protocol: Protocol): ClusterFields {
   const ka = cp?.tcp?.tcpKeepalive;
   const options = httpProtocolOptions(cp, protocol);
   return {
@@ -154,7 +166,7 @@ function connectionPoolFields(cp: ConnectionPoolSettings | undefined, protocol: 
 }
 
 /** Istio's applyOutlierDetection: success-rate ejection off, consecutive errors enforced at 100%. */
-function outlierDetection(od: OutlierDetectionSettings): Msg {
+function outlierDetection(od: OutlierDetectionSettings): OutlierDetection {
   const enforce = (n: number) => ({ value: n > 0 ? 100 : 0 });
   return {
     enforcing_success_rate: { value: 0 },
@@ -185,12 +197,12 @@ function outlierDetection(od: OutlierDetectionSettings): Msg {
   };
 }
 
-function resilienceFields(c: OutboundCluster): Msg {
+function resilienceFields(c: OutboundCluster): ClusterFields {
   const od = c.policy?.outlierDetection;
   const lls = c.policy?.loadBalancer?.localityLbSetting;
   const localities = lls !== undefined && lls.enabled !== false && clusterEndpoints(c).some((ep) => ep.locality);
   // Istio turns the panic threshold off with outlier detection (few endpoints per service): minHealthPercent, default 0.
-  const common: Msg = {
+  const common: CommonLbConfig = {
     ...(od ? { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } } : {}),
     ...(localities ? { locality_weighted_lb_config: {} } : {}),
   };
@@ -200,7 +212,7 @@ function resilienceFields(c: OutboundCluster): Msg {
   };
 }
 
-function transportFields(input: TranslateInput, c: OutboundCluster): Msg {
+function transportFields(input: TranslateInput, c: OutboundCluster): ClusterFields {
   if (input.node.mode === 'proxyless') return {};
   const { service } = c;
   const tls = c.policy?.tls;
@@ -226,7 +238,7 @@ function transportFields(input: TranslateInput, c: OutboundCluster): Msg {
 }
 
 /** Contiguous statuses as Envoy's half-open ranges: [200, 204] -> [{200, 205}]; default 200..399 as vmesh documents. */
-function statusRanges(statuses: readonly number[] | undefined): Array<{ start: number; end: number }> {
+function statusRanges(statuses: readonly number[] | undefined): Int64Range[] {
   if (!statuses?.length) return [{ start: 200, end: 400 }];
   const out: Array<{ start: number; end: number }> = [];
   for (const s of [...new Set(statuses)].sort((a, b) => a - b)) {
@@ -238,52 +250,53 @@ function statusRanges(statuses: readonly number[] | undefined): Array<{ start: n
 }
 
 /** vmesh HealthCheck resources naming this host and port, as Envoy active health checks. */
-function healthChecks(input: TranslateInput, c: OutboundCluster): Msg {
+function healthChecks(input: TranslateInput, c: OutboundCluster): ClusterFields {
   const checks = input.config.healthChecks
     .filter((hc) => hc.spec.port === c.port.number && canonicalHost(hc.spec.host, hc.metadata.namespace, input.mesh) === c.service.hostname)
     .sort((a, b) => (a.metadata.namespace + a.metadata.name < b.metadata.namespace + b.metadata.name ? -1 : 1));
   if (checks.length === 0 || input.node.mode === 'proxyless') return {};
   return {
-    health_checks: checks.map(({ spec }) => ({
-      timeout: duration(spec.timeout),
-      interval: duration(spec.interval),
-      unhealthy_threshold: { value: spec.unhealthyThreshold },
-      healthy_threshold: { value: spec.healthyThreshold },
-      ...(spec.http
-        ? {
-            http_health_check: {
-              host: c.service.hostname,
-              path: spec.http.path,
-              expected_statuses: statusRanges(spec.http.expectedStatuses),
-              ...(isHttp2(c.port.protocol) ? { codec_client_type: 'HTTP2' } : {}),
-            },
-          }
-        : { tcp_health_check: {} }),
-    })),
+    health_checks: checks.map(
+      ({ spec }): HealthCheck => ({
+        timeout: duration(spec.timeout),
+        interval: duration(spec.interval),
+        unhealthy_threshold: { value: spec.unhealthyThreshold },
+        healthy_threshold: { value: spec.healthyThreshold },
+        ...(spec.http
+          ? {
+              http_health_check: {
+                host: c.service.hostname,
+                path: spec.http.path,
+                expected_statuses: statusRanges(spec.http.expectedStatuses),
+                ...(isHttp2(c.port.protocol) ? { codec_client_type: 'HTTP2' } : {}),
+              },
+            }
+          : { tcp_health_check: {} }),
+      }),
+    ),
   };
 }
 
-function discoveryFields(input: TranslateInput, c: OutboundCluster): Msg {
+function discoveryFields(input: TranslateInput, c: OutboundCluster): ClusterFields {
   if (c.discovery === 'ORIGINAL_DST') return { type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED' };
   if (c.discovery === 'EDS')
     return { type: 'EDS', eds_cluster_config: { service_name: c.name, eds_config: { ads: {}, resource_api_version: 'V3' } } };
   const proxyless = input.node.mode === 'proxyless';
   let assignment = loadAssignment(c, input.node);
-  const groups = assignment.endpoints as Msg[];
-  if (groups.length === 0) {
+  if ((assignment.endpoints ?? []).length === 0) {
     const address = { socket_address: { address: c.service.hostname, port_value: c.port.targetPort ?? c.port.number } };
     assignment = { cluster_name: c.name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }], load_balancing_weight: { value: 1 } }] };
   }
   if (proxyless) {
     // gRPC resolves one name per LOGICAL_DNS cluster.
-    const first = (assignment.endpoints as Array<{ lb_endpoints: Msg[] }>)[0]?.lb_endpoints[0];
+    const first = assignment.endpoints?.[0]?.lb_endpoints?.[0];
     assignment = { cluster_name: c.name, endpoints: [{ lb_endpoints: first ? [first] : [], load_balancing_weight: { value: 1 } }] };
     return { type: 'LOGICAL_DNS', load_assignment: assignment };
   }
   return { type: 'STRICT_DNS', dns_lookup_family: 'V4_PREFERRED', respect_dns_ttl: true, load_assignment: assignment };
 }
 
-function outboundCluster(input: TranslateInput, c: OutboundCluster): Msg {
+function outboundCluster(input: TranslateInput, c: OutboundCluster): Cluster {
   const proxyless = input.node.mode === 'proxyless';
   const discovery = discoveryFields(input, c);
   return {
@@ -321,7 +334,7 @@ const bindInbound = {
   },
 };
 
-function inboundCluster(port: number, protocol: Protocol): Msg {
+function inboundCluster(port: number, protocol: Protocol): Cluster {
   const name = inboundClusterName(port);
   const address = { socket_address: { address: '127.0.0.1', port_value: port } };
   return {
@@ -333,9 +346,9 @@ function inboundCluster(port: number, protocol: Protocol): Msg {
   };
 }
 
-function fixedClusters(input: TranslateInput): Msg[] {
+function fixedClusters(input: TranslateInput): Cluster[] {
   const timeout = { connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT_MS) };
-  const out: Msg[] = [
+  const out: Cluster[] = [
     { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', ...connectionPoolFields(undefined, 'TCP') },
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', ...timeout },
   ];
@@ -356,7 +369,7 @@ function fixedClusters(input: TranslateInput): Msg[] {
  * subset; for sidecars, an inbound cluster per local workload port; Passthrough/BlackHole(/InboundPassthrough).
  * Proxyless gRPC clients get only the outbound clusters their xDS client understands (EDS and LOGICAL_DNS).
  */
-export function buildClusters(input: TranslateInput): EnvoyResource[] {
+export function buildClusters(input: TranslateInput): EnvoyResource<Cluster>[] {
   const proxyless = input.node.mode === 'proxyless';
   const messages = outboundClusters(input)
     .filter((c) => !proxyless || c.discovery !== 'ORIGINAL_DST')

@@ -1,9 +1,14 @@
 import { canonicalHost, hostMatches, splitMeshHost } from '../../api/hosts.js';
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { DestinationRuleSpec, Resource } from '../../api/resource.js';
-import { TypedConfigUrl } from '../type-urls.js';
+import type { TransportSocket } from '../../generated/envoy/config/core/v3/TransportSocket.js';
+import type { RouteAction } from '../../generated/envoy/config/route/v3/RouteAction.js';
+import type { CommonTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js';
 import type { TranslateInput } from './input.js';
 import { sdsSecretConfig } from './tls.js';
+import { typedConfig } from './typed-config.js';
+
+type HashPolicy = NonNullable<RouteAction['hash_policy']>[number];
 
 type FullTrafficPolicy = NonNullable<DestinationRuleSpec['trafficPolicy']>;
 
@@ -135,7 +140,7 @@ function protoDuration(ms: number): { seconds: number; nanos: number } {
  * Envoy RouteAction.hash_policy for a consistentHash load balancer (the cluster only picks RING_HASH/MAGLEV;
  * the key comes from the route). Empty when the policy does not hash.
  */
-export function hashPolicyFor(trafficPolicy: TrafficPolicy | undefined): Record<string, unknown>[] {
+export function hashPolicyFor(trafficPolicy: TrafficPolicy | undefined): HashPolicy[] {
   const ch = trafficPolicy?.loadBalancer?.consistentHash;
   if (!ch) return [];
   if (ch.httpHeaderName !== undefined) return [{ header: { header_name: ch.httpHeaderName } }];
@@ -148,7 +153,7 @@ export function hashPolicyFor(trafficPolicy: TrafficPolicy | undefined): Record<
   return [];
 }
 
-function tlsFiles(tls: ClientTlsSettings): Record<string, unknown> {
+function tlsFiles(tls: ClientTlsSettings): CommonTlsContext {
   if (tls.credentialName !== undefined && tls.mode === 'MUTUAL') {
     return { tls_certificate_sds_secret_configs: [sdsSecretConfig(`file-cert:${tls.credentialName}`)] };
   }
@@ -163,10 +168,10 @@ function tlsFiles(tls: ClientTlsSettings): Record<string, unknown> {
  * mesh's trust): CA from caCertificates, else the agent-served `file-cert:<credentialName>-cacert`, else the
  * system bundle; client certificate from files or `file-cert:<credentialName>` (MUTUAL); SNI from tls.sni or the host.
  */
-export function tlsOriginationSocket(tls: ClientTlsSettings, hostname: string): Record<string, unknown> {
-  const sans = (tls.subjectAltNames ?? []).map((s) => ({ san_type: 'DNS', matcher: { exact: s } }));
+export function tlsOriginationSocket(tls: ClientTlsSettings, hostname: string): TransportSocket {
+  const sans = (tls.subjectAltNames ?? []).map((s) => ({ san_type: 'DNS' as const, matcher: { exact: s } }));
   const sanCheck = sans.length > 0 ? { match_typed_subject_alt_names: sans } : {};
-  let validation: Record<string, unknown> = {};
+  let validation: CommonTlsContext = {};
   if (tls.insecureSkipVerify) validation = {};
   else if (tls.caCertificates !== undefined)
     validation = { validation_context: { trusted_ca: { filename: tls.caCertificates }, ...sanCheck } };
@@ -181,10 +186,9 @@ export function tlsOriginationSocket(tls: ClientTlsSettings, hostname: string): 
   const sni = tls.sni ?? (hostname.includes('*') ? undefined : hostname);
   return {
     name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': TypedConfigUrl.upstreamTlsContext,
+    typed_config: typedConfig('upstreamTlsContext', {
       ...(sni !== undefined ? { sni } : {}),
       common_tls_context: { ...tlsFiles(tls), ...validation },
-    },
+    }),
   };
 }

@@ -1,4 +1,7 @@
 import type { Endpoint, MeshService, ServicePort } from '../../api/model.js';
+import type { Locality as EnvoyLocality } from '../../generated/envoy/config/core/v3/Locality.js';
+import type { ClusterLoadAssignment } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
+import type { LbEndpoint } from '../../generated/envoy/config/endpoint/v3/LbEndpoint.js';
 import { toStruct } from '../struct.js';
 import { findDestinationRule, subsetsOf, type TrafficPolicy, trafficPolicyFor } from './destination-rule.js';
 import type { EnvoyResource, ProxyNode, TranslateInput } from './input.js';
@@ -158,7 +161,7 @@ function groupByLocality(endpoints: readonly Endpoint[]): Group[] {
   return [...groups.entries()].sort(([a], [b]) => byString(a, b)).map(([, g]) => g);
 }
 
-function lbEndpoint(ep: Endpoint, port: number): Record<string, unknown> {
+function lbEndpoint(ep: Endpoint, port: number): LbEndpoint {
   return {
     endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
     health_status: ep.healthy ? 'HEALTHY' : 'UNHEALTHY',
@@ -183,7 +186,7 @@ function workloadMetadata(ep: Endpoint): string {
   return `${ep.workload};${ep.namespace};${service};${revision};`;
 }
 
-function localityMessage(l: Locality): Record<string, string> {
+function localityMessage(l: Locality): EnvoyLocality {
   return { ...(l.region ? { region: l.region } : {}), ...(l.zone ? { zone: l.zone } : {}), ...(l.subZone ? { sub_zone: l.subZone } : {}) };
 }
 
@@ -192,7 +195,7 @@ function localityMessage(l: Locality): Record<string, string> {
  * the sum of its endpoints' weights (gRPC's xDS client needs locality weights), with Istio's locality
  * failover priorities (when outlier detection is on) or distribute weights, relative to the node's locality.
  */
-export function loadAssignment(c: OutboundCluster, node: ProxyNode): Record<string, unknown> {
+export function loadAssignment(c: OutboundCluster, node: ProxyNode): ClusterLoadAssignment {
   const endpoints = clusterEndpoints(c).sort(
     (a, b) =>
       byString(a.locality ?? '', b.locality ?? '') || byString(a.address, b.address) || endpointPort(a, c.port) - endpointPort(b, c.port),
@@ -216,7 +219,7 @@ export function loadAssignment(c: OutboundCluster, node: ProxyNode): Record<stri
 }
 
 /** One ClusterLoadAssignment per EDS cluster, named as the cluster (its eds service_name). */
-export function buildEndpoints(input: TranslateInput): EnvoyResource[] {
+export function buildEndpoints(input: TranslateInput): EnvoyResource<ClusterLoadAssignment>[] {
   return outboundClusters(input)
     .filter((c) => c.discovery === 'EDS')
     .map((c) => ({ name: c.name, message: loadAssignment(c, input.node) }));

@@ -1,3 +1,4 @@
+import type { HostWorkloads } from '../../generated/vmesh/v1/HostWorkloads.js';
 import { spiffeIdOf } from './destination-rule.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 
@@ -8,7 +9,7 @@ export const HOST_WORKLOADS_RESOURCE = 'host-workloads';
  * runs as. Pushed like any xDS type, so a registration reaches the agent in one push rather than one health
  * report later; sorted, so an unchanged registry is an unchanged resource.
  */
-export function buildHostWorkloads(input: TranslateInput): EnvoyResource[] {
+export function buildHostWorkloads(input: TranslateInput): EnvoyResource<HostWorkloads>[] {
   const workloads = [...(input.node.identities ?? [])]
     .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
     .map((w) => ({

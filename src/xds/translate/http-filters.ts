@@ -1,20 +1,21 @@
 import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
+import type { HttpFilter as EnvoyHttpFilter } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
+import type { StatusCode } from '../../generated/envoy/type/v3/StatusCode.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { protos } from '../protos.js';
-import { TYPE_URL_PREFIX, TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
-import { CORS_FILTER, CORS_FILTER_TYPE, corsSupported, FAULT_FILTER, protoDuration } from './route-action.js';
+import { CORS_FILTER, corsSupported, FAULT_FILTER, protoDuration } from './route-action.js';
 import { localWorkloadPorts, routeFeatures } from './routes.js';
+import { typedConfig } from './typed-config.js';
 
 export const LOCAL_RATE_LIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
 export const ROUTER_FILTER = 'envoy.filters.http.router';
 
-export interface HttpFilter {
-  readonly name: string;
-  readonly typed_config: Record<string, unknown>;
-}
+/** The filters the translator writes always carry a name and a typed config. */
+export type HttpFilter = EnvoyHttpFilter & { readonly name: string; readonly typed_config: Any };
 
 export interface HttpFilterOptions {
   readonly direction: 'outbound' | 'inbound' | 'gateway';
@@ -61,7 +62,7 @@ export function localRateLimitFor(input: TranslateInput, workloads: readonly End
 }
 
 /** Envoy's HttpStatus takes only the codes its StatusCode enum names; others would be NACKed. */
-function statusName(rl: Resource<'LocalRateLimit'>): string {
+function statusName(rl: Resource<'LocalRateLimit'>): StatusCode {
   const name = protos().root.lookupEnum('envoy.type.v3.StatusCode').valuesById[rl.spec.statusCode];
   if (name === undefined) {
     throw vmeshError(
@@ -69,22 +70,22 @@ function statusName(rl: Resource<'LocalRateLimit'>): string {
       `LocalRateLimit ${rl.metadata.namespace}/${rl.metadata.name}: spec.statusCode: ${rl.spec.statusCode} is not a status Envoy can send (e.g. 429, 503)`,
     );
   }
-  return name;
+  // A name of the enum, read from the enum itself.
+  return name as StatusCode;
 }
 
-const ALWAYS = { numerator: 100, denominator: 'HUNDRED' };
+const ALWAYS = { numerator: 100, denominator: 'HUNDRED' } as const;
 
 /** The HTTP local_ratelimit filter config: one token bucket per proxy, enabled and enforced for every request. */
-export function localRateLimitConfig(rl: Resource<'LocalRateLimit'>, port: number): Record<string, unknown> {
+export function localRateLimitConfig(rl: Resource<'LocalRateLimit'>, port: number): Any {
   const b = rl.spec.tokenBucket;
-  return {
-    '@type': TypedConfigUrl.httpLocalRateLimit,
+  return typedConfig('httpLocalRateLimit', {
     stat_prefix: `local_rate_limit_${port}`,
     status: { code: statusName(rl) },
     token_bucket: { max_tokens: b.maxTokens, tokens_per_fill: { value: b.tokensPerFill }, fill_interval: protoDuration(b.fillInterval) },
     filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: ALWAYS },
     filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: ALWAYS },
-  };
+  });
 }
 
 /**
@@ -97,8 +98,8 @@ export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): 
   const filters: HttpFilter[] = [];
   if (opts.direction !== 'inbound') {
     const f = routeFeatures(input, opts.direction, opts.port);
-    if (f.fault) filters.push({ name: FAULT_FILTER, typed_config: { '@type': TypedConfigUrl.fault } });
-    if (f.cors && corsSupported()) filters.push({ name: CORS_FILTER, typed_config: { '@type': `${TYPE_URL_PREFIX}${CORS_FILTER_TYPE}` } });
+    if (f.fault) filters.push({ name: FAULT_FILTER, typed_config: typedConfig('fault', {}) });
+    if (f.cors && corsSupported()) filters.push({ name: CORS_FILTER, typed_config: typedConfig('cors', {}) });
   } else {
     const workloads =
       opts.workloads ??
@@ -108,6 +109,6 @@ export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): 
     const rl = localRateLimitFor(input, workloads);
     if (rl) filters.push({ name: LOCAL_RATE_LIMIT_FILTER, typed_config: localRateLimitConfig(rl, opts.port) });
   }
-  filters.push({ name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } });
+  filters.push({ name: ROUTER_FILTER, typed_config: typedConfig('router', {}) });
   return filters;
 }

@@ -1,6 +1,12 @@
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { Endpoint, MeshModel, MeshService } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
+import type { Cluster } from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { ClusterLoadAssignment } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
+import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
+import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
+import type { HostWorkloads } from '../../generated/vmesh/v1/HostWorkloads.js';
+import type { NameTable } from '../../generated/vmesh/v1/NameTable.js';
 
 /** The proxy a snapshot is for: one per host (all its workloads), a gateway, or a proxyless gRPC client. */
 export interface ProxyNode {
@@ -51,10 +57,13 @@ export interface TranslateInput {
   readonly services: readonly MeshService[];
 }
 
+/** What the translator sends: the resource types of CDS, EDS, LDS, RDS and vmesh's NDS and WDS (generated input types). */
+export type EnvoyMessage = Cluster | ClusterLoadAssignment | Listener | RouteConfiguration | NameTable | HostWorkloads;
+
 /** One Envoy resource before encoding: proto field names (snake_case), typed configs as `{ '@type', ... }` Any. */
-export interface EnvoyResource {
+export interface EnvoyResource<M extends EnvoyMessage = EnvoyMessage> {
   readonly name: string;
-  readonly message: Record<string, unknown>;
+  readonly message: M;
 }
 
 export function indexConfig(resources: readonly Resource[]): ConfigIndex {

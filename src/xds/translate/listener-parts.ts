@@ -2,18 +2,27 @@ import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { Protocol } from '../../api/model.js';
 import type { Resource, VirtualServiceSpec } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
+import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
+import type { Address } from '../../generated/envoy/config/core/v3/Address.js';
+import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';
+import type { FilterChain } from '../../generated/envoy/config/listener/v3/FilterChain.js';
+import type { ListenerFilter } from '../../generated/envoy/config/listener/v3/ListenerFilter.js';
+import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import type { HttpFilter } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
+import type { TcpProxy } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
 import { parseCidr } from '../../lib/addr.js';
-import { TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
 import { resolveDestination } from './route-action.js';
 import { resolveGatewayName } from './route-match.js';
+import type { HcmTracingParts } from './tracing.js';
+import { typedConfig } from './typed-config.js';
 
 /**
  * Pieces every listener builder shares (inbound, outbound, gateway): filter builders, and L4 routing from
  * VirtualService `tcp`/`tls` routes (weighted tcp_proxy targets, SNI-matched chains).
  */
 
-type Json = Record<string, unknown>;
+type ClusterWeight = NonNullable<NonNullable<TcpProxy['weighted_clusters']>['clusters']>[number];
 type VirtualService = Resource<'VirtualService'>;
 type TcpRoute = NonNullable<VirtualServiceSpec['tcp']>[number];
 type TlsRoute = NonNullable<VirtualServiceSpec['tls']>[number];
@@ -25,50 +34,44 @@ export function isHttpFamily(protocol: Protocol | string): boolean {
   return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC';
 }
 
-export function socketAddress(address: string, port: number): Json {
+export function socketAddress(address: string, port: number): Address {
   return { socket_address: { address, port_value: port } };
 }
 
-export function listenerFilter(kind: 'original_dst' | 'tls_inspector'): Json {
-  const url = { original_dst: TypedConfigUrl.originalDst, tls_inspector: TypedConfigUrl.tlsInspector };
-  return { name: `envoy.filters.listener.${kind}`, typed_config: { '@type': url[kind] } };
+export function listenerFilter(kind: 'original_dst' | 'tls_inspector'): ListenerFilter {
+  return {
+    name: `envoy.filters.listener.${kind}`,
+    typed_config: kind === 'original_dst' ? typedConfig('originalDst', {}) : typedConfig('tlsInspector', {}),
+  };
 }
 
 /** Where a tcp_proxy sends a connection: one cluster, or several by weight. */
-export type TcpTarget = { readonly cluster: string } | { readonly weighted_clusters: { readonly clusters: readonly Json[] } };
+export type TcpTarget = { readonly cluster: string } | { readonly weighted_clusters: { readonly clusters: ClusterWeight[] } };
 
-export function tcpProxyFilter(statPrefix: string, target: TcpTarget, accessLog: readonly Json[]): Json {
+export function tcpProxyFilter(statPrefix: string, target: TcpTarget, accessLog: readonly AccessLog[]): Filter {
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: {
-      '@type': TypedConfigUrl.tcpProxy,
+    typed_config: typedConfig('tcpProxy', {
       stat_prefix: statPrefix,
       ...target,
-      ...(accessLog.length ? { access_log: accessLog } : {}),
-    },
+      ...(accessLog.length ? { access_log: [...accessLog] } : {}),
+    }),
   };
 }
 
 /** An HttpConnectionManager whose routes come over ADS (RDS), so route changes never drain listeners. */
-/** An HTTP filter as the http-filters and rbac builders return it. */
-export interface NamedFilter {
-  readonly name: string;
-  readonly typed_config: Json;
-}
-
 export function hcmFilter(opts: {
   statPrefix: string;
   routeName: string;
-  httpFilters: readonly NamedFilter[];
-  accessLog: readonly Json[];
+  httpFilters: readonly HttpFilter[];
+  accessLog: readonly AccessLog[];
   /** The HCM's `tracing` block and request id extension (tracing.ts); none: the proxy leaves trace headers alone. */
-  tracing?: Json | undefined;
-  extra?: Json;
-}): Json {
+  tracing?: HcmTracingParts | undefined;
+  extra?: HttpConnectionManager;
+}): Filter {
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: {
-      '@type': TypedConfigUrl.httpConnectionManager,
+    typed_config: typedConfig('httpConnectionManager', {
       stat_prefix: opts.statPrefix,
       codec_type: 'AUTO',
       rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: opts.routeName },
@@ -76,7 +79,7 @@ export function hcmFilter(opts: {
       ...(opts.accessLog.length ? { access_log: [...opts.accessLog] } : {}),
       ...(opts.tracing ?? {}),
       ...opts.extra,
-    },
+    }),
   };
 }
 
@@ -163,11 +166,11 @@ export function tlsRouteChains(
   input: TranslateInput,
   vss: readonly VirtualService[],
   b: L4Binding,
-  accessLog: readonly Json[],
+  accessLog: readonly AccessLog[],
   allow: (vsNamespace: string, sni: string) => boolean = () => true,
-): Json[] {
+): FilterChain[] {
   const used = new Set<string>();
-  const chains: Json[] = [];
+  const chains: FilterChain[] = [];
   for (const vs of vss) {
     (vs.spec.tls ?? []).forEach((r, i) => {
       r.match.forEach((m, j) => {

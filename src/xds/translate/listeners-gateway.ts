@@ -1,5 +1,12 @@
 import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { GatewaySpec, Resource } from '../../api/resource.js';
+import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
+import type { TransportSocket } from '../../generated/envoy/config/core/v3/TransportSocket.js';
+import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';
+import type { FilterChain } from '../../generated/envoy/config/listener/v3/FilterChain.js';
+import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
+import type { CommonTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js';
+import type { TlsParameters } from '../../generated/envoy/extensions/transport_sockets/tls/v3/TlsParameters.js';
 import { type AccessLogScope, accessLogsFor } from './access-log.js';
 import { outboundClusters } from './endpoints.js';
 import { httpFiltersFor } from './http-filters.js';
@@ -9,6 +16,7 @@ import { gatewayListenerName, SDS_DEFAULT_CERT } from './names.js';
 import { gatewayServerRouteName } from './routes.js';
 import { downstreamMtls, sdsSecretConfig } from './tls.js';
 import { tracingFor } from './tracing.js';
+import { typedConfig } from './typed-config.js';
 
 /**
  * Gateway mode: one listener per port of the Gateway servers that select this node, binding the port for real.
@@ -16,7 +24,8 @@ import { tracingFor } from './tracing.js';
  * PASSTHROUGH servers route by SNI from VirtualService tls routes without terminating.
  */
 
-type Json = Record<string, unknown>;
+type TlsProtocol = NonNullable<TlsParameters['tls_minimum_protocol_version']>;
+type ValidationContext = NonNullable<CommonTlsContext['validation_context']>;
 type Gateway = Resource<'Gateway'>;
 type Server = GatewaySpec['servers'][number];
 type ServerTls = NonNullable<Server['tls']>;
@@ -61,7 +70,7 @@ function serverNames(b: BoundServer, input: TranslateInput): string[] {
   return hosts.includes('*') ? [] : [...new Set(hosts)].sort();
 }
 
-const TLS_VERSION: Record<string, string> = {
+const TLS_VERSION: Record<string, TlsProtocol> = {
   TLS_AUTO: 'TLS_AUTO',
   TLSV1_0: 'TLSv1_0',
   TLSV1_1: 'TLSv1_1',
@@ -69,8 +78,8 @@ const TLS_VERSION: Record<string, string> = {
   TLSV1_3: 'TLSv1_3',
 };
 
-function tlsParams(tls: ServerTls): Json {
-  const p: Json = {
+function tlsParams(tls: ServerTls): CommonTlsContext {
+  const p: TlsParameters = {
     ...(tls.minProtocolVersion ? { tls_minimum_protocol_version: TLS_VERSION[tls.minProtocolVersion] } : {}),
     ...(tls.maxProtocolVersion ? { tls_maximum_protocol_version: TLS_VERSION[tls.maxProtocolVersion] } : {}),
     ...(tls.cipherSuites?.length ? { cipher_suites: [...tls.cipherSuites] } : {}),
@@ -79,10 +88,10 @@ function tlsParams(tls: ServerTls): Json {
 }
 
 /** Client certificate checks of MUTUAL/OPTIONAL_MUTUAL: the CA from the credential (SDS) or a file, plus SAN/SPKI/hash pins. */
-function clientValidation(tls: ServerTls): Json {
-  const pins: Json = {
+function clientValidation(tls: ServerTls): CommonTlsContext {
+  const pins: ValidationContext = {
     ...(tls.subjectAltNames?.length
-      ? { match_typed_subject_alt_names: tls.subjectAltNames.map((s) => ({ san_type: 'URI', matcher: { exact: s } })) }
+      ? { match_typed_subject_alt_names: tls.subjectAltNames.map((s) => ({ san_type: 'URI' as const, matcher: { exact: s } })) }
       : {}),
     ...(tls.verifyCertificateSpki?.length ? { verify_certificate_spki: [...tls.verifyCertificateSpki] } : {}),
     ...(tls.verifyCertificateHash?.length ? { verify_certificate_hash: [...tls.verifyCertificateHash] } : {}),
@@ -98,7 +107,7 @@ function clientValidation(tls: ServerTls): Json {
  * The DownstreamTlsContext of a terminating server. Credentials are files on the gateway host, served by its
  * agent's SDS as `file-cert:<credentialName>` (and `-cacert` for the client CA); ISTIO_MUTUAL uses the mesh identity.
  */
-function serverTransportSocket(tls: ServerTls, http: boolean): Json {
+function serverTransportSocket(tls: ServerTls, http: boolean): TransportSocket {
   const mode = tls.mode ?? 'PASSTHROUGH';
   if (mode === 'ISTIO_MUTUAL') return downstreamMtls({ certSecret: SDS_DEFAULT_CERT, requireClientCert: true });
   const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
@@ -108,8 +117,7 @@ function serverTransportSocket(tls: ServerTls, http: boolean): Json {
       : { tls_certificates: [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }] };
   return {
     name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+    typed_config: typedConfig('downstreamTlsContext', {
       ...(mode === 'MUTUAL' ? { require_client_certificate: { value: true } } : {}),
       common_tls_context: {
         ...certs,
@@ -117,7 +125,7 @@ function serverTransportSocket(tls: ServerTls, http: boolean): Json {
         ...tlsParams(tls),
         ...(http ? { alpn_protocols: ['h2', 'http/1.1'] } : {}),
       },
-    },
+    }),
   };
 }
 
@@ -133,11 +141,11 @@ function gatewayVirtualServices(input: TranslateInput, b: BoundServer): Resource
 }
 
 interface PortChains {
-  chains: Json[];
+  chains: FilterChain[];
   tlsInspector: boolean;
 }
 
-function addServerChains(input: TranslateInput, port: number, b: BoundServer, out: PortChains, accessLog: Json[]): void {
+function addServerChains(input: TranslateInput, port: number, b: BoundServer, out: PortChains, accessLog: AccessLog[]): void {
   const { server } = b;
   const tls = server.tls;
   const mode = tls?.mode;
@@ -184,7 +192,7 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   }
   const http = routeName !== undefined;
   const name = routeName ?? `tls.${serverKey(b.gateway, server)}`;
-  let filters: Json[];
+  let filters: Filter[];
   if (http) {
     filters = [hcmFilter({ statPrefix, routeName, httpFilters: httpFilters(), accessLog, extra })];
   } else {
@@ -201,7 +209,7 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
 }
 
 /** Envoy refuses two chains with the same match: the first server (by gateway, then order) keeps it. */
-function uniqueChains(chains: readonly Json[]): Json[] {
+function uniqueChains(chains: readonly FilterChain[]): FilterChain[] {
   const seen = new Set<string>();
   return chains.filter((c) => {
     const key = JSON.stringify(c.filter_chain_match ?? {});
@@ -212,7 +220,7 @@ function uniqueChains(chains: readonly Json[]): Json[] {
 }
 
 /** The gateway node's listeners, sorted by name; a port whose servers produce no chain gets no listener. */
-export function buildGatewayListeners(input: TranslateInput): EnvoyResource[] {
+export function buildGatewayListeners(input: TranslateInput): EnvoyResource<Listener>[] {
   const byPort = new Map<number, BoundServer[]>();
   for (const gateway of gatewaysFor(input)) {
     for (const server of gateway.spec.servers)
@@ -220,7 +228,7 @@ export function buildGatewayListeners(input: TranslateInput): EnvoyResource[] {
   }
   const scope: AccessLogScope = { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
   const accessLog = accessLogsFor(input, scope);
-  const out: EnvoyResource[] = [];
+  const out: EnvoyResource<Listener>[] = [];
   for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const pc: PortChains = { chains: [], tlsInspector: false };
     for (const b of servers) addServerChains(input, port, b, pc, accessLog);

@@ -1,4 +1,7 @@
 import type { Endpoint, Protocol } from '../../api/model.js';
+import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';
+import type { FilterChain } from '../../generated/envoy/config/listener/v3/FilterChain.js';
+import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
 import { type AccessLogScope, accessLogsFor } from './access-log.js';
 import { inboundPorts } from './clusters.js';
 import { spiffeIdOf } from './destination-rule.js';
@@ -18,8 +21,6 @@ import { effectiveMtlsMode, type MtlsMode, namespaceMtlsMode } from './peer-auth
 import { rbacFor } from './rbac.js';
 import { downstreamMtls } from './tls.js';
 import { tracingFor } from './tracing.js';
-
-type Json = Record<string, unknown>;
 
 export const VIRTUAL_INBOUND_PORT = 15006;
 /** ALPN the mesh's client side offers (tls.ts upstreamMtls): how mTLS from a peer proxy is told apart from app TLS. */
@@ -55,7 +56,7 @@ export function inboundWorkloadPorts(input: TranslateInput): InboundPort[] {
   });
 }
 
-function inboundFilters(input: TranslateInput, p: InboundPort): Json[] {
+function inboundFilters(input: TranslateInput, p: InboundPort): Filter[] {
   const scope: AccessLogScope = { mode: 'SERVER', namespace: p.workload.namespace, labels: p.workload.labels };
   const accessLog = accessLogsFor(input, scope);
   if (!isHttpFamily(p.protocol)) {
@@ -86,10 +87,17 @@ function inboundFilters(input: TranslateInput, p: InboundPort): Json[] {
  * mesh mTLS; PERMISSIVE also plaintext, and (for non-HTTP ports) the app's own TLS passed through untouched;
  * DISABLE takes whatever arrives without terminating TLS.
  */
-function modeChains(name: string, port: number | undefined, mode: MtlsMode, certSecret: string, filters: Json[], http: boolean): Json[] {
+function modeChains(
+  name: string,
+  port: number | undefined,
+  mode: MtlsMode,
+  certSecret: string,
+  filters: Filter[],
+  http: boolean,
+): FilterChain[] {
   const dst = port === undefined ? {} : { destination_port: { value: port } };
   if (mode === 'DISABLE') return [{ name, ...(port === undefined ? {} : { filter_chain_match: dst }), filters }];
-  const chains: Json[] = [
+  const chains: FilterChain[] = [
     {
       name: `${name}|mtls`,
       filter_chain_match: { ...dst, transport_protocol: 'tls', application_protocols: [...MESH_MTLS_ALPN] },
@@ -109,8 +117,8 @@ function modeChains(name: string, port: number | undefined, mode: MtlsMode, cert
  * destination port), mTLS terminated with the workload's identity; ports no workload declares go to
  * InboundPassthroughCluster under the namespace's (or mesh's) mTLS mode.
  */
-export function buildVirtualInbound(input: TranslateInput): EnvoyResource {
-  const chains: Json[] = [];
+export function buildVirtualInbound(input: TranslateInput): EnvoyResource<Listener> {
+  const chains: FilterChain[] = [];
   for (const p of inboundWorkloadPorts(input)) {
     const mode = effectiveMtlsMode(input, p.workload, p.port);
     const secret = workloadSecretName(spiffeIdOf(input.mesh, p.workload.namespace, p.workload.serviceAccount));

@@ -1,4 +1,7 @@
 import type { MeshService, ServicePort } from '../../api/model.js';
+import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
+import type { FilterChain } from '../../generated/envoy/config/listener/v3/FilterChain.js';
+import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
 import { type AccessLogScope, accessLogsFor } from './access-log.js';
 import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
@@ -30,8 +33,6 @@ import { sidecarFor } from './scope.js';
 import { ipv6Vips } from './service-addresses.js';
 import { tracingFor } from './tracing.js';
 
-type Json = Record<string, unknown>;
-
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 
 function clientScope(input: TranslateInput): AccessLogScope {
@@ -44,7 +45,12 @@ export function outboundTrafficMode(input: TranslateInput): 'ALLOW_ANY' | 'REGIS
 }
 
 /** Non-HTTP ports: SNI chains from tls routes (TLS/HTTPS ports), then one chain for the rest (tcp route or the service). */
-function l4Chains(input: TranslateInput, service: MeshService, port: ServicePort, accessLog: Json[]): { chains: Json[]; sni: boolean } {
+function l4Chains(
+  input: TranslateInput,
+  service: MeshService,
+  port: ServicePort,
+  accessLog: AccessLog[],
+): { chains: FilterChain[]; sni: boolean } {
   const binding: L4Binding = { kind: 'mesh', port: port.number, vip: service.vip };
   const vss = meshVirtualServices(input, [service.hostname]);
   const tlsish = port.protocol === 'TLS' || port.protocol === 'HTTPS';
@@ -61,10 +67,10 @@ function l4Chains(input: TranslateInput, service: MeshService, port: ServicePort
  * One listener per service VIP:port, not bound to a socket: connections arrive through 15001 by their original
  * destination (Istio's virtual listeners). HTTP-family ports route by RDS on the port's shared route config.
  */
-function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort, address: string): EnvoyResource {
+function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort, address: string): EnvoyResource<Listener> {
   const name = outboundListenerName(address, port.number);
   const accessLog = accessLogsFor(input, clientScope(input));
-  let chains: Json[];
+  let chains: FilterChain[];
   let sni = false;
   if (isHttpFamily(port.protocol)) {
     const hcm = hcmFilter({
@@ -92,7 +98,7 @@ function outboundListener(input: TranslateInput, service: MeshService, port: Ser
 }
 
 /** `virtualOutbound` on 0.0.0.0:15001: hands captured connections to the VIP:port listeners; the rest by policy. */
-function virtualOutbound(input: TranslateInput): EnvoyResource {
+function virtualOutbound(input: TranslateInput): EnvoyResource<Listener> {
   const cluster = outboundTrafficMode(input) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
   return {
     name: VIRTUAL_OUTBOUND_LISTENER,
@@ -107,8 +113,8 @@ function virtualOutbound(input: TranslateInput): EnvoyResource {
   };
 }
 
-function sidecarListeners(input: TranslateInput): EnvoyResource[] {
-  const out = new Map<string, EnvoyResource>();
+function sidecarListeners(input: TranslateInput): EnvoyResource<Listener>[] {
+  const out = new Map<string, EnvoyResource<Listener>>();
   for (const service of input.services) {
     if (!service.vip) continue;
     // The VIP, and the ServiceEntry's own IPv6 addresses (the DNS proxy answers them for AAAA).
@@ -126,7 +132,7 @@ function sidecarListeners(input: TranslateInput): EnvoyResource[] {
  * The node's listeners (LDS), sorted by name. Sidecars: per-service outbound listeners, 15001 and 15006;
  * gateways: the Gateway servers' ports; proxyless gRPC clients: ApiListeners per service port.
  */
-export function buildListeners(input: TranslateInput): EnvoyResource[] {
+export function buildListeners(input: TranslateInput): EnvoyResource<Listener>[] {
   const listeners =
     input.node.mode === 'gateway'
       ? buildGatewayListeners(input)

@@ -1,15 +1,12 @@
 import { splitMeshHost } from '../../api/hosts.js';
+import type { NameInfo as NameInfoMessage } from '../../generated/vmesh/v1/NameInfo.js';
+import type { NameTable } from '../../generated/vmesh/v1/NameTable.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { ipv6Vips } from './service-addresses.js';
 
 export const NAME_TABLE_RESOURCE = 'name-table';
 
-interface NameInfo {
-  ips: string[];
-  registry: string;
-  shortname: string;
-  namespace: string;
-}
+type NameInfo = Required<Pick<NameInfoMessage, 'ips' | 'registry' | 'shortname' | 'namespace'>>;
 
 /** Addresses and CIDRs (ServiceEntry `addresses` land in aliases) are not names the DNS proxy answers. */
 function isName(s: string): boolean {
@@ -22,7 +19,7 @@ function isName(s: string): boolean {
  * (A) and the ServiceEntry's IPv6 addresses (AAAA; none: NOERROR without records, so clients use A at once).
  * The first service to claim a name keeps it (services are taken in hostname order).
  */
-export function buildNameTable(input: TranslateInput): EnvoyResource[] {
+export function buildNameTable(input: TranslateInput): EnvoyResource<NameTable>[] {
   const table = new Map<string, NameInfo>();
   const services = [...input.services].filter((s) => s.vip !== '').sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   for (const s of services) {

@@ -1,6 +1,11 @@
 import type { MeshService, ServicePort } from '../../api/model.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
-import { CDS, EDS, LDS, TypedConfigUrl } from '../type-urls.js';
+import type { Cluster } from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
+import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
+import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
+import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import { CDS, EDS, LDS } from '../type-urls.js';
 import { ROUTER_FILTER } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { outboundClusterName, proxylessListenerName } from './names.js';
@@ -15,6 +20,7 @@ import {
   virtualServiceRoutes,
   virtualServicesFor,
 } from './routes.js';
+import { typedConfig } from './typed-config.js';
 
 /**
  * Proxyless gRPC clients (`xds:///reviews.default.mesh:9080`) ask LDS for the target's `host:port` and expect an
@@ -22,8 +28,6 @@ import {
  * (hostname, `name.namespace`, the short name in the client's namespace, the DNS aliases such as
  * `name.namespace.svc.cluster.local`, the VIP) has its listener, all naming the one route config of the port.
  */
-
-type Json = Record<string, unknown>;
 
 interface ProxylessPort {
   readonly service: MeshService;
@@ -57,7 +61,7 @@ function listenerNames(input: TranslateInput, p: ProxylessPort): string[] {
 }
 
 /** The routes of one port: the mesh VirtualServices' for the service, as the sidecar builds them, in gRPC's terms. */
-function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly IndexedVs[]): Json[] {
+function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly IndexedVs[]): Route[] {
   const port = p.port.number;
   const mesh = vss.filter((c) => c.gateways.includes(MESH_GATEWAY));
   const routes = virtualServiceRoutes(
@@ -66,14 +70,15 @@ function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly Index
     sidecarMatchContext(input, port),
   );
   const cluster = outboundClusterName(port, '', p.service.hostname);
-  const grpc = routes.map((r) => grpcRoute(r, cluster)).filter((r): r is Json => r !== undefined);
+  const grpc = routes.map((r) => grpcRoute(r, cluster)).filter((r): r is Route => r !== undefined);
   // A VirtualService with no route gRPC can take leaves the service to its default route, as for sidecars.
   if (grpc.length > 0) return grpc;
-  return [grpcRoute(defaultRoute(input, p.service.hostname, port), cluster) as Json];
+  const fallback = grpcRoute(defaultRoute(input, p.service.hostname, port), cluster);
+  return fallback ? [fallback] : [];
 }
 
 /** One RouteConfiguration per HTTP/gRPC service port (RDS), named `hostname:port`, with one virtual host. */
-function routeConfigs(input: TranslateInput): Array<{ port: ProxylessPort; message: Json; fault: boolean }> {
+function routeConfigs(input: TranslateInput): Array<{ port: ProxylessPort; message: RouteConfiguration; fault: boolean }> {
   let cached = configsOf.get(input);
   if (cached) return cached;
   const vss = indexVirtualServices(input);
@@ -86,24 +91,27 @@ function routeConfigs(input: TranslateInput): Array<{ port: ProxylessPort; messa
   return cached;
 }
 
-const configsOf = new WeakMap<TranslateInput, Array<{ port: ProxylessPort; message: Json; fault: boolean }>>();
+const configsOf = new WeakMap<TranslateInput, Array<{ port: ProxylessPort; message: RouteConfiguration; fault: boolean }>>();
 
-function apiListener(name: string, hcm: Json): EnvoyResource {
-  return { name, message: { name, api_listener: { api_listener: { '@type': TypedConfigUrl.httpConnectionManager, ...hcm } } } };
+function apiListener(name: string, hcm: HttpConnectionManager): EnvoyResource<Listener> {
+  return { name, message: { name, api_listener: { api_listener: typedConfig('httpConnectionManager', hcm) } } };
 }
 
 /**
  * The ApiListeners of a proxyless node (LDS), sorted by name, each naming its port's route config. A name two
  * services could claim (a short name, an alias) belongs to the first by hostname, as in the DNS name table.
  */
-export function buildProxylessListeners(input: TranslateInput): EnvoyResource[] {
-  const out = new Map<string, EnvoyResource>();
+export function buildProxylessListeners(input: TranslateInput): EnvoyResource<Listener>[] {
+  const out = new Map<string, EnvoyResource<Listener>>();
   for (const { port, fault } of routeConfigs(input)) {
     const filters = [
-      ...(fault ? [{ name: FAULT_FILTER, typed_config: { '@type': TypedConfigUrl.fault } }] : []),
-      { name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } },
+      ...(fault ? [{ name: FAULT_FILTER, typed_config: typedConfig('fault', {}) }] : []),
+      { name: ROUTER_FILTER, typed_config: typedConfig('router', {}) },
     ];
-    const hcm = { rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: port.name }, http_filters: filters };
+    const hcm: HttpConnectionManager = {
+      rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: port.name },
+      http_filters: filters,
+    };
     for (const name of listenerNames(input, port)) {
       if (!out.has(name)) out.set(name, apiListener(name, { stat_prefix: name, ...hcm }));
     }
@@ -112,7 +120,7 @@ export function buildProxylessListeners(input: TranslateInput): EnvoyResource[] 
 }
 
 /** The route configurations of a proxyless node (RDS), one per HTTP/gRPC service port, sorted by name. */
-export function buildProxylessRoutes(input: TranslateInput): EnvoyResource[] {
+export function buildProxylessRoutes(input: TranslateInput): EnvoyResource<RouteConfiguration>[] {
   return routeConfigs(input).map(({ port, message }) => ({ name: port.name, message }));
 }
 
@@ -122,12 +130,12 @@ export function buildProxylessRoutes(input: TranslateInput): EnvoyResource[] {
  * route matches), and nothing is rejected (NACKed). Left out of the response, the name would wait for gRPC's 15 s
  * does-not-exist timer, and grpc-js (1.14) keeps calls queued on that resolution error until their deadline.
  */
-export function unknownProxylessListener(name: string): EnvoyResource {
+export function unknownProxylessListener(name: string): EnvoyResource<Listener> {
   const vhost = { name: `no mesh service answers to ${name}`, domains: ['*'], routes: [] };
   return apiListener(name, {
     stat_prefix: name,
     route_config: { name: `no mesh service answers to ${name}`, virtual_hosts: [vhost] },
-    http_filters: [{ name: ROUTER_FILTER, typed_config: { '@type': TypedConfigUrl.router } }],
+    http_filters: [{ name: ROUTER_FILTER, typed_config: typedConfig('router', {}) }],
   });
 }
 
@@ -140,8 +148,13 @@ export function unknownProxylessListener(name: string): EnvoyResource {
 export function proxylessStandIn(typeUrl: string, name: string): EnvoyResource | undefined {
   if (typeUrl === LDS) return unknownProxylessListener(name);
   if (typeUrl === CDS) {
-    const eds = { service_name: name, eds_config: { ads: {}, resource_api_version: 'V3' } };
-    return { name, message: { name, type: 'EDS', eds_cluster_config: eds, lb_policy: 'ROUND_ROBIN' } };
+    const cluster: Cluster = {
+      name,
+      type: 'EDS',
+      eds_cluster_config: { service_name: name, eds_config: { ads: {}, resource_api_version: 'V3' } },
+      lb_policy: 'ROUND_ROBIN',
+    };
+    return { name, message: cluster };
   }
   if (typeUrl === EDS) return { name, message: { cluster_name: name, endpoints: [] } };
   return undefined;

@@ -1,8 +1,16 @@
 import type { Endpoint } from '../../api/model.js';
 import type { AuthorizationPolicySpec, Resource } from '../../api/resource.js';
+import type { CidrRange } from '../../generated/envoy/config/core/v3/CidrRange.js';
+import type { Permission } from '../../generated/envoy/config/rbac/v3/Permission.js';
+import type { Policy as EnvoyPolicy } from '../../generated/envoy/config/rbac/v3/Policy.js';
+import type { Principal } from '../../generated/envoy/config/rbac/v3/Principal.js';
+import type { RBAC } from '../../generated/envoy/config/rbac/v3/RBAC.js';
+import type { RBAC as HttpRbac } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
+import type { StringMatcher } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import { parseCidr } from '../../lib/addr.js';
-import { TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
+import { typedConfig } from './typed-config.js';
 
 /**
  * AuthorizationPolicy -> Envoy RBAC filters, with Istio's semantics: inside a rule the `from` sources are OR'ed
@@ -11,7 +19,11 @@ import type { TranslateInput } from './input.js';
  * have no rules allow nothing.
  */
 
-type Json = Record<string, unknown>;
+/**
+ * A rule the combinators below build for either side: Permission and Principal share their shapes (any, header,
+ * url_path, and/or/not), so one value of both types serves both.
+ */
+type RbacMatch = Permission & Principal;
 type Rule = NonNullable<AuthorizationPolicySpec['rules']>[number];
 type Source = NonNullable<Rule['from']>[number]['source'];
 type Operation = NonNullable<Rule['to']>[number]['operation'];
@@ -19,7 +31,11 @@ type Condition = NonNullable<Rule['when']>[number];
 type Policy = Resource<'AuthorizationPolicy'>;
 type Action = 'ALLOW' | 'DENY' | 'LOG';
 
-export type RbacFilter = { readonly name: string; readonly typed_config: Json };
+/** An HTTP or a network RBAC filter: the shape HttpFilter and the listener's Filter share. */
+export interface RbacFilter {
+  readonly name: string;
+  readonly typed_config: Any;
+}
 
 const HTTP_RBAC = 'envoy.filters.http.rbac';
 const NETWORK_RBAC = 'envoy.filters.network.rbac';
@@ -43,7 +59,7 @@ function istioMatch(v: string): Match {
   return { kind: 'exact', value: v };
 }
 
-function stringMatcher(m: Exclude<Match, { kind: 'any' }>, extra: Json = {}): Json {
+function stringMatcher(m: Exclude<Match, { kind: 'any' }>, extra: StringMatcher = {}): StringMatcher {
   return { [m.kind]: m.value, ...extra };
 }
 
@@ -53,24 +69,28 @@ function escapeRegex(s: string): string {
 
 // ---- boolean combinators; one member needs no wrapper, none means "anything" ----
 
-function allOf(kind: 'permission' | 'principal', items: readonly Json[]): Json {
+function allOf(kind: 'permission' | 'principal', items: readonly RbacMatch[]): RbacMatch {
   if (items.length === 0) return { any: true };
   if (items.length === 1 && items[0]) return items[0];
-  return kind === 'permission' ? { and_rules: { rules: items } } : { and_ids: { ids: items } };
+  return kind === 'permission' ? { and_rules: { rules: [...items] } } : { and_ids: { ids: [...items] } };
 }
 
-function anyOf(kind: 'permission' | 'principal', items: readonly Json[]): Json {
+function anyOf(kind: 'permission' | 'principal', items: readonly RbacMatch[]): RbacMatch {
   if (items.length === 1 && items[0]) return items[0];
-  return kind === 'permission' ? { or_rules: { rules: items } } : { or_ids: { ids: items } };
+  return kind === 'permission' ? { or_rules: { rules: [...items] } } : { or_ids: { ids: [...items] } };
 }
 
-function not(kind: 'permission' | 'principal', item: Json): Json {
+function not(kind: 'permission' | 'principal', item: RbacMatch): RbacMatch {
   return kind === 'permission' ? { not_rule: item } : { not_id: item };
 }
 
 /** `values` OR'ed, AND'ed with none of `notValues`: Istio's value/notValue pairs. */
-function field(kind: 'permission' | 'principal', values: readonly Json[] | undefined, notValues: readonly Json[] | undefined): Json[] {
-  const out: Json[] = [];
+function field(
+  kind: 'permission' | 'principal',
+  values: readonly RbacMatch[] | undefined,
+  notValues: readonly RbacMatch[] | undefined,
+): RbacMatch[] {
+  const out: RbacMatch[] = [];
   if (values && values.length > 0) out.push(anyOf(kind, values));
   if (notValues && notValues.length > 0) out.push(not(kind, anyOf(kind, notValues)));
   return out;
@@ -78,12 +98,12 @@ function field(kind: 'permission' | 'principal', values: readonly Json[] | undef
 
 // ---- principals (who) ----
 
-function authenticated(principalName: Json): Json {
+function authenticated(principalName: StringMatcher): RbacMatch {
   return { authenticated: { principal_name: principalName } };
 }
 
 /** `cluster.local/ns/x/sa/y`: the mesh's trust domain and its aliases name one identity (Istio's trust domain aliases). */
-function principalIds(p: string, ctx: Ctx): Json[] {
+function principalIds(p: string, ctx: Ctx): RbacMatch[] {
   const m = istioMatch(p);
   if (m.kind === 'any') return [authenticated({ safe_regex: { regex: '.+' } })];
   if (m.kind === 'suffix') return [authenticated(stringMatcher(m))];
@@ -96,7 +116,7 @@ function principalIds(p: string, ctx: Ctx): Json[] {
   });
 }
 
-function namespaceId(ns: string): Json {
+function namespaceId(ns: string): RbacMatch {
   const m = istioMatch(ns);
   const part =
     m.kind === 'any'
@@ -113,21 +133,21 @@ function namespaceId(ns: string): Json {
  * `ns/sa` (or `sa`, in the policy's namespace) -> Istio's SPIFFE regex: any trust domain (so aliases need nothing
  * more), the namespace and service account as whole path segments, other SPIFFE segments allowed around them.
  */
-function serviceAccountId(v: string, ctx: Ctx): Json {
+function serviceAccountId(v: string, ctx: Ctx): RbacMatch {
   const slash = v.indexOf('/');
   const ns = slash >= 0 ? v.slice(0, slash) : ctx.namespace;
   const sa = slash >= 0 ? v.slice(slash + 1) : v;
   return authenticated({ safe_regex: { regex: `spiffe://.+/ns/${escapeRegex(ns)}/(.+/|)sa/${escapeRegex(sa)}(/.+)?` } });
 }
 
-function cidr(text: string, what: string): Json {
+function cidr(text: string, what: string): CidrRange {
   const c = parseCidr(text, what);
   return { address_prefix: c.address, prefix_len: { value: c.prefix } };
 }
 
-function sourceIds(s: Source, ctx: Ctx, where: string): Json[] {
-  const ids = (list: readonly string[] | undefined, f: (v: string) => Json[]) => list?.flatMap(f);
-  const ip = (v: string) => [{ direct_remote_ip: cidr(v, `${where}.ipBlocks`) }];
+function sourceIds(s: Source, ctx: Ctx, where: string): RbacMatch[] {
+  const ids = (list: readonly string[] | undefined, f: (v: string) => RbacMatch[]) => list?.flatMap(f);
+  const ip = (v: string): RbacMatch[] => [{ direct_remote_ip: cidr(v, `${where}.ipBlocks`) }];
   return [
     ...field(
       'principal',
@@ -146,22 +166,22 @@ function sourceIds(s: Source, ctx: Ctx, where: string): Json[] {
 
 // ---- permissions (what) ----
 
-function headerRule(name: string, v: string, extra: Json = {}): Json {
+function headerRule(name: string, v: string, extra: StringMatcher = {}): RbacMatch {
   const m = istioMatch(v);
   return { header: m.kind === 'any' ? { name, present_match: true } : { name, string_match: stringMatcher(m, extra) } };
 }
 
-function pathRule(p: string): Json {
+function pathRule(p: string): RbacMatch {
   const m = istioMatch(p);
   return m.kind === 'any' ? { any: true } : { url_path: { path: stringMatcher(m) } };
 }
 
 const HTTP_OPERATION_FIELDS = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 
-function operationRules(o: Operation, ctx: Ctx): Json[] {
+function operationRules(o: Operation, ctx: Ctx): RbacMatch[] {
   const host = (h: string) => headerRule(':authority', h, { ignore_case: true });
   const method = (m: string) => headerRule(':method', m);
-  const port = (p: number) => ({ destination_port: p });
+  const port = (p: number): RbacMatch => ({ destination_port: p });
   return [
     ...(ctx.tcp ? [] : field('permission', o.hosts?.map(host), o.notHosts?.map(host))),
     ...(ctx.tcp ? [] : field('permission', o.methods?.map(method), o.notMethods?.map(method))),
@@ -174,8 +194,8 @@ function operationRules(o: Operation, ctx: Ctx): Json[] {
 
 const HEADER_KEY = /^request\.headers\[([^\]]+)\]$/;
 
-function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: Json[]; principals: Json[] } {
-  const on = (kind: 'permission' | 'principal', f: (v: string) => Json[]) => {
+function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: RbacMatch[]; principals: RbacMatch[] } {
+  const on = (kind: 'permission' | 'principal', f: (v: string) => RbacMatch[]) => {
     const parts = field(kind, c.values?.flatMap(f), c.notValues?.flatMap(f));
     return kind === 'permission' ? { permissions: parts, principals: [] } : { permissions: [], principals: parts };
   };
@@ -216,7 +236,7 @@ function hasHttpFields(r: Rule): boolean {
 }
 
 /** One Envoy policy per rule: permissions = its `to` entries (OR), principals = its `from` entries (OR). */
-function rulePolicy(r: Rule, ctx: Ctx, where: string): Json {
+function rulePolicy(r: Rule, ctx: Ctx, where: string): EnvoyPolicy {
   const conds = (r.when ?? []).map((c, i) => conditionParts(c, ctx, `${where}.when[${i}]`));
   const permConds = conds.flatMap((c) => c.permissions);
   const princConds = conds.flatMap((c) => c.principals);
@@ -250,8 +270,8 @@ export function isDryRun(p: Policy): boolean {
   return p.metadata.annotations['istio.io/dry-run']?.toLowerCase() === 'true';
 }
 
-function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): Json {
-  const out: Record<string, Json> = {};
+function rbacRules(policies: readonly Policy[], action: Action, ctx: Ctx): RBAC {
+  const out: Record<string, EnvoyPolicy> = {};
   for (const p of policies) {
     p.spec.rules?.forEach((r, i) => {
       const where = `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}: spec.rules[${i}]`;
@@ -279,10 +299,10 @@ export function rbacFor(input: TranslateInput, workload: Endpoint, kind: 'http' 
     ['DENY', 'DENY'],
     ['ALLOW', 'ALLOW'],
   ];
-  const filter = (config: Json): RbacFilter =>
+  const filter = (config: HttpRbac): RbacFilter =>
     kind === 'http'
-      ? { name: HTTP_RBAC, typed_config: { '@type': TypedConfigUrl.httpRbac, ...config } }
-      : { name: NETWORK_RBAC, typed_config: { '@type': TypedConfigUrl.networkRbac, stat_prefix: 'tcp.', ...config } };
+      ? { name: HTTP_RBAC, typed_config: typedConfig('httpRbac', config) }
+      : { name: NETWORK_RBAC, typed_config: typedConfig('networkRbac', { stat_prefix: 'tcp.', ...config }) };
   // Dry-run policies (istio.io/dry-run: "true") are Envoy shadow rules, as Istio builds them: evaluated and
   // reported (shadow_effective_policy_id / shadow_engine_result, counters), never enforced. They go first, so a
   // request an enforced policy denies is still reported.

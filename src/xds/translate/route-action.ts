@@ -2,15 +2,25 @@ import { canonicalHost } from '../../api/hosts.js';
 import type { Resource } from '../../api/resource.js';
 import type { Destination, Headers, HttpRoute } from '../../api/resources/networking-virtual-service.js';
 import { GRPC_STATUSES } from '../../api/resources/networking-virtual-service-check.js';
+import type { HeaderValueOption } from '../../generated/envoy/config/core/v3/HeaderValueOption.js';
+import type { DirectResponseAction } from '../../generated/envoy/config/route/v3/DirectResponseAction.js';
+import type { RedirectAction } from '../../generated/envoy/config/route/v3/RedirectAction.js';
+import type { RetryPolicy } from '../../generated/envoy/config/route/v3/RetryPolicy.js';
+import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
+import type { RouteAction } from '../../generated/envoy/config/route/v3/RouteAction.js';
+import type { HTTPFault } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { protos } from '../protos.js';
-import { TYPE_URL_PREFIX, TypedConfigUrl } from '../type-urls.js';
+import { TYPE_URL_PREFIX } from '../type-urls.js';
 import { findDestinationRule, hashPolicyFor, trafficPolicyFor } from './destination-rule.js';
 import type { TranslateInput } from './input.js';
 import { outboundClusterName } from './names.js';
 import { type HttpMatch, stringMatcher, translateMatch } from './route-match.js';
+import { typedConfig } from './typed-config.js';
 
-type Json = Record<string, unknown>;
+type HashPolicy = NonNullable<RouteAction['hash_policy']>[number];
+type ResponseCode = NonNullable<RedirectAction['response_code']>;
 
 /** HTTP filter names: per-route configs are keyed by them, so routes and the filter chain must agree. */
 export const FAULT_FILTER = 'envoy.filters.http.fault';
@@ -36,7 +46,7 @@ const PREVIOUS_PRIORITIES = {
 /** Istio's default: retry twice on failures that never reached the application, and on 503. */
 const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 
-const REDIRECT_CODES: Readonly<Record<number, string>> = {
+const REDIRECT_CODES: Readonly<Record<number, ResponseCode>> = {
   301: 'MOVED_PERMANENTLY',
   302: 'FOUND',
   303: 'SEE_OTHER',
@@ -63,7 +73,7 @@ export function millionths(percent: number): { numerator: number; denominator: '
 }
 
 /** Timeouts: 0 disables Envoy's 15s default (Istio's default); grpc-timeout headers are honoured up to it. */
-function timeouts(ms: number): Json {
+function timeouts(ms: number): Required<Pick<RouteAction, 'timeout' | 'max_stream_duration'>> {
   const d = protoDuration(ms);
   return { timeout: d, max_stream_duration: { grpc_timeout_header_max: d } };
 }
@@ -86,7 +96,7 @@ export function resolveDestination(d: Destination, ctx: Pick<RouteContext, 'inpu
 }
 
 /** The consistent-hash key of the DestinationRule (merged for port and subset) the node sees for a destination. */
-export function hashPolicyOf(input: TranslateInput, d: Pick<Resolved, 'hostname' | 'port' | 'subset'>): Json[] {
+export function hashPolicyOf(input: TranslateInput, d: Pick<Resolved, 'hostname' | 'port' | 'subset'>): HashPolicy[] {
   const dr = findDestinationRule(input, d.hostname, input.node.namespace);
   return hashPolicyFor(trafficPolicyFor(dr, d.port, d.subset || undefined));
 }
@@ -96,7 +106,7 @@ export function hashPolicyOf(input: TranslateInput, d: Pick<Resolved, 'hostname'
  * hosts not tried yet (not when hashing: the request belongs on its host). `attempts: 0` disables retries.
  * Status codes in retryOn go to retriable_status_codes.
  */
-export function retryPolicy(retries: HttpRoute['retries'], consistentHash: boolean): Json | undefined {
+export function retryPolicy(retries: HttpRoute['retries'], consistentHash: boolean): RetryPolicy | undefined {
   if (retries && (retries.attempts ?? 0) <= 0) return undefined;
   let retryOn = DEFAULT_RETRY_ON;
   let codes: number[] = [503];
@@ -122,9 +132,9 @@ export function retryPolicy(retries: HttpRoute['retries'], consistentHash: boole
 }
 
 interface HeaderLists {
-  request_headers_to_add: Json[];
+  request_headers_to_add: HeaderValueOption[];
   request_headers_to_remove: string[];
-  response_headers_to_add: Json[];
+  response_headers_to_add: HeaderValueOption[];
   response_headers_to_remove: string[];
 }
 
@@ -132,14 +142,16 @@ interface HeaderLists {
 const isInternal = (name: string) => name.startsWith(':') || name.toLowerCase() === 'host';
 const isAuthority = (name: string) => name.toLowerCase() === ':authority' || name.toLowerCase() === 'host';
 
-function headerValues(values: Readonly<Record<string, string>> | undefined, append: boolean): Json[] {
+function headerValues(values: Readonly<Record<string, string>> | undefined, append: boolean): HeaderValueOption[] {
   return Object.keys(values ?? {})
     .filter((k) => !isInternal(k))
     .sort()
-    .map((key) => ({
-      header: { key, value: values?.[key] ?? '' },
-      append_action: append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD',
-    }));
+    .map(
+      (key): HeaderValueOption => ({
+        header: { key, value: values?.[key] ?? '' },
+        append_action: append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD',
+      }),
+    );
 }
 
 function authorityOf(h: Headers | undefined): string | undefined {
@@ -166,20 +178,19 @@ function concatLists(a: HeaderLists, b: HeaderLists): HeaderLists {
 }
 
 /** Only the non-empty lists, in a fixed order (the output is compared byte for byte). */
-function nonEmpty(l: HeaderLists): Json {
-  const out: Json = {};
-  for (const k of [
-    'request_headers_to_add',
-    'request_headers_to_remove',
-    'response_headers_to_add',
-    'response_headers_to_remove',
-  ] as const) {
+function nonEmpty(l: HeaderLists): Partial<HeaderLists> {
+  const out: Partial<HeaderLists> = {};
+  const keep = <K extends keyof HeaderLists>(k: K) => {
     if (l[k].length > 0) out[k] = l[k];
-  }
+  };
+  keep('request_headers_to_add');
+  keep('request_headers_to_remove');
+  keep('response_headers_to_add');
+  keep('response_headers_to_remove');
   return out;
 }
 
-function dedupe(policies: Json[]): Json[] {
+function dedupe<T>(policies: T[]): T[] {
   const seen = new Set<string>();
   return policies.filter((p) => {
     const key = JSON.stringify(p);
@@ -190,11 +201,11 @@ function dedupe(policies: Json[]): Json[] {
 }
 
 /** RouteAction of a forwarding route; destination headers of a single destination join the route's own. */
-function routeAction(http: HttpRoute, ctx: RouteContext, routeHeaders: HeaderLists): { action: Json; headers: HeaderLists } {
+function routeAction(http: HttpRoute, ctx: RouteContext, routeHeaders: HeaderLists): { action: RouteAction; headers: HeaderLists } {
   const ns = ctx.vs.metadata.namespace;
   const dests = http.route ?? [];
-  const action: Json = {};
-  const hashes: Json[] = [];
+  const action: RouteAction = {};
+  const hashes: HashPolicy[] = [];
   let headers = routeHeaders;
   let authority = authorityOf(http.headers);
   let consistentHash = false;
@@ -247,7 +258,7 @@ function routeAction(http: HttpRoute, ctx: RouteContext, routeHeaders: HeaderLis
   return { action, headers };
 }
 
-function redirectAction(rd: NonNullable<HttpRoute['redirect']>, ctx: RouteContext, path: string): Json {
+function redirectAction(rd: NonNullable<HttpRoute['redirect']>, ctx: RouteContext, path: string): RedirectAction {
   const code = rd.redirectCode ?? 301;
   const responseCode = REDIRECT_CODES[code];
   if (responseCode === undefined) {
@@ -269,7 +280,7 @@ function redirectAction(rd: NonNullable<HttpRoute['redirect']>, ctx: RouteContex
   };
 }
 
-function directResponse(dr: NonNullable<HttpRoute['directResponse']>): Json {
+function directResponse(dr: NonNullable<HttpRoute['directResponse']>): DirectResponseAction {
   const body =
     dr.body?.string !== undefined
       ? { inline_string: dr.body.string }
@@ -280,8 +291,8 @@ function directResponse(dr: NonNullable<HttpRoute['directResponse']>): Json {
 }
 
 /** Envoy HTTPFault for a route's typed_per_filter_config; an unset percentage injects nothing, as in Istio. */
-export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
-  const out: Json = { '@type': TypedConfigUrl.fault };
+export function faultConfig(f: NonNullable<HttpRoute['fault']>): Any {
+  const out: HTTPFault = {};
   if (f.delay) out.delay = { fixed_delay: protoDuration(f.delay.fixedDelay), percentage: millionths(f.delay.percentage?.value ?? 0) };
   // As Istio: an abort without an error type aborts nothing.
   if (f.abort && (f.abort.httpStatus !== undefined || f.abort.grpcStatus !== undefined)) {
@@ -291,13 +302,12 @@ export function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
       percentage: millionths(f.abort.percentage?.value ?? 0),
     };
   }
-  return out;
+  return typedConfig('fault', out);
 }
 
 /** Envoy's CORS filter per-route policy (Istio's TranslateCORSPolicy). */
-export function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Json {
-  return {
-    '@type': `${TYPE_URL_PREFIX}${CORS_POLICY_TYPE}`,
+export function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Any {
+  return typedConfig('corsPolicy', {
     ...(c.allowOrigins
       ? { allow_origin_string_match: c.allowOrigins.map(stringMatcher) }
       : c.allowOrigin
@@ -310,7 +320,7 @@ export function corsConfig(c: NonNullable<HttpRoute['corsPolicy']>): Json {
     ...(c.allowCredentials !== undefined ? { allow_credentials: { value: c.allowCredentials } } : {}),
     filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
     forward_not_matching_preflights: { value: c.unmatchedPreflights !== 'IGNORE' },
-  };
+  });
 }
 
 /** Whether the CORS filter's protos are loaded: without them corsPolicy cannot be expressed and is left out. */
@@ -323,9 +333,9 @@ export function corsSupported(): boolean {
  * `redirect` or `direct_response`, header edits, and fault/CORS per-filter configs. `path` names the route
  * in messages (`spec.http[2]`).
  */
-export function translateRoute(http: HttpRoute, match: HttpMatch | undefined, ctx: RouteContext, path: string): Json {
+export function translateRoute(http: HttpRoute, match: HttpMatch | undefined, ctx: RouteContext, path: string): Route {
   const name = [http.name, match?.name].filter((n) => n !== undefined && n !== '').join('.');
-  const out: Json = { ...(name ? { name } : {}), match: translateMatch(match) };
+  const out: Route = { ...(name ? { name } : {}), match: translateMatch(match) };
   let headers = headerLists(http.headers);
   if (http.redirect) out.redirect = redirectAction(http.redirect, ctx, path);
   else if (http.directResponse) out.direct_response = directResponse(http.directResponse);
@@ -335,7 +345,7 @@ export function translateRoute(http: HttpRoute, match: HttpMatch | undefined, ct
     headers = r.headers;
   }
   Object.assign(out, nonEmpty(headers));
-  const perFilter: Json = {};
+  const perFilter: Record<string, Any> = {};
   if (http.fault) perFilter[FAULT_FILTER] = faultConfig(http.fault);
   if (http.corsPolicy && corsSupported()) perFilter[CORS_FILTER] = corsConfig(http.corsPolicy);
   if (Object.keys(perFilter).length > 0) out.typed_per_filter_config = perFilter;
@@ -343,7 +353,7 @@ export function translateRoute(http: HttpRoute, match: HttpMatch | undefined, ct
 }
 
 /** The route of a service port no VirtualService routes: everything to the service, Istio's default retries. */
-export function defaultRoute(input: TranslateInput, hostname: string, port: number): Json {
+export function defaultRoute(input: TranslateInput, hostname: string, port: number): Route {
   const hashes = hashPolicyOf(input, { hostname, port, subset: '' });
   const t = timeouts(0);
   return {
@@ -360,7 +370,7 @@ export function defaultRoute(input: TranslateInput, hostname: string, port: numb
 }
 
 /** The inbound route: everything to the local workload, no timeout (the caller's side decides). */
-export function inboundRoute(cluster: string): Json {
+export function inboundRoute(cluster: string): Route {
   const t = timeouts(0);
   return {
     name: 'default',

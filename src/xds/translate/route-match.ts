@@ -1,6 +1,10 @@
 import type { HttpRoute } from '../../api/resources/networking-virtual-service.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
 import type { StringMatch } from '../../api/resources/schema-helpers.js';
+import type { HeaderMatcher } from '../../generated/envoy/config/route/v3/HeaderMatcher.js';
+import type { QueryParameterMatcher } from '../../generated/envoy/config/route/v3/QueryParameterMatcher.js';
+import type { RouteMatch } from '../../generated/envoy/config/route/v3/RouteMatch.js';
+import type { StringMatcher } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
 
 /** One `match` block of a VirtualService HTTP route. */
 export type HttpMatch = NonNullable<HttpRoute['match']>[number];
@@ -16,8 +20,6 @@ export interface MatchContext {
   readonly labelSets: readonly Readonly<Record<string, string>>[];
   readonly namespaces: ReadonlySet<string>;
 }
-
-type Json = Record<string, unknown>;
 
 /** `mesh` stays; `name` is the gateway `name` in the VirtualService's namespace; `ns/name` stays. */
 export function resolveGatewayName(name: string, vsNamespace: string): string {
@@ -44,7 +46,7 @@ export function matchApplies(m: HttpMatch | undefined, vsNamespace: string, ctx:
 }
 
 /** An Istio StringMatch as Envoy's StringMatcher (the regex is RE2, a full match in both). */
-export function stringMatcher(sm: StringMatch): Json {
+export function stringMatcher(sm: StringMatch): StringMatcher {
   if (sm.exact !== undefined) return { exact: sm.exact };
   if (sm.prefix !== undefined) return { prefix: sm.prefix };
   return { safe_regex: { regex: sm.regex ?? '' } };
@@ -55,28 +57,28 @@ function isPresence(sm: StringMatch | undefined): boolean {
   return !sm || (sm.exact === undefined && sm.prefix === undefined && (sm.regex === undefined || sm.regex === '*'));
 }
 
-function headerMatcher(name: string, sm: StringMatch | undefined): Json {
+function headerMatcher(name: string, sm: StringMatch | undefined): HeaderMatcher {
   if (!sm || isPresence(sm)) return { name, present_match: true };
   return { name, string_match: stringMatcher(sm) };
 }
 
-const byName = (a: Json, b: Json) => {
+const byName = (a: { readonly name?: string }, b: { readonly name?: string }) => {
   const x = String(a.name);
   const y = String(b.name);
   return x < y ? -1 : x > y ? 1 : 0;
 };
 
 /** Envoy RouteMatch for one Istio match block (undefined: the catch-all `prefix: /`). */
-export function translateMatch(m: HttpMatch | undefined): Json {
+export function translateMatch(m: HttpMatch | undefined): RouteMatch {
   if (!m) return { prefix: '/' };
-  const out: Json = {};
+  const out: RouteMatch = {};
   if (m.uri?.exact !== undefined) out.path = m.uri.exact;
   else if (m.uri?.prefix !== undefined) out.prefix = m.uri.prefix;
   else if (m.uri?.regex !== undefined) out.safe_regex = { regex: m.uri.regex };
   else out.prefix = '/';
   if (m.ignoreUriCase) out.case_sensitive = { value: false };
 
-  const headers: Json[] = Object.entries(m.headers ?? {}).map(([name, sm]) => headerMatcher(name, sm));
+  const headers: HeaderMatcher[] = Object.entries(m.headers ?? {}).map(([name, sm]) => headerMatcher(name, sm));
   for (const [name, sm] of Object.entries(m.withoutHeaders ?? {})) {
     const h = headerMatcher(name, sm);
     // A missing header does not equal the value either, so it must pass the inverted match (Istio does this).
@@ -89,14 +91,18 @@ export function translateMatch(m: HttpMatch | undefined): Json {
   if (headers.length > 0) out.headers = headers;
 
   const query = Object.entries(m.queryParams ?? {})
-    .map(([name, sm]): Json => (isPresence(sm) ? { name, present_match: true } : { name, string_match: stringMatcher(sm) }))
+    .map(
+      ([name, sm]): QueryParameterMatcher => (isPresence(sm) ? { name, present_match: true } : { name, string_match: stringMatcher(sm) }),
+    )
     .sort(byName);
   if (query.length > 0) out.query_parameters = query;
   return out;
 }
 
 /** A route nothing after can be reached past: `/` (or `.*`) with no header or query conditions. */
-export function isCatchAll(match: Json): boolean {
-  const path = match.prefix === '/' || (match.safe_regex as { regex?: string } | undefined)?.regex === '.*';
+/** Whether a route's match takes every request (nothing behind it is reachable). */
+export function isCatchAll(route: { readonly match?: RouteMatch | null }): boolean {
+  const match = route.match ?? {};
+  const path = match.prefix === '/' || match.safe_regex?.regex === '.*';
   return path && match.headers === undefined && match.query_parameters === undefined;
 }

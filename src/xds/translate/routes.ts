@@ -2,6 +2,9 @@ import { canonicalHost, hostMatches, splitMeshHost } from '../../api/hosts.js';
 import type { Endpoint, MeshService, Protocol } from '../../api/model.js';
 import type { GatewaySpec, Resource } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
+import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
+import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
+import type { VirtualHost } from '../../generated/envoy/config/route/v3/VirtualHost.js';
 import { inboundPorts } from './clusters.js';
 import { endpointPort } from './endpoints.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
@@ -9,7 +12,6 @@ import { gatewayRouteName, inboundClusterName, inboundRouteName, outboundRouteNa
 import { CORS_FILTER, defaultRoute, FAULT_FILTER, inboundRoute, type RouteContext, translateRoute } from './route-action.js';
 import { isCatchAll, type MatchContext, matchApplies, resolveGatewayName } from './route-match.js';
 
-type Json = Record<string, unknown>;
 type VirtualService = Resource<'VirtualService'>;
 type GatewayServer = GatewaySpec['servers'][number];
 
@@ -79,8 +81,8 @@ export function virtualServicesFor(input: TranslateInput, service: MeshService, 
  * Routes of VirtualServices in order, each cut after its catch-all (nothing behind it is reachable); catch-alls
  * then move behind the other routes so a later VirtualService's specific routes still match (Istio's sort).
  */
-export function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<RouteContext, 'vs'>, mctx: MatchContext): Json[] {
-  const routes: Json[] = [];
+export function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<RouteContext, 'vs'>, mctx: MatchContext): Route[] {
+  const routes: Route[] = [];
   for (const vs of vss) {
     const ctx: RouteContext = { ...base, vs };
     let done = false;
@@ -90,7 +92,7 @@ export function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<
         if (!matchApplies(m, vs.metadata.namespace, mctx)) continue;
         const r = translateRoute(http, m, ctx, `spec.http[${i}]`);
         routes.push(r);
-        if (isCatchAll(r.match as Json)) {
+        if (isCatchAll(r)) {
           done = true;
           break;
         }
@@ -98,8 +100,7 @@ export function virtualServiceRoutes(vss: readonly VirtualService[], base: Omit<
       if (done) break;
     }
   }
-  const catchAll = (r: Json) => isCatchAll(r.match as Json);
-  return [...routes.filter((r) => !catchAll(r)), ...routes.filter(catchAll)];
+  return [...routes.filter((r) => !isCatchAll(r)), ...routes.filter(isCatchAll)];
 }
 
 /**
@@ -121,7 +122,7 @@ function outboundHttpPorts(input: TranslateInput): number[] {
   return [...ports].sort((a, b) => a - b);
 }
 
-function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly IndexedVs[]): EnvoyResource {
+function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly IndexedVs[]): EnvoyResource<RouteConfiguration> {
   const mesh = vss.filter((c) => c.gateways.includes(MESH_GATEWAY));
   const mctx = sidecarMatchContext(input, port);
   const services = input.services
@@ -129,7 +130,7 @@ function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly 
     .sort((a, b) => byString(a.hostname, b.hostname));
   // Envoy refuses a route config naming a domain twice; the first service (by hostname) keeps it.
   const used = new Set<string>();
-  const virtualHosts: Json[] = [];
+  const virtualHosts: VirtualHost[] = [];
   for (const service of services) {
     const routes = virtualServiceRoutes(virtualServicesFor(input, service, mesh), { input, port, tls: false }, mctx);
     const domains = serviceDomains(input, service, port).filter((d) => !used.has(d));
@@ -150,7 +151,7 @@ function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly 
  * One RouteConfiguration per HTTP port of the visible services (`outboundRouteName(port)`): a virtual host per
  * service on that port, with the routes of the mesh VirtualServices for it, or a default route to its cluster.
  */
-export function buildOutboundRoutes(input: TranslateInput): EnvoyResource[] {
+export function buildOutboundRoutes(input: TranslateInput): EnvoyResource<RouteConfiguration>[] {
   const vss = indexVirtualServices(input);
   return outboundHttpPorts(input)
     .map((port) => outboundRouteConfig(input, port, vss))
@@ -198,9 +199,9 @@ export function inboundHttpPorts(input: TranslateInput): number[] {
  * and listener use): one virtual host for any Host, everything to the local workload's inbound cluster with no
  * timeout (the client's route owns timeouts and retries). Sidecars only: gateways have no inbound side.
  */
-export function buildInboundRoutes(input: TranslateInput): EnvoyResource[] {
+export function buildInboundRoutes(input: TranslateInput): EnvoyResource<RouteConfiguration>[] {
   return inboundHttpPorts(input)
-    .map((port) => {
+    .map((port): EnvoyResource<RouteConfiguration> => {
       const name = inboundRouteName(port);
       const vhost = { name: `inbound|http|${port}`, domains: ['*'], routes: [inboundRoute(inboundClusterName(port))] };
       return { name, message: { name, virtual_hosts: [vhost], validate_clusters: { value: false } } };
@@ -242,7 +243,7 @@ function serverHostAllows(host: string, gateway: Resource<'Gateway'>, vsNamespac
 
 interface GatewayVhost {
   readonly host: string;
-  routes: Json[];
+  routes: Route[];
   requireTls: boolean;
 }
 
@@ -293,19 +294,18 @@ function gatewayRouteConfig(
   input: TranslateInput,
   name: string,
   servers: readonly { gateway: Resource<'Gateway'>; server: GatewayServer }[],
-) {
+): EnvoyResource<RouteConfiguration> {
   const port = servers[0]?.server.port.number ?? 0;
   const used = new Set<string>();
-  const virtualHosts: Json[] = [];
+  const virtualHosts: VirtualHost[] = [];
   for (const vh of gatewayVirtualHosts(input, servers)) {
     const domains = (vh.host === '*' ? ['*'] : [vh.host, hostPort(vh.host, port)]).filter((d) => !used.has(d));
     if (domains.length === 0) continue;
     for (const d of domains) used.add(d);
-    const catchAll = (r: Json) => isCatchAll(r.match as Json);
     virtualHosts.push({
       name: `${vh.host}:${port}`,
       domains,
-      routes: [...vh.routes.filter((r) => !catchAll(r)), ...vh.routes.filter(catchAll)],
+      routes: [...vh.routes.filter((r) => !isCatchAll(r)), ...vh.routes.filter(isCatchAll)],
       ...(vh.requireTls ? { require_tls: 'ALL' } : {}),
     });
   }
@@ -336,7 +336,7 @@ function gatewayServersByRoute(input: TranslateInput) {
  * Gateway mode: one RouteConfiguration per HTTP-terminating server route name (see gatewayServerRouteName),
  * with a virtual host per host the server and a bound VirtualService share; a 404 virtual host when none binds.
  */
-export function buildGatewayRoutes(input: TranslateInput): EnvoyResource[] {
+export function buildGatewayRoutes(input: TranslateInput): EnvoyResource<RouteConfiguration>[] {
   return [...gatewayServersByRoute(input)].map(([name, servers]) => gatewayRouteConfig(input, name, servers)).sort(byName);
 }
 
@@ -346,13 +346,13 @@ export interface RouteFeatures {
   readonly cors: boolean;
 }
 
-function featuresOf(configs: readonly EnvoyResource[]): RouteFeatures {
+function featuresOf(configs: readonly EnvoyResource<RouteConfiguration>[]): RouteFeatures {
   let fault = false;
   let cors = false;
   for (const c of configs) {
-    for (const vh of (c.message.virtual_hosts ?? []) as Json[]) {
-      for (const r of (vh.routes ?? []) as Json[]) {
-        const pf = (r.typed_per_filter_config ?? {}) as Json;
+    for (const vh of c.message.virtual_hosts ?? []) {
+      for (const r of vh.routes ?? []) {
+        const pf = r.typed_per_filter_config ?? {};
         fault ||= FAULT_FILTER in pf;
         cors ||= CORS_FILTER in pf;
       }

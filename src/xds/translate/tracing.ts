@@ -1,14 +1,20 @@
 import { canonicalHost } from '../../api/hosts.js';
 import type { TracingProvider } from '../../api/mesh-config.js';
 import type { TelemetrySpec } from '../../api/resources/telemetry.js';
+import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+
+import type { CustomTag as EnvoyCustomTag } from '../../generated/envoy/type/tracing/v3/CustomTag.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
-import { TypedConfigUrl } from '../type-urls.js';
 import type { TranslateInput } from './input.js';
 import { outboundClusterName } from './names.js';
 import { protoDuration } from './route-action.js';
 import { type TelemetryScope, telemetryChain, telemetryLabel } from './telemetry-scope.js';
+import { typedConfig } from './typed-config.js';
 
-type Json = Record<string, unknown>;
+type HcmTracing = NonNullable<HttpConnectionManager['tracing']>;
+/** The HttpConnectionManager fields tracing sets. */
+export type HcmTracingParts = Pick<HttpConnectionManager, 'tracing' | 'request_id_extension'>;
+type TracingProviderConfig = NonNullable<HcmTracing['provider']>;
 type CustomTag = NonNullable<NonNullable<TelemetrySpec['tracing']>[number]['customTags']>[string];
 
 /** What Telemetry's tracing entries and the mesh defaults add up to for one scope. */
@@ -52,7 +58,7 @@ function tracingState(input: TranslateInput, scope: TelemetryScope): TracingStat
   return s;
 }
 
-function customTag(name: string, t: CustomTag): Json {
+function customTag(name: string, t: CustomTag): EnvoyCustomTag {
   if (t.literal) return { tag: name, literal: { value: t.literal.value } };
   if (t.environment) return { tag: name, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } };
   const h = t.header as { name: string; defaultValue?: string };
@@ -60,7 +66,7 @@ function customTag(name: string, t: CustomTag): Json {
 }
 
 /** Envoy's OpenTelemetry tracer pointed at the provider's collector through the collector service's cluster. */
-function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: string): Json {
+function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: string): TracingProviderConfig {
   const slash = p.service.indexOf('/');
   const host = canonicalHost(slash >= 0 ? p.service.slice(slash + 1) : p.service, input.mesh.rootNamespace, input.mesh);
   const cluster = outboundClusterName(p.port, '', host);
@@ -74,7 +80,7 @@ function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: st
     : { grpc_service: { envoy_grpc: { cluster_name: cluster, authority: host } } };
   return {
     name: 'envoy.tracers.opentelemetry',
-    typed_config: { '@type': TypedConfigUrl.openTelemetryTracer, service_name: serviceName, ...exporter },
+    typed_config: typedConfig('openTelemetryTracer', { service_name: serviceName, ...exporter }),
   };
 }
 
@@ -85,7 +91,7 @@ function otelProvider(input: TranslateInput, p: TracingProvider, serviceName: st
  * headers alone). With span reporting disabled the block has no provider: the proxy still samples and propagates
  * W3C and B3 context, as Istio's disableSpanReporting promises.
  */
-export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json | undefined {
+export function tracingFor(input: TranslateInput, scope: TelemetryScope): HcmTracingParts | undefined {
   if (!input.mesh.enableTracing) return undefined;
   const s = tracingState(input, scope);
   if (s.providers.length === 0) return undefined;
@@ -107,7 +113,7 @@ export function tracingFor(input: TranslateInput, scope: TelemetryScope): Json |
       ...(s.reportSpans ? { provider: otelProvider(input, provider, serviceName) } : {}),
     },
     request_id_extension: {
-      typed_config: { '@type': TypedConfigUrl.uuidRequestId, use_request_id_for_trace_sampling: { value: s.useRequestId } },
+      typed_config: typedConfig('uuidRequestId', { use_request_id_for_trace_sampling: { value: s.useRequestId } }),
     },
   };
 }

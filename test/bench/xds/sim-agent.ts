@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import type { DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg } from '../../../src/xds/messages.js';
+import type { DeltaDiscoveryRequest } from '../../../src/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest.js';
+import type { DeltaDiscoveryResponseMsg } from '../../../src/xds/messages.js';
 import { adsServiceDefinition } from '../../../src/xds/protos.js';
 import { AGENT_TYPES, type AgentCreds } from './agent-protocol.js';
 
@@ -28,7 +29,7 @@ export class SimAgent {
   bytes = 0;
   failure: string | undefined;
   private client: grpc.Client | undefined;
-  private call: grpc.ClientDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg> | undefined;
+  private call: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponseMsg> | undefined;
   private closing = false;
 
   constructor(
@@ -47,9 +48,9 @@ export class SimAgent {
     this.client = new grpc.Client(address, credentials, CHANNEL_OPTIONS);
     const decode = m.responseDeserialize as (b: Buffer) => DeltaDiscoveryResponseMsg;
     let lastBytes = 0;
-    const call = this.client.makeBidiStreamRequest<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>(
+    const call = this.client.makeBidiStreamRequest<DeltaDiscoveryRequest, DeltaDiscoveryResponseMsg>(
       m.path,
-      m.requestSerialize as (v: DeltaDiscoveryRequestMsg) => Buffer,
+      m.requestSerialize as (v: DeltaDiscoveryRequest) => Buffer,
       (b: Buffer) => {
         lastBytes = b.length;
         return decode(b);

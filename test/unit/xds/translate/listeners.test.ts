@@ -352,7 +352,9 @@ spec:
 `,
     );
     const logsOf = (input: ReturnType<typeof inputWith>) =>
-      (typed(filters(portChains(listener(buildListeners(input), 'virtualInbound'), 9080)[0] as Msg)[0] as Msg).access_log as Msg[] | undefined) ?? [];
+      (typed(filters(portChains(listener(buildListeners(input), 'virtualInbound'), 9080)[0] as Msg)[0] as Msg).access_log as
+        | Msg[]
+        | undefined) ?? [];
     assert.deepEqual(logsOf(unknown), [], 'Istio logs nothing for a provider its mesh config does not define');
     const constant = (expression: string) =>
       inputWith(
