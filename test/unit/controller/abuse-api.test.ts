@@ -203,7 +203,7 @@ describe(`HTTPS API under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () =
     });
     const loop = probe.stop();
     console.log(
-      `abuse-api: ${CASES} config bodies in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms, p99 ${loop.p99Ms.toFixed(1)} ms; slowest answer ${worst.ms} ms (${worst.what})`,
+      `abuse-api: ${CASES} config bodies in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms (late by up to ${loop.rawMaxMs.toFixed(0)} ms), p99 ${loop.p99Ms.toFixed(1)} ms; slowest answer ${worst.ms} ms (${worst.what})`,
     );
     assert.ok(healthOk > 0);
     // The YAML thread of this same process competes for the machine's 2 cores: measured 46 ms max on a quiet
@@ -225,7 +225,9 @@ describe(`HTTPS API under abuse (${CASES} cases, VMESH_FUZZ_SEED=${SEED})`, () =
     }
     const loop = probe.stop();
     // The yaml package composes one document in one call, at ~0.1-1 MB/s on such input: see the report.
-    console.log(`abuse-api: garbage YAML answered in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms`);
+    console.log(
+      `abuse-api: garbage YAML answered in ${Date.now() - started} ms; event loop max ${loop.maxMs.toFixed(1)} ms (late by up to ${loop.rawMaxMs.toFixed(0)} ms)`,
+    );
     assert.equal((await send('GET', '/v1/health')).status, 200);
   });
 
