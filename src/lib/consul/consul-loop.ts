@@ -1,5 +1,5 @@
-import { type BackoffOptions, backoffDelay, sleep } from '../lib/backoff.js';
-import { ErrorCode, isVmeshError, VmeshError } from '../lib/errors.js';
+import { type BackoffOptions, backoffDelay, sleep } from '../backoff.js';
+import { ErrorCode, isVmeshError, VmeshError } from '../errors.js';
 import type { ConsulQueryResult } from './consul-client.js';
 
 /** Consul's docs ask blocking clients to rate-limit themselves: a loop never starts two requests closer than this. */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ConsulQueryResult } from '../../../src/discovery/consul-client.js';
-import { nextIndex, runBlockingLoop } from '../../../src/discovery/consul-loop.js';
-import { ErrorCode, type VmeshError } from '../../../src/lib/errors.js';
+import type { ConsulQueryResult } from '../../../../src/lib/consul/consul-client.js';
+import { nextIndex, runBlockingLoop } from '../../../../src/lib/consul/consul-loop.js';
+import { ErrorCode, type VmeshError } from '../../../../src/lib/errors.js';
 
 test('nextIndex follows the blocking-query rules: backwards resets to 0, below 1 becomes 1', () => {
   assert.equal(nextIndex(0, 42), 42);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
-import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
+import { ErrorCode, VmeshError, vmeshError } from '../errors.js';
 
 /** One read of a blocking endpoint: the decoded body and Consul's query metadata headers. */
 export interface ConsulQueryResult {
