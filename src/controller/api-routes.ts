@@ -3,8 +3,6 @@ import { configTooLarge, MAX_CONFIG_BYTES } from '../api/resource.js';
 import { parseDuration } from '../api/resources/duration.js';
 import type { HostRegistry, TokenService } from '../ca/index.js';
 import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
-import type { ConfigStore } from '../discovery/config-store.js';
-import { resolveKind } from '../discovery/config-store.js';
 import type { EdgeTracker } from '../discovery/edge-tracker.js';
 import type { HealthTracker } from '../discovery/health.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
@@ -12,6 +10,8 @@ import type { VmRegistry } from '../discovery/registry.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import type { Route } from '../lib/http-api.js';
 import { type MetricsRegistry, renderPrometheus } from '../lib/metrics-registry.js';
+import type { ConfigStore } from '../store/config-store.js';
+import { resolveKind } from '../store/config-store.js';
 import { proxyConfig, proxyStatus } from '../xds/index.js';
 import type { XdsWiring } from './xds.js';
 

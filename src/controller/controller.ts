@@ -14,7 +14,6 @@ import {
   trustBundleSha256,
 } from '../ca/index.js';
 import type { ControllerConfig } from '../config/controller.js';
-import { ConfigStore } from '../discovery/config-store.js';
 import { ConsulWatcher } from '../discovery/consul-watcher.js';
 import { discoveryMetrics } from '../discovery/discovery-metrics.js';
 import { EdgeTracker } from '../discovery/edge-tracker.js';
@@ -31,6 +30,7 @@ import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics-registry.js';
 import { processMetrics } from '../lib/process-metrics.js';
+import { ConfigStore } from '../store/config-store.js';
 import { apiRoutes } from './api-routes.js';
 import { followShared, openState, seenElsewhere, shareCaChange } from './state.js';
 import { uiRoutes } from './ui-routes.js';

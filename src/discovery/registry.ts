@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Resource } from '../api/resource.js';
 import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { ConfigStore, ResourceRef } from './config-store.js';
+import type { ConfigStore, ResourceRef } from '../store/config-store.js';
 import type { HealthTracker } from './health.js';
 
 /** Annotations vmesh keeps on registered WorkloadEntries. */

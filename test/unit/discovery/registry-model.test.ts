@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
-import { ConfigStore } from '../../../src/discovery/config-store.js';
 import type { ConsulInstance } from '../../../src/discovery/consul-watcher.js';
 import { HealthTracker } from '../../../src/discovery/health.js';
 import { ModelBuilder } from '../../../src/discovery/model-builder.js';
 import { parsePortSpec, VmRegistry } from '../../../src/discovery/registry.js';
 import { VipAllocator } from '../../../src/discovery/vip-allocator.js';
-import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
+import { ConfigStore } from '../../../src/store/config-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 const REG = {
   name: 'reviews-v2',

@@ -1,9 +1,9 @@
-import { backoffDelay, sleep } from '../lib/backoff.js';
-import { ConsulHttp, type ConsulQueryResult, type KvEntry, type TxnKvOp, type TxnOutcome } from '../lib/consul/consul-client.js';
-import { runBlockingLoop } from '../lib/consul/consul-loop.js';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
-import { checkKey, type Store, type StoreOp, type StoreValue } from '../lib/store.js';
+import { backoffDelay, sleep } from '../../lib/backoff.js';
+import { ConsulHttp, type ConsulQueryResult, type KvEntry, type TxnKvOp, type TxnOutcome } from '../../lib/consul/consul-client.js';
+import { runBlockingLoop } from '../../lib/consul/consul-loop.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import { checkKey, type Store, type StoreOp, type StoreValue } from '../store.js';
 import { applyOps, b64, changedKeys, chunks, encodeOp, MAX_TXN_BYTES, MAX_TXN_OPS, txnSize } from './consul-store-ops.js';
 
 export interface ConsulStoreOptions {

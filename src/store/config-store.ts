@@ -4,7 +4,6 @@ import { parseResourceObject } from '../api/resource-parse.js';
 import { skipForeign } from '../api/resources/foreign-kinds.js';
 import { splitDocumentsOffThread } from '../api/yaml-thread.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { Store, StoreOp, StoreReader } from '../lib/store.js';
 import {
   type ApplyAction,
   type ApplyDoc,
@@ -20,6 +19,7 @@ import {
   warningLine,
   withVersion,
 } from './config-plan.js';
+import type { Store, StoreOp, StoreReader } from './store.js';
 
 export { type ApplyAction, type ConfigChange, type ConfigView, type ResourceRef, ValidationFailed };
 

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
-import { type ApplyResult, ConfigStore } from '../../../src/discovery/config-store.js';
-import { ConsulStore } from '../../../src/discovery/consul-store.js';
 import { VmRegistry } from '../../../src/discovery/registry.js';
 import { isVmeshError } from '../../../src/lib/errors.js';
-import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import type { Store } from '../../../src/lib/store.js';
+import { type ApplyResult, ConfigStore } from '../../../src/store/config-store.js';
+import { ConsulStore } from '../../../src/store/consul/consul-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
+import type { Store } from '../../../src/store/store.js';
 import { type FakeConsul, startFakeConsul } from '../../support/fake-consul.js';
 
 // Concurrent writes must have the outcomes of some serial order: each write is validated against the state it

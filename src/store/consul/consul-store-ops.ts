@@ -1,5 +1,5 @@
-import type { TxnKvOp } from '../lib/consul/consul-client.js';
-import type { StoreOp, StoreValue } from '../lib/store.js';
+import type { TxnKvOp } from '../../lib/consul/consul-client.js';
+import type { StoreOp, StoreValue } from '../store.js';
 
 /** Consul refuses transactions of more than 64 operations (128 in recent versions): stay within the older limit. */
 export const MAX_TXN_OPS = 64;

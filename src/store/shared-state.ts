@@ -2,8 +2,8 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import type { Logger } from '../lib/logger.js';
-import type { Store, StoreOp } from '../lib/store.js';
 import type { ConfigStore } from './config-store.js';
+import type { Store, StoreOp } from './store.js';
 
 /** A file of the controller's data directory that every controller sharing the store must hold alike. */
 export interface SharedFile {

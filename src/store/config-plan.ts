@@ -10,7 +10,7 @@ import {
 import { parseResourceObject } from '../api/resource-parse.js';
 import { checkResources } from '../api/resource-validate.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
-import type { StoreOp, StoreReader, StoreValue } from '../lib/store.js';
+import type { StoreOp, StoreReader, StoreValue } from './store.js';
 
 export const PREFIX = 'config/';
 const VERSION_KEY = 'meta/configVersion';

@@ -1,8 +1,8 @@
 import { type FileHandle, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { noSpaceError, writeFileAtomic } from './atomic-file.js';
-import { ErrorCode, vmeshError } from './errors.js';
-import { checkKey, type Store, type StoreOp, type StoreReader, type StoreValue } from './store.js';
+import { noSpaceError, writeFileAtomic } from '../../lib/atomic-file.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import { checkKey, type Store, type StoreOp, type StoreReader, type StoreValue } from '../store.js';
 
 const SNAPSHOT = 'state.json';
 const JOURNAL = 'state.journal';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import { ConsulStore } from '../../../src/discovery/consul-store.js';
-import { isVmeshError } from '../../../src/lib/errors.js';
-import { createLogger } from '../../../src/lib/logger.js';
-import type { StoreOp } from '../../../src/lib/store.js';
-import { type FakeConsul, startFakeConsul } from '../../support/fake-consul.js';
+import { isVmeshError } from '../../../../src/lib/errors.js';
+import { createLogger } from '../../../../src/lib/logger.js';
+import { ConsulStore } from '../../../../src/store/consul/consul-store.js';
+import type { StoreOp } from '../../../../src/store/store.js';
+import { type FakeConsul, startFakeConsul } from '../../../support/fake-consul.js';
 
 const logger = createLogger({ level: 'silent' });
 

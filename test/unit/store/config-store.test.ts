@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
-import { ConfigStore, resolveKind, ValidationFailed } from '../../../src/discovery/config-store.js';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { ConfigStore, resolveKind, ValidationFailed } from '../../../src/store/config-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 const DR = `apiVersion: networking.istio.io/v1
 kind: DestinationRule

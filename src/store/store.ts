@@ -1,4 +1,4 @@
-import { ErrorCode, vmeshError } from './errors.js';
+import { ErrorCode, vmeshError } from '../lib/errors.js';
 
 /** JSON-serialisable values only: the store's content must survive a restart unchanged. */
 export type StoreValue = null | boolean | number | string | readonly StoreValue[] | { readonly [k: string]: StoreValue };
@@ -10,7 +10,7 @@ export type StoreOp =
 /**
  * The controller's durable state: registrations, tokens, VIPs, hosts, config. Keys are `/`-separated
  * paths. A transaction applies all of its operations or none, and is durable when its promise resolves.
- * The embedded file store (lib/file-store) holds one controller's state; the Consul KV store (discovery/consul-store) is
+ * The embedded file store (store/file) holds one controller's state; the Consul KV store (store/consul) is
  * shared by several controllers.
  */
 export interface Store {

@@ -4,8 +4,9 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, unlin
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { FileStore } from '../../../../src/store/file/file-store.js';
 
+const WRITER = join(import.meta.dirname, '..', '..', '..', 'support', 'store-writer.ts');
 const tmp = () => mkdtempSync(join(tmpdir(), 'vmesh-store-'));
 
 describe('FileStore', () => {
@@ -57,7 +58,7 @@ describe('FileStore', () => {
     const dir = tmp();
     let last = 0;
     for (let round = 0; round < 6; round++) {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'support', 'store-writer.ts'), dir], {
+      const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';
