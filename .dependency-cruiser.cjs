@@ -13,6 +13,13 @@ const layers = [
 const forbidden = [
   { name: 'no-circular', severity: 'error', comment: 'import cycles are forbidden', from: {}, to: { circular: true } },
   {
+    name: 'controller-services-not-wiring',
+    severity: 'error',
+    comment: 'a controller service is a component the wiring (src/controller/*.ts) puts together; it does not import the wiring',
+    from: { path: '^src/controller/services/' },
+    to: { path: '^src/controller/[^/]+\\.ts$' },
+  },
+  {
     name: 'no-orphans',
     severity: 'error',
     comment: 'every module is reachable from an entry point or is an entry point',

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { Route } from '../lib/http-api.js';
-import { packagePath } from '../lib/package-path.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import type { Route } from '../../lib/http-api.js';
+import { packagePath } from '../../lib/package-path.js';
 
 const ASSETS: Readonly<Record<string, string>> = {
   'index.html': 'text/html; charset=utf-8',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { EdgeSample, GraphEdge } from '../../../src/api/edges.js';
-import { EdgeTracker } from '../../../src/discovery/edge-tracker.js';
-import { edgeSample } from '../../support/edge-samples.js';
+import type { EdgeSample, GraphEdge } from '../../../../src/api/edges.js';
+import { EdgeTracker } from '../../../../src/controller/services/edge-tracker.js';
+import { edgeSample } from '../../../support/edge-samples.js';
 
 const BOUNDS = [10, 20, 50];
 

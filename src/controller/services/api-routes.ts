@@ -1,19 +1,32 @@
 import { stringify as toYaml } from 'yaml';
-import { configTooLarge, MAX_CONFIG_BYTES } from '../api/resource.js';
-import { parseDuration } from '../api/resources/duration.js';
-import type { HostRegistry, TokenService } from '../ca/index.js';
-import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
-import type { EdgeTracker } from '../discovery/edge-tracker.js';
-import type { HealthTracker } from '../discovery/health.js';
-import type { ModelBuilder } from '../discovery/model-builder.js';
-import type { VmRegistry } from '../discovery/registry.js';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { Route } from '../lib/http-api.js';
-import { type MetricsRegistry, renderPrometheus } from '../lib/metrics-registry.js';
-import type { ConfigStore } from '../store/config-store.js';
-import { resolveKind } from '../store/config-store.js';
-import { proxyConfig, proxyStatus } from '../xds/index.js';
-import type { XdsWiring } from './xds.js';
+import { configTooLarge, MAX_CONFIG_BYTES } from '../../api/resource.js';
+import { parseDuration } from '../../api/resources/duration.js';
+import type { HostRegistry, TokenService } from '../../ca/index.js';
+import type { HealthTracker } from '../../discovery/health.js';
+import type { ModelBuilder } from '../../discovery/model-builder.js';
+import type { VmRegistry } from '../../discovery/registry.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
+import type { Route } from '../../lib/http-api.js';
+import { type MetricsRegistry, renderPrometheus } from '../../lib/metrics-registry.js';
+import type { ConfigStore } from '../../store/config-store.js';
+import { resolveKind } from '../../store/config-store.js';
+import { type AdsServer, proxyConfig, proxyStatus, type SnapshotCache, type SnapshotPublisher } from '../../xds/index.js';
+import { type CaDeps, caStatus, rotateRoot } from './ca-rotation.js';
+import type { EdgeTracker } from './edge-tracker.js';
+
+/**
+ * What the routes use of the controller's xDS servers. The wiring (controller/xds.ts) builds them; a service
+ * names only the part it needs rather than importing the wiring.
+ */
+export interface XdsView {
+  readonly cache: SnapshotCache;
+  readonly lastPush: ReadonlyMap<string, number>;
+  /** A removed host: close its streams and forget its snapshot. */
+  forget(nodeId: string): void;
+  readonly publisher: Pick<SnapshotPublisher, 'tracked'>;
+  readonly secure: Pick<AdsServer, 'status'>;
+  readonly plaintext: Pick<AdsServer, 'status'>;
+}
 
 export interface ApiDeps {
   readonly tokens: TokenService;
@@ -22,7 +35,7 @@ export interface ApiDeps {
   readonly config: ConfigStore;
   readonly registry: VmRegistry;
   readonly model: ModelBuilder;
-  readonly xds: XdsWiring;
+  readonly xds: XdsView;
   readonly version: string;
   readonly ca: CaDeps;
   /** The controller's own metrics, served as Prometheus text on GET /metrics. */

@@ -8,11 +8,11 @@ import {
   type SignWorkloadResponse,
   toGrpcError,
   workloadSpiffeId,
-} from '../ca/index.js';
-import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
-import { KeyedRateLimiter, type RateLimit, takeOrRefuse } from '../lib/rate-limit.js';
-import type { Result } from '../lib/result.js';
+} from '../../ca/index.js';
+import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import { KeyedRateLimiter, type RateLimit, takeOrRefuse } from '../../lib/rate-limit.js';
+import type { Result } from '../../lib/result.js';
 
 export interface WorkloadCertServiceDeps {
   readonly ca: Pick<CertificateAuthority, 'trustDomain' | 'signCsr' | 'trustBundlePem' | 'chainPem'>;

@@ -7,13 +7,13 @@ import {
   parseSpiffeId,
   type ServedIdentityMessage,
   toGrpcError,
-} from '../ca/index.js';
-import type { VmeshError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
-import type { Result } from '../lib/result.js';
-import { edgesFromMessages } from './edge-messages.js';
+} from '../../ca/index.js';
+import { edgesFromMessages } from '../../discovery/edge-messages.js';
+import type { HealthTracker, ServedIdentity } from '../../discovery/health.js';
+import type { VmeshError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Result } from '../../lib/result.js';
 import type { EdgeTracker } from './edge-tracker.js';
-import type { HealthTracker, ServedIdentity } from './health.js';
 
 export interface HealthServiceDeps {
   readonly tracker: HealthTracker;

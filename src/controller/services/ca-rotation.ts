@@ -4,9 +4,9 @@ import {
   type IssuedCertificates,
   type RotationState,
   trustBundleSha256,
-} from '../ca/index.js';
-import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { HealthTracker } from './health.js';
+} from '../../ca/index.js';
+import type { HealthTracker } from '../../discovery/health.js';
+import { ErrorCode, vmeshError } from '../../lib/errors.js';
 
 export interface CaDeps {
   readonly ca: CertificateAuthority;

@@ -1,4 +1,4 @@
-import { type EdgeProtocol, type EdgeSample, type GraphEdge, type GraphNode, histogramQuantile, type MeshGraph } from '../api/edges.js';
+import { type EdgeProtocol, type EdgeSample, type GraphEdge, type GraphNode, histogramQuantile, type MeshGraph } from '../../api/edges.js';
 
 interface Report {
   readonly at: number;
