@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HealthReporter } from '../../../src/agent/health-reporter.js';
 import { registryFrom, servedIdentities } from '../../../src/agent/identity-cache.js';
 import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
 import { HealthTracker } from '../../../src/discovery/health.js';
-import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
 
 const ID = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`;

@@ -2,9 +2,9 @@ import { connect } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { EdgeSample } from '../api/edges.js';
 import type { HealthReport, HealthReportAck, LocalWorkloadMessage, ServedIdentityMessage, WorkloadHealthMessage } from '../ca/index.js';
+import { edgeToMessage } from '../discovery/edge-messages.js';
 import { backoffDelay, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
-import { edgeToMessage } from './edge-messages.js';
 
 export interface ProbeResult {
   readonly healthy: boolean;

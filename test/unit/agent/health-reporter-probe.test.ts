@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HealthReporter } from '../../../src/agent/health-reporter.js';
 import type { HealthReport, HealthReportAck, LocalWorkloadMessage } from '../../../src/ca/index.js';
-import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
 
 const WEB: LocalWorkloadMessage = { namespace: 'default', name: 'web', address: '198.18.0.3', ports: { http: 8003 } } as never;

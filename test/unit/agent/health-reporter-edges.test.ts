@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { HealthReporter } from '../../../src/agent/health-reporter.js';
 import type { EdgeSample } from '../../../src/api/edges.js';
 import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
 import { edgesFromMessages } from '../../../src/discovery/edge-messages.js';
-import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { edgeSample } from '../../support/edge-samples.js';
 
