@@ -3,7 +3,7 @@ import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, MeshModel } from '../api/model.js';
 import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../ca/index.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
-import { ANNOTATIONS } from '../discovery/registry.js';
+import { ANNOTATIONS } from '../discovery/workload-registry.js';
 import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';

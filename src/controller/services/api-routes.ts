@@ -4,7 +4,7 @@ import { parseDuration } from '../../api/resources/duration.js';
 import type { HostRegistry, TokenService } from '../../ca/index.js';
 import type { HealthTracker } from '../../discovery/health.js';
 import type { ModelBuilder } from '../../discovery/model-builder.js';
-import type { VmRegistry } from '../../discovery/registry.js';
+import type { VmRegistry } from '../../discovery/workload-registry.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import type { Route } from '../../lib/http-api.js';
 import { type MetricsRegistry, renderPrometheus } from '../../lib/metrics-registry.js';

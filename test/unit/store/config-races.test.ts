@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
-import { VmRegistry } from '../../../src/discovery/registry.js';
+import { VmRegistry } from '../../../src/discovery/workload-registry.js';
 import { isVmeshError } from '../../../src/lib/errors.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { type ApplyResult, ConfigStore } from '../../../src/store/config-store.js';

@@ -4,7 +4,7 @@ import type { Endpoint, EndpointSource, MeshService, Protocol, ServicePort } fro
 import type { Resource } from '../api/resource.js';
 import type { ConsulInstance } from './consul-watcher.js';
 import { consulLabels, consulServiceAccount } from './consul-watcher.js';
-import { ANNOTATIONS, protocolFromPortName } from './registry.js';
+import { ANNOTATIONS, protocolFromPortName } from './workload-registry.js';
 
 /** What the model is built from; every field is a plain snapshot so the build is a pure function. */
 export interface ModelInputs {
