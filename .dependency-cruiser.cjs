@@ -1,9 +1,24 @@
-// The layer order from DESIGN.md: lib <- api <- config, xds, ca <- discovery, capture, proxy, dns
-// <- controller, agent <- cli. A folder may import its own level's code only from itself.
-const layers = [['lib'], ['api'], ['config', 'xds', 'ca'], ['discovery', 'capture', 'proxy', 'dns'], ['controller', 'agent'], ['cli']];
+// The layer order (the README's layer line): lib <- api <- store <- config, xds, ca <- discovery, capture, proxy,
+// dns <- controller, agent <- cli. A folder may import its own level's code only from itself.
+const layers = [
+  ['lib'],
+  ['api'],
+  ['store'],
+  ['config', 'xds', 'ca'],
+  ['discovery', 'capture', 'proxy', 'dns'],
+  ['controller', 'agent'],
+  ['cli'],
+];
 
 const forbidden = [
   { name: 'no-circular', severity: 'error', comment: 'import cycles are forbidden', from: {}, to: { circular: true } },
+  {
+    name: 'controller-services-not-wiring',
+    severity: 'error',
+    comment: 'a controller service is a component the wiring (src/controller/*.ts) puts together; it does not import the wiring',
+    from: { path: '^src/controller/services/' },
+    to: { path: '^src/controller/[^/]+\\.ts$' },
+  },
   {
     name: 'no-orphans',
     severity: 'error',

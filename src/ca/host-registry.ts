@@ -2,7 +2,7 @@ import type { HostFacts, HostRecord } from '../api/host.js';
 import { checkHostName } from '../api/host.js';
 import { ErrorCode, type VmeshError, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
-import type { Store, StoreValue } from '../lib/store.js';
+import type { Store, StoreValue } from '../store/store.js';
 import { canonicalSerial } from './x509.js';
 
 const PREFIX = 'hosts/';

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { checkHostName } from '../api/host.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
-import type { Store, StoreOp, StoreValue } from '../lib/store.js';
+import type { Store, StoreOp, StoreValue } from '../store/store.js';
 
 /*
  * Join token text: `vmesh1.<id>.<secret>.<ca-hash>`

@@ -14,16 +14,12 @@ import {
   trustBundleSha256,
 } from '../ca/index.js';
 import type { ControllerConfig } from '../config/controller.js';
-import { ConfigStore } from '../discovery/config-store.js';
 import { ConsulWatcher } from '../discovery/consul-watcher.js';
 import { discoveryMetrics } from '../discovery/discovery-metrics.js';
-import { EdgeTracker } from '../discovery/edge-tracker.js';
 import { HealthTracker } from '../discovery/health.js';
-import { reportHealthHandler } from '../discovery/health-service.js';
 import { ModelBuilder } from '../discovery/model-builder.js';
-import { VmRegistry } from '../discovery/registry.js';
 import { VipAllocator } from '../discovery/vip-allocator.js';
-import { signWorkloadHandler } from '../discovery/workload-cert-service.js';
+import { VmRegistry } from '../discovery/workload-registry.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { createApiServer } from '../lib/http-api.js';
 import { grpcServerOptions } from '../lib/limits.js';
@@ -31,9 +27,13 @@ import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics-registry.js';
 import { processMetrics } from '../lib/process-metrics.js';
-import { apiRoutes } from './api-routes.js';
+import { ConfigStore } from '../store/config-store.js';
+import { apiRoutes } from './services/api-routes.js';
+import { EdgeTracker } from './services/edge-tracker.js';
+import { reportHealthHandler } from './services/health-service.js';
+import { uiRoutes } from './services/ui-routes.js';
+import { signWorkloadHandler } from './services/workload-cert-service.js';
 import { followShared, openState, seenElsewhere, shareCaChange } from './state.js';
-import { uiRoutes } from './ui-routes.js';
 import { wireXds } from './xds.js';
 
 export const VMESH_VERSION = '0.1.0';

@@ -2,13 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, MeshModel } from '../api/model.js';
 import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../ca/index.js';
-import type { ConfigStore } from '../discovery/config-store.js';
 import type { ModelBuilder } from '../discovery/model-builder.js';
-import { ANNOTATIONS } from '../discovery/registry.js';
+import { ANNOTATIONS } from '../discovery/workload-registry.js';
 import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
 import { err, ok } from '../lib/result.js';
+import type { ConfigStore } from '../store/config-store.js';
 import {
   type AdsServer,
   createAdsServer,

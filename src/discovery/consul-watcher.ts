@@ -1,9 +1,9 @@
 import type { BackoffOptions } from '../lib/backoff.js';
+import { ConsulHttp } from '../lib/consul/consul-client.js';
+import { runBlockingLoop } from '../lib/consul/consul-loop.js';
 import { ErrorCode, type VmeshError, vmeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { ConsulHttp } from './consul-client.js';
 import { type ConsulInstance, type ConsulSnapshot, parseCatalogServices, parseHealthEntries } from './consul-instance.js';
-import { runBlockingLoop } from './consul-loop.js';
 
 export type { ConsulInstance, ConsulSnapshot } from './consul-instance.js';
 export { consulLabels, consulServiceAccount } from './consul-instance.js';

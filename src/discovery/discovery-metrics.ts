@@ -1,6 +1,6 @@
 import { ErrorCode } from '../lib/errors.js';
 import type { MetricsRegistry } from '../lib/metrics-registry.js';
-import type { ConfigStore } from './config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
 import type { ConsulWatcher } from './consul-watcher.js';
 import type { HealthTracker } from './health.js';
 import type { ModelBuilder } from './model-builder.js';

@@ -3,10 +3,10 @@ import type { HostStatus, MeshModel, MeshService } from '../api/model.js';
 import type { Resource } from '../api/resource.js';
 import { Debouncer } from '../lib/debounce.js';
 import type { Logger } from '../lib/logger.js';
-import type { ConfigStore } from './config-store.js';
+import type { ConfigStore } from '../store/config-store.js';
+import { buildServices } from './build-services.js';
 import type { ConsulSnapshot } from './consul-watcher.js';
 import type { HealthTracker } from './health.js';
-import { buildServices } from './model-build.js';
 import type { VipAllocator } from './vip-allocator.js';
 
 export interface ModelBuilderDeps {

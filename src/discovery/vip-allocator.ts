@@ -1,5 +1,5 @@
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { Store, StoreOp } from '../lib/store.js';
+import type { Store, StoreOp } from '../store/store.js';
 
 /** Virtual IPs come from 240.240.0.0/16 (DESIGN.md); the agent routes this range to the capture. */
 const BASE = ((240 << 24) | (240 << 16)) >>> 0;

@@ -1,7 +1,7 @@
 // Writes numbered transactions to a FileStore as fast as it can until killed, several at a time (so they share
 // journal writes), printing each number once its transaction is acknowledged. Each transaction puts `counter`
 // and a large blob tagged with the same number, so a torn or half-applied write would show as a mismatch.
-import { FileStore } from '../../src/lib/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 
 const dir = process.argv[2] ?? '';
 const store = await FileStore.open(dir);

@@ -12,7 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../../../src/lib/atomic-file.js';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 const { values } = parseArgs({ options: { 'state-kb': { type: 'string', default: '1400' }, writes: { type: 'string', default: '300' } } });
 const STATE_KB = Number(values['state-kb']);

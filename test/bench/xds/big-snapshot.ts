@@ -2,7 +2,7 @@ import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
 import type { MeshModel, MeshService } from '../../../src/api/model.js';
 import type { Resource } from '../../../src/api/resource.js';
 import { parseResources } from '../../../src/api/resource-parse.js';
-import { buildServices } from '../../../src/discovery/model-build.js';
+import { buildServices } from '../../../src/discovery/build-services.js';
 import { type EnvoyResource, indexConfig, nodeInput, translateNode } from '../../../src/xds/translate/index.js';
 import { agentHost, benchAddress, NAMESPACE, PORT, serviceName } from './setup.js';
 

@@ -11,10 +11,10 @@ import { HostRegistry } from '../../../src/ca/host-registry.js';
 import { createControllerGrpcService, createControllerServerCredentials } from '../../../src/ca/join-server.js';
 import { TokenService } from '../../../src/ca/tokens.js';
 import { buildCsr, derToPem } from '../../../src/ca/x509.js';
-import { FileStore } from '../../../src/lib/file-store.js';
 import { grpcServerOptions } from '../../../src/lib/limits.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import type { RateLimit } from '../../../src/lib/rate-limit.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 export const FACTS: HostFacts = {
   hostname: 'h-test',

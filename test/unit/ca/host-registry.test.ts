@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gatherHostFacts } from '../../../src/ca/host-facts.js';
 import { HostRegistry } from '../../../src/ca/host-registry.js';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 import { FACTS } from './controller-fixture.js';
 
 let dir: string;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { parseToken, TokenService } from '../../../src/ca/tokens.js';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 const CA = { caHash: () => `sha256:${'ab'.repeat(32)}` };
 const OTHER_CA = { caHash: () => `sha256:${'cd'.repeat(32)}` };

@@ -7,8 +7,8 @@ import { after, describe, test } from 'node:test';
 import { loadControllerConfig } from '../../../src/config/controller.js';
 import { startController } from '../../../src/controller/controller.js';
 import { writeFileAtomic } from '../../../src/lib/atomic-file.js';
-import { FileStore } from '../../../src/lib/file-store.js';
 import { createLogger } from '../../../src/lib/logger.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 /*
  * The controller refuses to start on a data dir that lost its state or that others could tamper with, and a

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VipAllocator } from '../../../src/discovery/vip-allocator.js';
-import { FileStore } from '../../../src/lib/file-store.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
 
 test('VIPs are allocated from 240.240.0.0/16, kept across restarts, freed and reused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmesh-vip-'));

@@ -4,8 +4,8 @@ import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../../../../src/api/mesh-c
 import type { MeshModel, MeshService } from '../../../../src/api/model.js';
 import type { Resource } from '../../../../src/api/resource.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
+import { buildServices } from '../../../../src/discovery/build-services.js';
 import type { ConsulInstance } from '../../../../src/discovery/consul-watcher.js';
-import { buildServices } from '../../../../src/discovery/model-build.js';
 import { indexConfig, type ProxyNode, type TranslateInput } from '../../../../src/xds/translate/input.js';
 
 /**

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { HealthReporter } from '../../../src/agent/health-reporter.js';
+import type { EdgeSample } from '../../../src/api/edges.js';
+import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
+import { edgesFromMessages } from '../../../src/discovery/edge-messages.js';
+import { createLogger } from '../../../src/lib/logger.js';
+import { edgeSample } from '../../support/edge-samples.js';
+
+const SAMPLE: EdgeSample = edgeSample({ requests: 12, errors: 1, durationCounts: [10, 2, 0] }, [5, 10]);
+
+/** A ReportHealth client that keeps what it was sent and answers with no workloads. */
+function fakeClient(sent: HealthReport[]) {
+  return {
+    ReportHealth(req: HealthReport, cb: (e: null, res: HealthReportAck) => void) {
+      sent.push(req);
+      cb(null, { nextReportMs: '1000', workloads: [], trustBundleSha256: '' });
+    },
+  } as never;
+}
+
+describe('HealthReporter edge telemetry', () => {
+  test('each report carries the edges the agent collected', async () => {
+    const sent: HealthReport[] = [];
+    const r = new HealthReporter({ client: fakeClient(sent), logger: createLogger({ level: 'silent' }), edges: async () => [SAMPLE] });
+    await r.reportOnce();
+    assert.equal(sent.length, 1);
+    assert.deepEqual(edgesFromMessages(sent[0]?.edges), [SAMPLE]);
+  });
+
+  test('a failing collection still reports health, without edges', async () => {
+    const sent: HealthReport[] = [];
+    const r = new HealthReporter({
+      client: fakeClient(sent),
+      logger: createLogger({ level: 'silent' }),
+      edges: () => Promise.reject(new Error('proxy worker gone')),
+    });
+    assert.equal(await r.reportOnce(), 1000);
+    assert.deepEqual(sent[0]?.edges, []);
+  });
+
+  test('the controller bounds and checks what a host sends', () => {
+    const [e] = edgesFromMessages([
+      {
+        ...SAMPLE,
+        reporter: 'bogus',
+        security: 'plaintext',
+        protocol: 'smtp',
+        sourceWorkload: 'x'.repeat(2000),
+        requests: '-5',
+        errors: 'NaN',
+        durationCounts: ['1', '2'],
+        durationBounds: [5, 10],
+      },
+    ]);
+    assert.deepEqual(
+      [e?.reporter, e?.security, e?.protocol, e?.sourceWorkload.length, e?.requests, e?.errors, e?.durationCounts, e?.durationBounds],
+      ['destination', 'unknown', 'http', 512, 0, 0, [], []],
+    );
+    assert.equal(edgesFromMessages(new Array(600).fill({ ...SAMPLE })).length, 500);
+  });
+});
