@@ -12,19 +12,6 @@ export {
 } from './ca.js';
 export { CaMetrics, type CertKind, countedSigning } from './ca-metrics.js';
 export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCredentials } from './cert-provider.js';
-export {
-  CONTROLLER_PROTO_FILE,
-  controllerServiceClient,
-  type EdgeStatsMessage,
-  type HealthReport,
-  type HealthReportAck,
-  type LocalWorkloadMessage,
-  type ServedIdentityMessage,
-  type SignWorkloadRequest,
-  type SignWorkloadResponse,
-  type WorkloadHealthMessage,
-} from './controller-proto.js';
-export { fromGrpcError, toGrpcError } from './grpc-errors.js';
 export { gatherHostFacts } from './host-facts.js';
 export { HostRegistry } from './host-registry.js';
 export { IssuedCertificates } from './issued-certificates.js';

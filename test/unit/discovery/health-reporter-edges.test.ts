@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { HealthReport, HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
+import { edgesFromMessages } from '../../../src/api/edge-messages.js';
 import type { EdgeSample } from '../../../src/api/edges.js';
-import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
-import { edgesFromMessages } from '../../../src/discovery/edge-messages.js';
 import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { edgeSample } from '../../support/edge-samples.js';

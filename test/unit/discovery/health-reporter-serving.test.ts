@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { registryFrom, servedIdentities } from '../../../src/agent/identity-cache.js';
-import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
+import type { HealthReport, HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
 import { HealthTracker } from '../../../src/discovery/health.js';
 import { HealthReporter } from '../../../src/discovery/health-reporter.js';
 import { createLogger } from '../../../src/lib/logger.js';
