@@ -4,7 +4,7 @@ import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient, type JoinResponse__Output, type RenewResponse__Output } from '../api/controller-proto.js';
 import { fromGrpcError } from '../api/grpc-errors.js';
-import { checkHostName, type HostFacts } from '../api/host.js';
+import { checkHostName, type HostFacts } from '../api/host-record.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { parseSpiffeId } from './spiffe.js';

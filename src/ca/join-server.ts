@@ -4,7 +4,7 @@ import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { type ControllerHandlers, controllerServiceClient, type HostFactsMessage__Output } from '../api/controller-proto.js';
 import { toGrpcError } from '../api/grpc-errors.js';
-import { checkHostName, type HostFacts } from '../api/host.js';
+import { checkHostName, type HostFacts } from '../api/host-record.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
 import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { checkHostName } from '../api/host.js';
+import { checkHostName } from '../api/host-record.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { Store, StoreOp, StoreValue } from '../lib/store.js';

@@ -1,4 +1,4 @@
-import type { HostFacts } from '../../../src/api/host.js';
+import type { HostFacts } from '../../../src/api/host-record.js';
 import { joinController } from '../../../src/ca/join-client.js';
 import type { ApiClient } from '../../../src/lib/api-client.js';
 import { ErrorCode, vmeshError } from '../../../src/lib/errors.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient } from '../../../src/api/controller-proto.js';
-import type { HostFacts } from '../../../src/api/host.js';
+import type { HostFacts } from '../../../src/api/host-record.js';
 import { CertificateAuthority } from '../../../src/ca/ca.js';
 import { HostRegistry } from '../../../src/ca/host-registry.js';
 import { createControllerGrpcService, createControllerServerCredentials } from '../../../src/ca/join-server.js';

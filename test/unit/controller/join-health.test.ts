@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { controllerServiceClient, type HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
-import type { HostFacts } from '../../../src/api/host.js';
+import type { HostFacts } from '../../../src/api/host-record.js';
 import { gatherHostFacts, type HostCredentials, joinController, renewHostCert } from '../../../src/ca/index.js';
 import { type ApiResponse, startTestController, type TestController, waitFor } from '../../support/controller-harness.js';
 
