@@ -1,7 +1,7 @@
 import { stringify as toYaml } from 'yaml';
+import type { MeshGraph } from '../api/edges.js';
 import type { CaStatusView } from '../api/http/ca.js';
 import type { ApplyResultView, ConfigDeleted } from '../api/http/config.js';
-import type { MeshGraphView } from '../api/http/graph.js';
 import type { HostRemoved, HostView, TokenCreated, TokenView } from '../api/http/hosts.js';
 import type { WorkloadDeregistered, WorkloadRegistered, WorkloadView } from '../api/http/workloads.js';
 import type { ProxyStatusView } from '../api/http/xds.js';
@@ -230,7 +230,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
       path: '/v1/xds/config/:node/:kind',
       handler: async ({ params }) => ({ body: proxyConfig(d.xds.cache, params.node ?? '', params.kind ?? '') }),
     },
-    { method: 'GET', path: '/v1/graph', handler: async () => ({ body: d.edges.graph((d.now ?? Date.now)()) satisfies MeshGraphView }) },
+    { method: 'GET', path: '/v1/graph', handler: async () => ({ body: d.edges.graph((d.now ?? Date.now)()) satisfies MeshGraph }) },
     {
       method: 'GET',
       path: '/v1/services',

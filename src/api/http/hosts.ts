@@ -1,32 +1,13 @@
 import { z } from 'zod';
+import { hostFacts, hostRecord } from '../host-record.js';
 
 // The REST API's answers about joined hosts and their join tokens (/v1/hosts, /v1/tokens).
 
 /** GET /v1/hosts: a joined host with its liveness; `facts` adds `os` and `addresses` for display. */
-export const hostView = z.object({
-  name: z.string(),
+export const hostView = hostRecord.extend({
   live: z.boolean(),
-  revoked: z.boolean(),
   state: z.enum(['live', 'silent', 'unknown', 'removed']),
-  certSerial: z.string(),
-  certNotAfter: z.string(),
-  joinedAt: z.string(),
-  lastSeen: z.string().optional(),
-  revokedAt: z.string().optional(),
-  facts: z.object({
-    hostname: z.string(),
-    osDistro: z.string(),
-    osRelease: z.string(),
-    kernel: z.string(),
-    arch: z.string(),
-    cpuBrand: z.string(),
-    cpuCores: z.number(),
-    memoryTotalBytes: z.number(),
-    ipv4: z.array(z.string()).readonly(),
-    ipv6: z.array(z.string()).readonly(),
-    os: z.string(),
-    addresses: z.array(z.string()),
-  }),
+  facts: hostFacts.extend({ os: z.string(), addresses: z.array(z.string()) }),
 });
 export type HostView = z.infer<typeof hostView>;
 export const hostList = z.array(hostView);
