@@ -34,6 +34,6 @@ export {
   type PeerCall,
 } from './join-server.js';
 export { controllerSpiffeId, hostSpiffeId, isValidTrustDomain, parseSpiffeId, type SpiffeId, workloadSpiffeId } from './spiffe.js';
-export { type ParsedToken, parseToken, type TokenInfo, TokenService } from './tokens.js';
+export { type ParsedToken, parseToken, type TokenInfo, TokenService, tokenView } from './tokens.js';
 export { type SignWorkloadOptions, signWorkloadCert, trustBundleSha256, type WorkloadCert } from './workload-client.js';
 export { WorkloadIdentities, type WorkloadIdentitiesOptions } from './workload-identities.js';

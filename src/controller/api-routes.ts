@@ -2,12 +2,12 @@ import { stringify as toYaml } from 'yaml';
 import type { MeshGraph } from '../api/edges.js';
 import type { CaStatusView } from '../api/http/ca.js';
 import type { ApplyResultView, ConfigDeleted } from '../api/http/config.js';
-import type { HostRemoved, HostView, TokenCreated, TokenView } from '../api/http/hosts.js';
+import type { HostRemoved, HostView, TokenCreated } from '../api/http/hosts.js';
 import type { WorkloadDeregistered, WorkloadRegistered, WorkloadView } from '../api/http/workloads.js';
 import type { ProxyStatusView } from '../api/http/xds.js';
 import { configTooLarge, MAX_CONFIG_BYTES } from '../api/resource.js';
 import { parseDuration } from '../api/resources/duration.js';
-import type { HostRegistry, TokenService } from '../ca/index.js';
+import { type HostRegistry, type TokenService, tokenView } from '../ca/index.js';
 import { type CaDeps, caStatus, rotateRoot } from '../discovery/ca-rotation.js';
 import type { ConfigStore } from '../discovery/config-store.js';
 import { resolveKind } from '../discovery/config-store.js';
@@ -75,22 +75,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         };
       },
     },
-    {
-      method: 'GET',
-      path: '/v1/tokens',
-      handler: async () => ({
-        body: d.tokens.list().map(
-          (t): TokenView => ({
-            id: t.id,
-            host: t.host,
-            createdAt: t.createdAt.toISOString(),
-            expiresAt: t.expiresAt.toISOString(),
-            used: t.used,
-            ...(t.usedAt ? { usedAt: t.usedAt.toISOString() } : {}),
-          }),
-        ),
-      }),
-    },
+    { method: 'GET', path: '/v1/tokens', handler: async () => ({ body: d.tokens.list().map(tokenView) }) },
     { method: 'GET', path: '/v1/ca', handler: async () => ({ body: caStatus(d.ca) satisfies CaStatusView }) },
     {
       method: 'POST',
