@@ -2,11 +2,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
+import { controllerServiceClient, type HealthReportAck__Output } from '../api/controller-proto.js';
 import { edgesFromSnapshot } from '../api/edges.js';
 import {
   controllerChannelOptions,
-  controllerServiceClient,
-  type HealthReportAck,
   pemProvider,
   pemUpdates,
   signWorkloadCert,
@@ -260,7 +259,7 @@ async function startWith(cfg: AgentConfig, logger: Logger, nftSession: NftSessio
     return served === undefined || served === creds.trustBundlePem ? trustBundleSha256(creds.trustBundlePem) : 'mixed';
   };
   let refetched = { hash: '', at: 0 };
-  const onAck = (ack: HealthReportAck) => {
+  const onAck = (ack: HealthReportAck__Output) => {
     // Another bundle on the controller is a root rotation: fetch everything again so the new root is trusted here.
     const want = ack.trustBundleSha256;
     if (want && want !== heldBundle() && (refetched.hash !== want || Date.now() - refetched.at > 30_000)) {

@@ -1,8 +1,14 @@
 import { connect } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
+import type {
+  HealthReport,
+  HealthReportAck__Output,
+  LocalWorkload__Output,
+  ServedIdentity,
+  WorkloadHealth,
+} from '../api/controller-proto.js';
+import { edgeToMessage } from '../api/edge-messages.js';
 import type { EdgeSample } from '../api/edges.js';
-import type { HealthReport, HealthReportAck, LocalWorkloadMessage, ServedIdentityMessage, WorkloadHealthMessage } from '../ca/index.js';
-import { edgeToMessage } from '../discovery/edge-messages.js';
 import { backoffDelay, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -12,7 +18,7 @@ export interface ProbeResult {
 }
 
 /** A workload is healthy when every port it registered accepts a TCP connection. */
-export async function tcpProbe(w: LocalWorkloadMessage, timeoutMs = 1000): Promise<ProbeResult> {
+export async function tcpProbe(w: LocalWorkload__Output, timeoutMs = 1000): Promise<ProbeResult> {
   for (const [name, port] of Object.entries(w.ports)) {
     const r = await new Promise<string | undefined>((resolve) => {
       const s = connect({ host: w.address, port, timeout: timeoutMs });
@@ -32,7 +38,7 @@ export async function tcpProbe(w: LocalWorkloadMessage, timeoutMs = 1000): Promi
 }
 
 type ReportClient = grpc.Client & {
-  ReportHealth(req: HealthReport, cb: (e: grpc.ServiceError | null, res?: HealthReportAck) => void): void;
+  ReportHealth(req: HealthReport, cb: (e: grpc.ServiceError | null, res?: HealthReportAck__Output) => void): void;
 };
 
 /**
@@ -40,8 +46,8 @@ type ReportClient = grpc.Client & {
  * when to report next, probe them, repeat. Failures back off without losing the loop.
  */
 export class HealthReporter {
-  private statuses: WorkloadHealthMessage[] = [];
-  private workloads: LocalWorkloadMessage[] = [];
+  private statuses: WorkloadHealth[] = [];
+  private workloads: LocalWorkload__Output[] = [];
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private probing: Promise<void> | undefined;
@@ -50,7 +56,7 @@ export class HealthReporter {
     private readonly opts: {
       readonly client: ReportClient;
       readonly logger: Logger;
-      readonly probe?: (w: LocalWorkloadMessage) => Promise<ProbeResult>;
+      readonly probe?: (w: LocalWorkload__Output) => Promise<ProbeResult>;
       readonly defaultIntervalMs?: number;
       /**
        * How often the host's workloads are probed between reports (5 s by default). A change of any workload's
@@ -59,13 +65,13 @@ export class HealthReporter {
        */
       readonly probeIntervalMs?: number;
       /** Every answer: the host's registered workloads and the controller's trust bundle hash. */
-      readonly onAck?: (ack: HealthReportAck) => void;
+      readonly onAck?: (ack: HealthReportAck__Output) => void;
       /** The hash of the trust bundle this host holds, sent with every report. */
       readonly bundleSha256?: () => string;
       /** The host's edge telemetry, sent with every report (cumulative counters). */
       readonly edges?: () => Promise<readonly EdgeSample[]>;
       /** The identities the host's proxy presents now, sent with every report. */
-      readonly serving?: () => readonly ServedIdentityMessage[];
+      readonly serving?: () => readonly ServedIdentity[];
     },
   ) {}
 
@@ -88,7 +94,7 @@ export class HealthReporter {
     await Promise.all([this.loop, this.probing]);
   }
 
-  localWorkloads(): readonly LocalWorkloadMessage[] {
+  localWorkloads(): readonly LocalWorkload__Output[] {
     return this.workloads;
   }
 
@@ -101,7 +107,7 @@ export class HealthReporter {
       edges: edges.map(edgeToMessage),
       serving: [...(this.opts.serving?.() ?? [])],
     };
-    const ack = await new Promise<HealthReportAck>((resolve, reject) =>
+    const ack = await new Promise<HealthReportAck__Output>((resolve, reject) =>
       this.opts.client.ReportHealth(report, (e, res) => (e || !res ? reject(e) : resolve(res))),
     );
     this.workloads = ack.workloads;
@@ -110,8 +116,8 @@ export class HealthReporter {
     return Number(ack.nextReportMs) || (this.opts.defaultIntervalMs ?? 10_000);
   }
 
-  private probeAll(workloads: readonly LocalWorkloadMessage[]): Promise<WorkloadHealthMessage[]> {
-    const probe = this.opts.probe ?? ((w: LocalWorkloadMessage) => tcpProbe(w));
+  private probeAll(workloads: readonly LocalWorkload__Output[]): Promise<WorkloadHealth[]> {
+    const probe = this.opts.probe ?? ((w: LocalWorkload__Output) => tcpProbe(w));
     return Promise.all(workloads.map(async (w) => ({ namespace: w.namespace, name: w.name, ...(await probe(w)) })));
   }
 

@@ -1,4 +1,5 @@
 import type { FamilySnapshot, MetricsSnapshot } from '../lib/metrics-registry.js';
+import type { GraphEdge, GraphNode, MeshGraph } from './http/graph.js';
 
 /**
  * Edge telemetry: what one agent's proxies counted for one (caller, service, callee) edge, cumulative since the
@@ -30,36 +31,7 @@ export interface EdgeSample {
   tcpConnectionsOpened: number;
 }
 
-export interface GraphNode {
-  /** `workload:<ns>/<name>`, `service:<host>`, or `unknown` for callers the proxy could not identify. */
-  id: string;
-  kind: 'workload' | 'service' | 'unknown';
-  name: string;
-  namespace: string;
-}
-
-export interface GraphEdge {
-  id: string;
-  source: string;
-  target: string;
-  protocol: EdgeProtocol;
-  /** Requests per second (TCP: connections per second) over the last report interval. */
-  rps: number;
-  /** Errors / requests over the last report interval, 0..1. */
-  errorRate: number;
-  /** null when no request was timed in the window. */
-  p99Ms: number | null;
-  mtls: boolean;
-  /** Totals since the reporting agents started. */
-  requests: number;
-  errors: number;
-}
-
-export interface MeshGraph {
-  generatedAt: string;
-  nodes: GraphNode[];
-  edges: GraphEdge[];
-}
+export type { GraphEdge, GraphNode, MeshGraph };
 
 /** A report carries the busiest edges only: the controller's memory and the message size stay bounded. */
 export const MAX_EDGES = 500;

@@ -1,9 +1,9 @@
-import { canonicalHost, hostMatches, splitMeshHost } from './hosts.js';
 import type { MeshConfig } from './mesh-config.js';
 import { isKind, type Resource } from './resource.js';
 import { quote } from './resources/names.js';
 import type { Destination } from './resources/networking-virtual-service.js';
 import { MESH_GATEWAY } from './resources/networking-virtual-service-check.js';
+import { canonicalHost, hostMatches, splitMeshHost } from './service-hosts.js';
 
 /**
  * References between resources, as `istioctl analyze` checks them (IST0101 ReferencedResourceNotFound): a

@@ -1,6 +1,6 @@
 import { networkInterfaces as osInterfaces } from 'node:os';
 import si from 'systeminformation';
-import type { HostFacts } from '../api/host.js';
+import type { HostFacts } from '../api/host-record.js';
 
 // Link-local addresses need a zone to be reachable and loopback is never an address another host can use.
 function usable(ip: string): boolean {

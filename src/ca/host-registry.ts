@@ -1,5 +1,5 @@
-import type { HostFacts, HostRecord } from '../api/host.js';
-import { checkHostName } from '../api/host.js';
+import type { HostFacts, HostRecord } from '../api/host-record.js';
+import { checkHostName } from '../api/host-record.js';
 import { ErrorCode, type VmeshError, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { Store, StoreValue } from '../store/store.js';

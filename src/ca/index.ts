@@ -12,19 +12,6 @@ export {
 } from './ca.js';
 export { CaMetrics, type CertKind, countedSigning } from './ca-metrics.js';
 export { MeshCertificateProvider, pemProvider, pemUpdates, updatableChannelCredentials } from './cert-provider.js';
-export {
-  CONTROLLER_PROTO_FILE,
-  controllerServiceClient,
-  type EdgeStatsMessage,
-  type HealthReport,
-  type HealthReportAck,
-  type LocalWorkloadMessage,
-  type ServedIdentityMessage,
-  type SignWorkloadRequest,
-  type SignWorkloadResponse,
-  type WorkloadHealthMessage,
-} from './controller-proto.js';
-export { fromGrpcError, toGrpcError } from './grpc-errors.js';
 export { gatherHostFacts } from './host-facts.js';
 export { HostRegistry } from './host-registry.js';
 export { IssuedCertificates } from './issued-certificates.js';
@@ -47,6 +34,6 @@ export {
   type PeerCall,
 } from './join-server.js';
 export { controllerSpiffeId, hostSpiffeId, isValidTrustDomain, parseSpiffeId, type SpiffeId, workloadSpiffeId } from './spiffe.js';
-export { type ParsedToken, parseToken, type TokenInfo, TokenService } from './tokens.js';
+export { type ParsedToken, parseToken, type TokenInfo, TokenService, tokenView } from './tokens.js';
 export { type SignWorkloadOptions, signWorkloadCert, trustBundleSha256, type WorkloadCert } from './workload-client.js';
 export { WorkloadIdentities, type WorkloadIdentitiesOptions } from './workload-identities.js';

@@ -2,11 +2,11 @@ import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, X509
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { checkHostName, type HostFacts } from '../api/host.js';
+import { controllerServiceClient, type JoinResponse__Output, type RenewResponse__Output } from '../api/controller-proto.js';
+import { fromGrpcError } from '../api/grpc-errors.js';
+import { checkHostName, type HostFacts } from '../api/host-record.js';
 import { parsePort } from '../lib/addr.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
-import { controllerServiceClient, type JoinResponse, type RenewResponse } from './controller-proto.js';
-import { fromGrpcError } from './grpc-errors.js';
 import { parseSpiffeId } from './spiffe.js';
 import { parseToken } from './tokens.js';
 import { buildCsr, derToPem, readCertificate, spkiOf, splitCertificates, subjectAltNames } from './x509.js';
@@ -200,7 +200,7 @@ export async function joinController(opts: JoinOptions): Promise<HostCredentials
 
   const key = newKey();
   const csrPem = derToPem(buildCsr(key, opts.hostName), 'CERTIFICATE REQUEST');
-  const res = await unary<JoinResponse>({
+  const res = await unary<JoinResponse__Output>({
     address: opts.address,
     ...(opts.servername ? { servername: opts.servername } : {}),
     credentials: channelCredentials(trustPem),
@@ -246,7 +246,7 @@ export async function renewHostCert(opts: RenewOptions): Promise<HostCredentials
   const hostId = ids.find((r) => r.ok && r.value.kind === 'host');
   const host = hostId?.ok && hostId.value.kind === 'host' ? hostId.value.host : undefined;
   const csrPem = derToPem(buildCsr(key, host ?? 'vmesh-host'), 'CERTIFICATE REQUEST');
-  const res = await unary<RenewResponse>({
+  const res = await unary<RenewResponse__Output>({
     address: opts.address,
     ...(opts.servername ? { servername: opts.servername } : {}),
     credentials: channelCredentials(opts.trustBundlePem, { keyPem: opts.keyPem, certPem: opts.certPem }),

@@ -2,7 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { checkHostName, type HostFacts } from '../api/host.js';
+import { type ControllerHandlers, controllerServiceClient, type HostFactsMessage__Output } from '../api/controller-proto.js';
+import { toGrpcError } from '../api/grpc-errors.js';
+import { checkHostName, type HostFacts } from '../api/host-record.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../lib/errors.js';
 import { Limits } from '../lib/limits.js';
 import type { Logger } from '../lib/logger.js';
@@ -11,15 +13,6 @@ import { err, ok, type Result } from '../lib/result.js';
 import type { CertificateAuthority, ServerCertificate } from './ca.js';
 import { type CaMetrics, countedSigning } from './ca-metrics.js';
 import { MeshCertificateProvider } from './cert-provider.js';
-import {
-  controllerServiceClient,
-  type HostFactsMessage,
-  type JoinRequest,
-  type JoinResponse,
-  type RenewRequest,
-  type RenewResponse,
-} from './controller-proto.js';
-import { toGrpcError } from './grpc-errors.js';
 import type { HostRegistry } from './host-registry.js';
 import { hostSpiffeId, parseSpiffeId } from './spiffe.js';
 import { parseToken, type TokenService } from './tokens.js';
@@ -85,7 +78,7 @@ const MAX_TEXT = 256;
 const MAX_ADDRS = 64;
 
 /** Facts come from the client: bound them before they reach the store. */
-function factsFromMessage(m: HostFactsMessage | null): HostFacts {
+function factsFromMessage(m: HostFactsMessage__Output | null): HostFacts {
   const text = (s: unknown) => String(s ?? '').slice(0, MAX_TEXT);
   const num = (n: unknown) => (Number.isFinite(Number(n)) && Number(n) >= 0 ? Number(n) : 0);
   const ips = (list: unknown, v: 4 | 6) =>
@@ -138,7 +131,7 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
     );
   }
 
-  const Join: grpc.handleUnaryCall<JoinRequest, JoinResponse> = (call, cb) => {
+  const Join: ControllerHandlers['Join'] = (call, cb) => {
     const req = call.request;
     const token = typeof req.token === 'string' && req.token.length <= Limits.joinTokenChars ? req.token : '';
     const hostName = typeof req.hostName === 'string' ? req.hostName.slice(0, Limits.hostNameChars + 1) : '';
@@ -168,7 +161,7 @@ export function createControllerGrpcService(deps: ControllerServiceDeps): {
     });
   };
 
-  const Renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, cb) => {
+  const Renew: ControllerHandlers['Renew'] = (call, cb) => {
     handle('Renew', call, cb, {}, async () => {
       const peer = authenticatePeer(call, hosts, ca);
       if (!peer.ok) {

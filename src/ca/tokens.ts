@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { checkHostName } from '../api/host.js';
+import { checkHostName } from '../api/host-record.js';
+import type { TokenView } from '../api/http/hosts.js';
 import { ErrorCode, VmeshError, vmeshError } from '../lib/errors.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { Store, StoreOp, StoreValue } from '../store/store.js';
@@ -30,6 +31,18 @@ export interface TokenInfo {
   readonly expiresAt: Date;
   readonly used: boolean;
   readonly usedAt?: Date;
+}
+
+/** A token as GET /v1/tokens serves it: times as ISO-8601, never the secret. */
+export function tokenView(t: TokenInfo): TokenView {
+  return {
+    id: t.id,
+    host: t.host,
+    createdAt: t.createdAt.toISOString(),
+    expiresAt: t.expiresAt.toISOString(),
+    used: t.used,
+    ...(t.usedAt ? { usedAt: t.usedAt.toISOString() } : {}),
+  };
 }
 
 interface StoredToken {

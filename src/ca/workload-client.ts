@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
+import type { SignWorkloadResponse__Output } from '../api/controller-proto.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import type { SignWorkloadResponse } from './controller-proto.js';
 import { channelCredentials, checkIssued, newKey, unary } from './join-client.js';
 import { parseSpiffeId } from './spiffe.js';
 import { buildCsr, derToPem, readCertificate, splitCertificates, subjectAltNames } from './x509.js';
@@ -33,7 +33,7 @@ export async function signWorkloadCert(opts: SignWorkloadOptions): Promise<Workl
   const key = newKey();
   const csrPem = derToPem(buildCsr(key, `${opts.serviceAccount}.${opts.namespace}`), 'CERTIFICATE REQUEST');
   const what = `SignWorkload ${opts.namespace}/${opts.serviceAccount} on ${opts.address}`;
-  const res = await unary<SignWorkloadResponse>({
+  const res = await unary<SignWorkloadResponse__Output>({
     address: opts.address,
     credentials: channelCredentials(opts.host.trustBundlePem, opts.host),
     method: 'SignWorkload',

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { type CliConfig, loadCliConfig } from '../config/cli.js';
 import { readConfigFile, readEnv } from '../config/sources.js';
-import { ApiClient } from '../lib/api-client.js';
+import { ApiClient } from './api-client.js';
 
 /** Flags every command that talks to the controller's API accepts. */
 export function apiFlags<T>(y: Argv<T>) {

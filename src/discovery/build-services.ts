@@ -1,7 +1,7 @@
-import { canonicalHost, splitMeshHost } from '../api/hosts.js';
 import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, EndpointSource, MeshService, Protocol, ServicePort } from '../api/model.js';
 import type { Resource } from '../api/resource.js';
+import { canonicalHost, splitMeshHost } from '../api/service-hosts.js';
 import type { ConsulInstance } from './consul-watcher.js';
 import { consulLabels, consulServiceAccount } from './consul-watcher.js';
 import { ANNOTATIONS, protocolFromPortName } from './workload-registry.js';

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import type { WorkloadView } from '../api/http/workloads.js';
 import type { Resource } from '../api/resource.js';
 import { normalizeIp } from '../lib/addr.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
@@ -98,22 +99,7 @@ function registrationError(field: string, why: string) {
   return vmeshError(ErrorCode.InvalidResource, `workload registration: ${field}: ${why}`);
 }
 
-export interface WorkloadView {
-  readonly name: string;
-  readonly namespace: string;
-  readonly service: string;
-  readonly serviceAccount: string;
-  readonly address: string;
-  readonly ports: Readonly<Record<string, number>>;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly host?: string;
-  readonly uid?: number;
-  readonly healthy?: boolean;
-  /** `client`: registered without ports, it only calls others (not an endpoint, not health-checked). */
-  readonly state: 'healthy' | 'unhealthy' | 'unknown' | 'client';
-  /** Whether the live agent on its host presents the workload's identity (for its uid) now. */
-  readonly identityServed?: boolean;
-}
+export type { WorkloadView };
 
 /**
  * VM registrations as Istio resources: a WorkloadEntry per workload (host and run-as uid as annotations)

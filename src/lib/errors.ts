@@ -38,6 +38,8 @@ export const ErrorCode = {
   RateLimited: 'VMESH_ERR_RATE_LIMITED',
   /** The disk is full (ENOSPC): nothing was written; free space and retry. */
   NoSpace: 'VMESH_ERR_NO_SPACE',
+  /** The controller answered, but not in the shape its API promises (a different vmesh version, or not the controller). */
+  BadResponse: 'VMESH_ERR_BAD_RESPONSE',
   Internal: 'VMESH_ERR_INTERNAL',
 } as const;
 

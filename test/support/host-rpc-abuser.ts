@@ -7,7 +7,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../../src/ca/controller-proto.js';
+import { controllerServiceClient } from '../../src/api/controller-proto.js';
 import { Limits } from '../../src/lib/limits.js';
 import { pool, type Rng, rng } from './abuse.js';
 

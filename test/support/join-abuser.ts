@@ -4,7 +4,7 @@
  * goodCsr, cases, seed. Prints one JSON line: the cases answered against the rules, and the slowest answer.
  */
 import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../../src/ca/controller-proto.js';
+import { controllerServiceClient } from '../../src/api/controller-proto.js';
 import { Limits } from '../../src/lib/limits.js';
 import { FACTS } from '../unit/ca/controller-fixture.js';
 import { pool, type Rng, rng } from './abuse.js';

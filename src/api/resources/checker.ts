@@ -1,5 +1,5 @@
-import { canonicalHost } from '../hosts.js';
 import type { MeshConfig } from '../mesh-config.js';
+import { canonicalHost } from '../service-hosts.js';
 import {
   cidrProblem,
   type HostRules,

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { hostMatches } from '../hosts.js';
+import { hostMatches } from '../service-hosts.js';
 import type { Checker } from './checker.js';
 import { isDns1123Label, quote } from './names.js';
 import type { Destination, Headers, HttpRoute, VirtualServiceSpec } from './networking-virtual-service.js';

@@ -1,26 +1,9 @@
 import type { CommandModule } from 'yargs';
+import { type CaStatusView, caStatus } from '../../api/http/ca.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat; activate?: boolean; finish?: boolean; force?: boolean };
-
-interface RootView {
-  caHash: string;
-  subject: string;
-  notAfter: string;
-}
-interface CaStatusView {
-  trustDomain: string;
-  trustBundleSha256: string;
-  rotation: { phase: string; rotatable: boolean; current: RootView; next?: RootView; previous?: RootView; issuedSinceStart: number };
-  hosts: Array<{
-    name: string;
-    live: boolean;
-    hostCertNotAfter?: string;
-    bundle: string;
-    workloads: Array<{ spiffeId: string; notAfter: string }>;
-  }>;
-}
 
 function render(s: CaStatusView): string {
   const r = s.rotation;
@@ -50,7 +33,7 @@ const status: CommandModule<object, Argv> = {
   describe: 'the CA roots and their expiry, rotation phase, issued count, and each host with its certificates',
   builder: (y) => apiFlags(y).option('output', outputOption) as never,
   handler: async (argv) => {
-    const s = await apiClient(argv).call<CaStatusView>('GET', '/v1/ca');
+    const s = await apiClient(argv).call(caStatus, 'GET', '/v1/ca');
     emit(argv.output, s, () => render(s));
   },
 };
@@ -67,7 +50,7 @@ const rotateRoot: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const step = argv.activate ? 'activate' : argv.finish ? 'finish' : 'stage';
-    const s = await apiClient(argv).call<CaStatusView>('POST', '/v1/ca/rotate-root', { step, force: argv.force === true });
+    const s = await apiClient(argv).call(caStatus, 'POST', '/v1/ca/rotate-root', { step, force: argv.force === true });
     emit(argv.output, s, () => `root rotation: ${step} done\n\n${render(s)}`);
   },
 };

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
+import { storedResourceList } from '../../api/http/config.js';
 import { type MeshConfig, parseMeshConfig } from '../../api/mesh-config.js';
 import {
   configTooLarge,
@@ -109,17 +110,12 @@ export const validateCommand: CommandModule<object, Argv> = {
   },
 };
 
-interface StoredRaw {
-  kind: string;
-  metadata: { name: string; namespace: string };
-}
-
 /** The controller's stored config, parsed as the controller parsed it. */
 async function storedResources(argv: Argv): Promise<Resource[]> {
   const client = apiClient(argv);
   const out: Resource[] = [];
   for (const kind of RESOURCE_KINDS) {
-    const raws = await client.call<StoredRaw[]>('GET', `/v1/config/${kind}`);
+    const raws = await client.call(storedResourceList, 'GET', `/v1/config/${kind}`);
     for (const raw of raws) {
       const r = parseResourceObject(raw, { source: `stored ${kind} ${raw.metadata?.namespace}/${raw.metadata?.name}` });
       if (r.ok) out.push(r.value);

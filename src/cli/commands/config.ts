@@ -1,15 +1,11 @@
 import { stringify as toYaml } from 'yaml';
 import type { CommandModule } from 'yargs';
+import { applyResult, configDeleted, storedResource, storedResourceList } from '../../api/http/config.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 import { analyzeCommand, files, printWarnings, readBatch, validateCommand } from './config-check.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
-
-interface ApplyResult {
-  results: Array<{ key: string; action: 'created' | 'updated' | 'unchanged' }>;
-  warnings?: string[];
-}
 
 const apply: CommandModule<object, Argv> = {
   command: 'apply',
@@ -27,8 +23,8 @@ const apply: CommandModule<object, Argv> = {
       .join('\n---\n');
     const query = { source: names.join(' + '), ...(argv.dryRun ? { dryRun: 'true' } : {}) };
     // A config set near the size limit takes the controller a while to parse and check (24k ServiceEntries: ~10 s).
-    const r = await apiClient(argv, 120_000).call<ApplyResult>('POST', '/v1/config', text, query);
-    if (argv.output === 'text') printWarnings(r.warnings ?? []);
+    const r = await apiClient(argv, 120_000).call(applyResult, 'POST', '/v1/config', text, query);
+    if (argv.output === 'text') printWarnings(r.warnings);
     emit(argv.output, r, () =>
       r.results.length === 0
         ? `nothing to apply: no mesh resources in ${names.join(', ')}`
@@ -36,13 +32,6 @@ const apply: CommandModule<object, Argv> = {
     );
   },
 };
-
-interface StoredResource {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: unknown;
-}
 
 const get: CommandModule<object, Argv> = {
   command: 'get <kind> [name]',
@@ -58,11 +47,12 @@ const get: CommandModule<object, Argv> = {
     const client = apiClient(argv);
     if (argv.name !== undefined) {
       const ns = encodeURIComponent(String(argv.namespace ?? 'default'));
-      const r = await client.call<StoredResource>('GET', `/v1/config/${kind}/${ns}/${encodeURIComponent(String(argv.name))}`);
+      const r = await client.call(storedResource, 'GET', `/v1/config/${kind}/${ns}/${encodeURIComponent(String(argv.name))}`);
       emit(argv.output === 'text' ? 'yaml' : argv.output, r, () => toYaml(r));
       return;
     }
-    const rs = await client.call<StoredResource[]>(
+    const rs = await client.call(
+      storedResourceList,
       'GET',
       `/v1/config/${kind}`,
       undefined,
@@ -88,7 +78,7 @@ const del: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const path = `/v1/config/${encodeURIComponent(String(argv.kind))}/${encodeURIComponent(String(argv.namespace))}/${encodeURIComponent(String(argv.name))}`;
-    const r = await apiClient(argv).call<unknown>('DELETE', path);
+    const r = await apiClient(argv).call(configDeleted, 'DELETE', path);
     emit(argv.output, r, () => `${argv.kind} ${argv.namespace}/${argv.name} deleted`);
   },
 };

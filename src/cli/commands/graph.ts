@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import type { MeshGraph } from '../../api/edges.js';
+import { meshGraph } from '../../api/http/graph.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
@@ -21,7 +21,7 @@ export const graphCommand: CommandModule<object, Argv> = {
   describe: 'the traffic graph the agents report: per edge req/s, error rate, p99 and whether it is mutual TLS',
   builder: (y) => apiFlags(y).option('output', outputOption) as never,
   handler: async (argv) => {
-    const g = await apiClient(argv).call<MeshGraph>('GET', '/v1/graph');
+    const g = await apiClient(argv).call(meshGraph, 'GET', '/v1/graph');
     emit(argv.output, g, () =>
       table(
         ['source', 'target', 'protocol', 'rate', 'errors', 'p99', 'mtls', 'total'],

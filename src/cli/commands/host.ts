@@ -1,36 +1,20 @@
 import type { CommandModule } from 'yargs';
+import { hostList, hostRemoved } from '../../api/http/hosts.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat; name?: string };
-
-interface HostView {
-  name: string;
-  live: boolean;
-  revoked: boolean;
-  state?: 'live' | 'silent' | 'unknown' | 'removed';
-  certNotAfter?: string;
-  lastSeen?: string;
-  facts?: { os?: string; kernel?: string; addresses?: string[] };
-}
 
 const list: CommandModule<object, Argv> = {
   command: 'list',
   describe: 'hosts that joined the mesh, with their facts and liveness',
   builder: (y) => apiFlags(y).option('output', outputOption) as never,
   handler: async (argv) => {
-    const hosts = await apiClient(argv).call<HostView[]>('GET', '/v1/hosts');
+    const hosts = await apiClient(argv).call(hostList, 'GET', '/v1/hosts');
     emit(argv.output, hosts, () =>
       table(
         ['name', 'status', 'os', 'kernel', 'addresses', 'cert expires'],
-        hosts.map((h) => [
-          h.name,
-          h.state ?? (h.revoked ? 'removed' : h.live ? 'live' : 'silent'),
-          h.facts?.os,
-          h.facts?.kernel,
-          (h.facts?.addresses ?? []).join(','),
-          h.certNotAfter,
-        ]),
+        hosts.map((h) => [h.name, h.state, h.facts.os, h.facts.kernel, h.facts.addresses.join(','), h.certNotAfter]),
       ),
     );
   },
@@ -41,7 +25,7 @@ const remove: CommandModule<object, Argv> = {
   describe: 'remove a host: its certificate is refused from now on',
   builder: (y) => apiFlags(y).positional('name', { type: 'string', demandOption: true }).option('output', outputOption) as never,
   handler: async (argv) => {
-    const r = await apiClient(argv).call<unknown>('DELETE', `/v1/hosts/${encodeURIComponent(String(argv.name))}`);
+    const r = await apiClient(argv).call(hostRemoved, 'DELETE', `/v1/hosts/${encodeURIComponent(String(argv.name))}`);
     emit(argv.output, r, () => `host ${argv.name} removed`);
   },
 };

@@ -1,7 +1,7 @@
 import { get as httpGet } from 'node:http';
 import type { CommandModule } from 'yargs';
+import { proxyConfigList, proxyStatusList } from '../../api/http/xds.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
-import type { ProxyStatusRow } from '../../xds/index.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
@@ -14,7 +14,7 @@ export const proxyStatusCommand: CommandModule<object, Argv> = {
   describe: 'one row per agent: connected, last push, and per type whether it ACKed (or NACKed) what was sent',
   builder: (y) => apiFlags(y).option('output', outputOption) as never,
   handler: async (argv) => {
-    const rows = await apiClient(argv).call<ProxyStatusRow[]>('GET', '/v1/xds/status');
+    const rows = await apiClient(argv).call(proxyStatusList, 'GET', '/v1/xds/status');
     emit(argv.output, rows, () =>
       table(
         ['node', 'connected', 'last push', ...TYPES, 'snapshot'],
@@ -92,7 +92,7 @@ export const proxyConfigCommand: CommandModule<object, Argv> = {
       const byName = dump.resources[LOCAL_TYPES[kind] ?? ''] ?? {};
       items = Object.entries(byName).map(([name, resource]) => ({ name, resource }));
     } else {
-      items = await apiClient(argv).call('GET', `/v1/xds/config/${encodeURIComponent(String(argv.node))}/${kind}`);
+      items = await apiClient(argv).call(proxyConfigList, 'GET', `/v1/xds/config/${encodeURIComponent(String(argv.node))}/${kind}`);
     }
     emit(argv.output, items, () =>
       table(

@@ -1,16 +1,9 @@
 import type { CommandModule } from 'yargs';
+import { tokenCreated, tokenList } from '../../api/http/hosts.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
-
-interface TokenView {
-  token?: string;
-  id: string;
-  host: string;
-  expiresAt: string;
-  used?: boolean;
-}
 
 const create: CommandModule<object, Argv> = {
   command: 'create',
@@ -21,8 +14,8 @@ const create: CommandModule<object, Argv> = {
       .option('ttl', { type: 'string', default: '1h', describe: 'lifetime: 30m, 1h, 24h...' })
       .option('output', outputOption) as never,
   handler: async (argv) => {
-    const t = await apiClient(argv).call<TokenView>('POST', '/v1/tokens', { host: argv.host, ttl: argv.ttl });
-    emit(argv.output, t, () => t.token ?? '');
+    const t = await apiClient(argv).call(tokenCreated, 'POST', '/v1/tokens', { host: argv.host, ttl: argv.ttl });
+    emit(argv.output, t, () => t.token);
   },
 };
 
@@ -31,7 +24,7 @@ const list: CommandModule<object, Argv> = {
   describe: 'list join tokens (never their secrets)',
   builder: (y) => apiFlags(y).option('output', outputOption) as never,
   handler: async (argv) => {
-    const ts = await apiClient(argv).call<TokenView[]>('GET', '/v1/tokens');
+    const ts = await apiClient(argv).call(tokenList, 'GET', '/v1/tokens');
     emit(argv.output, ts, () =>
       table(
         ['id', 'host', 'expires', 'used'],

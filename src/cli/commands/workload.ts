@@ -1,24 +1,10 @@
 import type { CommandModule } from 'yargs';
+import { type WorkloadView, workloadDeregistered, workloadList, workloadRegistered, workloadView } from '../../api/http/workloads.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { apiClient, apiFlags } from '../api.js';
 import { emit, type OutputFormat, outputOption, table } from '../output.js';
 
 type Argv = Record<string, unknown> & { output: OutputFormat };
-
-export interface WorkloadView {
-  name: string;
-  namespace: string;
-  service: string;
-  serviceAccount: string;
-  address: string;
-  ports: Record<string, number>;
-  labels: Record<string, string>;
-  host?: string;
-  uid?: number;
-  healthy?: boolean;
-  state?: 'healthy' | 'unhealthy' | 'unknown' | 'client';
-  identityServed?: boolean;
-}
 
 function labelsOf(values: unknown): Record<string, string> {
   const out: Record<string, string> = {};
@@ -68,7 +54,7 @@ const register: CommandModule<object, Argv> = {
     };
     const started = Date.now();
     const api = apiClient(argv);
-    const r = await api.call<{ workload: WorkloadView; serviceEntryCreated: boolean }>('POST', '/v1/workloads', body);
+    const r = await api.call(workloadRegistered, 'POST', '/v1/workloads', body);
     const what = `workload ${r.workload.namespace}/${r.workload.name} registered${r.serviceEntryCreated ? ` (ServiceEntry ${r.workload.service} created)` : ''}${r.workload.state === 'client' ? ' as a pure client' : ''}`;
     if (!argv.wait || r.workload.host === undefined) {
       emit(argv.output, r, () => what);
@@ -87,7 +73,7 @@ const register: CommandModule<object, Argv> = {
 async function waitServed(api: ReturnType<typeof apiClient>, w: WorkloadView, timeoutMs: number, started: number): Promise<number> {
   const path = `/v1/workloads/${encodeURIComponent(w.namespace)}/${encodeURIComponent(w.name)}`;
   for (;;) {
-    const now = await api.call<WorkloadView>('GET', path);
+    const now = await api.call(workloadView, 'GET', path);
     if (now.identityServed) return Date.now() - started;
     if (Date.now() - started >= timeoutMs) {
       throw vmeshError(
@@ -109,7 +95,7 @@ const deregister: CommandModule<object, Argv> = {
       .option('output', outputOption) as never,
   handler: async (argv) => {
     const path = `/v1/workloads/${encodeURIComponent(String(argv.namespace))}/${encodeURIComponent(String(argv.name))}`;
-    const r = await apiClient(argv).call<{ serviceEntryRemoved: boolean }>('DELETE', path);
+    const r = await apiClient(argv).call(workloadDeregistered, 'DELETE', path);
     emit(
       argv.output,
       r,
@@ -126,7 +112,8 @@ const list: CommandModule<object, Argv> = {
       .option('namespace', { alias: 'n', type: 'string', describe: 'only this namespace' })
       .option('output', outputOption) as never,
   handler: async (argv) => {
-    const ws = await apiClient(argv).call<WorkloadView[]>(
+    const ws = await apiClient(argv).call(
+      workloadList,
       'GET',
       '/v1/workloads',
       undefined,
@@ -145,7 +132,7 @@ const list: CommandModule<object, Argv> = {
             .join(','),
           w.host,
           w.uid,
-          w.state ?? (w.healthy === undefined ? 'unknown' : w.healthy ? 'healthy' : 'unhealthy'),
+          w.state,
           Object.entries(w.labels)
             .map(([k, v]) => `${k}=${v}`)
             .join(','),

@@ -1,7 +1,13 @@
 import { stringify as toYaml } from 'yaml';
+import type { MeshGraph } from '../../api/edges.js';
+import type { CaStatusView } from '../../api/http/ca.js';
+import type { ApplyResultView, ConfigDeleted } from '../../api/http/config.js';
+import type { HostRemoved, HostView, TokenCreated } from '../../api/http/hosts.js';
+import type { WorkloadDeregistered, WorkloadRegistered, WorkloadView } from '../../api/http/workloads.js';
+import type { ProxyStatusView } from '../../api/http/xds.js';
 import { configTooLarge, MAX_CONFIG_BYTES } from '../../api/resource.js';
 import { parseDuration } from '../../api/resources/duration.js';
-import type { HostRegistry, TokenService } from '../../ca/index.js';
+import { type HostRegistry, type TokenService, tokenView } from '../../ca/index.js';
 import type { HealthTracker } from '../../discovery/health.js';
 import type { ModelBuilder } from '../../discovery/model-builder.js';
 import type { VmRegistry } from '../../discovery/workload-registry.js';
@@ -76,11 +82,14 @@ export function apiRoutes(d: ApiDeps): Route[] {
         const b = (body ?? {}) as { host?: string; ttl?: unknown };
         if (!b.host) throw vmeshError(ErrorCode.Usage, 'token create: host is required');
         const t = await d.tokens.create({ host: b.host, ttlSeconds: ttlSeconds(b.ttl) });
-        return { status: 201, body: { token: t.token, id: t.id, host: b.host, expiresAt: t.expiresAt.toISOString() } };
+        return {
+          status: 201,
+          body: { token: t.token, id: t.id, host: b.host, expiresAt: t.expiresAt.toISOString() } satisfies TokenCreated,
+        };
       },
     },
-    { method: 'GET', path: '/v1/tokens', handler: async () => ({ body: d.tokens.list() }) },
-    { method: 'GET', path: '/v1/ca', handler: async () => ({ body: caStatus(d.ca) }) },
+    { method: 'GET', path: '/v1/tokens', handler: async () => ({ body: d.tokens.list().map(tokenView) }) },
+    { method: 'GET', path: '/v1/ca', handler: async () => ({ body: caStatus(d.ca) satisfies CaStatusView }) },
     {
       method: 'POST',
       path: '/v1/ca/rotate-root',
@@ -90,14 +99,14 @@ export function apiRoutes(d: ApiDeps): Route[] {
         if (step !== 'stage' && step !== 'activate' && step !== 'finish') {
           throw vmeshError(ErrorCode.Usage, `ca rotate-root: step "${step}" is not stage, activate or finish`);
         }
-        return { body: await rotateRoot(d.ca, step, b.force === true) };
+        return { body: (await rotateRoot(d.ca, step, b.force === true)) satisfies CaStatusView };
       },
     },
     {
       method: 'GET',
       path: '/v1/hosts',
       handler: async () => ({
-        body: d.hosts.list().map((h) => {
+        body: d.hosts.list().map((h): HostView => {
           const seen = d.health.hosts().find((x) => x.name === h.name);
           return {
             ...h,
@@ -120,28 +129,34 @@ export function apiRoutes(d: ApiDeps): Route[] {
         d.edges.forget(name);
         d.xds.forget(name);
         d.model.trigger();
-        return { body: { removed: name } };
+        return { body: { removed: name } satisfies HostRemoved };
       },
     },
     {
       method: 'GET',
       path: '/v1/workloads',
-      handler: async ({ query }) => ({ body: d.registry.list(query.get('namespace') ?? undefined) }),
+      handler: async ({ query }) => ({ body: d.registry.list(query.get('namespace') ?? undefined) satisfies WorkloadView[] }),
     },
-    { method: 'POST', path: '/v1/workloads', handler: async ({ body }) => ({ status: 201, body: await d.registry.register(body) }) },
+    {
+      method: 'POST',
+      path: '/v1/workloads',
+      handler: async ({ body }) => ({ status: 201, body: (await d.registry.register(body)) satisfies WorkloadRegistered }),
+    },
     {
       method: 'GET',
       path: '/v1/workloads/:namespace/:name',
       handler: async ({ params }) => {
         const w = d.registry.get(params.namespace ?? '', params.name ?? '');
         if (!w) throw vmeshError(ErrorCode.NotFound, `WorkloadEntry ${params.namespace}/${params.name} not found`);
-        return { body: w };
+        return { body: w satisfies WorkloadView };
       },
     },
     {
       method: 'DELETE',
       path: '/v1/workloads/:namespace/:name',
-      handler: async ({ params }) => ({ body: await d.registry.deregister(params.namespace ?? '', params.name ?? '') }),
+      handler: async ({ params }) => ({
+        body: (await d.registry.deregister(params.namespace ?? '', params.name ?? '')) satisfies WorkloadDeregistered,
+      }),
     },
     {
       method: 'POST',
@@ -155,7 +170,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
         if (tooLarge) throw vmeshError(ErrorCode.LimitExceeded, tooLarge);
         // `source` names the client's files in issues, as `vmesh config validate` names them.
         const source = query.get('source') || 'request body';
-        return { body: await d.config.applyText(yaml, { source, dryRun: query.get('dryRun') === 'true' }) };
+        return { body: (await d.config.applyText(yaml, { source, dryRun: query.get('dryRun') === 'true' })) satisfies ApplyResultView };
       },
     },
     {
@@ -193,7 +208,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
       handler: async ({ params }) => {
         const kind = resolveKind(params.kind ?? '');
         await d.config.delete(kind, params.namespace ?? '', params.name ?? '');
-        return { body: { deleted: `${kind}/${params.namespace}/${params.name}` } };
+        return { body: { deleted: `${kind}/${params.namespace}/${params.name}` } satisfies ConfigDeleted };
       },
     },
     {
@@ -205,7 +220,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
           streams: [...d.xds.secure.status(), ...d.xds.plaintext.status()],
           cache: d.xds.cache,
           lastPush: d.xds.lastPush,
-        }),
+        }) satisfies ProxyStatusView[],
       }),
     },
     {
@@ -213,7 +228,7 @@ export function apiRoutes(d: ApiDeps): Route[] {
       path: '/v1/xds/config/:node/:kind',
       handler: async ({ params }) => ({ body: proxyConfig(d.xds.cache, params.node ?? '', params.kind ?? '') }),
     },
-    { method: 'GET', path: '/v1/graph', handler: async () => ({ body: d.edges.graph((d.now ?? Date.now)()) }) },
+    { method: 'GET', path: '/v1/graph', handler: async () => ({ body: d.edges.graph((d.now ?? Date.now)()) satisfies MeshGraph }) },
     {
       method: 'GET',
       path: '/v1/services',

@@ -1,10 +1,5 @@
-import {
-  type CertificateAuthority,
-  type HostRegistry,
-  type IssuedCertificates,
-  type RotationState,
-  trustBundleSha256,
-} from '../../ca/index.js';
+import type { CaStatusView } from '../../api/http/ca.js';
+import { type CertificateAuthority, type HostRegistry, type IssuedCertificates, trustBundleSha256 } from '../../ca/index.js';
 import type { HealthTracker } from '../../discovery/health.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 
@@ -17,21 +12,7 @@ export interface CaDeps {
   readonly onChange: () => void;
 }
 
-export interface HostCaView {
-  readonly name: string;
-  readonly live: boolean;
-  readonly hostCertNotAfter?: string;
-  /** current: the host holds the bundle the controller serves; stale: another one; unknown: not reported. */
-  readonly bundle: 'current' | 'stale' | 'unknown';
-  readonly workloads: Array<{ spiffeId: string; notAfter: string }>;
-}
-
-export interface CaStatus {
-  readonly trustDomain: string;
-  readonly trustBundleSha256: string;
-  readonly rotation: RotationState;
-  readonly hosts: HostCaView[];
-}
+export type CaStatus = CaStatusView;
 
 /** `vmesh ca status`: the roots and the rotation phase, and per host its certificates and whether it holds the current bundle. */
 export function caStatus(d: CaDeps): CaStatus {

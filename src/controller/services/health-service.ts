@@ -1,14 +1,7 @@
-import type * as grpc from '@grpc/grpc-js';
-import {
-  type HealthReport,
-  type HealthReportAck,
-  type LocalWorkloadMessage,
-  type PeerCall,
-  parseSpiffeId,
-  type ServedIdentityMessage,
-  toGrpcError,
-} from '../../ca/index.js';
-import { edgesFromMessages } from '../../discovery/edge-messages.js';
+import type { ControllerHandlers, LocalWorkload, ServedIdentity__Output } from '../../api/controller-proto.js';
+import { edgesFromMessages } from '../../api/edge-messages.js';
+import { toGrpcError } from '../../api/grpc-errors.js';
+import { type PeerCall, parseSpiffeId } from '../../ca/index.js';
 import type { HealthTracker, ServedIdentity } from '../../discovery/health.js';
 import type { VmeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
@@ -24,7 +17,7 @@ export interface HealthServiceDeps {
   /** Records the host's last contact durably (HostRegistry.touch). */
   readonly touch?: (host: string) => Promise<void>;
   /** The workloads registered on a host, which its agent probes. */
-  readonly workloadsOn: (host: string) => LocalWorkloadMessage[];
+  readonly workloadsOn: (host: string) => LocalWorkload[];
   /** Announced in every ack, so agents notice a new trust bundle (root rotation) within one report. */
   readonly trustBundleSha256?: () => string;
   /** Records which trust bundle the host holds (root rotation waits for every live host). */
@@ -35,7 +28,7 @@ export interface HealthServiceDeps {
 }
 
 /** vmesh.v1.Controller/ReportHealth: a host reports for itself only, as its certificate says. */
-export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCall<HealthReport, HealthReportAck> {
+export function reportHealthHandler(deps: HealthServiceDeps): ControllerHandlers['ReportHealth'] {
   return (call, cb) => {
     const who = deps.authenticate(call);
     if (!who.ok) {
@@ -70,7 +63,7 @@ export function reportHealthHandler(deps: HealthServiceDeps): grpc.handleUnaryCa
   };
 }
 
-function servedIdentities(list: readonly ServedIdentityMessage[]): ServedIdentity[] {
+function servedIdentities(list: readonly ServedIdentity__Output[]): ServedIdentity[] {
   return list.flatMap((s) => {
     const id = parseSpiffeId(s.spiffeId);
     if (!id.ok || id.value.kind !== 'workload') return [];

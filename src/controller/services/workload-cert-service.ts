@@ -1,14 +1,6 @@
-import type * as grpc from '@grpc/grpc-js';
-import {
-  type CaMetrics,
-  type CertificateAuthority,
-  countedSigning,
-  type PeerCall,
-  type SignWorkloadRequest,
-  type SignWorkloadResponse,
-  toGrpcError,
-  workloadSpiffeId,
-} from '../../ca/index.js';
+import type { ControllerHandlers } from '../../api/controller-proto.js';
+import { toGrpcError } from '../../api/grpc-errors.js';
+import { type CaMetrics, type CertificateAuthority, countedSigning, type PeerCall, workloadSpiffeId } from '../../ca/index.js';
 import { ErrorCode, isVmeshError, type VmeshError, vmeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { KeyedRateLimiter, type RateLimit, takeOrRefuse } from '../../lib/rate-limit.js';
@@ -33,7 +25,7 @@ export interface WorkloadCertServiceDeps {
  * vmesh.v1.Controller/SignWorkload: a host gets certificates only for identities of workloads registered on
  * it, so a compromised host cannot mint another host's workload identity. Refusals are logged with the host.
  */
-export function signWorkloadHandler(deps: WorkloadCertServiceDeps): grpc.handleUnaryCall<SignWorkloadRequest, SignWorkloadResponse> {
+export function signWorkloadHandler(deps: WorkloadCertServiceDeps): ControllerHandlers['SignWorkload'] {
   const signings = new KeyedRateLimiter(deps.rateLimit);
   return (call, cb) => {
     const who = deps.authenticate(call);

@@ -1,5 +1,5 @@
-import { canonicalHost } from '../../api/hosts.js';
 import type { Endpoint, Protocol } from '../../api/model.js';
+import { canonicalHost } from '../../api/service-hosts.js';
 import type {
   Cluster,
   _envoy_config_cluster_v3_Cluster_SlowStartConfig as SlowStartConfig,

@@ -1,6 +1,6 @@
-import { canonicalHost, hostMatches, splitMeshHost } from '../../api/hosts.js';
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { DestinationRuleSpec, Resource } from '../../api/resource.js';
+import { canonicalHost, hostMatches, splitMeshHost } from '../../api/service-hosts.js';
 import type { TransportSocket } from '../../generated/envoy/config/core/v3/TransportSocket.js';
 import type { RouteAction } from '../../generated/envoy/config/route/v3/RouteAction.js';
 import type { CommonTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js';

@@ -1,6 +1,6 @@
-import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
+import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
 import type { HttpFilter as EnvoyHttpFilter } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
 import type { StatusCode } from '../../generated/envoy/type/v3/StatusCode.js';
 import type { Any } from '../../generated/google/protobuf/Any.js';

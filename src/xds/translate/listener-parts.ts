@@ -1,7 +1,7 @@
-import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { Protocol } from '../../api/model.js';
 import type { Resource, VirtualServiceSpec } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
+import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
 import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
 import type { Address } from '../../generated/envoy/config/core/v3/Address.js';
 import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';

@@ -1,5 +1,5 @@
-import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { GatewaySpec, Resource } from '../../api/resource.js';
+import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
 import type { AccessLog } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
 import type { TransportSocket } from '../../generated/envoy/config/core/v3/TransportSocket.js';
 import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';

@@ -1,4 +1,4 @@
-import { splitMeshHost } from '../../api/hosts.js';
+import { splitMeshHost } from '../../api/service-hosts.js';
 import type { NameInfo as NameInfoMessage } from '../../generated/vmesh/v1/NameInfo.js';
 import type { NameTable } from '../../generated/vmesh/v1/NameTable.js';
 import type { EnvoyResource, TranslateInput } from './input.js';

@@ -1,7 +1,7 @@
-import { canonicalHost } from '../../api/hosts.js';
 import type { Resource } from '../../api/resource.js';
 import type { Destination, Headers, HttpRoute } from '../../api/resources/networking-virtual-service.js';
 import { GRPC_STATUSES } from '../../api/resources/networking-virtual-service-check.js';
+import { canonicalHost } from '../../api/service-hosts.js';
 import type { HeaderValueOption } from '../../generated/envoy/config/core/v3/HeaderValueOption.js';
 import type { DirectResponseAction } from '../../generated/envoy/config/route/v3/DirectResponseAction.js';
 import type { RedirectAction } from '../../generated/envoy/config/route/v3/RedirectAction.js';

@@ -1,7 +1,7 @@
-import { canonicalHost, hostMatches, splitMeshHost } from '../../api/hosts.js';
 import type { Endpoint, MeshService, Protocol } from '../../api/model.js';
 import type { GatewaySpec, Resource } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
+import { canonicalHost, hostMatches, splitMeshHost } from '../../api/service-hosts.js';
 import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
 import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
 import type { VirtualHost } from '../../generated/envoy/config/route/v3/VirtualHost.js';

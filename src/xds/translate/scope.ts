@@ -1,7 +1,7 @@
-import { canonicalHost, hostMatches } from '../../api/hosts.js';
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { MeshModel, MeshService } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
+import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
 import type { ConfigIndex, ProxyNode } from './input.js';
 
 const byName = (a: Resource<'Sidecar'>, b: Resource<'Sidecar'>) => (a.metadata.name < b.metadata.name ? -1 : 1);

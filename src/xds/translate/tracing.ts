@@ -1,6 +1,6 @@
-import { canonicalHost } from '../../api/hosts.js';
 import type { TracingProvider } from '../../api/mesh-config.js';
 import type { TelemetrySpec } from '../../api/resources/telemetry.js';
+import { canonicalHost } from '../../api/service-hosts.js';
 import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 
 import type { CustomTag as EnvoyCustomTag } from '../../generated/envoy/type/tracing/v3/CustomTag.js';

@@ -1,4 +1,5 @@
-import type { ApiClient } from '../../../src/lib/api-client.js';
+import { workloadRegistered } from '../../../src/api/http/workloads.js';
+import type { ApiClient } from '../../../src/cli/api-client.js';
 import { typeLabel } from '../../../src/xds/type-urls.js';
 import type { AgentFleet } from './agent-fleet.js';
 import type { Marker } from './agent-protocol.js';
@@ -68,7 +69,7 @@ export async function measureChange(opts: {
   const cpuBefore = sampler.sample()?.cpuSeconds ?? Number.NaN;
   const startedAt = Date.now();
   const tStart = now();
-  await opts.api.call('POST', '/v1/workloads', opts.body);
+  await opts.api.call(workloadRegistered, 'POST', '/v1/workloads', opts.body);
   const t0 = now();
   await fleet.waitWatch(watchId, Date.now() + opts.timeoutMs);
   const tDone = now();

@@ -9,9 +9,9 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ApiClient } from '../../../src/lib/api-client.js';
+import { proxyStatusList } from '../../../src/api/http/xds.js';
+import { ApiClient } from '../../../src/cli/api-client.js';
 import { ErrorCode, formatError, isVmeshError } from '../../../src/lib/errors.js';
-import type { ProxyStatusRow } from '../../../src/xds/status.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
 import { AgentFleet } from './agent-fleet.js';
 import { AGENT_TYPES, type SyncReport } from './agent-protocol.js';
@@ -66,7 +66,7 @@ function syncResult(report: SyncReport | undefined, startedAt: number, cpuSecond
 /** Nodes the controller itself reports SYNCED on all five types (its view of the ACKs). */
 async function controllerSynced(api: ApiClient): Promise<number | null> {
   try {
-    const rows = await api.call<ProxyStatusRow[]>('GET', '/v1/xds/status');
+    const rows = await api.call(proxyStatusList, 'GET', '/v1/xds/status');
     const types = AGENT_TYPES.map(typeLabel);
     return rows.filter((r) => r.node.startsWith('bench-') && r.connected && types.every((t) => r.types[t]?.state === 'SYNCED')).length;
   } catch (e) {

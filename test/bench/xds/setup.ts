@@ -1,6 +1,9 @@
-import type { HostFacts } from '../../../src/api/host.js';
+import { z } from 'zod';
+import type { HostFacts } from '../../../src/api/host-record.js';
+import { tokenCreated } from '../../../src/api/http/hosts.js';
+import { workloadRegistered } from '../../../src/api/http/workloads.js';
 import { joinController } from '../../../src/ca/join-client.js';
-import type { ApiClient } from '../../../src/lib/api-client.js';
+import type { ApiClient } from '../../../src/cli/api-client.js';
 import { ErrorCode, vmeshError } from '../../../src/lib/errors.js';
 import type { AgentCreds } from './agent-protocol.js';
 import { runPool, sleep } from './pool.js';
@@ -81,12 +84,18 @@ export async function setupMesh(opts: {
     concurrency: opts.apiConcurrency,
     deadline,
     onProgress: progress('services registered', opts.services),
-    task: (i) => api.call('POST', '/v1/workloads', workload(`${serviceName(i)}-w0`, serviceName(i), `svc-host-${i}`, benchAddress(i + 1))),
+    task: (i) =>
+      api.call(
+        workloadRegistered,
+        'POST',
+        '/v1/workloads',
+        workload(`${serviceName(i)}-w0`, serviceName(i), `svc-host-${i}`, benchAddress(i + 1)),
+      ),
   });
   const t1 = Date.now();
   // Registration returns once stored; the model is rebuilt after a debounce: wait until it holds every service.
   for (;;) {
-    const { services } = await api.call<{ services: unknown[] }>('GET', '/v1/services');
+    const { services } = await api.call(z.object({ services: z.array(z.unknown()) }), 'GET', '/v1/services');
     if (services.length >= opts.services) break;
     if (Date.now() > deadline) throw vmeshError(ErrorCode.Unavailable, `model holds ${services.length} of ${opts.services} services`);
     await sleep(200);
@@ -98,7 +107,7 @@ export async function setupMesh(opts: {
     concurrency: opts.apiConcurrency,
     deadline,
     onProgress: progress('tokens created', opts.agents),
-    task: async (i) => (await api.call<{ token: string }>('POST', '/v1/tokens', { host: agentHost(i), ttl: '2h' })).token,
+    task: async (i) => (await api.call(tokenCreated, 'POST', '/v1/tokens', { host: agentHost(i), ttl: '2h' })).token,
   });
   const t3 = Date.now();
   const joined = await runPool({

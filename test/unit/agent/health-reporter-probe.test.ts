@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HealthReporter } from '../../../src/agent/health-reporter.js';
-import type { HealthReport, HealthReportAck, LocalWorkloadMessage } from '../../../src/ca/index.js';
+import type { HealthReport, HealthReportAck__Output as HealthReportAck, LocalWorkload__Output } from '../../../src/api/controller-proto.js';
 import { createLogger } from '../../../src/lib/logger.js';
 
-const WEB: LocalWorkloadMessage = { namespace: 'default', name: 'web', address: '198.18.0.3', ports: { http: 8003 } } as never;
+const WEB: LocalWorkload__Output = { namespace: 'default', name: 'web', address: '198.18.0.3', ports: { http: 8003 } } as never;
 const wait = async (cond: () => boolean, ms: number) => {
   for (const until = Date.now() + ms; !cond() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
 };

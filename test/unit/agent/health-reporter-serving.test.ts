@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HealthReporter } from '../../../src/agent/health-reporter.js';
 import { registryFrom, servedIdentities } from '../../../src/agent/identity-cache.js';
-import type { HealthReport, HealthReportAck } from '../../../src/ca/index.js';
+import type { HealthReport, HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
 import { HealthTracker } from '../../../src/discovery/health.js';
 import { createLogger } from '../../../src/lib/logger.js';
 

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
+import { controllerServiceClient } from '../../../src/api/controller-proto.js';
 import { joinController } from '../../../src/ca/join-client.js';
 import { Limits } from '../../../src/lib/limits.js';
 import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS, rng } from '../../support/abuse.js';

@@ -4,7 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { controllerServiceClient } from '../../../src/ca/controller-proto.js';
+import { controllerServiceClient } from '../../../src/api/controller-proto.js';
 import { gatherHostFacts, type HostCredentials, joinController, signWorkloadCert } from '../../../src/ca/index.js';
 import { buildCsr, derToPem } from '../../../src/ca/x509.js';
 import { eventLoopProbe, fuzzCases, fuzzSeed, MAX_BLOCK_MS } from '../../support/abuse.js';

@@ -2,15 +2,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import type { HostFacts } from '../../../src/api/host.js';
-import {
-  controllerServiceClient,
-  gatherHostFacts,
-  type HealthReportAck,
-  type HostCredentials,
-  joinController,
-  renewHostCert,
-} from '../../../src/ca/index.js';
+import { controllerServiceClient, type HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
+import type { HostFacts } from '../../../src/api/host-record.js';
+import { gatherHostFacts, type HostCredentials, joinController, renewHostCert } from '../../../src/ca/index.js';
 import { type ApiResponse, startTestController, type TestController, waitFor } from '../../support/controller-harness.js';
 
 type Outcome = { ok: true; ack: HealthReportAck } | { ok: false; code: grpc.status; details: string };

@@ -6,15 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { controllerServiceClient, type HealthReportAck__Output as HealthReportAck } from '../../../src/api/controller-proto.js';
+import { edgeToMessage } from '../../../src/api/edge-messages.js';
 import type { EdgeSample, MeshGraph } from '../../../src/api/edges.js';
-import {
-  controllerServiceClient,
-  gatherHostFacts,
-  type HealthReportAck,
-  type HostCredentials,
-  joinController,
-} from '../../../src/ca/index.js';
-import { edgeToMessage } from '../../../src/discovery/edge-messages.js';
+import { gatherHostFacts, type HostCredentials, joinController } from '../../../src/ca/index.js';
 import { apiRequest, startTestController, type TestController } from '../../support/controller-harness.js';
 import { edgeSample } from '../../support/edge-samples.js';
 

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { workloadRegistered } from '../../../src/api/http/workloads.js';
+import { proxyStatusList } from '../../../src/api/http/xds.js';
+import { ApiClient } from '../../../src/cli/api-client.js';
 import { loadControllerConfig } from '../../../src/config/controller.js';
 import { type RunningController, startController } from '../../../src/controller/controller.js';
-import { ApiClient } from '../../../src/lib/api-client.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { echoClientConstructor, say, startEchoServer } from '../../support/echo-grpc.js';
 
@@ -36,8 +38,20 @@ test('a proxyless gRPC client (@grpc/grpc-js-xds) resolves and calls a mesh serv
   });
   // Two instances of one service; the service port is the first registration's, b listens elsewhere (its target port).
   const port = a.port;
-  await api.call('POST', '/v1/workloads', { name: 'echo-a', service: 'echo', address: '127.0.0.1', ports: [`grpc:${a.port}`], host: 'h8' });
-  await api.call('POST', '/v1/workloads', { name: 'echo-b', service: 'echo', address: '127.0.0.1', ports: [`grpc:${b.port}`], host: 'h9' });
+  await api.call(workloadRegistered, 'POST', '/v1/workloads', {
+    name: 'echo-a',
+    service: 'echo',
+    address: '127.0.0.1',
+    ports: [`grpc:${a.port}`],
+    host: 'h8',
+  });
+  await api.call(workloadRegistered, 'POST', '/v1/workloads', {
+    name: 'echo-b',
+    service: 'echo',
+    address: '127.0.0.1',
+    ports: [`grpc:${b.port}`],
+    host: 'h9',
+  });
   await controller.model.rebuild();
 
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
@@ -58,10 +72,7 @@ test('a proxyless gRPC client (@grpc/grpc-js-xds) resolves and calls a mesh serv
     servers.add(reply.server);
   }
   assert.deepEqual([...servers].sort(), ['echo-a', 'echo-b'], 'round robin over both endpoints from EDS');
-  const status = await api.call<Array<{ node: string; connected: boolean; types: Record<string, { state: string }> }>>(
-    'GET',
-    '/v1/xds/status',
-  );
+  const status = await api.call(proxyStatusList, 'GET', '/v1/xds/status');
   const row = status.find((r) => r.node === 'proxyless~proxyless-test');
   assert.ok(row?.connected, JSON.stringify(status));
   assert.equal(row?.types.LDS?.state, 'SYNCED');

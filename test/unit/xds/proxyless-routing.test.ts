@@ -9,9 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { applyResult } from '../../../src/api/http/config.js';
+import { workloadRegistered } from '../../../src/api/http/workloads.js';
+import { proxyStatusList } from '../../../src/api/http/xds.js';
+import { ApiClient } from '../../../src/cli/api-client.js';
 import { loadControllerConfig } from '../../../src/config/controller.js';
 import { type RunningController, startController } from '../../../src/controller/controller.js';
-import { ApiClient } from '../../../src/lib/api-client.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { waitFor } from '../../support/controller-harness.js';
 import { echoClientConstructor, startEchoServer } from '../../support/echo-grpc.js';
@@ -147,12 +150,19 @@ before(async () => {
   cleanups.push(blue.stop, green.stop);
   port = blue.port;
   const register = (name: string, service: string, p: number, labels: Record<string, string>) =>
-    api.call('POST', '/v1/workloads', { name, service, address: '127.0.0.1', ports: [`grpc:${p}`], host: `h-${name}`, labels });
+    api.call(workloadRegistered, 'POST', '/v1/workloads', {
+      name,
+      service,
+      address: '127.0.0.1',
+      ports: [`grpc:${p}`],
+      host: `h-${name}`,
+      labels,
+    });
   await register('who-blue', 'who', blue.port, { version: 'blue' });
   await register('who-green', 'who', green.port, { version: 'green' });
   await register('sticky-blue', 'sticky', blue.port, {});
   await register('sticky-green', 'sticky', green.port, {});
-  await api.call('POST', '/v1/config', `${destinationRules}---${splitVs}`);
+  await api.call(applyResult, 'POST', '/v1/config', `${destinationRules}---${splitVs}`);
   await controller.model.rebuild();
   const xds = await import('@grpc/grpc-js-xds');
   xds.register();
@@ -176,10 +186,10 @@ describe('proxyless gRPC clients follow the mesh routing', () => {
 
   test('a routing change reaches a running client within 1 s', async () => {
     const start = Date.now();
-    await api.call('POST', '/v1/config', allGreenVs);
+    await api.call(applyResult, 'POST', '/v1/config', allGreenVs);
     const began = await untilStreak(who, 'green', {});
     assert.ok(began - start < 1000, `the change took ${began - start} ms to reach the client`);
-    await api.call('POST', '/v1/config', splitVs);
+    await api.call(applyResult, 'POST', '/v1/config', splitVs);
     await untilStreak(who, 'blue', {}, 3);
   });
 
@@ -213,7 +223,7 @@ spec:
 describe('proxyless routes to what does not exist', () => {
   test('a route to a service that does not exist fails its calls at once; the other routes keep working', async () => {
     const c = client(`xds:///who.default.mesh:${port}`, 'missing-subset-1');
-    await api.call('POST', '/v1/config', missingSubsetVs);
+    await api.call(applyResult, 'POST', '/v1/config', missingSubsetVs);
     try {
       // The previous config also answers alice and the default route: carol's calls are answered until the new
       // routes reach the client, then each must fail at once.
@@ -236,7 +246,7 @@ describe('proxyless routes to what does not exist', () => {
       await untilStreak(c, 'green', { 'x-tester': 'alice' }, 5);
       await untilStreak(c, 'blue', {}, 5);
     } finally {
-      await api.call('POST', '/v1/config', splitVs);
+      await api.call(applyResult, 'POST', '/v1/config', splitVs);
     }
   });
 });
@@ -264,8 +274,7 @@ describe('proxyless names', () => {
 
 describe('proxyless node lifecycle', () => {
   test('200 short-lived clients leave no proxyless rows behind', async () => {
-    type Row = { node: string; connected: boolean };
-    const status = () => api.call<Row[]>('GET', '/v1/xds/status');
+    const status = () => api.call(proxyStatusList, 'GET', '/v1/xds/status');
     const ids = Array.from({ length: 200 }, (_, i) => `short-${i}`);
     for (let i = 0; i < ids.length; i += 20) {
       await Promise.all(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { canonicalHost, hostMatches, isMeshHost, splitMeshHost } from '../../../src/api/hosts.js';
 import { DEFAULT_MESH_CONFIG, parseMeshConfig } from '../../../src/api/mesh-config.js';
+import { canonicalHost, hostMatches, isMeshHost, splitMeshHost } from '../../../src/api/service-hosts.js';
 
 const mesh = DEFAULT_MESH_CONFIG;
 

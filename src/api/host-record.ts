@@ -1,32 +1,35 @@
+import { z } from 'zod';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 
 /** What an agent reports about its host when it joins: shown by the CLI/UI, never used for authorization. */
-export interface HostFacts {
-  readonly hostname: string;
-  readonly osDistro: string;
-  readonly osRelease: string;
-  readonly kernel: string;
-  readonly arch: string;
-  readonly cpuBrand: string;
-  readonly cpuCores: number;
-  readonly memoryTotalBytes: number;
+export const hostFacts = z.object({
+  hostname: z.string(),
+  osDistro: z.string(),
+  osRelease: z.string(),
+  kernel: z.string(),
+  arch: z.string(),
+  cpuBrand: z.string(),
+  cpuCores: z.number(),
+  memoryTotalBytes: z.number(),
   /** Non-internal, non-link-local addresses. */
-  readonly ipv4: readonly string[];
-  readonly ipv6: readonly string[];
-}
+  ipv4: z.array(z.string()).readonly(),
+  ipv6: z.array(z.string()).readonly(),
+});
+export type HostFacts = z.infer<typeof hostFacts>;
 
 /** A joined host as the controller records it. Times are ISO-8601 strings (the record is stored and served as JSON). */
-export interface HostRecord {
-  readonly name: string;
-  readonly facts: HostFacts;
+export const hostRecord = z.object({
+  name: z.string(),
+  facts: hostFacts,
   /** Serial of the newest host certificate: lower-case hex without leading zeros. */
-  readonly certSerial: string;
-  readonly certNotAfter: string;
-  readonly joinedAt: string;
-  readonly lastSeen?: string;
-  readonly revoked: boolean;
-  readonly revokedAt?: string;
-}
+  certSerial: z.string(),
+  certNotAfter: z.string(),
+  joinedAt: z.string(),
+  lastSeen: z.string().optional(),
+  revoked: z.boolean(),
+  revokedAt: z.string().optional(),
+});
+export type HostRecord = z.infer<typeof hostRecord>;
 
 // DNS-label style, lower case: the name goes into a SPIFFE path, a store key and file names.
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;

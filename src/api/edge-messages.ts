@@ -1,11 +1,11 @@
-import { type EdgeSample, MAX_EDGES } from '../api/edges.js';
-import type { EdgeStatsMessage } from '../ca/index.js';
+import type { EdgeStats, EdgeStats__Output } from './controller-proto.js';
+import { type EdgeSample, MAX_EDGES } from './edges.js';
 
 /** Longest label and bucket list accepted from a report: a host's telemetry must not grow the controller unbounded. */
 const MAX_TEXT = 512;
 const MAX_BUCKETS = 64;
 
-export function edgeToMessage(e: EdgeSample): EdgeStatsMessage {
+export function edgeToMessage(e: EdgeSample): EdgeStats {
   return { ...e, durationCounts: [...e.durationCounts], durationBounds: [...e.durationBounds] };
 }
 
@@ -20,7 +20,7 @@ function text(v: string | undefined): string {
 }
 
 /** Telemetry is informational (never used to authorize anything), but it is bounded and its enums checked. */
-export function edgesFromMessages(ms: readonly EdgeStatsMessage[] | undefined): EdgeSample[] {
+export function edgesFromMessages(ms: readonly EdgeStats__Output[] | undefined): EdgeSample[] {
   return (ms ?? []).slice(0, MAX_EDGES).map((m) => {
     const bounds = (m.durationBounds ?? []).slice(0, MAX_BUCKETS).map(Number);
     const counts = (m.durationCounts ?? []).map(count);
