@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyConfig, UpstreamEndpoint } from './model.js';
+import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyConfig, UpstreamEndpoint } from './proxy-config.js';
 
 /**
  * The seams between the proxy's parts: the listener manager accepts and classifies connections, the
@@ -95,7 +95,7 @@ export interface ConnectionContext {
   readonly config: ProxyConfig;
 }
 
-/** An open downstream HTTP connection, as a config swap sees it (see listener-drain.ts). */
+/** An open downstream HTTP connection, as a config swap sees it (see listener/drain.ts). */
 export interface LiveHttpConnection {
   /** Its filter chain changed but still admits it: later requests run this action (RBAC, filters, routes). */
   rebind(action: Extract<NetworkAction, { kind: 'http' }>): void;

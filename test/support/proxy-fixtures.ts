@@ -4,7 +4,7 @@
  */
 import { compileProxyConfig } from '../../src/proxy/compile/index.js';
 import type { RequestStats } from '../../src/proxy/http/types.js';
-import type { ProxyConfig } from '../../src/proxy/model.js';
+import type { ProxyConfig } from '../../src/proxy/proxy-config.js';
 import type { AppliedConfig } from '../../src/xds/agent-sync.js';
 import { decodeAnyDeep } from '../../src/xds/decode-deep.js';
 import { makeSnapshot } from '../../src/xds/snapshot.js';

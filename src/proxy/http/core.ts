@@ -1,5 +1,5 @@
 import type { Logger } from '../../lib/logger.js';
-import type { ProxyConfig, Route } from '../model.js';
+import type { ProxyConfig, Route } from '../proxy-config.js';
 import type { ClusterManager, ConnectionContext } from '../runtime-types.js';
 import type { CorsMatch } from './cors.js';
 import type { Fields } from './parser.js';

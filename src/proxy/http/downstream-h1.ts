@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { NetworkAction } from '../model.js';
+import type { NetworkAction } from '../proxy-config.js';
 import type { ConnectionContext, LiveHttpConnection } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import type { Core } from './core.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { NetworkAction, Route, RouteAction } from '../model.js';
-import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../rbac-eval.js';
-import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
+import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../match/rbac-eval.js';
+import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../match/route-match.js';
+import type { NetworkAction, Route, RouteAction } from '../proxy-config.js';
 import type { ConnectionContext } from '../runtime-types.js';
 import type { Core, ForwardOwner, RequestInfo } from './core.js';
 import { type CorsMatch, corsDecision, corsResponseHeaders } from './cors.js';

@@ -1,5 +1,5 @@
-import type { HashPolicy, RetryPolicy } from '../model.js';
-import { queryValue } from '../route-match.js';
+import { queryValue } from '../match/route-match.js';
+import type { HashPolicy, RetryPolicy } from '../proxy-config.js';
 import { getHeader } from './headers.js';
 
 /** gRPC status retry_on conditions and the codes they name. */

@@ -1,6 +1,6 @@
 import type { Logger } from '../../lib/logger.js';
-import type { ProxyConfig } from '../model.js';
-import type { ShadowResult } from '../rbac-eval.js';
+import type { ShadowResult } from '../match/rbac-eval.js';
+import type { ProxyConfig } from '../proxy-config.js';
 import type { ClusterManager } from '../runtime-types.js';
 import type { Fields } from './parser.js';
 import type { TraceContext } from './trace-context.js';

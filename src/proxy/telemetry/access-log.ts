@@ -1,8 +1,8 @@
 import type { Logger } from '../../lib/logger.js';
 import { accessLogWants } from '../compile/access-log.js';
 import type { RequestStats } from '../http/types.js';
-import type { AccessLogConfig, ProxyConfig } from '../model.js';
-import type { TcpConnectionStats } from '../tcp-proxy.js';
+import type { AccessLogConfig, ProxyConfig } from '../proxy-config.js';
+import type { TcpConnectionStats } from '../tcp/tcp-proxy.js';
 
 /**
  * Dry-run AuthorizationPolicy results under the names Envoy gives them in the RBAC filter's dynamic metadata

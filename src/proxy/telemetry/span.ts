@@ -2,7 +2,7 @@ import type { HrTime, SpanKind } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { RequestStats } from '../http/types.js';
-import type { TraceExporterConfig, TracingConfig } from '../model.js';
+import type { TraceExporterConfig, TracingConfig } from '../proxy-config.js';
 
 /** What the span takes from the request's Istio labels. */
 export interface SpanLabels {

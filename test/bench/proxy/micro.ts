@@ -13,12 +13,12 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../../src/lib/logger.js';
-import { ProxyClusterManager } from '../../../src/proxy/cluster-manager.js';
+import { ProxyClusterManager } from '../../../src/proxy/cluster/cluster-manager.js';
 import { createHttpHandler } from '../../../src/proxy/http/index.js';
-import type { ListenerConfig, NetworkAction } from '../../../src/proxy/model.js';
+import type { ListenerConfig, NetworkAction } from '../../../src/proxy/proxy-config.js';
 import type { ConnectionContext } from '../../../src/proxy/runtime-types.js';
-import { proxyTcp } from '../../../src/proxy/tcp-proxy.js';
-import { cluster, forward, httpAction, noSecrets, prefix, proxyConfig, route, table, vhost } from '../../unit/proxy/http-fixture.js';
+import { proxyTcp } from '../../../src/proxy/tcp/tcp-proxy.js';
+import { cluster, forward, httpAction, noSecrets, prefix, proxyConfig, route, table, vhost } from '../../unit/proxy/http/http-fixture.js';
 
 const { values: opt } = parseArgs({
   options: {
