@@ -11,7 +11,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../../src/lib/api-client.js';
 import { ErrorCode, formatError, isVmeshError } from '../../../src/lib/errors.js';
-import type { ProxyStatusRow } from '../../../src/xds/status.js';
+import type { ProxyStatusRow } from '../../../src/xds/sync-status.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
 import { AgentFleet } from './agent-fleet.js';
 import { AGENT_TYPES, type SyncReport } from './agent-protocol.js';
