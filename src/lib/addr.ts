@@ -20,10 +20,8 @@ export type LocalAddr = Brand<SocketAddr, 'LocalAddr'>;
 /** The peer of a socket. */
 export type RemoteAddr = Brand<SocketAddr, 'RemoteAddr'>;
 
-/** An IP network in canonical text form, e.g. `198.18.0.0/15` or `2001:2::/48`. */
-export type Cidr = Brand<string, 'Cidr'> & { readonly _cidr?: never };
-
-export interface ParsedCidr {
+/** An IP network, e.g. `198.18.0.0/15` or `2001:2::/48` (see formatCidr). */
+export interface Cidr {
   readonly family: IpFamily;
   readonly address: string;
   readonly prefix: number;
@@ -72,7 +70,7 @@ export function ipFamily(ip: string): IpFamily | undefined {
  * Parses `addr` or `addr/prefix`; a bare address is a host route (/32 or /128).
  * `what` names the setting for the error message.
  */
-export function parseCidr(text: string, what: string): ParsedCidr {
+export function parseCidr(text: string, what: string): Cidr {
   const [address = '', prefixText, extra] = text.trim().split('/');
   const family = ipFamily(address);
   if (!family || extra !== undefined) {
@@ -88,8 +86,9 @@ export function parseCidr(text: string, what: string): ParsedCidr {
   return Object.freeze({ family, address: address.toLowerCase(), prefix });
 }
 
-export function formatCidr(c: ParsedCidr): Cidr {
-  return `${c.address}/${c.prefix}` as Cidr;
+/** A network as text, `address/prefix`, for rules, config dumps and messages. */
+export function formatCidr(c: Cidr): string {
+  return `${c.address}/${c.prefix}`;
 }
 
 /** Ports are checked where they enter, so everything downstream can trust them. */

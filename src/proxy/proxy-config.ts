@@ -3,6 +3,7 @@
  * Envoy resources the agent applied (compiled by compile/index.ts). Plain immutable data; the hot path reads only this.
  * Durations are milliseconds; percentages are fractions in [0, 1].
  */
+import type { Cidr } from '../lib/addr.js';
 import type { SafeRegex, Substitution } from '../lib/safe-regex.js';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -245,7 +246,7 @@ export type Permission =
   | { readonly kind: 'header'; readonly header: HeaderMatcher }
   | { readonly kind: 'path'; readonly match: StringMatcher }
   | { readonly kind: 'destination_port'; readonly port: number }
-  | { readonly kind: 'destination_ip'; readonly cidr: Cidr };
+  | { readonly kind: 'destination_ip'; readonly cidr: CidrMatcher };
 
 export type Principal =
   | { readonly kind: 'any' }
@@ -253,14 +254,15 @@ export type Principal =
   | { readonly kind: 'not'; readonly id: Principal }
   /** The peer's verified SPIFFE id (URI SAN); `any authenticated` when match is undefined. */
   | { readonly kind: 'authenticated'; readonly match?: StringMatcher }
-  | { readonly kind: 'direct_remote_ip' | 'remote_ip' | 'source_ip'; readonly cidr: Cidr }
+  | { readonly kind: 'direct_remote_ip' | 'remote_ip' | 'source_ip'; readonly cidr: CidrMatcher }
   | { readonly kind: 'header'; readonly header: HeaderMatcher };
 
-export interface Cidr {
-  readonly family: 4 | 6;
-  /** Network address as bytes. */
+/**
+ * A network as the proxy matches it: lib's Cidr (host bits cleared, address in canonical text) and its address
+ * as bytes, so matching a connection's address needs no parsing of the network.
+ */
+export interface CidrMatcher extends Cidr {
   readonly bytes: Uint8Array;
-  readonly prefix: number;
 }
 
 export interface LocalRateLimit {
@@ -359,7 +361,7 @@ export interface FilterChainMatch {
   /** `tls` or `raw_buffer`; undefined = either. */
   readonly transportProtocol?: 'tls' | 'raw_buffer';
   readonly applicationProtocols: readonly string[];
-  readonly prefixRanges: readonly Cidr[];
+  readonly prefixRanges: readonly CidrMatcher[];
 }
 
 export interface FilterChain {

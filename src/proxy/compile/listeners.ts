@@ -5,9 +5,10 @@ import type { Listener__Output } from '../../generated/envoy/config/listener/v3/
 import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 import type { RBAC__Output as NetworkRbac__Output } from '../../generated/envoy/extensions/filters/network/rbac/v3/RBAC.js';
 import type { TcpProxy__Output } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
+import { formatCidr } from '../../lib/addr.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import { cidrFromRange, formatCidr } from '../match/cidr.js';
+import { cidrFromRange } from '../match/cidr.js';
 import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileHcm } from './http-filters.js';

@@ -1,7 +1,7 @@
-import type { Cidr } from '../proxy-config.js';
+import type { CidrMatcher } from '../proxy-config.js';
 
 /**
- * IP networks for RBAC and filter-chain matching. Parsing happens at compile time; `cidrContains` runs per
+ * IP networks for RBAC and filter-chain matching (lib/addr.ts formats them). Parsing happens at compile time; `cidrContains` runs per
  * connection/request, so it parses the candidate address without allocating for IPv4 and reuses one scratch
  * buffer for IPv6.
  */
@@ -110,21 +110,29 @@ function mask(bytes: Uint8Array, prefix: number): Uint8Array {
   return out;
 }
 
+/** IPv6 bytes in RFC 5952 text (the WHATWG URL parser writes IPv6 hosts that way). */
+function v6Text(b: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((b[i] ?? 0) << 8) | (b[i + 1] ?? 0)).toString(16));
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
 /** An address and prefix as a network (host bits cleared, as Envoy's CidrRange does); undefined if invalid. */
-export function makeCidr(address: string, prefix: number): Cidr | undefined {
+export function makeCidr(address: string, prefix: number): CidrMatcher | undefined {
   const v4 = parseV4(address, 0, address.length);
   if (v4 >= 0) {
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) return undefined;
-    const b = new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]);
-    return Object.freeze({ family: 4, bytes: mask(b, prefix), prefix });
+    const bytes = mask(new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]), prefix);
+    return Object.freeze({ family: 'IPv4', address: bytes.join('.'), prefix, bytes });
   }
   const b = new Uint8Array(16);
   if (!parseV6Into(address, b) || !Number.isInteger(prefix) || prefix < 0 || prefix > 128) return undefined;
-  return Object.freeze({ family: 6, bytes: mask(b, prefix), prefix });
+  const bytes = mask(b, prefix);
+  return Object.freeze({ family: 'IPv6', address: v6Text(bytes), prefix, bytes });
 }
 
 /** `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a host network). */
-export function parseCidrText(text: string): Cidr | undefined {
+export function parseCidrText(text: string): CidrMatcher | undefined {
   const t = text.trim();
   const slash = t.indexOf('/');
   if (slash < 0) {
@@ -137,7 +145,7 @@ export function parseCidrText(text: string): Cidr | undefined {
 }
 
 /** Envoy's CidrRange `{ address_prefix, prefix_len }` (prefix_len a UInt32Value or number; absent = host network). */
-export function cidrFromRange(r: { readonly address_prefix?: unknown; readonly prefix_len?: unknown }): Cidr | undefined {
+export function cidrFromRange(r: { readonly address_prefix?: unknown; readonly prefix_len?: unknown }): CidrMatcher | undefined {
   const address = typeof r.address_prefix === 'string' ? r.address_prefix : '';
   const raw = r.prefix_len;
   const len =
@@ -159,9 +167,9 @@ function prefixEqual(a: Uint8Array, aOffset: number, net: Uint8Array, prefix: nu
  * Whether `ip` is inside `c`. IPv4-mapped IPv6 (`::ffff:1.2.3.4`) matches IPv4 networks, and IPv4 addresses
  * match `::ffff:0:0/96` networks, as the kernel hands either form to a dual-stack socket.
  */
-export function cidrContains(c: Cidr, ip: string): boolean {
+export function cidrContains(c: CidrMatcher, ip: string): boolean {
   const v4 = parseV4(ip, 0, ip.length);
-  if (c.family === 4) {
+  if (c.family === 'IPv4') {
     let value = v4;
     if (value < 0) {
       if (!parseV6Into(ip, scratch) || !isV4Mapped(scratch)) return false;
@@ -183,12 +191,4 @@ export function cidrContains(c: Cidr, ip: string): boolean {
     scratch[15] = v4 & 0xff;
   } else if (!parseV6Into(ip, scratch)) return false;
   return prefixEqual(scratch, 0, c.bytes, c.prefix);
-}
-
-/** Canonical text of a network, for config dumps and messages. */
-export function formatCidr(c: Cidr): string {
-  if (c.family === 4) return `${[...c.bytes].join('.')}/${c.prefix}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((((c.bytes[i] ?? 0) << 8) | (c.bytes[i + 1] ?? 0)).toString(16));
-  return `${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}/${c.prefix}`;
 }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type LiveConnection, recheckConnections } from '../../../../src/proxy/listener/drain.js';
 import { makeCidr } from '../../../../src/proxy/match/cidr.js';
-import type { Cidr, DownstreamTls, NetworkAction, RbacConfig } from '../../../../src/proxy/proxy-config.js';
+import type { CidrMatcher, DownstreamTls, NetworkAction, RbacConfig } from '../../../../src/proxy/proxy-config.js';
 import type { LiveHttpConnection } from '../../../../src/proxy/runtime-types.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import {
@@ -26,7 +26,7 @@ import {
   tcpAction,
 } from '../l4-fixture.js';
 
-const loopback = makeCidr('127.0.0.1', 32) as Cidr;
+const loopback = makeCidr('127.0.0.1', 32) as CidrMatcher;
 const denyLoopback: RbacConfig = {
   action: 'DENY',
   policies: [

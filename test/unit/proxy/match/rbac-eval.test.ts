@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseResources } from '../../../../src/api/resource-parse.js';
+import { formatCidr } from '../../../../src/lib/addr.js';
 import { compileRbacRules } from '../../../../src/proxy/compile/rbac.js';
-import { cidrContains, cidrFromRange, formatCidr, parseCidrText } from '../../../../src/proxy/match/cidr.js';
+import { cidrContains, cidrFromRange, parseCidrText } from '../../../../src/proxy/match/cidr.js';
 import { evaluateRbac, type RbacAttrs } from '../../../../src/proxy/match/rbac-eval.js';
-import type { Cidr, RbacConfig } from '../../../../src/proxy/proxy-config.js';
+import type { CidrMatcher, RbacConfig } from '../../../../src/proxy/proxy-config.js';
 import { decodeAnyDeep } from '../../../../src/xds/decode-deep.js';
 import { encodeAny } from '../../../../src/xds/protos.js';
 import { rbacFor } from '../../../../src/xds/translate/rbac.js';
@@ -206,7 +207,7 @@ ${policy('all', 'ALLOW', '  rules:\n  - {}')}`,
   });
 
   test('destination IP and port permissions, authenticated without a name', () => {
-    const net = parseCidrText('198.18.0.0/24') as Cidr;
+    const net = parseCidrText('198.18.0.0/24') as CidrMatcher;
     const f: RbacConfig[] = [
       {
         action: 'ALLOW',
@@ -236,18 +237,25 @@ ${policy('all', 'ALLOW', '  rules:\n  - {}')}`,
 
 describe('cidr', () => {
   test('parses text and CidrRange, clearing host bits', () => {
-    assert.equal(formatCidr(parseCidrText('10.1.2.3/16') as Cidr), '10.1.0.0/16');
-    assert.equal(formatCidr(parseCidrText('2001:db8::1/32') as Cidr), '2001:db8::/32');
-    assert.equal(formatCidr(parseCidrText('::1') as Cidr), '::1/128');
-    assert.equal(formatCidr(cidrFromRange({ address_prefix: '198.18.1.0', prefix_len: { value: 24 } }) as Cidr), '198.18.1.0/24');
-    assert.equal(formatCidr(cidrFromRange({ address_prefix: '1.2.3.4' }) as Cidr), '1.2.3.4/32');
+    assert.equal(formatCidr(parseCidrText('10.1.2.3/16') as CidrMatcher), '10.1.0.0/16');
+    assert.equal(formatCidr(parseCidrText('2001:db8::1/32') as CidrMatcher), '2001:db8::/32');
+    assert.equal(formatCidr(parseCidrText('::1') as CidrMatcher), '::1/128');
+    assert.equal(formatCidr(cidrFromRange({ address_prefix: '198.18.1.0', prefix_len: { value: 24 } }) as CidrMatcher), '198.18.1.0/24');
+    assert.equal(formatCidr(cidrFromRange({ address_prefix: '1.2.3.4' }) as CidrMatcher), '1.2.3.4/32');
+    // One spelling per network (RFC 5952: the longest zero run is the one elided), and a mapped range stays IPv6.
+    assert.equal(formatCidr(parseCidrText('2001:0:0:1:0:0:0:1') as CidrMatcher), '2001:0:0:1::1/128');
+    assert.equal(formatCidr(parseCidrText('::ffff:0:0/96') as CidrMatcher), '::ffff:0:0/96');
+    assert.deepEqual(
+      { ...(parseCidrText('198.18.7.9/15') as CidrMatcher), bytes: undefined },
+      { family: 'IPv4', address: '198.18.0.0', prefix: 15, bytes: undefined },
+    );
     for (const bad of ['10.0.0.0/33', '1.2.3', '1.2.3.256', '::1/129', 'fe80:::1', '1:2:3:4:5:6:7:8:9', 'x/8', '']) {
       assert.equal(parseCidrText(bad), undefined, bad);
     }
   });
 
   test('contains: IPv4, IPv6, v4-mapped both ways, /0, zone ids', () => {
-    const c = (t: string) => parseCidrText(t) as Cidr;
+    const c = (t: string) => parseCidrText(t) as CidrMatcher;
     const cases: Array<[string, string, boolean]> = [
       ['10.0.0.0/8', '10.255.1.1', true],
       ['10.0.0.0/8', '11.0.0.1', false],
