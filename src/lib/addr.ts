@@ -37,6 +37,17 @@ export function toRemote(a: SocketAddr): RemoteAddr {
   return Object.freeze({ ...a }) as RemoteAddr;
 }
 
+/** An endpoint from a socket's (or the kernel's) address and port, in normalizeIp's spelling. */
+export function socketAddr(address: string, port: number): SocketAddr {
+  const ip = normalizeIp(address);
+  return { address: ip, port, family: ipFamily(ip) ?? (ip.includes(':') ? 'IPv6' : 'IPv4') };
+}
+
+/** `address:port`, as access logs and spans print a peer. */
+export function formatSocketAddr(a: SocketAddr): string {
+  return `${a.address}:${a.port}`;
+}
+
 export function sameSocketAddr(a: SocketAddr, b: SocketAddr): boolean {
   return a.port === b.port && normalizeIp(a.address) === normalizeIp(b.address);
 }

@@ -323,7 +323,6 @@ export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
   }
 
   private errorStats(status: number): RequestStats {
-    const r = this.ctx.remote;
     return {
       method: '-',
       path: '-',
@@ -338,7 +337,7 @@ export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
       cluster: undefined,
       routeName: undefined,
       peerIdentity: this.ctx.peerIdentity,
-      downstreamRemote: `${r.address}:${r.port}`,
+      downstreamRemote: this.ctx.remote,
       requestId: undefined,
       attempts: 0,
       statPrefix: this.action.statPrefix,

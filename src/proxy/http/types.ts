@@ -1,3 +1,4 @@
+import type { RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ShadowResult } from '../match/rbac-eval.js';
 import type { ProxyConfig } from '../proxy-config.js';
@@ -27,7 +28,8 @@ export interface RequestStats {
   readonly routeName: string | undefined;
   /** The client's verified SPIFFE id (inbound mTLS). */
   readonly peerIdentity: string | undefined;
-  readonly downstreamRemote: string;
+  /** The client's end of the connection (access logs print it as `address:port`). */
+  readonly downstreamRemote: RemoteAddr;
   readonly requestId: string | undefined;
   /** Upstream attempts made (1 + retries). */
   readonly attempts: number;

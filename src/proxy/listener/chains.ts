@@ -1,11 +1,11 @@
+import type { OrigDstAddr } from '../../lib/addr.js';
 import { cidrContains } from '../match/cidr.js';
 import type { FilterChain, ListenerConfig } from '../proxy-config.js';
 
 /** What a connection offers for filter chain matching. */
 export interface ChainInputs {
   /** Original destination (or the local address when not redirected). */
-  readonly destIp: string;
-  readonly destPort: number;
+  readonly dst: OrigDstAddr;
   /** From the ClientHello (lower case); undefined without TLS inspection or SNI. */
   readonly sni?: string;
   /** `raw_buffer` unless TLS inspection saw a ClientHello (Envoy's default). */
@@ -25,8 +25,8 @@ const WILDCARD = 0;
 export function selectFilterChain(l: ListenerConfig, x: ChainInputs): FilterChain | undefined {
   let c: readonly FilterChain[] = l.filterChains;
   if (c.length > 0)
-    c = narrow(c, (f) => (f.match.destinationPort === undefined ? WILDCARD : f.match.destinationPort === x.destPort ? 1 : NO_MATCH));
-  if (c.length > 0) c = narrow(c, (f) => prefixScore(f, x.destIp));
+    c = narrow(c, (f) => (f.match.destinationPort === undefined ? WILDCARD : f.match.destinationPort === x.dst.port ? 1 : NO_MATCH));
+  if (c.length > 0) c = narrow(c, (f) => prefixScore(f, x.dst.address));
   if (c.length > 0) c = narrow(c, (f) => serverNameScore(f.match.serverNames, x.sni));
   if (c.length > 0) {
     c = narrow(c, (f) => (f.match.transportProtocol === undefined ? WILDCARD : f.match.transportProtocol === x.transport ? 1 : NO_MATCH));

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { formatSocketAddr, type RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
 import { evaluateRbac } from '../match/rbac-eval.js';
 import type { FilterChain, ProxyConfig } from '../proxy-config.js';
@@ -22,7 +23,8 @@ export interface LiveConnection {
   /** TLS was terminated; `peerIdentity` is the client certificate's SPIFFE id. */
   readonly tls: boolean;
   peerIdentity?: string;
-  readonly sourceIp: string;
+  /** The client's end of the connection (what RBAC's source.ip sees). */
+  readonly remote: RemoteAddr;
   /** HTTP: drained through the handler. TCP: the socket, closed. */
   http?: LiveHttpConnection | undefined;
   readonly socket: Socket;
@@ -36,7 +38,7 @@ type Selections = Map<string, FilterChain | null>;
 
 function select(c: LiveConnection, config: ProxyConfig, memo: Selections): FilterChain | null | undefined {
   const x = c.inputs;
-  c.key ??= `${c.listener}\n${x.destIp}\n${x.destPort}\n${x.sni ?? ''}\n${x.transport}\n${x.alpn.join(',')}`;
+  c.key ??= `${c.listener}\n${x.dst.address}\n${x.dst.port}\n${x.sni ?? ''}\n${x.transport}\n${x.alpn.join(',')}`;
   let chain = memo.get(c.key);
   if (chain !== undefined) return chain;
   const l = config.listeners.get(c.listener);
@@ -58,9 +60,8 @@ export function readmit(c: LiveConnection, config: ProxyConfig, memo: Selections
   if (chain.action.kind === 'tcp' && chain.action.rbac.length > 0) {
     const decision = evaluateRbac(chain.action.rbac, {
       ...(c.peerIdentity ? { peerIdentity: c.peerIdentity } : {}),
-      sourceIp: c.sourceIp,
-      destinationIp: c.inputs.destIp,
-      destinationPort: c.inputs.destPort,
+      remote: c.remote,
+      originalDst: c.inputs.dst,
     });
     if (!decision.allowed) return `rbac_access_denied_matched_policy[${decision.policy ?? 'none'}]`;
   }
@@ -79,7 +80,10 @@ export function recheckConnections(live: Iterable<LiveConnection>, config: Proxy
       continue;
     }
     drained++;
-    logger.debug({ listener: c.listener, remote: c.sourceIp, why }, 'config change: draining a connection it no longer admits');
+    logger.debug(
+      { listener: c.listener, remote: formatSocketAddr(c.remote), why },
+      'config change: draining a connection it no longer admits',
+    );
     if (c.http) c.http.drain();
     else c.socket.destroy();
   }

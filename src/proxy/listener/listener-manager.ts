@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { normalizeIp } from '../../lib/addr.js';
+import { type OrigDstAddr, type RemoteAddr, socketAddr, toLocal, toOrigDst, toRemote } from '../../lib/addr.js';
 import { ErrorCode, isVmeshError, vmeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { localSocketOwner, originalDst as nativeOriginalDst } from '../../lib/native.js';
@@ -12,11 +12,6 @@ import { type SniffOptions, type SniffResult, sniffTransport } from '../tls/snif
 import { type ChainInputs, selectFilterChain } from './chains.js';
 import { type LiveConnection, recheckConnections } from './drain.js';
 import { hostHasIpv6, listenFamilies } from './families.js';
-
-export interface Address {
-  readonly address: string;
-  readonly port: number;
-}
 
 export interface ListenerManagerOptions {
   readonly clusters: ClusterManager;
@@ -32,7 +27,7 @@ export interface ListenerManagerOptions {
   /** Downstream TLS handshakes that take longer are closed (default 10 s). */
   readonly tlsHandshakeTimeoutMs?: number;
   /** Where a redirected connection was going; defaults to SO_ORIGINAL_DST through the native addon. */
-  readonly originalDst?: (socket: Socket) => Address | undefined;
+  readonly originalDst?: (socket: Socket) => OrigDstAddr | undefined;
   /** TCP proxy telemetry: a connection started / ended (bytes, duration, response flags). */
   readonly onConnectionOpened?: (info: TcpConnectionInfo) => void;
   readonly onConnectionClosed?: (stats: TcpConnectionStats) => void;
@@ -78,7 +73,7 @@ export class ListenerManager {
   private active = 0;
   private readonly contexts: TlsContexts;
   private readonly tcpDeps: TcpProxyDeps;
-  private readonly readOriginalDst: (socket: Socket) => Address | undefined;
+  private readonly readOriginalDst: (socket: Socket) => OrigDstAddr | undefined;
   private stopped = false;
   private applying: Promise<void> = Promise.resolve();
 
@@ -199,7 +194,7 @@ export class ListenerManager {
    * Who opened a captured connection: the uid owning the application's end of it (one sock_diag lookup), as the
    * workload certificate the agent serves for that uid. A uid with none, or a socket not found, has no identity.
    */
-  private sourceIdentity(remote: { address: string; port: number }, od: { address: string; port: number }): SourceIdentity {
+  private sourceIdentity(remote: RemoteAddr, od: OrigDstAddr): SourceIdentity {
     let uid: number | undefined;
     try {
       uid = localSocketOwner(remote, od);
@@ -234,10 +229,12 @@ export class ListenerManager {
   }
 
   private async serve(raw: Socket, accepted: ListenerConfig, config: ProxyConfig): Promise<void> {
-    const local = { address: normalizeIp(raw.localAddress ?? ''), port: raw.localPort ?? 0 };
-    const remote = { address: normalizeIp(raw.remoteAddress ?? ''), port: raw.remotePort ?? 0 };
+    // The connection's addresses, branded once here; the rest of the proxy gets them as they are.
+    const local = toLocal(socketAddr(raw.localAddress ?? '', raw.localPort ?? 0));
+    const remote = toRemote(socketAddr(raw.remoteAddress ?? '', raw.remotePort ?? 0));
     const od = this.readOriginalDst(raw);
-    const dst = od ?? local;
+    // Not redirected: the client was going where it arrived.
+    const dst = od ?? toOrigDst(local);
     let listener = accepted;
     let sourceIdentity: SourceIdentity | undefined;
     if (accepted.useOriginalDst && od) {
@@ -252,8 +249,7 @@ export class ListenerManager {
       if (sniff.closed) return void raw.destroy();
     }
     const inputs: ChainInputs = {
-      destIp: dst.address,
-      destPort: dst.port,
+      dst,
       ...(sniff?.sni !== undefined ? { sni: sniff.sni } : {}),
       transport: sniff?.transport ?? 'raw_buffer',
       alpn: sniff?.alpn ?? [],
@@ -287,7 +283,7 @@ export class ListenerManager {
       config,
     };
     if (raw.destroyed) return;
-    const live: LiveConnection = { listener: listener.name, inputs, tls: ctx.tls, sourceIp: remote.address, socket, chain };
+    const live: LiveConnection = { listener: listener.name, inputs, tls: ctx.tls, remote, socket, chain };
     if (peerIdentity) live.peerIdentity = peerIdentity;
     this.live.set(raw, live);
     if (chain.action.kind === 'http') {
@@ -351,13 +347,13 @@ export class ListenerManager {
 }
 
 /** SO_ORIGINAL_DST through the native addon; without the addon, connections count as not redirected. */
-function nativeReader(logger: Logger): (socket: Socket) => Address | undefined {
+function nativeReader(logger: Logger): (socket: Socket) => OrigDstAddr | undefined {
   let unavailable = false;
   return (socket) => {
     if (unavailable) return undefined;
     try {
       const r = nativeOriginalDst(socket);
-      return r.ok ? { address: normalizeIp(r.value.address), port: r.value.port } : undefined;
+      return r.ok ? toOrigDst(socketAddr(r.value.address, r.value.port)) : undefined;
     } catch (e) {
       if (isVmeshError(e) && e.code === ErrorCode.NativeUnavailable) {
         unavailable = true;

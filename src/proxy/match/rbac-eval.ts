@@ -1,3 +1,4 @@
+import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
 import type { Permission, Principal, RbacConfig } from '../proxy-config.js';
 import { cidrContains } from './cidr.js';
 import { headerMatches, matchString } from './route-match.js';
@@ -10,9 +11,10 @@ import { headerMatches, matchString } from './route-match.js';
 export interface RbacAttrs {
   /** The peer's verified SPIFFE id (URI SAN); absent for plaintext or unauthenticated peers. */
   peerIdentity?: string;
-  sourceIp: string;
-  destinationIp: string;
-  destinationPort: number;
+  /** The connection's client end: `source.ip`, `remote_ip`, `direct_remote_ip`. */
+  readonly remote: RemoteAddr;
+  /** Where the client was going: `destination.ip`, `destination.port`. */
+  readonly originalDst: OrigDstAddr;
   header?(name: string): string | undefined;
   /** The request path; a query string is ignored for url_path matching, as in Envoy. */
   path?: string;
@@ -66,9 +68,9 @@ export function permissionMatches(p: Permission, attrs: RbacAttrs): boolean {
     case 'path':
       return attrs.path !== undefined && matchString(p.match, pathOnly(attrs.path));
     case 'destination_port':
-      return attrs.destinationPort === p.port;
+      return attrs.originalDst.port === p.port;
     case 'destination_ip':
-      return cidrContains(p.cidr, attrs.destinationIp);
+      return cidrContains(p.cidr, attrs.originalDst.address);
   }
 }
 
@@ -90,7 +92,7 @@ export function principalMatches(p: Principal, attrs: RbacAttrs): boolean {
     case 'direct_remote_ip':
     case 'remote_ip':
     case 'source_ip':
-      return cidrContains(p.cidr, attrs.sourceIp);
+      return cidrContains(p.cidr, attrs.remote.address);
     case 'header':
       return attrs.header !== undefined && headerMatches(p.header, header(attrs, p.header.name));
   }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
 import { evaluateRbac } from '../match/rbac-eval.js';
 import type { NetworkAction } from '../proxy-config.js';
@@ -19,8 +20,8 @@ export interface TcpConnectionStats {
   /** Unset when the connection was refused before a cluster was chosen (RBAC). */
   readonly cluster?: string;
   readonly upstreamHost?: string;
-  readonly downstreamRemote: { readonly address: string; readonly port: number };
-  readonly originalDst?: { readonly address: string; readonly port: number };
+  readonly downstreamRemote: RemoteAddr;
+  readonly originalDst: OrigDstAddr;
   readonly peerIdentity?: string;
   readonly upstreamPeerIdentity?: string;
   /** Bytes the downstream client sent (and were forwarded upstream), after TLS decryption. */
@@ -68,7 +69,6 @@ export interface TcpProxyDeps {
 export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpProxyDeps): void {
   const down = ctx.socket;
   const start = Date.now();
-  const dst = ctx.originalDst ?? ctx.local;
   const s = {
     cluster: undefined as string | undefined,
     host: undefined as string | undefined,
@@ -102,7 +102,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
       ...(s.cluster ? { cluster: s.cluster } : {}),
       ...(s.host ? { upstreamHost: s.host } : {}),
       downstreamRemote: ctx.remote,
-      ...(ctx.originalDst ? { originalDst: ctx.originalDst } : {}),
+      originalDst: ctx.originalDst,
       ...(ctx.peerIdentity ? { peerIdentity: ctx.peerIdentity } : {}),
       ...(s.upPeer ? { upstreamPeerIdentity: s.upPeer } : {}),
       bytesReceived: s.rx,
@@ -125,9 +125,8 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
   if (action.rbac.length > 0) {
     const decision = evaluateRbac(action.rbac, {
       ...(ctx.peerIdentity ? { peerIdentity: ctx.peerIdentity } : {}),
-      sourceIp: ctx.remote.address,
-      destinationIp: dst.address,
-      destinationPort: dst.port,
+      remote: ctx.remote,
+      originalDst: ctx.originalDst,
     });
     if (!decision.allowed) {
       refuse('-', `rbac_access_denied_matched_policy[${decision.policy ?? 'none'}]`);
@@ -140,7 +139,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
     return;
   }
   s.cluster = cluster;
-  const host = deps.clusters.pick(cluster, { ...(ctx.originalDst ? { originalDst: ctx.originalDst } : {}), hashKey: ctx.remote.address });
+  const host = deps.clusters.pick(cluster, { originalDst: ctx.originalDst, hashKey: ctx.remote.address });
   if (!host) {
     refuse('UH', `cluster ${cluster} has no healthy upstream`);
     return;

@@ -12,6 +12,7 @@ import { Session } from 'node:inspector';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { socketAddr, toLocal, toOrigDst, toRemote } from '../../../src/lib/addr.js';
 import { createLogger } from '../../../src/lib/logger.js';
 import { ProxyClusterManager } from '../../../src/proxy/cluster/cluster-manager.js';
 import { createHttpHandler } from '../../../src/proxy/http/index.js';
@@ -65,12 +66,14 @@ function listen(onSocket: (s: Socket) => void): Promise<number> {
 }
 
 function context(socket: Socket, action: NetworkAction, cfg: ReturnType<typeof proxyConfig>): ConnectionContext {
+  const local = toLocal(socketAddr(socket.localAddress ?? '', socket.localPort ?? 0));
   return {
     socket,
     listener: LISTENER,
     chain: { name: 'c', match: { serverNames: [], applicationProtocols: [], prefixRanges: [] }, action },
-    remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-    local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    remote: toRemote(socketAddr(socket.remoteAddress ?? '', socket.remotePort ?? 0)),
+    local,
+    originalDst: toOrigDst(local),
     tls: false,
     config: cfg,
   };

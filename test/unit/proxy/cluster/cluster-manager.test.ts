@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { socketAddr, toOrigDst } from '../../../../src/lib/addr.js';
 import { ProxyClusterManager } from '../../../../src/proxy/cluster/cluster-manager.js';
 import type { ClusterConfig, UpstreamTls } from '../../../../src/proxy/proxy-config.js';
 import type { ConnectResult } from '../../../../src/proxy/runtime-types.js';
@@ -183,7 +184,7 @@ describe('ProxyClusterManager', { timeout: 20_000 }, () => {
     assert.ok(Date.now() - t0 < 50);
 
     assert.equal(cm.pick('PassthroughCluster', {}), undefined, 'no original destination: nothing to pick');
-    const od = cm.pick('PassthroughCluster', { originalDst: { address: '127.0.0.1', port: echo.port } });
+    const od = cm.pick('PassthroughCluster', { originalDst: toOrigDst(socketAddr('127.0.0.1', echo.port)) });
     assert.equal(od?.key, `127.0.0.1:${echo.port}`);
     const s = mustConnect(await cm.connect('PassthroughCluster', od ?? assert.fail()));
     assert.equal(await roundTrip(s, 'od'), 'od');
@@ -199,7 +200,7 @@ describe('ProxyClusterManager', { timeout: 20_000 }, () => {
 
   test('loop guard: the proxy never connects to its own listener ports on this host', async () => {
     const cm = make([cluster('PassthroughCluster', [], { discovery: 'ORIGINAL_DST' })], [echo.port]);
-    const host = cm.pick('PassthroughCluster', { originalDst: { address: '127.0.0.1', port: echo.port } });
+    const host = cm.pick('PassthroughCluster', { originalDst: toOrigDst(socketAddr('127.0.0.1', echo.port)) });
     const r = await cm.connect('PassthroughCluster', host ?? assert.fail());
     assert.ok(!r.ok && r.reason === 'connect_failure');
     assert.match(!r.ok ? r.detail : '', /own listener.*loop/);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { socketAddr, toOrigDst, toRemote } from '../../../../src/lib/addr.js';
 import { compileProxyConfig, parseFileSecretName } from '../../../../src/proxy/compile/index.js';
 import { shareAmongWorkers } from '../../../../src/proxy/compile/share.js';
 import { evaluateRbac } from '../../../../src/proxy/match/rbac-eval.js';
@@ -330,9 +331,8 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     );
     const attrs = (peer: string | undefined, method: string, path: string, headers: Record<string, string> = {}) => ({
       ...(peer ? { peerIdentity: peer } : {}),
-      sourceIp: '198.18.0.11',
-      destinationIp: '198.18.0.12',
-      destinationPort: 9080,
+      remote: toRemote(socketAddr('198.18.0.11', 40000)),
+      originalDst: toOrigDst(socketAddr('198.18.0.12', 9080)),
       path,
       header: (n: string) => (n === ':method' ? method : n === ':path' ? path : headers[n]),
     });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { socketAddr, toOrigDst } from '../../../../src/lib/addr.js';
 import { ProxyClusterManager } from '../../../../src/proxy/cluster/cluster-manager.js';
 import { compileProxyConfig } from '../../../../src/proxy/compile/index.js';
 import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from '../../../../src/proxy/http/index.js';
@@ -68,7 +69,7 @@ describe('HTTP end to end: translated xDS, compiled, served through the listener
       bindHost: '127.0.0.1',
       portMap: () => 0,
       // Every connection "was going to" reviews' virtual IP, as nftables' REDIRECT would report.
-      originalDst: () => ({ address: vip, port: 9080 }),
+      originalDst: () => toOrigDst(socketAddr(vip, 9080)),
     });
     await lm.apply(config);
     port = lm.listening().find((l) => l.name === 'virtualOutbound')?.port ?? 0;

@@ -9,6 +9,7 @@ import {
 } from 'node:http';
 import { type Server as NetServer, connect as netConnect, createServer as netCreateServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import { socketAddr, toLocal, toOrigDst, toRemote } from '../../../../src/lib/addr.js';
 import { createLogger } from '../../../../src/lib/logger.js';
 import { ProxyClusterManager } from '../../../../src/proxy/cluster/cluster-manager.js';
 import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from '../../../../src/proxy/http/index.js';
@@ -165,12 +166,14 @@ export async function startProxy(
   });
   const onSocket = (socket: Socket) => {
     const chain: FilterChain = { name: 'c', match: { serverNames: [], applicationProtocols: [], prefixRanges: [] }, action: act };
+    const local = toLocal(socketAddr(socket.localAddress ?? '', socket.localPort ?? 0));
     const ctx: ConnectionContext = {
       socket,
       listener: FAKE_LISTENER,
       chain,
-      remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-      local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+      remote: toRemote(socketAddr(socket.remoteAddress ?? '', socket.remotePort ?? 0)),
+      local,
+      originalDst: toOrigDst(local),
       ...(opts.peerIdentity ? { peerIdentity: opts.peerIdentity } : {}),
       tls: opts.tls !== undefined,
       config: cfg,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { socketAddr, toOrigDst, toRemote } from '../../../../src/lib/addr.js';
 import { type LiveConnection, recheckConnections } from '../../../../src/proxy/listener/drain.js';
 import { makeCidr } from '../../../../src/proxy/match/cidr.js';
 import type { CidrMatcher, DownstreamTls, NetworkAction, RbacConfig } from '../../../../src/proxy/proxy-config.js';
@@ -108,10 +109,10 @@ describe('config swaps drain the connections the new config no longer admits', {
     const socket = { destroy: () => calls.push('destroyed') } as unknown as Socket;
     const conn = (name: string, tls: boolean): LiveConnection => ({
       listener: 'inbound',
-      inputs: { destIp: '127.0.0.1', destPort: 1, transport: tls ? 'tls' : 'raw_buffer', alpn: tls ? ['http/1.1'] : [] },
+      inputs: { dst: toOrigDst(socketAddr('127.0.0.1', 1)), transport: tls ? 'tls' : 'raw_buffer', alpn: tls ? ['http/1.1'] : [] },
       tls,
       ...(tls ? { peerIdentity: spiffe('client') } : {}),
-      sourceIp: '127.0.0.1',
+      remote: toRemote(socketAddr('127.0.0.1', 40000)),
       http: fake(name),
       socket,
       chain: chain(tls ? 'mtls' : 'plaintext', httpAction('r1')),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { type OrigDstAddr, socketAddr, toOrigDst } from '../../../../src/lib/addr.js';
 import type { DownstreamTls } from '../../../../src/proxy/proxy-config.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import {
@@ -25,6 +26,9 @@ import {
   type TestPki,
   tcpAction,
 } from '../l4-fixture.js';
+
+/** What SO_ORIGINAL_DST would report for a redirected connection. */
+const origDst = (address: string, port: number): OrigDstAddr => toOrigDst(socketAddr(address, port));
 
 describe('ListenerManager', { timeout: 30_000 }, () => {
   let pki: TestPki;
@@ -138,7 +142,7 @@ describe('ListenerManager', { timeout: 30_000 }, () => {
   });
 
   test('filter chains are chosen by destination port, SNI, transport protocol and ALPN', async () => {
-    let dst: { address: string; port: number } | undefined;
+    let dst: OrigDstAddr | undefined;
     const st = await newStack({ originalDst: () => dst });
     const tls = serverTls();
     const chains = [
@@ -164,7 +168,7 @@ describe('ListenerManager', { timeout: 30_000 }, () => {
     assert.equal(onlyIstio?.alpn, false, 'no common protocol: no ALPN, but no handshake failure either');
     assert.equal(await chainOf(ask(port, { tls: { ca, alpn: ['h2'] } })), 'tls-any');
     assert.equal(await chainOf(ask(port)), 'plaintext');
-    dst = { address: '198.18.0.2', port: 9999 };
+    dst = origDst('198.18.0.2', 9999);
     assert.equal(await chainOf(ask(port)), 'port-9999');
     const ctx = st.http.seen.at(-1);
     assert.deepEqual(ctx?.originalDst, dst);
@@ -201,7 +205,7 @@ describe('ListenerManager', { timeout: 30_000 }, () => {
   });
 
   test('15001: hands off to the virtual listener of the original destination, else its own chains', async () => {
-    let dst: { address: string; port: number } | undefined;
+    let dst: OrigDstAddr | undefined;
     const st = await newStack({ originalDst: () => dst });
     const outbound = listener('virtualOutbound', 15001, [], {
       useOriginalDst: true,
@@ -234,11 +238,11 @@ describe('ListenerManager', { timeout: 30_000 }, () => {
       c.end('.');
       return (await readAll(c)).toString();
     };
-    dst = { address: '240.240.0.7', port: 9080 };
+    dst = origDst('240.240.0.7', 9080);
     assert.equal(await tagOf(), 'A.');
-    dst = { address: '240.240.0.9', port: 9080 };
+    dst = origDst('240.240.0.9', 9080);
     assert.equal(await tagOf(), 'B.', 'no exact listener: the port wildcard one');
-    dst = { address: '127.0.0.1', port: echoA.port };
+    dst = origDst('127.0.0.1', echoA.port);
     assert.equal(await tagOf(), 'A.', 'unknown destination: passthrough to it');
     // Not redirected (originalDst not ok): addressed to 15001 itself, so passthrough would loop; the loop guard refuses.
     dst = undefined;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseResources } from '../../../../src/api/resource-parse.js';
-import { formatCidr } from '../../../../src/lib/addr.js';
+import { formatCidr, socketAddr, toOrigDst, toRemote } from '../../../../src/lib/addr.js';
 import { compileRbacRules } from '../../../../src/proxy/compile/rbac.js';
 import { cidrContains, cidrFromRange, parseCidrText } from '../../../../src/proxy/match/cidr.js';
 import { evaluateRbac, type RbacAttrs } from '../../../../src/proxy/match/rbac-eval.js';
@@ -41,21 +41,34 @@ spec:
 ${spec}
 ---`;
 
-function http(over: Partial<RbacAttrs> & { method?: string; headers?: Record<string, string> } = {}): RbacAttrs {
+/** The connection in the tests' terms: addresses as text, branded here as the listener manager brands them. */
+interface Conn {
+  peerIdentity?: string;
+  sourceIp?: string;
+  destinationIp?: string;
+  destinationPort?: number;
+}
+
+function conn(over: Conn): RbacAttrs {
+  return {
+    ...(over.peerIdentity !== undefined ? { peerIdentity: over.peerIdentity } : {}),
+    remote: toRemote(socketAddr(over.sourceIp ?? '198.18.0.11', 40000)),
+    originalDst: toOrigDst(socketAddr(over.destinationIp ?? '198.18.0.12', over.destinationPort ?? 9080)),
+  };
+}
+
+function http(over: Conn & { path?: string; method?: string; headers?: Record<string, string> } = {}): RbacAttrs {
   const path = over.path ?? '/';
   const headers = over.headers ?? {};
   return {
-    ...(over.peerIdentity !== undefined ? { peerIdentity: over.peerIdentity } : {}),
-    sourceIp: over.sourceIp ?? '198.18.0.11',
-    destinationIp: over.destinationIp ?? '198.18.0.12',
-    destinationPort: over.destinationPort ?? 9080,
+    ...conn(over),
     path,
     header: (n) => (n === ':method' ? (over.method ?? 'GET') : n === ':path' ? path : n === ':authority' ? 'reviews' : headers[n]),
   };
 }
 
-function tcp(over: Partial<RbacAttrs> = {}): RbacAttrs {
-  return { sourceIp: '198.18.0.11', destinationIp: '198.18.0.12', destinationPort: 9080, ...over };
+function tcp(over: Conn = {}): RbacAttrs {
+  return conn(over);
 }
 
 const SLEEP = 'spiffe://cluster.local/ns/default/sa/sleep';

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { RbacConfig } from '../../../../src/proxy/proxy-config.js';
+import { parseCidrText } from '../../../../src/proxy/match/cidr.js';
+import type { CidrMatcher, RbacConfig } from '../../../../src/proxy/proxy-config.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import {
   chain,
@@ -48,6 +49,8 @@ function writeAll(socket: Socket, data: Buffer, progress: { sent: number }): Pro
     step();
   });
 }
+
+const net = (text: string): CidrMatcher => parseCidrText(text) as CidrMatcher;
 
 describe('tcp_proxy', { timeout: 90_000 }, () => {
   const secrets = new FileSecretStore();
@@ -221,7 +224,7 @@ describe('tcp_proxy', { timeout: 90_000 }, () => {
         {
           name: 'ns[default]-policy[deny-local]-rule[0]',
           permissions: [{ kind: 'any' }],
-          principals: [{ kind: 'direct_remote_ip', cidr: { family: 4, bytes: new Uint8Array([127, 0, 0, 1]), prefix: 32 } }],
+          principals: [{ kind: 'direct_remote_ip', cidr: net('127.0.0.1/32') }],
         },
       ],
     };
@@ -239,7 +242,7 @@ describe('tcp_proxy', { timeout: 90_000 }, () => {
       policies: [
         {
           ...deny.policies[0],
-          principals: [{ kind: 'direct_remote_ip', cidr: { family: 4, bytes: new Uint8Array([10, 0, 0, 0]), prefix: 8 } }],
+          principals: [{ kind: 'direct_remote_ip', cidr: net('10.0.0.0/8') }],
         },
       ],
     };
