@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { AgentConfig } from '../config/agent.js';
 import { createAccessLogger, type Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
-import type { ListeningPort } from '../proxy/listener-manager.js';
-import type { ProxyConfig } from '../proxy/model.js';
+import type { ListeningPort } from '../proxy/listener/listener-manager.js';
 import { MeshProxy } from '../proxy/proxy.js';
-import { FileSecretStore } from '../proxy/secret-store-files.js';
+import type { ProxyConfig } from '../proxy/proxy-config.js';
+import { FileSecretStore } from '../proxy/secret/file-store.js';
 import { type AppliedConfig, LocalXdsServer, type SecretInput } from '../xds/index.js';
 import { ProxyWorkers } from './proxy-workers.js';
 

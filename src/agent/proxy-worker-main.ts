@@ -5,9 +5,9 @@ import { loadProxyWorkerConfig } from '../config/proxy-worker.js';
 import { createAccessLogger, createLogger } from '../lib/logger.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { routesReady } from '../proxy/config-ready.js';
-import type { ProxyConfig } from '../proxy/model.js';
 import { MeshProxy } from '../proxy/proxy.js';
-import { FileSecretStore } from '../proxy/secret-store-files.js';
+import type { ProxyConfig } from '../proxy/proxy-config.js';
+import { FileSecretStore } from '../proxy/secret/file-store.js';
 import { type AppliedConfig, CDS, EDS, LDS, RDS, SDS, type SecretInput, secretFromMessage, XdsSync } from '../xds/index.js';
 import type { WorkerMessage } from './proxy-workers.js';
 

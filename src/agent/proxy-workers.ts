@@ -5,7 +5,7 @@ import { proxyWorkerArgs } from '../config/proxy-worker.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
-import type { ListeningPort } from '../proxy/listener-manager.js';
+import type { ListeningPort } from '../proxy/listener/listener-manager.js';
 
 /** What a worker tells the agent over the cluster channel. */
 export type WorkerMessage =

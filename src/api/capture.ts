@@ -1,4 +1,4 @@
-import type { ParsedCidr } from '../lib/addr.js';
+import type { Cidr } from '../lib/addr.js';
 
 export type CaptureBackend = 'nftables' | 'iptables';
 
@@ -21,15 +21,15 @@ export interface CaptureConfig {
   readonly inboundPort: number;
   readonly dnsPort: number;
   /** Controller addresses: control traffic must survive a dead proxy, so it is never redirected. */
-  readonly controllerAddresses: readonly ParsedCidr[];
+  readonly controllerAddresses: readonly Cidr[];
   readonly inbound: {
     readonly ports: PortSelection;
     readonly excludePorts: readonly number[];
   };
   readonly outbound: {
     /** Destinations whose TCP traffic goes through the proxy (`'*'` = all). */
-    readonly includeCidrs: '*' | readonly ParsedCidr[];
-    readonly excludeCidrs: readonly ParsedCidr[];
+    readonly includeCidrs: '*' | readonly Cidr[];
+    readonly excludeCidrs: readonly Cidr[];
     /** Ports captured whatever the destination (Istio's --include-outbound-ports). */
     readonly includePorts: readonly number[];
     readonly excludePorts: readonly number[];

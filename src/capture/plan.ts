@@ -1,5 +1,5 @@
 import { type CaptureConfig, MESH_PORTS, SSH_PORT } from '../api/capture.js';
-import type { ParsedCidr } from '../lib/addr.js';
+import type { Cidr } from '../lib/addr.js';
 
 /**
  * The capture rule set as backend-neutral data: what is matched and what happens, in order.
@@ -13,8 +13,8 @@ export type Match =
   | { readonly kind: 'l4proto'; readonly proto: L4 }
   | { readonly kind: 'dport'; readonly proto: L4; readonly ports: readonly number[] }
   | { readonly kind: 'sport'; readonly proto: L4; readonly ports: readonly number[] }
-  | { readonly kind: 'daddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
-  | { readonly kind: 'saddr'; readonly family: NfFamily; readonly cidrs: readonly ParsedCidr[] }
+  | { readonly kind: 'daddr'; readonly family: NfFamily; readonly cidrs: readonly Cidr[] }
+  | { readonly kind: 'saddr'; readonly family: NfFamily; readonly cidrs: readonly Cidr[] }
   | { readonly kind: 'skuid'; readonly id: number }
   | { readonly kind: 'skgid'; readonly id: number }
   | { readonly kind: 'iifname'; readonly name: string }
@@ -63,10 +63,10 @@ function rule(comment: string, verdict: Verdict, ...matches: Match[]): PlanRule 
   return { matches, verdict, comment: `vmesh: ${comment}` };
 }
 
-function byFamily(cidrs: readonly ParsedCidr[], ipv6: boolean): Array<[NfFamily, ParsedCidr[]]> {
+function byFamily(cidrs: readonly Cidr[], ipv6: boolean): Array<[NfFamily, Cidr[]]> {
   const v4 = cidrs.filter((c) => c.family === 'IPv4');
   const v6 = ipv6 ? cidrs.filter((c) => c.family === 'IPv6') : [];
-  const out: Array<[NfFamily, ParsedCidr[]]> = [];
+  const out: Array<[NfFamily, Cidr[]]> = [];
   if (v4.length > 0) out.push(['ip', v4]);
   if (v6.length > 0) out.push(['ip6', v6]);
   return out;
@@ -74,7 +74,7 @@ function byFamily(cidrs: readonly ParsedCidr[], ipv6: boolean): Array<[NfFamily,
 
 const sortedUnique = (ports: Iterable<number>): number[] => [...new Set(ports)].sort((a, b) => a - b);
 
-const LOOPBACK: readonly ParsedCidr[] = [
+const LOOPBACK: readonly Cidr[] = [
   { family: 'IPv4', address: '127.0.0.0', prefix: 8 },
   { family: 'IPv6', address: '::1', prefix: 128 },
 ];
@@ -107,7 +107,7 @@ function outboundChain(cfg: CaptureConfig): PlanChain {
   const rules: PlanRule[] = [];
   if (!cfg.ipv6) rules.push(rule('IPv6 capture is off', RETURN, { kind: 'nfproto', family: 'ip6' }));
   // The proxy forwards inbound connections to local apps from these sources (Istio's 127.0.0.6 and ::6).
-  const passthrough: ParsedCidr[] = [
+  const passthrough: Cidr[] = [
     { family: 'IPv4', address: cfg.passthroughSource, prefix: 32 },
     { family: 'IPv6', address: '::6', prefix: 128 },
   ];

@@ -1,4 +1,4 @@
-import type { ParsedCidr } from '../lib/addr.js';
+import { formatCidr } from '../lib/addr.js';
 import type { CapturePlan, Match, NfFamily, PlanChain, PlanRule } from './plan.js';
 
 /** Our chains (nat, and raw for the DNS zone); every rule in them and every jump into them carries a `vmesh:` comment. */
@@ -26,10 +26,6 @@ const MULTIPORT_MAX = 15;
 export type IptFamily = 'ipv4' | 'ipv6';
 
 const quote = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
-
-function cidrText(c: ParsedCidr): string {
-  return `${c.address}/${c.prefix}`;
-}
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -75,9 +71,9 @@ function matchArgs(m: Match, all: readonly Match[]): string[][] {
       return chunk(m.ports, MULTIPORT_MAX).map((g) => ['-p', m.proto, '-m', 'multiport', `--${dir}ports`, g.join(',')]);
     }
     case 'daddr':
-      return m.cidrs.map((c) => ['-d', cidrText(c)]);
+      return m.cidrs.map((c) => ['-d', formatCidr(c)]);
     case 'saddr':
-      return m.cidrs.map((c) => ['-s', cidrText(c)]);
+      return m.cidrs.map((c) => ['-s', formatCidr(c)]);
     case 'skuid':
       return [['-m', 'owner', '--uid-owner', String(m.id)]];
     case 'skgid':

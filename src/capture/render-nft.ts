@@ -1,4 +1,4 @@
-import type { ParsedCidr } from '../lib/addr.js';
+import type { Cidr } from '../lib/addr.js';
 import type { CapturePlan, Match, PlanChain, PlanRule, Verdict } from './plan.js';
 
 /** vmesh owns this table outright: replacing or removing it never touches anyone else's rules. */
@@ -26,7 +26,7 @@ export function chainName(chain: PlanChain): string {
   return CHAIN_NAMES[chain.role];
 }
 
-function addrSet(cidrs: readonly ParsedCidr[]): Json {
+function addrSet(cidrs: readonly Cidr[]): Json {
   const items: Json[] = cidrs.map((c) =>
     c.prefix === (c.family === 'IPv4' ? 32 : 128) ? c.address : { prefix: { addr: c.address, len: c.prefix } },
   );

@@ -20,10 +20,8 @@ export type LocalAddr = Brand<SocketAddr, 'LocalAddr'>;
 /** The peer of a socket. */
 export type RemoteAddr = Brand<SocketAddr, 'RemoteAddr'>;
 
-/** An IP network in canonical text form, e.g. `198.18.0.0/15` or `2001:2::/48`. */
-export type Cidr = Brand<string, 'Cidr'> & { readonly _cidr?: never };
-
-export interface ParsedCidr {
+/** An IP network, e.g. `198.18.0.0/15` or `2001:2::/48` (see formatCidr). */
+export interface Cidr {
   readonly family: IpFamily;
   readonly address: string;
   readonly prefix: number;
@@ -37,6 +35,17 @@ export function toLocal(a: SocketAddr): LocalAddr {
 }
 export function toRemote(a: SocketAddr): RemoteAddr {
   return Object.freeze({ ...a }) as RemoteAddr;
+}
+
+/** An endpoint from a socket's (or the kernel's) address and port, in normalizeIp's spelling. */
+export function socketAddr(address: string, port: number): SocketAddr {
+  const ip = normalizeIp(address);
+  return { address: ip, port, family: ipFamily(ip) ?? (ip.includes(':') ? 'IPv6' : 'IPv4') };
+}
+
+/** `address:port`, as access logs and spans print a peer. */
+export function formatSocketAddr(a: SocketAddr): string {
+  return `${a.address}:${a.port}`;
 }
 
 export function sameSocketAddr(a: SocketAddr, b: SocketAddr): boolean {
@@ -72,7 +81,7 @@ export function ipFamily(ip: string): IpFamily | undefined {
  * Parses `addr` or `addr/prefix`; a bare address is a host route (/32 or /128).
  * `what` names the setting for the error message.
  */
-export function parseCidr(text: string, what: string): ParsedCidr {
+export function parseCidr(text: string, what: string): Cidr {
   const [address = '', prefixText, extra] = text.trim().split('/');
   const family = ipFamily(address);
   if (!family || extra !== undefined) {
@@ -88,8 +97,9 @@ export function parseCidr(text: string, what: string): ParsedCidr {
   return Object.freeze({ family, address: address.toLowerCase(), prefix });
 }
 
-export function formatCidr(c: ParsedCidr): Cidr {
-  return `${c.address}/${c.prefix}` as Cidr;
+/** A network as text, `address/prefix`, for rules, config dumps and messages. */
+export function formatCidr(c: Cidr): string {
+  return `${c.address}/${c.prefix}`;
 }
 
 /** Ports are checked where they enter, so everything downstream can trust them. */

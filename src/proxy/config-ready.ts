@@ -1,4 +1,4 @@
-import type { ProxyConfig } from './model.js';
+import type { ProxyConfig } from './proxy-config.js';
 
 /**
  * Whether every route table an HTTP listener names is present. xDS types arrive one response at a time: a

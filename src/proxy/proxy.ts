@@ -2,13 +2,13 @@ import type { Logger } from '../lib/logger.js';
 import type { MetricsSnapshot } from '../lib/metrics-registry.js';
 import { err, ok, type Result } from '../lib/result.js';
 import type { AppliedConfig } from '../xds/index.js';
-import { ProxyClusterManager } from './cluster-manager.js';
+import { ProxyClusterManager } from './cluster/cluster-manager.js';
 import { compileProxyConfig } from './compile/index.js';
 import { shareAmongWorkers } from './compile/share.js';
 import { createHttpHandler, type ProxyHttpHandler, type RequestStats } from './http/index.js';
-import { ListenerManager, type ListeningPort } from './listener-manager.js';
-import type { ProxyConfig, SecretStore } from './model.js';
-import type { TcpConnectionStats } from './tcp-proxy.js';
+import { ListenerManager, type ListeningPort } from './listener/listener-manager.js';
+import type { ProxyConfig, SecretStore } from './proxy-config.js';
+import type { TcpConnectionStats } from './tcp/tcp-proxy.js';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry.js';
 
 export interface ProxyOptions {
@@ -30,7 +30,7 @@ const EMPTY: ProxyConfig = { version: 'empty', listeners: new Map(), virtualByAd
 
 /**
  * The host's proxy: compiles each applied xDS config and swaps it in (clusters first, then listeners); open
- * connections keep going unless the new config no longer admits them (then they are drained, listener-drain.ts).
+ * connections keep going unless the new config no longer admits them (then they are drained, listener/drain.ts).
  * `check` is what the agent uses to NACK a config the proxy cannot run.
  */
 export class MeshProxy {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyConfig, UpstreamEndpoint } from './model.js';
+import type { LocalAddr, OrigDstAddr, RemoteAddr } from '../lib/addr.js';
+import type { ClusterConfig, FilterChain, ListenerConfig, NetworkAction, ProxyConfig, UpstreamEndpoint } from './proxy-config.js';
 
 /**
  * The seams between the proxy's parts: the listener manager accepts and classifies connections, the
@@ -24,7 +25,7 @@ export interface PickContext {
   /** Consistent-hash key (from the route's hash policy), when the cluster hashes. */
   readonly hashKey?: string;
   /** The connection's original destination, for ORIGINAL_DST clusters. */
-  readonly originalDst?: { readonly address: string; readonly port: number };
+  readonly originalDst?: OrigDstAddr;
   /** Hosts already tried by this request (retry host predicate previous_hosts). */
   readonly exclude?: ReadonlySet<string>;
 }
@@ -82,10 +83,15 @@ export interface ConnectionContext {
   readonly socket: Socket | TLSSocket;
   readonly listener: ListenerConfig;
   readonly chain: FilterChain;
-  /** Where the client was going before capture redirected it (outbound), or the local port it reached (inbound). */
-  readonly originalDst?: { readonly address: string; readonly port: number };
-  readonly remote: { readonly address: string; readonly port: number };
-  readonly local: { readonly address: string; readonly port: number };
+  /**
+   * Where the client was going: the destination before capture redirected it (outbound), else the local address
+   * it reached (inbound, or not redirected), as nothing rewrote it. What filter chains, RBAC and ORIGINAL_DST see.
+   */
+  readonly originalDst: OrigDstAddr;
+  /** The client's end of the connection. */
+  readonly remote: RemoteAddr;
+  /** The proxy's end of the accepted socket (after a redirect: the proxy's own listener). */
+  readonly local: LocalAddr;
   /** The peer's verified SPIFFE id (inbound mTLS). */
   readonly peerIdentity?: string;
   /** Outbound capture: who on this host opened the connection (its uid's workload certificate, or none). */
@@ -95,7 +101,7 @@ export interface ConnectionContext {
   readonly config: ProxyConfig;
 }
 
-/** An open downstream HTTP connection, as a config swap sees it (see listener-drain.ts). */
+/** An open downstream HTTP connection, as a config swap sees it (see listener/drain.ts). */
 export interface LiveHttpConnection {
   /** Its filter chain changed but still admits it: later requests run this action (RBAC, filters, routes). */
   rebind(action: Extract<NetworkAction, { kind: 'http' }>): void;

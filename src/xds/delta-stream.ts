@@ -4,6 +4,7 @@ import type { DeltaDiscoveryRequestMsg } from './messages.js';
 import { nackMessage } from './messages.js';
 import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './server-stream.js';
 import { type Snapshot, typeDiff, type XdsResource } from './snapshot.js';
+import { Subscription } from './subscription.js';
 import { typeLabel } from './type-urls.js';
 
 type TypeMap = ReadonlyMap<string, XdsResource>;
@@ -74,26 +75,20 @@ interface Settled {
   readonly held: ReadonlySet<string>;
 }
 
-interface TypeState {
-  wildcard: boolean;
-  names: Set<string>;
+/** A delta subscription and what the client holds of the type. */
+class DeltaType extends Subscription {
   /** What the client holds: name -> version (seeded from initial_resource_versions on reconnect). */
-  known: KnownVersions;
+  readonly known = new KnownVersions();
   /** Subscribed names already reported absent in removed_resources, so they are not reported again. */
-  toldAbsent: Set<string>;
+  readonly toldAbsent = new Set<string>();
   /** Names unsubscribed while a wildcard is on: the client must hear whether the wildcard still covers them. */
-  recheck: Set<string>;
+  readonly recheck = new Set<string>();
   /** Unset by any subscription change: then the next evaluation scans every subscribed name. */
-  settled?: Settled;
-  nonce?: string;
-  outstanding: boolean;
-  sentVersion?: string;
+  settled: Settled | undefined;
 }
 
 /** DeltaAggregatedResources: incremental xDS, per-resource versions, removals in removed_resources. */
-export class DeltaStream extends AdsStream {
-  private readonly state = new Map<string, TypeState>();
-
+export class DeltaStream extends AdsStream<DeltaType> {
   handle(raw: unknown): void {
     const req = raw as DeltaDiscoveryRequestMsg;
     const typeUrl = req.type_url ?? '';
@@ -101,15 +96,14 @@ export class DeltaStream extends AdsStream {
       this.fail(status.INVALID_ARGUMENT, 'DeltaDiscoveryRequest without type_url: ADS needs it on every request');
       return;
     }
-    let st = this.state.get(typeUrl);
+    let st = this.subscriptions.get(typeUrl);
     const first = !st;
     if (!st) {
-      st = { wildcard: false, names: new Set(), known: new KnownVersions(), toldAbsent: new Set(), recheck: new Set(), outstanding: false };
-      this.state.set(typeUrl, st);
+      st = new DeltaType();
+      this.subscriptions.set(typeUrl, st);
     }
     const nonce = req.response_nonce ?? '';
-    if (nonce && st.outstanding && nonce === st.nonce) {
-      st.outstanding = false;
+    if (st.answered(nonce)) {
       if (req.error_detail) this.recordNack(typeUrl, st.sentVersion ?? '', nonce, nackMessage(req.error_detail));
       else this.recordAck(typeUrl, st.sentVersion ?? '', nonce);
     } else if (nonce) {
@@ -120,7 +114,7 @@ export class DeltaStream extends AdsStream {
     this.flush();
   }
 
-  private subscribe(st: TypeState, req: DeltaDiscoveryRequestMsg, first: boolean): void {
+  private subscribe(st: DeltaType, req: DeltaDiscoveryRequestMsg, first: boolean): void {
     const sub = req.resource_names_subscribe ?? [];
     const unsub = req.resource_names_unsubscribe ?? [];
     if (!first && sub.length === 0 && unsub.length === 0) return;
@@ -128,25 +122,21 @@ export class DeltaStream extends AdsStream {
     if (first) {
       for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) st.known.set(n, v);
       // Legacy wildcard: a first request that names nothing subscribes to "*".
-      if (sub.length === 0 && unsub.length === 0) st.wildcard = true;
+      if (sub.length === 0 && unsub.length === 0) st.legacyWildcard();
     }
     for (const n of sub) {
-      if (n === '*') {
-        st.wildcard = true;
-        continue;
-      }
-      st.names.add(n);
+      st.subscribe(n);
+      if (n === '*') continue;
       st.toldAbsent.delete(n);
       // A client may have forgotten a resource it still subscribes to: names it asks for are sent again.
       if (!first) st.known.delete(n);
     }
     for (const n of unsub) {
+      st.unsubscribe(n);
       if (n === '*') {
-        st.wildcard = false;
         st.known.retain(st.names);
         continue;
       }
-      st.names.delete(n);
       st.toldAbsent.delete(n);
       st.known.delete(n);
       if (st.wildcard) st.recheck.add(n);
@@ -154,25 +144,8 @@ export class DeltaStream extends AdsStream {
     if (first && !st.wildcard) st.known.retain(st.names);
   }
 
-  protected requestedTypes(): Iterable<string> {
-    return this.state.keys();
-  }
-
   protected clientHas(typeUrl: string): { has(name: string): boolean } | undefined {
-    return this.state.get(typeUrl)?.known;
-  }
-
-  protected outstanding(typeUrl: string): boolean {
-    return this.state.get(typeUrl)?.outstanding ?? false;
-  }
-
-  protected subscribes(typeUrl: string, name: string): boolean {
-    const st = this.state.get(typeUrl);
-    return !!st && (st.wildcard || st.names.has(name));
-  }
-
-  protected subscribesAll(typeUrl: string): boolean {
-    return this.state.get(typeUrl)?.wildcard ?? false;
+    return this.subscriptions.get(typeUrl)?.known;
   }
 
   /**
@@ -181,7 +154,7 @@ export class DeltaStream extends AdsStream {
    * shared by every stream). In the common case, the same map and nothing held back, that is nothing at all.
    */
   protected trySend(typeUrl: string, s: Snapshot): SendResult {
-    const st = this.state.get(typeUrl);
+    const st = this.subscriptions.get(typeUrl);
     if (!st) return 'idle';
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     const settled = st.settled;
@@ -238,16 +211,14 @@ export class DeltaStream extends AdsStream {
     this.remember(st, all, upserts, removed, diffNames);
     st.recheck.clear();
     st.settled = { map: all, held };
-    st.nonce = nonce;
-    st.outstanding = true;
-    st.sentVersion = s.version;
+    st.sent(nonce, s.version);
     this.write(res, bytes);
     this.recordSent(typeUrl, s.version, nonce, { resources: upserts.length, removed: removed.size });
     return 'sent';
   }
 
   /** Applies a response to what the client holds; a wildcard client's holdings are re-expressed over `all`. */
-  private remember(st: TypeState, all: TypeMap, upserts: readonly XdsResource[], removed: ReadonlySet<string>, diff: readonly string[]) {
+  private remember(st: DeltaType, all: TypeMap, upserts: readonly XdsResource[], removed: ReadonlySet<string>, diff: readonly string[]) {
     for (const r of upserts) st.known.set(r.name, r.version);
     for (const n of removed) {
       st.known.delete(n);

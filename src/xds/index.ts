@@ -40,7 +40,7 @@ export {
   type XdsResource,
 } from './snapshot.js';
 export { SnapshotCache, type SnapshotWatcher } from './snapshot-cache.js';
-export { type ProxyStatusRow, proxyConfig, proxyStatus } from './status.js';
 export { fromStruct, type JsonValue, toStruct } from './struct.js';
+export { type ProxyStatusRow, proxyConfig, proxyStatus } from './sync-status.js';
 export * from './type-urls.js';
 export { XdsMetrics, xdsTypeLabel } from './xds-metrics.js';

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../lib/logger.js';
 import { type Snapshot, snapshotRefs, type XdsResource } from './snapshot.js';
 import type { SnapshotCache } from './snapshot-cache.js';
+import type { Subscription } from './subscription.js';
 import { CDS, EDS, LDS, pushOrder, RDS, typeLabel } from './type-urls.js';
 
 export interface TypeStatus {
@@ -113,7 +114,9 @@ export const NO_RESOURCES: ReadonlyMap<string, XdsResource> = new Map();
  * What SotW and delta streams share: the node's snapshot and its watch, nonces, push order, the
  * make-before-break rule for endpoints and routes, and the status the controller reports.
  */
-export abstract class AdsStream {
+export abstract class AdsStream<S extends Subscription = Subscription> {
+  /** Per type the client asked for: its subscription and what the protocol keeps beside it. */
+  protected readonly subscriptions = new Map<string, S>();
   nodeId: string | undefined;
   closed = false;
   protected snapshot: Snapshot | undefined;
@@ -137,18 +140,30 @@ export abstract class AdsStream {
   ) {}
 
   abstract handle(req: unknown): void;
-  /** Types the client has asked for on this stream. */
-  protected abstract requestedTypes(): Iterable<string>;
   /** Sends what `typeUrl` owes the client, unless a response of that type still awaits its ACK/NACK. */
   protected abstract trySend(typeUrl: string, s: Snapshot): SendResult;
   /** Names of `typeUrl` the client holds (sent on this stream), or undefined if it does not subscribe to the type. */
   protected abstract clientHas(typeUrl: string): { has(name: string): boolean } | undefined;
+
+  /** Types the client has asked for on this stream. */
+  protected requestedTypes(): Iterable<string> {
+    return this.subscriptions.keys();
+  }
+
   /** A response of `typeUrl` awaits its ACK/NACK. */
-  protected abstract outstanding(typeUrl: string): boolean;
+  protected outstanding(typeUrl: string): boolean {
+    return this.subscriptions.get(typeUrl)?.outstanding ?? false;
+  }
+
   /** The client's subscription to `typeUrl` covers `name` (by name or wildcard). */
-  protected abstract subscribes(typeUrl: string, name: string): boolean;
+  protected subscribes(typeUrl: string, name: string): boolean {
+    return this.subscriptions.get(typeUrl)?.covers(name) ?? false;
+  }
+
   /** The client subscribes to `typeUrl` by wildcard: every name is covered. */
-  protected abstract subscribesAll(typeUrl: string): boolean;
+  protected subscribesAll(typeUrl: string): boolean {
+    return this.subscriptions.get(typeUrl)?.wildcard ?? false;
+  }
 
   attach(nodeId: string): void {
     this.nodeId = nodeId;

@@ -5,29 +5,23 @@ import { nackMessage } from './messages.js';
 import { type AnyMessage, protos } from './protos.js';
 import { AdsStream, NO_RESOURCES, responseBytes, type SendResult } from './server-stream.js';
 import type { Snapshot, XdsResource } from './snapshot.js';
+import { Subscription } from './subscription.js';
 import { FULL_STATE_TYPES, NAME_FIELD, RESOURCE_WRAPPER_TYPE_URL, typeLabel } from './type-urls.js';
 
 /** Unknown names per type and response that get the host's stand-in (see wanted). */
 const MAX_STAND_INS = 16;
 
-interface TypeState {
-  wildcard: boolean;
-  /** The client has named resources at least once: from then on an empty list means "none", not "*". */
-  explicit: boolean;
-  names: Set<string>;
-  nonce?: string;
-  /** A response whose ACK/NACK has not arrived; the next one waits for it. */
-  outstanding: boolean;
-  sentVersion?: string;
+/** A SotW subscription and what the client holds of the type. */
+class SotwType extends Subscription {
   /** The subscription changed: the next flush answers even if the content did not change. */
-  mustReply: boolean;
+  mustReply = false;
   /**
    * The resources of the last response: what the client holds (or rejected). For a wildcard client that got a
    * whole per-type map this is that map itself, shared with the snapshot rather than copied per stream.
    */
-  lastSent?: ReadonlyMap<string, XdsResource>;
+  lastSent: ReadonlyMap<string, XdsResource> | undefined;
   /** The per-type map the last evaluation fully answered (nothing held back): the same map again owes nothing. */
-  settled?: ReadonlyMap<string, XdsResource>;
+  settled: ReadonlyMap<string, XdsResource> | undefined;
 }
 
 // Types without a name field travel wrapped in a Resource, so the client learns their names.
@@ -44,8 +38,7 @@ function sotwAny(r: XdsResource): AnyMessage {
 }
 
 /** StreamAggregatedResources: state of the world, one version and nonce per type (xds_protocol). */
-export class SotwStream extends AdsStream {
-  private readonly state = new Map<string, TypeState>();
+export class SotwStream extends AdsStream<SotwType> {
   /** This stream's stand-ins by `type name`: made once, not again on every push (at most a few per type). */
   private readonly standIns = new Map<string, XdsResource | undefined>();
 
@@ -57,7 +50,7 @@ export class SotwStream extends AdsStream {
       return;
     }
     const nonce = req.response_nonce ?? '';
-    let st = this.state.get(typeUrl);
+    let st = this.subscriptions.get(typeUrl);
     // A request answering an older response is superseded by the client's answer to the newer one.
     if (nonce && nonce !== st?.nonce) {
       this.host.logger.debug({ nodeId: this.nodeId, type: typeLabel(typeUrl), nonce, current: st?.nonce }, 'xds: stale nonce ignored');
@@ -65,57 +58,28 @@ export class SotwStream extends AdsStream {
     }
     const first = !st;
     if (!st) {
-      st = { wildcard: false, explicit: false, names: new Set(), outstanding: false, mustReply: false };
-      this.state.set(typeUrl, st);
+      st = new SotwType();
+      this.subscriptions.set(typeUrl, st);
       this.recordClientVersion(typeUrl, req.version_info ?? '');
     }
-    if (nonce && st.outstanding) {
-      st.outstanding = false;
+    if (st.answered(nonce)) {
       if (req.error_detail) this.recordNack(typeUrl, st.sentVersion ?? '', nonce, nackMessage(req.error_detail));
       else this.recordAck(typeUrl, req.version_info ?? '', nonce);
     }
-    if (this.subscribe(st, req.resource_names ?? [], first)) {
+    if (st.replace(req.resource_names ?? []) || first) {
       st.mustReply = true;
       st.settled = undefined;
     }
     this.flush();
   }
 
-  /** Applies the request's resource_names; true when the subscription changed (or is new). */
-  private subscribe(st: TypeState, names: readonly string[], first: boolean): boolean {
-    const wildcard = names.includes('*') || (names.length === 0 && !st.explicit);
-    if (names.length > 0) st.explicit = true;
-    const specific = new Set(names.filter((n) => n !== '*'));
-    const changed = first || wildcard !== st.wildcard || specific.size !== st.names.size || [...specific].some((n) => !st.names.has(n));
-    st.wildcard = wildcard;
-    st.names = specific;
-    return changed;
-  }
-
-  protected requestedTypes(): Iterable<string> {
-    return this.state.keys();
-  }
-
   protected clientHas(typeUrl: string): { has(name: string): boolean } | undefined {
-    const st = this.state.get(typeUrl);
+    const st = this.subscriptions.get(typeUrl);
     return st ? (st.lastSent ?? NO_RESOURCES) : undefined;
   }
 
-  protected outstanding(typeUrl: string): boolean {
-    return this.state.get(typeUrl)?.outstanding ?? false;
-  }
-
-  protected subscribes(typeUrl: string, name: string): boolean {
-    const st = this.state.get(typeUrl);
-    return !!st && (st.wildcard || st.names.has(name));
-  }
-
-  protected subscribesAll(typeUrl: string): boolean {
-    return this.state.get(typeUrl)?.wildcard ?? false;
-  }
-
   protected trySend(typeUrl: string, s: Snapshot): SendResult {
-    const st = this.state.get(typeUrl);
+    const st = this.subscriptions.get(typeUrl);
     if (!st) return 'idle';
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     // Same subscription, same map, nothing held back last time: the answer is the same as last time.
@@ -141,10 +105,8 @@ export class SotwStream extends AdsStream {
       type_url: typeUrl,
       nonce,
     };
-    st.nonce = nonce;
-    st.outstanding = true;
+    st.sent(nonce, s.version);
     st.mustReply = false;
-    st.sentVersion = s.version;
     // `want` holds a subset of `all` (and maybe stand-ins for absent names): of the same size and without
     // stand-ins, it is `all`, which the stream keeps instead of a copy.
     st.lastSent = want.size === all.size && !standIns ? all : want;
@@ -159,7 +121,7 @@ export class SotwStream extends AdsStream {
    * the host's stand-ins for named ones the snapshot lacks.
    * `complete`: no subscribed resource was held back for its parent, so the answer depends on the map alone.
    */
-  private wanted(typeUrl: string, st: TypeState, s: Snapshot): { want: Map<string, XdsResource>; complete: boolean; standIns: boolean } {
+  private wanted(typeUrl: string, st: SotwType, s: Snapshot): { want: Map<string, XdsResource>; complete: boolean; standIns: boolean } {
     const all = s.resources.get(typeUrl) ?? NO_RESOURCES;
     const out = new Map<string, XdsResource>();
     let complete = true;

@@ -1,10 +1,11 @@
+import { socketAddr, toRemote } from '../../src/lib/addr.js';
 /**
  * What proxy tests and benchmarks build the same way: a node's config as its proxy runs it (translated, encoded
  * to protobuf, decoded and compiled, as the agent applies it) and a finished request's stats.
  */
 import { compileProxyConfig } from '../../src/proxy/compile/index.js';
 import type { RequestStats } from '../../src/proxy/http/types.js';
-import type { ProxyConfig } from '../../src/proxy/model.js';
+import type { ProxyConfig } from '../../src/proxy/proxy-config.js';
 import type { AppliedConfig } from '../../src/xds/agent-sync.js';
 import { decodeAnyDeep } from '../../src/xds/decode-deep.js';
 import { makeSnapshot } from '../../src/xds/snapshot.js';
@@ -45,7 +46,7 @@ export function requestStats(over: Partial<RequestStats> = {}): RequestStats {
     cluster: 'outbound|9080||reviews.default.mesh',
     routeName: 'default',
     peerIdentity: undefined,
-    downstreamRemote: '198.18.0.11:40000',
+    downstreamRemote: toRemote(socketAddr('198.18.0.11', 40000)),
     requestId: 'req-1',
     attempts: 1,
     statPrefix: 'outbound_240.240.0.4_9080',

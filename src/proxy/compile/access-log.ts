@@ -1,7 +1,7 @@
 import type { AccessLog__Output } from '../../generated/envoy/config/accesslog/v3/AccessLog.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { AccessLogConfig } from '../model.js';
+import type { AccessLogConfig } from '../proxy-config.js';
 import { enumName, fail, list, msg, num, part, str, typeUrlOf } from './read.js';
 
 /**

@@ -3,7 +3,7 @@ import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config
 import type { HttpProtocolOptions__Output } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import { isPrime } from '../lb.js';
+import { isPrime } from '../cluster/lb.js';
 import type {
   CircuitBreaker,
   ClusterConfig,
@@ -13,7 +13,7 @@ import type {
   SlowStart,
   UpstreamEndpoint,
   UpstreamTls,
-} from '../model.js';
+} from '../proxy-config.js';
 import { compileEndpoints } from './endpoints.js';
 import { durationMs, fail, list, msg, num, part, refuseSet, str, structString, typedAs, typeUrlOf, wrapped } from './read.js';
 import { transportSocket, upstreamTls } from './tls.js';

@@ -2,7 +2,7 @@ import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3
 import type { CorsPolicy__Output } from '../../generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js';
 import type { DecodedAny } from '../../xds/envoy-types.js';
 import { TYPE_URL_PREFIX } from '../../xds/type-urls.js';
-import type { CorsPolicy } from '../model.js';
+import type { CorsPolicy } from '../proxy-config.js';
 import { compileStringMatcher } from './matchers.js';
 import { bool, fail, fraction, isTyped, list, msg, refuseSet, str, typedAs, wrappedBool } from './read.js';
 

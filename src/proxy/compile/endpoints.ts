@@ -2,7 +2,7 @@ import type { Address__Output } from '../../generated/envoy/config/core/v3/Addre
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
 import type { Struct__Output } from '../../generated/google/protobuf/Struct.js';
 import type { Decoded } from '../../xds/envoy-types.js';
-import type { EndpointWorkload, UpstreamEndpoint } from '../model.js';
+import type { EndpointWorkload, UpstreamEndpoint } from '../proxy-config.js';
 import { fail, list, msg, num, part, str, structString, wrapped } from './read.js';
 
 /** Endpoint metadata Istio (and the translator) use to mark endpoints whose host runs a proxy: they get mTLS. */

@@ -7,7 +7,7 @@ import type { HttpFilter__Output } from '../../generated/envoy/extensions/filter
 import type { Decoded } from '../../xds/envoy-types.js';
 import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../model.js';
+import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';

@@ -7,7 +7,7 @@ import { err, ok, type Result } from '../../lib/result.js';
 import type { AppliedConfig } from '../../xds/agent-sync.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { CDS, EDS, LDS, RDS } from '../../xds/type-urls.js';
-import type { ClusterConfig, ListenerConfig, ProxyConfig, RouteTable } from '../model.js';
+import type { ClusterConfig, ListenerConfig, ProxyConfig, RouteTable } from '../proxy-config.js';
 import { compileCluster } from './clusters.js';
 import { compileEndpoints } from './endpoints.js';
 import { compileListener } from './listeners.js';

@@ -5,10 +5,11 @@ import type { Listener__Output } from '../../generated/envoy/config/listener/v3/
 import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 import type { RBAC__Output as NetworkRbac__Output } from '../../generated/envoy/extensions/filters/network/rbac/v3/RBAC.js';
 import type { TcpProxy__Output } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
+import { formatCidr } from '../../lib/addr.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import { cidrFromRange, formatCidr } from '../cidr.js';
-import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../model.js';
+import { cidrFromRange } from '../match/cidr.js';
+import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileHcm } from './http-filters.js';
 import { compileRbacRules } from './rbac.js';
@@ -76,7 +77,7 @@ function tcpProxy(cfg: Decoded<TcpProxy__Output>, path: string, rbac: RbacConfig
 
 /**
  * A chain's network filters: network RBAC filters, then exactly one terminal filter (tcp_proxy, or an HCM with no
- * RBAC in front of it: the model evaluates network RBAC for TCP only).
+ * RBAC in front of it: the proxy evaluates network RBAC for TCP only).
  */
 function networkAction(
   v: readonly Decoded<Filter__Output>[] | null | undefined,

@@ -3,7 +3,7 @@ import type { RegexMatcher__Output } from '../../generated/envoy/type/matcher/v3
 import type { StringMatcher__Output } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
 import { SafeRegex } from '../../lib/safe-regex.js';
 import type { Decoded } from '../../xds/envoy-types.js';
-import type { HeaderMatcher, StringMatcher } from '../model.js';
+import type { HeaderMatcher, StringMatcher } from '../proxy-config.js';
 import { bool, fail, msg, str, wrappedBool } from './read.js';
 
 export type StringMatcherMsg = Decoded<StringMatcher__Output>;

@@ -3,8 +3,8 @@ import type { Permission__Output } from '../../generated/envoy/config/rbac/v3/Pe
 import type { Principal__Output } from '../../generated/envoy/config/rbac/v3/Principal.js';
 import type { RBAC__Output } from '../../generated/envoy/config/rbac/v3/RBAC.js';
 import type { Decoded } from '../../xds/envoy-types.js';
-import { cidrFromRange } from '../cidr.js';
-import type { Cidr, HeaderMatcher, Permission, Principal, RbacConfig } from '../model.js';
+import { cidrFromRange } from '../match/cidr.js';
+import type { CidrMatcher, HeaderMatcher, Permission, Principal, RbacConfig } from '../proxy-config.js';
 import { compileHeaderMatcher, compileStringMatcher, type HeaderMatcherMsg } from './matchers.js';
 import { bool, fail, list, msg, num, part, refuseSet, str } from './read.js';
 
@@ -25,7 +25,7 @@ export interface RbacFilterMsg {
  * cannot decide (metadata, SNI, CEL conditions...) are refused rather than guessed.
  */
 
-function cidr(v: Decoded<CidrRange__Output> | null | undefined, path: string): Cidr {
+function cidr(v: Decoded<CidrRange__Output> | null | undefined, path: string): CidrMatcher {
   const r = msg(v, path);
   const c = r ? cidrFromRange(r) : undefined;
   if (!c) fail(path, `invalid CIDR range ${JSON.stringify(v)}`);

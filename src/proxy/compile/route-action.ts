@@ -8,7 +8,7 @@ import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/
 import type { HTTPFault__Output } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
 import type { Decoded, DecodedAny } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { FaultPolicy, HashPolicy, HeaderOps, RetryPolicy, RouteAction } from '../model.js';
+import type { FaultPolicy, HashPolicy, HeaderOps, RetryPolicy, RouteAction } from '../proxy-config.js';
 import { FILTER_CONFIG_URL, type PerFilterConfig } from './cors.js';
 import { compileRegex } from './matchers.js';
 import {

@@ -14,7 +14,7 @@ import type {
   RouteTable,
   StringMatcher,
   VirtualHost,
-} from '../model.js';
+} from '../proxy-config.js';
 import { perFilterCors } from './cors.js';
 import { compileHeaderMatcher, compileRegex, compileStringMatcher } from './matchers.js';
 import { bool, fail, list, msg, part, refuseSet, str, wrappedBool } from './read.js';

@@ -1,4 +1,4 @@
-import type { ClusterConfig, FilterChain, ListenerConfig, ProxyConfig } from '../model.js';
+import type { ClusterConfig, FilterChain, ListenerConfig, ProxyConfig } from '../proxy-config.js';
 
 /**
  * Worker `index`'s share of a host's budgets when the proxy runs as `count` processes: circuit-breaker limits and

@@ -5,7 +5,7 @@ import type { DownstreamTlsContext__Output } from '../../generated/envoy/extensi
 import type { UpstreamTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.js';
 import type { Decoded, DecodedAny } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { DownstreamTls, UpstreamTls } from '../model.js';
+import type { DownstreamTls, UpstreamTls } from '../proxy-config.js';
 import { fail, list, msg, part, refuseSet, str, typedAs, typeUrlOf, wrappedBool } from './read.js';
 
 type CommonMsg = Partial<Decoded<CommonTlsContext__Output>>;
@@ -126,7 +126,7 @@ function validation(common: CommonMsg, path: string): Validation {
   return out;
 }
 
-/** TLS versions and ciphers other than the defaults would be silently ignored: refused until the model carries them. */
+/** TLS versions and ciphers other than the defaults would be silently ignored: refused until the proxy config carries them. */
 function refuseTlsParams(common: CommonMsg, path: string): void {
   const p = msg(common.tls_params, `${path}.tls_params`);
   if (!p) return;

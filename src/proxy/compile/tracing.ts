@@ -3,7 +3,7 @@ import type { HttpConnectionManager__Output } from '../../generated/envoy/extens
 import type { UuidRequestIdConfig__Output } from '../../generated/envoy/extensions/request_id/uuid/v3/UuidRequestIdConfig.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { TraceExporterConfig, TraceTag, TracingConfig } from '../model.js';
+import type { TraceExporterConfig, TraceTag, TracingConfig } from '../proxy-config.js';
 import { bool, durationMs, fail, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped, wrappedBool } from './read.js';
 
 type TracingMsg = NonNullable<Decoded<HttpConnectionManager__Output>['tracing']>;

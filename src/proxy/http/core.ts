@@ -1,5 +1,6 @@
+import type { RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
-import type { ProxyConfig, Route } from '../model.js';
+import type { ProxyConfig, Route } from '../proxy-config.js';
 import type { ClusterManager, ConnectionContext } from '../runtime-types.js';
 import type { CorsMatch } from './cors.js';
 import type { Fields } from './parser.js';
@@ -45,7 +46,7 @@ export interface ForwardOwner {
   /** A CORS request's latched policy and origin (the CORS filter's response headers). */
   readonly cors: CorsMatch | undefined;
   readonly path: string;
-  readonly sourceIp: string;
+  readonly remote: RemoteAddr;
   flags: number;
   status: number;
   responded: boolean;

@@ -1,5 +1,5 @@
-import type { CorsPolicy } from '../model.js';
-import { matchString } from '../route-match.js';
+import { matchString } from '../match/route-match.js';
+import type { CorsPolicy } from '../proxy-config.js';
 import { setHeader } from './headers.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { NetworkAction } from '../model.js';
+import type { NetworkAction } from '../proxy-config.js';
 import type { ConnectionContext, LiveHttpConnection } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import type { Core } from './core.js';
@@ -323,7 +323,6 @@ export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
   }
 
   private errorStats(status: number): RequestStats {
-    const r = this.ctx.remote;
     return {
       method: '-',
       path: '-',
@@ -338,7 +337,7 @@ export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
       cluster: undefined,
       routeName: undefined,
       peerIdentity: this.ctx.peerIdentity,
-      downstreamRemote: `${r.address}:${r.port}`,
+      downstreamRemote: this.ctx.remote,
       requestId: undefined,
       attempts: 0,
       statPrefix: this.action.statPrefix,

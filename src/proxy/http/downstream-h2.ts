@@ -8,7 +8,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { NetworkAction } from '../model.js';
+import type { NetworkAction } from '../proxy-config.js';
 import type { ConnectionContext, LiveHttpConnection } from '../runtime-types.js';
 import { AUTHORITY, TARGET } from './chars.js';
 import type { Core, RequestInfo } from './core.js';

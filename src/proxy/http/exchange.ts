@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { NetworkAction, Route, RouteAction } from '../model.js';
-import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../rbac-eval.js';
-import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../route-match.js';
+import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
+import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../match/rbac-eval.js';
+import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../match/route-match.js';
+import type { NetworkAction, Route, RouteAction } from '../proxy-config.js';
 import type { ConnectionContext } from '../runtime-types.js';
 import type { Core, ForwardOwner, RequestInfo } from './core.js';
 import { type CorsMatch, corsDecision, corsResponseHeaders } from './cors.js';
@@ -39,9 +40,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   readonly path: string;
   readonly authority: string;
   readonly peerIdentity: string | undefined;
-  readonly sourceIp: string;
-  readonly destinationIp: string;
-  readonly destinationPort: number;
+  readonly remote: RemoteAddr;
+  readonly originalDst: OrigDstAddr;
   readonly statPrefix: string;
   status = 0;
   flags = 0;
@@ -84,10 +84,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.path = info.path;
     this.authority = info.authority;
     this.peerIdentity = conn.peerIdentity;
-    this.sourceIp = conn.remote.address;
-    const dst = conn.originalDst ?? conn.local;
-    this.destinationIp = dst.address;
-    this.destinationPort = dst.port;
+    this.remote = conn.remote;
+    this.originalDst = conn.originalDst;
     this.statPrefix = action.statPrefix;
     this.requestEnded = info.contentLength <= 0 && !info.chunked;
     // Durations are only for whoever hears of finished requests.
@@ -332,7 +330,6 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
 
   /** A plain record (it must not keep the connection, sockets or config alive in whoever stores it). */
   private stats(): RequestStats {
-    const r = this.conn.remote;
     return {
       method: this.method,
       path: this.path,
@@ -347,7 +344,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       cluster: this.cluster,
       routeName: this.routeName,
       peerIdentity: this.peerIdentity,
-      downstreamRemote: `${r.address}:${r.port}`,
+      downstreamRemote: this.remote,
       requestId: this.requestId,
       attempts: this.attempts,
       statPrefix: this.statPrefix,

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { ClusterConfig, RetryPolicy, RouteAction } from '../model.js';
+import type { ClusterConfig, RetryPolicy, RouteAction } from '../proxy-config.js';
 import type { Outcome, UpstreamHost } from '../runtime-types.js';
 import type { ForwardOwner } from './core.js';
 import { corsResponseHeaders } from './cors.js';

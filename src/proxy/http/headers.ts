@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { HeaderOps } from '../model.js';
+import type { HeaderOps } from '../proxy-config.js';
 
 /**
  * Connection-specific fields (RFC 9110 7.6.1) a proxy never forwards, plus the framing fields it sets itself.

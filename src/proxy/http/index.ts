@@ -1,5 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import type { NetworkAction } from '../model.js';
+import type { NetworkAction } from '../proxy-config.js';
 import type { ConnectionContext, HttpHandler, LiveHttpConnection } from '../runtime-types.js';
 import type { Core } from './core.js';
 import { H1Connection, type H1Owner } from './downstream-h1.js';

@@ -1,4 +1,4 @@
-import type { ClusterConfig } from '../model.js';
+import type { ClusterConfig } from '../proxy-config.js';
 import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { ConnectFailure } from './upstream.js';
 import { type ConnOwner, H1Conn } from './upstream-h1.js';

@@ -1,4 +1,4 @@
-import type { LocalRateLimit } from '../model.js';
+import type { LocalRateLimit } from '../proxy-config.js';
 
 interface Bucket {
   tokens: number;

@@ -1,5 +1,6 @@
-import type { HashPolicy, RetryPolicy } from '../model.js';
-import { queryValue } from '../route-match.js';
+import type { RemoteAddr } from '../../lib/addr.js';
+import { queryValue } from '../match/route-match.js';
+import type { HashPolicy, RetryPolicy } from '../proxy-config.js';
 import { getHeader } from './headers.js';
 
 /** gRPC status retry_on conditions and the codes they name. */
@@ -54,7 +55,7 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 /** The consistent-hash key from the route's hash policies: the first one that yields a value. */
 export function hashKeyOf(
   policies: readonly HashPolicy[],
-  req: { header(name: string): string | undefined; readonly path: string; readonly sourceIp: string },
+  req: { header(name: string): string | undefined; readonly path: string; readonly remote: RemoteAddr },
 ): string | undefined {
   for (const p of policies) {
     let v: string | undefined;
@@ -66,7 +67,7 @@ export function hashKeyOf(
         v = cookieValue(req.header('cookie'), p.name);
         break;
       case 'source_ip':
-        v = req.sourceIp;
+        v = req.remote.address;
         break;
       case 'query': {
         const q = req.path.indexOf('?');

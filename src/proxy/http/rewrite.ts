@@ -1,4 +1,4 @@
-import type { RouteAction, RouteMatch } from '../model.js';
+import type { RouteAction, RouteMatch } from '../proxy-config.js';
 
 type Forward = Extract<RouteAction, { kind: 'forward' }>;
 type Redirect = Extract<RouteAction, { kind: 'redirect' }>;

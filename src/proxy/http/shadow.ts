@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { OrigDstAddr } from '../../lib/addr.js';
 import type { Core } from './core.js';
 import { shadowAuthority } from './headers.js';
 import type { UpstreamExchange, UpstreamReceiver } from './upstream.js';
@@ -28,7 +29,7 @@ export class Shadow implements UpstreamReceiver {
     private readonly cluster: string,
     private readonly req: UpstreamRequest,
     private readonly timeoutMs: number,
-    private readonly originalDst: { readonly address: string; readonly port: number } | undefined,
+    private readonly originalDst: OrigDstAddr | undefined,
   ) {}
 
   send(parts: readonly Buffer[] | undefined): void {

@@ -1,6 +1,7 @@
+import type { RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
-import type { ProxyConfig } from '../model.js';
-import type { ShadowResult } from '../rbac-eval.js';
+import type { ShadowResult } from '../match/rbac-eval.js';
+import type { ProxyConfig } from '../proxy-config.js';
 import type { ClusterManager } from '../runtime-types.js';
 import type { Fields } from './parser.js';
 import type { TraceContext } from './trace-context.js';
@@ -27,7 +28,8 @@ export interface RequestStats {
   readonly routeName: string | undefined;
   /** The client's verified SPIFFE id (inbound mTLS). */
   readonly peerIdentity: string | undefined;
-  readonly downstreamRemote: string;
+  /** The client's end of the connection (access logs print it as `address:port`). */
+  readonly downstreamRemote: RemoteAddr;
   readonly requestId: string | undefined;
   /** Upstream attempts made (1 + retries). */
   readonly attempts: number;

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { type ReadSink, type ReusedReads, reusedReadsOf } from '../cluster-connect.js';
+import { type ReadSink, type ReusedReads, reusedReadsOf } from '../cluster/connect.js';
 import type { UpstreamHost } from '../runtime-types.js';
 import { type BodySink, CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunked.js';
 import { stripHopByHop } from './headers.js';

@@ -6,7 +6,7 @@ import {
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
 } from 'node:http2';
-import type { ClusterConfig } from '../model.js';
+import type { ClusterConfig } from '../proxy-config.js';
 import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { Fields } from './parser.js';
 import type { BodyMode, ConnectFailure, UpstreamExchange, UpstreamReceiver } from './upstream.js';

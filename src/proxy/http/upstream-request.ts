@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { ClusterConfig } from '../model.js';
+import type { ClusterConfig } from '../proxy-config.js';
 import type { SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import type { UpstreamPools } from './pool.js';
 import type { BodyMode, ConnectFailure, UpstreamReceiver } from './upstream.js';

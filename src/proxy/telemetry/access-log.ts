@@ -1,8 +1,9 @@
+import { formatSocketAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
 import { accessLogWants } from '../compile/access-log.js';
 import type { RequestStats } from '../http/types.js';
-import type { AccessLogConfig, ProxyConfig } from '../model.js';
-import type { TcpConnectionStats } from '../tcp-proxy.js';
+import type { AccessLogConfig, ProxyConfig } from '../proxy-config.js';
+import type { TcpConnectionStats } from '../tcp/tcp-proxy.js';
 
 /**
  * Dry-run AuthorizationPolicy results under the names Envoy gives them in the RBAC filter's dynamic metadata
@@ -63,7 +64,7 @@ export class AccessLog {
       upstream_host: s.upstreamHost ?? null,
       upstream_cluster: s.cluster ?? null,
       route_name: s.routeName ?? null,
-      downstream_remote_address: s.downstreamRemote,
+      downstream_remote_address: formatSocketAddr(s.downstreamRemote),
       requested_server_name: s.serverName ?? null,
       x_request_id: s.requestId ?? null,
       authority: s.authority,
@@ -80,7 +81,6 @@ export class AccessLog {
   }
 
   connection(s: TcpConnectionStats, sourcePrincipal: string, destinationPrincipal: string): void {
-    const r = s.downstreamRemote;
     this.out.info({
       start_time: new Date(s.startTime).toISOString(),
       method: null,
@@ -93,7 +93,7 @@ export class AccessLog {
       duration: s.durationMs,
       upstream_host: s.upstreamHost ?? null,
       upstream_cluster: s.cluster ?? null,
-      downstream_remote_address: `${r.address}:${r.port}`,
+      downstream_remote_address: formatSocketAddr(s.downstreamRemote),
       requested_server_name: s.serverName ?? null,
       x_request_id: null,
       authority: null,

@@ -1,7 +1,7 @@
 import type { Counter, CounterSeries, Histogram, HistogramSeries, MetricsRegistry } from '../../lib/metrics-registry.js';
 import type { RequestStats } from '../http/types.js';
-import type { ProxyConfig } from '../model.js';
-import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp-proxy.js';
+import type { ProxyConfig } from '../proxy-config.js';
+import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp/tcp-proxy.js';
 import type { SpanLabels } from './span.js';
 import { parseSpiffe, type SpiffeParts, WorkloadIndex } from './workload-index.js';
 

@@ -1,8 +1,9 @@
 import type { HrTime, SpanKind } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { formatSocketAddr } from '../../lib/addr.js';
 import type { RequestStats } from '../http/types.js';
-import type { TraceExporterConfig, TracingConfig } from '../model.js';
+import type { TraceExporterConfig, TracingConfig } from '../proxy-config.js';
 
 /** What the span takes from the request's Istio labels. */
 export interface SpanLabels {
@@ -64,7 +65,7 @@ export function spanFromRequest(
     response_size: s.bytesOut,
     upstream_cluster: s.cluster ?? '-',
     upstream_address: s.upstreamHost ?? '-',
-    'peer.address': s.downstreamRemote,
+    'peer.address': formatSocketAddr(s.downstreamRemote),
     'guid:x-request-id': s.requestId ?? '-',
     'istio.canonical_service': tracing.spanKind === 'CLIENT' ? labels.sourceCanonicalService : labels.destinationCanonicalService,
     'istio.namespace': tracing.spanKind === 'CLIENT' ? labels.sourceNamespace : labels.destinationNamespace,

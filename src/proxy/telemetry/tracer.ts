@@ -3,7 +3,7 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { Logger } from '../../lib/logger.js';
 import type { Counter } from '../../lib/metrics-registry.js';
 import type { RequestStats } from '../http/types.js';
-import type { ProxyConfig, TraceExporterConfig, TracingConfig } from '../model.js';
+import type { ProxyConfig, TraceExporterConfig, TracingConfig } from '../proxy-config.js';
 import { type SpanLabels, type SpanRecord, spanFromRequest, toReadableSpan } from './span.js';
 
 /** The OTel SDK pieces, loaded on first use: a proxy that never traces never pays their memory. */

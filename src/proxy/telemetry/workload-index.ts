@@ -1,4 +1,4 @@
-import type { EndpointWorkload, ProxyConfig } from '../model.js';
+import type { EndpointWorkload, ProxyConfig } from '../proxy-config.js';
 
 /**
  * What one config tells telemetry about workloads: the workload behind each upstream `address:port`, the workload

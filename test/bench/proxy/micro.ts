@@ -12,13 +12,14 @@ import { Session } from 'node:inspector';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { socketAddr, toLocal, toOrigDst, toRemote } from '../../../src/lib/addr.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { ProxyClusterManager } from '../../../src/proxy/cluster-manager.js';
+import { ProxyClusterManager } from '../../../src/proxy/cluster/cluster-manager.js';
 import { createHttpHandler } from '../../../src/proxy/http/index.js';
-import type { ListenerConfig, NetworkAction } from '../../../src/proxy/model.js';
+import type { ListenerConfig, NetworkAction } from '../../../src/proxy/proxy-config.js';
 import type { ConnectionContext } from '../../../src/proxy/runtime-types.js';
-import { proxyTcp } from '../../../src/proxy/tcp-proxy.js';
-import { cluster, forward, httpAction, noSecrets, prefix, proxyConfig, route, table, vhost } from '../../unit/proxy/http-fixture.js';
+import { proxyTcp } from '../../../src/proxy/tcp/tcp-proxy.js';
+import { cluster, forward, httpAction, noSecrets, prefix, proxyConfig, route, table, vhost } from '../../unit/proxy/http/http-fixture.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -65,12 +66,14 @@ function listen(onSocket: (s: Socket) => void): Promise<number> {
 }
 
 function context(socket: Socket, action: NetworkAction, cfg: ReturnType<typeof proxyConfig>): ConnectionContext {
+  const local = toLocal(socketAddr(socket.localAddress ?? '', socket.localPort ?? 0));
   return {
     socket,
     listener: LISTENER,
     chain: { name: 'c', match: { serverNames: [], applicationProtocols: [], prefixRanges: [] }, action },
-    remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-    local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    remote: toRemote(socketAddr(socket.remoteAddress ?? '', socket.remotePort ?? 0)),
+    local,
+    originalDst: toOrigDst(local),
     tls: false,
     config: cfg,
   };

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { injectTrace, startTrace } from '../../../src/proxy/http/trace-context.js';
 import type { RequestStats } from '../../../src/proxy/http/types.js';
-import type { TracingConfig } from '../../../src/proxy/model.js';
+import type { TracingConfig } from '../../../src/proxy/proxy-config.js';
 import { spanFromRequest } from '../../../src/proxy/telemetry/span.js';
 import { requestStats } from '../../support/proxy-fixtures.js';
 

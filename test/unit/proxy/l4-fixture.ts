@@ -16,12 +16,12 @@ import type {
   NetworkAction,
   ProxyConfig,
   UpstreamEndpoint,
-} from '../../../src/proxy/model.js';
+} from '../../../src/proxy/proxy-config.js';
 import type { ConnectionContext, HttpHandler } from '../../../src/proxy/runtime-types.js';
 
 /**
  * Shared pieces of the L4 runtime tests: real certificates from the real CA, hand-written ProxyConfig
- * objects (model.ts types), loopback servers and a fake HttpHandler.
+ * objects (proxy-config.ts types), loopback servers and a fake HttpHandler.
  */
 
 export const logger = createLogger({ level: 'silent' });
@@ -277,26 +277,26 @@ export function roundTrip(socket: Socket, text: string, n = text.length, ms = 30
 }
 
 export interface Stack {
-  readonly lm: import('../../../src/proxy/listener-manager.js').ListenerManager;
-  readonly cm: import('../../../src/proxy/cluster-manager.js').ProxyClusterManager;
+  readonly lm: import('../../../src/proxy/listener/listener-manager.js').ListenerManager;
+  readonly cm: import('../../../src/proxy/cluster/cluster-manager.js').ProxyClusterManager;
   readonly http: FakeHttp;
-  readonly closed: import('../../../src/proxy/tcp-proxy.js').TcpConnectionStats[];
+  readonly closed: import('../../../src/proxy/tcp/tcp-proxy.js').TcpConnectionStats[];
   port(listener: string): number;
   close(): void;
 }
 
 /** A ClusterManager and ListenerManager on 127.0.0.1 with every listener on a free port. */
 export async function makeStack(
-  secrets: import('../../../src/proxy/model.js').SecretStore,
-  extra: Partial<import('../../../src/proxy/listener-manager.js').ListenerManagerOptions> = {},
+  secrets: import('../../../src/proxy/proxy-config.js').SecretStore,
+  extra: Partial<import('../../../src/proxy/listener/listener-manager.js').ListenerManagerOptions> = {},
 ): Promise<Stack> {
-  const { ListenerManager } = await import('../../../src/proxy/listener-manager.js');
-  const { ProxyClusterManager } = await import('../../../src/proxy/cluster-manager.js');
+  const { ListenerManager } = await import('../../../src/proxy/listener/listener-manager.js');
+  const { ProxyClusterManager } = await import('../../../src/proxy/cluster/cluster-manager.js');
   // The loop guard protects the ports actually bound (the agent adds 15001/15006 to these).
   let lmRef: { listening(): Array<{ port: number }> } | undefined;
   const cm = new ProxyClusterManager({ secrets, logger, ownPorts: () => (lmRef?.listening() ?? []).map((l) => l.port) });
   const http = new FakeHttp();
-  const closed: import('../../../src/proxy/tcp-proxy.js').TcpConnectionStats[] = [];
+  const closed: import('../../../src/proxy/tcp/tcp-proxy.js').TcpConnectionStats[] = [];
   const lm = new ListenerManager({
     clusters: cm,
     secrets,

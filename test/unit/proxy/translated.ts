@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Resource } from '../../../src/api/resource.js';
 import { parseResources } from '../../../src/api/resource-parse.js';
 import { compileProxyConfig } from '../../../src/proxy/compile/index.js';
-import type { ProxyConfig } from '../../../src/proxy/model.js';
+import type { ProxyConfig } from '../../../src/proxy/proxy-config.js';
 import type { AppliedConfig } from '../../../src/xds/agent-sync.js';
 import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
 import { makeSnapshot } from '../../../src/xds/snapshot.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeSnapshot } from '../../../src/xds/snapshot.js';
-import { proxyStatus } from '../../../src/xds/status.js';
+import { proxyStatus } from '../../../src/xds/sync-status.js';
 import { CDS, EDS, LDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
 import { cluster, endpoints, type Harness, type RecordedUpdate, rawStream, recordingClient, startAds, waitFor, world } from './fixtures.js';
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { parseMeshConfig } from '../../../../src/api/mesh-config.js';
 import type { Resource } from '../../../../src/api/resource.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
-import type { TracingConfig } from '../../../../src/proxy/model.js';
+import type { TracingConfig } from '../../../../src/proxy/proxy-config.js';
 import { compileTranslated } from '../../../support/proxy-fixtures.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
