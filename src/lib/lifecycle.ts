@@ -73,12 +73,12 @@ export async function stopAll(started: readonly Component[], log: Logger, opts: 
     const stopping = Promise.resolve()
       .then(() => c.stop())
       .then(
-      () => 'stopped' as const,
-      (e: unknown) => {
-        log.warn({ err: e, component: c.name }, 'error while stopping');
-        return 'failed' as const;
-      },
-    );
+        () => 'stopped' as const,
+        (e: unknown) => {
+          log.warn({ err: e, component: c.name }, 'error while stopping');
+          return 'failed' as const;
+        },
+      );
     const r = await Promise.race([stopping, late]);
     clearTimeout(timer);
     if (r === 'late') log.warn({ component: c.name, deadlineMs }, 'stop outlived its deadline: going on without it');
