@@ -60,7 +60,10 @@ export class AdminServer {
     this.port = await listenOn(this.server, this.cfg.adminAddress, this.cfg.adminPort);
   }
 
+  /** Closes at once: a client's idle keep-alive connection would otherwise hold the agent's stop. */
   stop(): Promise<void> {
-    return new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeAllConnections();
+    return closed;
   }
 }

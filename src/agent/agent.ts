@@ -55,10 +55,12 @@ export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<Runn
 }
 
 /**
- * The agent's parts, and the order they start in; they stop in reverse. What that order keeps true on the way down:
- * serving ports close first; reports and renewal stop before the controller channels; capture comes off before DNS
- * and the proxy stop, so nothing is redirected to a port that is about to go; the identity cache is written after
- * everything that changes it has stopped; the capture table's session is given back last.
+ * The agent's parts, in the order they start; they stop in reverse. On the way up: a crashed agent's capture is
+ * cleared first, the last good config is loaded before DNS answers and xDS connects, and capture follows the proxy
+ * once it runs. On the way down (systemd and the lab give a stop 2 s before SIGKILL): capture comes off first, so
+ * nothing is redirected to a proxy or DNS port about to go, then the proxy drains; reports and renewal stop before
+ * the controller channel; the identity cache is written after everything that changes it has stopped; the capture
+ * table's session is given back last.
  */
 async function buildAgent(cfg: AgentConfig, logger: Logger, proxy: ProxyComponent, capture: CaptureState) {
   const tls = new HostTls(await ensureHostCredentials(cfg, logger));
@@ -92,14 +94,15 @@ async function buildAgent(cfg: AgentConfig, logger: Logger, proxy: ProxyComponen
   const components: Component[] = [
     component('capture-session', { start: () => capture.clearStale(), stop: () => capture.close() }),
     component('identities', { stop: () => identities.stop() }),
-    proxy,
-    component('proxy-feed', { start: () => feed.start(), stop: () => feed.stop() }),
+    component('config', { start: () => feed.follow() }),
     dns,
-    component('capture', { start: () => capture.arm(), stop: () => capture.disarm() }),
     component('xds', { start: () => sync.start(), stop: () => sync.stop() }),
     component('controller-link', { start: () => link.start(), stop: () => link.stop() }),
     component('admin', { start: () => admin.start(), stop: () => admin.stop() }),
     metrics,
+    proxy,
+    component('proxy-feed', { start: () => feed.start(), stop: () => feed.stop() }),
+    component('capture', { start: () => capture.arm(), stop: () => capture.disarm() }),
   ];
   return { components, sync, identities, admin, dnsPort: () => dns.port, metricsPort: () => metrics.port };
 }

@@ -48,6 +48,7 @@ const FILE_SECRETS_CHECK_MS = 30_000;
 export class ProxyFeed {
   private timer: NodeJS.Timeout | undefined;
   private rereadTimer: NodeJS.Timeout | undefined;
+  private started = false;
   private stopped = false;
 
   constructor(
@@ -62,8 +63,11 @@ export class ProxyFeed {
     },
   ) {}
 
-  /** Follows xDS and identity changes, starting from the last good config on disk if there is one. */
-  async start(): Promise<void> {
+  /**
+   * Follows xDS and identity changes, starting from the last good config on disk if there is one. The proxy gets
+   * nothing until start(): it may not run yet.
+   */
+  async follow(): Promise<void> {
     const { cfg, logger, sync, check, identities } = this.opts;
     identities.onChange(() => this.schedule());
     sync.onChange((typeUrl, c) => {
@@ -77,6 +81,11 @@ export class ProxyFeed {
     }
     identities.applyRegistry(sync.config());
     identities.want();
+  }
+
+  /** Feeds the proxy (now running, if the agent runs one) what it has and every change from now on. */
+  start(): void {
+    this.started = true;
     this.schedule();
     // Gateway credential files may have been replaced on disk: read them again.
     this.rereadTimer = setInterval(() => this.schedule(), FILE_SECRETS_CHECK_MS);
@@ -91,7 +100,7 @@ export class ProxyFeed {
 
   /** Types arrive one response at a time, certificates one by one: pass them on once the burst is in. */
   schedule(): void {
-    if (this.timer || this.stopped) return;
+    if (this.timer || !this.started || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.update();
