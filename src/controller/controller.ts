@@ -73,19 +73,7 @@ export async function startController(cfg: ControllerConfig, logger: Logger): Pr
 function controllerComponents(cfg: ControllerConfig, mesh: MeshConfig, state: ControllerState, core: MeshCore, logger: Logger) {
   const { store, shared, ca, caDir } = state;
   const { model, config, health } = core;
-  const consul = cfg.consul
-    ? new ConsulWatcher({
-        url: cfg.consul.url,
-        ...(cfg.consul.token ? { token: cfg.consul.token } : {}),
-        ...(cfg.consul.datacenter ? { datacenter: cfg.consul.datacenter } : {}),
-        waitSeconds: cfg.consul.waitSeconds,
-        logger: logger.child({ component: 'consul' }),
-        // Consul's own catalog entry is not a mesh service.
-        exclude: ['consul'],
-      })
-    : undefined;
-  consul?.onChange((s) => model.setConsul(s));
-  consul?.onError((e) => logger.warn({ code: e.code }, e.message));
+  const consul = consulWatcher(cfg, model, logger);
 
   const metricsRegistry = new MetricsRegistry();
   processMetrics(metricsRegistry);
@@ -156,4 +144,21 @@ function controllerComponents(cfg: ControllerConfig, mesh: MeshConfig, state: Co
     }),
   ];
   return { components, grpc, api, plaintext };
+}
+
+/** Consul's catalog as a source of services, when configured. */
+function consulWatcher(cfg: ControllerConfig, model: ModelBuilder, logger: Logger): ConsulWatcher | undefined {
+  if (!cfg.consul) return undefined;
+  const consul = new ConsulWatcher({
+    url: cfg.consul.url,
+    ...(cfg.consul.token ? { token: cfg.consul.token } : {}),
+    ...(cfg.consul.datacenter ? { datacenter: cfg.consul.datacenter } : {}),
+    waitSeconds: cfg.consul.waitSeconds,
+    logger: logger.child({ component: 'consul' }),
+    // Consul's own catalog entry is not a mesh service.
+    exclude: ['consul'],
+  });
+  consul.onChange((s) => model.setConsul(s));
+  consul.onError((e) => logger.warn({ code: e.code }, e.message));
+  return consul;
 }
