@@ -18,8 +18,9 @@ const RENEW_CHECK_MS = 30_000;
  * host certificate's renewal, and a root rotation noticed in a report's answer.
  */
 export class ControllerLink {
-  private client: ReportHealthClient;
-  private reporter: HealthReporter;
+  // Made on start, so a startup that fails earlier leaves no channel open.
+  private client: ReportHealthClient | undefined;
+  private reporter: HealthReporter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private refetched = { hash: '', at: 0 };
   private readonly renewed: Array<() => void> = [];
@@ -36,9 +37,7 @@ export class ControllerLink {
       readonly proxy: () => ProxyRunner | undefined;
     },
   ) {
-    this.client = this.newClient();
-    this.reporter = this.newReporter();
-    opts.identities.onServingChange(() => this.reporter.reportSoon());
+    opts.identities.onServingChange(() => this.reporter?.reportSoon());
   }
 
   /** Called with new host credentials in place (the proxy presents the host certificate too). */
@@ -48,11 +47,11 @@ export class ControllerLink {
 
   /** The local workloads the controller last named in an answer. */
   localWorkloads(): ReturnType<HealthReporter['localWorkloads']> {
-    return this.reporter.localWorkloads();
+    return this.reporter?.localWorkloads() ?? [];
   }
 
   start(): void {
-    this.reporter.start();
+    this.connect();
     this.timer = setInterval(() => this.renew(false), RENEW_CHECK_MS);
     this.timer.unref();
   }
@@ -60,8 +59,15 @@ export class ControllerLink {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.reporter.stop();
-    this.client.close();
+    await this.reporter?.stop();
+    this.client?.close();
+  }
+
+  private connect(): void {
+    const client = this.newClient();
+    this.client = client;
+    this.reporter = this.newReporter(client);
+    this.reporter.start();
   }
 
   private newClient(): ReportHealthClient {
@@ -73,10 +79,10 @@ export class ControllerLink {
     });
   }
 
-  private newReporter(): HealthReporter {
+  private newReporter(client: ReportHealthClient): HealthReporter {
     const { logger, identities, proxy } = this.opts;
     return new HealthReporter({
-      client: this.client,
+      client,
       logger: logger.child({ component: 'health' }),
       onAck: (ack) => this.onAck(ack),
       bundleSha256: () => this.heldBundle(),
@@ -114,13 +120,10 @@ export class ControllerLink {
         for (const f of this.renewed) f();
         // An open connection keeps the certificate it was made with: reconnect so the controller sees the new one.
         sync.reconnect();
-        await this.reporter.stop();
-        this.client.close();
+        await this.reporter?.stop();
+        this.client?.close();
         // A renewal that lands while the agent stops opens nothing new.
-        if (this.stopped) return;
-        this.client = this.newClient();
-        this.reporter = this.newReporter();
-        this.reporter.start();
+        if (!this.stopped) this.connect();
       })
       .catch((e: unknown) => logger.warn({ err: e }, 'renewal check failed'));
   }
