@@ -43,7 +43,8 @@ export class AdminServer {
   port = 0;
 
   constructor(
-    private readonly cfg: AgentConfig,
+    private readonly address: string,
+    private readonly listenPort: number,
     routes: Record<string, () => unknown>,
   ) {
     this.server = createServer((req, res) => {
@@ -57,7 +58,7 @@ export class AdminServer {
   }
 
   async start(): Promise<void> {
-    this.port = await listenOn(this.server, this.cfg.adminAddress, this.cfg.adminPort);
+    this.port = await listenOn(this.server, this.address, this.listenPort);
   }
 
   /** Closes at once: a client's idle keep-alive connection would otherwise hold the agent's stop. */

@@ -89,7 +89,8 @@ async function buildAgent(cfg: AgentConfig, logger: Logger, proxy: ProxyComponen
   );
   const link = new ControllerLink({ cfg, logger, controllers, tls, sync, identities, proxy: () => proxy.runner });
   link.onRenewed(() => feed.schedule());
-  const admin = new AdminServer(cfg, adminRoutes({ cfg, sync, link, identities, tls, proxy: () => proxy.runner }));
+  const routes = adminRoutes({ cfg, sync, link, identities, tls, proxy: () => proxy.runner });
+  const admin = new AdminServer(cfg.adminAddress, cfg.adminPort, routes);
   const metrics = metricsComponent(cfg, logger, tls, identities, sync, () => proxy.runner);
   const components: Component[] = [
     component('capture-session', { start: () => capture.clearStale(), stop: () => capture.close() }),
