@@ -1,6 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gatherHostFacts, joinController, renewHostCert, shouldRenew } from '../ca/index.js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import {
+  gatherHostFacts,
+  joinController,
+  pemProvider,
+  pemUpdates,
+  renewHostCert,
+  shouldRenew,
+  updatableChannelCredentials,
+} from '../ca/index.js';
 import type { AgentConfig } from '../config/agent.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
@@ -95,4 +104,27 @@ export async function onAnyController<T>(controllers: readonly string[], fn: (ad
     }
   }
   throw last;
+}
+
+/**
+ * The host's credentials as the agent holds them now. One provider behind every channel to the controllers: a
+ * renewed certificate or a rotated bundle reaches new connections (xDS reconnects, reports) without rebuilding them.
+ */
+export class HostTls {
+  private readonly tls: ReturnType<typeof pemProvider>;
+  readonly channelCredentials: ChannelCredentials;
+
+  constructor(private current: HostCreds) {
+    this.tls = pemProvider(current.trustBundlePem, current.keyPem, current.certPem);
+    this.channelCredentials = updatableChannelCredentials(this.tls);
+  }
+
+  get creds(): HostCreds {
+    return this.current;
+  }
+
+  update(next: HostCreds): void {
+    this.current = next;
+    this.tls.update(...pemUpdates(next.trustBundlePem, next.keyPem, next.certPem));
+  }
 }

@@ -58,7 +58,12 @@ export async function startMetricsServer(opts: {
   const addr = server.address();
   return {
     port: typeof addr === 'object' && addr ? addr.port : opts.port,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    // At once: a scraper's idle keep-alive connection would otherwise hold the agent's stop.
+    close: () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      return closed;
+    },
   };
 }
 

@@ -85,3 +85,36 @@ async function startWorkers(cfg: AgentConfig, logger: Logger, onListening: () =>
     },
   };
 }
+
+/** The host's proxy as a part of the agent: started when the agent runs one, drained for 2 s on stop. */
+export class ProxyComponent {
+  readonly name = 'proxy';
+  private current: ProxyRunner | undefined;
+  private readonly listening: Array<() => void> = [];
+
+  constructor(
+    private readonly cfg: AgentConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The running proxy; undefined before start and on an agent without one. */
+  get runner(): ProxyRunner | undefined {
+    return this.current;
+  }
+
+  /** Called whenever the proxy's listeners may have changed. */
+  onListening(f: () => void): void {
+    this.listening.push(f);
+  }
+
+  async start(): Promise<void> {
+    if (!this.cfg.proxy) return;
+    this.current = await startProxyRunner(this.cfg, this.logger, () => {
+      for (const f of this.listening) f();
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.current?.stop(2000);
+  }
+}

@@ -102,8 +102,7 @@ function stringMap(v: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)]));
 }
 
-/** Connects the model to the ADS servers: who a node is, what it sees, and publishing on every change. */
-export function wireXds(deps: {
+type XdsDeps = {
   mesh: MeshConfig;
   model: ModelBuilder;
   config: ConfigStore;
@@ -115,15 +114,20 @@ export function wireXds(deps: {
   metricsRegistry?: MetricsRegistry;
   /** Tests shorten the first-request deadline; the controller uses Limits.firstRequestMs. */
   firstRequestMs?: number;
-}): XdsWiring {
+};
+
+/** What the ADS servers share: the nodes' metadata, when each was last pushed, and the publisher. */
+interface Nodes {
+  readonly meta: Map<string, NodeMeta>;
+  readonly lastPush: Map<string, number>;
+  readonly publisher: SnapshotPublisher;
+  readonly metrics: XdsMetrics | undefined;
+}
+
+/** Connects the model to the ADS servers: who a node is, what it sees, and publishing on every change. */
+export function wireXds(deps: XdsDeps): XdsWiring {
   const logger = deps.logger;
   const meta = new Map<string, NodeMeta>();
-  // The config index is the same for every node of one model generation.
-  let indexed: { model: MeshModel; index: ReturnType<typeof indexConfig> } | undefined;
-  const configIndex = (model: MeshModel) => {
-    if (indexed?.model !== model) indexed = { model, index: indexConfig(deps.config.list()) };
-    return indexed.index;
-  };
   const lastPush = new Map<string, number>();
   const cache = new SnapshotCache({ logger });
   const publisher = new SnapshotPublisher({
@@ -135,31 +139,7 @@ export function wireXds(deps: {
       if (ev.changed) lastPush.set(ev.nodeId, Date.now());
       deps.onPublished?.(ev);
     },
-    inputFor: (nodeId, model) => {
-      const m = meta.get(nodeId);
-      if (nodeId.startsWith(PROXYLESS_PREFIX)) {
-        return nodeInput(deps.mesh, model, configIndex(model), {
-          id: nodeId,
-          mode: 'proxyless',
-          addresses: [],
-          workloads: [],
-          namespace: m?.namespace ?? 'default',
-          labels: m?.labels ?? {},
-        });
-      }
-      const host = deps.hosts.get(nodeId);
-      if (!host || host.revoked) return undefined;
-      const workloads = workloadsOf(model, nodeId);
-      return nodeInput(deps.mesh, model, configIndex(model), {
-        id: nodeId,
-        mode: m?.mode ?? 'sidecar',
-        addresses: [...host.facts.ipv4, ...host.facts.ipv6],
-        workloads,
-        identities: identitiesOf(model, deps.config, nodeId),
-        namespace: m?.namespace ?? workloads[0]?.namespace ?? 'default',
-        labels: m?.labels ?? {},
-      });
-    },
+    inputFor: nodeInputs(deps, meta),
   });
 
   // Built before the servers it reads; the gauges are collected at scrape time, when both exist.
@@ -169,8 +149,66 @@ export function wireXds(deps: {
         ...plaintext.status().map((s) => ({ ...s, server: 'plaintext' })),
       ])
     : undefined;
-  const secure = createAdsServer(cache, {
-    logger,
+  const nodes: Nodes = { meta, lastPush, publisher, metrics };
+  const secure = secureAds(deps, cache, nodes);
+  const plaintext = plaintextAds(deps, cache, nodes);
+
+  deps.model.onChange((m) => publisher.setModel(m));
+  publisher.setModel(deps.model.current());
+  return {
+    cache,
+    publisher,
+    secure,
+    plaintext,
+    lastPush,
+    forget(nodeId) {
+      secure.disconnect(nodeId, { code: grpc.status.PERMISSION_DENIED, message: `VMESH_ERR_HOST_REVOKED: host ${nodeId} was removed` });
+      publisher.removeNode(nodeId);
+      meta.delete(nodeId);
+      lastPush.delete(nodeId);
+    },
+  };
+}
+
+/** What the translation gets for a node: the host's addresses, workloads and identities, or a proxyless client's metadata. */
+function nodeInputs(deps: XdsDeps, meta: ReadonlyMap<string, NodeMeta>) {
+  // The config index is the same for every node of one model generation.
+  let indexed: { model: MeshModel; index: ReturnType<typeof indexConfig> } | undefined;
+  const configIndex = (model: MeshModel) => {
+    if (indexed?.model !== model) indexed = { model, index: indexConfig(deps.config.list()) };
+    return indexed.index;
+  };
+  return (nodeId: string, model: MeshModel) => {
+    const m = meta.get(nodeId);
+    if (nodeId.startsWith(PROXYLESS_PREFIX)) {
+      return nodeInput(deps.mesh, model, configIndex(model), {
+        id: nodeId,
+        mode: 'proxyless',
+        addresses: [],
+        workloads: [],
+        namespace: m?.namespace ?? 'default',
+        labels: m?.labels ?? {},
+      });
+    }
+    const host = deps.hosts.get(nodeId);
+    if (!host || host.revoked) return undefined;
+    const workloads = workloadsOf(model, nodeId);
+    return nodeInput(deps.mesh, model, configIndex(model), {
+      id: nodeId,
+      mode: m?.mode ?? 'sidecar',
+      addresses: [...host.facts.ipv4, ...host.facts.ipv6],
+      workloads,
+      identities: identitiesOf(model, deps.config, nodeId),
+      namespace: m?.namespace ?? workloads[0]?.namespace ?? 'default',
+      labels: m?.labels ?? {},
+    });
+  };
+}
+
+/** The mTLS ADS: a node is the host its certificate names, and sees what that host may. */
+function secureAds(deps: XdsDeps, cache: SnapshotCache, { meta, publisher, metrics }: Nodes): AdsServer {
+  return createAdsServer(cache, {
+    logger: deps.logger,
     ...(metrics ? { metrics } : {}),
     // Without a client certificate a stream can never authenticate: refused as it opens, before it costs anything.
     admit: (call) =>
@@ -200,11 +238,13 @@ export function wireXds(deps: {
       return ok({ nodeId: node.id });
     },
   });
+}
 
-  // Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
+// Istio's 15010: no authentication, so it serves only what any proxyless client may see, under its own ids.
+function plaintextAds(deps: XdsDeps, cache: SnapshotCache, { meta, lastPush, publisher, metrics }: Nodes): AdsServer {
   const standIns = new Map<string, XdsResource | undefined>();
-  const plaintext = createAdsServer(cache, {
-    logger,
+  return createAdsServer(cache, {
+    logger: deps.logger,
     ...(metrics ? { metrics } : {}),
     // A target or cluster that does not exist fails calls at once rather than after gRPC's 15 s does-not-exist timer.
     absent: (typeUrl, name) => {
@@ -243,20 +283,4 @@ export function wireXds(deps: {
       return ok({ nodeId: id });
     },
   });
-
-  deps.model.onChange((m) => publisher.setModel(m));
-  publisher.setModel(deps.model.current());
-  return {
-    cache,
-    publisher,
-    secure,
-    plaintext,
-    lastPush,
-    forget(nodeId) {
-      secure.disconnect(nodeId, { code: grpc.status.PERMISSION_DENIED, message: `VMESH_ERR_HOST_REVOKED: host ${nodeId} was removed` });
-      publisher.removeNode(nodeId);
-      meta.delete(nodeId);
-      lastPush.delete(nodeId);
-    },
-  };
 }
