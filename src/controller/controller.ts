@@ -15,7 +15,7 @@ import { type MeshCore, meshCore } from './mesh-core.js';
 import { EdgeTracker } from './services/edge-tracker.js';
 import { ServingCertificates } from './serving-certs.js';
 import { type ControllerState, followShared, openState, shareCaChange } from './state.js';
-import { wireXds } from './xds.js';
+import { wireXds } from './services/xds-service.js';
 
 export const VMESH_VERSION = '0.1.0';
 

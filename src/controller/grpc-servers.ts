@@ -21,7 +21,7 @@ import type { EdgeTracker } from './services/edge-tracker.js';
 import { reportHealthHandler } from './services/health-service.js';
 import { signWorkloadHandler } from './services/workload-cert-service.js';
 import type { ServingCertificates } from './serving-certs.js';
-import type { XdsWiring } from './xds.js';
+import type { XdsWiring } from './services/xds-service.js';
 
 function listenGrpc(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {

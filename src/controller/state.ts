@@ -14,7 +14,7 @@ import { FileStore } from '../store/file/file-store.js';
 import { adminTokenFile, adoptShared, caFiles, followSharedStore, pullFiles, pushFiles } from '../store/shared-state.js';
 import type { Store } from '../store/store.js';
 import { checkDataDirModes, checkStateNotLost } from './data-dir.js';
-import type { XdsWiring } from './xds.js';
+import type { XdsWiring } from './services/xds-service.js';
 
 export interface ControllerState {
   readonly store: Store;

@@ -1,14 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import type { MeshConfig } from '../api/mesh-config.js';
-import type { Endpoint, MeshModel } from '../api/model.js';
-import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../ca/index.js';
-import type { ModelBuilder } from '../discovery/model-builder.js';
-import { ANNOTATIONS } from '../discovery/workload-registry.js';
-import { Limits } from '../lib/limits.js';
-import type { Logger } from '../lib/logger.js';
-import type { MetricsRegistry } from '../lib/metrics-registry.js';
-import { err, ok } from '../lib/result.js';
-import type { ConfigStore } from '../store/config-store.js';
+import type { MeshConfig } from '../../api/mesh-config.js';
+import type { Endpoint, MeshModel } from '../../api/model.js';
+import { authenticatePeer, type CertificateAuthority, type HostRegistry, type PeerCall } from '../../ca/index.js';
+import type { ModelBuilder } from '../../discovery/model-builder.js';
+import { ANNOTATIONS } from '../../discovery/workload-registry.js';
+import { Limits } from '../../lib/limits.js';
+import type { Logger } from '../../lib/logger.js';
+import type { MetricsRegistry } from '../../lib/metrics-registry.js';
+import { err, ok } from '../../lib/result.js';
+import type { ConfigStore } from '../../store/config-store.js';
 import {
   type AdsServer,
   createAdsServer,
@@ -18,7 +18,7 @@ import {
   shown,
   XdsMetrics,
   type XdsResource,
-} from '../xds/index.js';
+} from '../../xds/index.js';
 import {
   type HostIdentity,
   indexConfig,
@@ -27,7 +27,7 @@ import {
   proxylessStandIn,
   sharingKey,
   translateNode,
-} from '../xds/translate/index.js';
+} from '../../xds/translate/index.js';
 
 /** Proxyless gRPC clients on the plaintext port get node ids in their own space. */
 export const PROXYLESS_PREFIX = 'proxyless~';
