@@ -13,9 +13,9 @@ import { apiServer } from './api-server.js';
 import { plaintextGrpc, secureGrpc } from './grpc-servers.js';
 import { type MeshCore, meshCore } from './mesh-core.js';
 import { EdgeTracker } from './services/edge-tracker.js';
+import { wireXds } from './services/xds-service.js';
 import { ServingCertificates } from './serving-certs.js';
 import { type ControllerState, followShared, openState, shareCaChange } from './state.js';
-import { wireXds } from './services/xds-service.js';
 
 export const VMESH_VERSION = '0.1.0';
 

@@ -20,8 +20,8 @@ import type { Logger } from '../lib/logger.js';
 import type { EdgeTracker } from './services/edge-tracker.js';
 import { reportHealthHandler } from './services/health-service.js';
 import { signWorkloadHandler } from './services/workload-cert-service.js';
-import type { ServingCertificates } from './serving-certs.js';
 import type { XdsWiring } from './services/xds-service.js';
+import type { ServingCertificates } from './serving-certs.js';
 
 function listenGrpc(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
