@@ -64,8 +64,8 @@ function text(body: unknown, what: string): string {
   throw vmeshError(ErrorCode.Usage, `${what}: the request body is empty`);
 }
 
-/** The controller's HTTPS API (15014): one line per endpoint, each calling a library function. */
-export function apiRoutes(d: ApiDeps): Route[] {
+/** Health, metrics, join tokens and the CA. */
+function systemRoutes(d: ApiDeps): Route[] {
   return [
     { method: 'GET', path: '/v1/health', anonymous: true, handler: async () => ({ body: { ok: true, version: d.version } }) },
     // Anonymous, as istiod's monitoring port: counts and gauges, no secrets; every write still needs a token.
@@ -102,6 +102,12 @@ export function apiRoutes(d: ApiDeps): Route[] {
         return { body: (await rotateRoot(d.ca, step, b.force === true)) satisfies CaStatusView };
       },
     },
+  ];
+}
+
+/** Joined hosts and registered workloads. */
+function inventoryRoutes(d: ApiDeps): Route[] {
+  return [
     {
       method: 'GET',
       path: '/v1/hosts',
@@ -158,6 +164,12 @@ export function apiRoutes(d: ApiDeps): Route[] {
         body: (await d.registry.deregister(params.namespace ?? '', params.name ?? '')) satisfies WorkloadDeregistered,
       }),
     },
+  ];
+}
+
+/** Istio resources: apply, list, get, delete. */
+function configRoutes(d: ApiDeps): Route[] {
+  return [
     {
       method: 'POST',
       path: '/v1/config',
@@ -211,6 +223,12 @@ export function apiRoutes(d: ApiDeps): Route[] {
         return { body: { deleted: `${kind}/${params.namespace}/${params.name}` } satisfies ConfigDeleted };
       },
     },
+  ];
+}
+
+/** What the mesh looks like: xDS sync state and config, the graph, services. */
+function meshRoutes(d: ApiDeps): Route[] {
+  return [
     {
       method: 'GET',
       path: '/v1/xds/status',
@@ -238,4 +256,9 @@ export function apiRoutes(d: ApiDeps): Route[] {
       },
     },
   ];
+}
+
+/** The controller's HTTPS API (15014): one line per endpoint, each calling a library function. */
+export function apiRoutes(d: ApiDeps): Route[] {
+  return [...systemRoutes(d), ...inventoryRoutes(d), ...configRoutes(d), ...meshRoutes(d)];
 }
