@@ -115,6 +115,7 @@ export async function setupBenchLab(opts: {
       '--no-wait',
     ]);
     opts.log('starting agents');
+    const unmeshed = [PORTS.directHttp, PORTS.directTcp, ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.tcp])].join(',');
     for (const [host, name] of [
       [h2, 'h2'],
       [h3, 'h3'],
@@ -138,16 +139,12 @@ export async function setupBenchLab(opts: {
         join(dir, 'token'),
         ...workers,
       ];
-      agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337 }));
+      // Each agent installs capture itself (its table is owned by it); the haproxy and direct ports are left out
+      // so all paths can be interleaved: the client host's outbound, the server host's inbound.
+      const env = name === 'h2' ? { VMESH_CAPTURE_EXCLUDE_OUTBOUND_PORTS: unmeshed } : { VMESH_CAPTURE_EXCLUDE_INBOUND_PORTS: unmeshed };
+      agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337, env }));
     }
     await Promise.all(agents.map((a) => a.waitForLine(/"ready":true/, 30_000)));
-
-    // Capture on both hosts; the haproxy and direct ports are left out so all paths can be interleaved.
-    const unmeshed = [PORTS.directHttp, PORTS.directTcp, ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.tcp])].map(String);
-    const capture = ['--import', 'tsx', CLI, 'capture', 'install', '--controller-addresses', h1.ipv4];
-    await h2.execOk('ip', ['route', 'add', '240.240.0.0/16', 'dev', 'eth0']);
-    await h2.execOk(node, [...capture, '--exclude-outbound-ports', ...unmeshed], { timeoutMs: 30_000 });
-    await h3.execOk(node, [...capture, '--exclude-inbound-ports', ...unmeshed], { timeoutMs: 30_000 });
 
     opts.log('registering the workload (mesh mTLS between the proxies, the default)');
     await cli([
