@@ -67,4 +67,9 @@ export interface MeshModel {
   readonly version: number;
   readonly services: ReadonlyMap<string, MeshService>;
   readonly hosts: ReadonlyMap<string, HostStatus>;
+  /**
+   * JSON Web Key Sets the controller fetched for RequestAuthentication rules, by their source key (a `jwksUri`,
+   * or `openid:<issuer>`); a set that could not be fetched yet is absent (tokens then fail, as in Istio).
+   */
+  readonly jwks?: ReadonlyMap<string, string>;
 }

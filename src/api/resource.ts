@@ -7,6 +7,7 @@ import type { VirtualServiceSpec } from './resources/networking-virtual-service.
 import type { WorkloadEntrySpec, WorkloadGroupSpec } from './resources/networking-workload.js';
 import type { AuthorizationPolicySpec } from './resources/security-authorization-policy.js';
 import type { PeerAuthenticationSpec } from './resources/security-peer-authentication.js';
+import type { RequestAuthenticationSpec } from './resources/security-request-authentication.js';
 import type { TelemetrySpec } from './resources/telemetry.js';
 import type { HealthCheckSpec } from './resources/vmesh-health-check.js';
 import type { LocalRateLimitSpec } from './resources/vmesh-local-rate-limit.js';
@@ -18,6 +19,7 @@ export type {
   HealthCheckSpec,
   LocalRateLimitSpec,
   PeerAuthenticationSpec,
+  RequestAuthenticationSpec,
   ServiceEntrySpec,
   SidecarSpec,
   TelemetrySpec,
@@ -36,6 +38,7 @@ export type ResourceKind =
   | 'Sidecar'
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
+  | 'RequestAuthentication'
   | 'Telemetry'
   | 'LocalRateLimit'
   | 'HealthCheck';
@@ -50,6 +53,7 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = Object.freeze([
   'Sidecar',
   'PeerAuthentication',
   'AuthorizationPolicy',
+  'RequestAuthentication',
   'Telemetry',
   'LocalRateLimit',
   'HealthCheck',
@@ -66,6 +70,7 @@ export interface SpecByKind {
   Sidecar: SidecarSpec;
   PeerAuthentication: PeerAuthenticationSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
+  RequestAuthentication: RequestAuthenticationSpec;
   Telemetry: TelemetrySpec;
   LocalRateLimit: LocalRateLimitSpec;
   HealthCheck: HealthCheckSpec;

@@ -122,6 +122,7 @@ function controllerComponents(cfg: ControllerConfig, mesh: MeshConfig, state: Co
     component('store', { stop: () => store.close() }),
     component('model', { stop: () => model.stop() }),
     component('health', { stop: () => health.stop() }),
+    component('jwks', { start: () => core.jwks.start(), stop: () => core.jwks.stop() }),
     ...(consul ? [component('consul', { start: () => consul.start(), stop: () => consul.stop() })] : []),
     grpc,
     ...(plaintext ? [plaintext] : []),

@@ -2,6 +2,7 @@ import type { MeshConfig } from '../api/mesh-config.js';
 import { type CertificateAuthority, HostRegistry, IssuedCertificates, TokenService } from '../ca/index.js';
 import type { ControllerConfig } from '../config/controller.js';
 import { HealthTracker } from '../discovery/health.js';
+import { JwksResolver } from '../discovery/jwks-resolver.js';
 import { ModelBuilder } from '../discovery/model-builder.js';
 import { VipAllocator } from '../discovery/vip-allocator.js';
 import { VmRegistry } from '../discovery/workload-registry.js';
@@ -19,6 +20,7 @@ export interface MeshCore {
   readonly health: HealthTracker;
   readonly model: ModelBuilder;
   readonly registry: VmRegistry;
+  readonly jwks: JwksResolver;
 }
 
 export function meshCore(d: {
@@ -46,8 +48,12 @@ export function meshCore(d: {
         .filter((h) => !!h.revoked === revoked)
         .map((h) => h.name),
     );
+  // The resolver's sets are part of the model, and a new set rebuilds it: bound once the model exists.
+  let jwksChanged = () => {};
+  const jwks = new JwksResolver({ config, logger: d.logger.child({ component: 'jwks' }), onChange: () => jwksChanged() });
   const model = new ModelBuilder({
     config,
+    jwks: () => jwks.current(),
     vips: new VipAllocator(store),
     health,
     meshedHosts: () => hostNames(false),
@@ -56,9 +62,10 @@ export function meshCore(d: {
     logger: d.logger.child({ component: 'model' }),
   });
   healthChanged = () => model.trigger();
+  jwksChanged = () => model.trigger();
   const registry = new VmRegistry(config, health, (h) => {
     const facts = hosts.get(h)?.facts;
     return facts?.ipv4[0] ?? facts?.ipv6[0];
   });
-  return { tokens: new TokenService(store, d.ca), hosts, issued: new IssuedCertificates(), config, health, model, registry };
+  return { tokens: new TokenService(store, d.ca), hosts, issued: new IssuedCertificates(), config, health, model, registry, jwks };
 }

@@ -20,6 +20,8 @@ export interface ModelBuilderDeps {
   readonly mesh: MeshConfig;
   readonly consulNamespace?: string;
   readonly logger: Logger;
+  /** Key sets fetched for RequestAuthentication (JwksResolver); part of the model, so a new set is pushed. */
+  readonly jwks?: () => ReadonlyMap<string, string>;
   /** Istio's debounce: 100 ms after the last change, at most 10 s after the first. */
   readonly debounce?: { readonly quietMs: number; readonly maxMs: number };
 }
@@ -98,10 +100,16 @@ export class ModelBuilder {
       withVips.set(h, Object.freeze({ ...s, vip: vips.get(h) ?? '' }));
     }
     const hosts = new Map<string, HostStatus>(health.hosts().map((x) => [x.name, x]));
-    const digest = JSON.stringify([this.configGeneration, [...withVips.values()], [...hosts.values()].map((x) => [x.name, x.live])]);
+    const jwks = this.deps.jwks?.();
+    const digest = JSON.stringify([
+      this.configGeneration,
+      [...withVips.values()],
+      [...hosts.values()].map((x) => [x.name, x.live]),
+      jwks ? [...jwks] : [],
+    ]);
     if (digest === this.lastDigest) return;
     this.lastDigest = digest;
-    this.model = Object.freeze({ version: this.model.version + 1, services: withVips, hosts });
+    this.model = Object.freeze({ version: this.model.version + 1, services: withVips, hosts, ...(jwks?.size ? { jwks } : {}) });
     this.deps.logger.debug({ version: this.model.version, services: withVips.size }, 'mesh model changed');
     for (const cb of this.listeners) cb(this.model);
   }

@@ -1,3 +1,4 @@
+import type { Jwk } from '../api/jwks.js';
 /**
  * The proxy's compiled configuration: what the data plane runs, compiled once per xDS update from the
  * Envoy resources the agent applied (compiled by compile/index.ts). Plain immutable data; the hot path reads only this.
@@ -246,7 +247,25 @@ export type Permission =
   | { readonly kind: 'header'; readonly header: HeaderMatcher }
   | { readonly kind: 'path'; readonly match: StringMatcher }
   | { readonly kind: 'destination_port'; readonly port: number }
-  | { readonly kind: 'destination_ip'; readonly cidr: CidrMatcher };
+  | { readonly kind: 'destination_ip'; readonly cidr: CidrMatcher }
+  | { readonly kind: 'metadata'; readonly metadata: MetadataMatcher };
+
+/** Envoy's ValueMatcher over a dynamic-metadata value (JSON), the subset Istio's policies use. */
+export type ValueMatcher =
+  | { readonly kind: 'string'; readonly match: StringMatcher }
+  | { readonly kind: 'list_one_of'; readonly value: ValueMatcher }
+  | { readonly kind: 'or'; readonly values: readonly ValueMatcher[] }
+  | { readonly kind: 'present'; readonly present: boolean }
+  | { readonly kind: 'bool'; readonly value: boolean }
+  | { readonly kind: 'null' };
+
+/** A filter's dynamic metadata at a key path (e.g. the JWT filter's `payload.iss`) matched by a value matcher. */
+export interface MetadataMatcher {
+  readonly filter: string;
+  readonly path: readonly string[];
+  readonly value: ValueMatcher;
+  readonly invert: boolean;
+}
 
 export type Principal =
   | { readonly kind: 'any' }
@@ -255,7 +274,8 @@ export type Principal =
   /** The peer's verified SPIFFE id (URI SAN); `any authenticated` when match is undefined. */
   | { readonly kind: 'authenticated'; readonly match?: StringMatcher }
   | { readonly kind: 'direct_remote_ip' | 'remote_ip' | 'source_ip'; readonly cidr: CidrMatcher }
-  | { readonly kind: 'header'; readonly header: HeaderMatcher };
+  | { readonly kind: 'header'; readonly header: HeaderMatcher }
+  | { readonly kind: 'metadata'; readonly metadata: MetadataMatcher };
 
 /**
  * A network as the proxy matches it: lib's Cidr (host bits cleared, address in canonical text) and its address
@@ -281,7 +301,45 @@ export interface DownstreamTls {
   readonly alpn: readonly string[];
 }
 
+/** One JWT issuer the jwt_authn filter verifies tokens of (Envoy's JwtProvider). */
+export interface JwtProvider {
+  readonly name: string;
+  readonly issuer?: string;
+  /** Empty: any audience. */
+  readonly audiences: readonly string[];
+  readonly keys: readonly Jwk[];
+  /** Where tokens are read; Envoy's defaults (`Authorization: Bearer`, `?access_token=`) when none is given. */
+  readonly fromHeaders: ReadonlyArray<{ readonly name: string; readonly prefix: string }>;
+  readonly fromParams: readonly string[];
+  readonly fromCookies: readonly string[];
+  /** Keep the token in the request sent on (otherwise its header is removed). */
+  readonly forward: boolean;
+  /** The header that carries the verified payload (base64url JSON) to the workload. */
+  readonly payloadHeader?: string;
+  readonly claimToHeaders: ReadonlyArray<{ readonly header: string; readonly claim: string }>;
+  /** Claims whose space-separated string is also matched as a list (`scope`). */
+  readonly spaceDelimitedClaims: readonly string[];
+  /** The metadata key the payload is kept under for RBAC (`payload` in Istio's config). */
+  readonly payloadInMetadata?: string;
+  readonly clockSkewSeconds: number;
+}
+
+/** Envoy's JwtRequirement tree. */
+export type JwtRequirement =
+  | { readonly kind: 'provider'; readonly provider: string }
+  | { readonly kind: 'any' | 'all'; readonly requirements: readonly JwtRequirement[] }
+  | { readonly kind: 'allow_missing' | 'allow_missing_or_failed' };
+
+export interface JwtAuthnConfig {
+  readonly providers: ReadonlyMap<string, JwtProvider>;
+  /** First rule whose path matches decides; a request no rule matches is not checked. */
+  readonly rules: ReadonlyArray<{ readonly match: StringMatcher; readonly requires?: JwtRequirement }>;
+  readonly bypassCorsPreflight: boolean;
+}
+
 export interface HttpFilters {
+  /** The JWT filter (RequestAuthentication), which runs before RBAC. */
+  readonly jwt?: JwtAuthnConfig;
   readonly rbac: readonly RbacConfig[];
   readonly rateLimit?: LocalRateLimit;
   /** Route-level fault config applies only when the fault filter is present. */

@@ -33,6 +33,7 @@ export const TypedConfigUrl = {
   cors: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.Cors`,
   corsPolicy: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.cors.v3.CorsPolicy`,
   httpLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
+  jwtAuthn: `${TYPE_URL_PREFIX}envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`,
   networkLocalRateLimit: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit`,
   tcpProxy: `${TYPE_URL_PREFIX}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,
   tlsInspector: `${TYPE_URL_PREFIX}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector`,

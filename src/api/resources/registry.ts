@@ -9,6 +9,7 @@ import { checkVirtualService } from './networking-virtual-service-check.js';
 import { checkWorkloadEntry, checkWorkloadGroup, workloadEntrySpec, workloadGroupSpec } from './networking-workload.js';
 import { authorizationPolicySpec, checkAuthorizationPolicy } from './security-authorization-policy.js';
 import { checkPeerAuthentication, peerAuthenticationSpec } from './security-peer-authentication.js';
+import { checkRequestAuthentication, requestAuthenticationSpec } from './security-request-authentication.js';
 import { checkTelemetry, telemetrySpec } from './telemetry.js';
 import { checkHealthCheck, healthCheckSpec } from './vmesh-health-check.js';
 import { checkLocalRateLimit, localRateLimitSpec } from './vmesh-local-rate-limit.js';
@@ -44,6 +45,7 @@ export const KINDS = {
   Sidecar: kind({ ...NETWORKING, schema: sidecarSpec, check: checkSidecar }),
   PeerAuthentication: kind({ ...SECURITY, schema: peerAuthenticationSpec, check: checkPeerAuthentication }),
   AuthorizationPolicy: kind({ ...SECURITY, schema: authorizationPolicySpec, check: checkAuthorizationPolicy }),
+  RequestAuthentication: kind({ ...SECURITY, schema: requestAuthenticationSpec, check: checkRequestAuthentication }),
   Telemetry: kind({ group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], schema: telemetrySpec, check: checkTelemetry }),
   LocalRateLimit: kind({ ...VMESH, schema: localRateLimitSpec, check: checkLocalRateLimit }),
   HealthCheck: kind({ ...VMESH, schema: healthCheckSpec, check: checkHealthCheck }),
@@ -58,7 +60,6 @@ export function isKindName(k: string): k is KindName {
 /** Istio kinds that vmesh knows of and does not implement: refused as unsupported rather than unknown. */
 export const UNIMPLEMENTED_ISTIO_KINDS: Readonly<Record<string, string>> = {
   EnvoyFilter: 'vmesh does not expose raw proxy configuration; use VirtualService, DestinationRule, LocalRateLimit or HealthCheck',
-  RequestAuthentication: 'vmesh has no request (JWT) authentication',
   WasmPlugin: 'vmesh has no Wasm extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
   TrafficExtension: 'vmesh has no Wasm or Lua extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
   ProxyConfig: 'proxy settings come from the agent config',

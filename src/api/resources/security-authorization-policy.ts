@@ -2,8 +2,7 @@ import { z } from 'zod';
 import type { Checker } from './checker.js';
 import { cidrProblem, describeValue, hostProblem, namespaceMatchProblem, principalProblem, quote, serviceAccountProblem } from './names.js';
 import { type DeepReadonly, enumOf, matchLabelsSelector, notImplemented, strings } from './schema-helpers.js';
-
-const NO_JWT = 'vmesh has no request (JWT) authentication';
+import { checkTargetRefs, targetRef } from './target-ref.js';
 
 /** Istio writes ports as strings ("8080"); vmesh also takes numbers, and hands them on as numbers. */
 const portList = z.array(
@@ -20,16 +19,18 @@ const portList = z.array(
 const source = z.strictObject({
   principals: strings.optional(),
   notPrincipals: strings.optional(),
-  requestPrincipals: notImplemented(NO_JWT),
-  notRequestPrincipals: notImplemented(NO_JWT),
+  requestPrincipals: strings.optional(),
+  notRequestPrincipals: strings.optional(),
   namespaces: strings.optional(),
   notNamespaces: strings.optional(),
   ipBlocks: strings.optional(),
   notIpBlocks: strings.optional(),
-  remoteIpBlocks: notImplemented('use ipBlocks (the peer address)'),
-  notRemoteIpBlocks: notImplemented('use notIpBlocks (the peer address)'),
+  remoteIpBlocks: strings.optional(),
+  notRemoteIpBlocks: strings.optional(),
   serviceAccounts: strings.optional(),
   notServiceAccounts: strings.optional(),
+  trustDomains: strings.optional(),
+  notTrustDomains: strings.optional(),
 });
 
 const operation = z.strictObject({
@@ -53,8 +54,8 @@ const rule = z.strictObject({
 
 export const authorizationPolicySpec = z.strictObject({
   selector: matchLabelsSelector.optional(),
-  targetRef: notImplemented('use selector'),
-  targetRefs: notImplemented('use selector'),
+  targetRef: targetRef.optional(),
+  targetRefs: z.array(targetRef).optional(),
   action: enumOf(['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'], ['CUSTOM'], 'external authorization providers are not supported').default('ALLOW'),
   provider: notImplemented('only used with action CUSTOM'),
   rules: z.array(rule).optional(),
@@ -70,8 +71,9 @@ function checkCondition(path: string, key: string, values: readonly string[], c:
       c.check(`${path}[${i}]`, v === '' ? 'must not be an empty string' : problem(v));
     });
   };
-  if (/^request\.headers\[[^\]]+\]$/.test(key)) each(() => undefined);
-  else if (key === 'source.ip' || key === 'destination.ip') each(cidrProblem);
+  if (MAP_KEY.test(key)) each(() => undefined);
+  else if (key === 'source.ip' || key === 'destination.ip' || key === 'remote.ip') each(cidrProblem);
+  else if (key === 'source.trustDomain') each(trustDomainProblem);
   else if (key === 'source.namespace') each(namespaceMatchProblem);
   else if (key === 'source.principal') each(principalProblem);
   else if (key === 'source.serviceAccount') serviceAccounts(path, values, c);
@@ -80,30 +82,46 @@ function checkCondition(path: string, key: string, values: readonly string[], c:
   else if (key === 'connection.sni') each((v) => hostProblem(v.replace(/^\*|\*$/g, 'x'), { short: true }));
 }
 
+/** Keys with a map part: `request.headers[x-name]`, `request.auth.claims[groups]` (nested: `[a][b]`), `experimental.envoy.filters.<f>[key]`. */
+const MAP_KEY = /^(request\.headers|request\.auth\.claims|experimental\.envoy\.filters\.[^[\]]+)(\[[^[\]]+\])+$/;
+const PLAIN_KEYS = [
+  'source.ip',
+  'remote.ip',
+  'destination.ip',
+  'source.namespace',
+  'source.principal',
+  'source.serviceAccount',
+  'source.trustDomain',
+  'destination.port',
+  'connection.sni',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
+];
+
 function checkKey(path: string, key: string, c: Checker): boolean {
-  if (key.startsWith('request.auth.')) c.unsupported(path, `condition key ${quote(key)} is not implemented by vmesh (${NO_JWT})`);
-  else if (key === 'remote.ip') c.unsupported(path, 'condition key "remote.ip" is not implemented by vmesh; use "source.ip"');
-  else if (key.startsWith('experimental.')) c.unsupported(path, `condition key ${quote(key)} is not implemented by vmesh`);
-  else if (
-    [
-      'source.ip',
-      'destination.ip',
-      'source.namespace',
-      'source.principal',
-      'source.serviceAccount',
-      'destination.port',
-      'connection.sni',
-    ].includes(key) ||
-    /^request\.headers\[[^\]]+\]$/.test(key)
-  ) {
-    return true;
-  } else {
+  if (PLAIN_KEYS.includes(key)) return true;
+  const m = MAP_KEY.exec(key);
+  // Istio: a header has one name (`request.headers[a][b]` is not a header); claims may nest.
+  if (m && (m[1] !== 'request.headers' || key.indexOf('][') < 0)) return true;
+  if (key === 'destination.namespace') c.report(path, `attribute ${quote(key)} is replaced by the metadata.namespace`);
+  else if (key.startsWith('destination.labels')) c.report(path, `attribute ${quote(key)} is replaced by the workload selector`);
+  else
     c.report(
       path,
-      `unknown condition key ${quote(key)}; want request.headers[<name>], source.ip, source.namespace, source.principal, source.serviceAccount, destination.ip, destination.port or connection.sni`,
+      `unknown condition key ${quote(key)}; want request.headers[<name>], request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[<name>], source.ip, remote.ip, source.namespace, source.principal, source.serviceAccount, source.trustDomain, destination.ip, destination.port, connection.sni or experimental.envoy.filters.<filter>[<key>]`,
     );
-  }
   return false;
+}
+
+/** Istio's CheckTrustDomainValues: at most one `*`, at the start or the end, and no `/`. */
+function trustDomainProblem(v: string): string | undefined {
+  const stars = v.split('*').length - 1;
+  if (stars > 1) return `at most one wildcard is allowed, found ${quote(v)}`;
+  if (stars === 1 && v !== '*' && !v.startsWith('*') && !v.endsWith('*'))
+    return `wildcard is only allowed at the start or end, found ${quote(v)}`;
+  if (v.includes('/')) return `trust domain must not contain "/", found ${quote(v)}`;
+  return undefined;
 }
 
 /** Istio caps a service account list at 16 values, each `sa` or `ns/sa`. */
@@ -131,7 +149,13 @@ function checkRule(path: string, r: Rule, c: Checker): void {
         c.check(`${p}.${k}[${j}]`, namespaceMatchProblem(v));
       });
     }
-    for (const k of ['ipBlocks', 'notIpBlocks'] as const) {
+    for (const k of ['requestPrincipals', 'notRequestPrincipals'] as const) c.nonEmptyStrings(`${p}.${k}`, s[k]);
+    for (const k of ['trustDomains', 'notTrustDomains'] as const) {
+      s[k]?.forEach((v, j) => {
+        c.check(`${p}.${k}[${j}]`, v === '' ? 'must not be an empty string' : trustDomainProblem(v));
+      });
+    }
+    for (const k of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const) {
       s[k]?.forEach((v, j) => {
         c.cidr(`${p}.${k}[${j}]`, v);
       });
@@ -177,6 +201,7 @@ function checkRule(path: string, r: Rule, c: Checker): void {
 
 export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, c: Checker): void {
   c.labels('spec.selector.matchLabels', spec.selector?.matchLabels);
+  checkTargetRefs(spec, c);
   if (spec.action === 'DENY' && spec.rules === undefined) {
     c.report('spec.rules', 'a DENY policy without rules never matches; add a rule `{}` to deny every request');
   }
@@ -202,6 +227,8 @@ function httpOnly(r: Rule): boolean {
         'notNamespaces',
         'ipBlocks',
         'notIpBlocks',
+        'remoteIpBlocks',
+        'notRemoteIpBlocks',
         'serviceAccounts',
         'notServiceAccounts',
       ] as const

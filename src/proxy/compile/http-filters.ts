@@ -1,5 +1,6 @@
 import type { RuntimeFractionalPercent__Output } from '../../generated/envoy/config/core/v3/RuntimeFractionalPercent.js';
 import type { HTTPFault__Output } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
+import type { JwtAuthentication__Output } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js';
 import type { LocalRateLimit__Output } from '../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.js';
 import type { RBAC__Output as HttpRbac__Output } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
 import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
@@ -7,8 +8,9 @@ import type { HttpFilter__Output } from '../../generated/envoy/extensions/filter
 import type { Decoded } from '../../xds/envoy-types.js';
 import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { HttpFilters, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
+import type { HttpFilters, JwtAuthnConfig, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
+import { compileJwtAuthn } from './jwt-authn.js';
 import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
@@ -66,6 +68,7 @@ function localRateLimit(cfg: Decoded<LocalRateLimit__Output>, path: string): Loc
 
 function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefined, path: string): HttpFilters {
   const rbac: RbacConfig[] = [];
+  let jwt: JwtAuthnConfig | undefined;
   let rateLimit: LocalRateLimit | undefined;
   let fault = false;
   let cors = false;
@@ -83,6 +86,12 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
       case ROUTER:
         router = true;
         return;
+      case TypedConfigUrl.jwtAuthn: {
+        if (jwt) fail(p, 'a second jwt_authn filter is not supported');
+        if (rbac.length > 0) fail(p, 'jwt_authn after an RBAC filter is not supported (RBAC reads what it verifies)');
+        jwt = compileJwtAuthn(typedAs<JwtAuthentication__Output>(typed, url, tp), tp);
+        return;
+      }
       case TypedConfigUrl.httpRbac: {
         const r = compileRbacRules(typedAs<HttpRbac__Output>(typed, url, tp), tp);
         if (r) rbac.push(r);
@@ -110,7 +119,7 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
     }
   });
   if (!router) fail(path, 'the router filter must be last');
-  return { rbac, ...(rateLimit ? { rateLimit } : {}), fault, ...(cors ? { cors } : {}) };
+  return { ...(jwt ? { jwt } : {}), rbac, ...(rateLimit ? { rateLimit } : {}), fault, ...(cors ? { cors } : {}) };
 }
 
 /** What an HCM compiles to, plus the inline route table to register (named `inlineName`) when it has one. */

@@ -3,6 +3,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ProxyConfig, Route } from '../proxy-config.js';
 import type { ClusterManager, ConnectionContext } from '../runtime-types.js';
 import type { CorsMatch } from './cors.js';
+import type { VerifyCache } from './jwt-authn.js';
 import type { Fields } from './parser.js';
 import type { UpstreamPools } from './pool.js';
 import type { RateLimiters } from './rate-limit.js';
@@ -18,6 +19,10 @@ export interface Core {
   readonly now: () => number;
   readonly random: () => number;
   readonly limiters: RateLimiters;
+  /** Tokens the jwt_authn filter verified, so a client's repeated token costs one signature check. */
+  readonly jwtCache: VerifyCache;
+  /** Wall-clock seconds, for tokens' exp and nbf. */
+  readonly epochSeconds: () => number;
   draining: boolean;
   /** Coarse monotonic milliseconds (now(), refreshed by the idle sweep): idle stamps without a clock read each. */
   clock: number;

@@ -9,6 +9,7 @@ import type { Core, ForwardOwner, RequestInfo } from './core.js';
 import { type CorsMatch, corsDecision, corsResponseHeaders } from './cors.js';
 import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
+import { runJwtAuthn } from './jwt-authn.js';
 import type { Fields } from './parser.js';
 import { forwardPath, redirectLocation } from './rewrite.js';
 import { injectTrace, startTrace, TRACE_HEADERS, type TraceContext } from './trace-context.js';
@@ -24,6 +25,7 @@ const MAX_PENDING_BODY = 64 * 1024;
 const REPLACED = new Set(['x-forwarded-proto', 'x-envoy-attempt-count', 'x-forwarded-client-cert']);
 const REPLACED_TRACED = new Set([...REPLACED, ...TRACE_HEADERS]);
 const FAULT_ABORT = 'fault filter abort';
+const JWT_FILTER = 'envoy.filters.http.jwt_authn';
 
 function onDelay(x: Exchange): void {
   x.afterDelay();
@@ -63,6 +65,8 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
   route: Route | undefined;
   /** What dry-run (shadow) AuthorizationPolicies would have decided: reported, never enforced. */
   rbacShadow: readonly ShadowResult[] | undefined;
+  /** The verified JWT payload (RequestAuthentication), which RBAC's request.auth.* rules match. */
+  jwtPayload: Readonly<Record<string, unknown>> | undefined;
   /** Set on a CORS request the route's policy allows: its response carries the CORS headers. */
   cors: CorsMatch | undefined;
   private fwd: Forwarder | undefined;
@@ -104,6 +108,10 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     return getHeader(this.info.names, this.info.values, name);
   }
 
+  metadata(filter: string): unknown {
+    return filter === JWT_FILTER && this.jwtPayload ? { payload: this.jwtPayload } : undefined;
+  }
+
   start(): void {
     const tracing = this.action.tracing;
     if (tracing) {
@@ -123,6 +131,27 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
     this.route = route;
     this.routeName = route?.name;
     const filters = this.action.filters;
+    if (filters.jwt) {
+      const info = this.info;
+      const o = runJwtAuthn(
+        filters.jwt,
+        { method: this.method, path: this.path, names: info.names, values: info.values },
+        this.core.epochSeconds(),
+        this.core.jwtCache,
+      );
+      if (!o.ok) {
+        // Envoy's answer (no response flag): the reason as the body, and the RFC 6750 challenge naming the request.
+        this.localReply(
+          401,
+          o.reason,
+          0,
+          'www-authenticate',
+          `Bearer realm="${this.scheme}://${this.authority}${this.path}", error="invalid_token"`,
+        );
+        return;
+      }
+      if (o.payload) this.jwtPayload = o.payload;
+    }
     if (filters.rbac.length > 0) {
       const d = evaluateRbac(filters.rbac, this);
       if (d.shadow) this.rbacShadow = d.shadow;

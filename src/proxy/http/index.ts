@@ -4,6 +4,7 @@ import type { ConnectionContext, HttpHandler, LiveHttpConnection } from '../runt
 import type { Core } from './core.js';
 import { H1Connection, type H1Owner } from './downstream-h1.js';
 import { H2Downstreams } from './downstream-h2.js';
+import { VerifyCache } from './jwt-authn.js';
 import { UpstreamPools } from './pool.js';
 import { RateLimiters } from './rate-limit.js';
 import type { HttpHandlerOptions } from './types.js';
@@ -47,6 +48,8 @@ class Handler implements ProxyHttpHandler, H1Owner {
       now,
       random: opts.random ?? Math.random,
       limiters: new RateLimiters(now),
+      jwtCache: new VerifyCache(),
+      epochSeconds: () => Math.floor(Date.now() / 1000),
       draining: false,
       clock: now(),
     };

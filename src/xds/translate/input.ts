@@ -43,6 +43,7 @@ export interface ConfigIndex {
   readonly sidecars: readonly Resource<'Sidecar'>[];
   readonly peerAuthentications: readonly Resource<'PeerAuthentication'>[];
   readonly authorizationPolicies: readonly Resource<'AuthorizationPolicy'>[];
+  readonly requestAuthentications: readonly Resource<'RequestAuthentication'>[];
   readonly telemetries: readonly Resource<'Telemetry'>[];
   readonly localRateLimits: readonly Resource<'LocalRateLimit'>[];
   readonly healthChecks: readonly Resource<'HealthCheck'>[];
@@ -75,6 +76,7 @@ export function indexConfig(resources: readonly Resource[]): ConfigIndex {
     sidecars: of('Sidecar'),
     peerAuthentications: of('PeerAuthentication'),
     authorizationPolicies: of('AuthorizationPolicy'),
+    requestAuthentications: of('RequestAuthentication'),
     telemetries: of('Telemetry'),
     localRateLimits: of('LocalRateLimit'),
     healthChecks: of('HealthCheck'),

@@ -13,6 +13,7 @@ import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter, tcpRouteFor, tlsRouteChains } from './listener-parts.js';
 import { gatewayListenerName, SDS_DEFAULT_CERT } from './names.js';
+import { jwtFilterFor } from './request-authn.js';
 import { gatewayServerRouteName } from './routes.js';
 import { downstreamMtls, sdsSecretConfig } from './tls.js';
 import { tracingFor } from './tracing.js';
@@ -153,7 +154,10 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   const names = serverNames(b, input);
   const sni = names.length ? { server_names: names } : {};
   const vss = () => gatewayVirtualServices(input, b);
-  const httpFilters = () => httpFiltersFor(input, { direction: 'gateway', port });
+  const httpFilters = () => [
+    ...jwtFilterFor(input, { namespace: input.node.namespace, labels: input.node.labels }),
+    ...httpFiltersFor(input, { direction: 'gateway', port }),
+  ];
   const tracing = tracingFor(input, { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels });
   const extra = { use_remote_address: { value: true }, ...(tracing ?? {}) };
   const statPrefix = `gateway_${port}`;

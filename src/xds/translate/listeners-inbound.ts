@@ -19,6 +19,7 @@ import {
 } from './names.js';
 import { effectiveMtlsMode, type MtlsMode, namespaceMtlsMode } from './peer-authentication.js';
 import { rbacFor } from './rbac.js';
+import { jwtFilterFor } from './request-authn.js';
 import { downstreamMtls } from './tls.js';
 import { tracingFor } from './tracing.js';
 
@@ -66,6 +67,7 @@ function inboundFilters(input: TranslateInput, p: InboundPort): Filter[] {
     ];
   }
   const httpFilters = [
+    ...jwtFilterFor(input, p.workload),
     ...rbacFor(input, p.workload, 'http'),
     ...httpFiltersFor(input, { direction: 'inbound', port: p.port, workloads: p.workloads }),
   ];

@@ -6,10 +6,13 @@ import type { Policy as EnvoyPolicy } from '../../generated/envoy/config/rbac/v3
 import type { Principal } from '../../generated/envoy/config/rbac/v3/Principal.js';
 import type { RBAC } from '../../generated/envoy/config/rbac/v3/RBAC.js';
 import type { RBAC as HttpRbac } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
+import type { MetadataMatcher } from '../../generated/envoy/type/matcher/v3/MetadataMatcher.js';
 import type { StringMatcher } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
+import type { ValueMatcher } from '../../generated/envoy/type/matcher/v3/ValueMatcher.js';
 import type { Any } from '../../generated/google/protobuf/Any.js';
 import { parseCidr } from '../../lib/addr.js';
 import type { TranslateInput } from './input.js';
+import { policiesApplying } from './policy-scope.js';
 import { typedConfig } from './typed-config.js';
 
 /**
@@ -140,6 +143,63 @@ function serviceAccountId(v: string, ctx: Ctx): RbacMatch {
   return authenticated({ safe_regex: { regex: `spiffe://.+/ns/${escapeRegex(ns)}/(.+/|)sa/${escapeRegex(sa)}(/.+)?` } });
 }
 
+/** Istio's trustDomains / source.trustDomain: the trust domain part of the peer's SPIFFE id. */
+function trustDomainId(v: string): RbacMatch {
+  if (v === '*') return authenticated({ prefix: 'spiffe://' });
+  if (!v.includes('*')) return authenticated({ prefix: `spiffe://${v}/` });
+  const [a = '', b = ''] = v.split('*', 2);
+  return authenticated({ safe_regex: { regex: `spiffe://${escapeRegex(a)}[^/]*${escapeRegex(b)}/.*` } });
+}
+
+// ---- request (JWT) identities: the verified token's payload, which the jwt_authn filter puts in its metadata ----
+
+const JWT_FILTER = 'envoy.filters.http.jwt_authn';
+const ANY_VALUE: StringMatcher = { safe_regex: { regex: '.+' } };
+
+/** A claim of the token's payload (nested claims by path) compared as a string, or as any member of a list. */
+function claimMatch(claims: readonly string[], value: ValueMatcher, listToo: boolean): RbacMatch {
+  const metadata: MetadataMatcher = {
+    filter: JWT_FILTER,
+    path: ['payload', ...claims].map((key) => ({ key })),
+    value: listToo ? { or_match: { value_matchers: [{ list_match: { one_of: value } }, value] } } : value,
+  };
+  return { metadata } as RbacMatch;
+}
+
+function claimValueMatcher(v: string): ValueMatcher {
+  const m = istioMatch(v);
+  return { string_match: m.kind === 'any' ? ANY_VALUE : stringMatcher(m) };
+}
+
+function anyValue(values: readonly string[]): ValueMatcher {
+  const ms = values.map(claimValueMatcher);
+  return ms.length === 1 && ms[0] ? ms[0] : { or_match: { value_matchers: ms } };
+}
+
+/** `iss/sub` (the last `/` splits, as issuers are often URLs), with Istio's `*` forms on either side. */
+function requestPrincipalId(v: string): RbacMatch {
+  const idx = v.lastIndexOf('/');
+  const found = idx >= 0;
+  const iss = found ? v.slice(0, idx) : v;
+  const sub = found ? v.slice(idx + 1) : '';
+  let mi: StringMatcher;
+  let ms: StringMatcher;
+  if (v === '*') [mi, ms] = [ANY_VALUE, ANY_VALUE];
+  else if (v.startsWith('*')) {
+    if (found) [mi, ms] = [iss === '*' ? ANY_VALUE : { suffix: iss.slice(1) }, { exact: sub }];
+    else [mi, ms] = [ANY_VALUE, { suffix: v.slice(1) }];
+  } else if (v.endsWith('*')) {
+    if (found) [mi, ms] = [{ exact: iss }, sub === '*' ? ANY_VALUE : { prefix: sub.slice(0, -1) }];
+    else [mi, ms] = [{ prefix: v.slice(0, -1) }, ANY_VALUE];
+  } else [mi, ms] = [{ exact: iss }, { exact: sub }];
+  return { and_ids: { ids: [claimMatch(['iss'], { string_match: mi }, false), claimMatch(['sub'], { string_match: ms }, false)] } };
+}
+
+/** `[a][b]` -> `['a', 'b']`. */
+function bracketed(s: string): string[] {
+  return [...s.matchAll(/\[([^[\]]+)\]/g)].map((m) => m[1] ?? '');
+}
+
 function cidr(text: string, what: string): CidrRange {
   const c = parseCidr(text, what);
   return { address_prefix: c.address, prefix_len: { value: c.prefix } };
@@ -148,6 +208,7 @@ function cidr(text: string, what: string): CidrRange {
 function sourceIds(s: Source, ctx: Ctx, where: string): RbacMatch[] {
   const ids = (list: readonly string[] | undefined, f: (v: string) => RbacMatch[]) => list?.flatMap(f);
   const ip = (v: string): RbacMatch[] => [{ direct_remote_ip: cidr(v, `${where}.ipBlocks`) }];
+  const remote = (v: string): RbacMatch[] => [{ remote_ip: cidr(v, `${where}.remoteIpBlocks`) }];
   return [
     ...field(
       'principal',
@@ -161,6 +222,9 @@ function sourceIds(s: Source, ctx: Ctx, where: string): RbacMatch[] {
       s.notServiceAccounts?.map((v) => serviceAccountId(v, ctx)),
     ),
     ...field('principal', ids(s.ipBlocks, ip), ids(s.notIpBlocks, ip)),
+    ...field('principal', ids(s.remoteIpBlocks, remote), ids(s.notRemoteIpBlocks, remote)),
+    ...field('principal', s.trustDomains?.map(trustDomainId), s.notTrustDomains?.map(trustDomainId)),
+    ...(ctx.tcp ? [] : field('principal', s.requestPrincipals?.map(requestPrincipalId), s.notRequestPrincipals?.map(requestPrincipalId))),
   ];
 }
 
@@ -193,6 +257,10 @@ function operationRules(o: Operation, ctx: Ctx): RbacMatch[] {
 // ---- conditions (`when`): each lands on the side of the policy it describes ----
 
 const HEADER_KEY = /^request\.headers\[([^\]]+)\]$/;
+const CLAIMS_KEY = /^request\.auth\.claims((?:\[[^[\]]+\])+)$/;
+const EXPERIMENTAL_KEY = /^experimental\.envoy\.filters\.([^[\]]+)((?:\[[^[\]]+\])+)$/;
+/** Conditions only an HTTP request has: an ALLOW rule with them allows no TCP connection. */
+const HTTP_KEY = /^(request\.|experimental\.)/;
 
 function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: RbacMatch[]; principals: RbacMatch[] } {
   const on = (kind: 'permission' | 'principal', f: (v: string) => RbacMatch[]) => {
@@ -204,7 +272,36 @@ function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: R
     const name = header[1].toLowerCase();
     return ctx.tcp ? { permissions: [], principals: [] } : on('permission', (v) => [headerRule(name, v)]);
   }
+  const claims = CLAIMS_KEY.exec(c.key);
+  if (claims?.[1] !== undefined) {
+    if (ctx.tcp) return { permissions: [], principals: [] };
+    const path = bracketed(claims[1]);
+    return on('principal', (v) => [claimMatch(path, claimValueMatcher(v), true)]);
+  }
+  const experimental = EXPERIMENTAL_KEY.exec(c.key);
+  if (experimental?.[1] !== undefined && experimental[2] !== undefined) {
+    const filter = `envoy.filters.${experimental[1]}`;
+    const path = bracketed(experimental[2]).map((key) => ({ key }));
+    return on('permission', (v) => [{ metadata: { filter, path, value: claimValueMatcher(v) } } as RbacMatch]);
+  }
   switch (c.key) {
+    case 'request.auth.principal':
+      return ctx.tcp ? { permissions: [], principals: [] } : on('principal', (v) => [requestPrincipalId(v)]);
+    case 'request.auth.audiences':
+    case 'request.auth.presenter': {
+      if (ctx.tcp) return { permissions: [], principals: [] };
+      const claim = c.key === 'request.auth.audiences' ? 'aud' : 'azp';
+      const parts = field(
+        'principal',
+        c.values?.length ? [claimMatch([claim], anyValue(c.values), true)] : undefined,
+        c.notValues?.length ? [claimMatch([claim], anyValue(c.notValues), true)] : undefined,
+      );
+      return { permissions: [], principals: parts };
+    }
+    case 'remote.ip':
+      return on('principal', (v) => [{ remote_ip: cidr(v, `${where}.values`) }]);
+    case 'source.trustDomain':
+      return on('principal', (v) => [trustDomainId(v)]);
     case 'source.ip':
       return on('principal', (v) => [{ direct_remote_ip: cidr(v, `${where}.values`) }]);
     case 'source.namespace':
@@ -223,7 +320,7 @@ function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: R
         return [m.kind === 'any' ? { any: true } : { requested_server_name: stringMatcher(m) }];
       });
     default:
-      // Validation refuses every other key (request.auth.*, remote.ip, experimental.*) before it gets here.
+      // Validation refuses every other key before it gets here.
       return { permissions: [], principals: [] };
   }
 }
@@ -231,7 +328,8 @@ function conditionParts(c: Condition, ctx: Ctx, where: string): { permissions: R
 function hasHttpFields(r: Rule): boolean {
   return (
     (r.to ?? []).some((t) => HTTP_OPERATION_FIELDS.some((f) => (t.operation[f]?.length ?? 0) > 0)) ||
-    (r.when ?? []).some((w) => HEADER_KEY.test(w.key))
+    (r.from ?? []).some((f) => (f.source.requestPrincipals?.length ?? 0) > 0 || (f.source.notRequestPrincipals?.length ?? 0) > 0) ||
+    (r.when ?? []).some((w) => HTTP_KEY.test(w.key))
   );
 }
 
@@ -252,17 +350,9 @@ function rulePolicy(r: Rule, ctx: Ctx, where: string): EnvoyPolicy {
 
 // ---- which policies apply ----
 
-function selectsWorkload(p: Policy, workload: Endpoint, rootNamespace: string): boolean {
-  if (p.metadata.namespace !== workload.namespace && p.metadata.namespace !== rootNamespace) return false;
-  return Object.entries(p.spec.selector?.matchLabels ?? {}).every(([k, v]) => workload.labels[k] === v);
-}
-
 /** The AuthorizationPolicies that apply to a workload: its namespace's and the root namespace's (mesh-wide), by key. */
 export function policiesFor(input: TranslateInput, workload: Endpoint): Policy[] {
-  const key = (p: Policy) => `${p.metadata.namespace}/${p.metadata.name}`;
-  return input.config.authorizationPolicies
-    .filter((p) => selectsWorkload(p, workload, input.mesh.rootNamespace))
-    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return policiesApplying(input, input.config.authorizationPolicies, workload);
 }
 
 /** Istio's dry-run annotation: the policy is evaluated and reported, never enforced. */

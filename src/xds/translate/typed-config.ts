@@ -4,6 +4,7 @@ import type { StdoutAccessLog } from '../../generated/envoy/extensions/access_lo
 import type { Cors } from '../../generated/envoy/extensions/filters/http/cors/v3/Cors.js';
 import type { CorsPolicy } from '../../generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js';
 import type { HTTPFault } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
+import type { JwtAuthentication } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js';
 import type { LocalRateLimit as HttpLocalRateLimit } from '../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.js';
 import type { RBAC as HttpRbac } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
 import type { Router } from '../../generated/envoy/extensions/filters/http/router/v3/Router.js';
@@ -31,6 +32,7 @@ interface TypedConfigs {
   cors: Cors;
   corsPolicy: CorsPolicy;
   httpLocalRateLimit: HttpLocalRateLimit;
+  jwtAuthn: JwtAuthentication;
   networkLocalRateLimit: NetworkLocalRateLimit;
   tcpProxy: TcpProxy;
   tlsInspector: TlsInspector;
