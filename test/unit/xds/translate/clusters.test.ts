@@ -258,7 +258,11 @@ spec: {host: ratings, trafficPolicy: {loadBalancer: ${lb}, portLevelSettings: [{
     const grpcPort = (cluster(h1, RATINGS_GRPC).typed_extension_protocol_options as Record<string, Msg>)[
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
     ];
-    assert.deepEqual(grpcPort?.explicit_http_config, { http2_protocol_options: {} });
+    // ratings' http2KeepAlive: PINGs on its HTTP/2 (gRPC) port; its HTTP/1.1 port has no HTTP/2 connection to ping.
+    assert.deepEqual(grpcPort?.explicit_http_config, {
+      http2_protocol_options: { connection_keepalive: { interval: { seconds: 15, nanos: 0 }, timeout: { seconds: 5, nanos: 0 } } },
+    });
+    assert.equal(cluster(h1, RATINGS).typed_extension_protocol_options, undefined);
     // Without a DestinationRule: Istio's 10s connect timeout and open circuit breakers.
     const pp = cluster(h1, 'outbound|9080||productpage.default.mesh');
     assert.deepEqual(pp.connect_timeout, { seconds: 10, nanos: 0 });
