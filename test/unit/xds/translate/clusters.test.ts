@@ -9,6 +9,7 @@ import { buildClusters, hashPolicyFor, inboundPorts } from '../../../../src/xds/
 import { findDestinationRule, subsetsOf, trafficPolicyFor } from '../../../../src/xds/translate/destination-rule.js';
 import { buildEndpoints } from '../../../../src/xds/translate/endpoints.js';
 import type { EnvoyResource, TranslateInput } from '../../../../src/xds/translate/input.js';
+import { tree } from '../../../support/envoy-tree.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -39,7 +40,7 @@ function inputWith(node: NodeId, yaml: string, drop: (r: Resource) => boolean = 
 function cluster(resources: readonly EnvoyResource[], name: string): Msg {
   const c = resources.find((r) => r.name === name);
   assert.ok(c, `no cluster ${name} among ${resources.map((r) => r.name).join(', ')}`);
-  return c.message;
+  return tree(c.message);
 }
 
 const REVIEWS = 'outbound|9080||reviews.default.mesh';
