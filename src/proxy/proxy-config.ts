@@ -82,6 +82,13 @@ export interface SlowStart {
   readonly minWeightPercent: number;
 }
 
+/** A PING every intervalMs (plus up to jitterPercent of it, at random); no ACK within timeoutMs closes the connection. */
+export interface Http2Keepalive {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly jitterPercent: number;
+}
+
 export interface ClusterConfig {
   readonly name: string;
   /** EDS/STATIC: the endpoints below; DNS: resolve `dnsHost`; ORIGINAL_DST: the connection's own destination. */
@@ -98,6 +105,8 @@ export interface ClusterConfig {
   /** TLS for every endpoint (DestinationRule SIMPLE/MUTUAL). */
   readonly tls?: UpstreamTls;
   readonly http2: boolean;
+  /** HTTP/2 only: PING each upstream connection, close it when a PING goes unanswered (Envoy's connection_keepalive). */
+  readonly http2Keepalive?: Http2Keepalive;
   readonly maxRequestsPerConnection?: number;
   readonly idleTimeoutMs?: number;
   readonly circuitBreaker: CircuitBreaker;

@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { controllerServiceClient, type HealthReport, type HealthReport__Output } from '../../src/api/controller-proto.js';
 import type { EdgeSample } from '../../src/api/edges.js';
 
 /** productpage-v1 calling reviews-v1 over mTLS as reviews' proxy counts it, with no traffic yet; tests set the rest. */
@@ -21,4 +23,12 @@ export function edgeSample(over: Partial<EdgeSample>, bounds: readonly number[] 
     tcpConnectionsOpened: 0,
     ...over,
   };
+}
+
+/** A HealthReport as the controller receives it: through the real wire encoding (longs as strings, defaults set). */
+export function received(report: HealthReport): HealthReport__Output {
+  const rpc = controllerServiceClient().service.ReportHealth;
+  assert.ok(rpc, 'vmesh.v1.Controller has no ReportHealth');
+  const decoded: HealthReport__Output = rpc.requestDeserialize(rpc.requestSerialize(report));
+  return decoded;
 }

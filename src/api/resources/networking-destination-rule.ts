@@ -70,6 +70,7 @@ const connectionPool = z.strictObject({
       h2UpgradePolicy: z.enum(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE']).optional(),
       useClientProtocol: bool.optional(),
       maxConcurrentStreams: uint.optional(),
+      http2KeepAlive: z.strictObject({ interval: duration().optional(), timeout: duration().optional() }).optional(),
     })
     .optional(),
 });
@@ -159,6 +160,13 @@ function checkPolicy(path: string, p: PortPolicy, c: Checker): void {
   if (cp && !cp.tcp && !cp.http) c.report(`${path}.connectionPool`, 'set tcp, http or both');
   if (cp?.http?.h2UpgradePolicy === 'UPGRADE' && cp.http.useClientProtocol) {
     c.report(`${path}.connectionPool.http`, 'useClientProtocol cannot be true when h2UpgradePolicy is UPGRADE');
+  }
+  const ka = cp?.http?.http2KeepAlive;
+  if (ka) {
+    // Istio requires both: a PING every interval, the connection closed when one is unanswered for timeout.
+    const kp = `${path}.connectionPool.http.http2KeepAlive`;
+    if (ka.interval === undefined) c.report(`${kp}.interval`, 'is required (how often to send an HTTP/2 PING)');
+    if (ka.timeout === undefined) c.report(`${kp}.timeout`, 'is required (how long to wait for the PING ACK)');
   }
   const od = p.outlierDetection;
   if (od) {

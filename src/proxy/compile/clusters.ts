@@ -1,4 +1,5 @@
 import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.js';
+import type { Http2ProtocolOptions__Output } from '../../generated/envoy/config/core/v3/Http2ProtocolOptions.js';
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
 import type { HttpProtocolOptions__Output } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js';
 import type { Decoded } from '../../xds/envoy-types.js';
@@ -8,6 +9,7 @@ import type {
   CircuitBreaker,
   ClusterConfig,
   HealthCheck,
+  Http2Keepalive,
   LbPolicy,
   OutlierDetection,
   SlowStart,
@@ -109,12 +111,33 @@ function healthCheck(c: Cluster): HealthCheck | undefined {
 
 interface ProtocolOptions {
   http2: boolean;
+  http2Keepalive?: Http2Keepalive;
   maxRequestsPerConnection?: number;
   idleTimeoutMs?: number;
 }
 
+/** Envoy's connection_keepalive: a zero or unset interval sends no PINGs; the jitter defaults to 15 %. */
+function http2Keepalive(h2: Decoded<Http2ProtocolOptions__Output> | undefined, path: string): Http2Keepalive | undefined {
+  const p = `${path}.connection_keepalive`;
+  const ka = msg(h2?.connection_keepalive, p);
+  if (!ka) return undefined;
+  if (msg(ka.connection_idle_interval, `${p}.connection_idle_interval`)) fail(`${p}.connection_idle_interval`, 'not supported');
+  const intervalMs = durationMs(ka.interval, `${p}.interval`) ?? 0;
+  const timeoutMs = durationMs(ka.timeout, `${p}.timeout`) ?? 0;
+  if (timeoutMs < 1) fail(`${p}.timeout`, 'must be at least 1ms');
+  if (intervalMs === 0) return undefined;
+  if (intervalMs < 1) fail(`${p}.interval`, 'must be 0 or at least 1ms');
+  const jitter = msg(ka.interval_jitter, `${p}.interval_jitter`);
+  const jitterPercent = jitter ? num(jitter.value, `${p}.interval_jitter.value`) : 15;
+  if (!(jitterPercent >= 0 && jitterPercent <= 100)) fail(`${p}.interval_jitter`, `${jitterPercent} is not in 0..100`);
+  return { intervalMs, timeoutMs, jitterPercent };
+}
+
 function protocolOptions(c: Cluster): ProtocolOptions {
-  const out: ProtocolOptions = { http2: msg(c.http2_protocol_options, 'http2_protocol_options') !== undefined };
+  const legacyH2 = msg(c.http2_protocol_options, 'http2_protocol_options');
+  const out: ProtocolOptions = { http2: legacyH2 !== undefined };
+  const legacyKeepalive = http2Keepalive(legacyH2, 'http2_protocol_options');
+  if (legacyKeepalive) out.http2Keepalive = legacyKeepalive;
   const legacyMax = wrapped(c.max_requests_per_connection, 'max_requests_per_connection');
   if (legacyMax !== undefined) out.maxRequestsPerConnection = legacyMax;
   if (c.protocol_selection === 'USE_DOWNSTREAM_PROTOCOL') fail('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not supported');
@@ -127,7 +150,12 @@ function protocolOptions(c: Cluster): ProtocolOptions {
     const up = msg(o.upstream_http_protocol_options, `${p}.upstream_http_protocol_options`);
     if (up) refuseSet(up, ['auto_sni', 'auto_san_validation', 'override_auto_sni_header'], `${p}.upstream_http_protocol_options`);
     const explicit = msg(o.explicit_http_config, `${p}.explicit_http_config`);
-    if (explicit && msg(explicit.http2_protocol_options, `${p}.explicit_http_config.http2_protocol_options`)) out.http2 = true;
+    const h2 = msg(explicit?.http2_protocol_options, `${p}.explicit_http_config.http2_protocol_options`);
+    if (h2) {
+      out.http2 = true;
+      const ka = http2Keepalive(h2, `${p}.explicit_http_config.http2_protocol_options`);
+      if (ka) out.http2Keepalive = ka;
+    }
     if (explicit && msg(explicit.http3_protocol_options, `${p}.explicit_http_config.http3_protocol_options`)) {
       fail(`${p}.explicit_http_config.http3_protocol_options`, 'HTTP/3 is not supported');
     }
@@ -272,6 +300,7 @@ export function compileCluster(
     ...(mesh ? { meshTls: mesh } : {}),
     ...(ts !== 'raw' ? { tls: upstreamTls(ts, 'transport_socket.typed_config') } : {}),
     http2: proto.http2,
+    ...(proto.http2 && proto.http2Keepalive ? { http2Keepalive: proto.http2Keepalive } : {}),
     ...(proto.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: proto.maxRequestsPerConnection } : {}),
     ...(proto.idleTimeoutMs !== undefined ? { idleTimeoutMs: proto.idleTimeoutMs } : {}),
     circuitBreaker: circuitBreaker(c),

@@ -8,6 +8,7 @@ import {
 } from 'node:http2';
 import type { ClusterConfig } from '../proxy-config.js';
 import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
+import { startKeepalive } from './h2-keepalive.js';
 import type { Fields } from './parser.js';
 import type { BodyMode, ConnectFailure, UpstreamExchange, UpstreamReceiver } from './upstream.js';
 
@@ -70,6 +71,13 @@ export class H2Client {
       this.markGone();
       s.close();
     });
+    // PINGs do not count as activity for the idle timeout above (measured on Node 20), as in Envoy.
+    if (this.cfg.http2Keepalive) {
+      startKeepalive(s, this.cfg.http2Keepalive, () => {
+        this.markGone();
+        s.destroy();
+      });
+    }
     this.session = s;
     this.flush(s);
   }

@@ -129,7 +129,14 @@ function httpProtocolOptions(cp: ConnectionPoolSettings | undefined, protocol: P
     ...(cp?.tcp?.maxConnectionDuration !== undefined ? { max_connection_duration: duration(cp.tcp.maxConnectionDuration) } : {}),
   };
   const h2 = isHttp2(protocol) || http?.h2UpgradePolicy === 'UPGRADE';
-  const h2Options = http?.maxConcurrentStreams ? { max_concurrent_streams: { value: http.maxConcurrentStreams } } : {};
+  const ka = http?.http2KeepAlive;
+  const h2Options = {
+    ...(http?.maxConcurrentStreams ? { max_concurrent_streams: { value: http.maxConcurrentStreams } } : {}),
+    // Validation requires both durations; Envoy's default 15 % interval jitter applies, as under Istio.
+    ...(ka?.interval !== undefined && ka.timeout !== undefined
+      ? { connection_keepalive: { interval: duration(ka.interval), timeout: duration(ka.timeout) } }
+      : {}),
+  };
   let upstream: HttpProtocolOptions;
   if (http?.useClientProtocol)
     upstream = { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: h2Options } };

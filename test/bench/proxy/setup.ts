@@ -141,7 +141,8 @@ export async function setupBenchLab(opts: {
       ];
       // Each agent installs capture itself (its table is owned by it); the haproxy and direct ports are left out
       // so all paths can be interleaved: the client host's outbound, the server host's inbound.
-      const env = name === 'h2' ? { VMESH_CAPTURE_EXCLUDE_OUTBOUND_PORTS: unmeshed } : { VMESH_CAPTURE_EXCLUDE_INBOUND_PORTS: unmeshed };
+      const env: Record<string, string> =
+        name === 'h2' ? { VMESH_CAPTURE_EXCLUDE_OUTBOUND_PORTS: unmeshed } : { VMESH_CAPTURE_EXCLUDE_INBOUND_PORTS: unmeshed };
       agents.push(host.spawn(node, [...args, '--data-dir', dir, '--host-name', name], { uid: 0, gid: 1337, env }));
     }
     await Promise.all(agents.map((a) => a.waitForLine(/"ready":true/, 30_000)));

@@ -5,7 +5,7 @@ import type { HealthReport, HealthReportAck__Output as HealthReportAck } from '.
 import { edgesFromMessages } from '../../../src/api/edge-messages.js';
 import type { EdgeSample } from '../../../src/api/edges.js';
 import { createLogger } from '../../../src/lib/logger.js';
-import { edgeSample } from '../../support/edge-samples.js';
+import { edgeSample, received } from '../../support/edge-samples.js';
 
 const SAMPLE: EdgeSample = edgeSample({ requests: 12, errors: 1, durationCounts: [10, 2, 0] }, [5, 10]);
 
@@ -25,7 +25,9 @@ describe('HealthReporter edge telemetry', () => {
     const r = new HealthReporter({ client: fakeClient(sent), logger: createLogger({ level: 'silent' }), edges: async () => [SAMPLE] });
     await r.reportOnce();
     assert.equal(sent.length, 1);
-    assert.deepEqual(edgesFromMessages(sent[0]?.edges), [SAMPLE]);
+    const [report] = sent;
+    assert.ok(report);
+    assert.deepEqual(edgesFromMessages(received(report).edges), [SAMPLE]);
   });
 
   test('a failing collection still reports health, without edges', async () => {

@@ -25,6 +25,9 @@ test('the controller bounds and checks what a host sends', () => {
       errors: 'NaN',
       durationCounts: ['1', '2'],
       durationBounds: [5, 10],
+      tcpSentBytes: '0',
+      tcpReceivedBytes: '0',
+      tcpConnectionsOpened: '0',
     },
   ]);
   assert.deepEqual(

@@ -46,10 +46,12 @@ async function rig(t: TestContext, fakeOpts: FakeConsulOptions = {}, opts: Parti
     await w.stop();
     await fake.stop();
   });
-  const view = () =>
-    [...(w.snapshot()?.services ?? new Map()).entries()].flatMap(([name, list]) =>
+  const view = () => {
+    const services: ConsulSnapshot['services'] = w.snapshot()?.services ?? new Map();
+    return [...services.entries()].flatMap(([name, list]) =>
       list.map((i) => `${name}: ${i.id}@${i.address}:${i.port} ${i.healthy ? 'healthy' : 'unhealthy'}`),
     );
+  };
   return { fake, w, changes, errors, view };
 }
 

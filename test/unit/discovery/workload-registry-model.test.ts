@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_MESH_CONFIG } from '../../../src/api/mesh-config.js';
+import { isKind } from '../../../src/api/resource.js';
 import type { ConsulInstance } from '../../../src/discovery/consul-watcher.js';
 import { HealthTracker } from '../../../src/discovery/health.js';
 import { ModelBuilder } from '../../../src/discovery/model-builder.js';
@@ -57,7 +58,7 @@ describe('VM registry', () => {
     assert.equal(we?.metadata.annotations['vmesh.io/uid'], '1001');
     assert.equal(we?.metadata.annotations['vmesh.io/host'], 'h2');
     const se = config.get('ServiceEntry', 'default', 'reviews');
-    assert.ok(se?.kind === 'ServiceEntry');
+    assert.ok(se && isKind(se, 'ServiceEntry'));
     assert.deepEqual(se.spec.hosts, ['reviews.default.mesh']);
     const r2 = await registry.register({ ...REG, name: 'reviews-v3', address: '198.18.0.13', labels: { version: 'v3' } });
     assert.equal(r2.serviceEntryCreated, false);

@@ -9,6 +9,19 @@ import { lookup, nameTableFrom } from '../../../src/dns/name-table.js';
 import { parseResolvConf } from '../../../src/dns/resolv-conf.js';
 import { createLogger } from '../../../src/lib/logger.js';
 
+// dns-packet 5.6's decode sets the response code from the flags; @types/dns-packet 5.6.5 leaves it out.
+declare module 'dns-packet' {
+  interface DecodedPacket {
+    rcode: string;
+  }
+}
+
+/** The address of the first answer, when it is an A or AAAA record. */
+function firstAddress(p: packet.Packet): string | undefined {
+  const a = p.answers?.[0];
+  return a?.type === 'A' || a?.type === 'AAAA' ? a.data : undefined;
+}
+
 const TABLE = nameTableFrom({
   table: {
     'reviews.default.mesh': { ips: ['240.240.0.5'], registry: 'vmesh', shortname: 'reviews', namespace: 'default' },
@@ -19,7 +32,7 @@ const TABLE = nameTableFrom({
   },
 });
 
-function udpAsk(port: number, name: string, type: 'A' | 'AAAA' = 'A'): Promise<packet.Packet> {
+function udpAsk(port: number, name: string, type: 'A' | 'AAAA' = 'A'): Promise<packet.DecodedPacket> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
     const t = setTimeout(() => {
@@ -98,16 +111,16 @@ describe('DNS proxy', () => {
       'api.payments.example.com',
     ]) {
       const r = await udpAsk(port, name);
-      assert.equal(r.answers?.[0]?.data, name.startsWith('api') ? '240.240.0.1' : '240.240.0.5', name);
+      assert.equal(firstAddress(r), name.startsWith('api') ? '240.240.0.1' : '240.240.0.5', name);
       assert.equal(r.id, 4242);
     }
     const t = await tcpAsk(port, 'reviews.default.mesh');
-    assert.equal(t.answers?.[0]?.data, '240.240.0.5');
+    assert.equal(firstAddress(t), '240.240.0.5');
   });
 
   test('search-domain expansions of mesh names answer too; AAAA for a mesh name is NODATA', async () => {
     const r = await udpAsk(port, 'reviews.corp.example');
-    assert.equal(r.answers?.[0]?.data, '240.240.0.5');
+    assert.equal(firstAddress(r), '240.240.0.5');
     const six = await udpAsk(port, 'reviews.default.mesh', 'AAAA');
     assert.equal(six.answers?.length ?? 0, 0);
     assert.equal(six.rcode, 'NOERROR');
@@ -115,7 +128,7 @@ describe('DNS proxy', () => {
 
   test('other names are forwarded to the upstream resolver, errors included', async () => {
     const r = await udpAsk(port, 'example.org');
-    assert.equal(r.answers?.[0]?.data, '198.18.5.5');
+    assert.equal(firstAddress(r), '198.18.5.5');
     const nx = await udpAsk(port, 'nothing.example.org');
     assert.equal(nx.rcode, 'NXDOMAIN');
     assert.ok(seenUpstream.includes('example.org'));

@@ -17,7 +17,7 @@ import type {
   ProxyConfig,
   UpstreamEndpoint,
 } from '../../../src/proxy/proxy-config.js';
-import type { ConnectionContext, HttpHandler } from '../../../src/proxy/runtime-types.js';
+import type { ConnectionContext, HttpHandler, LiveHttpConnection } from '../../../src/proxy/runtime-types.js';
 
 /**
  * Shared pieces of the L4 runtime tests: real certificates from the real CA, hand-written ProxyConfig
@@ -135,13 +135,15 @@ export function proxyConfig(
 /** An HttpHandler that answers one fixed response per connection and records what it saw. */
 export class FakeHttp implements HttpHandler {
   readonly seen: ConnectionContext[] = [];
-  handle(conn: ConnectionContext): void {
+  /** Nothing to drain or close later: the connection ends after its one response. */
+  handle(conn: ConnectionContext): LiveHttpConnection | undefined {
     this.seen.push(conn);
     const body = JSON.stringify({ chain: conn.chain.name, peer: conn.peerIdentity ?? null, tls: conn.tls });
     conn.socket.once('data', () => {
       conn.socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     });
     conn.socket.resume();
+    return undefined;
   }
   async drain(): Promise<void> {}
 }
@@ -360,7 +362,8 @@ export async function ask(
         ...(t.cert ? { cert: t.cert.certPem, key: t.cert.keyPem } : {}),
       })
     : netConnect({ port, host: '127.0.0.1' });
-  let alpn: string | false | undefined;
+  // TLSSocket.alpnProtocol: null before the handshake, false when none was agreed.
+  let alpn: string | false | null | undefined;
   socket.once(t ? 'secureConnect' : 'connect', () => {
     if (t) alpn = (socket as import('node:tls').TLSSocket).alpnProtocol;
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');

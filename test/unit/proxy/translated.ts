@@ -22,10 +22,11 @@ export function fixtureWith(yaml: string): Resource[] {
 /** What the proxy of fixture node h1 compiles from the translator's output for `resources` (encoded and decoded, as the agent applies it). */
 export function compiledFor(resources: readonly Resource[]): ProxyConfig {
   const snap = makeSnapshot('v1', translateNode(bookinfoInput('h1', { resources: [...resources] })));
-  const applied: AppliedConfig = { versions: { [CDS]: 'c', [EDS]: 'e', [LDS]: 'l', [RDS]: 'r' }, resources: {}, updatedAt: '' };
+  const decoded: Record<string, Record<string, unknown>> = {};
   for (const t of [CDS, EDS, LDS, RDS]) {
-    applied.resources[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
+    decoded[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));
   }
+  const applied: AppliedConfig = { versions: { [CDS]: 'c', [EDS]: 'e', [LDS]: 'l', [RDS]: 'r' }, resources: decoded, updatedAt: '' };
   const c = compileProxyConfig(applied);
   if (!c.ok) assert.fail(c.error);
   return c.value;

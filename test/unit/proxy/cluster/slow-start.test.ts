@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Cluster__Output } from '../../../../src/generated/envoy/config/cluster/v3/Cluster.js';
 import { ProxyClusterManager } from '../../../../src/proxy/cluster/cluster-manager.js';
 import { slowStartFactor } from '../../../../src/proxy/cluster/lb.js';
 import { compileCluster } from '../../../../src/proxy/compile/clusters.js';
 import type { ClusterConfig, SlowStart } from '../../../../src/proxy/proxy-config.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import { decodeAnyDeep } from '../../../../src/xds/decode-deep.js';
+import type { Decoded } from '../../../../src/xds/envoy-types.js';
 import { encodeAny } from '../../../../src/xds/index.js';
 import { CLUSTER_TYPE_URL } from '../../../../src/xds/type-urls.js';
 import { cluster, endpoint, logger, proxyConfig } from '../l4-fixture.js';
@@ -110,7 +112,8 @@ describe('slow_start_config from CDS', () => {
       load_assignment: { cluster_name: 'c', endpoints: [] },
       ...lbFields,
     };
-    return compileCluster(decodeAnyDeep(encodeAny(CLUSTER_TYPE_URL, raw)), () => undefined);
+    // What the agent applies: the decoder's output for the type, as compileProxyConfig reads it.
+    return compileCluster(decodeAnyDeep(encodeAny(CLUSTER_TYPE_URL, raw)) as Decoded<Cluster__Output>, () => undefined);
   };
 
   test('round robin and least request read window, aggression and minimum, with Envoy defaults', () => {

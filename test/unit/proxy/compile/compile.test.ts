@@ -173,6 +173,11 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
       maxRequests: 4_294_967_295,
       maxRetries: 4_294_967_295,
     });
+    // http2KeepAlive: PINGs on the HTTP/2 (gRPC) port only, with Envoy's default 15 % jitter.
+    assert.equal(r.http2Keepalive, undefined);
+    const grpc = cluster('h1', 'outbound|9090||ratings.default.mesh');
+    assert.equal(grpc.http2, true);
+    assert.deepEqual(grpc.http2Keepalive, { intervalMs: 15_000, timeoutMs: 5000, jitterPercent: 15 });
   });
 
   test('Consul-only endpoints keep their health; DNS, ORIGINAL_DST and BlackHole clusters', () => {
@@ -393,6 +398,7 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
 
 const HCM = TypedConfigUrl.httpConnectionManager;
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': TypedConfigUrl.router } };
+const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 function applied(parts: { clusters?: Msg[]; endpoints?: Msg[]; listeners?: Msg[]; routes?: Msg[] }): AppliedConfig {
   const byName = (list: Msg[] | undefined, key = 'name') => Object.fromEntries((list ?? []).map((m) => [String(m[key]), m]));
@@ -620,6 +626,31 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
       compileErr({ clusters: [{ name: 'bad', lb_policy: 'LOAD_BALANCING_POLICY_CONFIG' }] }),
       /^Cluster bad: lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported$/,
     );
+  });
+
+  test('HTTP/2 keepalive: a timeout is required, idle-only PINGs are not supported; a zero interval sends none', () => {
+    const h2 = (keepalive: Msg) => ({
+      name: 'k',
+      typed_extension_protocol_options: {
+        [HTTP_OPTIONS]: {
+          '@type': TypedConfigUrl.httpProtocolOptions,
+          explicit_http_config: { http2_protocol_options: { connection_keepalive: keepalive } },
+        },
+      },
+    });
+    const at = `Cluster k: typed_extension_protocol_options['${HTTP_OPTIONS}'].explicit_http_config.http2_protocol_options.connection_keepalive`;
+    assert.equal(compileErr({ clusters: [h2({ interval: { seconds: 1 } })] }), `${at}.timeout: must be at least 1ms`);
+    assert.equal(
+      compileErr({ clusters: [h2({ interval: { seconds: 1 }, timeout: { seconds: 1 }, connection_idle_interval: { seconds: 5 } })] }),
+      `${at}.connection_idle_interval: not supported`,
+    );
+    const off = compileOk({ clusters: [h2({ timeout: { seconds: 1 } })] }).clusters.get('k');
+    assert.equal(off?.http2, true);
+    assert.equal(off?.http2Keepalive, undefined);
+    const jitter = compileOk({
+      clusters: [h2({ interval: { nanos: 250_000_000 }, timeout: { seconds: 1 }, interval_jitter: { value: 0 } })],
+    });
+    assert.deepEqual(jitter.clusters.get('k')?.http2Keepalive, { intervalMs: 250, timeoutMs: 1000, jitterPercent: 0 });
   });
 
   test('a Maglev table size that is not prime', () => {

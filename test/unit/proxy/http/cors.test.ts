@@ -144,7 +144,8 @@ describe('CORS (Envoy CORS filter semantics)', () => {
   });
 
   test('other origins and requests without Origin pass untouched; their preflights go upstream by default', async () => {
-    for (const headers of [{ origin: 'https://evil.example' }, {}, { origin: 'https://ACME.partner.example' }]) {
+    const cases: Record<string, string>[] = [{ origin: 'https://evil.example' }, {}, { origin: 'https://ACME.partner.example' }];
+    for (const headers of cases) {
       const r = await send(p.port, { host: 'shop', path: '/cart', headers });
       assert.equal(r.status, 200);
       assert.equal(r.headers['access-control-allow-origin'], undefined, JSON.stringify(headers));

@@ -9,6 +9,7 @@ import type { CidrMatcher, RbacConfig } from '../../../../src/proxy/proxy-config
 import { decodeAnyDeep } from '../../../../src/xds/decode-deep.js';
 import { encodeAny } from '../../../../src/xds/protos.js';
 import { rbacFor } from '../../../../src/xds/translate/rbac.js';
+import { inlineAny } from '../../../support/envoy-tree.js';
 import { bookinfoInput, bookinfoResources } from '../../xds/translate/fixture.js';
 
 /**
@@ -23,7 +24,7 @@ function filtersFor(yaml: string, kind: 'http' | 'network' = 'http'): RbacConfig
   const workload = input.node.workloads.find((w) => w.workload === 'reviews-v1');
   assert.ok(workload);
   return rbacFor(input, workload, kind).map((f, i) => {
-    const { '@type': url, ...rest } = f.typed_config;
+    const { '@type': url, ...rest } = inlineAny(f.typed_config);
     const decoded = decodeAnyDeep(encodeAny(String(url), rest));
     const c = compileRbacRules(decoded, `filter[${i}]`);
     assert.ok(c);

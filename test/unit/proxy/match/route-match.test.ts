@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { RouteConfiguration__Output } from '../../../../src/generated/envoy/config/route/v3/RouteConfiguration.js';
 import { SafeRegex } from '../../../../src/lib/safe-regex.js';
 import { compileRouteTable } from '../../../../src/proxy/compile/routes.js';
 import {
@@ -11,6 +12,7 @@ import {
   selectVirtualHost,
 } from '../../../../src/proxy/match/route-match.js';
 import type { RouteTable, StringMatcher, VirtualHost } from '../../../../src/proxy/proxy-config.js';
+import type { Decoded } from '../../../../src/xds/envoy-types.js';
 
 /** A seeded PRNG (mulberry32), so property tests are reproducible. */
 function rng(seed: number): () => number {
@@ -34,24 +36,26 @@ function req(path: string, headers: Record<string, string> = {}, authority = 'a'
 
 const route = (name: string, match: Record<string, unknown>) => ({ name, match, direct_response: { status: 200 } });
 
+/** Sparse RouteConfiguration JSON, typed as the message the way compileProxyConfig types an applied resource. */
+function compileSparse(json: Record<string, unknown>): RouteTable {
+  return compileRouteTable(json as Decoded<RouteConfiguration__Output>, 't');
+}
+
 function vhostOf(routes: unknown[]): VirtualHost {
-  const t = compileRouteTable({ virtual_hosts: [{ name: 'v', domains: ['*'], routes }] }, 't');
+  const t = compileSparse({ virtual_hosts: [{ name: 'v', domains: ['*'], routes }] });
   return t.virtualHosts[0] as VirtualHost;
 }
 
 describe('selectVirtualHost', () => {
-  const table: RouteTable = compileRouteTable(
-    {
-      virtual_hosts: [
-        { name: 'exact', domains: ['foo.com', 'foo.com:80', 'Mixed.Case'] },
-        { name: 'wild', domains: ['*.foo.com'] },
-        { name: 'wild-longer', domains: ['*.bar.foo.com'] },
-        { name: 'wild-port', domains: ['*.baz.io:8443'] },
-        { name: 'any', domains: ['*'] },
-      ],
-    },
-    't',
-  );
+  const table: RouteTable = compileSparse({
+    virtual_hosts: [
+      { name: 'exact', domains: ['foo.com', 'foo.com:80', 'Mixed.Case'] },
+      { name: 'wild', domains: ['*.foo.com'] },
+      { name: 'wild-longer', domains: ['*.bar.foo.com'] },
+      { name: 'wild-port', domains: ['*.baz.io:8443'] },
+      { name: 'any', domains: ['*'] },
+    ],
+  });
 
   test('Envoy order: exact (as sent, then without port), longest suffix wildcard, then *', () => {
     const cases: Array<[string, string]> = [
@@ -74,7 +78,7 @@ describe('selectVirtualHost', () => {
   });
 
   test('without a * virtual host, an unknown authority selects none', () => {
-    const t = compileRouteTable({ virtual_hosts: [{ name: 'only', domains: ['a.io'] }] }, 't');
+    const t = compileSparse({ virtual_hosts: [{ name: 'only', domains: ['a.io'] }] });
     assert.equal(selectVirtualHost(t, 'b.io'), undefined);
     assert.equal(selectVirtualHost(t, 'a.io:1234')?.name, 'only');
   });

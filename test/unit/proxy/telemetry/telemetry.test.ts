@@ -158,8 +158,10 @@ describe('proxy telemetry', () => {
     assert.deepEqual(e, { statusFilter: { op: 'GE', value: 400 } });
     assert.equal(accessLogWants(e ?? {}, 404), true);
     assert.equal(accessLogWants(e ?? {}, 200), false);
-    assert.throws(() => compileAccessLogs([{ typed_config: { '@type': TypedConfigUrl.fileAccessLog } }], 'access_log'), /stdout only/);
-    assert.throws(() => compileAccessLogs([{ typed_config: typed, filter: { duration_filter: {} } }], 'access_log'), /status_code_filter/);
+    const file = { name: 'envoy.access_loggers.file', typed_config: { '@type': TypedConfigUrl.fileAccessLog }, filter: null };
+    assert.throws(() => compileAccessLogs([file], 'access_log'), /stdout only/);
+    const byDuration = { name: 'envoy.access_loggers.stdout', typed_config: typed, filter: { duration_filter: { comparison: null } } };
+    assert.throws(() => compileAccessLogs([byDuration], 'access_log'), /status_code_filter/);
   });
 
   test('snapshots from several workers sum series by label tuple', () => {

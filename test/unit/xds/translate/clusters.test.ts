@@ -9,6 +9,7 @@ import { buildClusters, hashPolicyFor, inboundPorts } from '../../../../src/xds/
 import { findDestinationRule, subsetsOf, trafficPolicyFor } from '../../../../src/xds/translate/destination-rule.js';
 import { buildEndpoints } from '../../../../src/xds/translate/endpoints.js';
 import type { EnvoyResource, TranslateInput } from '../../../../src/xds/translate/input.js';
+import { tree } from '../../../support/envoy-tree.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -39,7 +40,7 @@ function inputWith(node: NodeId, yaml: string, drop: (r: Resource) => boolean = 
 function cluster(resources: readonly EnvoyResource[], name: string): Msg {
   const c = resources.find((r) => r.name === name);
   assert.ok(c, `no cluster ${name} among ${resources.map((r) => r.name).join(', ')}`);
-  return c.message;
+  return tree(c.message);
 }
 
 const REVIEWS = 'outbound|9080||reviews.default.mesh';
@@ -258,7 +259,11 @@ spec: {host: ratings, trafficPolicy: {loadBalancer: ${lb}, portLevelSettings: [{
     const grpcPort = (cluster(h1, RATINGS_GRPC).typed_extension_protocol_options as Record<string, Msg>)[
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
     ];
-    assert.deepEqual(grpcPort?.explicit_http_config, { http2_protocol_options: {} });
+    // ratings' http2KeepAlive: PINGs on its HTTP/2 (gRPC) port; its HTTP/1.1 port has no HTTP/2 connection to ping.
+    assert.deepEqual(grpcPort?.explicit_http_config, {
+      http2_protocol_options: { connection_keepalive: { interval: { seconds: 15, nanos: 0 }, timeout: { seconds: 5, nanos: 0 } } },
+    });
+    assert.equal(cluster(h1, RATINGS).typed_extension_protocol_options, undefined);
     // Without a DestinationRule: Istio's 10s connect timeout and open circuit breakers.
     const pp = cluster(h1, 'outbound|9080||productpage.default.mesh');
     assert.deepEqual(pp.connect_timeout, { seconds: 10, nanos: 0 });

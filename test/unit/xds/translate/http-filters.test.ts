@@ -6,6 +6,7 @@ import { isVmeshError } from '../../../../src/lib/errors.js';
 import { decodeMessage, encodeMessage } from '../../../../src/xds/index.js';
 import { httpFiltersFor, localRateLimitFor } from '../../../../src/xds/translate/http-filters.js';
 import type { TranslateInput } from '../../../../src/xds/translate/input.js';
+import { inlineAny } from '../../../support/envoy-tree.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
 type NodeId = 'h1' | 'h2' | 'gw';
@@ -89,9 +90,9 @@ describe('httpFiltersFor', () => {
     assert.equal(decoded.http_filters.length, 2);
     // reviews-v1 (port 9080) is not selected by the v2 limit: the mesh-wide one applies.
     const v1 = httpFiltersFor(input, { direction: 'inbound', port: 9080 });
-    const cfg = v1[0]?.typed_config as { token_bucket: { max_tokens: number }; status: { code: string } };
-    assert.equal(cfg.token_bucket.max_tokens, 1000);
-    assert.equal(cfg.status.code, 'TooManyRequests');
+    const cfg = inlineAny(v1[0]?.typed_config);
+    assert.equal((cfg.token_bucket as { max_tokens: number }).max_tokens, 1000);
+    assert.equal((cfg.status as { code: string }).code, 'TooManyRequests');
   });
 
   test('inbound: explicit workloads decide, and no limit means just the router', () => {

@@ -8,6 +8,7 @@ import { CDS, decodeAny, encodeAny, LDS, RDS, TypedConfigUrl } from '../../../..
 import { translateNode } from '../../../../src/xds/translate/index.js';
 import type { EnvoyResource, TranslateInput } from '../../../../src/xds/translate/input.js';
 import { buildListeners } from '../../../../src/xds/translate/listeners.js';
+import { tree } from '../../../support/envoy-tree.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -27,7 +28,7 @@ function inputWith(node: NodeId, yaml: string, mesh?: MeshConfig): TranslateInpu
 function listener(resources: readonly EnvoyResource[], name: string): Msg {
   const l = resources.find((r) => r.name === name);
   assert.ok(l, `no listener ${name} among ${resources.map((r) => r.name).join(', ')}`);
-  return l.message;
+  return tree(l.message);
 }
 
 const chains = (l: Msg) => (l.filter_chains ?? []) as Msg[];

@@ -6,7 +6,8 @@ import type { Resource } from '../../../../src/api/resource.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
 import { encodeAny, TypedConfigUrl } from '../../../../src/xds/index.js';
 import type { TranslateInput } from '../../../../src/xds/translate/input.js';
-import { rbacFor } from '../../../../src/xds/translate/rbac.js';
+import { type RbacFilter, rbacFor } from '../../../../src/xds/translate/rbac.js';
+import { inlineAny } from '../../../support/envoy-tree.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
 type Msg = Record<string, unknown>;
@@ -29,12 +30,12 @@ function reviewsV1(input: TranslateInput): Endpoint {
   return w;
 }
 
-const rules = (f: { typed_config: Msg }) => f.typed_config.rules as { action: string; policies: Record<string, Msg> };
+const rules = (f: RbacFilter) => inlineAny(f.typed_config).rules as { action: string; policies: Record<string, Msg> };
 
 /** Encodes each filter's typed config as its RBAC message: the shapes must be Envoy's. */
-function encodeAll(filters: readonly { typed_config: Msg }[]): void {
+function encodeAll(filters: readonly RbacFilter[]): void {
   for (const f of filters) {
-    const { '@type': url, ...rest } = f.typed_config;
+    const { '@type': url, ...rest } = inlineAny(f.typed_config);
     encodeAny(String(url), rest);
   }
 }
@@ -59,7 +60,7 @@ describe('rbacFor on the fixture (h2, reviews)', () => {
   });
 
   test('ALLOW: productpage may GET /reviews/*; monitoring from 198.18.1.0/24 may read /metrics on 9080', () => {
-    const allow = rules(filters[1] as { typed_config: Msg }).policies;
+    const allow = rules(filters[1] as RbacFilter).policies;
     assert.deepEqual(Object.keys(allow), ['default/reviews-viewer[0]', 'default/reviews-viewer[1]']);
     assert.deepEqual(allow['default/reviews-viewer[0]'], {
       permissions: [
@@ -87,7 +88,7 @@ describe('rbacFor on the fixture (h2, reviews)', () => {
   });
 
   test('DENY: /admin* when x-debug is 1, from anyone', () => {
-    const deny = rules(filters[0] as { typed_config: Msg }).policies;
+    const deny = rules(filters[0] as RbacFilter).policies;
     assert.deepEqual(deny, {
       'default/deny-admin[0]': {
         permissions: [
@@ -105,15 +106,15 @@ describe('rbacFor on the fixture (h2, reviews)', () => {
   test('network RBAC (TCP): the ALLOW rules need HTTP fields, so they drop and the ALLOW filter denies everything', () => {
     const net = rbacFor(input, reviewsV1(input), 'network');
     assert.deepEqual(
-      net.map((f) => [f.name, f.typed_config['@type'], rules(f).action]),
+      net.map((f) => [f.name, inlineAny(f.typed_config)['@type'], rules(f).action]),
       [
         ['envoy.filters.network.rbac', TypedConfigUrl.networkRbac, 'DENY'],
         ['envoy.filters.network.rbac', TypedConfigUrl.networkRbac, 'ALLOW'],
       ],
     );
-    assert.deepEqual(rules(net[1] as { typed_config: Msg }).policies, {});
+    assert.deepEqual(rules(net[1] as RbacFilter).policies, {});
     // The DENY rule keeps only what TCP can see (nothing): it denies every connection, as Istio does.
-    assert.deepEqual(rules(net[0] as { typed_config: Msg }).policies, {
+    assert.deepEqual(rules(net[0] as RbacFilter).policies, {
       'default/deny-admin[0]': { permissions: [{ any: true }], principals: [{ any: true }] },
     });
     encodeAll(net);
@@ -125,14 +126,14 @@ describe('rbacFor semantics', () => {
     const input = withPolicies(policy('metadata: {name: nothing, namespace: default}\nspec: {action: ALLOW}'));
     const [only, ...rest] = rbacFor(input, reviewsV1(input), 'http');
     assert.equal(rest.length, 0);
-    assert.deepEqual(rules(only as { typed_config: Msg }), { action: 'ALLOW', policies: {} });
+    assert.deepEqual(rules(only as RbacFilter), { action: 'ALLOW', policies: {} });
   });
 
   test('no policy: no filter (everything allowed); a rule {} matches everything', () => {
     const none = withPolicies('');
     assert.deepEqual(rbacFor(none, reviewsV1(none), 'http'), []);
     const all = withPolicies(policy('metadata: {name: all, namespace: default}\nspec: {action: ALLOW, rules: [{}]}'));
-    assert.deepEqual(rules(rbacFor(all, reviewsV1(all), 'http')[0] as { typed_config: Msg }).policies, {
+    assert.deepEqual(rules(rbacFor(all, reviewsV1(all), 'http')[0] as RbacFilter).policies, {
       'default/all[0]': { permissions: [{ any: true }], principals: [{ any: true }] },
     });
   });
@@ -150,7 +151,7 @@ spec:
     - operation: {notPaths: ["*.png"], hosts: ["*.example.com"]}`),
       mesh,
     );
-    const p = rules(rbacFor(input, reviewsV1(input), 'http')[0] as { typed_config: Msg }).policies['default/p[0]'] as Msg;
+    const p = rules(rbacFor(input, reviewsV1(input), 'http')[0] as RbacFilter).policies['default/p[0]'] as Msg;
     assert.deepEqual(p.principals, [
       {
         and_ids: {
@@ -191,7 +192,7 @@ spec:
     );
     const filters = rbacFor(input, reviewsV1(input), 'network');
     encodeAll(filters);
-    const p = rules(filters[0] as { typed_config: Msg }).policies['default/p[0]'] as Msg;
+    const p = rules(filters[0] as RbacFilter).policies['default/p[0]'] as Msg;
     const id = (regex: string) => ({ authenticated: { principal_name: { safe_regex: { regex } } } });
     assert.deepEqual(p.principals, [
       {
@@ -217,7 +218,7 @@ spec:
     - {key: destination.port, notValues: ["9081"]}
     - {key: connection.sni, values: ["*.internal"]}`),
     );
-    const p = rules(rbacFor(input, reviewsV1(input), 'http')[0] as { typed_config: Msg }).policies['default/w[0]'] as Msg;
+    const p = rules(rbacFor(input, reviewsV1(input), 'http')[0] as RbacFilter).policies['default/w[0]'] as Msg;
     const tail = [{ not_rule: { destination_port: 9081 } }, { requested_server_name: { suffix: '.internal' } }];
     assert.deepEqual(p.permissions, [
       { and_rules: { rules: [{ header: { name: ':method', string_match: { exact: 'POST' } } }, ...tail] } },
@@ -236,8 +237,8 @@ spec:
     );
     const filters = rbacFor(input, reviewsV1(input), 'http');
     assert.equal(filters.length, 1);
-    assert.deepEqual(Object.keys(rules(filters[0] as { typed_config: Msg }).policies), ['vmesh-system/mesh[0]']);
-    assert.deepEqual((rules(filters[0] as { typed_config: Msg }).policies['vmesh-system/mesh[0]'] as Msg).principals, [
+    assert.deepEqual(Object.keys(rules(filters[0] as RbacFilter).policies), ['vmesh-system/mesh[0]']);
+    assert.deepEqual((rules(filters[0] as RbacFilter).policies['vmesh-system/mesh[0]'] as Msg).principals, [
       { direct_remote_ip: { address_prefix: '1.2.3.4', prefix_len: { value: 32 } } },
     ]);
   });
@@ -252,7 +253,7 @@ spec:
   - to: [{operation: {methods: [GET]}}]`),
     );
     const [allow] = rbacFor(input, reviewsV1(input), 'network');
-    assert.deepEqual(Object.keys(rules(allow as { typed_config: Msg }).policies), ['default/tcp[0]']);
-    assert.deepEqual((rules(allow as { typed_config: Msg }).policies['default/tcp[0]'] as Msg).permissions, [{ destination_port: 9000 }]);
+    assert.deepEqual(Object.keys(rules(allow as RbacFilter).policies), ['default/tcp[0]']);
+    assert.deepEqual((rules(allow as RbacFilter).policies['default/tcp[0]'] as Msg).permissions, [{ destination_port: 9000 }]);
   });
 });

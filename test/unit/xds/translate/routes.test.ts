@@ -15,6 +15,7 @@ import {
   gatewayServerRouteName,
   inboundHttpPorts,
 } from '../../../../src/xds/translate/routes.js';
+import { inlineAny, tree } from '../../../support/envoy-tree.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -39,7 +40,7 @@ function inputWith(node: NodeId, yaml: string, drop: (r: Resource) => boolean = 
 function config(resources: readonly EnvoyResource[], name: string): Msg {
   const c = resources.find((r) => r.name === name);
   assert.ok(c, `no route config ${name} among ${resources.map((r) => r.name).join(', ')}`);
-  return c.message;
+  return tree(c.message);
 }
 
 function vhost(rc: Msg, name: string): Msg {
@@ -454,13 +455,15 @@ describe('retry and CORS configs', () => {
 
   test('a CORS policy encodes as the CORS filter per-route config', () => {
     const reg = loadProtoRegistry(['envoy/extensions/filters/http/cors/v3/cors.proto']);
-    const { '@type': type, ...fields } = corsConfig({
-      allowOrigins: [{ exact: 'https://a.example' }, { regex: 'https://.*\\.b\\.example' }],
-      allowMethods: ['GET', 'POST'],
-      allowHeaders: ['x-a'],
-      maxAge: 86_400_000,
-      allowCredentials: true,
-    });
+    const { '@type': type, ...fields } = inlineAny(
+      corsConfig({
+        allowOrigins: [{ exact: 'https://a.example' }, { regex: 'https://.*\\.b\\.example' }],
+        allowMethods: ['GET', 'POST'],
+        allowHeaders: ['x-a'],
+        maxAge: 86_400_000,
+        allowCredentials: true,
+      }),
+    );
     assert.equal(type, 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy');
     const decoded = reg.decodeMessage(
       'envoy.extensions.filters.http.cors.v3.CorsPolicy',
