@@ -140,13 +140,14 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
         this.core.jwtCache,
       );
       if (!o.ok) {
-        // Envoy's answer (no response flag): the reason as the body, and the RFC 6750 challenge naming the request.
+        // Envoy's answer (no response flag): the reason as the body, and the RFC 6750 challenge naming the URL the
+        // client asked for (behind a calling proxy, x-forwarded-proto says its scheme).
         this.localReply(
           401,
           o.reason,
           0,
           'www-authenticate',
-          `Bearer realm="${this.scheme}://${this.authority}${this.path}", error="invalid_token"`,
+          `Bearer realm="${this.header('x-forwarded-proto') ?? this.scheme}://${this.authority}${this.path}", error="invalid_token"`,
         );
         return;
       }

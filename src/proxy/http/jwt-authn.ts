@@ -79,7 +79,12 @@ function extract(p: JwtProvider, req: JwtRequest): Found | undefined {
   return undefined;
 }
 
-type Step = { readonly ok: true } | { readonly ok: false; readonly missing: boolean; readonly reason: string };
+/**
+ * A failed step is `missing` (no token where the provider looks) or not; `foreign` marks a token another issuer
+ * signed, which, as in Envoy's any-of aggregation, reports only when nothing more telling failed.
+ */
+type Step = { readonly ok: true } | { readonly ok: false; readonly missing: boolean; readonly foreign?: boolean; readonly reason: string };
+const UNKNOWN_ISSUER = 'Jwt issuer is not configured';
 const OK: Step = { ok: true };
 const MISSING: Step = { ok: false, missing: true, reason: 'Jwt is missing' };
 
@@ -107,7 +112,7 @@ class Evaluation {
       if (check.ok) {
         this.verified.push({ provider: p, found, check });
         step = OK;
-      } else step = { ok: false, missing: false, reason: check.reason };
+      } else step = { ok: false, missing: false, ...(check.reason === UNKNOWN_ISSUER ? { foreign: true } : {}), reason: check.reason };
     }
     this.results.set(name, step);
     return step;
@@ -126,7 +131,8 @@ class Evaluation {
       case 'allow_missing_or_failed':
         return OK;
       case 'allow_missing':
-        return this.anyToken() ? { ok: false, missing: false, reason: 'Jwt verification fails' } : OK;
+        // A token no provider verified: reported only if nothing more telling failed (Envoy's unknown issuer).
+        return this.anyToken() ? { ok: false, missing: false, foreign: true, reason: UNKNOWN_ISSUER } : OK;
       case 'all': {
         for (const c of r.requirements) {
           const s = this.run(c);
@@ -135,13 +141,16 @@ class Evaluation {
         return OK;
       }
       case 'any': {
-        let firstFailure: Step | undefined;
+        let failure: Step | undefined;
+        let foreign: Step | undefined;
         for (const c of r.requirements) {
           const s = this.run(c);
           if (s.ok) return OK;
-          if (!s.missing) firstFailure ??= s;
+          if (s.missing) continue;
+          if (s.foreign) foreign ??= s;
+          else failure ??= s;
         }
-        return firstFailure ?? MISSING;
+        return failure ?? foreign ?? MISSING;
       }
     }
   }
