@@ -20,7 +20,9 @@ export function isUnixAddress(address: string): boolean {
 export function unixPathProblem(path: string): string | undefined {
   if (path === '') return 'unix address must not be empty';
   const name = path.startsWith('@') ? path.slice(1) : path;
-  if (!path.startsWith('@') && (!path.startsWith('/') || path.endsWith('/'))) return `${JSON.stringify(path)} is not an absolute path to a file`;
-  if (Buffer.byteLength(name) > MAX_SOCKET_PATH_BYTES) return `${JSON.stringify(path)} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (a socket's sun_path)`;
+  if (!path.startsWith('@') && (!path.startsWith('/') || path.endsWith('/')))
+    return `${JSON.stringify(path)} is not an absolute path to a file`;
+  if (Buffer.byteLength(name) > MAX_SOCKET_PATH_BYTES)
+    return `${JSON.stringify(path)} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (a socket's sun_path)`;
   return undefined;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { unixSocketPath, unixPathProblem } from '../unix-address.js';
+import { unixPathProblem, unixSocketPath } from '../unix-address.js';
 import type { Checker } from './checker.js';
 import { hostProblem, ipProblem, isDns1123Label, quote } from './names.js';
 import { type DeepReadonly, int, notImplemented, oneOf, str, stringMap, uint } from './schema-helpers.js';
@@ -22,7 +22,6 @@ export const workloadEntrySpec = z.strictObject({
 });
 
 export type WorkloadEntrySpec = DeepReadonly<z.output<typeof workloadEntrySpec>>;
-
 
 /**
  * Checks one workload's fields. `where`: a standalone WorkloadEntry, an endpoint of a ServiceEntry
