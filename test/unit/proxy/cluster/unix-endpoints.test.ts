@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nodeSocketPath } from '../../../../src/proxy/cluster/connect.js';
-import type { ProxyConfig } from '../../../../src/proxy/proxy-config.js';
+import type { ClusterConfig, HealthCheck, ProxyConfig } from '../../../../src/proxy/proxy-config.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import { httpAction, type ProxyHarness, startProxy } from '../http/http-fixture.js';
-import { chain, closeServer, connectTo, listener, makeStack, readAll, type Stack, tcpAction, track } from '../l4-fixture.js';
+import { chain, closeServer, connectTo, eventually, listener, makeStack, readAll, type Stack, tcpAction, track } from '../l4-fixture.js';
 import { compiledFor, fixtureWith } from '../translated.js';
 
 // Istio's unix domain socket endpoints end to end in the proxy: ServiceEntries translated and compiled as the agent
@@ -185,6 +185,31 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
       assert.ok(proxied.equals(direct), `proxied ${proxied.length} bytes differ from the direct ${direct.length}`);
     });
   }
+
+  test('active HTTP health checks go over the socket: a live one is healthy, one nobody listens on unhealthy', async () => {
+    const hc: HealthCheck = {
+      intervalMs: 50,
+      timeoutMs: 1000,
+      healthyThreshold: 1,
+      unhealthyThreshold: 1,
+      http: { path: '/healthz', expectedStatuses: [200] },
+    };
+    const live = 'outbound|8001||http-path.unix.local';
+    const dead = 'outbound|8001||http-abstract.unix.local';
+    const checked = (name: string, c: ClusterConfig): ClusterConfig => {
+      if (name === live) return { ...c, healthCheck: hc };
+      if (name === dead) return { ...c, healthCheck: hc, endpoints: c.endpoints.map((e) => ({ ...e, address: `@${ABSTRACT}-nobody` })) };
+      return c;
+    };
+    proxy.setConfig({ ...compiled, clusters: new Map([...compiled.clusters].map(([k, c]) => [k, checked(k, c)])) });
+    try {
+      await eventually(() => proxy.clusters.hosts(live)[0]?.health === 'healthy', 5000, 'the live socket checked healthy');
+      await eventually(() => proxy.clusters.hosts(dead)[0]?.health === 'unhealthy', 5000, 'the dead socket checked unhealthy');
+      assert.equal(proxy.clusters.hosts(dead)[0]?.key, `@${ABSTRACT}-nobody`);
+    } finally {
+      proxy.setConfig(compiled);
+    }
+  });
 
   test('a socket nobody listens on fails the request as a connect failure (503), naming the path', async () => {
     const gone = compiledFor(fixtureWith(serviceEntries(join(dir, 'missing'))));
