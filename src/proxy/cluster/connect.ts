@@ -3,6 +3,7 @@ import { type IpcNetConnectOpts, isIP, connect as netConnect, type Socket, type 
 import { networkInterfaces } from 'node:os';
 import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from 'node:tls';
 import { normalizeIp } from '../../lib/addr.js';
+import { connectAbstractUnix } from '../../lib/native.js';
 import { err, ok, type Result } from '../../lib/result.js';
 import type { ClusterConfig, UpstreamTls } from '../proxy-config.js';
 import type { ConnectResult, SourceIdentity, UpstreamFailure, UpstreamHost } from '../runtime-types.js';
@@ -136,15 +137,26 @@ async function openPipe(
   const context = t ? deps.contexts.client(t) : undefined;
   if (context && !context.ok) return failure('tls_error', `cluster ${c.name}: ${context.error}`);
   const reuse = !t && alpn !== undefined && alpn.length === 1 && alpn[0] === 'http/1.1';
-  const opts: IpcNetConnectOpts = { path: nodeSocketPath(host.endpoint.address), allowHalfOpen: true };
-  const conn = await streamConnect(c, opts, host.endpoint.address, reuse);
+  const path = host.endpoint.address;
+  const conn = path.startsWith('@') ? abstractConnect(c, path, reuse) : await streamConnect(c, { path, allowHalfOpen: true }, path, reuse);
   if (!conn.ok || !t || !context?.ok) return conn.ok ? { ok: true, socket: conn.value, host } : conn.error;
   return handshake(c, host, conn.value, t, context.value, false, alpn);
 }
 
-/** Node spells Linux's abstract namespace with a leading NUL where Envoy writes `@`. */
-export function nodeSocketPath(pipePath: string): string {
-  return pipePath.startsWith('@') ? `\0${pipePath.slice(1)}` : pipePath;
+/** Linux's abstract namespace: connected at once (or refused) by the native addon, with the name's exact length. */
+function abstractConnect(c: ClusterConfig, path: string, reuse: boolean): Result<Socket, Failure> {
+  const reads = reuse ? new ReusedReads() : undefined;
+  const r = connectAbstractUnix(path.slice(1), {
+    allowHalfOpen: true,
+    ...(reads ? { onread: { buffer: reads.next, callback: reads.onRead } } : {}),
+  });
+  if (!r.ok) return err(failure('connect_failure', `cluster ${c.name}: ${path}: ${r.error}`));
+  if (reads) {
+    reads.socket = r.value;
+    reusedReads.set(r.value, reads);
+  }
+  r.value.on('error', noop);
+  return ok(r.value);
 }
 
 function streamConnect(

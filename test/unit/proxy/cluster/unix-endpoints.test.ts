@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer, request as httpRequest } from 'node:http';
@@ -6,7 +7,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { nodeSocketPath } from '../../../../src/proxy/cluster/connect.js';
+import { connectAbstractUnix } from '../../../../src/lib/native.js';
 import type { ClusterConfig, HealthCheck, ProxyConfig } from '../../../../src/proxy/proxy-config.js';
 import { FileSecretStore } from '../../../../src/proxy/secret/file-store.js';
 import { httpAction, type ProxyHarness, startProxy } from '../http/http-fixture.js';
@@ -14,7 +15,9 @@ import { chain, closeServer, connectTo, eventually, listener, makeStack, readAll
 import { compiledFor, fixtureWith } from '../translated.js';
 
 // Istio's unix domain socket endpoints end to end in the proxy: ServiceEntries translated and compiled as the agent
-// does, then HTTP and raw TCP through the real proxy to servers on a socket path and on an abstract socket.
+// does, then HTTP and raw TCP through the real proxy to servers on a socket path and on an abstract socket. The
+// abstract names are bound by socat (forwarding to Node servers on paths): socat binds the exact name length, as
+// Envoy and most programs do, while Node pads abstract names to the whole sun_path.
 const ABSTRACT = `vmesh-test-${process.pid}`;
 
 function serviceEntries(dir: string): string {
@@ -79,8 +82,13 @@ interface HttpAnswer {
 
 function get(target: { port: number } | { socketPath: string }, host: string, path: string, body: Buffer): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const where = 'port' in target ? { host: '127.0.0.1', port: target.port } : { socketPath: target.socketPath };
-    const req = httpRequest({ ...where, method: 'POST', path, headers: { host }, agent: false }, (res) => {
+    const where =
+      'port' in target
+        ? { host: '127.0.0.1', port: target.port, agent: false as const }
+        : target.socketPath.startsWith('@')
+          ? { createConnection: () => connectAbstractUnixOrThrow(target.socketPath) }
+          : { socketPath: target.socketPath, agent: false as const };
+    const req = httpRequest({ ...where, method: 'POST', path, headers: { host } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -92,6 +100,12 @@ function get(target: { port: number } | { socketPath: string }, host: string, pa
   });
 }
 
+function connectAbstractUnixOrThrow(path: string): Socket {
+  const r = connectAbstractUnix(path.slice(1));
+  if (!r.ok) throw new Error(`${path}: ${r.error}`);
+  return r.value;
+}
+
 /** Sends `data`, half-closes, and resolves with every byte that comes back. */
 async function stream(socket: Socket, data: Buffer): Promise<Buffer> {
   const got = readAll(socket, 10_000);
@@ -99,7 +113,32 @@ async function stream(socket: Socket, data: Buffer): Promise<Buffer> {
   return got;
 }
 
+/** `socat` serving the abstract name `name` by forwarding each connection to the socket at `path`; resolves once it accepts. */
+async function abstractForwarder(name: string, path: string): Promise<ChildProcess> {
+  const child = spawn('socat', [`ABSTRACT-LISTEN:${name},fork`, `UNIX-CONNECT:${path}`], { stdio: 'ignore' });
+  const spawned = await new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', resolve);
+  });
+  if (spawned) throw new Error(`this test needs socat to bind abstract unix sockets: ${spawned.message}`);
+  const until = Date.now() + 5000;
+  for (;;) {
+    const s = connectAbstractUnix(name);
+    if (s.ok) {
+      s.value.destroy();
+      return child;
+    }
+    if (Date.now() > until) throw new Error(`socat never listened on @${name}: ${s.error}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A connection to a path, or (with `@`) to an abstract name with its exact length. */
 function connectPath(path: string): Promise<Socket> {
+  if (path.startsWith('@')) {
+    const r = connectAbstractUnix(path.slice(1), { allowHalfOpen: true });
+    return r.ok ? Promise.resolve(r.value) : Promise.reject(new Error(`${path}: ${r.error}`));
+  }
   return new Promise((resolve, reject) => {
     const s = netConnect({ path, allowHalfOpen: true }, () => resolve(s));
     s.once('error', reject);
@@ -110,6 +149,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
   let dir: string;
   let compiled: ProxyConfig;
   let servers: Array<Server | HttpServer> = [];
+  let forwarders: ChildProcess[] = [];
   let proxy: ProxyHarness;
   let stack: Stack;
 
@@ -118,9 +158,13 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
     compiled = compiledFor(fixtureWith(serviceEntries(dir)));
     servers = [
       await httpOnSocket(join(dir, 'http.sock')),
-      await httpOnSocket(nodeSocketPath(`@${ABSTRACT}-http`)),
+      await httpOnSocket(join(dir, 'http-abstract.sock')),
       await echoOnSocket(join(dir, 'echo.sock')),
-      await echoOnSocket(nodeSocketPath(`@${ABSTRACT}-echo`)),
+      await echoOnSocket(join(dir, 'echo-abstract.sock')),
+    ];
+    forwarders = [
+      await abstractForwarder(`${ABSTRACT}-http`, join(dir, 'http-abstract.sock')),
+      await abstractForwarder(`${ABSTRACT}-echo`, join(dir, 'echo-abstract.sock')),
     ];
     // The outbound HTTP route table for port 8001, as translated, picks the cluster by Host.
     proxy = await startProxy(compiled, httpAction('8001'));
@@ -139,6 +183,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
   after(async () => {
     await proxy?.close();
     stack?.close();
+    for (const f of forwarders) f.kill('SIGKILL');
     for (const s of servers) {
       if ('closeAllConnections' in s) s.closeAllConnections();
       await closeServer(s as Server);
@@ -155,7 +200,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
 
   for (const [service, socket] of [
     ['http-path', () => join(dir, 'http.sock')],
-    ['http-abstract', () => nodeSocketPath(`@${ABSTRACT}-http`)],
+    ['http-abstract', () => `@${ABSTRACT}-http`],
   ] as const) {
     test(`HTTP to ${service}: the proxy's answer is byte for byte the socket server's own`, async () => {
       const request = randomBytes(256 * 1024);
@@ -175,7 +220,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
 
   for (const [name, socket] of [
     ['tcp-path', () => join(dir, 'echo.sock')],
-    ['tcp-abstract', () => nodeSocketPath(`@${ABSTRACT}-echo`)],
+    ['tcp-abstract', () => `@${ABSTRACT}-echo`],
   ] as const) {
     test(`raw TCP to ${name}: 4 MiB come back through the proxy as they do directly`, async () => {
       const data = randomBytes(4 * 1024 * 1024);
