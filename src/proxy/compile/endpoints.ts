@@ -1,3 +1,4 @@
+import { unixPathProblem } from '../../api/unix-address.js';
 import type { Address__Output } from '../../generated/envoy/config/core/v3/Address.js';
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
 import type { Struct__Output } from '../../generated/google/protobuf/Struct.js';
@@ -28,9 +29,6 @@ export interface EndpointOptions {
   readonly localityWeighted: boolean;
 }
 
-/** sun_path holds 108 bytes: a path with its terminating NUL, or an abstract name after its leading NUL. */
-const MAX_PIPE_PATH_BYTES = 107;
-
 type EndpointAddress = { address: string; port: number; pipe?: true };
 
 /** A socket address, or a Pipe (a unix domain socket: `/path`, or `@name` in Linux's abstract namespace). */
@@ -39,11 +37,8 @@ function endpointAddress(ep: { readonly address?: Decoded<Address__Output> | nul
   const pipe = msg(addr?.pipe, `${path}.address.pipe`);
   if (pipe) {
     const p = str(pipe.path, `${path}.address.pipe.path`);
-    if (p === '' || (!p.startsWith('/') && !p.startsWith('@')))
-      fail(`${path}.address.pipe.path`, `${JSON.stringify(p)} is not an absolute path or an @abstract name`);
-    if (Buffer.byteLength(p.startsWith('@') ? p.slice(1) : p) > MAX_PIPE_PATH_BYTES) {
-      fail(`${path}.address.pipe.path`, `longer than ${MAX_PIPE_PATH_BYTES} bytes`);
-    }
+    const problem = unixPathProblem(p);
+    if (problem) fail(`${path}.address.pipe.path`, problem);
     return { address: p, port: 0, pipe: true };
   }
   const sa = msg(addr?.socket_address, `${path}.address.socket_address`);

@@ -645,16 +645,16 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
     );
   });
 
-  test('a pipe endpoint needs an absolute path or an @abstract name within sun_path, and no DNS cluster', () => {
+  test('a pipe endpoint needs an absolute path to a file or an @abstract name within sun_path, and no DNS cluster', () => {
     const withPipe = (path: string) => ({
       clusters: [{ name: 'c', type: 'EDS' }],
       endpoints: [{ cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path } } } }] }] }],
     });
+    assert.match(compileErr(withPipe('run/x.sock')), /endpoint\.address\.pipe\.path: "run\/x\.sock" is not an absolute path to a file$/);
     assert.match(
-      compileErr(withPipe('run/x.sock')),
-      /endpoint\.address\.pipe\.path: "run\/x\.sock" is not an absolute path or an @abstract name$/,
+      compileErr(withPipe(`@${'a'.repeat(108)}`)),
+      /endpoint\.address\.pipe\.path: "@a+" is longer than 107 bytes \(a socket's sun_path\)$/,
     );
-    assert.match(compileErr(withPipe(`@${'a'.repeat(108)}`)), /endpoint\.address\.pipe\.path: longer than 107 bytes$/);
     const dns = compileErr({
       clusters: [
         {
