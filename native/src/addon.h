@@ -14,5 +14,6 @@ Napi::Value NftAvailable(const Napi::CallbackInfo& info);
 // The constructor of NftSession: one libnftables context (one netlink socket) kept open until close().
 Napi::Function NftSessionClass(Napi::Env env);
 Napi::Value SocketUid(const Napi::CallbackInfo& info);
+Napi::Value AbstractUnixConnect(const Napi::CallbackInfo& info);
 
 }  // namespace vmesh

@@ -17,6 +17,7 @@ export interface ServicePort {
 export type EndpointSource = 'registry' | 'config' | 'consul';
 
 export interface Endpoint {
+  /** An IP, a DNS name (DNS resolution), or a unix domain socket as Istio spells it: `unix:///path`, `unix://@name`. */
   readonly address: string;
   /** Port name -> the endpoint's port, when it differs from the service port. */
   readonly ports: Readonly<Record<string, number>>;

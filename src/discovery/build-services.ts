@@ -2,6 +2,7 @@ import type { MeshConfig } from '../api/mesh-config.js';
 import type { Endpoint, EndpointSource, MeshService, Protocol, ServicePort } from '../api/model.js';
 import type { Resource } from '../api/resource.js';
 import { canonicalHost, splitMeshHost } from '../api/service-hosts.js';
+import { isUnixAddress } from '../api/unix-address.js';
 import type { ConsulInstance } from './consul-watcher.js';
 import { consulLabels, consulServiceAccount } from './consul-watcher.js';
 import { ANNOTATIONS, protocolFromPortName } from './workload-registry.js';
@@ -46,7 +47,8 @@ function aliasesOf(hostname: string, mesh: MeshConfig): string[] {
 function workloadEndpoint(we: Resource<'WorkloadEntry'>, inputs: ModelInputs): Endpoint {
   const host = we.metadata.annotations[ANNOTATIONS.host];
   const uid = we.metadata.annotations[ANNOTATIONS.uid];
-  const meshed = host !== undefined && inputs.meshedHosts.has(host);
+  // A unix socket is reached on the caller's own host, never through a peer's inbound mTLS port.
+  const meshed = host !== undefined && inputs.meshedHosts.has(host) && !isUnixAddress(we.spec.address ?? '');
   const state = host !== undefined ? inputs.hostState(host) : 'unknown';
   const reported = inputs.workloadHealthy(we.metadata.namespace, we.metadata.name);
   // A host whose agent went silent takes its endpoints out; one never heard from is trusted until it reports.

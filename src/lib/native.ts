@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import { type OnReadOpts, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ipFamily, normalizeIp, type OrigDstAddr, type SocketAddr, toOrigDst } from './addr.js';
@@ -13,6 +13,7 @@ interface NativeAddon {
   nftAvailable(): { ok: boolean; error?: string };
   NftSession: new () => { run(batch: string, opts?: { json?: boolean }): string; close(): void };
   socketUid(family: 4 | 6, srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): number;
+  abstractUnixConnect(name: string): number;
 }
 
 let addon: NativeAddon | undefined;
@@ -138,4 +139,23 @@ export function localSocketOwner(
   if ((ipFamily(d) === 'IPv6' ? 6 : 4) !== family) return undefined;
   const uid = loadNative().socketUid(family, s, src.port, d, dst.port);
   return uid >= 0 ? uid : undefined;
+}
+
+/**
+ * A socket connected to `name` in Linux's abstract unix namespace (`@name` in Envoy's spelling, without the `@`),
+ * addressed with the name's exact length as Envoy, Go, systemd and socat bind it; Node's own connect pads the
+ * name to the whole sun_path and so reaches only names Node bound. `err` carries the errno code (ECONNREFUSED...).
+ */
+export function connectAbstractUnix(
+  name: string,
+  opts: { readonly allowHalfOpen?: boolean; readonly onread?: OnReadOpts } = {},
+): Result<Socket, string> {
+  let fd: number;
+  try {
+    fd = loadNative().abstractUnixConnect(name);
+  } catch (e) {
+    if (e instanceof VmeshError) throw e;
+    return err((e as { code?: string }).code ?? (e as Error).message);
+  }
+  return ok(new Socket({ ...opts, fd, readable: true, writable: true }));
 }

@@ -10,8 +10,12 @@ import type { SafeRegex, Substitution } from '../lib/safe-regex.js';
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
 
 export interface UpstreamEndpoint {
+  /** An IP or a name to resolve; with `pipe`, a unix domain socket path (`@name`: Linux's abstract namespace). */
   readonly address: string;
+  /** 0 for a pipe. */
   readonly port: number;
+  /** The endpoint is a unix domain socket on this host (Envoy's Pipe): plaintext unless the cluster sets TLS, never mesh mTLS. */
+  readonly pipe?: true;
   readonly weight: number;
   readonly healthy: boolean;
   /** `region/zone/subzone`. */

@@ -1,11 +1,15 @@
 import { z } from 'zod';
+import { unixPathProblem, unixSocketPath } from '../unix-address.js';
 import type { Checker } from './checker.js';
 import { hostProblem, ipProblem, isDns1123Label, quote } from './names.js';
 import { type DeepReadonly, int, notImplemented, oneOf, str, stringMap, uint } from './schema-helpers.js';
 
 /** WorkloadEntry's spec; also the shape of ServiceEntry endpoints and WorkloadGroup templates. */
 export const workloadEntrySpec = z.strictObject({
-  /** An IP, a DNS name (DNS resolution), or empty when `network` says the workload is reached through a gateway. */
+  /**
+   * An IP, a DNS name (DNS resolution), a unix domain socket (`unix:///path` or `unix://@abstract`, resolution
+   * STATIC), or empty when `network` says the workload is reached through a gateway.
+   */
   address: str.optional(),
   /** Port name (of the service) -> the port the workload listens on. */
   ports: z.record(z.string(), int).optional(),
@@ -18,8 +22,6 @@ export const workloadEntrySpec = z.strictObject({
 });
 
 export type WorkloadEntrySpec = DeepReadonly<z.output<typeof workloadEntrySpec>>;
-
-const UNIX_PREFIX = 'unix://';
 
 /**
  * Checks one workload's fields. `where`: a standalone WorkloadEntry, an endpoint of a ServiceEntry
@@ -38,8 +40,8 @@ export function checkWorkload(
   } else if (addr === '') {
     if (spec.network === undefined) c.report(`${path}.address`, 'is required (unless network names a remote network)');
     else c.warn(`${path}.address`, `address is unset with network ${quote(spec.network)}`);
-  } else if (addr.startsWith(UNIX_PREFIX)) {
-    c.unsupported(`${path}.address`, 'unix domain socket endpoints are not implemented by vmesh');
+  } else if (unixSocketPath(addr) !== undefined) {
+    checkUnixEndpoint(spec, addr, path, c, where);
   } else {
     const dnsAllowed = where.kind === 'entry' || where.resolution === 'DNS' || where.resolution === 'DNS_ROUND_ROBIN';
     const problem = dnsAllowed ? hostProblem(addr, { ip: true }) : ipProblem(addr);
@@ -64,6 +66,28 @@ export function checkWorkload(
   }
   if (spec.serviceAccount !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(spec.serviceAccount)) {
     c.report(`${path}.serviceAccount`, `${quote(spec.serviceAccount)} is not a service account name (DNS-1123)`);
+  }
+}
+
+/**
+ * Istio's rules for a unix domain socket endpoint: a valid socket path, no ports (the socket is the port), and,
+ * in a ServiceEntry, resolution STATIC and exactly one service port for the socket to serve.
+ */
+function checkUnixEndpoint(
+  spec: WorkloadEntrySpec,
+  addr: string,
+  path: string,
+  c: Checker,
+  where: { kind: 'entry' } | { kind: 'endpoint'; resolution: string; portNames: ReadonlySet<string> },
+): void {
+  const problem = unixPathProblem(unixSocketPath(addr) ?? '');
+  if (problem) c.report(`${path}.address`, problem);
+  if (Object.keys(spec.ports ?? {}).length > 0) c.report(`${path}.ports`, `unix endpoint ${quote(addr)} must not include ports`);
+  if (where.kind !== 'endpoint') return;
+  if (where.resolution !== 'STATIC') {
+    c.report(`${path}.address`, `${quote(addr)}: unix domain socket endpoints need resolution STATIC, not ${where.resolution}`);
+  } else if (where.portNames.size !== 1) {
+    c.report(`${path}.address`, `unix endpoint ${quote(addr)} needs exactly 1 service port, not ${where.portNames.size}`);
   }
 }
 

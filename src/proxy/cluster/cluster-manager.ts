@@ -5,7 +5,7 @@ import { TlsContexts } from '../tls/contexts.js';
 import { type Budget, CircuitBreakers } from './breakers.js';
 import { type ConnectDeps, DnsCache, failure, isLocalAddress, openUpstream } from './connect.js';
 import { checkHost, HealthChecker } from './health.js';
-import { type HostState, hostAvailable, hostKey, newHostState } from './host.js';
+import { endpointKey, type HostState, hostAvailable, hostKey, newHostState } from './host.js';
 import { type Balancer, createBalancer, prioritize, slowStartFactor, weightOf } from './lb.js';
 import { clearEjection, recordOutcome } from './outlier.js';
 
@@ -249,7 +249,7 @@ export class ProxyClusterManager implements ClusterManager {
     const hosts: HostState[] = [];
     const byKey = new Map<string, HostState>();
     for (const ep of cfg.endpoints) {
-      const key = hostKey(ep.address, ep.port);
+      const key = endpointKey(ep);
       if (byKey.has(key)) continue;
       let st = cs.byKey.get(key);
       if (!st) st = newHostState(ep, this.now());

@@ -1,8 +1,9 @@
 import { lookup } from 'node:dns/promises';
-import { isIP, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { type IpcNetConnectOpts, isIP, connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from 'node:tls';
 import { normalizeIp } from '../../lib/addr.js';
+import { connectAbstractUnix } from '../../lib/native.js';
 import { err, ok, type Result } from '../../lib/result.js';
 import type { ClusterConfig, UpstreamTls } from '../proxy-config.js';
 import type { ConnectResult, SourceIdentity, UpstreamFailure, UpstreamHost } from '../runtime-types.js';
@@ -87,6 +88,7 @@ export async function openUpstream(
   identity?: SourceIdentity,
 ): Promise<ConnectResult> {
   if (c.blackhole) return failure('blackhole', `cluster ${c.name} is a black hole: connections are refused by configuration`);
+  if (host.endpoint.pipe) return openPipe(c, host, deps, alpn);
   const { port } = host.endpoint;
   let address = host.endpoint.address;
   if (isIP(address) === 0) {
@@ -112,16 +114,58 @@ export async function openUpstream(
   }
   // Plaintext HTTP/1.1 reads into a reused buffer; TLS, HTTP/2 and raw TCP keep Node's own reads.
   const reuse = !tlsCfg && alpn !== undefined && alpn.length === 1 && alpn[0] === 'http/1.1';
-  const tcp = await tcpConnect(c, address, port, reuse);
+  const opts: TcpNetConnectOpts = { host: address, port, allowHalfOpen: true, noDelay: true };
+  const source = bindSource(c, address);
+  if (source) opts.localAddress = source;
+  const tcp = await streamConnect(c, opts, `${address}:${port}`, reuse);
   if (!tcp.ok || !tlsCfg || !context?.ok) return tcp.ok ? { ok: true, socket: tcp.value, host } : tcp.error;
   return handshake(c, host, tcp.value, tlsCfg, context.value, c.tls === undefined, alpn);
 }
 
-function tcpConnect(c: ClusterConfig, address: string, port: number, reuse: boolean): Promise<Result<Socket, Failure>> {
+/**
+ * A unix domain socket endpoint (Envoy's Pipe) on this host: no DNS, loop guard, source address or mesh mTLS
+ * (the socket is local, as in Envoy); a DestinationRule's TLS still applies. Only hosts where the socket exists
+ * reach it, as in Istio.
+ */
+async function openPipe(
+  c: ClusterConfig,
+  host: UpstreamHost,
+  deps: ConnectDeps,
+  alpn: readonly string[] | undefined,
+): Promise<ConnectResult> {
+  const t = c.tls;
+  const context = t ? deps.contexts.client(t) : undefined;
+  if (context && !context.ok) return failure('tls_error', `cluster ${c.name}: ${context.error}`);
+  const reuse = !t && alpn !== undefined && alpn.length === 1 && alpn[0] === 'http/1.1';
+  const path = host.endpoint.address;
+  const conn = path.startsWith('@') ? abstractConnect(c, path, reuse) : await streamConnect(c, { path, allowHalfOpen: true }, path, reuse);
+  if (!conn.ok || !t || !context?.ok) return conn.ok ? { ok: true, socket: conn.value, host } : conn.error;
+  return handshake(c, host, conn.value, t, context.value, false, alpn);
+}
+
+/** Linux's abstract namespace: connected at once (or refused) by the native addon, with the name's exact length. */
+function abstractConnect(c: ClusterConfig, path: string, reuse: boolean): Result<Socket, Failure> {
+  const reads = reuse ? new ReusedReads() : undefined;
+  const r = connectAbstractUnix(path.slice(1), {
+    allowHalfOpen: true,
+    ...(reads ? { onread: { buffer: reads.next, callback: reads.onRead } } : {}),
+  });
+  if (!r.ok) return err(failure('connect_failure', `cluster ${c.name}: ${path}: ${r.error}`));
+  if (reads) {
+    reads.socket = r.value;
+    reusedReads.set(r.value, reads);
+  }
+  r.value.on('error', noop);
+  return ok(r.value);
+}
+
+function streamConnect(
+  c: ClusterConfig,
+  opts: TcpNetConnectOpts | IpcNetConnectOpts,
+  address: string,
+  reuse: boolean,
+): Promise<Result<Socket, Failure>> {
   return new Promise((resolve) => {
-    const opts: TcpNetConnectOpts = { host: address, port, allowHalfOpen: true, noDelay: true };
-    const source = bindSource(c, address);
-    if (source) opts.localAddress = source;
     const reads = reuse ? new ReusedReads() : undefined;
     if (reads) opts.onread = { buffer: reads.next, callback: reads.onRead };
     const socket = netConnect(opts);
@@ -131,11 +175,11 @@ function tcpConnect(c: ClusterConfig, address: string, port: number, reuse: bool
     }
     const timer = setTimeout(() => {
       socket.destroy();
-      resolve(err(failure('connect_timeout', `cluster ${c.name}: ${address}:${port} did not accept within ${c.connectTimeoutMs} ms`)));
+      resolve(err(failure('connect_timeout', `cluster ${c.name}: ${address} did not accept within ${c.connectTimeoutMs} ms`)));
     }, c.connectTimeoutMs);
     const onError = (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      resolve(err(failure('connect_failure', `cluster ${c.name}: ${address}:${port}: ${e.code ?? e.message}`)));
+      resolve(err(failure('connect_failure', `cluster ${c.name}: ${address}: ${e.code ?? e.message}`)));
     };
     socket.once('error', onError);
     socket.once('connect', () => {
@@ -159,7 +203,7 @@ function handshake(
 ): Promise<ConnectResult> {
   // The HTTP layer's protocols come first; the cluster's (istio-peer-exchange, istio) stay so the peer's mTLS chain matches.
   const offered = alpn ? [...alpn, ...t.alpn.filter((p) => !alpn.includes(p))] : [...t.alpn];
-  const name = t.sni ?? (mesh ? undefined : host.endpoint.address);
+  const name = t.sni ?? (mesh || host.endpoint.pipe ? undefined : host.endpoint.address);
   return new Promise((resolve) => {
     const secure = tlsConnect({
       socket: raw,

@@ -1,7 +1,7 @@
 import type { UpstreamEndpoint } from '../proxy-config.js';
 import type { UpstreamHost } from '../runtime-types.js';
 
-/** One endpoint of a cluster and what the proxy learned about it; kept across updates by `address:port`. */
+/** One endpoint of a cluster and what the proxy learned about it; kept across updates by `address:port` (a pipe: its path). */
 export interface HostState {
   readonly key: string;
   /** Replaced (not mutated) when the endpoint's config changes, so handed-out hosts stay consistent. */
@@ -25,7 +25,7 @@ export interface HostState {
 }
 
 export function newHostState(endpoint: UpstreamEndpoint, addedAt = performance.now()): HostState {
-  const key = hostKey(endpoint.address, endpoint.port);
+  const key = endpointKey(endpoint);
   return {
     key,
     host: { key, endpoint },
@@ -42,6 +42,11 @@ export function newHostState(endpoint: UpstreamEndpoint, addedAt = performance.n
     removed: false,
     addedAt,
   };
+}
+
+/** As Envoy names upstream hosts (admin, access logs): `ip:port`, `[ip6]:port`, or a pipe's path. */
+export function endpointKey(ep: Pick<UpstreamEndpoint, 'address' | 'port' | 'pipe'>): string {
+  return ep.pipe ? ep.address : hostKey(ep.address, ep.port);
 }
 
 export function hostKey(address: string, port: number): string {

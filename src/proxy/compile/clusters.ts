@@ -274,6 +274,7 @@ export function compileCluster(
   }
   const first = endpoints[0];
   if (discovery === 'DNS' && !first) fail('load_assignment', `a ${type} cluster needs an endpoint to resolve`);
+  if (discovery === 'DNS' && endpoints.some((e) => e.pipe)) fail('load_assignment', `a ${type} cluster resolves names; a pipe has none`);
   const ts = transportSocket(c.transport_socket, 'transport_socket', 'upstream');
   const mesh = meshTls(c);
   if (mesh && ts !== 'raw')

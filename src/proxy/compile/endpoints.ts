@@ -1,3 +1,4 @@
+import { unixPathProblem } from '../../api/unix-address.js';
 import type { Address__Output } from '../../generated/envoy/config/core/v3/Address.js';
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
 import type { Struct__Output } from '../../generated/google/protobuf/Struct.js';
@@ -28,10 +29,20 @@ export interface EndpointOptions {
   readonly localityWeighted: boolean;
 }
 
-function socketAddress(ep: { readonly address?: Decoded<Address__Output> | null }, path: string): { address: string; port: number } {
+type EndpointAddress = { address: string; port: number; pipe?: true };
+
+/** A socket address, or a Pipe (a unix domain socket: `/path`, or `@name` in Linux's abstract namespace). */
+function endpointAddress(ep: { readonly address?: Decoded<Address__Output> | null }, path: string): EndpointAddress {
   const addr = msg(ep.address, `${path}.address`);
+  const pipe = msg(addr?.pipe, `${path}.address.pipe`);
+  if (pipe) {
+    const p = str(pipe.path, `${path}.address.pipe.path`);
+    const problem = unixPathProblem(p);
+    if (problem) fail(`${path}.address.pipe.path`, problem);
+    return { address: p, port: 0, pipe: true };
+  }
   const sa = msg(addr?.socket_address, `${path}.address.socket_address`);
-  if (!sa) fail(`${path}.address`, 'only socket addresses are supported');
+  if (!sa) fail(`${path}.address`, 'only socket addresses and pipes are supported');
   const address = str(sa.address, `${path}.address.socket_address.address`);
   if (sa.port_specifier === 'named_port' || (typeof sa.named_port === 'string' && sa.named_port !== '')) {
     fail(`${path}.address.socket_address.named_port`, 'not supported');
@@ -77,7 +88,7 @@ export function compileEndpoints(
       const lbe = part(e, epath);
       const endpoint = msg(lbe.endpoint, `${epath}.endpoint`);
       if (!endpoint) fail(`${epath}.endpoint`, 'missing (named endpoints are not supported)');
-      const { address, port } = socketAddress(endpoint, `${epath}.endpoint`);
+      const { address, port, pipe } = endpointAddress(endpoint, `${epath}.endpoint`);
       const meta = msg(lbe.metadata, `${epath}.metadata`);
       const fm = msg(meta?.filter_metadata, `${epath}.metadata.filter_metadata`);
       const tlsMode = fm ? structString(fm[TLS_MODE_FILTER], 'tlsMode') : undefined;
@@ -86,6 +97,7 @@ export function compileEndpoints(
       eps.push({
         address,
         port,
+        ...(pipe ? { pipe } : {}),
         weight: wrapped(lbe.load_balancing_weight, `${epath}.load_balancing_weight`) ?? 1,
         healthy: ROUTABLE.has(status as string | number),
         locality,

@@ -143,11 +143,13 @@ export class Tracer {
 
   private collectorUrl(e: TraceExporterConfig): string | undefined {
     const cluster = this.config?.clusters.get(e.cluster);
-    const ep = cluster?.endpoints.find((x) => x.healthy) ?? cluster?.endpoints[0];
+    // The OTLP exporters take a URL: a collector on a unix socket cannot be named by one.
+    const ep = cluster?.endpoints.filter((x) => !x.pipe).find((x) => x.healthy) ?? cluster?.endpoints.find((x) => !x.pipe);
     if (!ep) {
       if (!this.warned.has(e.cluster)) {
         this.warned.add(e.cluster);
-        this.opts.logger.warn({ cluster: e.cluster }, 'tracing: the collector cluster has no endpoint; spans are dropped');
+        const why = cluster?.endpoints.length ? 'only unix socket endpoints, which the exporter cannot reach' : 'no endpoint';
+        this.opts.logger.warn({ cluster: e.cluster }, `tracing: the collector cluster has ${why}; spans are dropped`);
       }
       return undefined;
     }

@@ -1,7 +1,8 @@
+import { endpointKey } from '../cluster/host.js';
 import type { EndpointWorkload, ProxyConfig } from '../proxy-config.js';
 
 /**
- * What one config tells telemetry about workloads: the workload behind each upstream `address:port`, the workload
+ * What one config tells telemetry about workloads: the workload behind each upstream host (`address:port`, a pipe's path), the workload
  * of a SPIFFE identity (`ns/sa`, when exactly one workload runs as it), and the service a local workload's port
  * serves. Istio learns peers' workloads by metadata exchange; vmesh reads them from EDS endpoint metadata, which
  * every proxy has. Built once per config, on first use.
@@ -18,7 +19,7 @@ export class WorkloadIndex {
       for (const ep of c.endpoints) {
         const w = ep.workload;
         if (!w) continue;
-        this.byHost.set(`${ep.address}:${ep.port}`, w);
+        this.byHost.set(endpointKey(ep), w);
         if (w.serviceAccount) {
           const key = `${w.namespace}/${w.serviceAccount}`;
           const prev = this.byIdentity.get(key);

@@ -1,5 +1,6 @@
 import type { Endpoint, Protocol } from '../../api/model.js';
 import { canonicalHost } from '../../api/service-hosts.js';
+import { isUnixAddress } from '../../api/unix-address.js';
 import type {
   Cluster,
   _envoy_config_cluster_v3_Cluster_SlowStartConfig as SlowStartConfig,
@@ -324,7 +325,8 @@ export function inboundPorts(input: TranslateInput): Array<{ port: number; proto
   const ports = new Map<number, Protocol>();
   for (const service of [...input.model.services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : 1))) {
     for (const ep of service.endpoints) {
-      if (!local.has(key(ep.namespace, ep.workload))) continue;
+      // A workload on a unix socket has no port for inbound capture to deliver to.
+      if (!local.has(key(ep.namespace, ep.workload)) || isUnixAddress(ep.address)) continue;
       for (const sp of service.ports) {
         const port = endpointPort(ep, sp);
         if (!ports.has(port)) ports.set(port, sp.protocol);

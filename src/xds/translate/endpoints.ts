@@ -1,4 +1,6 @@
 import type { Endpoint, MeshService, ServicePort } from '../../api/model.js';
+import { isUnixAddress, unixSocketPath } from '../../api/unix-address.js';
+import type { Address } from '../../generated/envoy/config/core/v3/Address.js';
 import type { Locality as EnvoyLocality } from '../../generated/envoy/config/core/v3/Locality.js';
 import type { ClusterLoadAssignment } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js';
 import type { LbEndpoint } from '../../generated/envoy/config/endpoint/v3/LbEndpoint.js';
@@ -161,9 +163,15 @@ function groupByLocality(endpoints: readonly Endpoint[]): Group[] {
   return [...groups.entries()].sort(([a], [b]) => byString(a, b)).map(([, g]) => g);
 }
 
+/** A unix domain socket endpoint is an Envoy Pipe (`/path`, or `@name` for the abstract namespace): it has no port. */
+function endpointAddress(ep: Endpoint, port: number): Address {
+  const path = unixSocketPath(ep.address);
+  return path !== undefined ? { pipe: { path } } : { socket_address: { address: ep.address, port_value: port } };
+}
+
 function lbEndpoint(ep: Endpoint, port: number): LbEndpoint {
   return {
-    endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
+    endpoint: { address: endpointAddress(ep, port) },
     health_status: ep.healthy ? 'HEALTHY' : 'UNHEALTHY',
     load_balancing_weight: { value: Math.max(1, ep.weight) },
     metadata: {
@@ -196,7 +204,9 @@ function localityMessage(l: Locality): EnvoyLocality {
  * failover priorities (when outlier detection is on) or distribute weights, relative to the node's locality.
  */
 export function loadAssignment(c: OutboundCluster, node: ProxyNode): ClusterLoadAssignment {
-  const endpoints = clusterEndpoints(c).sort(
+  // gRPC's xDS client takes socket addresses only and would refuse the whole assignment for one pipe.
+  const reachable = node.mode === 'proxyless' ? clusterEndpoints(c).filter((ep) => !isUnixAddress(ep.address)) : clusterEndpoints(c);
+  const endpoints = reachable.sort(
     (a, b) =>
       byString(a.locality ?? '', b.locality ?? '') || byString(a.address, b.address) || endpointPort(a, c.port) - endpointPort(b, c.port),
   );

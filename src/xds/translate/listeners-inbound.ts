@@ -1,4 +1,5 @@
 import type { Endpoint, Protocol } from '../../api/model.js';
+import { isUnixAddress } from '../../api/unix-address.js';
 import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';
 import type { FilterChain } from '../../generated/envoy/config/listener/v3/FilterChain.js';
 import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
@@ -43,7 +44,7 @@ export function inboundWorkloadPorts(input: TranslateInput): InboundPort[] {
   for (const service of [...input.model.services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : 1))) {
     for (const ep of service.endpoints) {
       const w = local.get(key(ep));
-      if (!w) continue;
+      if (!w || isUnixAddress(ep.address)) continue;
       for (const sp of service.ports) {
         const list = byPort.get(endpointPort(ep, sp)) ?? [];
         if (!list.includes(w)) list.push(w);

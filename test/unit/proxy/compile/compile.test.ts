@@ -663,9 +663,42 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
   test('a broken endpoint assignment is named as itself, not as its cluster', () => {
     const e = compileErr({
       clusters: [{ name: 'c', type: 'EDS' }],
-      endpoints: [{ cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/x' } } } }] }] }],
+      endpoints: [
+        {
+          cluster_name: 'c',
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: 'x' } } } }] }],
+        },
+      ],
     });
-    assert.match(e, /^ClusterLoadAssignment c: endpoints\[0\]\.lb_endpoints\[0\]\.endpoint\.address: only socket addresses are supported$/);
+    assert.match(
+      e,
+      /^ClusterLoadAssignment c: endpoints\[0\]\.lb_endpoints\[0\]\.endpoint\.address: only socket addresses and pipes are supported$/,
+    );
+  });
+
+  test('a pipe endpoint needs an absolute path to a file or an @abstract name within sun_path, and no DNS cluster', () => {
+    const withPipe = (path: string) => ({
+      clusters: [{ name: 'c', type: 'EDS' }],
+      endpoints: [{ cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path } } } }] }] }],
+    });
+    assert.match(compileErr(withPipe('run/x.sock')), /endpoint\.address\.pipe\.path: "run\/x\.sock" is not an absolute path to a file$/);
+    assert.match(
+      compileErr(withPipe(`@${'a'.repeat(108)}`)),
+      /endpoint\.address\.pipe\.path: "@a+" is longer than 107 bytes \(a socket's sun_path\)$/,
+    );
+    const dns = compileErr({
+      clusters: [
+        {
+          name: 'd',
+          type: 'STRICT_DNS',
+          load_assignment: {
+            cluster_name: 'd',
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/run/x.sock' } } } }] }],
+          },
+        },
+      ],
+    });
+    assert.match(dns, /^Cluster d: load_assignment: a STRICT_DNS cluster resolves names; a pipe has none$/);
   });
 
   test('an invalid regex in a route', () => {
