@@ -4,8 +4,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { LabProcess } from './lab.js';
 import { APP, type FeatureLab, type HttpRun, startFeatureLab } from './features-lab.js';
+import type { LabProcess } from './lab.js';
 
 // RequestAuthentication on the server host (h3's inbound), called by an app on h2 through both proxies: one
 // issuer's keys inline, the other's served by a real HTTP server (python's http.server) on the controller host,
@@ -47,7 +47,8 @@ function b64(v: unknown): string {
 
 function jwt(iss: string, sub: string, key: KeyObject, alg: 'ES256' | 'RS256', kid: string, expIn = 3600): string {
   const head = `${b64({ alg, kid, typ: 'JWT' })}.${b64({ iss, sub, exp: Math.floor(Date.now() / 1000) + expIn })}`;
-  const sig = alg === 'ES256' ? sign('sha256', Buffer.from(head), { key, dsaEncoding: 'ieee-p1363' }) : sign('sha256', Buffer.from(head), key);
+  const sig =
+    alg === 'ES256' ? sign('sha256', Buffer.from(head), { key, dsaEncoding: 'ieee-p1363' }) : sign('sha256', Buffer.from(head), key);
   return `${head}.${sig.toString('base64url')}`;
 }
 
@@ -100,7 +101,11 @@ describe('RequestAuthentication end to end: JWTs verified on the server host, ke
       [expired, 'Jwt is expired'],
       [forged, 'Jwt verification fails'],
     ] as const) {
-      const out = await f.h2.execOk('curl', ['-s', '-i', '--max-time', '10', '-H', `authorization: Bearer ${tok}`, 'http://jwt:9940/jwt'], APP);
+      const out = await f.h2.execOk(
+        'curl',
+        ['-s', '-i', '--max-time', '10', '-H', `authorization: Bearer ${tok}`, 'http://jwt:9940/jwt'],
+        APP,
+      );
       assert.match(out, /^HTTP\/1\.1 401/, out);
       assert.match(out, /www-authenticate: Bearer realm="http:\/\/jwt:9940\/jwt", error="invalid_token"/i, out);
       assert.ok(out.trimEnd().endsWith(reason), out);
