@@ -3,6 +3,7 @@
  * Envoy resources the agent applied (compiled by compile/index.ts). Plain immutable data; the hot path reads only this.
  * Durations are milliseconds; percentages are fractions in [0, 1].
  */
+import type { TagExpression } from '../api/tag-expression.js';
 import type { Cidr } from '../lib/addr.js';
 import type { SafeRegex, Substitution } from '../lib/safe-regex.js';
 
@@ -288,6 +289,23 @@ export interface HttpFilters {
   readonly fault: boolean;
   /** Likewise, route-level CORS policies apply only when the CORS filter is present. */
   readonly cors?: boolean;
+  /** Telemetry metric overrides (the istio.stats filter); absent: Istio's standard metrics and labels. */
+  readonly stats?: StatsConfig;
+}
+
+/** What Istio's stats filter config (stats.PluginConfig) asks of one listener filter's metrics. */
+export interface StatsConfig {
+  /** The distinct tag expressions, evaluated once per request or connection (values in the same order). */
+  readonly expressions: readonly TagExpression[];
+  /** By Istio's metric name without the `istio_` prefix (`requests_total`); a metric not here is reported as standard. */
+  readonly metrics: ReadonlyMap<string, MetricOverride>;
+}
+
+export interface MetricOverride {
+  readonly drop: boolean;
+  /** Labels removed, then labels set (tag, index into StatsConfig.expressions): replaced in place or appended. */
+  readonly remove: readonly string[];
+  readonly upsert: ReadonlyArray<readonly [string, number]>;
 }
 
 /** One `access_log` entry (Envoy's stdout logger), with its status filter when it has one. */
@@ -353,6 +371,8 @@ export type NetworkAction =
       readonly rbac: readonly RbacConfig[];
       readonly statPrefix: string;
       readonly idleTimeoutMs?: number;
+      /** Telemetry metric overrides (an istio.stats network filter before tcp_proxy). */
+      readonly stats?: StatsConfig;
     };
 
 export interface FilterChainMatch {
