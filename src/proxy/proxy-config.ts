@@ -214,8 +214,10 @@ export interface VirtualHost {
   readonly name: string;
   /** Exact domains (lower case, may carry `:port`). */
   readonly domains: ReadonlySet<string>;
-  /** `*.example.com` suffixes and `*` (matches all). */
+  /** Suffixes of suffix wildcards: `.example.com` for `*.example.com`, `-bar.example.com` for `*-bar.example.com`. */
   readonly wildcardSuffixes: readonly string[];
+  /** Prefixes of prefix wildcards: `foo.` for `foo.*`, `foo-` for `foo-*`. */
+  readonly wildcardPrefixes?: readonly string[];
   readonly matchAll: boolean;
   readonly routes: readonly Route[];
   readonly requireTls: boolean;
