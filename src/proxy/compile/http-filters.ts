@@ -14,7 +14,7 @@ import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
 import { compileRouteTable } from './routes.js';
-import { compileStats } from './stats.js';
+import { compileStats, isStatsStruct } from './stats.js';
 import { compileTracing } from './tracing.js';
 
 /** The HttpConnectionManager network filter: its route source and the HTTP filters the proxy implements. */
@@ -101,6 +101,8 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
         cors = true;
         return;
       case TypedConfigUrl.typedStruct:
+        // Envoy skips an optional filter it does not know; a TypedStruct names its real type inside.
+        if (!isStatsStruct(typed) && bool(filter.is_optional, `${p}.is_optional`)) return;
         if (stats) fail(p, 'a second istio.stats filter is not supported');
         stats = compileStats(typedAs<TypedStruct__Output>(typed, url, tp), tp);
         return;

@@ -23,6 +23,11 @@ function object(v: JsonValue | undefined, path: string): Record<string, JsonValu
   return v;
 }
 
+/** Whether a TypedStruct carries Istio's stats plugin config. */
+export function isStatsStruct(typed: unknown): boolean {
+  return (typed as { type_url?: unknown } | null | undefined)?.type_url === STATS_PLUGIN_CONFIG_URL;
+}
+
 export function compileStats(typed: Decoded<TypedStruct__Output>, path: string): StatsConfig {
   const url = str(typed.type_url, `${path}.type_url`);
   if (url !== STATS_PLUGIN_CONFIG_URL) fail(`${path}.type_url`, `${url || 'no type'} is not supported (only ${STATS_PLUGIN_CONFIG_URL})`);

@@ -12,7 +12,7 @@ import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
 import type { Fields } from './parser.js';
 import { forwardPath, redirectLocation } from './rewrite.js';
-import { type ConnectionAttributes, connectionAttribute, metricTags } from './stat-tags.js';
+import { metricTags, requestAttribute } from './stat-tags.js';
 import { injectTrace, startTrace, TRACE_HEADERS, type TraceContext } from './trace-context.js';
 import { type Downstream, Flag, formatFlags, type RequestStats } from './types.js';
 import type { BodyMode } from './upstream.js';
@@ -361,51 +361,7 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
 
   /** Istio's attributes of this request, for metric tag expressions (only when Telemetry overrides metrics). */
   attribute(name: TagAttribute): string | number | boolean | undefined {
-    switch (name) {
-      case 'request.method':
-        return this.method;
-      case 'request.host':
-        return this.authority;
-      case 'request.path':
-        return this.path;
-      case 'request.url_path': {
-        const q = this.path.indexOf('?');
-        return q < 0 ? this.path : this.path.slice(0, q);
-      }
-      case 'request.scheme':
-        return this.scheme;
-      case 'request.protocol':
-        return this.protocol;
-      case 'request.id':
-        return this.requestId ?? this.header('x-request-id');
-      case 'request.useragent':
-        return this.header('user-agent');
-      case 'request.referer':
-        return this.header('referer');
-      case 'request.size':
-        return this.bytesIn;
-      case 'response.code':
-        return this.status;
-      case 'response.flags':
-        return this.flags;
-      case 'response.size':
-        return this.bytesOut;
-      case 'xds.route_name':
-        return this.routeName;
-      default:
-        return connectionAttribute(this.connectionAttributes(), name);
-    }
-  }
-
-  private connectionAttributes(): ConnectionAttributes {
-    return {
-      source: this.remote,
-      destination: this.originalDst,
-      mtls: this.peerIdentity !== undefined,
-      serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
-      upstreamHost: this.upstreamHost,
-      cluster: this.cluster,
-    };
+    return requestAttribute(this, name);
   }
 
   /** Request-header span tags, read only for spans that will be reported. */
