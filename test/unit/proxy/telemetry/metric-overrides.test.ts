@@ -3,11 +3,12 @@ import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { startMetricsServer } from '../../../../src/agent/metrics-server.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
 import { checkResources } from '../../../../src/api/resource-validate.js';
 import { MAX_TAG_VALUE_LENGTH } from '../../../../src/api/tag-expression.js';
-import { createAccessLogger } from '../../../../src/lib/logger.js';
-import { renderPrometheus } from '../../../../src/lib/metrics-registry.js';
+import { createAccessLogger, createLogger } from '../../../../src/lib/logger.js';
+import { type MetricsSnapshot, renderPrometheus } from '../../../../src/lib/metrics-registry.js';
 import { metricTags } from '../../../../src/proxy/http/stat-tags.js';
 import type { ProxyConfig, SecretStore, StatsConfig } from '../../../../src/proxy/proxy-config.js';
 import { ProxyTelemetry } from '../../../../src/proxy/telemetry/proxy-telemetry.js';
@@ -32,7 +33,7 @@ import { compiledFor, fixtureWith } from '../translated.js';
 const run = promisify(execFile);
 
 // Istio's Telemetry metric overrides, through validation, the translation and the proxy's compiler, applied by the
-// proxy to real requests (curl), then read back from the Prometheus text the agent serves.
+// proxy to real requests (curl), counted by two workers' telemetry, then scraped from the agent's metrics endpoint.
 const TELEMETRY = `apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: mesh-default, namespace: vmesh-system}
@@ -77,6 +78,8 @@ describe('Telemetry metric overrides applied by the proxy', () => {
   let u: Upstream;
   let p: ProxyHarness;
   let telemetry: ProxyTelemetry;
+  let telemetry2: ProxyTelemetry;
+  let agent: { port: number; close(): Promise<void> };
 
   before(async () => {
     const parsed = parseResources(TELEMETRY, { source: 't.yaml' });
@@ -97,15 +100,34 @@ describe('Telemetry metric overrides applied by the proxy', () => {
       proxyConfig([cluster('u', [u.port])], [table('r', [vhost('any', ['*'], [route('all', prefix('/'), forward('u'))])])]),
       httpAction('r', { ...noFilters, stats: httpStats }, { statPrefix: 'outbound_240.240.0.4_9080' }),
     );
-    telemetry = new ProxyTelemetry({
-      secrets,
-      logger: createAccessLogger(new PassThrough()),
-      accessLog: createAccessLogger(new PassThrough()),
-      internals: { activeConnections: () => 0, clusters: () => [], inUse: () => 0, ejections: () => ({ ejected: 0, total: 0 }) },
+    const worker = () => {
+      const t = new ProxyTelemetry({
+        secrets,
+        logger: createAccessLogger(new PassThrough()),
+        accessLog: createAccessLogger(new PassThrough()),
+        internals: { activeConnections: () => 0, clusters: () => [], inUse: () => 0, ejections: () => ({ ejected: 0, total: 0 }) },
+      });
+      t.setConfig(compiled);
+      return t;
+    };
+    telemetry = worker();
+    telemetry2 = worker();
+    // Each worker's snapshot crosses a process boundary as JSON before the agent sums them.
+    const crossed = (t: ProxyTelemetry) => JSON.parse(JSON.stringify(t.snapshot())) as MetricsSnapshot;
+    agent = await startMetricsServer({
+      address: '127.0.0.1',
+      port: 0,
+      logger: createLogger({ level: 'silent' }),
+      sources: {
+        proxies: async () => [crossed(telemetry), crossed(telemetry2)],
+        certificates: () => [],
+        xds: () => ({ versions: {}, resources: {}, updatedAt: '' }),
+        ready: () => true,
+      },
     });
-    telemetry.setConfig(compiled);
   });
   after(async () => {
+    await agent?.close();
     await p?.close();
     await u?.close();
   });
@@ -116,8 +138,9 @@ describe('Telemetry metric overrides applied by the proxy', () => {
     assert.equal((await curl(['-H', 'x-user: ada', `http://127.0.0.1:${p.port}/b`])).stdout, '200');
     assert.equal((await curl(['-X', 'POST', '-d', 'x', `http://127.0.0.1:${p.port}/c`])).stdout, '200');
     assert.equal(p.stats.length, 3);
-    for (const s of p.stats) telemetry.onRequestDone(s);
-    const text = renderPrometheus(telemetry.snapshot());
+    // Two workers: the GETs are counted one by each, the agent sums them.
+    p.stats.forEach((s, i) => (i === 1 ? telemetry2 : telemetry).onRequestDone(s));
+    const text = (await run('curl', ['-s', '--fail', `http://127.0.0.1:${agent.port}/stats/prometheus`], { timeout: 10_000 })).stdout;
 
     assert.equal(samples(text, 'istio_request_duration_milliseconds_bucket').length, 0, 'REQUEST_DURATION is disabled');
     assert.doesNotMatch(text, /^istio_request_duration_milliseconds_count/m);
