@@ -139,7 +139,7 @@ describe('Telemetry metric overrides applied by the proxy', () => {
     assert.equal((await curl(['-X', 'POST', '-d', 'x', `http://127.0.0.1:${p.port}/c`])).stdout, '200');
     assert.equal(p.stats.length, 3);
     // Two workers: the GETs are counted one by each, the agent sums them.
-    p.stats.forEach((s, i) => (i === 1 ? telemetry2 : telemetry).onRequestDone(s));
+    for (const [i, s] of p.stats.entries()) (i === 1 ? telemetry2 : telemetry).onRequestDone(s);
     const text = (await run('curl', ['-s', '--fail', `http://127.0.0.1:${agent.port}/stats/prometheus`], { timeout: 10_000 })).stdout;
 
     assert.equal(samples(text, 'istio_request_duration_milliseconds_bucket').length, 0, 'REQUEST_DURATION is disabled');
