@@ -106,8 +106,10 @@ export function edgesFromSnapshot(s: MetricsSnapshot): EdgeSample[] {
     return e;
   };
   for (const f of s) {
-    const read = readerOf(f);
+    const familyRead = readerOf(f);
     for (const series of f.series) {
+      // A series whose labels Telemetry overrides names its own.
+      const read = series.labelNames ? readerOf({ ...f, labelNames: series.labelNames }) : familyRead;
       const v = series.value ?? 0;
       if (f.name === REQUESTS) {
         const e = edgeOf(read, series.labels, 'http');

@@ -21,6 +21,7 @@ function underMeshDomain(name: string, mesh: DomainConfig): { rest: string } | u
  *   (a name of one or two labels is short);
  * - a name under the mesh domain or an alias is rewritten to the mesh domain:
  *   `reviews.prod.svc.cluster.local` -> `reviews.prod.mesh`, `*.prod.svc.cluster.local` -> `*.prod.mesh`;
+ * - a partial wildcard (`*db.prod.svc.cluster.local`, `*x`) is never short: its rest is rewritten as above, or kept;
  * - anything else (`api.example.com`, `db.internal.corp`, `*`, `*.example.com`, IPs) is external and kept;
  * - always lowercase, without a trailing dot.
  */
@@ -33,6 +34,11 @@ export function canonicalHost(host: string, callerNamespace: string, mesh: Domai
     if (under) return `*.${under.rest}.${domain}`;
     const s = suffixes(mesh).find((x) => h.slice(2) === x);
     return s ? `*.${domain}` : h;
+  }
+  if (h.startsWith('*')) {
+    const dot = h.indexOf('.');
+    const under = dot < 0 ? undefined : underMeshDomain(h.slice(dot + 1), mesh);
+    return under ? `${h.slice(0, dot)}.${under.rest}.${domain}` : h;
   }
   if (/^\d+(\.\d+){3}$/.test(h)) return h;
   const labels = h.split('.');
@@ -49,9 +55,10 @@ export function canonicalHost(host: string, callerNamespace: string, mesh: Domai
 export function isMeshHost(host: string, mesh: DomainConfig): boolean {
   const h = host.trim().toLowerCase().replace(/\.$/, '');
   if (h === '*' || h === '' || h.includes(':') || /^\d+(\.\d+){3}$/.test(h)) return false;
-  const name = h.startsWith('*.') ? h.slice(2) : h;
+  // A wildcard's rest: `*.a.b` and `*db.a.b` both stand for names under `a.b`.
+  const name = h.startsWith('*') ? h.slice(h.indexOf('.') + 1 || h.length) : h;
   if (suffixes(mesh).includes(name)) return true;
-  if (!h.startsWith('*.') && name.split('.').length <= 2) return true;
+  if (!h.startsWith('*') && name.split('.').length <= 2) return true;
   return underMeshDomain(name, mesh) !== undefined;
 }
 
@@ -71,13 +78,17 @@ export function splitMeshHost(
   return { name, namespace };
 }
 
-/** Whether `pattern` (a canonical host, possibly `*` or `*.suffix`) matches the canonical host `host`. */
+/**
+ * Whether `pattern` (a canonical host, possibly `*`, `*.suffix` or a partial wildcard `*db.suffix`) matches the
+ * canonical host `host`, as Envoy's suffix wildcards do: the `*` stands for at least one character. A wildcard
+ * `host` matches when every name it stands for does.
+ */
 export function hostMatches(pattern: string, host: string): boolean {
   if (pattern === '*' || pattern === host) return true;
-  if (pattern.startsWith('*.')) {
+  if (pattern.startsWith('*')) {
     const suffix = pattern.slice(1);
-    if (host.startsWith('*.')) return host.slice(1).endsWith(suffix);
-    return host.endsWith(suffix);
+    if (host.startsWith('*')) return host !== '*' && host.slice(1).endsWith(suffix);
+    return host.length > suffix.length && host.endsWith(suffix);
   }
   return false;
 }

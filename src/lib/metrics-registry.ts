@@ -27,6 +27,8 @@ export interface FamilySnapshot {
   readonly buckets?: readonly number[];
   readonly series: ReadonlyArray<{
     readonly labels: readonly string[];
+    /** This series' own label names, when they differ from the family's (Telemetry tag overrides). */
+    readonly labelNames?: readonly string[];
     readonly value?: number;
     readonly counts?: readonly number[];
     readonly sum?: number;
@@ -37,21 +39,30 @@ export interface FamilySnapshot {
 export type MetricsSnapshot = readonly FamilySnapshot[];
 
 const SEP = '\u0001';
+/** Between a series' own label names and its values in a key; never in a label name. */
+const NAMES_SEP = '\u0002';
+
+function seriesKey(labels: readonly string[], names: readonly string[] | undefined): string {
+  return names ? `${names.join(SEP)}${NAMES_SEP}${labels.join(SEP)}` : labels.join(SEP);
+}
 
 abstract class Family<S> {
-  protected readonly series = new Map<string, { labels: readonly string[]; s: S }>();
+  protected readonly series = new Map<string, { labels: readonly string[]; names?: readonly string[]; s: S }>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
   ) {}
 
-  /** The series for these label values (in labelNames order), made on first use. Keep it: this builds a key. */
-  get(labels: readonly string[]): S {
-    const key = labels.join(SEP);
+  /**
+   * The series for these label values (in labelNames order, or in `names` order for a series whose labels differ
+   * from the family's), made on first use. Keep it: this builds a key.
+   */
+  get(labels: readonly string[], names?: readonly string[]): S {
+    const key = seriesKey(labels, names);
     let e = this.series.get(key);
     if (!e) {
-      e = { labels: [...labels], s: this.make() };
+      e = { labels: [...labels], ...(names ? { names: [...names] } : {}), s: this.make() };
       this.series.set(key, e);
     }
     return e.s;
@@ -65,12 +76,14 @@ abstract class Family<S> {
   abstract snapshot(): FamilySnapshot;
 }
 
+const named = (names: readonly string[] | undefined) => (names ? { labelNames: names } : {});
+
 export class Counter extends Family<CounterSeries> {
   protected make(): CounterSeries {
     return { value: 0 };
   }
   snapshot(): FamilySnapshot {
-    const series = [...this.series.values()].map((e) => ({ labels: e.labels, value: e.s.value }));
+    const series = [...this.series.values()].map((e) => ({ labels: e.labels, ...named(e.names), value: e.s.value }));
     return { name: this.name, help: this.help, type: 'counter', labelNames: this.labelNames, series };
   }
 }
@@ -97,7 +110,13 @@ export class Histogram extends Family<HistogramSeries> {
     s.count++;
   }
   snapshot(): FamilySnapshot {
-    const series = [...this.series.values()].map((e) => ({ labels: e.labels, counts: [...e.s.counts], sum: e.s.sum, count: e.s.count }));
+    const series = [...this.series.values()].map((e) => ({
+      labels: e.labels,
+      ...named(e.names),
+      counts: [...e.s.counts],
+      sum: e.s.sum,
+      count: e.s.count,
+    }));
     return { name: this.name, help: this.help, type: 'histogram', labelNames: this.labelNames, buckets: this.buckets, series };
   }
 }
@@ -153,13 +172,14 @@ export function mergeSnapshots(snaps: readonly MetricsSnapshot[]): MetricsSnapsh
         out.set(f.name, acc);
       }
       for (const s of f.series) {
-        const key = s.labels.join(SEP);
+        const key = seriesKey(s.labels, s.labelNames);
         const prev = acc.series.get(key);
         if (!prev) acc.series.set(key, s);
         else if (f.type === 'histogram') {
           const counts = (prev.counts ?? []).map((c, i) => c + (s.counts?.[i] ?? 0));
-          acc.series.set(key, { labels: s.labels, counts, sum: (prev.sum ?? 0) + (s.sum ?? 0), count: (prev.count ?? 0) + (s.count ?? 0) });
-        } else acc.series.set(key, { labels: s.labels, value: (prev.value ?? 0) + (s.value ?? 0) });
+          const sum = (prev.sum ?? 0) + (s.sum ?? 0);
+          acc.series.set(key, { labels: s.labels, ...named(s.labelNames), counts, sum, count: (prev.count ?? 0) + (s.count ?? 0) });
+        } else acc.series.set(key, { labels: s.labels, ...named(s.labelNames), value: (prev.value ?? 0) + (s.value ?? 0) });
       }
     }
   }
@@ -186,19 +206,20 @@ export function renderPrometheus(snap: MetricsSnapshot): string {
   for (const f of snap) {
     lines.push(`# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type}`);
     for (const s of f.series) {
+      const names = s.labelNames ?? f.labelNames;
       if (f.type !== 'histogram') {
-        lines.push(`${f.name}${labelText(f.labelNames, s.labels)} ${num(s.value ?? 0)}`);
+        lines.push(`${f.name}${labelText(names, s.labels)} ${num(s.value ?? 0)}`);
         continue;
       }
       const buckets = f.buckets ?? [];
       let cum = 0;
       buckets.forEach((b, i) => {
         cum += s.counts?.[i] ?? 0;
-        lines.push(`${f.name}_bucket${labelText(f.labelNames, s.labels, `le="${num(b)}"`)} ${cum}`);
+        lines.push(`${f.name}_bucket${labelText(names, s.labels, `le="${num(b)}"`)} ${cum}`);
       });
-      lines.push(`${f.name}_bucket${labelText(f.labelNames, s.labels, 'le="+Inf"')} ${s.count ?? 0}`);
-      lines.push(`${f.name}_sum${labelText(f.labelNames, s.labels)} ${num(s.sum ?? 0)}`);
-      lines.push(`${f.name}_count${labelText(f.labelNames, s.labels)} ${s.count ?? 0}`);
+      lines.push(`${f.name}_bucket${labelText(names, s.labels, 'le="+Inf"')} ${s.count ?? 0}`);
+      lines.push(`${f.name}_sum${labelText(names, s.labels)} ${num(s.sum ?? 0)}`);
+      lines.push(`${f.name}_count${labelText(names, s.labels)} ${s.count ?? 0}`);
     }
   }
   return `${lines.join('\n')}\n`;

@@ -4,6 +4,7 @@ import type { Jwk } from '../api/jwks.js';
  * Envoy resources the agent applied (compiled by compile/index.ts). Plain immutable data; the hot path reads only this.
  * Durations are milliseconds; percentages are fractions in [0, 1].
  */
+import type { TagExpression } from '../api/tag-expression.js';
 import type { Cidr } from '../lib/addr.js';
 import type { SafeRegex, Substitution } from '../lib/safe-regex.js';
 
@@ -227,8 +228,10 @@ export interface VirtualHost {
   readonly name: string;
   /** Exact domains (lower case, may carry `:port`). */
   readonly domains: ReadonlySet<string>;
-  /** `*.example.com` suffixes and `*` (matches all). */
+  /** Suffixes of suffix wildcards: `.example.com` for `*.example.com`, `-bar.example.com` for `*-bar.example.com`. */
   readonly wildcardSuffixes: readonly string[];
+  /** Prefixes of prefix wildcards: `foo.` for `foo.*`, `foo-` for `foo-*`. */
+  readonly wildcardPrefixes?: readonly string[];
   readonly matchAll: boolean;
   readonly routes: readonly Route[];
   readonly requireTls: boolean;
@@ -359,6 +362,23 @@ export interface HttpFilters {
   readonly fault: boolean;
   /** Likewise, route-level CORS policies apply only when the CORS filter is present. */
   readonly cors?: boolean;
+  /** Telemetry metric overrides (the istio.stats filter); absent: Istio's standard metrics and labels. */
+  readonly stats?: StatsConfig;
+}
+
+/** What Istio's stats filter config (stats.PluginConfig) asks of one listener filter's metrics. */
+export interface StatsConfig {
+  /** The distinct tag expressions, evaluated once per request or connection (values in the same order). */
+  readonly expressions: readonly TagExpression[];
+  /** By Istio's metric name without the `istio_` prefix (`requests_total`); a metric not here is reported as standard. */
+  readonly metrics: ReadonlyMap<string, MetricOverride>;
+}
+
+export interface MetricOverride {
+  readonly drop: boolean;
+  /** Labels removed, then labels set (tag, index into StatsConfig.expressions): replaced in place or appended. */
+  readonly remove: readonly string[];
+  readonly upsert: ReadonlyArray<readonly [string, number]>;
 }
 
 /** One `access_log` entry (Envoy's stdout logger), with its status filter when it has one. */
@@ -424,6 +444,8 @@ export type NetworkAction =
       readonly rbac: readonly RbacConfig[];
       readonly statPrefix: string;
       readonly idleTimeoutMs?: number;
+      /** Telemetry metric overrides (an istio.stats network filter before tcp_proxy). */
+      readonly stats?: StatsConfig;
     };
 
 export interface FilterChainMatch {

@@ -43,6 +43,7 @@ export const XDS_PROTO_FILES: readonly string[] = [
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/request_id/uuid/v3/uuid.proto',
+  'xds/type/v3/typed_struct.proto',
   'envoy/service/discovery/v3/discovery.proto',
   'vmesh/v1/name_table.proto',
   'vmesh/v1/host_workloads.proto',

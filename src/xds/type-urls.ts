@@ -46,6 +46,8 @@ export const TypedConfigUrl = {
   stdoutAccessLog: `${TYPE_URL_PREFIX}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
   openTelemetryTracer: `${TYPE_URL_PREFIX}envoy.config.trace.v3.OpenTelemetryConfig`,
   uuidRequestId: `${TYPE_URL_PREFIX}envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig`,
+  /** A config whose proto Envoy's API set lacks (Istio's stats.PluginConfig), as a JSON struct naming its type. */
+  typedStruct: `${TYPE_URL_PREFIX}xds.type.v3.TypedStruct`,
 } as const;
 
 /**

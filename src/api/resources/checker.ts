@@ -5,6 +5,7 @@ import {
   type HostRules,
   hostProblem,
   isDns1123Label,
+  isPartialWildcardHost,
   labelKeyProblem,
   labelValueProblem,
   portProblem,
@@ -57,15 +58,15 @@ export class Checker {
     return canonicalHost(host, this.namespace, this.mesh);
   }
 
-  host(path: string, host: string, rules: HostRules): boolean {
-    // Istio also takes a partial wildcard first label (`*db.example.com`, `*-db.example.com`); vmesh matches
-    // only whole-label wildcards, so it refuses them by name rather than as invalid.
-    // A one-label `*x` (Istio's own ServiceEntry test data has one) likewise.
-    const dot = host.indexOf('.');
-    const first = dot < 0 ? host : host.slice(0, dot);
-    if (rules.wildcard && /^\*-?[A-Za-z0-9][-A-Za-z0-9]*$/.test(first)) {
+  /** `sni`: the host is matched as TLS SNI, where Envoy's server_names take no partial wildcard (`*db.example.com`). */
+  host(path: string, host: string, rules: HostRules & { readonly sni?: boolean }): boolean {
+    if (rules.sni && rules.wildcard && isPartialWildcardHost(host)) {
+      const dot = host.indexOf('.');
       const instead = dot < 0 ? 'a whole first label, as in "*.example.com"' : `"*.${host.slice(dot + 1)}"`;
-      this.unsupported(path, `partial wildcard host ${quote(host)} is not implemented by vmesh; use ${instead}`);
+      this.unsupported(
+        path,
+        `partial wildcard SNI host ${quote(host)} is not implemented by vmesh (Envoy matches SNI by whole labels); use ${instead}`,
+      );
       return false;
     }
     return this.check(path, hostProblem(host, rules));

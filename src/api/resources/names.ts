@@ -31,7 +31,7 @@ export function describeValue(v: unknown): string {
 }
 
 export interface HostRules {
-  /** `*` alone, or `*.` as the whole first label. */
+  /** `*` alone, or a first label `*` (`*.example.com`), `*label` or `*-label` (`*db.example.com`), as Istio's grammar has it. */
   readonly wildcard?: boolean;
   /** A bare `*` (matches every host); only meaningful when `wildcard` is set. */
   readonly bareWildcard?: boolean;
@@ -40,7 +40,18 @@ export interface HostRules {
   readonly short?: boolean;
 }
 
-/** Istio's host grammar: lowercase DNS labels, an optional trailing dot, a wildcard only as the whole first label. */
+/** Istio's first-label wildcard: `*`, `*db` or `*-db` (its IsWildcardDNS1123Label). */
+export function isPartialWildcardLabel(label: string): boolean {
+  return label.length <= 63 && /^\*-?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(label);
+}
+
+/** A host whose first label is a partial wildcard (`*db.example.com`, `*-db`, `*x`): Envoy's suffix wildcard form. */
+export function isPartialWildcardHost(host: string): boolean {
+  const dot = host.indexOf('.');
+  return isPartialWildcardLabel((dot < 0 ? host : host.slice(0, dot)).toLowerCase());
+}
+
+/** Istio's host grammar: lowercase DNS labels, an optional trailing dot, a wildcard only in the first label. */
 export function hostProblem(host: string, rules: HostRules): string | undefined {
   if (host === '') return 'host must not be empty';
   if (host.length > 255) return `host ${quote(host)} is longer than 255 characters`;
@@ -52,12 +63,12 @@ export function hostProblem(host: string, rules: HostRules): string | undefined 
     return undefined;
   }
   const labels = name.split('.');
-  if (labels[0] === '*') {
+  if (labels[0] === '*' || isPartialWildcardLabel(labels[0] ?? '')) {
     if (!rules.wildcard) return `wildcard host ${quote(host)} is not allowed here`;
     labels.shift();
   }
   if (labels.some((l) => l.includes('*')))
-    return `host ${quote(host)}: "*" is allowed only as the whole first label, as in "*.example.com"`;
+    return `host ${quote(host)}: "*" is allowed only at the start of the first label, as in "*.example.com" or "*-db.example.com"`;
   for (const l of labels) {
     if (!isDns1123Label(l)) return `host ${quote(host)} has an invalid label ${quote(l)} (want lowercase letters, digits and "-")`;
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Checker } from './checker.js';
-import { hostProblem, ipProblem, isDns1123Label, isHttpProtocol, isTlsProtocol, quote } from './names.js';
+import { hostProblem, ipProblem, isDns1123Label, isHttpProtocol, isPartialWildcardHost, isTlsProtocol, quote } from './names.js';
 import { checkProtocol, protocolName } from './networking-service-entry.js';
 import { bool, type DeepReadonly, int, notImplemented, str, stringMap, strings } from './schema-helpers.js';
 
@@ -54,7 +54,15 @@ export function checkGatewayHost(path: string, h: string, c: Checker): void {
   const name = slash >= 0 ? h.slice(slash + 1) : h;
   if (ns !== undefined && ns !== '*' && ns !== '.' && !isDns1123Label(ns))
     c.report(path, `${quote(ns)} in ${quote(h)} is not "*", "." or a namespace`);
-  else c.check(path, hostProblem(name, { wildcard: true, ip: true }));
+  else if (name !== '*' && isPartialWildcardHost(name)) {
+    // A server's hosts are its TLS server_names too, and Envoy matches SNI by whole labels only.
+    const dot = name.indexOf('.');
+    const instead = dot < 0 ? 'a whole first label, as in "*.example.com"' : `"*.${name.slice(dot + 1)}"`;
+    c.unsupported(
+      path,
+      `partial wildcard host ${quote(name)} is not implemented by vmesh for gateway servers (Envoy matches SNI by whole labels); use ${instead}`,
+    );
+  } else c.check(path, hostProblem(name, { wildcard: true, ip: true }));
 }
 
 function checkServerTls(path: string, protocol: string, tls: ServerTls | undefined, c: Checker): void {

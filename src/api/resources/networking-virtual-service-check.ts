@@ -293,7 +293,7 @@ export function checkVirtualService(spec: VirtualServiceSpec, c: Checker): void 
           c.warn(`${mp}.sniHosts[${k}]`, `using an IP address (${h}) goes against the SNI spec and most clients do not send it`);
           return;
         }
-        if (!c.host(`${mp}.sniHosts[${k}]`, h, { wildcard: true, short: true })) return;
+        if (!c.host(`${mp}.sniHosts[${k}]`, h, { wildcard: true, short: true, sni: true })) return;
         const sni = c.canonical(h);
         if (!vsHosts.some((vh) => hostMatches(vh, sni))) {
           c.report(

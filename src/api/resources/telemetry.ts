@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseTagExpression } from '../tag-expression.js';
 import type { Checker } from './checker.js';
 import { quote } from './names.js';
 import { bool, type DeepReadonly, duration, matchLabelsSelector, notImplemented, num, oneOf, str } from './schema-helpers.js';
@@ -90,6 +91,37 @@ function checkProviders(path: string, list: readonly { readonly name: string }[]
   });
 }
 
+type MetricsOverride = NonNullable<NonNullable<TelemetrySpec['metrics']>[number]['overrides']>[number];
+
+/** Prometheus label names (what a tag becomes); `__` names are Prometheus's own. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function checkOverride(op: string, o: MetricsOverride, c: Checker): void {
+  const custom = o.match?.customMetric;
+  if (custom === '') c.report(`${op}.match.customMetric`, 'must not be empty');
+  else if (custom !== undefined)
+    // istioctl accepts a custom metric name; only a mesh that defines the metric (Istio's stats plugin config) acts on it.
+    c.warn(
+      `${op}.match.customMetric`,
+      `custom metric ${quote(custom)} has no effect: vmesh defines no custom metrics, only Istio's standard ones (match them with match.metric)`,
+    );
+  for (const [tag, t] of Object.entries(o.tagOverrides ?? {})) {
+    const tp = `${op}.tagOverrides[${JSON.stringify(tag)}]`;
+    if (!LABEL_NAME.test(tag) || tag.startsWith('__'))
+      c.unsupported(tp, `tag ${quote(tag)} is not a Prometheus label name, and vmesh does not rewrite tag names`);
+    if (t.operation === 'UPSERT' && !t.value) c.report(tp, `tag ${quote(tag)}: UPSERT needs a value`);
+    if (t.operation === 'REMOVE' && t.value !== undefined) c.report(tp, `tag ${quote(tag)}: REMOVE takes no value`);
+    if (t.operation === 'UPSERT' && t.value) {
+      const r = parseTagExpression(t.value);
+      if (!r.ok)
+        c.unsupported(
+          `${tp}.value`,
+          `expression ${quote(t.value)} is not implemented by vmesh (${r.reason}); it takes attributes such as request.method or request.headers['x-name'], string and integer literals, and a | b defaults`,
+        );
+    }
+  }
+}
+
 export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
   c.labels('spec.selector.matchLabels', spec.selector?.matchLabels);
   spec.accessLogging?.forEach((a, i) => {
@@ -147,19 +179,7 @@ export function checkTelemetry(spec: TelemetrySpec, c: Checker): void {
       // In Istio it paces pushes to OpenTelemetry/Stackdriver and TCP stats flushes; Prometheus pulls whenever it scrapes.
       c.warn(`${p}.reportingInterval`, 'has no effect in vmesh: Prometheus scrapes the agent whenever it wants, nothing is pushed');
     m.overrides?.forEach((o, j) => {
-      const op = `${p}.overrides[${j}]`;
-      if (o.match?.customMetric === '') c.report(`${op}.match.customMetric`, 'must not be empty');
-      for (const [tag, t] of Object.entries(o.tagOverrides ?? {})) {
-        const tp = `${op}.tagOverrides[${JSON.stringify(tag)}]`;
-        if (t.operation === 'UPSERT' && !t.value) c.report(tp, `tag ${quote(tag)}: UPSERT needs a value`);
-        if (t.operation === 'REMOVE' && t.value !== undefined) c.report(tp, `tag ${quote(tag)}: REMOVE takes no value`);
-      }
-      // The proxy's metric families and labels are fixed (Istio's standard set, what dashboards expect): an override
-      // that would drop a metric or change its labels is refused rather than accepted and not applied.
-      c.unsupported(
-        op,
-        "metric overrides (disabled, tagOverrides, customMetric) are not implemented by vmesh; it reports Istio's standard metrics and labels",
-      );
+      checkOverride(`${p}.overrides[${j}]`, o, c);
     });
   });
 }

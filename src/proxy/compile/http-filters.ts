@@ -5,16 +5,18 @@ import type { LocalRateLimit__Output } from '../../generated/envoy/extensions/fi
 import type { RBAC__Output as HttpRbac__Output } from '../../generated/envoy/extensions/filters/http/rbac/v3/RBAC.js';
 import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 import type { HttpFilter__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
+import type { TypedStruct__Output } from '../../generated/xds/type/v3/TypedStruct.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { HttpFilters, JwtAuthnConfig, LocalRateLimit, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
+import type { HttpFilters, JwtAuthnConfig, LocalRateLimit, NetworkAction, RbacConfig, RouteTable, StatsConfig } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileJwtAuthn } from './jwt-authn.js';
 import { compileRbacRules } from './rbac.js';
 import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';
 import { faultPolicy } from './route-action.js';
 import { compileRouteTable } from './routes.js';
+import { compileStats, isStatsStruct } from './stats.js';
 import { compileTracing } from './tracing.js';
 
 /** The HttpConnectionManager network filter: its route source and the HTTP filters the proxy implements. */
@@ -72,6 +74,7 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
   let rateLimit: LocalRateLimit | undefined;
   let fault = false;
   let cors = false;
+  let stats: StatsConfig | undefined;
   let router = false;
   list(v, path).forEach((f, i) => {
     const p = `${path}[${i}]`;
@@ -106,6 +109,12 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
         // Envoy's filter config has no fields: the routes' policies say everything.
         cors = true;
         return;
+      case TypedConfigUrl.typedStruct:
+        // Envoy skips an optional filter it does not know; a TypedStruct names its real type inside.
+        if (!isStatsStruct(typed) && bool(filter.is_optional, `${p}.is_optional`)) return;
+        if (stats) fail(p, 'a second istio.stats filter is not supported');
+        stats = compileStats(typedAs<TypedStruct__Output>(typed, url, tp), tp);
+        return;
       case TypedConfigUrl.fault:
         // The filter's own delay/abort would apply to every route: only per-route faults are implemented.
         if (faultPolicy(typedAs<HTTPFault__Output>(typed, url, tp), tp))
@@ -119,7 +128,14 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
     }
   });
   if (!router) fail(path, 'the router filter must be last');
-  return { ...(jwt ? { jwt } : {}), rbac, ...(rateLimit ? { rateLimit } : {}), fault, ...(cors ? { cors } : {}) };
+  return {
+    ...(jwt ? { jwt } : {}),
+    rbac,
+    ...(rateLimit ? { rateLimit } : {}),
+    fault,
+    ...(cors ? { cors } : {}),
+    ...(stats ? { stats } : {}),
+  };
 }
 
 /** What an HCM compiles to, plus the inline route table to register (named `inlineName`) when it has one. */

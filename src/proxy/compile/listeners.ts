@@ -5,15 +5,17 @@ import type { Listener__Output } from '../../generated/envoy/config/listener/v3/
 import type { HttpConnectionManager__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 import type { RBAC__Output as NetworkRbac__Output } from '../../generated/envoy/extensions/filters/network/rbac/v3/RBAC.js';
 import type { TcpProxy__Output } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
+import type { TypedStruct__Output } from '../../generated/xds/type/v3/TypedStruct.js';
 import { formatCidr } from '../../lib/addr.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
 import { cidrFromRange } from '../match/cidr.js';
-import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable } from '../proxy-config.js';
+import type { FilterChain, FilterChainMatch, ListenerConfig, NetworkAction, RbacConfig, RouteTable, StatsConfig } from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileHcm } from './http-filters.js';
 import { compileRbacRules } from './rbac.js';
 import { durationMs, fail, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped, wrappedBool } from './read.js';
+import { compileStats } from './stats.js';
 import { downstreamTls, transportSocket } from './tls.js';
 
 /** LDS Listener -> ListenerConfig: address, listener filters, filter chains with their TLS and network action. */
@@ -46,7 +48,7 @@ function chainMatch(v: Decoded<FilterChainMatch__Output> | null | undefined, pat
   };
 }
 
-function tcpProxy(cfg: Decoded<TcpProxy__Output>, path: string, rbac: RbacConfig[]): NetworkAction {
+function tcpProxy(cfg: Decoded<TcpProxy__Output>, path: string, rbac: RbacConfig[], stats: StatsConfig | undefined): NetworkAction {
   refuseSet(cfg, ['tunneling_config', 'on_demand', 'hash_policy', 'metadata_match'], path);
   let clusters: Array<{ name: string; weight: number }>;
   const weighted = msg(cfg.weighted_clusters, `${path}.weighted_clusters`);
@@ -72,6 +74,7 @@ function tcpProxy(cfg: Decoded<TcpProxy__Output>, path: string, rbac: RbacConfig
     rbac,
     statPrefix: str(cfg.stat_prefix, `${path}.stat_prefix`),
     ...(idle > 0 ? { idleTimeoutMs: idle } : {}),
+    ...(stats ? { stats } : {}),
   };
 }
 
@@ -89,6 +92,7 @@ function networkAction(
   const filters = list(v, path);
   if (filters.length === 0) fail(path, 'no network filters');
   const rbac: RbacConfig[] = [];
+  let stats: StatsConfig | undefined;
   let action: NetworkAction | undefined;
   filters.forEach((f, i) => {
     const p = `${path}[${i}]`;
@@ -103,9 +107,14 @@ function networkAction(
       if (cfg.enforcement_type === 'CONTINUOUS') fail(`${tp}.enforcement_type`, 'CONTINUOUS is not supported');
       const r = compileRbacRules(cfg, tp);
       if (r) rbac.push(r);
+    } else if (url === TypedConfigUrl.typedStruct) {
+      // Istio's stats filter (metric overrides) in front of tcp_proxy.
+      if (stats) fail(p, 'a second istio.stats filter is not supported');
+      stats = compileStats(typedAs<TypedStruct__Output>(typed, url, tp), tp);
     } else if (url === TypedConfigUrl.tcpProxy) {
-      action = tcpProxy(typedAs<TcpProxy__Output>(typed, url, tp), tp, rbac);
+      action = tcpProxy(typedAs<TcpProxy__Output>(typed, url, tp), tp, rbac, stats);
     } else if (url === TypedConfigUrl.httpConnectionManager) {
+      if (stats) fail(p, 'a network istio.stats filter in front of an HTTP connection manager is not supported (put it in http_filters)');
       if (rbac.length > 0) fail(p, 'network RBAC in front of an HTTP connection manager is not supported');
       const hcm = compileHcm(typedAs<HttpConnectionManager__Output>(typed, url, tp), tp, inlineName, inbound);
       if (hcm.inline) addRoute(hcm.inline);

@@ -112,11 +112,12 @@ function compileRoute(v: Decoded<Route__Output> | null | undefined, path: string
 interface Domains {
   exact: Set<string>;
   wildcardSuffixes: string[];
+  wildcardPrefixes: string[];
   matchAll: boolean;
 }
 
 function domains(v: readonly string[] | null | undefined, path: string, seen: Set<string>): Domains {
-  const out: Domains = { exact: new Set(), wildcardSuffixes: [], matchAll: false };
+  const out: Domains = { exact: new Set(), wildcardSuffixes: [], wildcardPrefixes: [], matchAll: false };
   list(v, path).forEach((d, i) => {
     const p = `${path}[${i}]`;
     const domain = str(d, p).toLowerCase();
@@ -124,9 +125,13 @@ function domains(v: readonly string[] | null | undefined, path: string, seen: Se
     // Envoy refuses a route configuration naming a domain twice.
     if (seen.has(domain)) fail(p, `domain "${domain}" appears more than once in the route configuration`);
     seen.add(domain);
+    // Envoy's wildcards: `*` alone, or one `*` at the start (suffix form) or at the end (prefix form).
+    const star = domain.indexOf('*');
     if (domain === '*') out.matchAll = true;
-    else if (domain.startsWith('*')) out.wildcardSuffixes.push(domain.slice(1));
-    else if (domain.endsWith('*')) fail(p, `prefix wildcard "${domain}" is not supported`);
+    else if (star >= 0 && domain.indexOf('*', star + 1) >= 0) fail(p, `domain "${domain}" has more than one "*"`);
+    else if (star === 0) out.wildcardSuffixes.push(domain.slice(1));
+    else if (star === domain.length - 1) out.wildcardPrefixes.push(domain.slice(0, -1));
+    else if (star > 0) fail(p, `domain "${domain}": "*" must be the first or the last character`);
     else out.exact.add(domain);
   });
   return out;
@@ -161,6 +166,7 @@ function compileVirtualHost(
     name: str(vh.name, `${path}.name`),
     domains: d.exact,
     wildcardSuffixes: d.wildcardSuffixes,
+    ...(d.wildcardPrefixes.length ? { wildcardPrefixes: d.wildcardPrefixes } : {}),
     matchAll: d.matchAll,
     routes: list(vh.routes, `${path}.routes`).map((r, i) => compileRoute(r, `${path}.routes[${i}]`, inherited, mostSpecificWins)),
     requireTls: requireTls !== 'NONE' && (requireTls as unknown) !== 0,

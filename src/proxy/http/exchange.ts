@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import type { TagAttribute, TagAttributes } from '../../api/tag-expression.js';
 import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
 import { evaluateRbac, type RbacAttrs, type ShadowResult } from '../match/rbac-eval.js';
 import { matchRoute, pickWeighted, type RequestView, selectVirtualHost } from '../match/route-match.js';
@@ -12,6 +13,7 @@ import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeH
 import { runJwtAuthn } from './jwt-authn.js';
 import type { Fields } from './parser.js';
 import { forwardPath, redirectLocation } from './rewrite.js';
+import { metricTags, requestAttribute } from './stat-tags.js';
 import { injectTrace, startTrace, TRACE_HEADERS, type TraceContext } from './trace-context.js';
 import { type Downstream, Flag, formatFlags, type RequestStats } from './types.js';
 import type { BodyMode } from './upstream.js';
@@ -36,7 +38,7 @@ function onDelay(x: Exchange): void {
  * rate limit, then the route's action (redirect, direct response, or forwarding through a Forwarder). It is also
  * the RequestView routing reads and the attributes RBAC reads, so no other object is made for those.
  */
-export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
+export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttributes {
   readonly scheme: string;
   readonly method: string;
   readonly path: string;
@@ -383,7 +385,13 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner {
       serverName: this.conn.tls ? (this.conn.socket as TLSSocket).servername || undefined : undefined,
       ...(this.trace ? { trace: this.trace, traceTags: this.traceTags() } : {}),
       ...(this.rbacShadow ? { rbacShadow: this.rbacShadow } : {}),
+      ...(this.action.filters.stats ? { metricTags: metricTags(this.action.filters.stats, this) } : {}),
     };
+  }
+
+  /** Istio's attributes of this request, for metric tag expressions (only when Telemetry overrides metrics). */
+  attribute(name: TagAttribute): string | number | boolean | undefined {
+    return requestAttribute(this, name);
   }
 
   /** Request-header span tags, read only for spans that will be reported. */

@@ -4,6 +4,7 @@ import type { ShadowResult } from '../match/rbac-eval.js';
 import type { ProxyConfig } from '../proxy-config.js';
 import type { ClusterManager } from '../runtime-types.js';
 import type { Fields } from './parser.js';
+import type { MetricTags } from './stat-tags.js';
 import type { TraceContext } from './trace-context.js';
 
 /** What one finished request reports for telemetry and access logs (one object per request, never reused). */
@@ -47,6 +48,8 @@ export interface RequestStats {
   readonly trace?: TraceContext;
   /** Dry-run (shadow) RBAC results: Envoy's shadow_engine_result and shadow_effective_policy_id per stat prefix. */
   readonly rbacShadow?: readonly ShadowResult[];
+  /** The Telemetry metric tag values of this request, when its listener filter overrides metrics. */
+  readonly metricTags?: MetricTags;
   /** Request-header span tags of a sampled span. */
   readonly traceTags?: ReadonlyArray<readonly [string, string]> | undefined;
 }

@@ -17,8 +17,10 @@ export interface RequestView {
 
 interface VhostIndex {
   readonly exact: ReadonlyMap<string, VirtualHost>;
-  /** Suffix wildcards (`.example.com` for `*.example.com`), longest first. */
+  /** Suffix wildcards (`.example.com` for `*.example.com`, `-db.example.com` for `*-db.example.com`), longest first. */
   readonly suffixes: ReadonlyArray<{ readonly suffix: string; readonly vh: VirtualHost }>;
+  /** Prefix wildcards (`api.` for `api.*`), longest first. */
+  readonly prefixes: ReadonlyArray<{ readonly prefix: string; readonly vh: VirtualHost }>;
   readonly any?: VirtualHost;
 }
 
@@ -29,15 +31,18 @@ function indexOf(table: RouteTable): VhostIndex {
   if (idx) return idx;
   const exact = new Map<string, VirtualHost>();
   const suffixes: Array<{ suffix: string; vh: VirtualHost }> = [];
+  const prefixes: Array<{ prefix: string; vh: VirtualHost }> = [];
   let any: VirtualHost | undefined;
   for (const vh of table.virtualHosts) {
     for (const d of vh.domains) if (!exact.has(d)) exact.set(d, vh);
     for (const s of vh.wildcardSuffixes) suffixes.push({ suffix: s, vh });
+    for (const p of vh.wildcardPrefixes ?? []) prefixes.push({ prefix: p, vh });
     if (vh.matchAll && !any) any = vh;
   }
   // Stable: equal lengths keep virtual host order.
   suffixes.sort((a, b) => b.suffix.length - a.suffix.length);
-  idx = any ? { exact, suffixes, any } : { exact, suffixes };
+  prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+  idx = any ? { exact, suffixes, prefixes, any } : { exact, suffixes, prefixes };
   indexes.set(table, idx);
   return idx;
 }
@@ -60,15 +65,22 @@ function portColon(a: string): number {
 
 function suffixMatch(idx: VhostIndex, host: string): VirtualHost | undefined {
   for (const s of idx.suffixes) {
-    // `*.example.com` needs at least one character before the suffix, as in Envoy.
+    // The wildcard stands for at least one character, as in Envoy: `*-bar.foo.com` does not match `-bar.foo.com`.
     if (host.length > s.suffix.length && host.endsWith(s.suffix)) return s.vh;
+  }
+  return undefined;
+}
+
+function prefixMatch(idx: VhostIndex, host: string): VirtualHost | undefined {
+  for (const p of idx.prefixes) {
+    if (host.length > p.prefix.length && host.startsWith(p.prefix)) return p.vh;
   }
   return undefined;
 }
 
 /**
  * Envoy's virtual host choice: an exact domain (the authority as sent, then without its port), then the longest
- * matching `*suffix` wildcard, then `*`.
+ * matching `*suffix` wildcard (`*.foo.com`, `*-bar.foo.com`), then the longest `prefix*` wildcard (`foo.*`), then `*`.
  */
 export function selectVirtualHost(table: RouteTable, authority: string): VirtualHost | undefined {
   const idx = indexOf(table);
@@ -84,6 +96,10 @@ export function selectVirtualHost(table: RouteTable, authority: string): Virtual
   if (idx.suffixes.length > 0) {
     const s = suffixMatch(idx, host) ?? (bare !== undefined ? suffixMatch(idx, bare) : undefined);
     if (s) return s;
+  }
+  if (idx.prefixes.length > 0) {
+    const p = prefixMatch(idx, host) ?? (bare !== undefined ? prefixMatch(idx, bare) : undefined);
+    if (p) return p;
   }
   return idx.any;
 }

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
 import type { Logger } from '../../lib/logger.js';
+import { type ConnectionAttributes, connectionAttribute, type MetricTags, metricTags } from '../http/stat-tags.js';
 import { evaluateRbac } from '../match/rbac-eval.js';
 import type { NetworkAction } from '../proxy-config.js';
 import type { ClusterManager, ConnectionContext, UpstreamHost } from '../runtime-types.js';
@@ -41,6 +42,8 @@ export interface TcpConnectionStats {
   readonly localIdentity?: string | null;
   /** SNI the client sent (TLS connections). */
   readonly serverName?: string;
+  /** The Telemetry metric tag values of this connection, when its chain overrides metrics. */
+  readonly metricTags?: MetricTags;
 }
 
 /** A connection the TCP proxy took on: reported once its cluster and upstream host are chosen (or it was refused). */
@@ -52,6 +55,7 @@ export interface TcpConnectionInfo {
   readonly upstreamHost?: string;
   readonly peerIdentity?: string;
   readonly localIdentity?: string | null;
+  readonly metricTags?: MetricTags;
 }
 
 export interface TcpProxyDeps {
@@ -79,6 +83,19 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
     tx: 0,
   };
   const localIdentity = ctx.sourceIdentity !== undefined ? ctx.sourceIdentity : ctx.chain.tls?.certSecret;
+  // Connection attributes only: a TCP connection has no request, so request.* and response.* tags are `unknown`.
+  const tags = () => {
+    if (!action.stats) return {};
+    const c: ConnectionAttributes = {
+      source: ctx.remote,
+      destination: ctx.originalDst,
+      mtls: ctx.peerIdentity !== undefined,
+      serverName: ctx.tls ? (ctx.socket as TLSSocket).servername || undefined : undefined,
+      upstreamHost: s.host,
+      cluster: s.cluster,
+    };
+    return { metricTags: metricTags(action.stats, { attribute: (n) => connectionAttribute(c, n), header: () => undefined }) };
+  };
   let opened = false;
   const open = () => {
     if (opened || !deps.onOpened) return;
@@ -91,6 +108,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
       ...(s.host ? { upstreamHost: s.host } : {}),
       ...(ctx.peerIdentity ? { peerIdentity: ctx.peerIdentity } : {}),
       ...(localIdentity !== undefined ? { localIdentity } : {}),
+      ...tags(),
     });
   };
   down.once('close', () => {
@@ -113,6 +131,7 @@ export function proxyTcp(ctx: ConnectionContext, action: TcpAction, deps: TcpPro
       ...(s.detail ? { detail: s.detail } : {}),
       ...(localIdentity !== undefined ? { localIdentity } : {}),
       ...(ctx.tls && (ctx.socket as TLSSocket).servername ? { serverName: (ctx.socket as TLSSocket).servername as string } : {}),
+      ...tags(),
     });
   });
   const refuse = (flags: string, detail: string) => {

@@ -1,4 +1,5 @@
 import type { Counter, CounterSeries, Histogram, HistogramSeries, MetricsRegistry } from '../../lib/metrics-registry.js';
+import type { MetricTags } from '../http/stat-tags.js';
 import type { RequestStats } from '../http/types.js';
 import type { ProxyConfig } from '../proxy-config.js';
 import type { TcpConnectionInfo, TcpConnectionStats } from '../tcp/tcp-proxy.js';
@@ -174,6 +175,10 @@ export class IstioMetrics {
   /** Counts a finished request; returns its edge labels (EDGE_LABELS order) for the access log. */
   request(s: RequestStats): readonly string[] {
     const e = this.edge(s.statPrefix, s.cluster, s.localIdentity, s.peerIdentity, s.upstreamHost);
+    if (s.metricTags) {
+      this.requestOverridden(s, e, s.metricTags);
+      return e.labels;
+    }
     let byCode = s.grpc ? e.grpc : e.http;
     if (!byCode) {
       byCode = new Map();
@@ -203,17 +208,58 @@ export class IstioMetrics {
   }
 
   tcpOpen(i: TcpConnectionInfo): void {
+    if (i.metricTags) {
+      const e = this.edge(i.statPrefix, i.cluster, i.localIdentity, i.peerIdentity, i.upstreamHost);
+      this.inc(this.tcpOpened, 'tcp_connections_opened_total', i.metricTags, [...e.labels, 'tcp', '-'], 1);
+      return;
+    }
     this.tcp(i.statPrefix, i.cluster, i.localIdentity, i.peerIdentity, i.upstreamHost, '-').opened.value++;
   }
 
   tcpClose(s: TcpConnectionStats): readonly string[] {
     const e = this.edge(s.statPrefix, s.cluster, s.localIdentity, s.peerIdentity, s.upstreamHost);
+    if (s.metricTags) {
+      const t = s.metricTags;
+      const labels = [...e.labels, 'tcp', s.flags];
+      this.inc(this.tcpClosed, 'tcp_connections_closed_total', t, labels, 1);
+      this.inc(this.tcpSent, 'tcp_sent_bytes_total', t, labels, s.bytesSent);
+      this.inc(this.tcpReceived, 'tcp_received_bytes_total', t, labels, s.bytesReceived);
+      if (s.flags.includes('UO')) this.overflows.get([e.cluster]).value++;
+      return e.labels;
+    }
     const t = this.tcpSeries(e, s.flags);
     t.closed.value++;
     t.sent.value += s.bytesSent;
     t.received.value += s.bytesReceived;
     if (t.overflow) t.overflow.value++;
     return e.labels;
+  }
+
+  /**
+   * A request whose listener filter carries Telemetry overrides: each metric's labels are worked out per request
+   * (tag values come from the request), so this path builds a key per metric; the standard path above does not.
+   */
+  private requestOverridden(s: RequestStats, e: Edge, t: MetricTags): void {
+    const labels = [...e.labels, s.grpc ? 'grpc' : 'http', String(s.status), '', s.responseFlags];
+    this.inc(this.requests, 'requests_total', t, labels, 1);
+    this.observe(this.duration, 'request_duration_milliseconds', t, labels, s.durationMs);
+    this.observe(this.requestBytes, 'request_bytes', t, labels, s.bytesIn);
+    this.observe(this.responseBytes, 'response_bytes', t, labels, s.bytesOut);
+    if (s.responseFlags.includes('UO')) this.overflows.get([e.cluster]).value++;
+    if (s.rbacShadow) {
+      for (const r of s.rbacShadow)
+        this.shadowRbac.get([s.statPrefix, r.statPrefix, r.allowed ? 'shadow_allowed' : 'shadow_denied']).value++;
+    }
+  }
+
+  private inc(c: Counter, metric: string, t: MetricTags, labels: readonly string[], by: number): void {
+    const l = overriddenLabels(t, metric, c.labelNames, labels);
+    if (l) c.get(l.values, l.names).value += by;
+  }
+
+  private observe(h: Histogram, metric: string, t: MetricTags, labels: readonly string[], v: number): void {
+    const l = overriddenLabels(t, metric, h.labelNames, labels);
+    if (l) h.observe(h.get(l.values, l.names), v);
   }
 
   private tcp(
@@ -314,6 +360,42 @@ export class IstioMetrics {
     // Istio's client side reports `unknown`: it cannot tell the policy the server applied.
     return { cluster: c, labels: ['source', ...localW, ...destW, ...serviceLabels(service), UNKNOWN] };
   }
+}
+
+/**
+ * A metric's labels after the overrides for it (Istio's stats filter: tags_to_remove, then dimensions replacing a
+ * label's value in place or adding one); undefined when the metric is dropped. No override: the standard labels.
+ */
+function overriddenLabels(
+  t: MetricTags,
+  metric: string,
+  names: readonly string[],
+  values: readonly string[],
+): { names?: readonly string[]; values: readonly string[] } | undefined {
+  const o = t.config.metrics.get(metric);
+  if (!o) return { values };
+  if (o.drop) return undefined;
+  const n = [...names];
+  const v = [...values];
+  for (const tag of o.remove) {
+    const i = n.indexOf(tag);
+    if (i >= 0) {
+      n.splice(i, 1);
+      v.splice(i, 1);
+    }
+  }
+  for (const [tag, at] of o.upsert) {
+    const value = t.values[at] ?? UNKNOWN;
+    const i = n.indexOf(tag);
+    if (i >= 0) v[i] = value;
+    else {
+      n.push(tag);
+      v.push(value);
+    }
+  }
+  // Same label names as the family's: the same series as an unchanged request's, not a second one printed alike.
+  const same = n.length === names.length && n.every((x, i) => x === names[i]);
+  return same ? { values: v } : { names: n, values: v };
 }
 
 /** workload, namespace, principal, app, version, canonical service, canonical revision. */

@@ -7,8 +7,10 @@ import type { Any } from '../../generated/google/protobuf/Any.js';
 import { ErrorCode, vmeshError } from '../../lib/errors.js';
 import { protos } from '../protos.js';
 import type { TranslateInput } from './input.js';
+import { STATS_FILTER, statsConfigFor } from './metrics.js';
 import { CORS_FILTER, corsSupported, FAULT_FILTER, protoDuration } from './route-action.js';
 import { localWorkloadPorts, routeFeatures } from './routes.js';
+import type { TelemetryScope } from './telemetry-scope.js';
 import { typedConfig } from './typed-config.js';
 
 export const LOCAL_RATE_LIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
@@ -91,11 +93,13 @@ export function localRateLimitConfig(rl: Resource<'LocalRateLimit'>, port: numbe
 /**
  * The HTTP filters of one HttpConnectionManager, in order: fault (empty, so each route's own fault config
  * applies; only when a route behind it injects faults), CORS (likewise, when its protos are loaded),
- * local_ratelimit (inbound, when a LocalRateLimit selects the workloads) and the router last. RBAC is the
+ * local_ratelimit (inbound, when a LocalRateLimit selects the workloads), istio.stats (when Telemetry overrides
+ * metrics for this side) and the router last. RBAC is the
  * listeners' business: they put it in front.
  */
 export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): HttpFilter[] {
   const filters: HttpFilter[] = [];
+  let scope: TelemetryScope = { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
   if (opts.direction !== 'inbound') {
     const f = routeFeatures(input, opts.direction, opts.port);
     if (f.fault) filters.push({ name: FAULT_FILTER, typed_config: typedConfig('fault', {}) });
@@ -108,7 +112,12 @@ export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): 
         .map((l) => l.workload);
     const rl = localRateLimitFor(input, workloads);
     if (rl) filters.push({ name: LOCAL_RATE_LIMIT_FILTER, typed_config: localRateLimitConfig(rl, opts.port) });
+    // The inbound listener reports as its (first) workload, as its access log does.
+    const w = workloads[0];
+    scope = { mode: 'SERVER', namespace: w?.namespace ?? input.node.namespace, labels: w?.labels ?? {} };
   }
+  const stats = statsConfigFor(input, scope);
+  if (stats) filters.push({ name: STATS_FILTER, typed_config: stats });
   filters.push({ name: ROUTER_FILTER, typed_config: typedConfig('router', {}) });
   return filters;
 }

@@ -10,8 +10,10 @@ import type { ListenerFilter } from '../../generated/envoy/config/listener/v3/Li
 import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
 import type { HttpFilter } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
 import type { TcpProxy } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import { parseCidr } from '../../lib/addr.js';
 import type { TranslateInput } from './input.js';
+import { STATS_FILTER } from './metrics.js';
 import { resolveDestination } from './route-action.js';
 import { resolveGatewayName } from './route-match.js';
 import type { HcmTracingParts } from './tracing.js';
@@ -48,8 +50,9 @@ export function listenerFilter(kind: 'original_dst' | 'tls_inspector'): Listener
 /** Where a tcp_proxy sends a connection: one cluster, or several by weight. */
 export type TcpTarget = { readonly cluster: string } | { readonly weighted_clusters: { readonly clusters: ClusterWeight[] } };
 
-export function tcpProxyFilter(statPrefix: string, target: TcpTarget, accessLog: readonly AccessLog[]): Filter {
-  return {
+/** A tcp_proxy, behind Istio's stats filter when Telemetry overrides metrics for its side (`stats`, metrics.ts). */
+export function tcpProxyFilters(statPrefix: string, target: TcpTarget, accessLog: readonly AccessLog[], stats: Any | undefined): Filter[] {
+  const tcp: Filter = {
     name: 'envoy.filters.network.tcp_proxy',
     typed_config: typedConfig('tcpProxy', {
       stat_prefix: statPrefix,
@@ -57,6 +60,7 @@ export function tcpProxyFilter(statPrefix: string, target: TcpTarget, accessLog:
       ...(accessLog.length ? { access_log: [...accessLog] } : {}),
     }),
   };
+  return stats ? [{ name: STATS_FILTER, typed_config: stats }, tcp] : [tcp];
 }
 
 /** An HttpConnectionManager whose routes come over ADS (RDS), so route changes never drain listeners. */
@@ -167,6 +171,7 @@ export function tlsRouteChains(
   vss: readonly VirtualService[],
   b: L4Binding,
   accessLog: readonly AccessLog[],
+  stats: Any | undefined,
   allow: (vsNamespace: string, sni: string) => boolean = () => true,
 ): FilterChain[] {
   const used = new Set<string>();
@@ -182,7 +187,7 @@ export function tlsRouteChains(
         chains.push({
           name: `${vs.metadata.namespace}/${vs.metadata.name}.tls[${i}].match[${j}]`,
           filter_chain_match: { server_names: names.sort(), transport_protocol: 'tls' },
-          filters: [tcpProxyFilter(statPrefixOf(target, `tls_${b.port}`), target, accessLog)],
+          filters: tcpProxyFilters(statPrefixOf(target, `tls_${b.port}`), target, accessLog, stats),
         });
       });
     });

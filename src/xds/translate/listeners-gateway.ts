@@ -7,11 +7,13 @@ import type { FilterChain } from '../../generated/envoy/config/listener/v3/Filte
 import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
 import type { CommonTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js';
 import type { TlsParameters } from '../../generated/envoy/extensions/transport_sockets/tls/v3/TlsParameters.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import { type AccessLogScope, accessLogsFor } from './access-log.js';
 import { outboundClusters } from './endpoints.js';
 import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
-import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter, tcpRouteFor, tlsRouteChains } from './listener-parts.js';
+import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilters, tcpRouteFor, tlsRouteChains } from './listener-parts.js';
+import { statsConfigFor } from './metrics.js';
 import { gatewayListenerName, SDS_DEFAULT_CERT } from './names.js';
 import { jwtFilterFor } from './request-authn.js';
 import { gatewayServerRouteName } from './routes.js';
@@ -146,7 +148,14 @@ interface PortChains {
   tlsInspector: boolean;
 }
 
-function addServerChains(input: TranslateInput, port: number, b: BoundServer, out: PortChains, accessLog: AccessLog[]): void {
+function addServerChains(
+  input: TranslateInput,
+  port: number,
+  b: BoundServer,
+  out: PortChains,
+  accessLog: AccessLog[],
+  stats: Any | undefined,
+): void {
   const { server } = b;
   const tls = server.tls;
   const mode = tls?.mode;
@@ -171,13 +180,14 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   }
   if (tls === undefined) {
     const route = tcpRouteFor(input, vss(), binding);
-    if (route) out.chains.push({ name: `tcp.${serverKey(b.gateway, server)}`, filters: [tcpProxyFilter(statPrefix, route, accessLog)] });
+    if (route)
+      out.chains.push({ name: `tcp.${serverKey(b.gateway, server)}`, filters: tcpProxyFilters(statPrefix, route, accessLog, stats) });
     return;
   }
   out.tlsInspector = true;
   if (mode === undefined || mode === 'PASSTHROUGH') {
     const allow = (vsNs: string, host: string) => serverAdmits(b, input, vsNs, canonicalHost(host, vsNs, input.mesh));
-    out.chains.push(...tlsRouteChains(input, vss(), binding, accessLog, allow));
+    out.chains.push(...tlsRouteChains(input, vss(), binding, accessLog, stats, allow));
     return;
   }
   if (mode === 'AUTO_PASSTHROUGH') {
@@ -189,7 +199,7 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
       out.chains.push({
         name,
         filter_chain_match: { server_names: [name] },
-        filters: [tcpProxyFilter(c.name, { cluster: c.name }, accessLog)],
+        filters: tcpProxyFilters(c.name, { cluster: c.name }, accessLog, stats),
       });
     }
     return;
@@ -202,7 +212,7 @@ function addServerChains(input: TranslateInput, port: number, b: BoundServer, ou
   } else {
     const route = tcpRouteFor(input, vss(), binding);
     if (!route) return;
-    filters = [tcpProxyFilter(statPrefix, route, accessLog)];
+    filters = tcpProxyFilters(statPrefix, route, accessLog, stats);
   }
   out.chains.push({
     name,
@@ -232,10 +242,11 @@ export function buildGatewayListeners(input: TranslateInput): EnvoyResource<List
   }
   const scope: AccessLogScope = { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
   const accessLog = accessLogsFor(input, scope);
+  const stats = statsConfigFor(input, scope);
   const out: EnvoyResource<Listener>[] = [];
   for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const pc: PortChains = { chains: [], tlsInspector: false };
-    for (const b of servers) addServerChains(input, port, b, pc, accessLog);
+    for (const b of servers) addServerChains(input, port, b, pc, accessLog, stats);
     const chains = uniqueChains(pc.chains);
     if (chains.length === 0) continue;
     const name = gatewayListenerName(port);

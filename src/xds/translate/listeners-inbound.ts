@@ -9,7 +9,8 @@ import { spiffeIdOf } from './destination-rule.js';
 import { endpointPort } from './endpoints.js';
 import { httpFiltersFor } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
-import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilter } from './listener-parts.js';
+import { hcmFilter, isHttpFamily, listenerFilter, socketAddress, tcpProxyFilters } from './listener-parts.js';
+import { statsConfigFor } from './metrics.js';
 import {
   INBOUND_PASSTHROUGH_CLUSTER,
   inboundClusterName,
@@ -64,7 +65,7 @@ function inboundFilters(input: TranslateInput, p: InboundPort): Filter[] {
   if (!isHttpFamily(p.protocol)) {
     return [
       ...rbacFor(input, p.workload, 'network'),
-      tcpProxyFilter(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }, accessLog),
+      ...tcpProxyFilters(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }, accessLog, statsConfigFor(input, scope)),
     ];
   }
   const httpFilters = [
@@ -128,7 +129,12 @@ export function buildVirtualInbound(input: TranslateInput): EnvoyResource<Listen
     chains.push(...modeChains(`inbound|${p.port}`, p.port, mode, secret, inboundFilters(input, p), isHttpFamily(p.protocol)));
   }
   const scope: AccessLogScope = { mode: 'SERVER', namespace: input.node.namespace, labels: {} };
-  const passthrough = [tcpProxyFilter(INBOUND_PASSTHROUGH_CLUSTER, { cluster: INBOUND_PASSTHROUGH_CLUSTER }, accessLogsFor(input, scope))];
+  const passthrough = tcpProxyFilters(
+    INBOUND_PASSTHROUGH_CLUSTER,
+    { cluster: INBOUND_PASSTHROUGH_CLUSTER },
+    accessLogsFor(input, scope),
+    statsConfigFor(input, scope),
+  );
   const catchAllMode = namespaceMtlsMode(input, input.node.namespace);
   chains.push(...modeChains('virtualInbound-catchall', undefined, catchAllMode, SDS_DEFAULT_CERT, passthrough, false));
   return {

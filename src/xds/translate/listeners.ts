@@ -14,12 +14,13 @@ import {
   socketAddress,
   statPrefixOf,
   type TcpTarget,
-  tcpProxyFilter,
+  tcpProxyFilters,
   tcpRouteFor,
   tlsRouteChains,
 } from './listener-parts.js';
 import { buildGatewayListeners } from './listeners-gateway.js';
 import { buildVirtualInbound } from './listeners-inbound.js';
+import { statsConfigFor } from './metrics.js';
 import {
   BLACKHOLE_CLUSTER,
   outboundClusterName,
@@ -51,14 +52,15 @@ function l4Chains(
   port: ServicePort,
   accessLog: AccessLog[],
 ): { chains: FilterChain[]; sni: boolean } {
+  const stats = statsConfigFor(input, clientScope(input));
   const binding: L4Binding = { kind: 'mesh', port: port.number, vip: service.vip };
   const vss = meshVirtualServices(input, [service.hostname]);
   const tlsish = port.protocol === 'TLS' || port.protocol === 'HTTPS';
-  const sniChains = tlsish ? tlsRouteChains(input, vss, binding, accessLog) : [];
+  const sniChains = tlsish ? tlsRouteChains(input, vss, binding, accessLog, stats) : [];
   const target: TcpTarget = tcpRouteFor(input, vss, binding) ?? { cluster: outboundClusterName(port.number, '', service.hostname) };
   const fallback = {
     name: 'tcp',
-    filters: [tcpProxyFilter(statPrefixOf(target, `outbound_${service.vip}_${port.number}`), target, accessLog)],
+    filters: tcpProxyFilters(statPrefixOf(target, `outbound_${service.vip}_${port.number}`), target, accessLog, stats),
   };
   return { chains: [...sniChains, fallback], sni: sniChains.length > 0 };
 }
@@ -108,7 +110,10 @@ function virtualOutbound(input: TranslateInput): EnvoyResource<Listener> {
       use_original_dst: { value: true },
       traffic_direction: 'OUTBOUND',
       listener_filters: [listenerFilter('original_dst')],
-      default_filter_chain: { name: cluster, filters: [tcpProxyFilter(cluster, { cluster }, accessLogsFor(input, clientScope(input)))] },
+      default_filter_chain: {
+        name: cluster,
+        filters: tcpProxyFilters(cluster, { cluster }, accessLogsFor(input, clientScope(input)), statsConfigFor(input, clientScope(input))),
+      },
     },
   };
 }

@@ -22,7 +22,7 @@ function byName(a: Telemetry, b: Telemetry): number {
  * The Telemetry resources that set `field` for a scope, least specific first: the root namespace's, the
  * namespace's, then a workload-selecting one (each level the first by name), as Istio layers them.
  */
-export function telemetryChain(input: TranslateInput, scope: TelemetryScope, field: 'accessLogging' | 'tracing'): Telemetry[] {
+export function telemetryChain(input: TranslateInput, scope: TelemetryScope, field: 'accessLogging' | 'tracing' | 'metrics'): Telemetry[] {
   const withField = input.config.telemetries.filter((t) => t.spec[field] !== undefined);
   const hasSelector = (t: Telemetry) => Object.keys(t.spec.selector?.matchLabels ?? {}).length > 0;
   const nsWide = (ns: string) => withField.filter((t) => t.metadata.namespace === ns && !hasSelector(t)).sort(byName)[0];

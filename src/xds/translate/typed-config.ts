@@ -20,6 +20,7 @@ import type { DownstreamTlsContext } from '../../generated/envoy/extensions/tran
 import type { UpstreamTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.js';
 import type { HttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js';
 import type { Any } from '../../generated/google/protobuf/Any.js';
+import type { TypedStruct } from '../../generated/xds/type/v3/TypedStruct.js';
 import { TypedConfigUrl } from '../type-urls.js';
 
 /** The message each typed config URL the translator writes carries (generated input types). */
@@ -45,6 +46,7 @@ interface TypedConfigs {
   stdoutAccessLog: StdoutAccessLog;
   openTelemetryTracer: OpenTelemetryConfig;
   uuidRequestId: UuidRequestIdConfig;
+  typedStruct: TypedStruct;
 }
 
 /**

@@ -20,6 +20,9 @@ describe('canonicalHost', () => {
     ['*.example.com', 'default', '*.example.com'],
     ['*.prod.svc.cluster.local', 'default', '*.prod.mesh'],
     ['*.svc.cluster.local', 'default', '*.mesh'],
+    ['*x', 'default', '*x'],
+    ['*-db.example.com', 'default', '*-db.example.com'],
+    ['*db.prod.svc.cluster.local', 'default', '*db.prod.mesh'],
     ['198.18.0.7', 'default', '198.18.0.7'],
     ['2001:db8::1', 'default', '2001:db8::1'],
   ];
@@ -87,5 +90,18 @@ describe('hostMatches', () => {
     assert.ok(!hostMatches('*.example.com', 'example.com'));
     assert.ok(!hostMatches('reviews.prod.mesh', '*.prod.mesh'));
     assert.ok(!hostMatches('*.prod.mesh', 'reviews.dev.mesh'));
+  });
+
+  test("partial wildcards match as Envoy's suffix wildcards: the * stands for at least one character", () => {
+    assert.ok(hostMatches('*x', 'box'));
+    assert.ok(hostMatches('*x', 'a.b.x'));
+    assert.ok(!hostMatches('*x', 'x'));
+    assert.ok(!hostMatches('*x', 'xy'));
+    assert.ok(hostMatches('*-db.example.com', 'orders-db.example.com'));
+    assert.ok(!hostMatches('*-db.example.com', '-db.example.com'));
+    assert.ok(!hostMatches('*-db.example.com', 'db.example.com'));
+    assert.ok(hostMatches('*.example.com', '*-db.example.com'), 'every name *-db.example.com stands for is under .example.com');
+    assert.ok(!hostMatches('*-db.example.com', '*.example.com'));
+    assert.ok(!hostMatches('*x', '*'));
   });
 });

@@ -77,6 +77,43 @@ describe('selectVirtualHost', () => {
     for (const [authority, want] of cases) assert.equal(selectVirtualHost(table, authority)?.name, want, authority);
   });
 
+  test("Envoy's full order: exact, then suffix wildcards (partial ones too) longest first, then prefix wildcards, then *", () => {
+    const t = compileRouteTable(
+      {
+        virtual_hosts: [
+          { name: 'any', domains: ['*'] },
+          { name: 'prefix-short', domains: ['api*'] },
+          { name: 'prefix-long', domains: ['api.foo.*'] },
+          { name: 'suffix-dash', domains: ['*-bar.foo.com'] },
+          { name: 'suffix-dot', domains: ['*.foo.com'] },
+          { name: 'suffix-one-label', domains: ['*x'] },
+          { name: 'exact', domains: ['baz-bar.foo.com'] },
+        ],
+      },
+      't',
+    );
+    const cases: Array<[string, string]> = [
+      ['baz-bar.foo.com', 'exact'],
+      ['qux-bar.foo.com', 'suffix-dash'],
+      ['-bar.foo.com', 'suffix-dot'],
+      ['api.foo.com', 'suffix-dot'],
+      ['a.foo.com', 'suffix-dot'],
+      ['box', 'suffix-one-label'],
+      ['x', 'any'],
+      ['api.foo.org', 'prefix-long'],
+      ['apis.example', 'prefix-short'],
+      ['api', 'any'],
+      ['other.example', 'any'],
+      ['qux-bar.foo.com:8080', 'suffix-dash'],
+    ];
+    for (const [authority, want] of cases) assert.equal(selectVirtualHost(t, authority)?.name, want, authority);
+  });
+
+  test('a domain with * elsewhere than its first or last character, or twice, is refused', () => {
+    assert.throws(() => compileRouteTable({ virtual_hosts: [{ name: 'v', domains: ['a*b.com'] }] }, 't'), /first or the last/);
+    assert.throws(() => compileRouteTable({ virtual_hosts: [{ name: 'v', domains: ['*a*'] }] }, 't'), /more than one/);
+  });
+
   test('without a * virtual host, an unknown authority selects none', () => {
     const t = compileSparse({ virtual_hosts: [{ name: 'only', domains: ['a.io'] }] });
     assert.equal(selectVirtualHost(t, 'b.io'), undefined);

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { parseResources } from '../../../../src/api/resource-parse.js';
+import { checkResources } from '../../../../src/api/resource-validate.js';
 import { decodeAny, encodeAny, NDS } from '../../../../src/xds/index.js';
+import { buildClusters } from '../../../../src/xds/translate/clusters.js';
 import { buildListeners } from '../../../../src/xds/translate/listeners.js';
 import { buildNameTable, NAME_TABLE_RESOURCE } from '../../../../src/xds/translate/name-table.js';
 import { assertGolden } from '../../../support/golden.js';
-import { bookinfoInput } from './fixture.js';
+import { bookinfoInput, bookinfoResources } from './fixture.js';
 
 interface NameInfo {
   ips: string[];
@@ -87,5 +90,32 @@ describe('buildNameTable', () => {
     const keys = Object.keys(table('h1'));
     assert.deepEqual(keys, [...keys].sort());
     assert.equal(JSON.stringify(buildNameTable(bookinfoInput('h1'))), JSON.stringify(buildNameTable(bookinfoInput('h1'))));
+  });
+});
+
+describe('partial wildcard ServiceEntry hosts', () => {
+  test('like *.example.com, *-db.example.com and *x get no service, VIP, name or cluster', () => {
+    const r = parseResources(
+      `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: partial, namespace: default}
+spec:
+  hosts: ["*-db.example.com", "*x", "*.wild.example.com"]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: NONE
+  location: MESH_EXTERNAL
+`,
+      { source: 'se.yaml' },
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(checkResources(r.value).errors, [], 'accepted, as Istio accepts them');
+    const input = bookinfoInput('h1', { resources: [...bookinfoResources(), ...r.value] });
+    assert.ok(![...input.model.services.keys()].some((h) => h.includes('*')), 'no service for a wildcard host');
+    const names = JSON.stringify(buildNameTable(input));
+    const clusters = JSON.stringify(buildClusters(input));
+    for (const h of ['db.example.com', '*x', 'wild.example.com']) {
+      assert.ok(!names.includes(h), `name table: ${h}`);
+      assert.ok(!clusters.includes(h), `clusters: ${h}`);
+    }
   });
 });

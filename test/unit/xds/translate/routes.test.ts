@@ -516,6 +516,30 @@ describe('gateway routes', () => {
     assert.equal(field(r, 'route').cluster, 'outbound|9080||productpage.default.mesh');
   });
 
+  test('a partial wildcard VirtualService host is a gateway virtual host domain, as Envoy takes it', () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shops, namespace: default}
+spec:
+  hosts: ["*-shop.example.com"]
+  gateways: [bookinfo-gateway]
+  http:
+  - route: [{destination: {host: productpage}}]
+`;
+    const rs = buildGatewayRoutes(inputWith('gw', yaml));
+    const vh = vhost(config(rs, 'http.8080'), '*-shop.example.com:8080');
+    assert.deepEqual(vh.domains, ['*-shop.example.com', '*-shop.example.com:8080']);
+  });
+
   test('mesh VirtualServices do not reach the gateway', () => {
     const text = JSON.stringify(buildGatewayRoutes(bookinfoInput('gw')));
     assert.ok(!text.includes('jason') && !text.includes('reviews') && !text.includes('ratings'));
