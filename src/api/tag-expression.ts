@@ -45,7 +45,9 @@ const ATTRIBUTES: ReadonlySet<string> = new Set(TAG_ATTRIBUTES);
 export type TagTerm =
   | { readonly kind: 'literal'; readonly value: string }
   | { readonly kind: 'attribute'; readonly name: TagAttribute }
-  | { readonly kind: 'header'; readonly name: string };
+  | { readonly kind: 'header'; readonly name: string }
+  /** A bare CEL identifier no attribute declares: it never has a value (Istio's proxy reports `unknown`). */
+  | { readonly kind: 'undeclared'; readonly name: string };
 
 /** The alternatives, in order: the first one present gives the value. */
 export type TagExpression = readonly TagTerm[];
@@ -88,6 +90,7 @@ function term(text: string): TagTerm | string {
     return { kind: 'header', name: q.value.toLowerCase() };
   }
   if (ATTRIBUTES.has(t)) return { kind: 'attribute', name: t as TagAttribute };
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(t)) return { kind: 'undeclared', name: t };
   return /^[A-Za-z_][A-Za-z0-9_.]*$/.test(t)
     ? `attribute ${t} is not one vmesh's proxy knows`
     : `${t} is not an attribute, a literal or a | default`;
@@ -140,7 +143,14 @@ export const UNKNOWN_TAG_VALUE = 'unknown';
 
 export function evaluateTag(expr: TagExpression, attrs: TagAttributes): string {
   for (const t of expr) {
-    const v = t.kind === 'literal' ? t.value : t.kind === 'header' ? attrs.header(t.name) : attrs.attribute(t.name);
+    const v =
+      t.kind === 'literal'
+        ? t.value
+        : t.kind === 'header'
+          ? attrs.header(t.name)
+          : t.kind === 'attribute'
+            ? attrs.attribute(t.name)
+            : undefined;
     if (v === undefined) continue;
     const s = String(v);
     return s.length > MAX_TAG_VALUE_LENGTH ? s.slice(0, MAX_TAG_VALUE_LENGTH) : s;

@@ -118,6 +118,14 @@ function checkOverride(op: string, o: MetricsOverride, c: Checker): void {
           `${tp}.value`,
           `expression ${quote(t.value)} is not implemented by vmesh (${r.reason}); it takes attributes such as request.method or request.headers['x-name'], string and integer literals, and a | b defaults`,
         );
+      else {
+        const undeclared = r.expr.find((x) => x.kind === 'undeclared');
+        if (undeclared)
+          c.warn(
+            `${tp}.value`,
+            `${quote(undeclared.name)} is not an attribute, so it never has a value and the tag reads "unknown" where nothing else in ${quote(t.value)} does (quote it for a literal: '${undeclared.name}')`,
+          );
+      }
     }
   }
 }
