@@ -148,6 +148,8 @@ export interface RouteMatch {
     | { readonly kind: 'regex'; readonly regex: SafeRegex };
   readonly headers: readonly HeaderMatcher[];
   readonly query: ReadonlyArray<{ readonly name: string; readonly match: StringMatcher }>;
+  /** Envoy's dynamic_metadata matchers (Istio's routing on JWT claims); absent when none. */
+  readonly metadata?: readonly MetadataMatcher[];
 }
 
 export interface HeaderOps {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { routingClaim } from '../routing-claim.js';
 import { hostMatches } from '../service-hosts.js';
 import type { Checker } from './checker.js';
 import { isDns1123Label, quote } from './names.js';
@@ -113,9 +114,11 @@ function checkHttpRoute(path: string, r: HttpRoute, c: Checker): void {
     for (const k of ['headers', 'withoutHeaders', 'queryParams'] as const) {
       for (const [name, sm] of Object.entries(m[k] ?? {})) {
         const hp = `${p}.${k}[${JSON.stringify(name)}]`;
-        if (k !== 'queryParams' && name.startsWith('@request.auth.claims'))
-          c.unsupported(hp, 'routing on JWT claims (@request.auth.claims.*) is not implemented by vmesh: it has no request authentication');
-        else if (k !== 'queryParams') c.headerName(hp, name);
+        const claim = k !== 'queryParams' ? routingClaim(name) : undefined;
+        if (claim !== undefined) {
+          if (claim.length === 0)
+            c.report(hp, `${JSON.stringify(name)} names no claim; write @request.auth.claims.<claim> or @request.auth.claims[<claim>]`);
+        } else if (k !== 'queryParams') c.headerName(hp, name);
         else if (name === '') c.report(hp, 'query parameter name must not be empty');
         c.stringMatch(hp, sm);
       }

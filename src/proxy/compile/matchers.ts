@@ -1,10 +1,12 @@
 import type { HeaderMatcher__Output } from '../../generated/envoy/config/route/v3/HeaderMatcher.js';
+import type { MetadataMatcher__Output } from '../../generated/envoy/type/matcher/v3/MetadataMatcher.js';
 import type { RegexMatcher__Output } from '../../generated/envoy/type/matcher/v3/RegexMatcher.js';
 import type { StringMatcher__Output } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
+import type { ValueMatcher__Output } from '../../generated/envoy/type/matcher/v3/ValueMatcher.js';
 import { SafeRegex } from '../../lib/safe-regex.js';
 import type { Decoded } from '../../xds/envoy-types.js';
-import type { HeaderMatcher, StringMatcher } from '../proxy-config.js';
-import { bool, fail, msg, str, wrappedBool } from './read.js';
+import type { HeaderMatcher, MetadataMatcher, StringMatcher, ValueMatcher } from '../proxy-config.js';
+import { bool, fail, list, msg, part, str, which, wrappedBool } from './read.js';
 
 export type StringMatcherMsg = Decoded<StringMatcher__Output>;
 export type HeaderMatcherMsg = Decoded<HeaderMatcher__Output>;
@@ -114,4 +116,58 @@ function matchesEmpty(m: StringMatcher): boolean {
     case 'present':
       return true;
   }
+}
+
+type ValueMatcherMsg = Decoded<ValueMatcher__Output>;
+
+const VALUE_KINDS: readonly (keyof ValueMatcherMsg & string)[] = [
+  'null_match',
+  'double_match',
+  'string_match',
+  'bool_match',
+  'present_match',
+  'list_match',
+  'or_match',
+];
+
+/** The ValueMatcher kinds a JSON metadata value can be matched with; a double match is refused (Istio writes none). */
+function compileValueMatcher(v: ValueMatcherMsg | null | undefined, path: string, depth = 0): ValueMatcher {
+  if (depth > 8) fail(path, 'value matchers nested over 8 deep are not supported');
+  const m = part(v, path);
+  const kind = which<ValueMatcherMsg>(m, 'match_pattern', VALUE_KINDS);
+  switch (kind) {
+    case 'string_match':
+      return { kind: 'string', match: compileStringMatcher(m.string_match, `${path}.string_match`) };
+    case 'list_match': {
+      const l = part(m.list_match, `${path}.list_match`);
+      return { kind: 'list_one_of', value: compileValueMatcher(l.one_of, `${path}.list_match.one_of`, depth + 1) };
+    }
+    case 'or_match': {
+      const o = part(m.or_match, `${path}.or_match`);
+      const values = list(o.value_matchers, `${path}.or_match.value_matchers`).map((x, i) =>
+        compileValueMatcher(x, `${path}.or_match.value_matchers[${i}]`, depth + 1),
+      );
+      return { kind: 'or', values };
+    }
+    case 'present_match':
+      return { kind: 'present', present: bool(m.present_match, `${path}.present_match`) };
+    case 'bool_match':
+      return { kind: 'bool', value: bool(m.bool_match, `${path}.bool_match`) };
+    case 'null_match':
+      return { kind: 'null' };
+    default:
+      return fail(`${path}${kind ? `.${kind}` : ''}`, kind ? 'not supported' : 'no match pattern set');
+  }
+}
+
+export function compileMetadataMatcher(v: Decoded<MetadataMatcher__Output> | null | undefined, path: string): MetadataMatcher {
+  const m = part(v, path);
+  const keys = list(m.path, `${path}.path`).map((seg, i) => str(part(seg, `${path}.path[${i}]`).key, `${path}.path[${i}].key`));
+  if (keys.length === 0) fail(`${path}.path`, 'must name at least one key');
+  return {
+    filter: str(m.filter, `${path}.filter`),
+    path: keys,
+    value: compileValueMatcher(m.value, `${path}.value`),
+    invert: bool(m.invert, `${path}.invert`),
+  };
 }

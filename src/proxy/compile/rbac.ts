@@ -2,13 +2,11 @@ import type { CidrRange__Output } from '../../generated/envoy/config/core/v3/Cid
 import type { Permission__Output } from '../../generated/envoy/config/rbac/v3/Permission.js';
 import type { Principal__Output } from '../../generated/envoy/config/rbac/v3/Principal.js';
 import type { RBAC__Output } from '../../generated/envoy/config/rbac/v3/RBAC.js';
-import type { MetadataMatcher__Output } from '../../generated/envoy/type/matcher/v3/MetadataMatcher.js';
-import type { ValueMatcher__Output } from '../../generated/envoy/type/matcher/v3/ValueMatcher.js';
 import type { Decoded } from '../../xds/envoy-types.js';
 import { cidrFromRange } from '../match/cidr.js';
-import type { CidrMatcher, HeaderMatcher, MetadataMatcher, Permission, Principal, RbacConfig, ValueMatcher } from '../proxy-config.js';
-import { compileHeaderMatcher, compileStringMatcher, type HeaderMatcherMsg } from './matchers.js';
-import { bool, fail, list, msg, num, part, refuseSet, str } from './read.js';
+import type { CidrMatcher, HeaderMatcher, Permission, Principal, RbacConfig } from '../proxy-config.js';
+import { compileHeaderMatcher, compileMetadataMatcher, compileStringMatcher, type HeaderMatcherMsg } from './matchers.js';
+import { bool, fail, list, msg, num, part, refuseSet, str, which } from './read.js';
 
 type PermissionMsg = Decoded<Permission__Output>;
 type PrincipalMsg = Decoded<Principal__Output>;
@@ -38,67 +36,6 @@ function cidr(v: Decoded<CidrRange__Output> | null | undefined, path: string): C
 function headerRule<T>(v: HeaderMatcherMsg | null | undefined, path: string, one: (h: HeaderMatcher) => T, all: (items: T[]) => T): T {
   const hs = compileHeaderMatcher(v, path).map(one);
   return hs.length === 1 ? (hs[0] as T) : all(hs);
-}
-
-/** The oneof member that is set: protobufjs names it in the discriminator (`rule`, `identifier`), sparse JSON by its key. */
-function which<M extends object>(m: Partial<M>, discriminator: keyof M, members: readonly (keyof M & string)[]): string | undefined {
-  const d: unknown = m[discriminator];
-  if (typeof d === 'string') return d;
-  return members.find((k) => m[k] !== undefined && m[k] !== null && m[k] !== false);
-}
-
-type ValueMatcherMsg = Decoded<ValueMatcher__Output>;
-
-const VALUE_KINDS: readonly (keyof ValueMatcherMsg & string)[] = [
-  'null_match',
-  'double_match',
-  'string_match',
-  'bool_match',
-  'present_match',
-  'list_match',
-  'or_match',
-];
-
-/** The ValueMatcher kinds a JSON metadata value can be matched with; a double match is refused (Istio writes none). */
-function compileValueMatcher(v: ValueMatcherMsg | null | undefined, path: string, depth = 0): ValueMatcher {
-  if (depth > 8) fail(path, 'value matchers nested over 8 deep are not supported');
-  const m = part(v, path);
-  const kind = which<ValueMatcherMsg>(m, 'match_pattern', VALUE_KINDS);
-  switch (kind) {
-    case 'string_match':
-      return { kind: 'string', match: compileStringMatcher(m.string_match, `${path}.string_match`) };
-    case 'list_match': {
-      const l = part(m.list_match, `${path}.list_match`);
-      return { kind: 'list_one_of', value: compileValueMatcher(l.one_of, `${path}.list_match.one_of`, depth + 1) };
-    }
-    case 'or_match': {
-      const o = part(m.or_match, `${path}.or_match`);
-      const values = list(o.value_matchers, `${path}.or_match.value_matchers`).map((x, i) =>
-        compileValueMatcher(x, `${path}.or_match.value_matchers[${i}]`, depth + 1),
-      );
-      return { kind: 'or', values };
-    }
-    case 'present_match':
-      return { kind: 'present', present: bool(m.present_match, `${path}.present_match`) };
-    case 'bool_match':
-      return { kind: 'bool', value: bool(m.bool_match, `${path}.bool_match`) };
-    case 'null_match':
-      return { kind: 'null' };
-    default:
-      return fail(`${path}${kind ? `.${kind}` : ''}`, kind ? 'not supported' : 'no match pattern set');
-  }
-}
-
-function compileMetadataMatcher(v: Decoded<MetadataMatcher__Output> | null | undefined, path: string): MetadataMatcher {
-  const m = part(v, path);
-  const keys = list(m.path, `${path}.path`).map((seg, i) => str(part(seg, `${path}.path[${i}]`).key, `${path}.path[${i}].key`));
-  if (keys.length === 0) fail(`${path}.path`, 'must name at least one key');
-  return {
-    filter: str(m.filter, `${path}.filter`),
-    path: keys,
-    value: compileValueMatcher(m.value, `${path}.value`),
-    invert: bool(m.invert, `${path}.invert`),
-  };
 }
 
 const PERMISSION_RULES: readonly (keyof PermissionMsg & string)[] = [

@@ -188,3 +188,10 @@ export function enumName(v: unknown, path: string, names: readonly string[]): st
   if (typeof v !== 'string') fail(path, `expected an enum name, got ${JSON.stringify(v)}`);
   return v;
 }
+
+/** The oneof member that is set: protobufjs names it in the discriminator (`rule`, `identifier`), sparse JSON by its key. */
+export function which<M extends object>(m: Partial<M>, discriminator: keyof M, members: readonly (keyof M & string)[]): string | undefined {
+  const d: unknown = m[discriminator];
+  if (typeof d === 'string') return d;
+  return members.find((k) => m[k] !== undefined && m[k] !== null && m[k] !== false);
+}

@@ -16,7 +16,7 @@ import type {
   VirtualHost,
 } from '../proxy-config.js';
 import { perFilterCors } from './cors.js';
-import { compileHeaderMatcher, compileRegex, compileStringMatcher } from './matchers.js';
+import { compileHeaderMatcher, compileMetadataMatcher, compileRegex, compileStringMatcher } from './matchers.js';
 import { bool, fail, list, msg, part, refuseSet, str, wrappedBool } from './read.js';
 import { concatOps, headerOps, perFilterFault, retryPolicy, routeAction } from './route-action.js';
 
@@ -64,13 +64,17 @@ function queryMatcher(v: QueryMatcherMsg | null | undefined, path: string): { na
 
 export function compileRouteMatch(v: RouteMatchMsg | null | undefined, path: string): RouteMatch {
   const m = part(v, path);
-  refuseSet(m, ['runtime_fraction', 'tls_context', 'dynamic_metadata', 'connect_matcher', 'path_match_policy'], path);
+  refuseSet(m, ['runtime_fraction', 'tls_context', 'connect_matcher', 'path_match_policy'], path);
   const headers = list(m.headers, `${path}.headers`).flatMap((h, i) => compileHeaderMatcher(h, `${path}.headers[${i}]`));
   if (msg(m.grpc, `${path}.grpc`)) headers.push(GRPC_CONTENT_TYPE);
+  const metadata = list(m.dynamic_metadata, `${path}.dynamic_metadata`).map((d, i) =>
+    compileMetadataMatcher(d, `${path}.dynamic_metadata[${i}]`),
+  );
   return {
     path: pathMatch(m, path),
     headers,
     query: list(m.query_parameters, `${path}.query_parameters`).map((q, i) => queryMatcher(q, `${path}.query_parameters[${i}]`)),
+    ...(metadata.length > 0 ? { metadata } : {}),
   };
 }
 

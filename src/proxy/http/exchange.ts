@@ -129,10 +129,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
       this.sendLocal(301, '', ['location'], [`https://${this.authority}${this.path}`]);
       return;
     }
-    const route = vh ? matchRoute(vh, this) : undefined;
-    this.route = route;
-    this.routeName = route?.name;
     const filters = this.action.filters;
+    // The JWT filter runs before the route is chosen, as Envoy's (whose route cache it clears): routes may match
+    // the verified token's claims.
     if (filters.jwt) {
       const info = this.info;
       const o = runJwtAuthn(
@@ -155,6 +154,9 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
       }
       if (o.payload) this.jwtPayload = o.payload;
     }
+    const route = vh ? matchRoute(vh, this) : undefined;
+    this.route = route;
+    this.routeName = route?.name;
     if (filters.rbac.length > 0) {
       const d = evaluateRbac(filters.rbac, this);
       if (d.shadow) this.rbacShadow = d.shadow;

@@ -1,7 +1,7 @@
 import type { OrigDstAddr, RemoteAddr } from '../../lib/addr.js';
-import type { MetadataMatcher, Permission, Principal, RbacConfig, ValueMatcher } from '../proxy-config.js';
+import type { Permission, Principal, RbacConfig } from '../proxy-config.js';
 import { cidrContains } from './cidr.js';
-import { headerMatches, matchString } from './route-match.js';
+import { headerMatches, matchString, metadataMatches } from './route-match.js';
 
 /**
  * What RBAC sees of a connection or request. `header` and `path` are absent on L4 (network RBAC): permissions
@@ -53,37 +53,6 @@ function header(attrs: RbacAttrs, name: string): string | undefined {
   return attrs.header(name);
 }
 
-function valueMatches(m: ValueMatcher, v: unknown): boolean {
-  switch (m.kind) {
-    case 'string':
-      return typeof v === 'string' && matchString(m.match, v);
-    case 'list_one_of':
-      return Array.isArray(v) && v.some((x) => valueMatches(m.value, x));
-    case 'or':
-      return m.values.some((x) => valueMatches(x, v));
-    case 'present':
-      return (v !== undefined) === m.present;
-    case 'bool':
-      return v === m.value;
-    case 'null':
-      return v === null;
-  }
-}
-
-/** Envoy's MetadataMatcher: the value at the key path (objects only) matched; a missing value matches nothing. */
-function metadataMatches(m: MetadataMatcher, attrs: RbacAttrs): boolean {
-  let v: unknown = attrs.metadata?.(m.filter);
-  for (const k of m.path) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, k)) {
-      v = undefined;
-      break;
-    }
-    v = (v as Record<string, unknown>)[k];
-  }
-  const hit = v !== undefined && valueMatches(m.value, v);
-  return m.invert ? !hit : hit;
-}
-
 export function permissionMatches(p: Permission, attrs: RbacAttrs): boolean {
   switch (p.kind) {
     case 'any':
@@ -105,7 +74,7 @@ export function permissionMatches(p: Permission, attrs: RbacAttrs): boolean {
     case 'destination_ip':
       return cidrContains(p.cidr, attrs.originalDst.address);
     case 'metadata':
-      return metadataMatches(p.metadata, attrs);
+      return metadataMatches(p.metadata, attrs.metadata);
   }
 }
 
@@ -131,7 +100,7 @@ export function principalMatches(p: Principal, attrs: RbacAttrs): boolean {
     case 'header':
       return attrs.header !== undefined && headerMatches(p.header, header(attrs, p.header.name));
     case 'metadata':
-      return metadataMatches(p.metadata, attrs);
+      return metadataMatches(p.metadata, attrs.metadata);
   }
 }
 

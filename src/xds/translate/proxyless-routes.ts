@@ -86,14 +86,15 @@ function answeredStatus(route: Route): number | undefined {
 }
 
 /**
- * The gRPC form of one sidecar route, or undefined for a query parameter match (never true for a gRPC request).
+ * The gRPC form of one sidecar route, or undefined for a query parameter match (never true for a gRPC request)
+ * or a JWT-claim match (a proxyless client verifies no token, so it has no claims).
  * gRPC has no redirect or direct response: such a route aborts every call with the route's HTTP status (fault
  * injection, A33), which the client maps to a gRPC status as it would the sidecar's answer; `serviceCluster`
  * only fills the route's required cluster.
  */
 export function grpcRoute(route: Route, serviceCluster: string): Route | undefined {
   const match = route.match ?? {};
-  if (match.query_parameters !== undefined) return undefined;
+  if (match.query_parameters !== undefined || match.dynamic_metadata !== undefined) return undefined;
   const answered = answeredStatus(route);
   const out: Route = {
     ...(route.name !== undefined ? { name: route.name } : {}),

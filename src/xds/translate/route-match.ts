@@ -1,10 +1,13 @@
 import type { HttpRoute } from '../../api/resources/networking-virtual-service.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
 import type { StringMatch } from '../../api/resources/schema-helpers.js';
+import { routingClaim } from '../../api/routing-claim.js';
 import type { HeaderMatcher } from '../../generated/envoy/config/route/v3/HeaderMatcher.js';
 import type { QueryParameterMatcher } from '../../generated/envoy/config/route/v3/QueryParameterMatcher.js';
 import type { RouteMatch } from '../../generated/envoy/config/route/v3/RouteMatch.js';
+import type { MetadataMatcher } from '../../generated/envoy/type/matcher/v3/MetadataMatcher.js';
 import type { StringMatcher } from '../../generated/envoy/type/matcher/v3/StringMatcher.js';
+import type { ValueMatcher } from '../../generated/envoy/type/matcher/v3/ValueMatcher.js';
 
 /** One `match` block of a VirtualService HTTP route. */
 export type HttpMatch = NonNullable<HttpRoute['match']>[number];
@@ -78,8 +81,19 @@ export function translateMatch(m: HttpMatch | undefined): RouteMatch {
   else out.prefix = '/';
   if (m.ignoreUriCase) out.case_sensitive = { value: false };
 
-  const headers: HeaderMatcher[] = Object.entries(m.headers ?? {}).map(([name, sm]) => headerMatcher(name, sm));
+  const metadata: MetadataMatcher[] = [];
+  const headers: HeaderMatcher[] = [];
+  for (const [name, sm] of Object.entries(m.headers ?? {})) {
+    const claims = routingClaim(name);
+    if (claims?.length) metadata.push(claimMatcher(claims, sm));
+    else headers.push(headerMatcher(name, sm));
+  }
   for (const [name, sm] of Object.entries(m.withoutHeaders ?? {})) {
+    const claims = routingClaim(name);
+    if (claims?.length) {
+      metadata.push({ ...claimMatcher(claims, sm), invert: true });
+      continue;
+    }
     const h = headerMatcher(name, sm);
     // A missing header does not equal the value either, so it must pass the inverted match (Istio does this).
     headers.push(isPresence(sm) ? { ...h, invert_match: true } : { ...h, invert_match: true, treat_missing_header_as_empty: true });
@@ -96,7 +110,19 @@ export function translateMatch(m: HttpMatch | undefined): RouteMatch {
     )
     .sort(byName);
   if (query.length > 0) out.query_parameters = query;
+  const claimName = (x: MetadataMatcher) => ({ name: x.path?.map((p) => p.key).join('.') ?? '' });
+  if (metadata.length > 0) out.dynamic_metadata = metadata.sort((a, b) => byName(claimName(a), claimName(b)));
   return out;
+}
+
+/** As Istio's MetadataMatcherForJWTClaims: the claim's string, or any member of a list claim. */
+function claimMatcher(claims: readonly string[], sm: StringMatch | undefined): MetadataMatcher {
+  const value: ValueMatcher = !sm || isPresence(sm) ? { present_match: true } : { string_match: stringMatcher(sm) };
+  return {
+    filter: 'envoy.filters.http.jwt_authn',
+    path: ['payload', ...claims].map((key) => ({ key })),
+    value: { or_match: { value_matchers: [{ list_match: { one_of: value } }, value] } },
+  };
 }
 
 /** A route nothing after can be reached past: `/` (or `.*`) with no header or query conditions. */
@@ -104,5 +130,5 @@ export function translateMatch(m: HttpMatch | undefined): RouteMatch {
 export function isCatchAll(route: { readonly match?: RouteMatch | null }): boolean {
   const match = route.match ?? {};
   const path = match.prefix === '/' || match.safe_regex?.regex === '.*';
-  return path && match.headers === undefined && match.query_parameters === undefined;
+  return path && match.headers === undefined && match.query_parameters === undefined && match.dynamic_metadata === undefined;
 }

@@ -19,9 +19,9 @@ export function fixtureWith(yaml: string): Resource[] {
   return [...bookinfoResources().filter((r) => !replaced.has(key(r))), ...parsed.value];
 }
 
-/** What the proxy of fixture node h1 compiles from the translator's output for `resources` (encoded and decoded, as the agent applies it). */
-export function compiledFor(resources: readonly Resource[]): ProxyConfig {
-  const snap = makeSnapshot('v1', translateNode(bookinfoInput('h1', { resources: [...resources] })));
+/** What the proxy of fixture node h1 (or the gateway gw) compiles from the translator's output for `resources` (encoded and decoded, as the agent applies it). */
+export function compiledFor(resources: readonly Resource[], node: 'h1' | 'gw' = 'h1'): ProxyConfig {
+  const snap = makeSnapshot('v1', translateNode(bookinfoInput(node, { resources: [...resources] })));
   const decoded: Record<string, Record<string, unknown>> = {};
   for (const t of [CDS, EDS, LDS, RDS]) {
     decoded[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));

@@ -7,6 +7,7 @@ import { compileJwtAuthn } from '../../../../src/proxy/compile/jwt-authn.js';
 import { runJwtAuthn, VerifyCache } from '../../../../src/proxy/http/jwt-authn.js';
 import { verifyJwt } from '../../../../src/proxy/http/jwt-verify.js';
 import { evaluateRbac, type RbacAttrs } from '../../../../src/proxy/match/rbac-eval.js';
+import { matchRoute, selectVirtualHost } from '../../../../src/proxy/match/route-match.js';
 import type { HttpFilters, JwtAuthnConfig, JwtProvider, NetworkAction, ProxyConfig } from '../../../../src/proxy/proxy-config.js';
 import { decodeAnyDeep } from '../../../../src/xds/decode-deep.js';
 import { encodeAny } from '../../../../src/xds/index.js';
@@ -265,5 +266,78 @@ describe('verifyJwt: algorithms and keys', () => {
     const t = `${b64({ alg: 'ES256' })}.${Buffer.from(deep).toString('base64url')}.AAAA`;
     assert.deepEqual(verifyJwt(p, t, now), { ok: false, reason: 'Jwt payload is an invalid JSON' });
     assert.equal(verifyJwt(p, 'a'.repeat(60_000), now).ok, false);
+  });
+});
+
+describe('routing on JWT claims at the gateway (Istio’s @request.auth.claims headers)', () => {
+  const yaml = `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: gw-jwt, namespace: default}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules:
+  - issuer: "${ISS}"
+    jwks: '${JWKS}'
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo, namespace: default}
+spec:
+  hosts: ["bookinfo.example.com"]
+  gateways: [bookinfo-gateway]
+  http:
+  - name: admins
+    match:
+    - headers: {"@request.auth.claims.groups": {exact: admin}}
+    route:
+    - destination: {host: reviews, port: {number: 9080}}
+  - name: nested-not-beta
+    match:
+    - withoutHeaders: {"@request.auth.claims[org][tier]": {exact: beta}}
+      headers: {"@request.auth.claims[org][tier]": {}}
+    route:
+    - destination: {host: ratings, port: {number: 9080}}
+  - name: everyone
+    route:
+    - destination: {host: productpage, port: {number: 9080}}
+`;
+  const cfg = compiledFor(fixtureWith(yaml), 'gw');
+  const filters = inboundFilters(cfg);
+  const table = [...cfg.routes.values()].find((t) => t.virtualHosts.some((v) => v.routes.some((r) => r.name === 'admins')));
+  assert.ok(table, 'the gateway route table');
+  const vh = selectVirtualHost(table, 'bookinfo.example.com:8080');
+  assert.ok(vh);
+
+  /** The JWT filter, then route selection on what it verified, as the exchange runs them. */
+  const routeFor = (headers: Record<string, string>): string | undefined => {
+    const r = request(headers);
+    const o = runJwtAuthn(filters.jwt as JwtAuthnConfig, { method: 'GET', ...r }, Math.floor(Date.now() / 1000), new VerifyCache());
+    assert.ok(o.ok);
+    const payload = o.payload;
+    const view = {
+      method: 'GET',
+      path: '/productpage',
+      authority: 'bookinfo.example.com:8080',
+      scheme: 'http',
+      header: (n: string) => attrs(r, payload).header?.(n),
+      metadata: (f: string) => (f === 'envoy.filters.http.jwt_authn' && payload ? { payload } : undefined),
+    };
+    return matchRoute(vh, view)?.name;
+  };
+
+  test('a list claim matches by member, a string claim by value; no token takes the fallback', () => {
+    assert.equal(routeFor({ authorization: `Bearer ${good({ groups: ['dev', 'admin'] })}` }), 'admins');
+    assert.equal(routeFor({ authorization: `Bearer ${good({ groups: 'admin' })}` }), 'admins');
+    assert.equal(routeFor({ authorization: `Bearer ${good({ groups: ['dev'] })}` }), 'everyone');
+    assert.equal(routeFor({}), 'everyone');
+  });
+
+  test('nested claims by [a][b], and withoutHeaders inverts', () => {
+    assert.equal(routeFor({ authorization: `Bearer ${good({ groups: [], org: { tier: 'gold' } })}` }), 'nested-not-beta');
+    assert.equal(routeFor({ authorization: `Bearer ${good({ groups: [], org: { tier: 'beta' } })}` }), 'everyone');
+  });
+
+  test('a forged header of the same name is not a claim', () => {
+    assert.equal(routeFor({ '@request.auth.claims.groups': 'admin' }), 'everyone');
   });
 });
