@@ -74,7 +74,7 @@ export function permissionMatches(p: Permission, attrs: RbacAttrs): boolean {
     case 'destination_ip':
       return cidrContains(p.cidr, attrs.originalDst.address);
     case 'metadata':
-      return metadataMatches(p.metadata, attrs.metadata);
+      return metadataMatches(p.metadata, attrs);
   }
 }
 
@@ -100,7 +100,7 @@ export function principalMatches(p: Principal, attrs: RbacAttrs): boolean {
     case 'header':
       return attrs.header !== undefined && headerMatches(p.header, header(attrs, p.header.name));
     case 'metadata':
-      return metadataMatches(p.metadata, attrs.metadata);
+      return metadataMatches(p.metadata, attrs);
   }
 }
 

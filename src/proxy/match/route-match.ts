@@ -237,8 +237,7 @@ export function routeMatches(match: RouteMatch, req: RequestView): boolean {
   }
   const metadata = match.metadata;
   if (metadata !== undefined) {
-    const get = req.metadata?.bind(req);
-    for (let i = 0; i < metadata.length; i++) if (!metadataMatches(metadata[i] as MetadataMatcher, get)) return false;
+    for (let i = 0; i < metadata.length; i++) if (!metadataMatches(metadata[i] as MetadataMatcher, req)) return false;
   }
   return true;
 }
@@ -300,8 +299,13 @@ function valueMatches(m: ValueMatcher, v: unknown): boolean {
 }
 
 /** Envoy's MetadataMatcher: the value at the key path (objects only) matched; a missing value matches nothing. */
-export function metadataMatches(m: MetadataMatcher, metadata: ((filter: string) => unknown) | undefined): boolean {
-  let v: unknown = metadata?.(m.filter);
+/** Whatever carries a request's metadata (the exchange): called as its method, so `this` stays bound. */
+export interface MetadataSource {
+  metadata?(filter: string): unknown;
+}
+
+export function metadataMatches(m: MetadataMatcher, source: MetadataSource): boolean {
+  let v: unknown = source.metadata?.(m.filter);
   for (const k of m.path) {
     if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, k)) {
       v = undefined;

@@ -95,17 +95,28 @@ function request(headers: Record<string, string>, path = '/productpage'): Req {
   return { names: Object.keys(headers), values: Object.values(headers), path };
 }
 
-function attrs(r: Req, payload: Readonly<Record<string, unknown>> | undefined): RbacAttrs {
-  return {
-    remote: toRemote(socketAddr('198.18.0.12', 40000)),
-    originalDst: toOrigDst(socketAddr('198.18.0.11', 9080)),
-    path: r.path,
-    header: (n) => {
-      const i = r.names.indexOf(n);
-      return i < 0 ? undefined : r.values[i];
-    },
-    metadata: (f) => (f === 'envoy.filters.http.jwt_authn' && payload ? { payload } : undefined),
-  };
+/** The attributes as the exchange offers them: methods reading its own fields (so an unbound call would fail). */
+class Attrs implements RbacAttrs {
+  readonly remote = toRemote(socketAddr('198.18.0.12', 40000));
+  readonly originalDst = toOrigDst(socketAddr('198.18.0.11', 9080));
+  readonly path: string;
+  constructor(
+    private readonly r: Req,
+    private readonly payload: Readonly<Record<string, unknown>> | undefined,
+  ) {
+    this.path = r.path;
+  }
+  header(n: string): string | undefined {
+    const i = this.r.names.indexOf(n);
+    return i < 0 ? undefined : this.r.values[i];
+  }
+  metadata(f: string): unknown {
+    return f === 'envoy.filters.http.jwt_authn' && this.payload ? { payload: this.payload } : undefined;
+  }
+}
+
+function attrs(r: Req, payload: Readonly<Record<string, unknown>> | undefined): Attrs {
+  return new Attrs(r, payload);
 }
 
 /** The jwt filter then RBAC, as the exchange runs them: 401 with a reason, 403, or 200 with the request as sent on. */
@@ -314,14 +325,8 @@ spec:
     const o = runJwtAuthn(filters.jwt as JwtAuthnConfig, { method: 'GET', ...r }, Math.floor(Date.now() / 1000), new VerifyCache());
     assert.ok(o.ok);
     const payload = o.payload;
-    const view = {
-      method: 'GET',
-      path: '/productpage',
-      authority: 'bookinfo.example.com:8080',
-      scheme: 'http',
-      header: (n: string) => attrs(r, payload).header?.(n),
-      metadata: (f: string) => (f === 'envoy.filters.http.jwt_authn' && payload ? { payload } : undefined),
-    };
+    const a = attrs(r, payload);
+    const view = Object.assign(a, { method: 'GET', path: '/productpage', authority: 'bookinfo.example.com:8080', scheme: 'http' });
     return matchRoute(vh, view)?.name;
   };
 
