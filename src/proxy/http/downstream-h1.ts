@@ -274,7 +274,7 @@ export class H1Connection implements Downstream, BodySink, LiveHttpConnection {
       isGrpc(getHeader(h.names, h.values, 'content-type')),
     );
     this.x = x;
-    x.start();
+    x.begin();
   }
 
   private bodyDone(trailers: Fields | undefined): void {

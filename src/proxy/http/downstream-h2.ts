@@ -231,6 +231,6 @@ export class H2Downstreams {
     stream.on('close', () => {
       if (!x.finished) x.onDownstreamAbort();
     });
-    x.start();
+    x.begin();
   }
 }

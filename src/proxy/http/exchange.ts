@@ -114,6 +114,24 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
     return filter === JWT_FILTER && this.jwtPayload ? { payload: this.jwtPayload } : undefined;
   }
 
+  /**
+   * start(), guarded: a fault in handling one request answers that request 500 (or ends its response) instead of
+   * throwing out of the connection's event handler, which would kill the worker and every connection on it.
+   */
+  begin(): void {
+    try {
+      this.start();
+    } catch (e) {
+      this.core.logger.error({ err: e, path: this.path }, 'proxy: handling a request failed; answered 500');
+      try {
+        if (!this.responded) this.localReply(500, 'internal proxy error', 0);
+        else this.down.abortResponse();
+      } catch {
+        this.down.abortResponse();
+      }
+    }
+  }
+
   start(): void {
     const tracing = this.action.tracing;
     if (tracing) {
