@@ -168,7 +168,16 @@ const c = opt['skip-core'] ? undefined : await core();
 const e = await endToEnd();
 const r1 = (n: number) => Math.round(n * 10) / 10;
 const rows = [
-  ...(c ? [['CA core (verify CSR + sign SVID), one core', `${Math.round(c.perSecond)}/s`, `${r1((c.cpuSeconds / CSRS) * 1e6)} us CPU each`, '-']] : []),
+  ...(c
+    ? [
+        [
+          'CA core (verify CSR + sign SVID), one core',
+          `${Math.round(c.perSecond)}/s`,
+          `${r1((c.cpuSeconds / CSRS) * 1e6)} us CPU each`,
+          '-',
+        ],
+      ]
+    : []),
   [
     `SignWorkload over mTLS gRPC, client in another process, ${HOSTS} hosts, ${INFLIGHT} in flight`,
     `${Math.round(e.perSecond)}/s`,
@@ -181,7 +190,8 @@ const head = ['path', 'rate', 'cost', 'failed'];
 const widths = [0, 1, 2, 3].map((i) => Math.max(...[head, ...rows].map((r) => String(r[i]).length)));
 for (const r of [head, ...rows]) console.log(r.map((x, i) => String(x).padEnd(widths[i] ?? 0)).join('  '));
 if (e.failed > 0) console.log(`failures: ${JSON.stringify(e.errors)}`);
-if (c) console.log(`target: >= 500 CSRs/s on one core (Consul's default limit is 50/s); core ${c.perSecond >= 500 ? 'meets' : 'misses'} it`);
+if (c)
+  console.log(`target: >= 500 CSRs/s on one core (Consul's default limit is 50/s); core ${c.perSecond >= 500 ? 'meets' : 'misses'} it`);
 console.log(`target: >= 1000 SignWorkload/s end to end; ${e.perSecond >= 1000 ? 'meets' : 'misses'} it`);
 const dir = join(import.meta.dirname, '..', 'results');
 mkdirSync(dir, { recursive: true });
@@ -194,7 +204,15 @@ writeFileSync(
       startedAt,
       finishedAt: new Date(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model },
-      options: { csrs: CSRS, rpcs: RPCS, warmup: Number(opt.warmup), inflight: INFLIGHT, hosts: HOSTS, signRate: opt['sign-rate'], signBurst: opt['sign-burst'] },
+      options: {
+        csrs: CSRS,
+        rpcs: RPCS,
+        warmup: Number(opt.warmup),
+        inflight: INFLIGHT,
+        hosts: HOSTS,
+        signRate: opt['sign-rate'],
+        signBurst: opt['sign-burst'],
+      },
       core: c,
       endToEnd: e,
     },
