@@ -79,6 +79,7 @@ export interface CaOptions {
 const ROOT_TTL_SECONDS = 10 * 365 * 24 * 3600;
 const BACKDATE_MS = 60_000;
 const DEFAULT_SERVER_TTL_SECONDS = 365 * 24 * 3600;
+const MAX_ENCODED_EXTENSIONS = 8192;
 
 function randomSerial(): Buffer {
   for (;;) {
@@ -120,6 +121,8 @@ export class CertificateAuthority {
   private bundlePem = '';
   private intermediatesPem = '';
   private generation = 0;
+  private readonly extensionDer = new Map<string, Buffer>();
+  private validToMs = 0;
   /** Where a CA vmesh created lives; undefined for a CA given by --ca-cert/--ca-key (never rotated here). */
   private dir: string | undefined;
   private issuedSinceStart = 0;
@@ -173,6 +176,8 @@ export class CertificateAuthority {
     this.subject = fields.subject;
     this.keyId = subjectKeyId(fields);
     this.hash = `sha256:${createHash('sha256').update(fields.spki).digest('hex')}`;
+    this.validToMs = Date.parse(this.cert.validTo);
+    this.extensionDer.clear();
     this.trustChanged();
   }
 
@@ -416,14 +421,37 @@ export class CertificateAuthority {
     return { ...signed, keyPem, chainPem: signed.certPem + this.trustBundlePem() };
   }
 
+  /**
+   * The DER of extensions that repeat from one certificate to the next (the usage ones, the issuer's key id, a
+   * workload identity's SANs), encoded once: at fleet rates the encoding cost more than the signature.
+   * Bounded (a fleet has a bounded set of identities) and emptied when the signer changes.
+   */
+  private encoded(key: string, encode: () => Buffer): Buffer {
+    let der = this.extensionDer.get(key);
+    if (!der) {
+      der = encode();
+      if (this.extensionDer.size >= MAX_ENCODED_EXTENSIONS) this.extensionDer.clear();
+      this.extensionDer.set(key, der);
+    }
+    return der;
+  }
+
+  private fixedExtensions(usage: SignOptions['usage'], rsa: boolean): Buffer[] {
+    const eku = usage === 'client' ? [Oid.clientAuth] : usage === 'server' ? [Oid.serverAuth] : [Oid.serverAuth, Oid.clientAuth];
+    const usageBits = rsa ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature];
+    return [
+      this.encoded('bc', () => basicConstraintsExtension(false)),
+      this.encoded(`ku ${rsa}`, () => keyUsageExtension(usageBits)),
+      this.encoded(`eku ${usage}`, () => extKeyUsageExtension(eku)),
+    ];
+  }
+
   private issue(spki: Buffer, rsa: boolean, opts: SignOptions): SignedCertificate {
     this.issuedSinceStart++;
     const serial = randomSerial();
     const now = this.now();
     // Whole seconds, as the certificate encodes it, so the reported notAfter is the certificate's own.
-    const notAfter = new Date(Math.floor(Math.min(now + opts.ttlSeconds * 1000, Date.parse(this.cert.validTo)) / 1000) * 1000);
-    const eku = opts.usage === 'client' ? [Oid.clientAuth] : opts.usage === 'server' ? [Oid.serverAuth] : [Oid.serverAuth, Oid.clientAuth];
-    const usageBits = rsa ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature];
+    const notAfter = new Date(Math.floor(Math.min(now + opts.ttlSeconds * 1000, this.validToMs) / 1000) * 1000);
     const der = buildCertificate(
       {
         serial,
@@ -433,13 +461,11 @@ export class CertificateAuthority {
         notAfter,
         spki,
         extensions: [
-          basicConstraintsExtension(false),
-          keyUsageExtension(usageBits),
-          extKeyUsageExtension(eku),
+          ...this.fixedExtensions(opts.usage, rsa),
           // RFC 5280 4.2.1.6: with an empty subject the SAN extension is critical.
-          sanExtension(opts, true),
+          this.encoded(`san ${JSON.stringify([opts.dnsNames, opts.uris, opts.ips])}`, () => sanExtension(opts, true)),
           subjectKeyIdExtension(keyIdentifier(spki)),
-          authorityKeyIdExtension(this.keyId),
+          this.encoded('aki', () => authorityKeyIdExtension(this.keyId)),
         ],
       },
       { key: this.key, alg: this.alg },

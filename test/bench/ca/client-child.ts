@@ -4,7 +4,8 @@
  * before the timed window (timed apart: that is agent work, not signing), then runs SignWorkload calls over one
  * mutual-TLS channel per host with `inflight` calls in flight in all. Speaks to run.ts over IPC:
  *   <- { start: Setup }  -> { prepared: { keygen } }
- *   <- { go: true }      -> { done: Result }  (after a warm-up outside the window)
+ *   <- { go: true }      -> { warmedUp }  (a warm-up outside the window)
+ *   <- { window: true }  -> { done: { lat, seconds, errors, cpuSeconds } }  (the timed calls; cpu of this process)
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -128,10 +129,14 @@ process.on('message', (m: { start?: Setup; go?: true }) => {
       if (warm.errors.size > 0) throw new Error(`warm-up failed: ${JSON.stringify([...warm.errors])}`);
       process.send?.({ warmedUp: true });
       await new Promise<void>((r) => process.once('message', () => r()));
+      const cpu0 = process.cpuUsage();
       const r = await run(state.clients, state.jobs.slice(setup.warmup), setup.inflight);
+      const cpu = process.cpuUsage(cpu0);
       checkAnswers(r.answers, state.bundle);
       for (const c of state.clients) c.close();
-      process.send?.({ done: { lat: r.lat, seconds: r.seconds, errors: Object.fromEntries(r.errors) } });
+      process.send?.({
+        done: { lat: r.lat, seconds: r.seconds, errors: Object.fromEntries(r.errors), cpuSeconds: (cpu.user + cpu.system) / 1e6 },
+      });
     }
   })().catch((e: unknown) => {
     process.send?.({ failed: (e as Error).stack ?? String(e) });

@@ -182,6 +182,29 @@ describe('signCsr', () => {
     );
   });
 
+  test('interleaved signings each carry their own identity and usages (repeated extensions are encoded once)', () => {
+    const csrFor = (name: string) =>
+      derToPem(buildCsr(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, name), 'CERTIFICATE REQUEST');
+    const asks = [
+      { uris: ['spiffe://example.org/ns/a/sa/x'], usage: 'both', eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/vmesh/host/h9'], usage: 'client', eku: ['1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/ns/a/sa/y'], dnsNames: ['y.example'], usage: 'server', eku: ['1.3.6.1.5.5.7.3.1'] },
+      { uris: ['spiffe://example.org/ns/a/sa/x'], usage: 'both', eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/ns/a/sa/y'], usage: 'server', eku: ['1.3.6.1.5.5.7.3.1'] },
+    ] as const;
+    for (const round of [1, 2]) {
+      for (const a of asks) {
+        const { eku, ...opts } = a;
+        const cert = new X509Certificate(ca.signCsr(csrFor('w'), { ...opts, ttlSeconds: 600 }).certPem);
+        const sans = subjectAltNames(readCertificate(cert.raw));
+        assert.deepEqual(sans.uris, a.uris, `round ${round}: ${a.uris}`);
+        assert.deepEqual(sans.dnsNames, 'dnsNames' in a ? a.dnsNames : [], `round ${round}: DNS names of ${a.uris}`);
+        assert.deepEqual([...(cert.keyUsage ?? [])].sort(), [...eku], `round ${round}: extKeyUsage for ${a.usage}`);
+        assert.ok(ca.issued(cert));
+      }
+    }
+  });
+
   test('rejects a tampered CSR, garbage, and weak keys with VMESH_ERR_CSR_INVALID', () => {
     const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     const der = buildCsr(key, 'honest-host');
