@@ -59,7 +59,7 @@ export class PeerAuthenticator {
     private readonly hosts: HostRegistry,
     private readonly ca: PeerCa,
     /** Certificates remembered (oldest forgotten first): about one per connected host. */
-    private readonly maxEntries = 16_384,
+    private readonly maxEntries = 8192,
   ) {}
 
   authenticate(call: PeerCall): Result<{ host: string; serial: string }, VmeshError> {

@@ -227,6 +227,18 @@ describe('signCsr', () => {
       code: 'VMESH_ERR_CSR_INVALID',
       message: /1024 bits/,
     });
+    // EC keys: P-256 and P-384 only; the curve is read from the CSR's key, openssl-made here with explicit parameters too.
+    const p521 = generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey;
+    assert.throws(() => ca.signCsr(derToPem(buildCsr(p521, 'w'), 'CERTIFICATE REQUEST'), opts), {
+      code: 'VMESH_ERR_CSR_INVALID',
+      message: /EC curve 1\.3\.132\.0\.35/,
+    });
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+    assert.ok(ca.signCsr(derToPem(buildCsr(p384, 'w'), 'CERTIFICATE REQUEST'), opts).certPem);
+    const explicitKey = join(tmp, 'explicit-p256.pem');
+    openssl(['ecparam', '-name', 'prime256v1', '-param_enc', 'explicit', '-genkey', '-noout', '-out', explicitKey]);
+    const explicitCsr = openssl(['req', '-new', '-key', explicitKey, '-subj', '/CN=w']);
+    assert.throws(() => ca.signCsr(explicitCsr, opts), { code: 'VMESH_ERR_CSR_INVALID', message: /EC curve/ });
     assert.throws(
       () => ca.signCsr(derToPem(der, 'CERTIFICATE REQUEST'), { ttlSeconds: 60, usage: 'client' }),
       /no subject alternative names/,
