@@ -79,6 +79,7 @@ export interface CaOptions {
 const ROOT_TTL_SECONDS = 10 * 365 * 24 * 3600;
 const BACKDATE_MS = 60_000;
 const DEFAULT_SERVER_TTL_SECONDS = 365 * 24 * 3600;
+const MAX_ENCODED_EXTENSIONS = 8192;
 
 function randomSerial(): Buffer {
   for (;;) {
@@ -114,7 +115,14 @@ export class CertificateAuthority {
   private bundle!: string[];
   private key!: KeyObject;
   /** Roots trusted but not signing: the next root while a rotation is staged, the previous one after it. */
-  private rotation: { readonly next?: Root; readonly previous?: X509Certificate } = {};
+  private trust: { readonly next?: Root; readonly previous?: X509Certificate } = {};
+  // Derived from the bundle and the rotation when either changes, not per signing or per authenticated call.
+  private nextCert: X509Certificate | undefined;
+  private bundlePem = '';
+  private intermediatesPem = '';
+  private generation = 0;
+  private readonly extensionDer = new Map<string, Buffer>();
+  private validToMs = 0;
   /** Where a CA vmesh created lives; undefined for a CA given by --ca-cert/--ca-key (never rotated here). */
   private dir: string | undefined;
   private issuedSinceStart = 0;
@@ -128,6 +136,37 @@ export class CertificateAuthority {
     this.useSigner(bundle, key);
   }
 
+  private get rotation(): { readonly next?: Root; readonly previous?: X509Certificate } {
+    return this.trust;
+  }
+
+  private set rotation(r: { readonly next?: Root; readonly previous?: X509Certificate }) {
+    this.trust = r;
+    this.nextCert = r.next ? new X509Certificate(r.next.certPem) : undefined;
+    this.trustChanged();
+  }
+
+  private trustChanged(): void {
+    const extra = [this.trust.next?.certPem, this.trust.previous?.toString()].filter((p): p is string => !!p);
+    this.bundlePem = [...this.bundle, ...extra].join('');
+    // A self-signed CA is a root: peers have it in their bundle, so it is not sent. An intermediate is.
+    this.intermediatesPem = this.bundle
+      .filter((pem) => {
+        const c = new X509Certificate(pem);
+        return c.subject !== c.issuer;
+      })
+      .join('');
+    this.generation++;
+  }
+
+  /**
+   * Changes whenever the certificates this CA trusts or signs with change (a rotation step, a reload): what
+   * `issued` answered for a certificate holds as long as this number stays the same.
+   */
+  get trustGeneration(): number {
+    return this.generation;
+  }
+
   private useSigner(bundle: string[], key: KeyObject): void {
     this.bundle = bundle;
     this.key = key;
@@ -137,6 +176,9 @@ export class CertificateAuthority {
     this.subject = fields.subject;
     this.keyId = subjectKeyId(fields);
     this.hash = `sha256:${createHash('sha256').update(fields.spki).digest('hex')}`;
+    this.validToMs = Date.parse(this.cert.validTo);
+    this.extensionDer.clear();
+    this.trustChanged();
   }
 
   /** The signing CA certificate (PEM). */
@@ -226,8 +268,7 @@ export class CertificateAuthority {
    * rotated in or out. The order changes when a rotation activates, so the bundle's hash tells agents to fetch again.
    */
   trustBundlePem(): string {
-    const extra = [this.rotation.next?.certPem, this.rotation.previous?.toString()].filter((p): p is string => !!p);
-    return [...this.bundle, ...extra].join('');
+    return this.bundlePem;
   }
 
   private async loadRotation(dir: string): Promise<void> {
@@ -325,12 +366,7 @@ export class CertificateAuthority {
 
   /** A leaf certificate with the intermediates peers need to chain it to a root in the bundle. */
   chainPem(leafPem: string): string {
-    // A self-signed CA is a root: peers have it in their bundle, so it is not sent. An intermediate is.
-    const intermediates = this.bundle.filter((pem) => {
-      const c = new X509Certificate(pem);
-      return c.subject !== c.issuer;
-    });
-    return leafPem + intermediates.join('');
+    return leafPem + this.intermediatesPem;
   }
 
   /** kubeadm's discovery hash: `sha256:` + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo DER. */
@@ -342,9 +378,7 @@ export class CertificateAuthority {
   issued(cert: X509Certificate): boolean {
     const by = (ca: X509Certificate | undefined) => !!ca && cert.checkIssued(ca) && cert.verify(ca.publicKey);
     // During a rotation, certificates of the other root are still this CA's.
-    return (
-      by(this.cert) || by(this.rotation.previous) || by(this.rotation.next ? new X509Certificate(this.rotation.next.certPem) : undefined)
-    );
+    return by(this.cert) || by(this.rotation.previous) || by(this.nextCert);
   }
 
   /** Parses a PEM CSR and checks its self-signature; throws VMESH_ERR_CSR_INVALID with the reason. */
@@ -387,14 +421,37 @@ export class CertificateAuthority {
     return { ...signed, keyPem, chainPem: signed.certPem + this.trustBundlePem() };
   }
 
+  /**
+   * The DER of extensions that repeat from one certificate to the next (the usage ones, the issuer's key id, a
+   * workload identity's SANs), encoded once: at fleet rates the encoding cost more than the signature.
+   * Bounded (a fleet has a bounded set of identities) and emptied when the signer changes.
+   */
+  private encoded(key: string, encode: () => Buffer): Buffer {
+    let der = this.extensionDer.get(key);
+    if (!der) {
+      der = encode();
+      if (this.extensionDer.size >= MAX_ENCODED_EXTENSIONS) this.extensionDer.clear();
+      this.extensionDer.set(key, der);
+    }
+    return der;
+  }
+
+  private fixedExtensions(usage: SignOptions['usage'], rsa: boolean): Buffer[] {
+    const eku = usage === 'client' ? [Oid.clientAuth] : usage === 'server' ? [Oid.serverAuth] : [Oid.serverAuth, Oid.clientAuth];
+    const usageBits = rsa ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature];
+    return [
+      this.encoded('bc', () => basicConstraintsExtension(false)),
+      this.encoded(`ku ${rsa}`, () => keyUsageExtension(usageBits)),
+      this.encoded(`eku ${usage}`, () => extKeyUsageExtension(eku)),
+    ];
+  }
+
   private issue(spki: Buffer, rsa: boolean, opts: SignOptions): SignedCertificate {
     this.issuedSinceStart++;
     const serial = randomSerial();
     const now = this.now();
     // Whole seconds, as the certificate encodes it, so the reported notAfter is the certificate's own.
-    const notAfter = new Date(Math.floor(Math.min(now + opts.ttlSeconds * 1000, Date.parse(this.cert.validTo)) / 1000) * 1000);
-    const eku = opts.usage === 'client' ? [Oid.clientAuth] : opts.usage === 'server' ? [Oid.serverAuth] : [Oid.serverAuth, Oid.clientAuth];
-    const usageBits = rsa ? [KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment] : [KeyUsageBit.digitalSignature];
+    const notAfter = new Date(Math.floor(Math.min(now + opts.ttlSeconds * 1000, this.validToMs) / 1000) * 1000);
     const der = buildCertificate(
       {
         serial,
@@ -404,13 +461,11 @@ export class CertificateAuthority {
         notAfter,
         spki,
         extensions: [
-          basicConstraintsExtension(false),
-          keyUsageExtension(usageBits),
-          extKeyUsageExtension(eku),
+          ...this.fixedExtensions(opts.usage, rsa),
           // RFC 5280 4.2.1.6: with an empty subject the SAN extension is critical.
-          sanExtension(opts, true),
+          this.encoded(`san ${JSON.stringify([opts.dnsNames, opts.uris, opts.ips])}`, () => sanExtension(opts, true)),
           subjectKeyIdExtension(keyIdentifier(spki)),
-          authorityKeyIdExtension(this.keyId),
+          this.encoded('aki', () => authorityKeyIdExtension(this.keyId)),
         ],
       },
       { key: this.key, alg: this.alg },

@@ -31,6 +31,7 @@ export {
   type ControllerServiceDeps,
   createControllerGrpcService,
   createControllerServerCredentials,
+  PeerAuthenticator,
   type PeerCall,
 } from './join-server.js';
 export { controllerSpiffeId, hostSpiffeId, isValidTrustDomain, parseSpiffeId, type SpiffeId, workloadSpiffeId } from './spiffe.js';

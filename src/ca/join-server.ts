@@ -35,43 +35,79 @@ export interface PeerCall {
   getPeer(): string;
 }
 
+type PeerCa = Pick<CertificateAuthority, 'trustDomain' | 'issued' | 'trustGeneration'>;
+
 /**
  * The host a call comes from, by its client certificate. grpc-js only exposes a certificate that TLS verified
  * against our trust bundle (a certificate from another CA fails TLS verification and is seen as none); we
  * still check it was signed by this CA, take the host from its SPIFFE URI, and refuse revoked or unknown serials.
  */
-export function authenticatePeer(
-  call: PeerCall,
-  hosts: HostRegistry,
-  ca: Pick<CertificateAuthority, 'trustDomain' | 'issued'>,
-): Result<{ host: string; serial: string }, VmeshError> {
-  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-  if (!raw) {
-    return err(
-      vmeshError(
-        ErrorCode.Unauthenticated,
-        'no verified client certificate: this RPC needs mutual TLS with the host certificate from Join (certificates of other CAs do not verify)',
-      ),
-    );
+export function authenticatePeer(call: PeerCall, hosts: HostRegistry, ca: PeerCa): Result<{ host: string; serial: string }, VmeshError> {
+  return new PeerAuthenticator(hosts, ca, 0).authenticate(call);
+}
+
+/**
+ * authenticatePeer for many calls on few connections: every call of a connection presents the same certificate,
+ * so what depends on the certificate alone (parsing, the CA's signature on it, its SPIFFE host) is remembered by
+ * its exact DER for as long as the CA's trust does not change. What can change between two calls — whether the
+ * host is still registered, the certificate revoked or replaced — is checked on every call.
+ */
+export class PeerAuthenticator {
+  private readonly verified = new Map<string, { readonly generation: number; readonly host: string; readonly serial: string }>();
+
+  constructor(
+    private readonly hosts: HostRegistry,
+    private readonly ca: PeerCa,
+    /** Certificates remembered (oldest forgotten first): about one per connected host. */
+    private readonly maxEntries = 8192,
+  ) {}
+
+  authenticate(call: PeerCall): Result<{ host: string; serial: string }, VmeshError> {
+    const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+    if (!raw) {
+      return err(
+        vmeshError(
+          ErrorCode.Unauthenticated,
+          'no verified client certificate: this RPC needs mutual TLS with the host certificate from Join (certificates of other CAs do not verify)',
+        ),
+      );
+    }
+    const key = raw.toString('latin1');
+    let id = this.verified.get(key);
+    if (id?.generation !== this.ca.trustGeneration) {
+      const fresh = this.identify(raw);
+      if (!fresh.ok) return fresh;
+      id = fresh.value;
+      this.verified.delete(key);
+      if (this.maxEntries > 0) {
+        this.verified.set(key, id);
+        if (this.verified.size > this.maxEntries) this.verified.delete(this.verified.keys().next().value as string);
+      }
+    }
+    const checked = this.hosts.checkCertificate(id.host, id.serial);
+    return checked.ok ? ok({ host: id.host, serial: id.serial }) : checked;
   }
-  const cert = new X509Certificate(raw);
-  if (!ca.issued(cert))
-    return err(vmeshError(ErrorCode.Unauthenticated, `client certificate ${cert.serialNumber} was not issued by this CA`));
-  const uris = subjectAltNames(readCertificate(cert.raw)).uris;
-  const ids = uris
-    .map(parseSpiffeId)
-    .flatMap((r) => (r.ok && r.value.kind === 'host' && r.value.trustDomain === ca.trustDomain ? [r.value] : []));
-  const id = ids[0];
-  if (!id || ids.length !== 1) {
-    return err(
-      vmeshError(
-        ErrorCode.Unauthenticated,
-        `client certificate names no single host of trust domain ${ca.trustDomain} (URIs: ${uris.join(' ') || 'none'})`,
-      ),
-    );
+
+  private identify(raw: Buffer): Result<{ generation: number; host: string; serial: string }, VmeshError> {
+    const generation = this.ca.trustGeneration;
+    const cert = new X509Certificate(raw);
+    if (!this.ca.issued(cert))
+      return err(vmeshError(ErrorCode.Unauthenticated, `client certificate ${cert.serialNumber} was not issued by this CA`));
+    const uris = subjectAltNames(readCertificate(cert.raw)).uris;
+    const ids = uris
+      .map(parseSpiffeId)
+      .flatMap((r) => (r.ok && r.value.kind === 'host' && r.value.trustDomain === this.ca.trustDomain ? [r.value] : []));
+    const id = ids[0];
+    if (!id || ids.length !== 1) {
+      return err(
+        vmeshError(
+          ErrorCode.Unauthenticated,
+          `client certificate names no single host of trust domain ${this.ca.trustDomain} (URIs: ${uris.join(' ') || 'none'})`,
+        ),
+      );
+    }
+    return ok({ generation, host: id.host, serial: canonicalSerial(cert.serialNumber) });
   }
-  const checked = hosts.checkCertificate(id.host, cert.serialNumber);
-  return checked.ok ? ok({ host: id.host, serial: canonicalSerial(cert.serialNumber) }) : checked;
 }
 
 const MAX_TEXT = 256;

@@ -144,6 +144,22 @@ export function unacceptableKey(key: KeyObject): string | undefined {
   return `key type ${type}`;
 }
 
+const ACCEPTED_CURVES: Readonly<Record<string, string>> = { '1.2.840.10045.3.1.7': 'prime256v1', '1.3.132.0.34': 'secp384r1' };
+
+/**
+ * unacceptableKey for an EC key node:crypto already parsed from `spki`, read from the SPKI's own named-curve
+ * parameter (the curve OpenSSL used): asking the key object for its curve costs an OpenSSL query per CSR.
+ * Explicit curve parameters are refused, as unacceptableKey refuses a curve without a name.
+ */
+function unacceptableEcSpki(spki: Buffer): string | undefined {
+  const alg = children(
+    expect(children(expect(readDer(spki), Tag.Sequence, 'SubjectPublicKeyInfo').content)[0], Tag.Sequence, 'algorithm').content,
+  );
+  const params = alg[1];
+  const curve = params?.tag === Tag.Oid ? readOid(params) : undefined;
+  return curve && ACCEPTED_CURVES[curve] ? undefined : `EC curve ${curve ?? '(explicit parameters)'}`;
+}
+
 /** SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2, method 1). */
 export function keyIdentifier(spki: Buffer): Buffer {
   const parts = children(expect(readDer(spki), Tag.Sequence, 'SubjectPublicKeyInfo').content);
@@ -204,7 +220,7 @@ export function parseAndVerifyCsr(der: Buffer): ParsedCsr {
   const alg = SIG_ALGS[algOid];
   if (!alg) throw new DerError(`unsupported signature algorithm ${algOid}`);
   const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
-  const why = unacceptableKey(publicKey);
+  const why = publicKey.asymmetricKeyType === 'ec' ? unacceptableEcSpki(spki) : unacceptableKey(publicKey);
   if (why) throw new DerError(`unsupported public key: ${why}`);
   if (publicKey.asymmetricKeyType !== alg.keyType)
     throw new DerError(`signature algorithm ${algOid} does not match a ${publicKey.asymmetricKeyType} key`);

@@ -1,12 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import {
-  authenticatePeer,
   type CaMetrics,
   type CertificateAuthority,
   createControllerGrpcService,
   createControllerServerCredentials,
   type HostRegistry,
   type IssuedCertificates,
+  PeerAuthenticator,
+  type PeerCall,
   type TokenService,
   trustBundleSha256,
 } from '../ca/index.js';
@@ -94,7 +95,8 @@ export function secureGrpc(d: ControllerServices): GrpcComponent {
     logger: logger.child({ component: 'join' }),
     metrics: d.caMetrics,
   });
-  const authenticate = (call: Parameters<typeof authenticatePeer>[0]) => authenticatePeer(call, hosts, ca);
+  const peers = new PeerAuthenticator(hosts, ca);
+  const authenticate = (call: PeerCall) => peers.authenticate(call);
   server.addService(controllerService.service, {
     ...controllerService.implementation,
     ReportHealth: reportHealthHandler({

@@ -182,6 +182,29 @@ describe('signCsr', () => {
     );
   });
 
+  test('interleaved signings each carry their own identity and usages (repeated extensions are encoded once)', () => {
+    const csrFor = (name: string) =>
+      derToPem(buildCsr(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, name), 'CERTIFICATE REQUEST');
+    const asks = [
+      { uris: ['spiffe://example.org/ns/a/sa/x'], usage: 'both', eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/vmesh/host/h9'], usage: 'client', eku: ['1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/ns/a/sa/y'], dnsNames: ['y.example'], usage: 'server', eku: ['1.3.6.1.5.5.7.3.1'] },
+      { uris: ['spiffe://example.org/ns/a/sa/x'], usage: 'both', eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] },
+      { uris: ['spiffe://example.org/ns/a/sa/y'], usage: 'server', eku: ['1.3.6.1.5.5.7.3.1'] },
+    ] as const;
+    for (const round of [1, 2]) {
+      for (const a of asks) {
+        const { eku, ...opts } = a;
+        const cert = new X509Certificate(ca.signCsr(csrFor('w'), { ...opts, ttlSeconds: 600 }).certPem);
+        const sans = subjectAltNames(readCertificate(cert.raw));
+        assert.deepEqual(sans.uris, a.uris, `round ${round}: ${a.uris}`);
+        assert.deepEqual(sans.dnsNames, 'dnsNames' in a ? a.dnsNames : [], `round ${round}: DNS names of ${a.uris}`);
+        assert.deepEqual([...(cert.keyUsage ?? [])].sort(), [...eku], `round ${round}: extKeyUsage for ${a.usage}`);
+        assert.ok(ca.issued(cert));
+      }
+    }
+  });
+
   test('rejects a tampered CSR, garbage, and weak keys with VMESH_ERR_CSR_INVALID', () => {
     const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     const der = buildCsr(key, 'honest-host');
@@ -204,6 +227,18 @@ describe('signCsr', () => {
       code: 'VMESH_ERR_CSR_INVALID',
       message: /1024 bits/,
     });
+    // EC keys: P-256 and P-384 only; the curve is read from the CSR's key, openssl-made here with explicit parameters too.
+    const p521 = generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey;
+    assert.throws(() => ca.signCsr(derToPem(buildCsr(p521, 'w'), 'CERTIFICATE REQUEST'), opts), {
+      code: 'VMESH_ERR_CSR_INVALID',
+      message: /EC curve 1\.3\.132\.0\.35/,
+    });
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+    assert.ok(ca.signCsr(derToPem(buildCsr(p384, 'w'), 'CERTIFICATE REQUEST'), opts).certPem);
+    const explicitKey = join(tmp, 'explicit-p256.pem');
+    openssl(['ecparam', '-name', 'prime256v1', '-param_enc', 'explicit', '-genkey', '-noout', '-out', explicitKey]);
+    const explicitCsr = openssl(['req', '-new', '-key', explicitKey, '-subj', '/CN=w']);
+    assert.throws(() => ca.signCsr(explicitCsr, opts), { code: 'VMESH_ERR_CSR_INVALID', message: /EC curve/ });
     assert.throws(
       () => ca.signCsr(derToPem(der, 'CERTIFICATE REQUEST'), { ttlSeconds: 60, usage: 'client' }),
       /no subject alternative names/,
