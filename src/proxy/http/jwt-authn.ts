@@ -156,6 +156,8 @@ class Evaluation {
   }
 }
 
+const MAX_CACHED_TOKEN = 8192;
+
 /** Verified tokens per provider, bounded: a busy client presents the same token on every request. */
 export class VerifyCache {
   private readonly entries = new Map<JwtProvider, Map<string, JwtCheck>>();
@@ -179,6 +181,8 @@ export class VerifyCache {
     }
     if (hit) return hit;
     const r = verifyJwt(p, token, now);
+    // Bounded in bytes too: a client sending distinct huge tokens must not pin megabytes per worker.
+    if (token.length > MAX_CACHED_TOKEN) return r;
     if (m.size >= this.max) m.clear();
     m.set(token, r);
     return r;
