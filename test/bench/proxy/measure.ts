@@ -40,6 +40,36 @@ export async function runWrk(host: LabHost, url: string, seconds: number): Promi
   return { rps: Number(rps[1]), requests: Number(total[1]), errors: non2xx + sockErrors };
 }
 
+export interface H2loadResult {
+  readonly rps: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+/**
+ * h2load for a fixed time: HTTP/2 with prior knowledge, `conns` connections of `streams` concurrent streams each, or
+ * HTTP/1.1 keep-alive with `h1` (one request in flight per connection).
+ */
+export async function runH2load(
+  host: LabHost,
+  url: string,
+  seconds: number,
+  opts: { conns: number; streams: number; h1?: boolean },
+): Promise<H2loadResult> {
+  const args = [...(opts.h1 ? ['--h1'] : []), '-c', String(opts.conns), '-m', String(opts.streams), '-D', String(seconds), url];
+  const r = await host.exec('h2load', args, { ...APP, timeoutMs: (seconds + 20) * 1000 });
+  const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(r.stdout);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+    r.stdout,
+  );
+  if (r.code !== 0 || !rps || !req)
+    throw new Error(`h2load ${args.join(' ')} failed (code ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stdout}${r.stderr}`);
+  const ok2xx = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1] ?? 0);
+  const succeeded = Number(req[4]);
+  const failed = Number(req[5]) + Number(req[6]) + Number(req[7]);
+  return { rps: Number(rps[1]), requests: Number(req[3]), errors: failed + Math.max(0, succeeded - ok2xx) };
+}
+
 export async function runHey(host: LabHost, url: string, seconds: number): Promise<HeyResult> {
   const r = await host.exec('hey', ['-z', `${seconds}s`, '-q', '100', '-c', '10', '-t', '5', url], {
     ...APP,
