@@ -1,7 +1,7 @@
 // The HAProxy reference pair: one haproxy per host and per mode (plaintext, mutual TLS 1.3 with ECDSA P-256
 // certificates from the vmesh CA), single-threaded like the vmesh proxy, HTTP keep-alive on both hops. Each mode also
 // carries HTTP/2 end to end: h2c from the client, h2 between the pair (ALPN h2 over mTLS, h2c in plaintext), h2c to
-// the upstream's HTTP/2 port.
+// the upstream's HTTP/2 port (its gRPC port for gRPC requests).
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,6 +65,7 @@ export async function writeHaproxyConfigs(opts: {
   nbthread: number;
   upstreamHttpPort: number;
   upstreamH2cPort: number;
+  upstreamGrpcPort: number;
   upstreamTcpPort: number;
   logger: Logger;
 }): Promise<HaproxyFiles> {
@@ -112,9 +113,12 @@ backend http_out
   server s1 127.0.0.1:${opts.upstreamHttpPort}
 frontend h2_in
   bind ${opts.serverIp}:${s.h2}${downH2}
+  use_backend grpc_out if { req.hdr(content-type) -m beg application/grpc }
   default_backend h2_out
 backend h2_out
   server s1 127.0.0.1:${opts.upstreamH2cPort} proto h2
+backend grpc_out
+  server s1 127.0.0.1:${opts.upstreamGrpcPort} proto h2
 frontend tcp_in
   mode tcp
   bind ${opts.serverIp}:${s.tcp}${downTls}

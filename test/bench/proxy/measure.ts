@@ -70,6 +70,22 @@ export async function runH2load(
   return { rps: Number(rps[1]), requests: Number(req[3]), errors: failed + Math.max(0, succeeded - ok2xx) };
 }
 
+/** gRPC unary calls (grpc-load.mjs, grpc-js): `channels` connections with `inFlight` calls outstanding on each. */
+export async function runGrpc(
+  host: LabHost,
+  target: string,
+  seconds: number,
+  opts: { channels: number; inFlight: number },
+): Promise<H2loadResult> {
+  const script = join(import.meta.dirname, 'grpc-load.mjs');
+  const args = [script, target, String(seconds), String(opts.channels), String(opts.inFlight)];
+  const r = await host.exec(process.execPath, args, { ...APP, timeoutMs: (seconds + 30) * 1000 });
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as Partial<H2loadResult> & { firstError?: string };
+  if (r.code !== 0 || out.rps === undefined) throw new Error(`gRPC load ${target} failed (code ${r.code}): ${r.stdout}${r.stderr}`);
+  if (out.firstError) throw new Error(`gRPC load ${target}: ${out.errors} errors, first: ${out.firstError}`);
+  return { rps: out.rps, requests: out.requests ?? 0, errors: out.errors ?? 0 };
+}
+
 export async function runHey(host: LabHost, url: string, seconds: number): Promise<HeyResult> {
   const r = await host.exec('hey', ['-z', `${seconds}s`, '-q', '100', '-c', '10', '-t', '5', url], {
     ...APP,

@@ -18,6 +18,7 @@ export interface ProxySample {
   /** CPU seconds per 1000 requests under h2load over HTTP/2 and over HTTP/1.1. */
   readonly cpuPer1kH2: number;
   readonly cpuPer1kH1load: number;
+  readonly cpuPer1kGrpc: number;
 }
 export interface RoundSample {
   readonly round: number;
@@ -27,6 +28,7 @@ export interface RoundSample {
   readonly bulk: BulkResult | { error: string };
   readonly h2: H2loadResult | { error: string };
   readonly h1load: H2loadResult | { error: string };
+  readonly grpc: H2loadResult | { error: string };
   readonly proxies: readonly ProxySample[];
 }
 export interface PathSummary {
@@ -50,6 +52,8 @@ export interface PathSummary {
   readonly h2Errors: number;
   readonly cpuPer1kH2: { client: number | null; server: number | null };
   readonly cpuPer1kH1load: { client: number | null; server: number | null };
+  readonly grpcRps: number;
+  readonly cpuPer1kGrpc: { client: number | null; server: number | null };
 }
 
 export function median(values: readonly number[]): number {
@@ -69,6 +73,7 @@ export function summarize(path: BenchPath['name'], rounds: readonly RoundSample[
   const rps = mine.map((r) => r.wrk.rps);
   const h2 = mine.flatMap((r) => ('rps' in r.h2 ? [r.h2.rps] : []));
   const h1 = mine.flatMap((r) => ('rps' in r.h1load ? [r.h1load.rps] : []));
+  const grpc = mine.flatMap((r) => ('rps' in r.grpc ? [r.grpc.rps] : []));
   const failed = (r: H2loadResult | { error: string }) => ('rps' in r ? r.errors : r.error === 'skipped' ? 0 : 1);
   return {
     path,
@@ -88,9 +93,11 @@ export function summarize(path: BenchPath['name'], rounds: readonly RoundSample[
     h2Rps: median(h2),
     h2RpsRange: [Math.min(...h2), Math.max(...h2)],
     h1loadRps: median(h1),
-    h2Errors: mine.reduce((a, r) => a + failed(r.h2) + failed(r.h1load), 0),
+    h2Errors: mine.reduce((a, r) => a + failed(r.h2) + failed(r.h1load) + failed(r.grpc), 0),
     cpuPer1kH2: { client: side('client', (p) => p.cpuPer1kH2), server: side('server', (p) => p.cpuPer1kH2) },
     cpuPer1kH1load: { client: side('client', (p) => p.cpuPer1kH1load), server: side('server', (p) => p.cpuPer1kH1load) },
+    grpcRps: median(grpc),
+    cpuPer1kGrpc: { client: side('client', (p) => p.cpuPer1kGrpc), server: side('server', (p) => p.cpuPer1kGrpc) },
   };
 }
 
@@ -134,7 +141,7 @@ export function formatTable(summaries: readonly PathSummary[]): string {
   return tableOf(head, rows);
 }
 
-/** HTTP/2 against HTTP/1.1 with the same client and the same 100 requests in flight. */
+/** HTTP/2 against HTTP/1.1 with the same client and the same 100 requests in flight, and gRPC unary. */
 export function formatH2Table(summaries: readonly PathSummary[]): string {
   const direct = summaries.find((s) => s.path === 'direct');
   const head = [
@@ -145,6 +152,9 @@ export function formatH2Table(summaries: readonly PathSummary[]): string {
     'h2 / h1',
     'CPU s/1k req client/server h2',
     'same, h1',
+    'gRPC unary rps',
+    'x direct',
+    'CPU s/1k gRPC',
     'errors',
   ];
   const k = (v: number) => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)}k` : '–');
@@ -156,6 +166,9 @@ export function formatH2Table(summaries: readonly PathSummary[]): string {
     f(s.h2Rps / s.h1loadRps, 2),
     pair(s.cpuPer1kH2, 3),
     pair(s.cpuPer1kH1load, 3),
+    k(s.grpcRps),
+    direct ? f(s.grpcRps / direct.grpcRps, 2) : '–',
+    pair(s.cpuPer1kGrpc, 3),
     String(s.h2Errors),
   ]);
   return tableOf(head, rows);
@@ -186,6 +199,7 @@ export function ratios(summaries: readonly PathSummary[]): Record<string, number
     h2RpsVmeshOverHaproxyMtls: r(by.vmesh?.h2Rps, by['haproxy-mtls']?.h2Rps),
     h2RpsVmeshOverDirect: r(by.vmesh?.h2Rps, by.direct?.h2Rps),
     h2OverH1Vmesh: r(by.vmesh?.h2Rps, by.vmesh?.h1loadRps),
+    grpcRpsVmeshOverHaproxyMtls: r(by.vmesh?.grpcRps, by['haproxy-mtls']?.grpcRps),
     h2OverH1HaproxyMtls: r(by['haproxy-mtls']?.h2Rps, by['haproxy-mtls']?.h1loadRps),
     p50VmeshOverHaproxyPlain: r(by.vmesh?.p50Ms, by['haproxy-plain']?.p50Ms),
   };

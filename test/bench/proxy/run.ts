@@ -8,8 +8,9 @@
  *   npm run bench:proxy -- --rounds 1 --seconds 3 --bulk-mib 128   a smoke run
  *   npm run bench:proxy -- --profile                         also --cpu-prof both agents and list the top costs
  *   npm run bench:proxy -- --paths vmesh,haproxy-plain       only these paths (of direct, haproxy-plain, haproxy-mtls, vmesh)
- *   npm run bench:proxy -- --loads h2,h1                     only these loads (of wrk, hey, bulk, h2, h1)
+ *   npm run bench:proxy -- --loads h2,h1                     only these loads (of wrk, hey, bulk, h2, h1, grpc)
  *   npm run bench:proxy -- --vmesh-root /tmp/vmesh-before    run the controller and agents from another checkout (A/B)
+ *   npm run bench:proxy -- --agent-node-args '--max-semi-space-size=16'   node flags for both agents and their workers
  */
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../../src/lib/logger.js';
 import { requireLabTools } from '../../lab/lab.js';
-import { cpuSeconds, cpuTimes, type H2loadResult, rssMb, runBulk, runH2load, runHey, runWrk } from './measure.js';
+import { cpuSeconds, cpuTimes, type H2loadResult, rssMb, runBulk, runGrpc, runH2load, runHey, runWrk } from './measure.js';
 import { summarizeProfiles } from './profile.js';
 import { formatH2Table, formatTable, LABELS, type ProxySample, type RoundSample, ratios, summarize, writeResult } from './report.js';
 import { type BenchLab, type BenchPath, setupBenchLab, VMESH_PROXY_WORKERS } from './setup.js';
@@ -31,8 +32,9 @@ const { values: opt } = parseArgs({
     'max-minutes': { type: 'string', default: '12' },
     profile: { type: 'boolean', default: false },
     paths: { type: 'string', default: 'direct,haproxy-plain,haproxy-mtls,vmesh' },
-    loads: { type: 'string', default: 'wrk,hey,bulk,h2,h1' },
+    loads: { type: 'string', default: 'wrk,hey,bulk,h2,h1,grpc' },
     'vmesh-root': { type: 'string' },
+    'agent-node-args': { type: 'string', default: '' },
   },
 });
 const ROUNDS = Number(opt.rounds);
@@ -86,6 +88,12 @@ async function measurePath(bench: BenchLab, path: BenchPath, round: number): Pro
     ? await attempt(() => runH2load(bench.client, path.httpUrl, SECONDS, { conns: 100, streams: 1, h1: true }))
     : SKIPPED;
   const c5 = cpu();
+  await sleep(500);
+  const c5b = cpu();
+  const grpc = LOADS.has('grpc')
+    ? await attempt(() => runGrpc(bench.client, path.grpcTarget, SECONDS, { channels: 10, inFlight: 10 }))
+    : SKIPPED;
+  const c6 = cpu();
   const per1k = (a: number[], b: number[], i: number, r: H2loadResult | { error: string }) =>
     'rps' in r ? (((b[i] ?? 0) - (a[i] ?? 0)) / r.requests) * 1000 : Number.NaN;
   const proxies: ProxySample[] = path.proxies.map((p, i) => ({
@@ -98,15 +106,16 @@ async function measurePath(bench: BenchLab, path: BenchPath, round: number): Pro
     rssMb: rss[i] ?? Number.NaN,
     cpuPer1kH2: per1k(c3, c4, i, h2),
     cpuPer1kH1load: per1k(c4b, c5, i, h1),
+    cpuPer1kGrpc: per1k(c5b, c6, i, grpc),
   }));
   const b = 'mbps' in bulk ? `${bulk.mbps.toFixed(0)} MB/s` : bulk.error;
   const l = (r: H2loadResult | { error: string }) => ('rps' in r ? `${r.rps.toFixed(0)} rps` : r.error);
   const us = proxies.map((p) => `${(p.cpuPer1kMax * 1000).toFixed(1)} µs/req (${(p.sysShareMax * 100).toFixed(0)}% sys)`).join(' + ');
   log(
-    `round ${round} ${path.name}: ${wrk.rps.toFixed(0)} rps, p50 ${hey.p50Ms.toFixed(2)} ms p99 ${hey.p99Ms.toFixed(2)} ms, bulk ${b}, h2 ${l(h2)}, h1 ${l(h1)}` +
+    `round ${round} ${path.name}: ${wrk.rps.toFixed(0)} rps, p50 ${hey.p50Ms.toFixed(2)} ms p99 ${hey.p99Ms.toFixed(2)} ms, bulk ${b}, h2 ${l(h2)}, h1 ${l(h1)}, grpc ${l(grpc)}` +
       (us ? `, ${us}` : ''),
   );
-  return { round, path: path.name, wrk, hey, bulk, h2, h1load: h1, proxies };
+  return { round, path: path.name, wrk, hey, bulk, h2, h1load: h1, grpc, proxies };
 }
 
 async function main(): Promise<void> {
@@ -130,6 +139,7 @@ async function main(): Promise<void> {
       log,
       ...(profileDir ? { profileDir } : {}),
       ...(opt['vmesh-root'] ? { vmeshRoot: opt['vmesh-root'] } : {}),
+      agentNodeArgs: (opt['agent-node-args'] ?? '').split(' ').filter(Boolean),
     });
     log(
       `lab ready (${bench.paths.map((p) => p.name).join(', ')}); ${ROUNDS} rounds of wrk ${SECONDS}s + hey ${SECONDS}s + ${BULK_MIB} MiB`,
@@ -169,7 +179,8 @@ async function main(): Promise<void> {
           'proxy workers (xDS, DNS proxy and health reports included).',
     'CPU s/1k req: CPU seconds of each proxy process per 1000 requests, during the wrk run (max) and the hey run (@1000rps).',
     'HTTP/2: h2load -c10 -m10 (h2c prior knowledge from the client; h2 over mTLS between the pair, h2c to the upstream); ' +
-      'HTTP/1.1 (h2load): h2load --h1 -c100, the same 100 requests in flight.',
+      'HTTP/1.1 (h2load): h2load --h1 -c100, the same 100 requests in flight. gRPC unary: a grpc-js client, 10 ' +
+      'channels of 10 calls in flight, 16 B request, 1 KiB answer (HAProxy routes it by content-type to the gRPC upstream).',
     'All processes share this machine’s cores: numbers are relative costs, not capacities.',
   );
   const ratio = ratios(summaries);

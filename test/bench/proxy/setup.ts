@@ -12,7 +12,16 @@ import { APP, programPid } from './measure.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const node = process.execPath;
-export const PORTS = { meshHttp: 8080, directHttp: 8081, meshH2c: 8082, directH2c: 8083, meshTcp: 9000, directTcp: 9001 } as const;
+export const PORTS = {
+  meshHttp: 8080,
+  directHttp: 8081,
+  meshH2c: 8082,
+  directH2c: 8083,
+  meshGrpc: 8084,
+  directGrpc: 8085,
+  meshTcp: 9000,
+  directTcp: 9001,
+} as const;
 const SERVICE = 'bench';
 /** The vmesh proxy runs one worker per core: the HAProxy reference gets as many threads. */
 export const VMESH_PROXY_WORKERS = availableParallelism();
@@ -27,6 +36,8 @@ export interface BenchPath {
   readonly httpUrl: string;
   /** The same answer over cleartext HTTP/2 (prior knowledge) from the client's side. */
   readonly h2Url: string;
+  /** Where a gRPC client dials (host:port) for the unary bench.Echo/Get. */
+  readonly grpcTarget: string;
   readonly tcp: { host: string; port: number };
   readonly proxies: readonly ProxyProc[];
   /** What the upstream sees as the peer: proves which path a request took. */
@@ -96,6 +107,7 @@ export async function setupBenchLab(opts: {
       `${PORTS.meshHttp},${PORTS.directHttp}`,
       `${PORTS.meshTcp},${PORTS.directTcp}`,
       `${PORTS.meshH2c},${PORTS.directH2c}`,
+      `${PORTS.meshGrpc},${PORTS.directGrpc}`,
     ]);
     await Promise.all([controller.waitForLine(/"ready":true/, 30_000), upstream.waitForLine(/ready/)]);
 
@@ -123,6 +135,7 @@ export async function setupBenchLab(opts: {
     const unmeshed = [
       PORTS.directHttp,
       PORTS.directH2c,
+      PORTS.directGrpc,
       PORTS.directTcp,
       ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.h2, p.tcp]),
     ].join(',');
@@ -170,6 +183,7 @@ export async function setupBenchLab(opts: {
       '--port',
       `http:${PORTS.meshHttp}`,
       `http2:${PORTS.meshH2c}`,
+      `grpc:${PORTS.meshGrpc}`,
       `tcp:${PORTS.meshTcp}`,
       '--host',
       'h3',
@@ -186,6 +200,8 @@ export async function setupBenchLab(opts: {
           dumps[1]?.includes(`inbound|${PORTS.meshHttp}`) === true &&
           dumps[0]?.includes(`outbound|${PORTS.meshH2c}||`) === true &&
           dumps[1]?.includes(`inbound|${PORTS.meshH2c}`) === true &&
+          dumps[0]?.includes(`outbound|${PORTS.meshGrpc}||`) === true &&
+          dumps[1]?.includes(`inbound|${PORTS.meshGrpc}`) === true &&
           certs[0]?.includes('/sa/bench-client') === true &&
           certs[1]?.includes(`/sa/${SERVICE}`) === true
         );
@@ -205,6 +221,7 @@ export async function setupBenchLab(opts: {
       nbthread: VMESH_PROXY_WORKERS,
       upstreamHttpPort: PORTS.directHttp,
       upstreamH2cPort: PORTS.directH2c,
+      upstreamGrpcPort: PORTS.directGrpc,
       upstreamTcpPort: PORTS.directTcp,
       logger: opts.logger,
     });
@@ -226,6 +243,7 @@ export async function setupBenchLab(opts: {
         name: 'direct',
         httpUrl: `http://${h3.ipv4}:${PORTS.directHttp}/`,
         h2Url: `http://${h3.ipv4}:${PORTS.directH2c}/`,
+        grpcTarget: `${h3.ipv4}:${PORTS.directGrpc}`,
         tcp: { host: h3.ipv4, port: PORTS.directTcp },
         proxies: [],
         expectPeer: h2.ipv4,
@@ -235,6 +253,7 @@ export async function setupBenchLab(opts: {
           name: `haproxy-${mode}`,
           httpUrl: `http://127.0.0.1:${CLIENT_PORTS[mode].http}/`,
           h2Url: `http://127.0.0.1:${CLIENT_PORTS[mode].h2}/`,
+          grpcTarget: `127.0.0.1:${CLIENT_PORTS[mode].h2}`,
           tcp: { host: '127.0.0.1', port: CLIENT_PORTS[mode].tcp },
           proxies: hap[mode],
           expectPeer: '127.0.0.1',
@@ -244,6 +263,7 @@ export async function setupBenchLab(opts: {
         name: 'vmesh',
         httpUrl: `http://${SERVICE}.default.mesh:${PORTS.meshHttp}/`,
         h2Url: `http://${SERVICE}.default.mesh:${PORTS.meshH2c}/`,
+        grpcTarget: `${SERVICE}.default.mesh:${PORTS.meshGrpc}`,
         tcp: { host: `${SERVICE}.default.mesh`, port: PORTS.meshTcp },
         proxies: [
           { host: 'client', pid: agentPid(0), name: 'agent+workers' },
