@@ -121,6 +121,7 @@ export class H2Stream implements UpstreamExchange {
   private trailers: Fields | undefined;
   private responded = false;
   private finished = false;
+  private drainListened = false;
 
   constructor(
     private readonly stream: ClientHttp2Stream,
@@ -137,9 +138,6 @@ export class H2Stream implements UpstreamExchange {
     stream.on('end', () => this.onEnd());
     stream.on('close', () => this.onClose());
     stream.on('error', noop);
-    stream.on('drain', () => {
-      if (!this.finished) this.r.onUpstreamDrain();
-    });
   }
 
   static open(
@@ -158,7 +156,15 @@ export class H2Stream implements UpstreamExchange {
 
   sendBody(chunk: Buffer): boolean {
     if (this.finished || this.stream.destroyed) return true;
-    return this.stream.write(chunk);
+    if (this.stream.write(chunk)) return true;
+    // Listened to once it can happen: most requests have no body, and every listener costs per stream.
+    if (!this.drainListened) {
+      this.drainListened = true;
+      this.stream.on('drain', () => {
+        if (!this.finished) this.r.onUpstreamDrain();
+      });
+    }
+    return false;
   }
 
   endBody(): void {
