@@ -91,7 +91,7 @@ async function measurePath(bench: BenchLab, path: BenchPath, round: number): Pro
   await sleep(500);
   const c5b = cpu();
   const grpc = LOADS.has('grpc')
-    ? await attempt(() => runGrpc(bench.client, path.grpcTarget, SECONDS, { channels: 10, inFlight: 10 }))
+    ? await attempt(() => runGrpc(bench.client, path.grpcTarget, SECONDS, { conns: 10, streams: 10 }))
     : SKIPPED;
   const c6 = cpu();
   const per1k = (a: number[], b: number[], i: number, r: H2loadResult | { error: string }) =>
@@ -179,8 +179,9 @@ async function main(): Promise<void> {
           'proxy workers (xDS, DNS proxy and health reports included).',
     'CPU s/1k req: CPU seconds of each proxy process per 1000 requests, during the wrk run (max) and the hey run (@1000rps).',
     'HTTP/2: h2load -c10 -m10 (h2c prior knowledge from the client; h2 over mTLS between the pair, h2c to the upstream); ' +
-      'HTTP/1.1 (h2load): h2load --h1 -c100, the same 100 requests in flight. gRPC unary: a grpc-js client, 10 ' +
-      'channels of 10 calls in flight, 16 B request, 1 KiB answer (HAProxy routes it by content-type to the gRPC upstream).',
+      'HTTP/1.1 (h2load): h2load --h1 -c100, the same 100 requests in flight. gRPC unary: h2load POSTing bench.Echo/Get as ' +
+      'gRPC (-c10 -m10, 16 B message, 1 KiB answer checked by size) to a grpc-js server; HAProxy routes it by ' +
+      'content-type to the gRPC upstream.',
     'All processes share this machine’s cores: numbers are relative costs, not capacities.',
   );
   const ratio = ratios(summaries);

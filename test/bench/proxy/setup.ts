@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../../src/lib/logger.js';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../../lab/lab.js';
 import { CLIENT_PORTS, type HaproxyMode, SERVER_PORTS, writeHaproxyConfigs } from './haproxy.js';
-import { APP, programPid } from './measure.js';
+import { APP, checkGrpc, programPid } from './measure.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const node = process.execPath;
@@ -307,4 +307,5 @@ async function checkPath(client: LabHost, p: BenchPath): Promise<void> {
       `path ${p.name} (${p.h2Url}) over h2c is not what it should be: ${h2.stdout}${h2.stderr}, expected peer ${p.expectPeer}`,
     );
   }
+  await checkGrpc(client, p.grpcTarget);
 }
