@@ -53,6 +53,7 @@ class H2Downstream implements Downstream {
   x: Exchange | undefined;
   private trailers: Fields | undefined;
   private readonly wantTrailers: boolean;
+  private drainListened = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -69,6 +70,7 @@ class H2Downstream implements Downstream {
     // gRPC trailers-only answers (status in the only header block) stay that way.
     const endStream = noBody || (contentLength === 0 && (!this.wantTrailers || names.includes('grpc-status')));
     try {
+      if (!endStream) st.once('wantTrailers', () => this.sendTrailers());
       st.respond(h, { endStream, waitForTrailers: !endStream });
     } catch {
       st.close(constants.NGHTTP2_INTERNAL_ERROR);
@@ -78,7 +80,12 @@ class H2Downstream implements Downstream {
   respondData(chunk: Buffer): boolean {
     const st = this.stream;
     if (st.destroyed || st.writableEnded) return true;
-    return st.write(chunk);
+    if (st.write(chunk)) return true;
+    if (!this.drainListened) {
+      this.drainListened = true;
+      st.on('drain', () => this.x?.onDownstreamDrain());
+    }
+    return false;
   }
 
   respondEnd(trailers: Fields | undefined): void {
@@ -218,16 +225,17 @@ export class H2Downstreams {
     const d = new H2Downstream(stream, grpc);
     const x = new Exchange(this.core, sc.ctx, sc.action, d, info, 'HTTP/2', grpc);
     d.x = x;
-    let trailers: Fields | undefined;
-    stream.on('data', (chunk: Buffer) => x.onRequestBody(chunk));
-    stream.on('trailers', (t: IncomingHttpHeaders) => {
-      trailers = fieldsOf(t);
-    });
-    stream.on('end', () => {
-      if (!endStream) x.onRequestEnd(trailers);
-    });
-    stream.on('drain', () => x.onDownstreamDrain());
-    stream.on('wantTrailers', () => d.sendTrailers());
+    // A request that ended with its headers (most of them) has no body to read: no body listeners, and Node drains
+    // the readable side itself when the stream closes. 'drain' and 'wantTrailers' are listened to once they can
+    // happen (H2Downstream). Fewer listeners per stream is measurably less CPU per request.
+    if (!endStream) {
+      let trailers: Fields | undefined;
+      stream.on('data', (chunk: Buffer) => x.onRequestBody(chunk));
+      stream.on('trailers', (t: IncomingHttpHeaders) => {
+        trailers = fieldsOf(t);
+      });
+      stream.on('end', () => x.onRequestEnd(trailers));
+    }
     stream.on('close', () => {
       if (!x.finished) x.onDownstreamAbort();
     });

@@ -9,12 +9,19 @@ import {
 import type { ClusterConfig } from '../proxy-config.js';
 import type { ClusterManager, SourceIdentity, UpstreamHost } from '../runtime-types.js';
 import { startKeepalive } from './h2-keepalive.js';
+import { installLeanAsyncBind } from './lean-async-bind.js';
 import type { Fields } from './parser.js';
 import type { BodyMode, ConnectFailure, UpstreamExchange, UpstreamReceiver } from './upstream.js';
 
 const H2_ALPN = ['h2'];
 const DEFAULT_IDLE_MS = 60_000;
 const noop = () => {};
+/**
+ * Request options spelled out in full (Node fills in the priority fields it is not given, on its own copy): every
+ * request's options then have one shape.
+ */
+const WITH_BODY = { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false, waitForTrailers: false } as const;
+const NO_BODY = { endStream: true, weight: 16, parent: 0, exclusive: false, silent: false, waitForTrailers: false } as const;
 
 type Waiter = (s: ClientHttp2Session | ConnectFailure) => void;
 
@@ -32,6 +39,7 @@ export class H2Client {
     private readonly identity: SourceIdentity | undefined,
     private readonly onGone: () => void,
   ) {
+    installLeanAsyncBind();
     void this.open();
   }
 
@@ -121,6 +129,7 @@ export class H2Stream implements UpstreamExchange {
   private trailers: Fields | undefined;
   private responded = false;
   private finished = false;
+  private drainListened = false;
 
   constructor(
     private readonly stream: ClientHttp2Stream,
@@ -137,9 +146,6 @@ export class H2Stream implements UpstreamExchange {
     stream.on('end', () => this.onEnd());
     stream.on('close', () => this.onClose());
     stream.on('error', noop);
-    stream.on('drain', () => {
-      if (!this.finished) this.r.onUpstreamDrain();
-    });
   }
 
   static open(
@@ -150,7 +156,7 @@ export class H2Stream implements UpstreamExchange {
     headRequest: boolean,
   ): H2Stream | ConnectFailure {
     try {
-      return new H2Stream(session.request(headers, { endStream: mode === 'none' }), r, headRequest);
+      return new H2Stream(session.request(headers, mode === 'none' ? NO_BODY : WITH_BODY), r, headRequest);
     } catch (e) {
       return { ok: false, reason: 'connect_failure', detail: `HTTP/2 stream: ${(e as Error).message}` };
     }
@@ -158,7 +164,15 @@ export class H2Stream implements UpstreamExchange {
 
   sendBody(chunk: Buffer): boolean {
     if (this.finished || this.stream.destroyed) return true;
-    return this.stream.write(chunk);
+    if (this.stream.write(chunk)) return true;
+    // Listened to once it can happen: most requests have no body, and every listener costs per stream.
+    if (!this.drainListened) {
+      this.drainListened = true;
+      this.stream.on('drain', () => {
+        if (!this.finished) this.r.onUpstreamDrain();
+      });
+    }
+    return false;
   }
 
   endBody(): void {

@@ -1,5 +1,7 @@
 // The HAProxy reference pair: one haproxy per host and per mode (plaintext, mutual TLS 1.3 with ECDSA P-256
-// certificates from the vmesh CA), single-threaded like the vmesh proxy, HTTP keep-alive on both hops.
+// certificates from the vmesh CA), single-threaded like the vmesh proxy, HTTP keep-alive on both hops. Each mode also
+// carries HTTP/2 end to end: h2c from the client, h2 between the pair (ALPN h2 over mTLS, h2c in plaintext), h2c to
+// the upstream's HTTP/2 port (its gRPC port for gRPC requests).
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,9 +12,9 @@ import type { Logger } from '../../../src/lib/logger.js';
 export type HaproxyMode = 'plain' | 'mtls';
 
 /** Where the client-side haproxy listens (loopback of the client host) per mode. */
-export const CLIENT_PORTS = { plain: { http: 10080, tcp: 11000 }, mtls: { http: 10443, tcp: 11443 } } as const;
+export const CLIENT_PORTS = { plain: { http: 10080, h2: 10082, tcp: 11000 }, mtls: { http: 10443, h2: 10444, tcp: 11443 } } as const;
 /** Where the server-side haproxy listens (the server host's address) per mode. */
-export const SERVER_PORTS = { plain: { http: 18080, tcp: 19000 }, mtls: { http: 18443, tcp: 19443 } } as const;
+export const SERVER_PORTS = { plain: { http: 18080, h2: 18082, tcp: 19000 }, mtls: { http: 18443, h2: 18444, tcp: 19443 } } as const;
 
 export interface HaproxyFiles {
   readonly client: Record<HaproxyMode, string>;
@@ -62,6 +64,8 @@ export async function writeHaproxyConfigs(opts: {
   serverIp: string;
   nbthread: number;
   upstreamHttpPort: number;
+  upstreamH2cPort: number;
+  upstreamGrpcPort: number;
   upstreamTcpPort: number;
   logger: Logger;
 }): Promise<HaproxyFiles> {
@@ -80,12 +84,19 @@ export async function writeHaproxyConfigs(opts: {
     const s = SERVER_PORTS[mode];
     const upTls = mode === 'mtls' ? ` ${tls.client}` : '';
     const downTls = mode === 'mtls' ? ` ${tls.server}` : '';
+    const upH2 = mode === 'mtls' ? `${upTls} alpn h2` : ' proto h2';
+    const downH2 = mode === 'mtls' ? `${downTls} alpn h2` : ' proto h2';
     const client = `
 frontend http_in
   bind 127.0.0.1:${c.http}
   default_backend http_out
 backend http_out
   server s1 ${opts.serverIp}:${s.http}${upTls}
+frontend h2_in
+  bind 127.0.0.1:${c.h2} proto h2
+  default_backend h2_out
+backend h2_out
+  server s1 ${opts.serverIp}:${s.h2}${upH2}
 frontend tcp_in
   mode tcp
   bind 127.0.0.1:${c.tcp}
@@ -100,6 +111,14 @@ frontend http_in
   default_backend http_out
 backend http_out
   server s1 127.0.0.1:${opts.upstreamHttpPort}
+frontend h2_in
+  bind ${opts.serverIp}:${s.h2}${downH2}
+  use_backend grpc_out if { req.hdr(content-type) -m beg application/grpc }
+  default_backend h2_out
+backend h2_out
+  server s1 127.0.0.1:${opts.upstreamH2cPort} proto h2
+backend grpc_out
+  server s1 127.0.0.1:${opts.upstreamGrpcPort} proto h2
 frontend tcp_in
   mode tcp
   bind ${opts.serverIp}:${s.tcp}${downTls}

@@ -1,7 +1,8 @@
 // Load generators (wrk for throughput, hey for latency at a fixed rate, a Node sender for TCP bulk) and per-process
 // CPU and RSS read from /proc: the proxies run inside the lab's namespaces, but /proc is the machine's.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabHost } from '../../lab/lab.js';
 
@@ -38,6 +39,85 @@ export async function runWrk(host: LabHost, url: string, seconds: number): Promi
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
   const sockErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
   return { rps: Number(rps[1]), requests: Number(total[1]), errors: non2xx + sockErrors };
+}
+
+export interface H2loadResult {
+  readonly rps: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+/**
+ * h2load for a fixed time: HTTP/2 with prior knowledge, `conns` connections of `streams` concurrent streams each, or
+ * HTTP/1.1 keep-alive with `h1` (one request in flight per connection).
+ */
+export async function runH2load(
+  host: LabHost,
+  url: string,
+  seconds: number,
+  opts: { conns: number; streams: number; h1?: boolean; body?: string; headers?: readonly string[] },
+): Promise<H2loadResult & { dataBytes: number }> {
+  const args = [
+    ...(opts.h1 ? ['--h1'] : []),
+    ...(opts.body ? ['-d', opts.body] : []),
+    ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
+    '-c',
+    String(opts.conns),
+    '-m',
+    String(opts.streams),
+    '-D',
+    String(seconds),
+    url,
+  ];
+  const r = await host.exec('h2load', args, { ...APP, timeoutMs: (seconds + 20) * 1000 });
+  const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(r.stdout);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+    r.stdout,
+  );
+  if (r.code !== 0 || !rps || !req)
+    throw new Error(`h2load ${args.join(' ')} failed (code ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stdout}${r.stderr}`);
+  const ok2xx = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1] ?? 0);
+  const succeeded = Number(req[4]);
+  const failed = Number(req[5]) + Number(req[6]) + Number(req[7]);
+  const dataBytes = Number(/\((\d+)\) data/.exec(r.stdout)?.[1] ?? Number.NaN);
+  return { rps: Number(rps[1]), requests: Number(req[3]), errors: failed + Math.max(0, succeeded - ok2xx), dataBytes };
+}
+
+/** A gRPC unary request for bench.Echo/Get: a 16-byte message in gRPC's length-prefixed framing. */
+const GRPC_REQUEST = Buffer.concat([Buffer.from([0, 0, 0, 0, 16]), Buffer.alloc(16, 'q')]);
+/** What each answer's DATA carries: the 1 KiB message and its 5-byte prefix. */
+const GRPC_ANSWER_BYTES = 5 + 1024;
+
+/**
+ * gRPC unary at load: h2load POSTs bench.Echo/Get as a gRPC client would (content-type application/grpc, te:
+ * trailers); a call counts only if every answer carried the whole 1 KiB message. A Node gRPC client tops out near
+ * 1k calls/s on this machine, below what the paths carry; grpc-load.mjs (grpc-js) checks each path once instead.
+ */
+export async function runGrpc(
+  host: LabHost,
+  target: string,
+  seconds: number,
+  opts: { conns: number; streams: number },
+): Promise<H2loadResult> {
+  const file = join(tmpdir(), `vmesh-bench-grpc-${process.pid}.bin`);
+  writeFileSync(file, GRPC_REQUEST, { mode: 0o644 });
+  const r = await runH2load(host, `http://${target}/bench.Echo/Get`, seconds, {
+    ...opts,
+    body: file,
+    headers: ['content-type: application/grpc', 'te: trailers'],
+  });
+  const short = r.requests - Math.floor(r.dataBytes / GRPC_ANSWER_BYTES);
+  return { rps: r.rps, requests: r.requests, errors: r.errors + Math.max(0, short) };
+}
+
+/** A few real gRPC calls (grpc-js): status OK and the 1 KiB answer, or why not. */
+export async function checkGrpc(host: LabHost, target: string): Promise<void> {
+  const script = join(import.meta.dirname, 'grpc-load.mjs');
+  const r = await host.exec(process.execPath, [script, target, '1', '1', '1'], { ...APP, timeoutMs: 30_000 });
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { requests?: number; errors?: number; firstError?: string };
+  if (r.code !== 0 || !out.requests || out.errors !== 0) {
+    throw new Error(`gRPC ${target}: ${out.firstError ?? `${r.stdout}${r.stderr}`.slice(0, 500)}`);
+  }
 }
 
 export async function runHey(host: LabHost, url: string, seconds: number): Promise<HeyResult> {

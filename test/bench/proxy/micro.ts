@@ -2,9 +2,11 @@
  * A quick single-proxy measurement for working on the data path (not the comparison bench: no lab, no agent, no
  * HAProxy). This process runs the real HTTP handler and TCP proxy with the real cluster manager on loopback, in front
  * of the bench upstream (upstream.mjs, its own process); wrk and the bulk sender load it. It prints the proxy's CPU
- * per request and per GB, which move less with a noisy machine than throughput does.
+ * per request and per GB, which move less with a noisy machine than throughput does. --h2 adds h2load runs with
+ * the same 100 requests in flight: HTTP/2 both sides (h2c in, a cluster with http2 out), HTTP/2 in and HTTP/1.1
+ * out, and HTTP/1.1 both sides.
  *
- *   node --import tsx test/bench/proxy/micro.ts [--seconds 5] [--rounds 3] [--bulk-mib 1024] [--cpu-prof DIR]
+ *   node --import tsx test/bench/proxy/micro.ts [--seconds 5] [--rounds 3] [--bulk-mib 1024] [--cpu-prof DIR] [--h2]
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -28,10 +30,12 @@ const { values: opt } = parseArgs({
     'bulk-mib': { type: 'string', default: '1024' },
     'cpu-prof': { type: 'string' },
     connections: { type: 'string', default: '50' },
+    h2: { type: 'boolean', default: false },
   },
 });
 const HTTP_UP = 18_081;
 const TCP_UP = 19_001;
+const H2C_UP = 18_083;
 const logger = createLogger({ level: 'silent' });
 /** What an outbound route gets without a VirtualService (Istio's defaults as vmesh translates them): no timeout, 2 retries. */
 const OUTBOUND_DEFAULTS = {
@@ -80,13 +84,25 @@ function context(socket: Socket, action: NetworkAction, cfg: ReturnType<typeof p
 }
 
 async function main(): Promise<void> {
-  const up: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, 'upstream.mjs'), String(HTTP_UP), String(TCP_UP)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const up: ChildProcess = spawn(
+    process.execPath,
+    [join(import.meta.dirname, 'upstream.mjs'), String(HTTP_UP), String(TCP_UP), String(H2C_UP)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise((r) => up.stdout?.once('data', r));
   const cfg = proxyConfig(
-    [cluster('web', [HTTP_UP]), cluster('tcp', [TCP_UP])],
-    [table('r', [vhost('v', ['*'], [route('all', prefix('/'), forward('web', OUTBOUND_DEFAULTS))])])],
+    [cluster('web', [HTTP_UP]), cluster('web2', [H2C_UP], { http2: true }), cluster('tcp', [TCP_UP])],
+    [
+      table('r', [
+        vhost(
+          'v',
+          ['*'],
+          [route('h2', prefix('/h2'), forward('web2', OUTBOUND_DEFAULTS)), route('all', prefix('/'), forward('web', OUTBOUND_DEFAULTS))],
+        ),
+      ]),
+    ],
   );
   const clusters = new ProxyClusterManager({ secrets: noSecrets, logger, ownPorts: () => [] });
   clusters.update(cfg);
@@ -122,6 +138,23 @@ async function main(): Promise<void> {
       const bad = /Non-2xx|Socket errors/.test(out) ? ' ERRORS' : '';
       const us = (c1.user + c1.system) / n;
       line += ` http ${rps.toFixed(0)} rps, ${us.toFixed(1)} µs/req (user ${(c1.user / n).toFixed(1)}, sys ${(c1.system / n).toFixed(1)})${bad};`;
+    }
+    if (opt.h2) {
+      const base = `http://127.0.0.1:${httpPort}`;
+      for (const [label, args] of [
+        ['h2>h2', ['-c10', '-m10', `${base}/h2`]],
+        ['h2>h1', ['-c10', '-m10', `${base}/`]],
+        ['h1>h1', ['--h1', '-c100', `${base}/`]],
+      ] as const) {
+        const c0 = process.cpuUsage();
+        const out = await run('h2load', ['-D', opt.seconds as string, ...args]);
+        const c1 = process.cpuUsage(c0);
+        const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]);
+        const m = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(out);
+        const n = Number(m?.[1]);
+        const bad = m?.[1] !== m?.[2] ? ' ERRORS' : '';
+        line += ` ${label} ${rps.toFixed(0)} rps ${((c1.user + c1.system) / n).toFixed(1)} µs/req${bad};`;
+      }
     }
     if (Number(opt['bulk-mib']) > 0) {
       const b0 = process.cpuUsage();

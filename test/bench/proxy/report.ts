@@ -1,7 +1,7 @@
 // Medians over the rounds, the printed table and the JSON file.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BulkResult, HeyResult, WrkResult } from './measure.js';
+import type { BulkResult, H2loadResult, HeyResult, WrkResult } from './measure.js';
 import type { BenchPath } from './setup.js';
 
 export interface ProxySample {
@@ -15,6 +15,10 @@ export interface ProxySample {
   /** CPU seconds per GB of bulk TCP. */
   readonly cpuPerGb: number;
   readonly rssMb: number;
+  /** CPU seconds per 1000 requests under h2load over HTTP/2 and over HTTP/1.1. */
+  readonly cpuPer1kH2: number;
+  readonly cpuPer1kH1load: number;
+  readonly cpuPer1kGrpc: number;
 }
 export interface RoundSample {
   readonly round: number;
@@ -22,6 +26,9 @@ export interface RoundSample {
   readonly wrk: WrkResult;
   readonly hey: HeyResult;
   readonly bulk: BulkResult | { error: string };
+  readonly h2: H2loadResult | { error: string };
+  readonly h1load: H2loadResult | { error: string };
+  readonly grpc: H2loadResult | { error: string };
   readonly proxies: readonly ProxySample[];
 }
 export interface PathSummary {
@@ -39,6 +46,14 @@ export interface PathSummary {
   readonly sysShareMax: { client: number | null; server: number | null };
   readonly cpuPerGb: { client: number | null; server: number | null };
   readonly rssMb: { client: number | null; server: number | null };
+  readonly h2Rps: number;
+  readonly h2RpsRange: readonly [number, number];
+  readonly h1loadRps: number;
+  readonly h2Errors: number;
+  readonly cpuPer1kH2: { client: number | null; server: number | null };
+  readonly cpuPer1kH1load: { client: number | null; server: number | null };
+  readonly grpcRps: number;
+  readonly cpuPer1kGrpc: { client: number | null; server: number | null };
 }
 
 export function median(values: readonly number[]): number {
@@ -56,6 +71,10 @@ export function summarize(path: BenchPath['name'], rounds: readonly RoundSample[
   };
   const bulk = mine.flatMap((r) => ('mbps' in r.bulk ? [r.bulk.mbps] : []));
   const rps = mine.map((r) => r.wrk.rps);
+  const h2 = mine.flatMap((r) => ('rps' in r.h2 ? [r.h2.rps] : []));
+  const h1 = mine.flatMap((r) => ('rps' in r.h1load ? [r.h1load.rps] : []));
+  const grpc = mine.flatMap((r) => ('rps' in r.grpc ? [r.grpc.rps] : []));
+  const failed = (r: H2loadResult | { error: string }) => ('rps' in r ? r.errors : r.error === 'skipped' ? 0 : 1);
   return {
     path,
     rps: median(rps),
@@ -71,6 +90,14 @@ export function summarize(path: BenchPath['name'], rounds: readonly RoundSample[
     sysShareMax: { client: side('client', (p) => p.sysShareMax), server: side('server', (p) => p.sysShareMax) },
     cpuPerGb: { client: side('client', (p) => p.cpuPerGb), server: side('server', (p) => p.cpuPerGb) },
     rssMb: { client: side('client', (p) => p.rssMb), server: side('server', (p) => p.rssMb) },
+    h2Rps: median(h2),
+    h2RpsRange: [Math.min(...h2), Math.max(...h2)],
+    h1loadRps: median(h1),
+    h2Errors: mine.reduce((a, r) => a + failed(r.h2) + failed(r.h1load) + failed(r.grpc), 0),
+    cpuPer1kH2: { client: side('client', (p) => p.cpuPer1kH2), server: side('server', (p) => p.cpuPer1kH2) },
+    cpuPer1kH1load: { client: side('client', (p) => p.cpuPer1kH1load), server: side('server', (p) => p.cpuPer1kH1load) },
+    grpcRps: median(grpc),
+    cpuPer1kGrpc: { client: side('client', (p) => p.cpuPer1kGrpc), server: side('server', (p) => p.cpuPer1kGrpc) },
   };
 }
 
@@ -111,6 +138,43 @@ export function formatTable(summaries: readonly PathSummary[]): string {
     pair(s.cpuPerGb, 2),
     String(s.errors),
   ]);
+  return tableOf(head, rows);
+}
+
+/** HTTP/2 against HTTP/1.1 with the same client and the same 100 requests in flight, and gRPC unary. */
+export function formatH2Table(summaries: readonly PathSummary[]): string {
+  const direct = summaries.find((s) => s.path === 'direct');
+  const head = [
+    'path (h2load)',
+    'HTTP/2 rps -c10 -m10 (min–max)',
+    'x direct',
+    'HTTP/1.1 rps --h1 -c100',
+    'h2 / h1',
+    'CPU s/1k req client/server h2',
+    'same, h1',
+    'gRPC unary rps',
+    'x direct',
+    'CPU s/1k gRPC',
+    'errors',
+  ];
+  const k = (v: number) => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)}k` : '–');
+  const rows = summaries.map((s) => [
+    LABELS[s.path],
+    `${k(s.h2Rps)} (${k(s.h2RpsRange[0])}–${k(s.h2RpsRange[1])})`,
+    direct ? f(s.h2Rps / direct.h2Rps, 2) : '–',
+    k(s.h1loadRps),
+    f(s.h2Rps / s.h1loadRps, 2),
+    pair(s.cpuPer1kH2, 3),
+    pair(s.cpuPer1kH1load, 3),
+    k(s.grpcRps),
+    direct ? f(s.grpcRps / direct.grpcRps, 2) : '–',
+    pair(s.cpuPer1kGrpc, 3),
+    String(s.h2Errors),
+  ]);
+  return tableOf(head, rows);
+}
+
+function tableOf(head: string[], rows: string[][]): string {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i] ?? 0)).join(' | ')} |`;
@@ -132,6 +196,11 @@ export function ratios(summaries: readonly PathSummary[]): Record<string, number
     bulkVmeshOverHaproxyPlain: r(by.vmesh?.bulkMBps, by['haproxy-plain']?.bulkMBps),
     bulkVmeshOverHaproxyMtls: r(by.vmesh?.bulkMBps, by['haproxy-mtls']?.bulkMBps),
     bulkVmeshOverDirect: r(by.vmesh?.bulkMBps, by.direct?.bulkMBps),
+    h2RpsVmeshOverHaproxyMtls: r(by.vmesh?.h2Rps, by['haproxy-mtls']?.h2Rps),
+    h2RpsVmeshOverDirect: r(by.vmesh?.h2Rps, by.direct?.h2Rps),
+    h2OverH1Vmesh: r(by.vmesh?.h2Rps, by.vmesh?.h1loadRps),
+    grpcRpsVmeshOverHaproxyMtls: r(by.vmesh?.grpcRps, by['haproxy-mtls']?.grpcRps),
+    h2OverH1HaproxyMtls: r(by['haproxy-mtls']?.h2Rps, by['haproxy-mtls']?.h1loadRps),
     p50VmeshOverHaproxyPlain: r(by.vmesh?.p50Ms, by['haproxy-plain']?.p50Ms),
   };
 }

@@ -8,12 +8,20 @@ import { join } from 'node:path';
 import type { Logger } from '../../../src/lib/logger.js';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../../lab/lab.js';
 import { CLIENT_PORTS, type HaproxyMode, SERVER_PORTS, writeHaproxyConfigs } from './haproxy.js';
-import { APP, programPid } from './measure.js';
+import { APP, checkGrpc, programPid } from './measure.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
-const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 const node = process.execPath;
-export const PORTS = { meshHttp: 8080, directHttp: 8081, meshTcp: 9000, directTcp: 9001 } as const;
+export const PORTS = {
+  meshHttp: 8080,
+  directHttp: 8081,
+  meshH2c: 8082,
+  directH2c: 8083,
+  meshGrpc: 8084,
+  directGrpc: 8085,
+  meshTcp: 9000,
+  directTcp: 9001,
+} as const;
 const SERVICE = 'bench';
 /** The vmesh proxy runs one worker per core: the HAProxy reference gets as many threads. */
 export const VMESH_PROXY_WORKERS = availableParallelism();
@@ -26,6 +34,10 @@ export interface ProxyProc {
 export interface BenchPath {
   readonly name: 'direct' | 'haproxy-plain' | 'haproxy-mtls' | 'vmesh';
   readonly httpUrl: string;
+  /** The same answer over cleartext HTTP/2 (prior knowledge) from the client's side. */
+  readonly h2Url: string;
+  /** Where a gRPC client dials (host:port) for the unary bench.Echo/Get. */
+  readonly grpcTarget: string;
   readonly tcp: { host: string; port: number };
   readonly proxies: readonly ProxyProc[];
   /** What the upstream sees as the peer: proves which path a request took. */
@@ -64,7 +76,10 @@ export async function setupBenchLab(opts: {
   /** Extra node flags for both agents (e.g. --perf-basic-prof for `perf record`). */
   agentNodeArgs?: readonly string[];
   log: (m: string) => void;
+  /** Another checkout to run the controller and agents from (a before/after comparison in one time window). */
+  vmeshRoot?: string;
 }): Promise<BenchLab> {
+  const CLI = join(opts.vmeshRoot ?? ROOT, 'src', 'cli', 'main.ts');
   const lab = await createLab({ hosts: 3 });
   const [h1, h2, h3] = lab.hosts as [LabHost, LabHost, LabHost];
   const ctlDir = await mkdtemp(join(tmpdir(), 'vmesh-bench-ctl-'));
@@ -91,6 +106,8 @@ export async function setupBenchLab(opts: {
       join(import.meta.dirname, 'upstream.mjs'),
       `${PORTS.meshHttp},${PORTS.directHttp}`,
       `${PORTS.meshTcp},${PORTS.directTcp}`,
+      `${PORTS.meshH2c},${PORTS.directH2c}`,
+      `${PORTS.meshGrpc},${PORTS.directGrpc}`,
     ]);
     await Promise.all([controller.waitForLine(/"ready":true/, 30_000), upstream.waitForLine(/ready/)]);
 
@@ -115,7 +132,13 @@ export async function setupBenchLab(opts: {
       '--no-wait',
     ]);
     opts.log('starting agents');
-    const unmeshed = [PORTS.directHttp, PORTS.directTcp, ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.tcp])].join(',');
+    const unmeshed = [
+      PORTS.directHttp,
+      PORTS.directH2c,
+      PORTS.directGrpc,
+      PORTS.directTcp,
+      ...Object.values(SERVER_PORTS).flatMap((p) => [p.http, p.h2, p.tcp]),
+    ].join(',');
     for (const [host, name] of [
       [h2, 'h2'],
       [h3, 'h3'],
@@ -159,6 +182,8 @@ export async function setupBenchLab(opts: {
       h3.ipv4,
       '--port',
       `http:${PORTS.meshHttp}`,
+      `http2:${PORTS.meshH2c}`,
+      `grpc:${PORTS.meshGrpc}`,
       `tcp:${PORTS.meshTcp}`,
       '--host',
       'h3',
@@ -173,6 +198,10 @@ export async function setupBenchLab(opts: {
         return (
           dumps[0]?.includes(cluster) === true &&
           dumps[1]?.includes(`inbound|${PORTS.meshHttp}`) === true &&
+          dumps[0]?.includes(`outbound|${PORTS.meshH2c}||`) === true &&
+          dumps[1]?.includes(`inbound|${PORTS.meshH2c}`) === true &&
+          dumps[0]?.includes(`outbound|${PORTS.meshGrpc}||`) === true &&
+          dumps[1]?.includes(`inbound|${PORTS.meshGrpc}`) === true &&
           certs[0]?.includes('/sa/bench-client') === true &&
           certs[1]?.includes(`/sa/${SERVICE}`) === true
         );
@@ -191,6 +220,8 @@ export async function setupBenchLab(opts: {
       serverIp: h3.ipv4,
       nbthread: VMESH_PROXY_WORKERS,
       upstreamHttpPort: PORTS.directHttp,
+      upstreamH2cPort: PORTS.directH2c,
+      upstreamGrpcPort: PORTS.directGrpc,
       upstreamTcpPort: PORTS.directTcp,
       logger: opts.logger,
     });
@@ -211,6 +242,8 @@ export async function setupBenchLab(opts: {
       {
         name: 'direct',
         httpUrl: `http://${h3.ipv4}:${PORTS.directHttp}/`,
+        h2Url: `http://${h3.ipv4}:${PORTS.directH2c}/`,
+        grpcTarget: `${h3.ipv4}:${PORTS.directGrpc}`,
         tcp: { host: h3.ipv4, port: PORTS.directTcp },
         proxies: [],
         expectPeer: h2.ipv4,
@@ -219,6 +252,8 @@ export async function setupBenchLab(opts: {
         (mode): BenchPath => ({
           name: `haproxy-${mode}`,
           httpUrl: `http://127.0.0.1:${CLIENT_PORTS[mode].http}/`,
+          h2Url: `http://127.0.0.1:${CLIENT_PORTS[mode].h2}/`,
+          grpcTarget: `127.0.0.1:${CLIENT_PORTS[mode].h2}`,
           tcp: { host: '127.0.0.1', port: CLIENT_PORTS[mode].tcp },
           proxies: hap[mode],
           expectPeer: '127.0.0.1',
@@ -227,6 +262,8 @@ export async function setupBenchLab(opts: {
       {
         name: 'vmesh',
         httpUrl: `http://${SERVICE}.default.mesh:${PORTS.meshHttp}/`,
+        h2Url: `http://${SERVICE}.default.mesh:${PORTS.meshH2c}/`,
+        grpcTarget: `${SERVICE}.default.mesh:${PORTS.meshGrpc}`,
         tcp: { host: `${SERVICE}.default.mesh`, port: PORTS.meshTcp },
         proxies: [
           { host: 'client', pid: agentPid(0), name: 'agent+workers' },
@@ -255,4 +292,20 @@ async function checkPath(client: LabHost, p: BenchPath): Promise<void> {
   if (out.s !== 200 || out.n !== 1024 || out.peer !== p.expectPeer) {
     throw new Error(`path ${p.name} (${p.httpUrl}) is not what it should be: ${JSON.stringify(out)}, expected peer ${p.expectPeer}`);
   }
+  // The same over HTTP/2 with prior knowledge, as h2load speaks it.
+  const h2 = await client.exec(
+    'curl',
+    ['-sS', '--http2-prior-knowledge', '-o', '/dev/null', '-D', '-', '-w', 'size=%{size_download}\n', p.h2Url],
+    {
+      ...APP,
+      timeoutMs: 10_000,
+    },
+  );
+  const peer = /^x-peer: (.*)\r$/m.exec(h2.stdout)?.[1];
+  if (h2.code !== 0 || !/^HTTP\/2 200/m.test(h2.stdout) || !/size=1024/.test(h2.stdout) || peer !== p.expectPeer) {
+    throw new Error(
+      `path ${p.name} (${p.h2Url}) over h2c is not what it should be: ${h2.stdout}${h2.stderr}, expected peer ${p.expectPeer}`,
+    );
+  }
+  await checkGrpc(client, p.grpcTarget);
 }
