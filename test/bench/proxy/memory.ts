@@ -18,7 +18,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLab, type LabHost, type LabProcess, requireLabTools } from '../../lab/lab.js';
-import { APP, programPid, runWrk } from './measure.js';
+import { APP, cpuSeconds, programPid, runWrk } from './measure.js';
 import { writeResult } from './report.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -33,6 +33,8 @@ const { values: opt } = parseArgs({
     'settle-seconds': { type: 'string', default: '5' },
     'load-seconds': { type: 'string', default: '0' },
     'heap-snapshot': { type: 'boolean', default: false },
+    /** Extra node flags for the agent, which its workers inherit (e.g. "--max-semi-space-size=2"). */
+    'node-args': { type: 'string', default: '' },
   },
 });
 const STEPS = (opt.workloads ?? '').split(',').map(Number);
@@ -54,6 +56,8 @@ interface ProcMemory {
   readonly cjsModules?: number;
   readonly packages?: Record<string, number>;
   readonly threads: number;
+  /** GC count and milliseconds since the process started, by kind. */
+  readonly gc?: Record<string, { n: number; ms: number }>;
   /** V8's spaces: committed MB / used MB. */
   readonly heapSpaces?: Record<string, string>;
 }
@@ -65,6 +69,8 @@ interface Reading {
   readonly hostPssMb: number;
   readonly istioSidecarsMb: number;
   readonly wrkRps?: number;
+  /** CPU time of the agent and its workers per request during the wrk run: less swayed by other load than req/s. */
+  readonly cpuUsPerRequest?: number;
 }
 
 function cli(): string[] {
@@ -124,6 +130,7 @@ async function readHost(agentPid: number, probeDir: string): Promise<ProcMemory[
             arrayBuffersMb: u.arrayBuffers / MB,
             cjsModules: probe.cjsModules,
             packages: probe.packages,
+            gc: probe.gc,
             heapSpaces: Object.fromEntries(
               probe.heapSpaces.map((h) => [h.name, `${(h.size / MB).toFixed(1)} / ${(h.used / MB).toFixed(1)}`]),
             ),
@@ -226,6 +233,7 @@ async function main(): Promise<void> {
       [
         '--import',
         probe,
+        ...(opt['node-args'] ?? '').split(' ').filter(Boolean),
         ...base,
         'agent',
         '--controller',
@@ -283,7 +291,10 @@ async function main(): Promise<void> {
       });
       log(`${n} workloads idle: host RSS ${fmt(sum(idle, 'rssMb'))} MB, PSS ${fmt(sum(idle, 'pssMb'))} MB`);
       if (LOAD_SECONDS > 0) {
+        const cpu = () => [agentPid, ...workerPids(agentPid)].reduce((a, p) => a + cpuSeconds(p), 0);
+        const c0 = cpu();
         const wrk = await runWrk(h2, 'http://app-0.default.mesh:10000/', LOAD_SECONDS);
+        const cpuUsPerRequest = ((cpu() - c0) / wrk.requests) * 1e6;
         await sleep(1000);
         const after = await readHost(agentPid, probeDir);
         readings.push({
@@ -294,6 +305,7 @@ async function main(): Promise<void> {
           hostPssMb: sum(after, 'pssMb'),
           istioSidecarsMb: n * ISTIO_SIDECAR_MB,
           wrkRps: wrk.rps,
+          cpuUsPerRequest,
         });
         log(
           `${n} workloads after ${LOAD_SECONDS} s of wrk (${fmt(wrk.rps)} req/s, ${wrk.errors} errors): host RSS ${fmt(sum(after, 'rssMb'))} MB`,
@@ -311,7 +323,7 @@ async function main(): Promise<void> {
   }
   const text = table(readings);
   process.stdout.write(
-    `\n${text}\n\nagent/workers: RSS / PSS / V8 heap used, MB. host = agent + ${opt.workers} workers. runtime: ${opt.runtime}.\n`,
+    `\n${text}\n\nagent/workers: RSS / PSS / V8 heap used, MB. host = agent + ${opt.workers} workers. runtime: ${opt.runtime}${opt['node-args'] ? `, node ${opt['node-args']}` : ''}.\n`,
   );
   const file = writeResult(
     RESULTS_DIR,
@@ -322,6 +334,7 @@ async function main(): Promise<void> {
       options: {
         workloads: STEPS,
         runtime: opt.runtime,
+        nodeArgs: opt['node-args'],
         workers: Number(opt.workers),
         settleSeconds: SETTLE_MS / 1000,
         loadSeconds: LOAD_SECONDS,
