@@ -81,8 +81,21 @@ function cli(): string[] {
 }
 
 function smapsKb(pid: number, field: 'Rss' | 'Pss'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  return m ? Number(m[1]) : Number.NaN;
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    // gone meanwhile (a worker restarted)
+    return Number.NaN;
+  }
+}
+
+function threadCount(pid: number): number {
+  try {
+    return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** The agent's proxy workers: its node children (it also runs nft and friends, briefly). */
@@ -121,7 +134,7 @@ async function readHost(agentPid: number, probeDir: string): Promise<ProcMemory[
       pid,
       rssMb: smapsKb(pid, 'Rss') / 1024,
       pssMb: smapsKb(pid, 'Pss') / 1024,
-      threads: Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]),
+      threads: threadCount(pid),
       ...(u
         ? {
             heapUsedMb: u.heapUsed / MB,
