@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { createLab, type LabHost, type LabProcess, requireLabTools } from '../../lab/lab.js';
 import { APP, cpuSeconds, programPid, runWrk } from './measure.js';
 import { writeResult } from './report.js';
+import { adminGet, waitFor } from './setup.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const RESULTS_DIR = join(import.meta.dirname, '..', 'results');
@@ -124,6 +125,8 @@ async function readHost(agentPid: number, probeDir: string): Promise<ProcMemory[
     const probe = existsSync(file)
       ? (JSON.parse(readFileSync(file, 'utf8')) as {
           memoryUsage: NodeJS.MemoryUsage;
+          heapSpaces: { name: string; size: number; used: number }[];
+          gc: Record<string, { n: number; ms: number }>;
           cjsModules: number;
           packages: Record<string, number>;
         })
@@ -151,23 +154,6 @@ async function readHost(agentPid: number, probeDir: string): Promise<ProcMemory[
         : {}),
     };
   });
-}
-
-async function adminGet(host: LabHost, path: string): Promise<string> {
-  const r = await host.exec(
-    process.execPath,
-    ['-e', `require('http').get('http://127.0.0.1:15000${path}',r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>console.log(b))})`],
-    { timeoutMs: 5000 },
-  );
-  return r.stdout;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, diag: () => string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`${what} not reached after ${timeoutMs} ms\n${diag()}`);
-    await sleep(500);
-  }
 }
 
 const fmt = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(0));
