@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
-import { deepFreeze } from './sources.js';
+import { deepFreeze } from './deep-freeze.js';
 
 /** What the agent tells each proxy worker process it starts (on the worker's command line). */
 export interface ProxyWorkerConfig {

@@ -80,13 +80,7 @@ export function idOf(value: unknown, what: string, dflt: number): number {
   return Number(s);
 }
 
-export function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
+export { deepFreeze } from './deep-freeze.js';
 
 /**
  * A secret given as a flag's value is refused: command lines are visible to every user of the host (`ps`,

@@ -3,9 +3,9 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
-// Imported for the ADS service definition; loading it also registers google/protobuf/descriptor.proto
-// with protobufjs, which the Envoy protos import through their validate annotations.
-import * as protoLoader from '@grpc/proto-loader';
+// Loading proto-loader registers google/protobuf/descriptor.proto with protobufjs, which the Envoy protos
+// import through their validate annotations.
+import '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { typeNameOf } from './type-urls.js';
@@ -192,22 +192,53 @@ const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
 
 /** `envoy.service.secret.v3.SecretDiscoveryService` (StreamSecrets, DeltaSecrets): what an Envoy's sds_config calls. */
 export function sdsServiceDefinition(): grpc.ServiceDefinition {
-  if (!sdsService) {
-    const pkg = protoLoader.loadSync(SDS_PROTO, { ...DECODE_OPTIONS, keepCase: true, includeDirs: [...protoIncludeDirs()] });
-    sdsService = pkg[SDS_SERVICE] as unknown as grpc.ServiceDefinition;
-    if (!sdsService) throw vmeshError(ErrorCode.Internal, `${SDS_PROTO} does not define ${SDS_SERVICE}`);
-  }
+  sdsService ??= serviceDefinition(SDS_PROTO, SDS_SERVICE);
   return sdsService;
 }
 
-/** `envoy.service.discovery.v3.AggregatedDiscoveryService`, loaded once with proto-loader (ads.proto only). */
+/** `envoy.service.discovery.v3.AggregatedDiscoveryService` (ads.proto), defined once. */
 export function adsServiceDefinition(): grpc.ServiceDefinition {
-  if (!adsService) {
-    const pkg = protoLoader.loadSync(ADS_PROTO, { ...DECODE_OPTIONS, keepCase: true, includeDirs: [...protoIncludeDirs()] });
-    adsService = pkg[ADS_SERVICE] as unknown as grpc.ServiceDefinition;
-    if (!adsService) throw vmeshError(ErrorCode.Internal, `${ADS_PROTO} does not define ${ADS_SERVICE}`);
-  }
+  adsService ??= serviceDefinition(ADS_PROTO, ADS_SERVICE);
   return adsService;
+}
+
+/**
+ * A gRPC service over the shared registry's types, coded as @grpc/proto-loader codes it (fromObject/encode,
+ * decode/toObject with the decode options). proto-loader itself would parse the service's files and their
+ * imports a second time into a root of its own, and build descriptor protos of them all: ~1.5 MB of heap in every
+ * process holding a stream (the agent, each proxy worker), for messages the registry already has.
+ */
+function serviceDefinition(file: string, name: string): grpc.ServiceDefinition {
+  const root = protos().root;
+  if (!(root.lookup(name) instanceof protobuf.Service)) {
+    try {
+      root.loadSync(file, { keepCase: true });
+      root.resolveAll();
+    } catch (e) {
+      throw vmeshError(ErrorCode.Internal, `loading ${file} failed: ${(e as Error).message}`);
+    }
+  }
+  const service = root.lookup(name);
+  if (!(service instanceof protobuf.Service)) throw vmeshError(ErrorCode.Internal, `${file} does not define ${name}`);
+  const serialize = (t: protobuf.Type) => (v: unknown) => Buffer.from(t.encode(t.fromObject(v as Record<string, unknown>)).finish());
+  const deserialize = (t: protobuf.Type) => (b: Buffer) => t.toObject(t.decode(b), DECODE_OPTIONS);
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const m of service.methodsArray) {
+    const req = m.resolvedRequestType;
+    const res = m.resolvedResponseType;
+    if (!req || !res) throw vmeshError(ErrorCode.Internal, `${name}.${m.name}: request or response type unresolved`);
+    def[m.name] = {
+      path: `/${name}/${m.name}`,
+      requestStream: m.requestStream === true,
+      responseStream: m.responseStream === true,
+      requestSerialize: serialize(req),
+      requestDeserialize: deserialize(req),
+      responseSerialize: serialize(res),
+      responseDeserialize: deserialize(res),
+      originalName: m.name.charAt(0).toLowerCase() + m.name.slice(1),
+    };
+  }
+  return def as grpc.ServiceDefinition;
 }
 
 function checkShape(type: protobuf.Type, value: unknown, path: string): void {

@@ -205,9 +205,9 @@ export function ratios(summaries: readonly PathSummary[]): Record<string, number
   };
 }
 
-export function writeResult(dir: string, result: unknown, startedAt: Date): string {
+export function writeResult(dir: string, result: unknown, startedAt: Date, prefix = 'proxy'): string {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `proxy-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(dir, `${prefix}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   return file;
 }

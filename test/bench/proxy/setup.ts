@@ -53,7 +53,7 @@ export interface BenchLab {
   cleanup(): Promise<void>;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, diag: () => string): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, diag: () => string): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`${what} not reached after ${timeoutMs} ms\n${diag()}`);
@@ -61,7 +61,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
-async function adminGet(host: LabHost, path: string): Promise<string> {
+export async function adminGet(host: LabHost, path: string): Promise<string> {
   const r = await host.exec(
     node,
     ['-e', `require('http').get('http://127.0.0.1:15000${path}',r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>console.log(b))})`],

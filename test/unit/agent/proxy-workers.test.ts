@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { ProxyWorkers } from '../../../src/agent/proxy-workers.js';
+import { ProxyWorkers, WORKER_SEMI_SPACE_MB } from '../../../src/agent/proxy-workers.js';
 import { createLogger } from '../../../src/lib/logger.js';
 
 const FAKE = join(import.meta.dirname, 'fixtures', 'fake-worker.mjs');
@@ -21,7 +21,7 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number
 }
 
 /** One ProxyWorkers with one fake worker following `plan`, its log lines, and what capture would have seen. */
-function start(plan: string[], opts: { livenessTimeoutMs: number; startupTimeoutMs?: number }) {
+function start(plan: string[], opts: { livenessTimeoutMs: number; startupTimeoutMs?: number; semiSpaceMb?: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'vmesh-workers-'));
   writeFileSync(join(dir, 'plan.json'), JSON.stringify(plan));
   const logs: Array<Record<string, unknown>> = [];
@@ -51,6 +51,13 @@ function start(plan: string[], opts: { livenessTimeoutMs: number; startupTimeout
     logs,
     capture,
     starts: () => readFileSync(join(dir, 'starts'), 'utf8').length,
+    execArgv: (): string[] => {
+      try {
+        return JSON.parse(readFileSync(join(dir, 'execargv.json'), 'utf8'));
+      } catch {
+        return [];
+      }
+    },
     async stop() {
       await workers.stop(100);
       rmSync(dir, { recursive: true, force: true });
@@ -116,5 +123,17 @@ describe('proxy workers: a worker hung at birth is killed and replaced', () => {
     for (const [i, l] of restarts.entries()) assert.ok((l.restartInMs as number) < 200 * 2 ** i, JSON.stringify(l));
     assert.equal(r.workers.serving(), 0);
     assert.deepEqual(r.capture, ['dns']);
+  });
+
+  test("workers get their own young-generation size, whatever the agent's own flags", async () => {
+    const semi = (argv: string[]) => argv.filter((a) => a.startsWith('--max-semi-space-size'));
+    const dflt = start(['serve'], { livenessTimeoutMs: 5000 });
+    running.push(dflt);
+    await until('the worker started', () => (dflt.execArgv().length > 0 ? true : undefined), 15_000);
+    assert.deepEqual(semi(dflt.execArgv()), [`--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`]);
+    const set = start(['serve'], { livenessTimeoutMs: 5000, semiSpaceMb: 3 });
+    running.push(set);
+    await until('the worker started', () => (set.execArgv().length > 0 ? true : undefined), 15_000);
+    assert.deepEqual(semi(set.execArgv()), ['--max-semi-space-size=3']);
   });
 });
