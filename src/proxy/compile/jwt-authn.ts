@@ -14,7 +14,7 @@ import { bool, bytesText, fail, list, msg, num, part, refuseSet, str } from './r
 
 const MAX_DEPTH = 8;
 
-function provider(name: string, v: Decoded<JwtProvider__Output>, path: string): JwtProvider {
+function provider(name: string, v: Partial<Decoded<JwtProvider__Output>>, path: string): JwtProvider {
   refuseSet(v, ['remote_jwks', 'subjects', 'max_lifetime', 'require_expiration', 'header_in_metadata', 'failed_status_in_metadata'], path);
   const src = msg(v.local_jwks, `${path}.local_jwks`);
   if (!src) fail(`${path}.local_jwks`, 'inline keys are required (remote JWKS is fetched by the controller)');
@@ -25,7 +25,7 @@ function provider(name: string, v: Decoded<JwtProvider__Output>, path: string): 
   const issuer = str(v.issuer, `${path}.issuer`);
   const payloadInMetadata = str(v.payload_in_metadata, `${path}.payload_in_metadata`);
   const payloadHeader = str(v.forward_payload_header, `${path}.forward_payload_header`);
-  const skew = msg(v, path)?.clock_skew_seconds;
+  const skew = v.clock_skew_seconds;
   return {
     name,
     ...(issuer ? { issuer } : {}),
@@ -89,10 +89,7 @@ export function compileJwtAuthn(cfg: Decoded<JwtAuthentication__Output>, path: s
   refuseSet(cfg, ['filter_state_rules', 'requirement_map'], path);
   const providers = new Map<string, JwtProvider>();
   for (const [name, p] of Object.entries(msg(cfg.providers, `${path}.providers`) ?? {})) {
-    providers.set(
-      name,
-      provider(name, part(p, `${path}.providers['${name}']`) as Decoded<JwtProvider__Output>, `${path}.providers['${name}']`),
-    );
+    providers.set(name, provider(name, part(p, `${path}.providers['${name}']`), `${path}.providers['${name}']`));
   }
   const rules = list(cfg.rules, `${path}.rules`).map((rule, i) => {
     const rp = `${path}.rules[${i}]`;

@@ -1,4 +1,4 @@
-import { isServiceRef, type TargetRef } from '../../api/resources/target-ref.js';
+import { isServiceRef, type TargetRef, targetRefsOf } from '../../api/resources/target-ref.js';
 import type { TranslateInput } from './input.js';
 
 /** What the security policies (AuthorizationPolicy, RequestAuthentication) share for choosing where they apply. */
@@ -37,7 +37,7 @@ function servesService(input: TranslateInput, namespace: string, name: string, s
 export function policyApplies(input: TranslateInput, p: ScopedPolicy, workload: PolicySubject): boolean {
   const ns = p.metadata.namespace;
   if (ns !== workload.namespace && ns !== input.mesh.rootNamespace) return false;
-  const refs = p.spec.targetRefs ?? (p.spec.targetRef ? [p.spec.targetRef] : []);
+  const refs = targetRefsOf(p.spec);
   if (refs.length > 0) return refs.some((r) => isServiceRef(r) && servesService(input, ns, r.name, workload));
   return Object.entries(p.spec.selector?.matchLabels ?? {}).every(([k, v]) => workload.labels[k] === v);
 }
