@@ -110,7 +110,7 @@ async function buildAgent(cfg: AgentConfig, logger: Logger, proxy: ProxyComponen
 
 /** The DNS proxy answering from the pushed name table (the cached one until a controller answers). */
 function dnsComponent(sync: XdsSync, dns: DnsProxy): Component & { readonly port: number } {
-  const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(Object.values(c.resources[NDS] ?? {})[0]));
+  const applyNames = (c: AppliedConfig) => dns.setTable(nameTableFrom(c.resources[NDS] ?? {}));
   let port = 0;
   return {
     name: 'dns',

@@ -6,6 +6,11 @@
 /** Istio's protocol names (ServiceEntry ports and port-name prefixes). */
 export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'HTTPS' | 'TLS' | 'TCP' | 'MONGO' | 'REDIS' | 'MYSQL' | 'UNKNOWN';
 
+/** Ports whose traffic the proxies parse as HTTP (routes, retries, HTTP filters); the rest is proxied as bytes. */
+export function isHttpFamily(protocol: Protocol | string): boolean {
+  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC';
+}
+
 export interface ServicePort {
   readonly name: string;
   readonly number: number;

@@ -14,11 +14,25 @@ export type Lookup =
   | { readonly kind: 'nodata'; readonly name: string }
   | { readonly kind: 'forward' };
 
-export function nameTableFrom(message: unknown): NameTable {
-  const table =
-    (message as { table?: Record<string, { ips?: string[]; registry?: string; shortname?: string; namespace?: string }> })?.table ?? {};
+type WireTable = { table?: Record<string, { ips?: string[]; registry?: string; shortname?: string; namespace?: string }> };
+
+/**
+ * The table from the NDS resources held, taken in resource-name order (the controller sends one shard per
+ * service, named in hostname order); a name in two shards keeps the first, as the controller decided.
+ */
+export function nameTableFrom(shards: Readonly<Record<string, unknown>> | readonly unknown[]): NameTable {
+  const messages = Array.isArray(shards)
+    ? shards
+    : Object.entries(shards)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([, m]) => m);
   const out = new Map<string, NameTableEntry>();
-  for (const [name, e] of Object.entries(table)) out.set(name.toLowerCase().replace(/\.$/, ''), { ...e, ips: [...(e.ips ?? [])] });
+  for (const message of messages) {
+    for (const [name, e] of Object.entries((message as WireTable)?.table ?? {})) {
+      const key = name.toLowerCase().replace(/\.$/, '');
+      if (!out.has(key)) out.set(key, { ...e, ips: [...(e.ips ?? [])] });
+    }
+  }
   return out;
 }
 

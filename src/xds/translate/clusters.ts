@@ -1,4 +1,4 @@
-import type { Endpoint, Protocol } from '../../api/model.js';
+import { type Endpoint, isHttpFamily, type Protocol } from '../../api/model.js';
 import { canonicalHost } from '../../api/service-hosts.js';
 import { isUnixAddress } from '../../api/unix-address.js';
 import type {
@@ -50,10 +50,6 @@ function duration(ms: number): { seconds: number; nanos: number } {
 
 function isHttp2(protocol: Protocol): boolean {
   return protocol === 'HTTP2' || protocol === 'GRPC';
-}
-
-function isHttpFamily(protocol: Protocol): boolean {
-  return protocol === 'HTTP' || isHttp2(protocol);
 }
 
 /**

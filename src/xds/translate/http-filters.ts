@@ -23,6 +23,8 @@ export interface HttpFilterOptions {
   readonly direction: 'outbound' | 'inbound' | 'gateway';
   /** The service port (outbound), workload port (inbound) or gateway server port. */
   readonly port: number;
+  /** Outbound: the route configuration behind the filters (its per-route configs decide which filters run). */
+  readonly route?: string;
   /** Inbound: the workloads served on `port`; by default the node's workloads listening on it. */
   readonly workloads?: readonly Endpoint[];
 }
@@ -101,7 +103,7 @@ export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): 
   const filters: HttpFilter[] = [];
   let scope: TelemetryScope = { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
   if (opts.direction !== 'inbound') {
-    const f = routeFeatures(input, opts.direction, opts.port);
+    const f = routeFeatures(input, opts.direction, opts.port, opts.route);
     if (f.fault) filters.push({ name: FAULT_FILTER, typed_config: typedConfig('fault', {}) });
     if (f.cors && corsSupported()) filters.push({ name: CORS_FILTER, typed_config: typedConfig('cors', {}) });
   } else {

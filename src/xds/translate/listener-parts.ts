@@ -1,4 +1,3 @@
-import type { Protocol } from '../../api/model.js';
 import type { Resource, VirtualServiceSpec } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
 import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
@@ -32,9 +31,7 @@ type L4Match = NonNullable<TcpRoute['match']>[number] | TlsRoute['match'][number
 
 // ---- filter builders ----
 
-export function isHttpFamily(protocol: Protocol | string): boolean {
-  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC';
-}
+export { isHttpFamily } from '../../api/model.js';
 
 export function socketAddress(address: string, port: number): Address {
   return { socket_address: { address, port_value: port } };

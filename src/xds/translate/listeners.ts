@@ -21,28 +21,16 @@ import {
 import { buildGatewayListeners } from './listeners-gateway.js';
 import { buildVirtualInbound } from './listeners-inbound.js';
 import { statsConfigFor } from './metrics.js';
-import {
-  BLACKHOLE_CLUSTER,
-  outboundClusterName,
-  outboundListenerName,
-  outboundRouteName,
-  PASSTHROUGH_CLUSTER,
-  VIRTUAL_OUTBOUND_LISTENER,
-} from './names.js';
+import { BLACKHOLE_CLUSTER, outboundClusterName, outboundRouteName, PASSTHROUGH_CLUSTER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
+import { type OutboundBinding, outboundBindings } from './outbound-bindings.js';
 import { buildProxylessListeners } from './proxyless.js';
-import { sidecarFor } from './scope.js';
-import { ipv6Vips } from './service-addresses.js';
+import { outboundTrafficMode } from './scope.js';
 import { tracingFor } from './tracing.js';
 
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 
 function clientScope(input: TranslateInput): AccessLogScope {
   return { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
-}
-
-/** ALLOW_ANY unless the node's Sidecar (else the mesh) says REGISTRY_ONLY: what 15001 does with unknown destinations. */
-export function outboundTrafficMode(input: TranslateInput): 'ALLOW_ANY' | 'REGISTRY_ONLY' {
-  return sidecarFor(input.config, input.node, input.mesh)?.spec.outboundTrafficPolicy?.mode ?? input.mesh.outboundTrafficPolicy.mode;
 }
 
 /** Non-HTTP ports: SNI chains from tls routes (TLS/HTTPS ports), then one chain for the rest (tcp route or the service). */
@@ -67,18 +55,19 @@ function l4Chains(
 
 /**
  * One listener per service VIP:port, not bound to a socket: connections arrive through 15001 by their original
- * destination (Istio's virtual listeners). HTTP-family ports route by RDS on the port's shared route config.
+ * destination (Istio's virtual listeners). HTTP-family ports route by RDS on the owner's route config.
  */
-function outboundListener(input: TranslateInput, service: MeshService, port: ServicePort, address: string): EnvoyResource<Listener> {
-  const name = outboundListenerName(address, port.number);
+function outboundListener(input: TranslateInput, binding: OutboundBinding): EnvoyResource<Listener> {
+  const { listener: name, address, port, owner: service } = binding;
   const accessLog = accessLogsFor(input, clientScope(input));
   let chains: FilterChain[];
   let sni = false;
   if (isHttpFamily(port.protocol)) {
+    const route = outboundRouteName(service.hostname, port.number);
     const hcm = hcmFilter({
       statPrefix: `outbound_${service.vip}_${port.number}`,
-      routeName: outboundRouteName(port.number),
-      httpFilters: httpFiltersFor(input, { direction: 'outbound', port: port.number }),
+      routeName: route,
+      httpFilters: httpFiltersFor(input, { direction: 'outbound', port: port.number, route }),
       accessLog,
       tracing: tracingFor(input, clientScope(input)),
     });
@@ -118,19 +107,10 @@ function virtualOutbound(input: TranslateInput): EnvoyResource<Listener> {
   };
 }
 
+/** A listener per VIP (and the ServiceEntry's own IPv6 addresses, which the DNS proxy answers for AAAA) and port. */
 function sidecarListeners(input: TranslateInput): EnvoyResource<Listener>[] {
-  const out = new Map<string, EnvoyResource<Listener>>();
-  for (const service of input.services) {
-    if (!service.vip) continue;
-    // The VIP, and the ServiceEntry's own IPv6 addresses (the DNS proxy answers them for AAAA).
-    for (const address of [service.vip, ...ipv6Vips(service)]) {
-      for (const port of service.ports) {
-        const name = outboundListenerName(address, port.number);
-        if (port.number > 0 && !out.has(name)) out.set(name, outboundListener(input, service, port, address));
-      }
-    }
-  }
-  return [...out.values(), virtualOutbound(input), buildVirtualInbound(input)];
+  const outbound = outboundBindings(input).map((b) => outboundListener(input, b));
+  return [...outbound, virtualOutbound(input), buildVirtualInbound(input)];
 }
 
 /**

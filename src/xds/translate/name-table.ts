@@ -4,7 +4,12 @@ import type { NameTable } from '../../generated/vmesh/v1/NameTable.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { ipv6Vips } from './service-addresses.js';
 
-export const NAME_TABLE_RESOURCE = 'name-table';
+/** NDS resource names: one shard per service, named so that their order is the services' hostname order. */
+export const NAME_TABLE_PREFIX = 'name-table|';
+
+export function nameTableShardName(hostname: string): string {
+  return `${NAME_TABLE_PREFIX}${hostname}`;
+}
 
 type NameInfo = Required<Pick<NameInfoMessage, 'ips' | 'registry' | 'shortname' | 'namespace'>>;
 
@@ -17,22 +22,28 @@ function isName(s: string): boolean {
  * The DNS proxy's table (vmesh.v1.NameTable, Istio's NDS): every visible service's hostname, its aliases,
  * `name.namespace`, and the bare name for services in the node's own namespace, each answering the service VIP
  * (A) and the ServiceEntry's IPv6 addresses (AAAA; none: NOERROR without records, so clients use A at once).
- * The first service to claim a name keeps it (services are taken in hostname order).
+ * The first service to claim a name keeps it (services are taken in hostname order). The table is sent in shards,
+ * one per service holding the names it keeps, so that adding a service sends one small resource instead of
+ * the whole table to every host; the DNS proxy answers from their union.
  */
 export function buildNameTable(input: TranslateInput): EnvoyResource<NameTable>[] {
-  const table = new Map<string, NameInfo>();
+  const claimed = new Set<string>();
+  const shards: EnvoyResource<NameTable>[] = [];
   const services = [...input.services].filter((s) => s.vip !== '').sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   for (const s of services) {
-    const info = (): NameInfo => ({ ips: [s.vip, ...ipv6Vips(s)], registry: 'vmesh', shortname: s.name, namespace: s.namespace });
+    const info: NameInfo = { ips: [s.vip, ...ipv6Vips(s)], registry: 'vmesh', shortname: s.name, namespace: s.namespace };
     const names = [s.hostname, ...s.aliases];
     if (splitMeshHost(s.hostname, input.mesh)) {
       names.push(`${s.name}.${s.namespace}`);
       if (s.namespace === input.node.namespace) names.push(s.name);
     }
-    for (const n of names.map((x) => x.toLowerCase())) {
-      if (isName(n) && !table.has(n)) table.set(n, info());
+    const table: Record<string, NameInfo> = {};
+    for (const n of [...new Set(names.map((x) => x.toLowerCase()))].sort()) {
+      if (!isName(n) || claimed.has(n)) continue;
+      claimed.add(n);
+      table[n] = info;
     }
+    if (Object.keys(table).length > 0) shards.push({ name: nameTableShardName(s.hostname), message: { table } });
   }
-  const sorted = Object.fromEntries([...table.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return [{ name: NAME_TABLE_RESOURCE, message: { table: sorted } }];
+  return shards;
 }

@@ -33,9 +33,12 @@ export function outboundListenerName(vip: string, port: number): string {
 export const VIRTUAL_OUTBOUND_LISTENER = 'virtualOutbound';
 export const VIRTUAL_INBOUND_LISTENER = 'virtualInbound';
 
-/** Outbound HTTP routes are shared per port (virtual hosts by domain), as Istio's `9080` route. */
-export function outboundRouteName(port: number): string {
-  return String(port);
+/**
+ * Outbound HTTP routes belong to one service and port (`reviews.default.mesh:9080`, as Istio names a listener's
+ * own route), not a port-wide table, so that a change to one service re-sends one small route configuration.
+ */
+export function outboundRouteName(hostname: string, port: number): string {
+  return `${hostname}:${port}`;
 }
 
 export function inboundRouteName(port: number): string {

@@ -1,4 +1,4 @@
-import type { MeshService, ServicePort } from '../../api/model.js';
+import { isHttpFamily, type MeshService, type ServicePort } from '../../api/model.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
 import type { Cluster } from '../../generated/envoy/config/cluster/v3/Cluster.js';
 import type { Listener } from '../../generated/envoy/config/listener/v3/Listener.js';
@@ -14,7 +14,6 @@ import { defaultRoute, FAULT_FILTER } from './route-action.js';
 import {
   type IndexedVs,
   indexVirtualServices,
-  isHttpFamily,
   serviceDomains,
   sidecarMatchContext,
   virtualServiceRoutes,

@@ -1,4 +1,4 @@
-import type { Endpoint, MeshService, Protocol } from '../../api/model.js';
+import { type Endpoint, isHttpFamily, type MeshService, type Protocol } from '../../api/model.js';
 import type { GatewaySpec, Resource } from '../../api/resource.js';
 import { MESH_GATEWAY } from '../../api/resources/networking-virtual-service-check.js';
 import { canonicalHost, hostMatches, splitMeshHost } from '../../api/service-hosts.js';
@@ -8,20 +8,17 @@ import type { VirtualHost } from '../../generated/envoy/config/route/v3/VirtualH
 import { inboundPorts } from './clusters.js';
 import { endpointPort } from './endpoints.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
-import { gatewayRouteName, inboundClusterName, inboundRouteName, outboundRouteName } from './names.js';
+import { gatewayRouteName, inboundClusterName, inboundRouteName } from './names.js';
+import { type OutboundRouteGroup, outboundRouteGroups } from './outbound-bindings.js';
 import { CORS_FILTER, defaultRoute, FAULT_FILTER, inboundRoute, type RouteContext, translateRoute } from './route-action.js';
 import { isCatchAll, type MatchContext, matchApplies, resolveGatewayName } from './route-match.js';
+import { outboundTrafficMode } from './scope.js';
 
 type VirtualService = Resource<'VirtualService'>;
 type GatewayServer = GatewaySpec['servers'][number];
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const byName = (a: EnvoyResource, b: EnvoyResource) => byString(a.name, b.name);
-
-/** Ports whose traffic goes through the HTTP connection manager and these routes; the rest is TCP proxied. */
-export function isHttpFamily(protocol: Protocol | string): boolean {
-  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC';
-}
 
 /** VirtualService exportTo, seen from a namespace (unset: everywhere, Istio's default). */
 function visibleFrom(vs: VirtualService, namespace: string): boolean {
@@ -116,24 +113,57 @@ export function sidecarMatchContext(input: TranslateInput, port: number): MatchC
   };
 }
 
-/** Every port of the visible services that carries HTTP, sorted. */
-function outboundHttpPorts(input: TranslateInput): number[] {
-  const ports = new Set(input.services.flatMap((s) => s.ports.filter((p) => isHttpFamily(p.protocol)).map((p) => p.number)));
-  return [...ports].sort((a, b) => a - b);
+/**
+ * The route configuration of one service and port (`outboundRouteName`): a virtual host per service reached
+ * through the owner's VIP:port listeners (usually the owner alone), with the routes of the mesh VirtualServices
+ * for it, or a default route to its cluster. Under ALLOW_ANY the owner's virtual host also takes any other
+ * Host: the client chose the service by the address it connected to (where Istio's catch-all virtual host
+ * passes the request on to that address), so an odd Host header (a name from /etc/hosts) still reaches it;
+ * REGISTRY_ONLY answers such a request 404, as Istio's blocks it.
+ */
+function outboundRouteConfig(input: TranslateInput, group: OutboundRouteGroup): EnvoyResource<RouteConfiguration> {
+  let built = outboundBuilt.get(input);
+  if (!built) {
+    built = new Map();
+    outboundBuilt.set(input, built);
+  }
+  let rc = built.get(group.name);
+  if (!rc) {
+    rc = buildOutboundRouteConfig(input, group, indexVirtualServicesOnce(input));
+    built.set(group.name, rc);
+  }
+  return rc;
 }
 
-function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly IndexedVs[]): EnvoyResource<RouteConfiguration> {
+// The listeners ask for a route's features and the routes are built too: each config is made once per input.
+const outboundBuilt = new WeakMap<TranslateInput, Map<string, EnvoyResource<RouteConfiguration>>>();
+const indexedVs = new WeakMap<TranslateInput, IndexedVs[]>();
+
+function indexVirtualServicesOnce(input: TranslateInput): IndexedVs[] {
+  let v = indexedVs.get(input);
+  if (!v) {
+    v = indexVirtualServices(input);
+    indexedVs.set(input, v);
+  }
+  return v;
+}
+
+function buildOutboundRouteConfig(
+  input: TranslateInput,
+  group: OutboundRouteGroup,
+  vss: readonly IndexedVs[],
+): EnvoyResource<RouteConfiguration> {
+  const port = group.port.number;
   const mesh = vss.filter((c) => c.gateways.includes(MESH_GATEWAY));
   const mctx = sidecarMatchContext(input, port);
-  const services = input.services
-    .filter((s) => s.ports.some((p) => p.number === port && isHttpFamily(p.protocol)))
-    .sort((a, b) => byString(a.hostname, b.hostname));
   // Envoy refuses a route config naming a domain twice; the first service (by hostname) keeps it.
-  const used = new Set<string>();
+  const used = new Set<string>(['*']);
+  const anyHost = outboundTrafficMode(input) === 'ALLOW_ANY';
   const virtualHosts: VirtualHost[] = [];
-  for (const service of services) {
+  for (const service of group.services) {
     const routes = virtualServiceRoutes(virtualServicesFor(input, service, mesh), { input, port, tls: false }, mctx);
     const domains = serviceDomains(input, service, port).filter((d) => !used.has(d));
+    if (service === group.owner && anyHost) domains.push('*');
     if (domains.length === 0) continue;
     for (const d of domains) used.add(d);
     virtualHosts.push({
@@ -143,19 +173,12 @@ function outboundRouteConfig(input: TranslateInput, port: number, vss: readonly 
       routes: routes.length > 0 ? routes : [defaultRoute(input, service.hostname, port)],
     });
   }
-  const name = outboundRouteName(port);
-  return { name, message: { name, virtual_hosts: virtualHosts } };
+  return { name: group.name, message: { name: group.name, virtual_hosts: virtualHosts } };
 }
 
-/**
- * One RouteConfiguration per HTTP port of the visible services (`outboundRouteName(port)`): a virtual host per
- * service on that port, with the routes of the mesh VirtualServices for it, or a default route to its cluster.
- */
+/** One RouteConfiguration per service and HTTP port the node reaches through an outbound listener. */
 export function buildOutboundRoutes(input: TranslateInput): EnvoyResource<RouteConfiguration>[] {
-  const vss = indexVirtualServices(input);
-  return outboundHttpPorts(input)
-    .map((port) => outboundRouteConfig(input, port, vss))
-    .sort(byName);
+  return [...outboundRouteGroups(input).values()].map((g) => outboundRouteConfig(input, g)).sort(byName);
 }
 
 /** A port one of this node's workloads serves, with the protocol a service it backs declares for it. */
@@ -363,21 +386,22 @@ function featuresOf(configs: readonly EnvoyResource<RouteConfiguration>[]): Rout
 
 const featureCache = new WeakMap<TranslateInput, Map<string, RouteFeatures>>();
 
-/** Features of the outbound route config of `port`, or of the gateway route configs on `port`; cached per input. */
-export function routeFeatures(input: TranslateInput, direction: 'outbound' | 'gateway', port: number): RouteFeatures {
+/**
+ * Features of an outbound route config (`route`: its name), or of the gateway route configs on `port`; cached
+ * per input.
+ */
+export function routeFeatures(input: TranslateInput, direction: 'outbound' | 'gateway', port: number, route = ''): RouteFeatures {
   let cache = featureCache.get(input);
   if (!cache) {
     cache = new Map();
     featureCache.set(input, cache);
   }
-  const key = `${direction}/${port}`;
+  const key = `${direction}/${port}/${route}`;
   const hit = cache.get(key);
   if (hit) return hit;
   const configs =
     direction === 'outbound'
-      ? outboundHttpPorts(input).includes(port)
-        ? [outboundRouteConfig(input, port, indexVirtualServices(input))]
-        : []
+      ? [outboundRouteGroups(input).get(route)].filter((g) => g !== undefined).map((g) => outboundRouteConfig(input, g))
       : [...gatewayServersByRoute(input)]
           .filter(([, servers]) => servers.some((s) => s.server.port.number === port))
           .map(([name, servers]) => gatewayRouteConfig(input, name, servers));

@@ -2,7 +2,7 @@ import type { MeshConfig } from '../../api/mesh-config.js';
 import type { MeshModel, MeshService } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
 import { canonicalHost, hostMatches } from '../../api/service-hosts.js';
-import type { ConfigIndex, ProxyNode } from './input.js';
+import type { ConfigIndex, ProxyNode, TranslateInput } from './input.js';
 
 const byName = (a: Resource<'Sidecar'>, b: Resource<'Sidecar'>) => (a.metadata.name < b.metadata.name ? -1 : 1);
 
@@ -129,4 +129,12 @@ function computeScope(model: MeshModel, config: ConfigIndex, node: ProxyNode, me
     out.push(ports.length === service.ports.length ? service : { ...service, ports });
   }
   return out;
+}
+
+/**
+ * ALLOW_ANY unless the node's Sidecar (else the mesh) says REGISTRY_ONLY: what 15001 does with unknown
+ * destinations, and whether a service's listener takes a Host no service claims.
+ */
+export function outboundTrafficMode(input: TranslateInput): 'ALLOW_ANY' | 'REGISTRY_ONLY' {
+  return sidecarFor(input.config, input.node, input.mesh)?.spec.outboundTrafficPolicy?.mode ?? input.mesh.outboundTrafficPolicy.mode;
 }

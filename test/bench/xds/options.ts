@@ -8,6 +8,8 @@ export interface BenchOptions {
   readonly services: number;
   /** Endpoint changes measured (each registers one new workload into an existing service). */
   readonly changes: number;
+  /** New services measured, one after another (each adds a service with one workload: every type changes). */
+  readonly newServices: number;
   /** Time between the starts of two changes, when the previous one converged sooner. */
   readonly spacingMs: number;
   /** Agent processes (1 or 2); the agents are split between them. */
@@ -33,13 +35,14 @@ export const USAGE = `usage: npm run bench:xds -- [options]
   --agents N               simulated agents, each its own host certificate and delta ADS stream (default 2000)
   --services M             services, one workload each, registered before the agents connect (default 1000)
   --changes K              endpoint changes measured, one new workload each (default 10)
+  --new-services N         new services measured, one at a time (default 5)
   --spacing S              seconds between changes (default 2)
   --agent-procs P          agent processes, 1 or 2 (default 1: the controller keeps a core of its own)
   --connect-concurrency C  agents connecting or in their initial sync at once (default 100)
   --join-concurrency J     joins in flight during setup (default 50)
   --api-concurrency A      API requests in flight during setup (default 16)
   --change-timeout S       seconds an endpoint change may take to converge (default 30)
-  --service-timeout S      seconds the new-service change may take to converge (default 120)
+  --service-timeout S      seconds each new-service change may take to converge (default 120)
   --sync-timeout S         seconds the initial sync of all agents may take (default 900)
   --setup-timeout S        seconds registration, tokens and joins may take (default 1800)
   --cpu-prof DIR           run the controller with --cpu-prof, the .cpuprofile written to DIR
@@ -70,6 +73,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     agents,
     services: int(v.services, 'services', 1000, 1, 60_000),
     changes: int(v.changes, 'changes', 10, 1, 1000),
+    newServices: int(v['new-services'], 'new-services', 5, 0, 100),
     spacingMs: int(v.spacing, 'spacing', 2, 0, 600) * 1000,
     agentProcs: Math.min(int(v['agent-procs'], 'agent-procs', 1, 1, 2), agents),
     connectConcurrency: int(v['connect-concurrency'], 'connect-concurrency', 100, 1, 20_000),
@@ -94,6 +98,7 @@ function parse(argv: readonly string[]) {
       agents: { type: 'string' },
       services: { type: 'string' },
       changes: { type: 'string' },
+      'new-services': { type: 'string' },
       spacing: { type: 'string' },
       'agent-procs': { type: 'string' },
       'connect-concurrency': { type: 'string' },

@@ -20,7 +20,7 @@ import { type ControllerProcess, ProcSampler, REPO_ROOT, startControllerProcess 
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
 import { sleep } from './pool.js';
 import { type BenchResult, checkTargets, formatTable, type SyncResult, summarizeChanges, writeResult } from './report.js';
-import { benchAddress, clusterName, PORT, serviceName, setupMesh, workload } from './setup.js';
+import { benchAddress, clusterName, NAMESPACE, PORT, serviceName, setupMesh, workload } from './setup.js';
 import { now } from './sim-agent.js';
 import { mb, round, summarize } from './stats.js';
 
@@ -150,7 +150,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     if (initialSync.failed > 0) notes.push(`${initialSync.failed} agent streams failed; first: ${initialSync.errors[0] ?? '?'}`);
 
     const changes: ChangeResult[] = [];
-    let newService: ChangeResult | null = null;
+    const newServices: ChangeResult[] = [];
     const tChanges = Date.now();
     if (report && report.synced > 0) {
       for (let k = 0; k < opts.changes; k++) {
@@ -171,27 +171,31 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
         changes.push(c);
         log(`  endpoint change ${k + 1}/${opts.changes} (${svc}): ${c.convergenceMs ?? 'TIMEOUT'} ms, ${c.converged}/${c.agents} agents`);
       }
-      const svc = 'svc-new';
-      newService = await measureChange({
-        kind: 'service',
-        index: 1,
-        service: svc,
-        body: workload(`${svc}-w0`, svc, 'svc-host-new', benchAddress(opts.services + opts.changes + 1)),
-        markers: [
-          { typeUrl: CDS, name: clusterName(svc) },
-          { typeUrl: EDS, name: clusterName(svc) },
-          // The new outbound listener is named after the service's VIP, unknown before the change: any LDS push.
-          { typeUrl: LDS, name: '*' },
-          { typeUrl: RDS, name: String(PORT) },
-          { typeUrl: NDS, name: 'name-table' },
-        ],
-        api,
-        fleet,
-        sampler: smp,
-        timeoutMs: opts.serviceTimeoutMs,
-        spacingMs: opts.spacingMs,
-      });
-      log(`  new service: ${newService.convergenceMs ?? 'TIMEOUT'} ms, ${newService.converged}/${newService.agents} agents`);
+      for (let k = 0; k < opts.newServices; k++) {
+        const svc = `svc-new${k}`;
+        const host = `${svc}.${NAMESPACE}.mesh`;
+        const c = await measureChange({
+          kind: 'service',
+          index: k + 1,
+          service: svc,
+          body: workload(`${svc}-w0`, svc, `svc-host-new${k}`, benchAddress(opts.services + opts.changes + 1 + k)),
+          markers: [
+            { typeUrl: CDS, name: clusterName(svc) },
+            { typeUrl: EDS, name: clusterName(svc) },
+            // The new outbound listener is named after the service's VIP, unknown before the change: any LDS push.
+            { typeUrl: LDS, name: '*' },
+            { typeUrl: RDS, name: `${host}:${PORT}` },
+            { typeUrl: NDS, name: `name-table|${host}` },
+          ],
+          api,
+          fleet,
+          sampler: smp,
+          timeoutMs: opts.serviceTimeoutMs,
+          spacingMs: opts.spacingMs,
+        });
+        newServices.push(c);
+        log(`  new service ${k + 1}/${opts.newServices}: ${c.convergenceMs ?? 'TIMEOUT'} ms, ${c.converged}/${c.agents} agents`);
+      }
     } else {
       notes.push('no agent synced: changes not measured');
     }
@@ -240,7 +244,8 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       },
       initialSync,
       changes,
-      newService,
+      newServices,
+      newServiceSummary: summarizeChanges(newServices, opts.serviceTimeoutMs),
       controller: {
         rssAfterSetupMB: mb(afterSetup?.rssBytes ?? 0),
         rssIdleAfterSyncMB: mb(idle?.rssBytes ?? 0),

@@ -22,14 +22,19 @@ function firstAddress(p: packet.Packet): string | undefined {
   return a?.type === 'A' || a?.type === 'AAAA' ? a.data : undefined;
 }
 
+// Two shards as the controller sends them (one per service, named in hostname order); the later one's
+// claim on `reviews` loses, as the controller would never send it.
 const TABLE = nameTableFrom({
-  table: {
-    'reviews.default.mesh': { ips: ['240.240.0.5'], registry: 'vmesh', shortname: 'reviews', namespace: 'default' },
-    'reviews.default': { ips: ['240.240.0.5'] },
-    reviews: { ips: ['240.240.0.5'] },
-    'reviews.default.svc.cluster.local': { ips: ['240.240.0.5'] },
-    'api.payments.example.com': { ips: ['240.240.0.1'] },
+  'name-table|reviews.default.mesh': {
+    table: {
+      'reviews.default.mesh': { ips: ['240.240.0.5'], registry: 'vmesh', shortname: 'reviews', namespace: 'default' },
+      'reviews.default': { ips: ['240.240.0.5'] },
+      reviews: { ips: ['240.240.0.5'] },
+      'reviews.default.svc.cluster.local': { ips: ['240.240.0.5'] },
+    },
   },
+  'name-table|api.payments.example.com': { table: { 'api.payments.example.com': { ips: ['240.240.0.1'] } } },
+  'name-table|zeta.example.com': { table: { 'zeta.example.com': { ips: ['240.240.0.9'] }, reviews: { ips: ['240.240.0.9'] } } },
 });
 
 function udpAsk(port: number, name: string, type: 'A' | 'AAAA' = 'A'): Promise<packet.DecodedPacket> {

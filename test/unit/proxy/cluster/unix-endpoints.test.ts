@@ -151,6 +151,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
   let servers: Array<Server | HttpServer> = [];
   let forwarders: ChildProcess[] = [];
   let proxy: ProxyHarness;
+  let abstractProxy: ProxyHarness;
   let stack: Stack;
 
   before(async () => {
@@ -166,8 +167,9 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
       await abstractForwarder(`${ABSTRACT}-http`, join(dir, 'http-abstract.sock')),
       await abstractForwarder(`${ABSTRACT}-echo`, join(dir, 'echo-abstract.sock')),
     ];
-    // The outbound HTTP route table for port 8001, as translated, picks the cluster by Host.
-    proxy = await startProxy(compiled, httpAction('8001'));
+    // Each service's outbound route table on port 8001, as translated (the listener of its VIP names it).
+    proxy = await startProxy(compiled, httpAction('http-path.unix.local:8001'));
+    abstractProxy = await startProxy(compiled, httpAction('http-abstract.unix.local:8001'));
     stack = await makeStack(new FileSecretStore());
     const tcp = (name: string, cluster: string) => listener(name, 1, [chain(name, tcpAction(cluster))]);
     await stack.lm.apply({
@@ -182,6 +184,7 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
 
   after(async () => {
     await proxy?.close();
+    await abstractProxy?.close();
     stack?.close();
     for (const f of forwarders) f.kill('SIGKILL');
     for (const s of servers) {
@@ -206,14 +209,15 @@ describe('unix domain socket endpoints through the proxy', { timeout: 60_000 }, 
       const request = randomBytes(256 * 1024);
       const host = `${service}.unix.local:8001`;
       const direct = await get({ socketPath: socket() }, host, '/data?x=1', request);
-      const proxied = await get({ port: proxy.port }, host, '/data?x=1', request);
+      const through = service === 'http-path' ? proxy : abstractProxy;
+      const proxied = await get({ port: through.port }, host, '/data?x=1', request);
       assert.equal(direct.status, 200);
       assert.equal(proxied.status, 200, proxied.body.toString().slice(0, 200));
       assert.ok(proxied.body.equals(direct.body), 'bodies differ');
       assert.equal(proxied.body.length, 8192 * 33);
       assert.equal(proxied.headers['x-request-sha'], createHash('sha256').update(request).digest('hex'));
       assert.equal(proxied.headers['x-seen-host'], host);
-      const stat = proxy.stats.at(-1);
+      const stat = through.stats.at(-1);
       assert.equal(stat?.upstreamHost, service === 'http-path' ? join(dir, 'http.sock') : `@${ABSTRACT}-http`);
     });
   }

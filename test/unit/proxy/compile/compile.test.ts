@@ -213,7 +213,7 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
   });
 
   test('the reviews canary route splits 90/10 with the v2 destination header', () => {
-    const r = routeFor('h1', '9080', request({ authority: 'reviews:9080', path: '/reviews/1' }));
+    const r = routeFor('h1', 'reviews.default.mesh:9080', request({ authority: 'reviews:9080', path: '/reviews/1' }));
     assert.equal(r.name, 'canary');
     const a = forward(r);
     assert.deepEqual(
@@ -233,7 +233,11 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
   });
 
   test('the jason route: header match, 6 s timeout, retries with per-try timeout and Envoy back-off defaults', () => {
-    const r = routeFor('h1', '9080', request({ authority: '240.240.0.5', path: '/reviews/7', headers: { 'end-user': 'jason' } }));
+    const r = routeFor(
+      'h1',
+      'reviews.default.mesh:9080',
+      request({ authority: '240.240.0.5', path: '/reviews/7', headers: { 'end-user': 'jason' } }),
+    );
     assert.equal(r.name, 'jason');
     const a = forward(r);
     assert.deepEqual(
@@ -249,17 +253,17 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
   });
 
   test('ratings: regex + method match with fault fractions 0.1 / 0.05, a redirect, and a 25% mirror', () => {
-    const faulty = routeFor('h1', '9080', request({ authority: 'ratings.default.mesh:9080', path: '/ratings/42' }));
+    const faulty = routeFor('h1', 'ratings.default.mesh:9080', request({ authority: 'ratings.default.mesh:9080', path: '/ratings/42' }));
     assert.deepEqual(faulty.fault, { delay: { ms: 5000, fraction: 0.1 }, abort: { httpStatus: 503, fraction: 0.05 } });
     assert.equal(forward(faulty).prefixRewrite, '/v1/ratings');
     assert.deepEqual(forward(faulty).hashPolicy, [{ kind: 'source_ip' }]);
     // The regex is a full match: a longer path falls through to the catch-all.
-    const post = routeFor('h1', '9080', request({ authority: 'ratings', method: 'POST', path: '/ratings/42' }));
+    const post = routeFor('h1', 'ratings.default.mesh:9080', request({ authority: 'ratings', method: 'POST', path: '/ratings/42' }));
     assert.equal(post.fault, undefined);
     assert.deepEqual(forward(post).mirrors, [{ cluster: 'outbound|9080||ratings.default.mesh', fraction: 0.25 }]);
-    const longer = routeFor('h1', '9080', request({ authority: 'ratings', path: '/ratings/42/x' }));
+    const longer = routeFor('h1', 'ratings.default.mesh:9080', request({ authority: 'ratings', path: '/ratings/42/x' }));
     assert.equal(longer.fault, undefined);
-    const old = routeFor('h1', '9080', request({ authority: 'ratings', path: '/old?x=1' }));
+    const old = routeFor('h1', 'ratings.default.mesh:9080', request({ authority: 'ratings', path: '/old?x=1' }));
     assert.deepEqual(old.action, { kind: 'redirect', status: 301, path: '/new' });
   });
 
@@ -271,10 +275,13 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
     const chain = l?.filterChains[0];
     assert.ok(chain);
     const a = httpAction(chain);
-    assert.equal(a.routeConfig, '9080');
-    // The port's shared route config injects faults (the ratings VirtualService), so its listeners run the fault filter.
-    assert.equal(a.filters.fault, true);
-    assert.equal(httpAction(listener('h1', '240.240.0.4_9090').filterChains[0] as FilterChain).routeConfig, '9090');
+    assert.equal(a.routeConfig, 'reviews.default.mesh:9080');
+    // Only the route config that injects faults (ratings') puts the fault filter on its listener.
+    assert.equal(a.filters.fault, false);
+    const ratings = httpAction(listener('h1', '240.240.0.4_9080').filterChains[0] as FilterChain);
+    assert.equal(ratings.routeConfig, 'ratings.default.mesh:9080');
+    assert.equal(ratings.filters.fault, true);
+    assert.equal(httpAction(listener('h1', '240.240.0.4_9090').filterChains[0] as FilterChain).routeConfig, 'ratings.default.mesh:9090');
     assert.deepEqual([...c.virtualByAddress.keys()].sort(), [
       '240.240.0.1:443',
       '240.240.0.2:5432',
@@ -387,8 +394,8 @@ describe('compileProxyConfig: the translator output for every fixture node', () 
   test('the JSON form the agent caches on disk (Buffers as { type, data }) compiles to the same config', () => {
     const again = compileProxyConfig(JSON.parse(JSON.stringify(appliedFor('h1'))) as AppliedConfig);
     assert.ok(again.ok);
-    const a = forward(routeFor('h1', '9080', request({ authority: 'reviews' })));
-    const vh = selectVirtualHost(again.value.routes.get('9080') as RouteTable, 'reviews');
+    const a = forward(routeFor('h1', 'reviews.default.mesh:9080', request({ authority: 'reviews' })));
+    const vh = selectVirtualHost(again.value.routes.get('reviews.default.mesh:9080') as RouteTable, 'reviews');
     const b = vh && matchRoute(vh, request({ authority: 'reviews' }));
     assert.deepEqual(b && forward(b).clusters, a.clusters);
   });

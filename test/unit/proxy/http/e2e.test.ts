@@ -105,9 +105,9 @@ describe('HTTP end to end: translated xDS, compiled, served through the listener
     }
   });
 
-  test('an unknown host on the reviews listener gets 404 NR', async () => {
+  test('an unknown Host on the reviews listener still reaches reviews: the address chose it (ALLOW_ANY)', async () => {
     const r = await send(port, { host: 'nobody.example', path: '/' });
-    assert.equal(r.status, 404);
-    assert.equal(stats.at(-1)?.responseFlags, 'NR');
+    assert.equal(r.status, 200);
+    assert.match(stats.at(-1)?.cluster ?? '', /\|reviews\.default\.mesh$/);
   });
 });

@@ -52,8 +52,12 @@ spec:
 `;
 
 describe('httpFiltersFor', () => {
-  test('outbound: fault first when a route behind the port injects faults, router last', () => {
-    const filters = httpFiltersFor(bookinfoInput('h1'), { direction: 'outbound', port: 9080 });
+  test('outbound: fault first when a route behind the listener injects faults, router last; only there', () => {
+    const input = bookinfoInput('h1');
+    const only = (route: string) => httpFiltersFor(input, { direction: 'outbound', port: 9080, route }).map((f) => f.name);
+    // ratings' VirtualService injects faults; reviews on the same port has its own route config and no fault filter.
+    assert.deepEqual(only('reviews.default.mesh:9080'), ['envoy.filters.http.router']);
+    const filters = httpFiltersFor(input, { direction: 'outbound', port: 9080, route: 'ratings.default.mesh:9080' });
     assert.deepEqual(
       filters.map((f) => f.name),
       ['envoy.filters.http.fault', 'envoy.filters.http.router'],
@@ -66,7 +70,7 @@ describe('httpFiltersFor', () => {
   test('outbound: no fault filter when no route on the port uses fault', () => {
     const input = inputWith('h1', '', (r) => r.kind === 'VirtualService' && r.metadata.name === 'ratings');
     assert.deepEqual(
-      httpFiltersFor(input, { direction: 'outbound', port: 9080 }).map((f) => f.name),
+      httpFiltersFor(input, { direction: 'outbound', port: 9080, route: 'ratings.default.mesh:9080' }).map((f) => f.name),
       ['envoy.filters.http.router'],
     );
   });

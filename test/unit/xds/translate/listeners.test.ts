@@ -120,7 +120,7 @@ describe('fits the other translators', () => {
 });
 
 describe('sidecar outbound', () => {
-  test('one unbound listener per service VIP:port; HTTP ports use RDS on the port route, TCP ports tcp_proxy', () => {
+  test("one unbound listener per service VIP:port; HTTP ports use RDS on the service's own route, TCP ports tcp_proxy", () => {
     const ls = buildListeners(bookinfoInput('h1'));
     const input = bookinfoInput('h1');
     const reviews = input.model.services.get('reviews.default.mesh');
@@ -129,7 +129,7 @@ describe('sidecar outbound', () => {
     assert.deepEqual(l.bind_to_port, { value: false });
     assert.deepEqual(l.address, { socket_address: { address: reviews.vip, port_value: 9080 } });
     const hcm = typed(filters(chains(l)[0] as Msg)[0] as Msg);
-    assert.equal((hcm.rds as Msg).route_config_name, '9080');
+    assert.equal((hcm.rds as Msg).route_config_name, 'reviews.default.mesh:9080');
     const httpFilters = hcm.http_filters as Msg[];
     assert.equal(httpFilters.at(-1)?.name, 'envoy.filters.http.router');
     const db = input.model.services.get('legacy-db.default.mesh');

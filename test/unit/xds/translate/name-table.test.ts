@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseResources } from '../../../../src/api/resource-parse.js';
 import { checkResources } from '../../../../src/api/resource-validate.js';
+import { nameTableFrom } from '../../../../src/dns/name-table.js';
 import { decodeAny, encodeAny, NDS } from '../../../../src/xds/index.js';
 import { buildClusters } from '../../../../src/xds/translate/clusters.js';
 import { buildListeners } from '../../../../src/xds/translate/listeners.js';
-import { buildNameTable, NAME_TABLE_RESOURCE } from '../../../../src/xds/translate/name-table.js';
+import { buildNameTable, nameTableShardName } from '../../../../src/xds/translate/name-table.js';
 import { assertGolden } from '../../../support/golden.js';
 import { bookinfoInput, bookinfoResources } from './fixture.js';
 
@@ -20,11 +21,19 @@ interface NameInfo {
 function table(node: 'h1' | 'h2' | 'gw' | 'grpc', namespace?: string): Record<string, NameInfo> {
   const base = bookinfoInput(node);
   const input = namespace ? { ...base, node: { ...base.node, namespace } } : base;
-  const out = buildNameTable(input);
-  const [only] = out;
-  assert.ok(only && out.length === 1);
-  assert.equal(only.name, NAME_TABLE_RESOURCE);
-  return (only.message as { table: Record<string, NameInfo> }).table;
+  return merged(buildNameTable(input));
+}
+
+/** The shards' union, as the DNS proxy reads it (each name in exactly one shard). */
+function merged(shards: ReturnType<typeof buildNameTable>): Record<string, NameInfo> {
+  const out: Record<string, NameInfo> = {};
+  for (const s of shards) {
+    for (const [n, info] of Object.entries((s.message as { table: Record<string, NameInfo> }).table)) {
+      assert.equal(out[n], undefined, `${n} in two shards`);
+      out[n] = info;
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
 describe('buildNameTable', () => {
@@ -38,10 +47,50 @@ describe('buildNameTable', () => {
   }
 
   test('encodes as vmesh.v1.NameTable and decodes to the same table', () => {
-    const [r] = buildNameTable(bookinfoInput('h1'));
-    assert.ok(r);
-    const decoded = decodeAny<{ table: Record<string, NameInfo> }>(encodeAny(NDS, r.message));
-    assert.deepEqual(decoded.table, (r.message as { table: unknown }).table);
+    for (const r of buildNameTable(bookinfoInput('h1'))) {
+      const decoded = decodeAny<{ table: Record<string, NameInfo> }>(encodeAny(NDS, r.message));
+      assert.deepEqual(decoded.table, (r.message as { table: unknown }).table);
+    }
+  });
+
+  test('one shard per service, named in hostname order; a new service adds one shard and changes no other', () => {
+    const base = bookinfoInput('h1');
+    const before = buildNameTable(base);
+    assert.deepEqual(
+      before.map((s) => s.name),
+      base.services
+        .filter((s) => s.vip)
+        .map((s) => nameTableShardName(s.hostname))
+        .sort(),
+    );
+    const reviews = base.services.find((s) => s.hostname === 'reviews.default.mesh');
+    assert.ok(reviews);
+    const added = { ...reviews, hostname: 'added.default.mesh', name: 'added', aliases: [], vip: '240.240.9.9' };
+    const after = buildNameTable({ ...base, services: [...base.services, added] });
+    const changed = after.filter((a) => JSON.stringify(a) !== JSON.stringify(before.find((b) => b.name === a.name)));
+    assert.deepEqual(
+      changed.map((c) => c.name),
+      [nameTableShardName('added.default.mesh')],
+    );
+    const [shard] = changed;
+    assert.ok(shard);
+    assert.deepEqual(Object.keys((shard.message as { table: object }).table), ['added', 'added.default', 'added.default.mesh']);
+  });
+
+  test('a name two services claim is kept by the first by hostname, in its shard only; the DNS proxy agrees', () => {
+    const base = bookinfoInput('h1');
+    const services = base.services.map((s) =>
+      s.hostname === 'reviews.default.mesh' || s.hostname === 'ratings.default.mesh'
+        ? { ...s, aliases: [...s.aliases, 'shared.example.com'] }
+        : s,
+    );
+    const shards = buildNameTable({ ...base, services });
+    const t = merged(shards);
+    const ratings = services.find((s) => s.hostname === 'ratings.default.mesh');
+    assert.deepEqual(t['shared.example.com']?.ips, [ratings?.vip]);
+    const dns = nameTableFrom(Object.fromEntries(shards.map((s) => [s.name, s.message])));
+    assert.deepEqual(dns.get('shared.example.com')?.ips, [ratings?.vip]);
+    assert.equal(dns.size, Object.keys(t).length);
   });
 
   test('hostname, aliases, name.namespace and the short name all answer the VIP', () => {
@@ -60,9 +109,7 @@ describe('buildNameTable', () => {
     const extra = ['2001:DB8:0::11/128', '2001:db8::10', '2001:db8::/64', '10.1.2.3'];
     const services = base.services.map((s) => (s.hostname === 'reviews.default.mesh' ? { ...s, aliases: [...s.aliases, ...extra] } : s));
     const input = { ...base, services };
-    const [nt] = buildNameTable(input);
-    assert.ok(nt);
-    const t = (nt.message as { table: Record<string, NameInfo> }).table;
+    const t = merged(buildNameTable(input));
     const reviews = services.find((s) => s.hostname === 'reviews.default.mesh');
     assert.ok(reviews);
     assert.deepEqual(t['reviews.default.mesh']?.ips, [reviews.vip, '2001:db8::10', '2001:db8::11']);
@@ -87,8 +134,10 @@ describe('buildNameTable', () => {
   });
 
   test('keys are sorted, so the output is byte-identical for the same input', () => {
-    const keys = Object.keys(table('h1'));
-    assert.deepEqual(keys, [...keys].sort());
+    for (const shard of buildNameTable(bookinfoInput('h1'))) {
+      const keys = Object.keys((shard.message as { table: object }).table);
+      assert.deepEqual(keys, [...keys].sort());
+    }
     assert.equal(JSON.stringify(buildNameTable(bookinfoInput('h1'))), JSON.stringify(buildNameTable(bookinfoInput('h1'))));
   });
 });

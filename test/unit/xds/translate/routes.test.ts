@@ -6,6 +6,7 @@ import { parseResources } from '../../../../src/api/resource-parse.js';
 import { isVmeshError } from '../../../../src/lib/errors.js';
 import { decodeAny, encodeAny, loadProtoRegistry, RDS } from '../../../../src/xds/index.js';
 import type { EnvoyResource, TranslateInput } from '../../../../src/xds/translate/input.js';
+import { buildListeners } from '../../../../src/xds/translate/listeners.js';
 import { outboundClusterName, parseOutboundClusterName } from '../../../../src/xds/translate/names.js';
 import { corsConfig, retryPolicy } from '../../../../src/xds/translate/route-action.js';
 import {
@@ -56,8 +57,10 @@ function field<T = Msg>(r: Msg | undefined, key: string): T {
   return r[key] as T;
 }
 
-function routesOf(resources: readonly EnvoyResource[], rcName: string, vhName: string): Msg[] {
-  return vhost(config(resources, rcName), vhName).routes as Msg[];
+/** The routes of a service's virtual host on `port`, in the service's own route config (named as its virtual host). */
+function routesOf(resources: readonly EnvoyResource[], port: string, vhName: string): Msg[] {
+  assert.ok(vhName.endsWith(`:${port}`), `${vhName} is not on port ${port}`);
+  return vhost(config(resources, vhName), vhName).routes as Msg[];
 }
 
 /** Every cluster name a route config mentions: routes, weighted clusters and mirrors. */
@@ -114,18 +117,82 @@ describe('routes golden', () => {
 });
 
 describe('outbound routes', () => {
-  test('one route config per HTTP port, one virtual host per service on it, with every name a client may use', () => {
+  test('one route config per service and HTTP port, its virtual host taking every name a client may use, and any Host', () => {
     const rs = buildOutboundRoutes(bookinfoInput('h1'));
     assert.deepEqual(
       rs.map((r) => r.name),
-      ['9080', '9090'],
+      [PRODUCTPAGE_VH, RATINGS_VH, 'ratings.default.mesh:9090', REVIEWS_VH],
     );
-    const vhs = (config(rs, '9080').virtual_hosts as Msg[]).map((v) => v.name);
-    assert.deepEqual(vhs, [PRODUCTPAGE_VH, RATINGS_VH, REVIEWS_VH]);
-    const domains = vhost(config(rs, '9080'), REVIEWS_VH).domains as string[];
-    for (const d of ['reviews.default.mesh', 'reviews:9080', 'reviews.default', 'reviews.default.svc.cluster.local:9080', '240.240.0.5']) {
+    const vhs = (config(rs, REVIEWS_VH).virtual_hosts as Msg[]).map((v) => v.name);
+    assert.deepEqual(vhs, [REVIEWS_VH]);
+    const domains = vhost(config(rs, REVIEWS_VH), REVIEWS_VH).domains as string[];
+    for (const d of [
+      'reviews.default.mesh',
+      'reviews:9080',
+      'reviews.default',
+      'reviews.default.svc.cluster.local:9080',
+      '240.240.0.5',
+      '*',
+    ]) {
       assert.ok(domains.includes(d), `${d} missing from ${domains.join(', ')}`);
     }
+  });
+
+  test("ServiceEntry hosts on one IPv6 address share its first host's route config there, told apart by Host", () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shared, namespace: default}
+spec:
+  hosts: [b.shared.example, a.shared.example]
+  addresses: ["2001:db8::77"]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`;
+    const input = inputWith('h1', yaml);
+    const rs = buildOutboundRoutes(input);
+    // Each host has its own VIP (and its own route there); the shared IPv6 address's listener is the first host's.
+    assert.deepEqual(
+      (config(rs, 'b.shared.example:80').virtual_hosts as Msg[]).map((v) => v.name),
+      ['b.shared.example:80'],
+    );
+    const rc = config(rs, 'a.shared.example:80');
+    const [a, b] = rc.virtual_hosts as Msg[];
+    assert.ok(a && b);
+    assert.equal(a.name, 'a.shared.example:80');
+    assert.ok((a.domains as string[]).includes('*'));
+    assert.equal(b.name, 'b.shared.example:80');
+    assert.ok((b.domains as string[]).includes('b.shared.example'));
+    assert.ok(!(b.domains as string[]).includes('2001:db8::77'), "the shared address is the first host's");
+    const listeners = buildListeners(input).filter((l) => l.name === '2001:db8::77_80');
+    assert.equal(listeners.length, 1);
+    assert.match(JSON.stringify(listeners[0]?.message), /"route_config_name":"a\.shared\.example:80"/);
+  });
+
+  test('REGISTRY_ONLY: no catch-all domain, so a Host no service claims gets 404 as Istio blocks it', () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`;
+    const rs = buildOutboundRoutes(inputWith('h1', yaml));
+    const domains = vhost(config(rs, REVIEWS_VH), REVIEWS_VH).domains as string[];
+    assert.ok(domains.includes('reviews') && !domains.includes('*'), domains.join(', '));
+  });
+
+  test('a change to one service leaves the other route configs byte-identical', () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v3}}]
+`;
+    const before = buildOutboundRoutes(bookinfoInput('h1'));
+    const after = buildOutboundRoutes(inputWith('h1', yaml));
+    const changed = after.filter((a) => JSON.stringify(a) !== JSON.stringify(before.find((b) => b.name === a.name))).map((c) => c.name);
+    assert.deepEqual(changed, [REVIEWS_VH]);
   });
 
   test('a service without a VirtualService gets the default route to its cluster, with Istio default retries', () => {
