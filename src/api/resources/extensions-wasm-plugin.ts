@@ -127,11 +127,14 @@ export function checkWasmPlugin(spec: WasmPluginSpec, c: Checker): void {
     );
     return;
   }
-  const what = type === 'HTTP' ? 'request' : 'connection';
+  const denied =
+    type === 'HTTP'
+      ? 'every request the plugin would see is denied (403 "RBAC: access denied")'
+      : 'every connection the plugin would see is denied (closed; on HTTP ports each request gets 403)';
   c.notImplemented(
     'spec.url',
     wasmFailsClosed(spec)
-      ? `vmesh's proxy runs no Wasm, so this module cannot be loaded; as Envoy does for a module it cannot load with failStrategy ${spec.failStrategy ?? 'FAIL_CLOSE'}, every ${what} the plugin would see is denied${type === 'HTTP' ? ' (403 "RBAC: access denied")' : ' (closed)'}`
+      ? `vmesh's proxy runs no Wasm, so this module cannot be loaded; as Envoy does for a module it cannot load with failStrategy ${spec.failStrategy ?? 'FAIL_CLOSE'}, ${denied}`
       : `vmesh's proxy runs no Wasm, so this module cannot be loaded; with failStrategy FAIL_OPEN the plugin is skipped and traffic passes unprocessed`,
   );
 }
