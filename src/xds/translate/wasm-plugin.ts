@@ -1,7 +1,8 @@
 import type { Resource } from '../../api/resource.js';
 import { wasmFailsClosed } from '../../api/resources/extensions-wasm-plugin.js';
 import type { Filter } from '../../generated/envoy/config/listener/v3/Filter.js';
-import type { HttpFilter } from './http-filters.js';
+import type { HttpFilter as EnvoyHttpFilter } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
+import type { Any } from '../../generated/google/protobuf/Any.js';
 import type { TranslateInput } from './input.js';
 import { type PolicySubject, policyApplies } from './policy-scope.js';
 import { typedConfig } from './typed-config.js';
@@ -28,6 +29,8 @@ export interface WasmSite {
 }
 
 type Plugin = Resource<'WasmPlugin'>;
+/** http-filters.ts' HttpFilter (which imports this module, hence spelled out). */
+type HttpFilter = EnvoyHttpFilter & { readonly name: string; readonly typed_config: Any };
 
 const PHASES = ['AUTHN', 'AUTHZ', 'STATS', 'UNSPECIFIED_PHASE'] as const;
 
