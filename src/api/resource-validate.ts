@@ -93,7 +93,7 @@ function checkOne(r: Resource, mesh: MeshConfig, report: Report, warn: Warn): vo
     report(r, 'metadata.annotations["istio.io/dry-run"]', 'dry-run is implemented for ALLOW and DENY policies, not AUDIT', true);
   }
   for (const f of c.findings) {
-    if (f.warning) warn(r, f.path, f.message, WarningCode.Istio);
+    if (f.warning) warn(r, f.path, f.message, f.notImplemented ? WarningCode.NotImplemented : WarningCode.Istio);
     else report(r, f.path, f.message, f.unsupported);
   }
 }

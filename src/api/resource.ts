@@ -1,6 +1,9 @@
 import type { ErrorCode } from '../lib/errors.js';
+import type { WasmPluginSpec } from './resources/extensions-wasm-plugin.js';
 import type { DestinationRuleSpec } from './resources/networking-destination-rule.js';
+import type { EnvoyFilterSpec } from './resources/networking-envoy-filter.js';
 import type { GatewaySpec } from './resources/networking-gateway.js';
+import type { ProxyConfigSpec } from './resources/networking-proxy-config.js';
 import type { ServiceEntrySpec } from './resources/networking-service-entry.js';
 import type { SidecarSpec } from './resources/networking-sidecar.js';
 import type { VirtualServiceSpec } from './resources/networking-virtual-service.js';
@@ -15,15 +18,18 @@ import type { LocalRateLimitSpec } from './resources/vmesh-local-rate-limit.js';
 export type {
   AuthorizationPolicySpec,
   DestinationRuleSpec,
+  EnvoyFilterSpec,
   GatewaySpec,
   HealthCheckSpec,
   LocalRateLimitSpec,
   PeerAuthenticationSpec,
+  ProxyConfigSpec,
   RequestAuthenticationSpec,
   ServiceEntrySpec,
   SidecarSpec,
   TelemetrySpec,
   VirtualServiceSpec,
+  WasmPluginSpec,
   WorkloadEntrySpec,
   WorkloadGroupSpec,
 };
@@ -40,6 +46,9 @@ export type ResourceKind =
   | 'AuthorizationPolicy'
   | 'RequestAuthentication'
   | 'Telemetry'
+  | 'WasmPlugin'
+  | 'ProxyConfig'
+  | 'EnvoyFilter'
   | 'LocalRateLimit'
   | 'HealthCheck';
 
@@ -55,6 +64,9 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = Object.freeze([
   'AuthorizationPolicy',
   'RequestAuthentication',
   'Telemetry',
+  'WasmPlugin',
+  'ProxyConfig',
+  'EnvoyFilter',
   'LocalRateLimit',
   'HealthCheck',
 ]);
@@ -72,6 +84,9 @@ export interface SpecByKind {
   AuthorizationPolicy: AuthorizationPolicySpec;
   RequestAuthentication: RequestAuthenticationSpec;
   Telemetry: TelemetrySpec;
+  WasmPlugin: WasmPluginSpec;
+  ProxyConfig: ProxyConfigSpec;
+  EnvoyFilter: EnvoyFilterSpec;
   LocalRateLimit: LocalRateLimitSpec;
   HealthCheck: HealthCheckSpec;
 }
@@ -134,6 +149,8 @@ export const WarningCode = {
   Conflict: 'VMESH_WARN_CONFLICT',
   /** Where Istio's own validation warns (and accepts). */
   Istio: 'VMESH_WARN_ISTIO',
+  /** Accepted, but vmesh does not run the feature: the warning says what happens instead (WasmPlugin, ProxyConfig). */
+  NotImplemented: 'VMESH_WARN_NOT_IMPLEMENTED',
 } as const;
 
 export type WarningCode = (typeof WarningCode)[keyof typeof WarningCode];

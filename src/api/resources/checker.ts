@@ -22,6 +22,8 @@ export interface CheckFinding {
   readonly unsupported: boolean;
   /** Accepted with a warning, where Istio's validation warns. */
   readonly warning?: boolean;
+  /** Accepted with a warning saying what vmesh does instead of what Istio's proxy would (a warning too). */
+  readonly notImplemented?: boolean;
 }
 
 /**
@@ -42,6 +44,11 @@ export class Checker {
 
   warn(path: string, message: string): void {
     this.findings.push({ path, message, unsupported: false, warning: true });
+  }
+
+  /** Accepted: vmesh does not run the feature and says what it does instead (e.g. denies, as Envoy would). */
+  notImplemented(path: string, message: string): void {
+    this.findings.push({ path, message, unsupported: false, warning: true, notImplemented: true });
   }
 
   unsupported(path: string, message: string): void {

@@ -1,7 +1,10 @@
 import type { z } from 'zod';
 import type { Checker } from './checker.js';
+import { checkWasmPlugin, wasmPluginSpec } from './extensions-wasm-plugin.js';
 import { checkDestinationRule, destinationRuleSpec } from './networking-destination-rule.js';
+import { checkEnvoyFilter, envoyFilterSpec } from './networking-envoy-filter.js';
 import { checkGateway, gatewaySpec } from './networking-gateway.js';
+import { checkProxyConfig, proxyConfigSpec } from './networking-proxy-config.js';
 import { checkServiceEntry, serviceEntrySpec } from './networking-service-entry.js';
 import { checkSidecar, sidecarSpec } from './networking-sidecar.js';
 import { virtualServiceSpec } from './networking-virtual-service.js';
@@ -47,6 +50,18 @@ export const KINDS = {
   AuthorizationPolicy: kind({ ...SECURITY, schema: authorizationPolicySpec, check: checkAuthorizationPolicy }),
   RequestAuthentication: kind({ ...SECURITY, schema: requestAuthenticationSpec, check: checkRequestAuthentication }),
   Telemetry: kind({ group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], schema: telemetrySpec, check: checkTelemetry }),
+  // Validated as Istio does, then: WasmPlugin accepted (its traffic denied or passed per failStrategy, as Envoy
+  // does for a module it cannot load), ProxyConfig accepted with no effect (Istio applies it only to Kubernetes
+  // pods), EnvoyFilter refused by name after its own checks (vmesh does not patch the config it serves).
+  WasmPlugin: kind({
+    group: 'extensions.istio.io',
+    versions: ['v1alpha1'],
+    schema: wasmPluginSpec,
+    check: checkWasmPlugin,
+    specRequired: true,
+  }),
+  ProxyConfig: kind({ group: 'networking.istio.io', versions: ['v1beta1'], schema: proxyConfigSpec, check: checkProxyConfig }),
+  EnvoyFilter: kind({ group: 'networking.istio.io', versions: ['v1alpha3'], schema: envoyFilterSpec, check: checkEnvoyFilter }),
   LocalRateLimit: kind({ ...VMESH, schema: localRateLimitSpec, check: checkLocalRateLimit }),
   HealthCheck: kind({ ...VMESH, schema: healthCheckSpec, check: checkHealthCheck }),
 } as const;
@@ -59,8 +74,5 @@ export function isKindName(k: string): k is KindName {
 
 /** Istio kinds that vmesh knows of and does not implement: refused as unsupported rather than unknown. */
 export const UNIMPLEMENTED_ISTIO_KINDS: Readonly<Record<string, string>> = {
-  EnvoyFilter: 'vmesh does not expose raw proxy configuration; use VirtualService, DestinationRule, LocalRateLimit or HealthCheck',
-  WasmPlugin: 'vmesh has no Wasm extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
   TrafficExtension: 'vmesh has no Wasm or Lua extensions; use LocalRateLimit (vmesh.io) or the route features of VirtualService',
-  ProxyConfig: 'proxy settings come from the agent config',
 };

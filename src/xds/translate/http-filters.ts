@@ -12,6 +12,7 @@ import { CORS_FILTER, corsSupported, FAULT_FILTER, protoDuration } from './route
 import { localWorkloadPorts, routeFeatures } from './routes.js';
 import type { TelemetryScope } from './telemetry-scope.js';
 import { typedConfig } from './typed-config.js';
+import { type WasmSite, wasmHttpFilters } from './wasm-plugin.js';
 
 export const LOCAL_RATE_LIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
 export const ROUTER_FILTER = 'envoy.filters.http.router';
@@ -93,14 +94,40 @@ export function localRateLimitConfig(rl: Resource<'LocalRateLimit'>, port: numbe
 }
 
 /**
- * The HTTP filters of one HttpConnectionManager, in order: fault (empty, so each route's own fault config
- * applies; only when a route behind it injects faults), CORS (likewise, when its protos are loaded),
+ * Whose traffic a listener carries, for WasmPlugin selection. The outbound side of a host is shared by all its
+ * workloads: a plugin selecting any of them applies to it (never less than Istio denies). A plugin attached to
+ * a Service (targetRefs) is about calls to it, so only the inbound side names the workload.
+ */
+function wasmSite(input: TranslateInput, opts: HttpFilterOptions): WasmSite {
+  const node = { namespace: input.node.namespace, labels: input.node.labels };
+  if (opts.direction === 'gateway') return { mode: 'CLIENT', port: opts.port, subjects: [node] };
+  if (opts.direction === 'outbound') {
+    const local = input.node.workloads.map((w) => ({ namespace: w.namespace, labels: w.labels }));
+    return { mode: 'CLIENT', port: opts.port, subjects: [node, ...local] };
+  }
+  const workloads =
+    opts.workloads ??
+    localWorkloadPorts(input)
+      .filter((l) => l.port === opts.port)
+      .map((l) => l.workload);
+  return {
+    mode: 'SERVER',
+    port: opts.port,
+    subjects: workloads.map((w) => ({ namespace: w.namespace, labels: w.labels, workload: w.workload })),
+  };
+}
+
+/**
+ * The HTTP filters of one HttpConnectionManager, in order: the deny-all filters standing in for the fail-closed
+ * WasmPlugins that select it (wasm-plugin.ts; behind the listeners' jwt_authn and RBAC, as the proxy runs its
+ * RBAC filters in a row anyway), fault (empty, so each route's own fault config applies; only when a route behind it injects faults), CORS (likewise, when its protos are loaded),
  * local_ratelimit (inbound, when a LocalRateLimit selects the workloads), istio.stats (when Telemetry overrides
  * metrics for this side) and the router last. RBAC is the
  * listeners' business: they put it in front.
  */
 export function httpFiltersFor(input: TranslateInput, opts: HttpFilterOptions): HttpFilter[] {
   const filters: HttpFilter[] = [];
+  filters.push(...wasmHttpFilters(input, wasmSite(input, opts)));
   let scope: TelemetryScope = { mode: 'CLIENT', namespace: input.node.namespace, labels: input.node.labels };
   if (opts.direction !== 'inbound') {
     const f = routeFeatures(input, opts.direction, opts.port, opts.route);

@@ -45,6 +45,7 @@ export interface ConfigIndex {
   readonly authorizationPolicies: readonly Resource<'AuthorizationPolicy'>[];
   readonly requestAuthentications: readonly Resource<'RequestAuthentication'>[];
   readonly telemetries: readonly Resource<'Telemetry'>[];
+  readonly wasmPlugins: readonly Resource<'WasmPlugin'>[];
   readonly localRateLimits: readonly Resource<'LocalRateLimit'>[];
   readonly healthChecks: readonly Resource<'HealthCheck'>[];
 }
@@ -78,6 +79,7 @@ export function indexConfig(resources: readonly Resource[]): ConfigIndex {
     authorizationPolicies: of('AuthorizationPolicy'),
     requestAuthentications: of('RequestAuthentication'),
     telemetries: of('Telemetry'),
+    wasmPlugins: of('WasmPlugin'),
     localRateLimits: of('LocalRateLimit'),
     healthChecks: of('HealthCheck'),
   };

@@ -24,6 +24,7 @@ import { rbacFor } from './rbac.js';
 import { jwtFilterFor } from './request-authn.js';
 import { downstreamMtls } from './tls.js';
 import { tracingFor } from './tracing.js';
+import { wasmNetworkFilters } from './wasm-plugin.js';
 
 export const VIRTUAL_INBOUND_PORT = 15006;
 /** ALPN the mesh's client side offers (tls.ts upstreamMtls): how mTLS from a peer proxy is told apart from app TLS. */
@@ -63,7 +64,9 @@ function inboundFilters(input: TranslateInput, p: InboundPort): Filter[] {
   const scope: AccessLogScope = { mode: 'SERVER', namespace: p.workload.namespace, labels: p.workload.labels };
   const accessLog = accessLogsFor(input, scope);
   if (!isHttpFamily(p.protocol)) {
+    const subjects = p.workloads.map((w) => ({ namespace: w.namespace, labels: w.labels, workload: w.workload }));
     return [
+      ...wasmNetworkFilters(input, { mode: 'SERVER', port: p.port, subjects }),
       ...rbacFor(input, p.workload, 'network'),
       ...tcpProxyFilters(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }, accessLog, statsConfigFor(input, scope)),
     ];
