@@ -38,6 +38,49 @@ function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Re
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+interface LabelledWorkload {
+  readonly we: Resource<'WorkloadEntry'>;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/**
+ * WorkloadEntries by namespace and by `label=value`, built once per model: a ServiceEntry's selector looks at the
+ * entries carrying one of its labels, not at every entry (1000 services x 1000 workloads was a million checks
+ * on every model change).
+ */
+class WorkloadIndex {
+  private readonly byNamespace = new Map<string, LabelledWorkload[]>();
+  private readonly byLabel = new Map<string, LabelledWorkload[]>();
+
+  constructor(entries: readonly Resource<'WorkloadEntry'>[]) {
+    for (const we of entries) {
+      const w = { we, labels: { ...we.metadata.labels, ...(we.spec.labels ?? {}) } };
+      push(this.byNamespace, we.metadata.namespace, w);
+      for (const [k, v] of Object.entries(w.labels)) push(this.byLabel, labelKey(we.metadata.namespace, k, v), w);
+    }
+  }
+
+  /** The namespace's entries the selector selects, in registration order. */
+  select(namespace: string, selector: Readonly<Record<string, string>>): Resource<'WorkloadEntry'>[] {
+    let candidates = this.byNamespace.get(namespace) ?? [];
+    for (const [k, v] of Object.entries(selector)) {
+      const c = this.byLabel.get(labelKey(namespace, k, v)) ?? [];
+      if (c.length < candidates.length) candidates = c;
+    }
+    return candidates.filter((w) => selects(selector, w.labels)).map((w) => w.we);
+  }
+}
+
+function labelKey(namespace: string, k: string, v: string): string {
+  return `${namespace}\0${k}\0${v}`;
+}
+
+function push<T>(m: Map<string, T[]>, key: string, v: T): void {
+  const list = m.get(key);
+  if (list) list.push(v);
+  else m.set(key, [v]);
+}
+
 function aliasesOf(hostname: string, mesh: MeshConfig): string[] {
   const parts = splitMeshHost(hostname, mesh);
   if (!parts) return [];
@@ -98,6 +141,7 @@ function consulProtocol(instances: readonly ConsulInstance[]): { name: string; p
  */
 export function buildServices(inputs: ModelInputs): Map<string, ServiceWithoutVip> {
   const out = new Map<string, ServiceWithoutVip>();
+  const workloads = new WorkloadIndex(inputs.workloadEntries);
   const sorted = [...inputs.serviceEntries].sort((a, b) =>
     `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`),
   );
@@ -127,10 +171,7 @@ export function buildServices(inputs: ModelInputs): Map<string, ServiceWithoutVi
     }
     const selector = se.spec.workloadSelector?.labels;
     if (selector) {
-      for (const we of inputs.workloadEntries) {
-        if (we.metadata.namespace !== ns) continue;
-        if (selects(selector, { ...we.metadata.labels, ...(we.spec.labels ?? {}) })) endpoints.push(workloadEndpoint(we, inputs));
-      }
+      for (const we of workloads.select(ns, selector)) endpoints.push(workloadEndpoint(we, inputs));
     }
     for (const h of se.spec.hosts) {
       const hostname = canonicalHost(h, ns, inputs.mesh);

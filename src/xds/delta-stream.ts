@@ -60,6 +60,17 @@ class KnownVersions {
     for (const [n, v] of values) if (next.get(n)?.version !== v) this.over.set(n, v);
   }
 
+  /** Holds nothing: no base and no names of its own. */
+  empty(): boolean {
+    return this.base === undefined && this.over.size === 0;
+  }
+
+  /** Holds exactly `map` (a client sent every resource of it). */
+  adopt(map: TypeMap): void {
+    this.base = map;
+    this.over.clear();
+  }
+
   /** Keeps only `names` and drops the base (a client that names what it wants). */
   retain(names: ReadonlySet<string>): void {
     const kept = [...this.keys()].filter((n) => names.has(n)).map((n) => [n, this.get(n)] as const);
@@ -219,6 +230,8 @@ export class DeltaStream extends AdsStream<DeltaType> {
 
   /** Applies a response to what the client holds; a wildcard client's holdings are re-expressed over `all`. */
   private remember(st: DeltaType, all: TypeMap, upserts: readonly XdsResource[], removed: ReadonlySet<string>, diff: readonly string[]) {
+    // An initial sync of a wildcard client: it now holds `all` itself, with nothing to note name by name.
+    if (st.wildcard && removed.size === 0 && upserts.length === all.size && st.known.empty()) return st.known.adopt(all);
     for (const r of upserts) st.known.set(r.name, r.version);
     for (const n of removed) {
       st.known.delete(n);

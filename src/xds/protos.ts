@@ -9,6 +9,7 @@ import '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { ErrorCode, vmeshError } from '../lib/errors.js';
 import { typeNameOf } from './type-urls.js';
+import { encodeDeltaResponse } from './wire-delta.js';
 
 /** google.protobuf.Any as the encoders and decoders see it. */
 export interface AnyMessage {
@@ -220,7 +221,12 @@ function serviceDefinition(file: string, name: string): grpc.ServiceDefinition {
   }
   const service = root.lookup(name);
   if (!(service instanceof protobuf.Service)) throw vmeshError(ErrorCode.Internal, `${file} does not define ${name}`);
-  const serialize = (t: protobuf.Type) => (v: unknown) => Buffer.from(t.encode(t.fromObject(v as Record<string, unknown>)).finish());
+  const general = (t: protobuf.Type) => (v: unknown) => Buffer.from(t.encode(t.fromObject(v as Record<string, unknown>)).finish());
+  // Delta responses carry resources encoded once for every stream: written directly (wire-delta.ts).
+  const serialize = (t: protobuf.Type) => {
+    const slow = general(t);
+    return t.fullName === '.envoy.service.discovery.v3.DeltaDiscoveryResponse' ? (v: unknown) => encodeDeltaResponse(v) ?? slow(v) : slow;
+  };
   const deserialize = (t: protobuf.Type) => (b: Buffer) => t.toObject(t.decode(b), DECODE_OPTIONS);
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const m of service.methodsArray) {
