@@ -39,6 +39,14 @@ export class SnapshotPublisher {
   private model: MeshModel | undefined;
   /** Encoded resources of the current generation, by message object (shared translations encode once). */
   private encodedByObject = new WeakMap<object, XdsResource>();
+  /**
+   * Encodings by type and name with the JSON of the message they came from, this generation's and the previous
+   * one's. A model change re-translates everything into new objects, mostly with the same content: comparing
+   * JSON (native, several times cheaper than protobuf encoding and hashing) keeps the previous encoding and its
+   * version for what did not change.
+   */
+  private byContent = new Map<string, { readonly json: string; readonly resource: XdsResource }>();
+  private previousByContent = new Map<string, { readonly json: string; readonly resource: XdsResource }>();
   private shared = new Map<string, Translated>();
   /** Snapshots of nodes without local resources, by sharing key: such nodes get the very same object. */
   private sharedSnapshots = new Map<string, Snapshot>();
@@ -79,6 +87,8 @@ export class SnapshotPublisher {
     this.shared = new Map();
     this.sharedSnapshots = new Map();
     this.encodedByObject = new WeakMap();
+    this.previousByContent = this.byContent;
+    this.byContent = new Map();
     this.previousTypeMaps = this.typeMaps;
     this.typeMaps = new Map();
     this.generation += 1;
@@ -221,7 +231,11 @@ export class SnapshotPublisher {
   private encode(typeUrl: string, r: EnvoyResource): XdsResource {
     const hit = this.encodedByObject.get(r.message);
     if (hit && hit.typeUrl === typeUrl) return hit;
-    const enc = makeResource(typeUrl, r.name, r.message);
+    const key = `${typeUrl}\0${r.name}`;
+    const json = JSON.stringify(r.message);
+    const same = this.byContent.get(key) ?? this.previousByContent.get(key);
+    const enc = same?.json === json ? same.resource : makeResource(typeUrl, r.name, r.message);
+    this.byContent.set(key, same?.json === json ? same : { json, resource: enc });
     this.encodedByObject.set(r.message, enc);
     return enc;
   }
