@@ -8,6 +8,11 @@ export interface BenchOptions {
   readonly services: number;
   /** Endpoint changes measured (each registers one new workload into an existing service). */
   readonly changes: number;
+  /**
+   * 0: every agent sees every service. N: a Sidecar in the agents' namespace lists N services as its egress
+   * (Istio's scoping), so each agent receives only those; endpoint changes are made to them.
+   */
+  readonly sidecarEgress: number;
   /** New services measured, one after another (each adds a service with one workload: every type changes). */
   readonly newServices: number;
   /** Time between the starts of two changes, when the previous one converged sooner. */
@@ -36,6 +41,7 @@ export const USAGE = `usage: npm run bench:xds -- [options]
   --services M             services, one workload each, registered before the agents connect (default 1000)
   --changes K              endpoint changes measured, one new workload each (default 10)
   --new-services N         new services measured, one at a time (default 5)
+  --sidecar-egress N       a Sidecar scopes every agent to N of the services (default 0: no Sidecar)
   --spacing S              seconds between changes (default 2)
   --agent-procs P          agent processes, 1 or 2 (default 1: the controller keeps a core of its own)
   --connect-concurrency C  agents connecting or in their initial sync at once (default 100)
@@ -74,6 +80,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     services: int(v.services, 'services', 1000, 1, 60_000),
     changes: int(v.changes, 'changes', 10, 1, 1000),
     newServices: int(v['new-services'], 'new-services', 5, 0, 100),
+    sidecarEgress: int(v['sidecar-egress'], 'sidecar-egress', 0, 0, 60_000),
     spacingMs: int(v.spacing, 'spacing', 2, 0, 600) * 1000,
     agentProcs: Math.min(int(v['agent-procs'], 'agent-procs', 1, 1, 2), agents),
     connectConcurrency: int(v['connect-concurrency'], 'connect-concurrency', 100, 1, 20_000),
@@ -99,6 +106,7 @@ function parse(argv: readonly string[]) {
       services: { type: 'string' },
       changes: { type: 'string' },
       'new-services': { type: 'string' },
+      'sidecar-egress': { type: 'string' },
       spacing: { type: 'string' },
       'agent-procs': { type: 'string' },
       'connect-concurrency': { type: 'string' },

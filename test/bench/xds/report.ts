@@ -126,7 +126,8 @@ export function formatTable(r: BenchResult): string {
   const row = (k: string, v: string) => lines.push(`${pad(k, 36)}${v}`);
   lines.push('');
   lines.push(
-    `vmesh xDS scale benchmark: ${o.agents} agents, ${o.services} services, ${o.changes} endpoint changes ` +
+    `vmesh xDS scale benchmark: ${o.agents} agents, ${o.services} services, ${o.changes} endpoint changes` +
+      `${o.sidecarEgress > 0 ? `, every agent scoped by a Sidecar to ${o.sidecarEgress} services` : ''} ` +
       `(${r.machine.cpus} cores, ${round(r.machine.memoryBytes / 2 ** 30, 0)} GiB, node ${r.machine.node})`,
   );
   lines.push('-'.repeat(100));
