@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nftRun", Napi::Function::New(env, vmesh::NftRun, "nftRun"));
   exports.Set("socketUid", Napi::Function::New(env, vmesh::SocketUid, "socketUid"));
   exports.Set("abstractUnixConnect", Napi::Function::New(env, vmesh::AbstractUnixConnect, "abstractUnixConnect"));
+  exports.Set("mallocTune", Napi::Function::New(env, vmesh::MallocTune, "mallocTune"));
   exports.Set("NftSession", vmesh::NftSessionClass(env));
   exports.Set("nftAvailable", Napi::Function::New(env, vmesh::NftAvailable, "nftAvailable"));
   return exports;

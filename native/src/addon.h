@@ -15,5 +15,6 @@ Napi::Value NftAvailable(const Napi::CallbackInfo& info);
 Napi::Function NftSessionClass(Napi::Env env);
 Napi::Value SocketUid(const Napi::CallbackInfo& info);
 Napi::Value AbstractUnixConnect(const Napi::CallbackInfo& info);
+Napi::Value MallocTune(const Napi::CallbackInfo& info);
 
 }  // namespace vmesh

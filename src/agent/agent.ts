@@ -7,6 +7,7 @@ import { nameTableFrom } from '../dns/name-table.js';
 import { readResolvConf } from '../dns/resolv-conf.js';
 import { type Component, component, startAll } from '../lib/lifecycle.js';
 import type { Logger } from '../lib/logger.js';
+import { tuneMalloc } from '../lib/native.js';
 import { type AppliedConfig, XdsSync } from '../xds/index.js';
 import { NDS } from '../xds/type-urls.js';
 import { AdminServer, adminRoutes } from './admin-server.js';
@@ -31,6 +32,8 @@ export interface RunningAgent {
 
 /** Builds the agent: credentials (join or from disk), xDS sync with the last good config, health reports, admin. */
 export async function startAgent(cfg: AgentConfig, logger: Logger): Promise<RunningAgent> {
+  const tuned = tuneMalloc();
+  if (!tuned.ok) logger.warn({ reason: tuned.error.message }, 'malloc tuning not applied; large buffers may fragment the heap');
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
   const proxy = new ProxyComponent(cfg, logger);
   const capture = new CaptureState(cfg, logger, () => proxy.runner);

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadProxyWorkerConfig } from '../config/proxy-worker.js';
 import { createAccessLogger, createLogger } from '../lib/logger.js';
+import { tuneMalloc } from '../lib/native.js';
 import { err, ok, type Result } from '../lib/result.js';
 import { routesReady } from '../proxy/config-ready.js';
 import { MeshProxy } from '../proxy/proxy.js';
@@ -16,6 +17,8 @@ const logger = createLogger({ level: cfg.logLevel as 'info' }).child({ component
 const secrets = new FileSecretStore();
 const proxy = new MeshProxy({ secrets, logger, accessLog: createAccessLogger(), environment: cfg.environment });
 const send = (m: WorkerMessage) => process.send?.(m);
+const tuned = tuneMalloc();
+if (!tuned.ok) logger.warn({ reason: tuned.error.message }, 'malloc tuning not applied');
 
 let compiled: ProxyConfig | undefined;
 const validate = (typeUrl: string, next: ReadonlyMap<string, unknown>, all: AppliedConfig): Result<void, string> => {

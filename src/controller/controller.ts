@@ -8,6 +8,7 @@ import type { ModelBuilder } from '../discovery/model-builder.js';
 import { type Component, component, startAll } from '../lib/lifecycle.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics-registry.js';
+import { tuneMalloc } from '../lib/native.js';
 import { processMetrics } from '../lib/process-metrics.js';
 import { apiServer } from './api-server.js';
 import { plaintextGrpc, secureGrpc } from './grpc-servers.js';
@@ -32,6 +33,8 @@ export interface RunningController {
 
 /** Builds the controller from its config: store, CA, discovery, gRPC (15012) and the HTTPS API (15014). */
 export async function startController(cfg: ControllerConfig, logger: Logger): Promise<RunningController> {
+  const tuned = tuneMalloc();
+  if (!tuned.ok) logger.warn({ reason: tuned.error.message }, 'malloc tuning not applied; large buffers may fragment the heap');
   const mesh = parseMeshConfig(cfg.mesh, 'controller config mesh:');
   const state = await openState(cfg, mesh, logger);
   let core: MeshCore;

@@ -14,6 +14,7 @@ interface NativeAddon {
   NftSession: new () => { run(batch: string, opts?: { json?: boolean }): string; close(): void };
   socketUid(family: 4 | 6, srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): number;
   abstractUnixConnect(name: string): number;
+  mallocTune(mmapThreshold: number, trimThreshold: number): boolean;
 }
 
 let addon: NativeAddon | undefined;
@@ -158,4 +159,18 @@ export function connectAbstractUnix(
     return err((e as { code?: string }).code ?? (e as Error).message);
   }
   return ok(new Socket({ ...opts, fd, readable: true, writable: true }));
+}
+
+/**
+ * Large buffers (xDS responses, proxied bodies) straight from mmap and back to the system when freed: glibc's
+ * adaptive threshold otherwise serves them from a heap that fragments and never shrinks (native/src/malloc-tune.cc).
+ * Best effort: without the addon or on another libc the process runs with the defaults.
+ */
+export function tuneMalloc(): Result<void, VmeshError> {
+  try {
+    if (loadNative().mallocTune(128 * 1024, 1024 * 1024)) return ok(undefined);
+    return err(vmeshError(ErrorCode.NativeUnavailable, 'mallopt refused the thresholds'));
+  } catch (e) {
+    return err(e instanceof VmeshError ? e : vmeshError(ErrorCode.NativeUnavailable, `malloc tuning: ${(e as Error).message}`));
+  }
 }
