@@ -1,5 +1,6 @@
 import type { MeshConfig } from '../../api/mesh-config.js';
 import type { MeshModel, MeshService } from '../../api/model.js';
+import { memoOn } from '../../lib/memo.js';
 import { CDS, EDS, LDS, NDS, RDS, WDS } from '../type-urls.js';
 import { buildClusters } from './clusters.js';
 import { buildEndpoints, nodeLocality } from './endpoints.js';
@@ -51,17 +52,11 @@ export function nodeInput(mesh: MeshConfig, model: MeshModel, config: ConfigInde
  * services, and (because VirtualService sourceLabels depend on them) the same workload labels.
  */
 export function sharingKey(input: TranslateInput): string {
-  let usesSourceLabels = sourceLabelsUsed.get(input.config);
-  if (usesSourceLabels === undefined) {
-    usesSourceLabels = input.config.virtualServices.some((v) => JSON.stringify(v.spec).includes('"sourceLabels"'));
-    sourceLabelsUsed.set(input.config, usesSourceLabels);
-  }
+  const usesSourceLabels = memoOn(sourceLabelsUsed, input.config, () =>
+    input.config.virtualServices.some((v) => JSON.stringify(v.spec).includes('"sourceLabels"')),
+  );
   // Nodes without workloads share one services array per namespace (scope.ts): its part of the key is made once.
-  let hostnames = hostnamesKey.get(input.services);
-  if (hostnames === undefined) {
-    hostnames = JSON.stringify(input.services.map((s) => s.hostname));
-    hostnamesKey.set(input.services, hostnames);
-  }
+  const hostnames = memoOn(hostnamesKey, input.services, () => JSON.stringify(input.services.map((s) => s.hostname)));
   const sc = sidecarFor(input.config, input.node, input.mesh);
   const head = JSON.stringify([
     input.node.mode,

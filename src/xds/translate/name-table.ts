@@ -5,7 +5,7 @@ import type { EnvoyResource, TranslateInput } from './input.js';
 import { ipv6Vips } from './service-addresses.js';
 
 /** NDS resource names: one shard per service, named so that their order is the services' hostname order. */
-export const NAME_TABLE_PREFIX = 'name-table|';
+const NAME_TABLE_PREFIX = 'name-table|';
 
 export function nameTableShardName(hostname: string): string {
   return `${NAME_TABLE_PREFIX}${hostname}`;

@@ -5,6 +5,7 @@ import type { Listener } from '../../generated/envoy/config/listener/v3/Listener
 import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
 import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
 import type { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js';
+import { memoOn } from '../../lib/memo.js';
 import { CDS, EDS, LDS } from '../type-urls.js';
 import { ROUTER_FILTER } from './http-filters.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
@@ -78,16 +79,14 @@ function portRoutes(input: TranslateInput, p: ProxylessPort, vss: readonly Index
 
 /** One RouteConfiguration per HTTP/gRPC service port (RDS), named `hostname:port`, with one virtual host. */
 function routeConfigs(input: TranslateInput): Array<{ port: ProxylessPort; message: RouteConfiguration; fault: boolean }> {
-  let cached = configsOf.get(input);
-  if (cached) return cached;
-  const vss = indexVirtualServices(input);
-  cached = servicePorts(input).map((p) => {
-    const routes = portRoutes(input, p, vss);
-    const message = { name: p.name, virtual_hosts: [{ name: p.name, domains: domains(input, p), routes }] };
-    return { port: p, message, fault: usesFault(routes) };
+  return memoOn(configsOf, input, () => {
+    const vss = indexVirtualServices(input);
+    return servicePorts(input).map((p) => {
+      const routes = portRoutes(input, p, vss);
+      const message = { name: p.name, virtual_hosts: [{ name: p.name, domains: domains(input, p), routes }] };
+      return { port: p, message, fault: usesFault(routes) };
+    });
   });
-  configsOf.set(input, cached);
-  return cached;
 }
 
 const configsOf = new WeakMap<TranslateInput, Array<{ port: ProxylessPort; message: RouteConfiguration; fault: boolean }>>();

@@ -5,6 +5,7 @@ import { canonicalHost, hostMatches, splitMeshHost } from '../../api/service-hos
 import type { Route } from '../../generated/envoy/config/route/v3/Route.js';
 import type { RouteConfiguration } from '../../generated/envoy/config/route/v3/RouteConfiguration.js';
 import type { VirtualHost } from '../../generated/envoy/config/route/v3/VirtualHost.js';
+import { memoOn, memoOnKey } from '../../lib/memo.js';
 import { inboundPorts } from './clusters.js';
 import { endpointPort } from './endpoints.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
@@ -122,31 +123,18 @@ export function sidecarMatchContext(input: TranslateInput, port: number): MatchC
  * REGISTRY_ONLY answers such a request 404, as Istio's blocks it.
  */
 function outboundRouteConfig(input: TranslateInput, group: OutboundRouteGroup): EnvoyResource<RouteConfiguration> {
-  let built = outboundBuilt.get(input);
-  if (!built) {
-    built = new Map();
-    outboundBuilt.set(input, built);
-  }
-  let rc = built.get(group.name);
-  if (!rc) {
-    rc = buildOutboundRouteConfig(input, group, indexVirtualServicesOnce(input));
-    built.set(group.name, rc);
-  }
-  return rc;
+  return memoOnKey(outboundBuilt, input, group.name, () =>
+    buildOutboundRouteConfig(
+      input,
+      group,
+      memoOn(indexedVs, input, () => indexVirtualServices(input)),
+    ),
+  );
 }
 
 // The listeners ask for a route's features and the routes are built too: each config is made once per input.
 const outboundBuilt = new WeakMap<TranslateInput, Map<string, EnvoyResource<RouteConfiguration>>>();
 const indexedVs = new WeakMap<TranslateInput, IndexedVs[]>();
-
-function indexVirtualServicesOnce(input: TranslateInput): IndexedVs[] {
-  let v = indexedVs.get(input);
-  if (!v) {
-    v = indexVirtualServices(input);
-    indexedVs.set(input, v);
-  }
-  return v;
-}
 
 function buildOutboundRouteConfig(
   input: TranslateInput,
@@ -391,21 +379,13 @@ const featureCache = new WeakMap<TranslateInput, Map<string, RouteFeatures>>();
  * per input.
  */
 export function routeFeatures(input: TranslateInput, direction: 'outbound' | 'gateway', port: number, route = ''): RouteFeatures {
-  let cache = featureCache.get(input);
-  if (!cache) {
-    cache = new Map();
-    featureCache.set(input, cache);
-  }
-  const key = `${direction}/${port}/${route}`;
-  const hit = cache.get(key);
-  if (hit) return hit;
-  const configs =
-    direction === 'outbound'
-      ? [outboundRouteGroups(input).get(route)].filter((g) => g !== undefined).map((g) => outboundRouteConfig(input, g))
-      : [...gatewayServersByRoute(input)]
-          .filter(([, servers]) => servers.some((s) => s.server.port.number === port))
-          .map(([name, servers]) => gatewayRouteConfig(input, name, servers));
-  const features = featuresOf(configs);
-  cache.set(key, features);
-  return features;
+  return memoOnKey(featureCache, input, `${direction}/${port}/${route}`, () =>
+    featuresOf(
+      direction === 'outbound'
+        ? [outboundRouteGroups(input).get(route)].filter((g) => g !== undefined).map((g) => outboundRouteConfig(input, g))
+        : [...gatewayServersByRoute(input)]
+            .filter(([, servers]) => servers.some((s) => s.server.port.number === port))
+            .map(([name, servers]) => gatewayRouteConfig(input, name, servers)),
+    ),
+  );
 }

@@ -13,6 +13,8 @@ import { applyResult } from '../../../src/api/http/config.js';
 import { proxyStatusList } from '../../../src/api/http/xds.js';
 import { ApiClient } from '../../../src/cli/api-client.js';
 import { ErrorCode, formatError, isVmeshError } from '../../../src/lib/errors.js';
+import { nameTableShardName } from '../../../src/xds/translate/name-table.js';
+import { outboundRouteName } from '../../../src/xds/translate/names.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
 import { AgentFleet } from './agent-fleet.js';
 import { AGENT_TYPES, type SyncReport } from './agent-protocol.js';
@@ -190,8 +192,8 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
             { typeUrl: EDS, name: clusterName(svc) },
             // The new outbound listener is named after the service's VIP, unknown before the change: any LDS push.
             { typeUrl: LDS, name: '*' },
-            { typeUrl: RDS, name: `${host}:${PORT}` },
-            { typeUrl: NDS, name: `name-table|${host}` },
+            { typeUrl: RDS, name: outboundRouteName(host, PORT) },
+            { typeUrl: NDS, name: nameTableShardName(host) },
           ],
           api,
           fleet,
