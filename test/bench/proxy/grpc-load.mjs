@@ -2,23 +2,10 @@
 // CHANNELS channels (one HTTP/2 connection each) for SECONDS, then prints {rps, requests, errors} as JSON. The
 // method is bench.Echo/Get with raw bytes (no protobuf codec): the answer is the upstream's 1 KiB.
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { echoService } from './echo-method.mjs';
 
 const [target = '', seconds = '10', channels = '10', inFlight = '10'] = process.argv.slice(2);
-const id = (b) => b;
-const Client = makeGenericClientConstructor(
-  {
-    Get: {
-      path: '/bench.Echo/Get',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: id,
-      requestDeserialize: id,
-      responseSerialize: id,
-      responseDeserialize: id,
-    },
-  },
-  'Echo',
-);
+const Client = makeGenericClientConstructor(echoService, 'Echo');
 const request = Buffer.alloc(16, 'q');
 let ok = 0;
 let errors = 0;

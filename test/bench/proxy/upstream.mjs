@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import { createServer as createH2Server } from 'node:http2';
 import { createServer as createTcpServer } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { echoService } from './echo-method.mjs';
 
 const [httpPorts = '', tcpPorts = '', h2cPorts = '', grpcPorts = ''] = process.argv.slice(2);
 const body = Buffer.alloc(1024, 'x');
@@ -35,21 +36,9 @@ for (const port of ports(h2cPorts)) {
   server.on('session', (s) => s.on('error', () => {}));
   server.listen(port, '0.0.0.0');
 }
-const id = (b) => b;
-const echo = {
-  Get: {
-    path: '/bench.Echo/Get',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: id,
-    requestDeserialize: id,
-    responseSerialize: id,
-    responseDeserialize: id,
-  },
-};
 for (const port of ports(grpcPorts)) {
   const server = new Server();
-  server.addService(echo, { Get: (_call, cb) => cb(null, body) });
+  server.addService(echoService, { Get: (_call, cb) => cb(null, body) });
   server.bindAsync(`0.0.0.0:${port}`, ServerCredentials.createInsecure(), (e) => {
     if (e) console.error(`grpc ${port}: ${e.message}`);
   });
