@@ -212,6 +212,37 @@ export interface Route {
   readonly responseHeaders: HeaderOps;
   readonly fault?: FaultPolicy;
   readonly cors?: CorsPolicy;
+  /** The local_ratelimit filter's per-route config, with the route's (or its virtual host's) rate_limits actions. */
+  readonly rateLimit?: RouteRateLimit;
+}
+
+/** One entry of a rate limit descriptor a request produces, from an Envoy rate_limits action. */
+export type RateLimitAction =
+  | { readonly kind: 'remote_address' }
+  | { readonly kind: 'destination_cluster' }
+  | { readonly kind: 'generic_key'; readonly key: string; readonly value: string }
+  | { readonly kind: 'request_headers'; readonly header: string; readonly key: string; readonly skipIfAbsent: boolean }
+  | {
+      readonly kind: 'header_value_match';
+      readonly key: string;
+      readonly value: string;
+      readonly expectMatch: boolean;
+      readonly headers: readonly HeaderMatcher[];
+    };
+
+/**
+ * Envoy's local rate limit as a route's per-filter config: descriptors (built by `actions`, one per rate_limits
+ * entry) that equal a configured one take from its bucket; the default bucket is taken too (unless
+ * always_consume_default_token_bucket is false and a descriptor matched).
+ */
+export interface RouteRateLimit {
+  readonly bucket?: LocalRateLimit;
+  readonly descriptors: ReadonlyArray<{ readonly entries: readonly (readonly [string, string])[]; readonly bucket: LocalRateLimit }>;
+  readonly alwaysConsumeDefault: boolean;
+  readonly actions: ReadonlyArray<readonly RateLimitAction[]>;
+  /** Headers added to a limited response. */
+  readonly limitedHeaders: readonly (readonly [string, string])[];
+  readonly status: number;
 }
 
 /** Envoy's CORS filter policy for a route (header values as Envoy sends them: comma-joined lists, max age in seconds). */
@@ -355,11 +386,26 @@ export interface JwtAuthnConfig {
   readonly bypassCorsPreflight: boolean;
 }
 
+/**
+ * A filter that calls a service the proxy has no client for (ext_proc, ext_authz, ratelimit) and is configured
+ * to fail closed: every request gets Envoy's answer for an unreachable service.
+ */
+export interface UnavailableFilter {
+  readonly name: string;
+  readonly status: number;
+  /** Envoy's response flag for the failure: UAEX (ext_authz), RLSE (ratelimit), none (ext_proc). */
+  readonly flag?: 'UAEX' | 'RLSE';
+}
+
 export interface HttpFilters {
+  /** The first fail-closed filter whose service the proxy cannot call; it answers before any other filter runs. */
+  readonly unavailable?: UnavailableFilter;
   /** The JWT filter (RequestAuthentication), which runs before RBAC. */
   readonly jwt?: JwtAuthnConfig;
   readonly rbac: readonly RbacConfig[];
   readonly rateLimit?: LocalRateLimit;
+  /** Whether the local_ratelimit filter is in the chain: routes' own rate limits (RouteRateLimit) apply only then. */
+  readonly routeRateLimits?: boolean;
   /** Route-level fault config applies only when the fault filter is present. */
   readonly fault: boolean;
   /** Likewise, route-level CORS policies apply only when the CORS filter is present. */

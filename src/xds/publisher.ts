@@ -24,6 +24,8 @@ export interface PublisherOptions {
     readonly key: (input: TranslateInput) => string;
     readonly isLocal: (typeUrl: string, name: string) => boolean;
   };
+  /** Changes made to a node's whole translation last (EnvoyFilter patches); pure, and must not change its argument. */
+  readonly patch?: (input: TranslateInput, translated: Translated) => Translated;
   /** The node's translation input from the current model; undefined when the node is unknown. */
   readonly inputFor: (nodeId: string, model: MeshModel) => TranslateInput | undefined;
   readonly logger: Logger;
@@ -208,6 +210,11 @@ export class SnapshotPublisher {
   }
 
   private translateShared(input: TranslateInput): Translated {
+    const translated = this.translateUnpatched(input);
+    return this.opts.patch ? this.opts.patch(input, translated) : translated;
+  }
+
+  private translateUnpatched(input: TranslateInput): Translated {
     const sharing = this.opts.sharing;
     if (!sharing) return this.opts.translate(input);
     const key = sharing.key(input);

@@ -1,3 +1,7 @@
+import { typeNameOf } from '../lib/proto-registry.js';
+
+export { typeNameOf };
+
 /** Type URLs of the resources carried on the ADS stream and of the typed configs inside them. */
 export const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
@@ -78,11 +82,6 @@ export const NAME_FIELD: Readonly<Record<string, string>> = {
   [EDS]: 'cluster_name',
   [SDS]: 'name',
 };
-
-/** `type.googleapis.com/envoy.config.cluster.v3.Cluster` -> `envoy.config.cluster.v3.Cluster`. */
-export function typeNameOf(typeUrl: string): string {
-  return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
-}
 
 /** A short label for logs: `CDS`, `EDS`, ... or the message name. */
 export function typeLabel(typeUrl: string): string {

@@ -1,14 +1,17 @@
 import { z } from 'zod';
+import { EXTERNAL_HTTP_FILTERS, externalFailsOpen } from '../envoy-extensions.js';
+import { type ProtoJsonResult, readProtoJson } from '../envoy-proto-json.js';
 import type { Checker } from './checker.js';
 import { labelKeyProblem, labelValueProblem, regexProblem } from './names.js';
 import { type DeepReadonly, int, str, stringMap } from './schema-helpers.js';
 import { checkTargetRefs, targetRef } from './target-ref.js';
 
 /**
- * EnvoyFilter (networking.istio.io/v1alpha3), validated as Istio validates it (CRD schema + ValidateEnvoyFilter,
- * without the decoding of each patch `value` as the Envoy type it patches). vmesh does not apply patches to the
- * configuration it serves: a valid EnvoyFilter is then refused by name (VMESH_ERR_UNSUPPORTED_FIELD), so a
- * filter the user counts on (a rate limit, an ext_authz) is never silently missing.
+ * EnvoyFilter (networking.istio.io/v1alpha3), validated as Istio validates it: the CRD schema, ValidateEnvoyFilter,
+ * and each patch `value` decoded strictly as the Envoy type it patches. The translator applies the patches to
+ * the resources it serves (xds/translate/envoy-filter*.ts). An extension vmesh has no proto for is refused by
+ * name; one that calls a service the proxy has no client for is accepted with a warning saying what the proxy
+ * does instead (envoy-extensions.ts); BOOTSTRAP and EXTENSION_CONFIG patches are refused (vmesh serves neither).
  */
 
 const subFilter = z.strictObject({ name: str.optional() });
@@ -111,9 +114,31 @@ export const envoyFilterSpec = z.strictObject({
 });
 
 export type EnvoyFilterSpec = DeepReadonly<z.output<typeof envoyFilterSpec>>;
-type ConfigPatch = NonNullable<EnvoyFilterSpec['configPatches']>[number];
+export type ConfigPatch = NonNullable<EnvoyFilterSpec['configPatches']>[number];
+export type ApplyTo = (typeof APPLY_TO)[number];
+
+/** The Envoy message each kind of patch value is. */
+const PATCH_TYPES: Partial<Record<ApplyTo, string>> = {
+  LISTENER: 'envoy.config.listener.v3.Listener',
+  FILTER_CHAIN: 'envoy.config.listener.v3.FilterChain',
+  NETWORK_FILTER: 'envoy.config.listener.v3.Filter',
+  HTTP_FILTER: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter',
+  ROUTE_CONFIGURATION: 'envoy.config.route.v3.RouteConfiguration',
+  VIRTUAL_HOST: 'envoy.config.route.v3.VirtualHost',
+  HTTP_ROUTE: 'envoy.config.route.v3.Route',
+  CLUSTER: 'envoy.config.cluster.v3.Cluster',
+  LISTENER_FILTER: 'envoy.config.listener.v3.ListenerFilter',
+};
+
+/** A patch's value as the Envoy message it patches (vmesh's encoder form), or why it is not one. */
+export function patchValue(cp: ConfigPatch): ProtoJsonResult | undefined {
+  const type = cp.applyTo && PATCH_TYPES[cp.applyTo];
+  if (!type || cp.patch?.value === undefined) return undefined;
+  return readProtoJson(type, cp.patch.value);
+}
 
 const HCM = 'envoy.filters.network.http_connection_manager';
+const LOCAL_RATE_LIMIT_URL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 const LISTENER_CLASS = new Set(['LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER']);
 const ROUTE_CLASS = new Set(['ROUTE_CONFIGURATION', 'VIRTUAL_HOST', 'HTTP_ROUTE']);
 /** Istio's bound on a proxyVersion regex it compiles. */
@@ -208,11 +233,55 @@ export function checkEnvoyFilter(spec: EnvoyFilterSpec, c: Checker): void {
     c.report('spec.targetRefs', 'only one of targetRefs or workloadSelector can be set');
   else checkTargetRefs(spec, c);
   spec.configPatches?.forEach((cp, i) => {
-    const problem = patchProblem(c, `spec.configPatches[${i}]`, cp);
+    const path = `spec.configPatches[${i}]`;
+    const problem = patchProblem(c, path, cp);
     if (problem) c.report(...problem);
+    else checkPatchValue(c, path, cp);
   });
-  c.unsupported(
-    'spec.configPatches',
-    'EnvoyFilter is not implemented by vmesh: it does not patch the proxy configuration it serves, and its proxy refuses Envoy extensions it does not have (as Envoy refuses one it lacks); use VirtualService, DestinationRule, LocalRateLimit (vmesh.io) or HealthCheck (vmesh.io)',
-  );
+}
+
+function checkPatchValue(c: Checker, path: string, cp: ConfigPatch): void {
+  if (cp.applyTo === 'BOOTSTRAP' || cp.applyTo === 'EXTENSION_CONFIG') {
+    c.unsupported(
+      `${path}.applyTo`,
+      `${cp.applyTo} patches are not supported: vmesh's proxy has no Envoy bootstrap and vmesh serves no extension configs (ECDS)`,
+    );
+    return;
+  }
+  if (cp.patch?.operation === 'REMOVE') return;
+  const r = patchValue(cp);
+  if (!r) return;
+  if (!r.ok) {
+    const p = `${path}.patch.value${r.path}`;
+    if (r.unknownType)
+      c.unsupported(p, `${r.message}; use VirtualService, DestinationRule, AuthorizationPolicy or LocalRateLimit (vmesh.io)`);
+    else c.report(p, `Envoy filter: ${r.message}`);
+    return;
+  }
+  for (const [at, cfg] of typedConfigs(r.value, '')) {
+    if (cfg['@type'] === LOCAL_RATE_LIMIT_URL && cfg.enable_x_ratelimit_headers !== undefined && cfg.enable_x_ratelimit_headers !== 'OFF')
+      c.notImplemented(`${path}.patch.value${at}.enable_x_ratelimit_headers`, "vmesh's proxy does not send x-ratelimit-* headers");
+    const ext = EXTERNAL_HTTP_FILTERS.get(String(cfg['@type']));
+    if (!ext) continue;
+    c.notImplemented(
+      `${path}.patch.value${at}`,
+      `vmesh's proxy has no client for ${ext.service}: it runs this filter as Envoy does when the service cannot be reached (${
+        externalFailsOpen(ext, cfg) ? 'requests pass' : `every request is answered ${ext.status}`
+      })`,
+    );
+  }
+}
+
+/** Every Any inside a patch value, with where it is. */
+function typedConfigs(v: unknown, at: string, out: [string, Record<string, unknown>][] = []): [string, Record<string, unknown>][] {
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => {
+      typedConfigs(x, `${at}[${i}]`, out);
+    });
+  } else if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    if (typeof o['@type'] === 'string') out.push([at, o]);
+    for (const [k, x] of Object.entries(o)) typedConfigs(x, `${at}.${k}`, out);
+  }
+  return out;
 }

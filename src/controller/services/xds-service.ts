@@ -20,6 +20,7 @@ import {
   type XdsResource,
 } from '../../xds/index.js';
 import {
+  applyEnvoyFilters,
   type HostIdentity,
   indexConfig,
   isLocalResource,
@@ -133,6 +134,7 @@ export function wireXds(deps: XdsDeps): XdsWiring {
   const publisher = new SnapshotPublisher({
     cache,
     translate: translateNode,
+    patch: applyEnvoyFilters,
     sharing: { key: sharingKey, isLocal: isLocalResource },
     logger,
     onPublished: (ev) => {

@@ -46,16 +46,27 @@ function corsPolicy(typed: DecodedAny | null | undefined, path: string): CorsPol
  * typed_per_filter_config's CORS policy (FilterConfig-wrapped or not): the policy, 'none' when the route
  * disables CORS, undefined when it says nothing (the virtual host's applies).
  */
-export function perFilterCors(v: PerFilterConfig, path: string): CorsPolicy | 'none' | undefined {
+/** One filter's entry of a typed_per_filter_config (unwrapped from a FilterConfig); 'none' when disabled there. */
+export function perFilterEntry(
+  v: PerFilterConfig,
+  filter: string,
+  path: string,
+): { readonly typed: DecodedAny | null | undefined; readonly path: string } | 'none' | undefined {
   const all = msg(v, path);
-  const raw = all?.[CORS_FILTER];
+  const raw = all?.[filter];
   if (raw === undefined) return undefined;
-  const p = `${path}['${CORS_FILTER}']`;
+  const p = `${path}['${filter}']`;
   let c: DecodedAny | null | undefined = msg(raw, p);
   if (isTyped(c, FILTER_CONFIG_URL)) {
     const fc = typedAs<FilterConfig__Output>(c, FILTER_CONFIG_URL, p);
     if (bool(fc.disabled, `${p}.disabled`)) return 'none';
     c = msg(fc.config, `${p}.config`);
   }
-  return corsPolicy(c, p) ?? 'none';
+  return { typed: c, path: p };
+}
+
+export function perFilterCors(v: PerFilterConfig, path: string): CorsPolicy | 'none' | undefined {
+  const e = perFilterEntry(v, CORS_FILTER, path);
+  if (e === undefined || e === 'none') return e;
+  return corsPolicy(e.typed, e.path) ?? 'none';
 }

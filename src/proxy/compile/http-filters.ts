@@ -1,4 +1,4 @@
-import type { RuntimeFractionalPercent__Output } from '../../generated/envoy/config/core/v3/RuntimeFractionalPercent.js';
+import { EXTERNAL_HTTP_FILTERS, externalFailsOpen } from '../../api/envoy-extensions.js';
 import type { HTTPFault__Output } from '../../generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js';
 import type { JwtAuthentication__Output } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js';
 import type { LocalRateLimit__Output } from '../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.js';
@@ -7,13 +7,22 @@ import type { HttpConnectionManager__Output } from '../../generated/envoy/extens
 import type { HttpFilter__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js';
 import type { TypedStruct__Output } from '../../generated/xds/type/v3/TypedStruct.js';
 import type { Decoded } from '../../xds/envoy-types.js';
-import { protos } from '../../xds/protos.js';
 import { TypedConfigUrl } from '../../xds/type-urls.js';
-import type { HttpFilters, JwtAuthnConfig, LocalRateLimit, NetworkAction, RbacConfig, RouteTable, StatsConfig } from '../proxy-config.js';
+import type {
+  HttpFilters,
+  JwtAuthnConfig,
+  LocalRateLimit,
+  NetworkAction,
+  RbacConfig,
+  RouteTable,
+  StatsConfig,
+  UnavailableFilter,
+} from '../proxy-config.js';
 import { compileAccessLogs } from './access-log.js';
 import { compileJwtAuthn } from './jwt-authn.js';
+import { localRateLimit } from './local-rate-limit.js';
 import { compileRbacRules } from './rbac.js';
-import { bool, durationMs, fail, fraction, list, msg, num, part, refuseSet, str, typedAs, typeUrlOf, wrapped } from './read.js';
+import { bool, fail, list, msg, part, refuseSet, str, typedAs, typeUrlOf } from './read.js';
 import { faultPolicy } from './route-action.js';
 import { compileRouteTable } from './routes.js';
 import { compileStats, isStatsStruct } from './stats.js';
@@ -23,55 +32,12 @@ import { compileTracing } from './tracing.js';
 
 const ROUTER = TypedConfigUrl.router;
 
-/** envoy.type.v3.StatusCode names (`TooManyRequests`) as numbers; protobufjs decodes the enum by name. */
-function statusCode(name: string): number | undefined {
-  const v = protos().root.lookupEnum('envoy.type.v3.StatusCode').values[name];
-  return v !== undefined && v >= 200 ? v : undefined;
-}
-
-/** A RuntimeFractionalPercent's default; unset is 0% (Envoy's local_ratelimit is then disabled or not enforced). */
-function runtimeFraction(v: Decoded<RuntimeFractionalPercent__Output> | null | undefined, path: string): number {
-  const rf = msg(v, path);
-  return rf ? fraction(rf.default_value, `${path}.default_value`) : 0;
-}
-
-/** local_ratelimit: one token bucket for the listener. Partially enabled or enforced buckets are refused. */
-function localRateLimit(cfg: Decoded<LocalRateLimit__Output>, path: string): LocalRateLimit | undefined {
-  refuseSet(
-    cfg,
-    [
-      'descriptors',
-      'request_headers_to_add_when_not_enforced',
-      'response_headers_to_add',
-      'local_rate_limit_per_downstream_connection',
-      'rate_limited_as_resource_exhausted',
-    ],
-    path,
-  );
-  const bucket = msg(cfg.token_bucket, `${path}.token_bucket`);
-  if (!bucket) return undefined;
-  const enabled = runtimeFraction(cfg.filter_enabled, `${path}.filter_enabled`);
-  const enforced = runtimeFraction(cfg.filter_enforced, `${path}.filter_enforced`);
-  // Disabled, or only counting (shadow mode): nothing is limited.
-  if (enabled === 0 || enforced === 0) return undefined;
-  if (enabled < 1 || enforced < 1) fail(path, 'a rate limit enabled or enforced for part of the requests is not supported');
-  const code = msg(cfg.status, `${path}.status`)?.code;
-  const status = code === undefined || code === null ? 429 : typeof code === 'number' ? code : statusCode(String(code));
-  if (status === undefined) fail(`${path}.status.code`, `${String(code)} is not supported`);
-  const fillIntervalMs = durationMs(bucket.fill_interval, `${path}.token_bucket.fill_interval`) ?? 0;
-  if (fillIntervalMs <= 0) fail(`${path}.token_bucket.fill_interval`, 'must be positive');
-  return {
-    maxTokens: num(bucket.max_tokens, `${path}.token_bucket.max_tokens`),
-    tokensPerFill: wrapped(bucket.tokens_per_fill, `${path}.token_bucket.tokens_per_fill`) ?? 1,
-    fillIntervalMs,
-    status,
-  };
-}
-
 function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefined, path: string): HttpFilters {
   const rbac: RbacConfig[] = [];
   let jwt: JwtAuthnConfig | undefined;
   let rateLimit: LocalRateLimit | undefined;
+  let routeRateLimits = false;
+  let unavailable: UnavailableFilter | undefined;
   let fault = false;
   let cors = false;
   let stats: StatsConfig | undefined;
@@ -101,7 +67,8 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
         return;
       }
       case TypedConfigUrl.httpLocalRateLimit: {
-        if (rateLimit) fail(p, 'a second local_ratelimit filter is not supported');
+        if (routeRateLimits) fail(p, 'a second local_ratelimit filter is not supported');
+        routeRateLimits = true;
         rateLimit = localRateLimit(typedAs<LocalRateLimit__Output>(typed, url, tp), tp);
         return;
       }
@@ -121,17 +88,28 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
           fail(tp, 'filter-level fault injection is not supported (use per-route faults)');
         fault = true;
         return;
-      default:
+      default: {
+        const ext = EXTERNAL_HTTP_FILTERS.get(url);
+        if (ext) {
+          // No client for its service: Envoy's behaviour when the service cannot be reached.
+          if (!unavailable && !externalFailsOpen(ext, typed as Record<string, unknown>)) {
+            unavailable = { name, status: ext.status, ...(ext.flag ? { flag: ext.flag } : {}) };
+          }
+          return;
+        }
         // Envoy skips an optional filter it does not know; anything else would change what the chain does.
         if (bool(filter.is_optional, `${p}.is_optional`)) return;
         fail(p, `HTTP filter ${name || url} (${url || 'no type'}) is not supported`);
+      }
     }
   });
   if (!router) fail(path, 'the router filter must be last');
   return {
+    ...(unavailable ? { unavailable } : {}),
     ...(jwt ? { jwt } : {}),
     rbac,
     ...(rateLimit ? { rateLimit } : {}),
+    ...(routeRateLimits ? { routeRateLimits } : {}),
     fault,
     ...(cors ? { cors } : {}),
     ...(stats ? { stats } : {}),

@@ -130,7 +130,7 @@ export function faultPolicy(v: Decoded<HTTPFault__Output>, path: string): FaultP
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
 /** Per-route configs of filters the proxy runs differently without them: refused rather than ignored. */
-const REFUSED_PER_ROUTE = new Set(['envoy.filters.http.rbac', 'envoy.filters.http.local_ratelimit']);
+const REFUSED_PER_ROUTE = new Set(['envoy.filters.http.rbac']);
 
 /** typed_per_filter_config: the fault filter's config (FilterConfig-wrapped or not); other filters' are refused or ignored. */
 export function perFilterFault(v: PerFilterConfig, path: string): FaultPolicy | 'none' | undefined {
@@ -216,7 +216,6 @@ function forward(r: RouteActionMsg, path: string): RouteAction {
       'hedge_policy',
       'path_rewrite_policy',
       'retry_policy_typed_config',
-      'rate_limits',
     ],
     path,
   );

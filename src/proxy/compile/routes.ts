@@ -8,6 +8,7 @@ import type {
   FaultPolicy,
   HeaderMatcher,
   HeaderOps,
+  RateLimitAction,
   RetryPolicy,
   Route,
   RouteMatch,
@@ -16,6 +17,7 @@ import type {
   VirtualHost,
 } from '../proxy-config.js';
 import { perFilterCors } from './cors.js';
+import { type Config as LocalRateLimitConfig, perFilterLocalRateLimit, rateLimitActions, routeRateLimit } from './local-rate-limit.js';
 import { compileHeaderMatcher, compileMetadataMatcher, compileRegex, compileStringMatcher } from './matchers.js';
 import { bool, fail, list, msg, part, refuseSet, str, wrappedBool } from './read.js';
 import { concatOps, headerOps, perFilterFault, retryPolicy, routeAction } from './route-action.js';
@@ -85,6 +87,8 @@ interface Inherited {
   readonly fault?: FaultPolicy;
   readonly cors?: CorsPolicy;
   readonly retry?: RetryPolicy;
+  readonly rateLimit?: { readonly cfg: LocalRateLimitConfig; readonly path: string };
+  readonly rateLimitActions: RateLimitAction[][];
 }
 
 function compileRoute(v: Decoded<Route__Output> | null | undefined, path: string, up: Inherited, mostSpecificWins: boolean): Route {
@@ -93,10 +97,15 @@ function compileRoute(v: Decoded<Route__Output> | null | undefined, path: string
   const fault = perFilterFault(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const cors = perFilterCors(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const c = cors === undefined ? up.cors : cors === 'none' ? undefined : cors;
+  const rl = perFilterLocalRateLimit(r.typed_per_filter_config, `${path}.typed_per_filter_config`);
+  const rlCfg = rl === undefined ? up.rateLimit : rl === 'none' ? undefined : rl;
+  // The route's own rate_limits, else its virtual host's (local_ratelimit's vh_rate_limits default, OVERRIDE).
+  const own = rateLimitActions(msg(r.route, `${path}.route`)?.rate_limits, `${path}.route.rate_limits`);
+  const rateLimit = rlCfg ? routeRateLimit(rlCfg.cfg, own.length > 0 ? own : up.rateLimitActions, rlCfg.path) : undefined;
   let action = routeAction(r, path);
   // The virtual host's retry policy applies to routes without their own.
   if (action.kind === 'forward' && !action.retry && up.retry) action = { ...action, retry: up.retry };
-  const own = [
+  const ownOps = [
     headerOps(r.request_headers_to_add, r.request_headers_to_remove, path, 'request'),
     headerOps(r.response_headers_to_add, r.response_headers_to_remove, path, 'response'),
   ] as const;
@@ -106,10 +115,11 @@ function compileRoute(v: Decoded<Route__Output> | null | undefined, path: string
     name: str(r.name, `${path}.name`),
     match: compileRouteMatch(r.match, `${path}.match`),
     action,
-    requestHeaders: concatOps(...order([own[0], ...up.request])),
-    responseHeaders: concatOps(...order([own[1], ...up.response])),
+    requestHeaders: concatOps(...order([ownOps[0], ...up.request])),
+    responseHeaders: concatOps(...order([ownOps[1], ...up.response])),
     ...(f ? { fault: f } : {}),
     ...(c ? { cors: c } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   };
 }
 
@@ -149,15 +159,14 @@ function compileVirtualHost(
   seen: Set<string>,
 ): VirtualHost {
   const vh = part(v, path);
-  refuseSet(
-    vh,
-    ['virtual_clusters', 'rate_limits', 'hedge_policy', 'retry_policy_typed_config', 'matcher', 'request_mirror_policies'],
-    path,
-  );
+  refuseSet(vh, ['virtual_clusters', 'hedge_policy', 'retry_policy_typed_config', 'matcher', 'request_mirror_policies'], path);
   const fault = perFilterFault(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const cors = perFilterCors(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const retry = retryPolicy(vh.retry_policy, `${path}.retry_policy`);
+  const rl = perFilterLocalRateLimit(vh.typed_per_filter_config, `${path}.typed_per_filter_config`);
   const inherited: Inherited = {
+    rateLimitActions: rateLimitActions(vh.rate_limits, `${path}.rate_limits`),
+    ...(rl && rl !== 'none' ? { rateLimit: rl } : {}),
     request: [headerOps(vh.request_headers_to_add, vh.request_headers_to_remove, path, 'request'), ...config.request],
     response: [headerOps(vh.response_headers_to_add, vh.response_headers_to_remove, path, 'response'), ...config.response],
     ...(fault && fault !== 'none' ? { fault } : {}),
@@ -185,6 +194,7 @@ export function compileRouteTable(rc: Decoded<RouteConfiguration__Output>, name:
   const config: Inherited = {
     request: [headerOps(rc.request_headers_to_add, rc.request_headers_to_remove, path, 'request')],
     response: [headerOps(rc.response_headers_to_add, rc.response_headers_to_remove, path, 'response')],
+    rateLimitActions: [],
   };
   const seen = new Set<string>();
   return {

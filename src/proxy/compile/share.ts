@@ -1,4 +1,4 @@
-import type { ClusterConfig, FilterChain, ListenerConfig, ProxyConfig } from '../proxy-config.js';
+import type { ClusterConfig, FilterChain, ListenerConfig, LocalRateLimit, ProxyConfig, Route, RouteTable } from '../proxy-config.js';
 
 /**
  * Worker `index`'s share of a host's budgets when the proxy runs as `count` processes: circuit-breaker limits and
@@ -24,13 +24,28 @@ export function shareAmongWorkers(config: ProxyConfig, count: number, index = 0)
       },
     });
   }
+  // Each worker refills as often times slower: the host's rate stays tokensPerFill per interval.
+  const bucket = (rl: LocalRateLimit): LocalRateLimit => ({
+    ...rl,
+    maxTokens: exact(rl.maxTokens),
+    fillIntervalMs: rl.fillIntervalMs * count,
+  });
   const chain = (fc: FilterChain): FilterChain => {
     if (fc.action.kind !== 'http' || !fc.action.filters.rateLimit) return fc;
-    const rl = fc.action.filters.rateLimit;
-    // Each worker refills as often times slower: the host's rate stays tokensPerFill per interval.
-    const rateLimit = { ...rl, maxTokens: exact(rl.maxTokens), fillIntervalMs: rl.fillIntervalMs * count };
+    const rateLimit = bucket(fc.action.filters.rateLimit);
     return { ...fc, action: { ...fc.action, filters: { ...fc.action.filters, rateLimit } } };
   };
+  const route = (r: Route): Route => {
+    const rl = r.rateLimit;
+    if (!rl) return r;
+    const descriptors = rl.descriptors.map((d) => ({ ...d, bucket: bucket(d.bucket) }));
+    return { ...r, rateLimit: { ...rl, ...(rl.bucket ? { bucket: bucket(rl.bucket) } : {}), descriptors } };
+  };
+  const routes = new Map<string, RouteTable>();
+  for (const [name, t] of config.routes) {
+    const limited = t.virtualHosts.some((vh) => vh.routes.some((r) => r.rateLimit));
+    routes.set(name, limited ? { ...t, virtualHosts: t.virtualHosts.map((vh) => ({ ...vh, routes: vh.routes.map(route) })) } : t);
+  }
   const listeners = new Map<string, ListenerConfig>();
   for (const [name, l] of config.listeners) {
     listeners.set(name, {
@@ -41,5 +56,5 @@ export function shareAmongWorkers(config: ProxyConfig, count: number, index = 0)
   }
   const virtualByAddress = new Map<string, ListenerConfig>();
   for (const [key, l] of config.virtualByAddress) virtualByAddress.set(key, listeners.get(l.name) ?? l);
-  return { ...config, clusters, listeners, virtualByAddress };
+  return { ...config, clusters, listeners, virtualByAddress, routes };
 }

@@ -12,6 +12,7 @@ import { Forwarder } from './forwarder.js';
 import { applyHeaderOps, copyEndToEnd, getHeader, grpcStatusFor, hasOps, removeHeader, setHeader } from './headers.js';
 import { runJwtAuthn } from './jwt-authn.js';
 import type { Fields } from './parser.js';
+import { type DescriptorSource, routeAllows } from './rate-limit.js';
 import { forwardPath, redirectLocation } from './rewrite.js';
 import { metricTags, requestAttribute } from './stat-tags.js';
 import { injectTrace, startTrace, TRACE_HEADERS, type TraceContext } from './trace-context.js';
@@ -148,6 +149,11 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
       return;
     }
     const filters = this.action.filters;
+    const unavailable = filters.unavailable;
+    if (unavailable) {
+      this.localReply(unavailable.status, '', unavailable.flag ? Flag[unavailable.flag] : 0);
+      return;
+    }
     // The JWT filter runs before the route is chosen, as Envoy's (whose route cache it clears): routes may match
     // the verified token's claims.
     if (filters.jwt) {
@@ -218,6 +224,21 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
       this.localReply(rl.status, 'local_rate_limited', Flag.RL, 'x-envoy-ratelimited', 'true');
       return;
     }
+    const rrl = this.action.filters.routeRateLimits ? route?.rateLimit : undefined;
+    if (rrl && !routeAllows(this.core.limiters, rrl, this.descriptorSource(route))) {
+      const [first] = rrl.limitedHeaders;
+      if (rrl.limitedHeaders.length <= 1 || this.grpc) this.localReply(rrl.status, 'local_rate_limited', Flag.RL, first?.[0], first?.[1]);
+      else {
+        this.flags |= Flag.RL;
+        this.sendLocal(
+          rrl.status,
+          'local_rate_limited',
+          rrl.limitedHeaders.map((h) => h[0]),
+          rrl.limitedHeaders.map((h) => h[1]),
+        );
+      }
+      return;
+    }
     if (!route) {
       this.localReply(404, '', Flag.NR);
       return;
@@ -228,6 +249,21 @@ export class Exchange implements RequestView, RbacAttrs, ForwardOwner, TagAttrib
       const location = redirectLocation(a, route.match.path, this.scheme, this.authority, this.path);
       this.reply(a.status, '', route, 'location', location);
     } else this.reply(a.status, a.body ?? '', route);
+  }
+
+  /** The request as rate_limits actions read it; the destination cluster is the route's when it names one. */
+  private descriptorSource(route: Route | undefined): DescriptorSource {
+    const a = route?.action;
+    const cluster = a?.kind === 'forward' && a.clusters.length === 1 ? a.clusters[0]?.name : undefined;
+    return {
+      method: this.method,
+      path: this.path,
+      authority: this.authority,
+      scheme: this.scheme,
+      header: (n) => this.header(n),
+      remote: this.remote,
+      cluster,
+    };
   }
 
   private forward(route: Route, a: Forward): void {

@@ -105,6 +105,8 @@ export const Flag = {
   RBAC: 1 << 14,
   DPE: 1 << 15,
   UMSDR: 1 << 16,
+  UAEX: 1 << 17,
+  RLSE: 1 << 18,
 } as const;
 
 const FLAG_NAMES = Object.entries(Flag).sort((a, b) => a[1] - b[1]);

@@ -13,6 +13,7 @@ import { buildProxylessRoutes } from './proxyless.js';
 import { buildGatewayRoutes, buildInboundRoutes, buildOutboundRoutes } from './routes.js';
 import { scopeServices, sidecarFor } from './scope.js';
 
+export { applyEnvoyFilters } from './envoy-filter.js';
 export {
   type ConfigIndex,
   type EnvoyResource,

@@ -46,6 +46,7 @@ export interface ConfigIndex {
   readonly requestAuthentications: readonly Resource<'RequestAuthentication'>[];
   readonly telemetries: readonly Resource<'Telemetry'>[];
   readonly wasmPlugins: readonly Resource<'WasmPlugin'>[];
+  readonly envoyFilters: readonly Resource<'EnvoyFilter'>[];
   readonly localRateLimits: readonly Resource<'LocalRateLimit'>[];
   readonly healthChecks: readonly Resource<'HealthCheck'>[];
 }
@@ -80,6 +81,7 @@ export function indexConfig(resources: readonly Resource[]): ConfigIndex {
     requestAuthentications: of('RequestAuthentication'),
     telemetries: of('Telemetry'),
     wasmPlugins: of('WasmPlugin'),
+    envoyFilters: of('EnvoyFilter'),
     localRateLimits: of('LocalRateLimit'),
     healthChecks: of('HealthCheck'),
   };

@@ -6,7 +6,7 @@ import type { ProxyConfig } from '../../../src/proxy/proxy-config.js';
 import type { AppliedConfig } from '../../../src/xds/agent-sync.js';
 import { decodeAnyDeep } from '../../../src/xds/decode-deep.js';
 import { makeSnapshot } from '../../../src/xds/snapshot.js';
-import { translateNode } from '../../../src/xds/translate/index.js';
+import { applyEnvoyFilters, translateNode } from '../../../src/xds/translate/index.js';
 import { CDS, EDS, LDS, RDS } from '../../../src/xds/type-urls.js';
 import { bookinfoInput, bookinfoResources } from '../xds/translate/fixture.js';
 
@@ -19,9 +19,13 @@ export function fixtureWith(yaml: string): Resource[] {
   return [...bookinfoResources().filter((r) => !replaced.has(key(r))), ...parsed.value];
 }
 
-/** What the proxy of fixture node h1 (or the gateway gw) compiles from the translator's output for `resources` (encoded and decoded, as the agent applies it). */
+/**
+ * What the proxy of fixture node h1 (or the gateway gw) compiles from the translator's output for `resources`, EnvoyFilter
+ * patches applied (encoded and decoded, as the agent applies it).
+ */
 export function compiledFor(resources: readonly Resource[], node: 'h1' | 'gw' = 'h1'): ProxyConfig {
-  const snap = makeSnapshot('v1', translateNode(bookinfoInput(node, { resources: [...resources] })));
+  const input = bookinfoInput(node, { resources: [...resources] });
+  const snap = makeSnapshot('v1', applyEnvoyFilters(input, translateNode(input)));
   const decoded: Record<string, Record<string, unknown>> = {};
   for (const t of [CDS, EDS, LDS, RDS]) {
     decoded[t] = Object.fromEntries([...(snap.resources.get(t) ?? new Map())].map(([n, r]) => [n, decodeAnyDeep(r.any)]));

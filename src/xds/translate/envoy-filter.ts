@@ -1,0 +1,125 @@
+import type { Resource } from '../../api/resource.js';
+import { type ApplyTo, type ConfigPatch, patchValue } from '../../api/resources/networking-envoy-filter.js';
+import { CDS, EDS, LDS, RDS } from '../type-urls.js';
+import { applyToClusters } from './envoy-filter-clusters.js';
+import { applyToListeners } from './envoy-filter-listeners.js';
+import { applyToRoutes } from './envoy-filter-routes.js';
+import type { EnvoyResource, TranslateInput } from './input.js';
+import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.js';
+
+/**
+ * EnvoyFilter: istiod's patch engine (pilot/pkg/networking/core/envoyfilter) over the resources the translator
+ * made for one node. Which filters apply and in what order, the patch contexts, the match rules and the
+ * operations follow istiod; the node is vmesh's host proxy, so a workloadSelector picks the hosts running a
+ * matching workload, and the patch reaches all of that host's listeners of the matched context. Patches with a
+ * proxyVersion or proxy metadata match never apply (vmesh's proxy reports no Istio version or metadata, which
+ * istiod treats as a mismatch), nor do WAYPOINT ones (vmesh has no waypoints).
+ */
+
+export type PatchContext = 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
+export type Operation = NonNullable<NonNullable<ConfigPatch['patch']>['operation']>;
+export type Obj = Record<string, unknown>;
+
+/** One config patch ready to apply: its value read as the Envoy message it patches. */
+export interface Patch {
+  readonly applyTo: ApplyTo;
+  readonly context: 'ANY' | PatchContext;
+  readonly op: Operation;
+  readonly match: NonNullable<ConfigPatch['match']>;
+  readonly value: Obj | undefined;
+}
+
+export type Patches = ReadonlyMap<ApplyTo, readonly Patch[]>;
+type Filter = Resource<'EnvoyFilter'>;
+
+/** Istio's order: priority, then root-namespace filters first, then (creation time, unknown here) name.namespace. */
+function ordered(input: TranslateInput, filters: Filter[]): Filter[] {
+  const root = input.mesh.rootNamespace;
+  const key = (f: Filter) => `${f.metadata.name}.${f.metadata.namespace}`;
+  return filters.sort((a, b) => {
+    const pa = a.spec.priority ?? 0;
+    const pb = b.spec.priority ?? 0;
+    if (pa !== pb) return pa - pb;
+    if (a.metadata.namespace !== b.metadata.namespace && (a.metadata.namespace === root || b.metadata.namespace === root))
+      return a.metadata.namespace === root ? -1 : 1;
+    return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+  });
+}
+
+/** The EnvoyFilters that apply to this node, in the order their patches apply. */
+export function envoyFiltersFor(input: TranslateInput): Filter[] {
+  const all = input.config.envoyFilters;
+  if (all.length === 0 || input.node.mode === 'proxyless') return [];
+  const node = input.node;
+  const subjects =
+    node.mode === 'gateway' || node.workloads.length === 0
+      ? [{ namespace: node.namespace, labels: node.labels }]
+      : node.workloads.map((w) => ({ namespace: w.namespace, labels: w.labels }));
+  const root = input.mesh.rootNamespace;
+  return ordered(
+    input,
+    all.filter((f) => {
+      if (f.spec.targetRefs?.length) return false;
+      const ns = f.metadata.namespace;
+      const labels = f.spec.workloadSelector?.labels ?? {};
+      return subjects.some((s) => (ns === root || ns === s.namespace) && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    }),
+  );
+}
+
+function patchesOf(filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
+  const out = new Map<ApplyTo, Patch[]>();
+  for (const f of filters) {
+    for (const cp of f.spec.configPatches ?? []) {
+      const m = cp.match ?? {};
+      const context = m.context ?? 'ANY';
+      if (context === 'WAYPOINT' || m.proxy?.proxyVersion || Object.keys(m.proxy?.metadata ?? {}).length > 0) continue;
+      const applyTo = cp.applyTo;
+      const op = cp.patch?.operation;
+      if (!applyTo || !op || op === 'INVALID') continue;
+      const r = patchValue(cp);
+      // Validation refused values that do not read; a stored one that no longer does is skipped, as istiod skips it.
+      if (r && !r.ok) continue;
+      const list = out.get(applyTo) ?? [];
+      list.push({ applyTo, context, op, match: m, value: r?.value });
+      out.set(applyTo, list);
+    }
+  }
+  return out;
+}
+
+/** Whether a patch's context takes in resources of context `ctx`. */
+export function contextMatches(p: Patch, ctx: PatchContext): boolean {
+  return p.context === 'ANY' || p.context === ctx;
+}
+
+/** Whether an ADD patch adds in the pass of context `ctx`: ANY adds only where istiod's outbound or gateway pass would. */
+export function addsIn(p: Patch, ctx: PatchContext): boolean {
+  return p.context === 'ANY' ? ctx !== 'SIDECAR_INBOUND' : p.context === ctx;
+}
+
+/** The node's translation with the EnvoyFilters that apply to it patched in; the input is not changed. */
+export function applyEnvoyFilters(
+  input: TranslateInput,
+  translated: Readonly<Record<string, readonly EnvoyResource[]>>,
+): Readonly<Record<string, readonly EnvoyResource[]>> {
+  const filters = envoyFiltersFor(input);
+  if (filters.length === 0) return translated;
+  const patches = patchesOf(filters);
+  if (patches.size === 0) return translated;
+  const gateway = input.node.mode === 'gateway';
+  const inbound = (name: string) => name.startsWith('inbound|');
+  const ctx = (isInbound: boolean): PatchContext => (gateway ? 'GATEWAY' : isInbound ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND');
+  const outboundCtx = ctx(false);
+  const out: Record<string, readonly EnvoyResource[]> = { ...translated };
+  out[LDS] = applyToListeners(translated[LDS] ?? [], patches, (n) => ctx(n === VIRTUAL_INBOUND_LISTENER || inbound(n)), outboundCtx);
+  out[RDS] = applyToRoutes(translated[RDS] ?? [], patches, (n) => ctx(inbound(n)));
+  const clusters = applyToClusters(translated[CDS] ?? [], patches, (n) => ctx(n === INBOUND_PASSTHROUGH_CLUSTER || inbound(n)), [
+    ...new Set([outboundCtx, ctx(true)]),
+  ]);
+  out[CDS] = clusters;
+  // A removed cluster's endpoints would go unread: they go with it (an EDS cluster reads its own name's).
+  const kept = new Set(clusters.map((c) => c.name));
+  out[EDS] = (translated[EDS] ?? []).filter((e) => kept.has(e.name));
+  return out;
+}
