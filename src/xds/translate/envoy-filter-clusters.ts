@@ -1,5 +1,5 @@
-import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter.js';
 import { mergeMessage, mergeTypedConfig } from './envoy-filter-merge.js';
+import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { parseOutboundClusterName } from './names.js';
 

@@ -1,7 +1,7 @@
 import { TypedConfigUrl } from '../type-urls.js';
-import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter.js';
 import { insertAt } from './envoy-filter-lists.js';
 import { mergeMessage, mergeTypedConfig } from './envoy-filter-merge.js';
+import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { VIRTUAL_INBOUND_LISTENER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
 

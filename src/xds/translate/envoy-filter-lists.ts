@@ -1,4 +1,4 @@
-import type { Obj, Patch } from './envoy-filter.js';
+import type { Obj, Patch } from './envoy-filter-patch.js';
 
 /**
  * istiod's list operations on filters and routes (ADD, INSERT_FIRST, INSERT_BEFORE, INSERT_AFTER, REPLACE,

@@ -1,6 +1,6 @@
-import { contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter.js';
 import { insertAt } from './envoy-filter-lists.js';
 import { mergeMessage } from './envoy-filter-merge.js';
+import { contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 
 /** istiod's route patches (rc_patch.go): ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE. */

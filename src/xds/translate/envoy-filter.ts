@@ -1,8 +1,9 @@
 import type { Resource } from '../../api/resource.js';
-import { type ApplyTo, type ConfigPatch, patchValue } from '../../api/resources/networking-envoy-filter.js';
+import { type ApplyTo, patchValue } from '../../api/resources/networking-envoy-filter.js';
 import { CDS, EDS, LDS, RDS } from '../type-urls.js';
 import { applyToClusters } from './envoy-filter-clusters.js';
 import { applyToListeners } from './envoy-filter-listeners.js';
+import type { Patch, PatchContext } from './envoy-filter-patch.js';
 import { applyToRoutes } from './envoy-filter-routes.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.js';
@@ -16,20 +17,6 @@ import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.j
  * istiod treats as a mismatch), nor do WAYPOINT ones (vmesh has no waypoints).
  */
 
-export type PatchContext = 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
-export type Operation = NonNullable<NonNullable<ConfigPatch['patch']>['operation']>;
-export type Obj = Record<string, unknown>;
-
-/** One config patch ready to apply: its value read as the Envoy message it patches. */
-export interface Patch {
-  readonly applyTo: ApplyTo;
-  readonly context: 'ANY' | PatchContext;
-  readonly op: Operation;
-  readonly match: NonNullable<ConfigPatch['match']>;
-  readonly value: Obj | undefined;
-}
-
-export type Patches = ReadonlyMap<ApplyTo, readonly Patch[]>;
 type Filter = Resource<'EnvoyFilter'>;
 
 /** Istio's order: priority, then root-namespace filters first, then (creation time, unknown here) name.namespace. */
@@ -86,16 +73,6 @@ function patchesOf(filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
     }
   }
   return out;
-}
-
-/** Whether a patch's context takes in resources of context `ctx`. */
-export function contextMatches(p: Patch, ctx: PatchContext): boolean {
-  return p.context === 'ANY' || p.context === ctx;
-}
-
-/** Whether an ADD patch adds in the pass of context `ctx`: ANY adds only where istiod's outbound or gateway pass would. */
-export function addsIn(p: Patch, ctx: PatchContext): boolean {
-  return p.context === 'ANY' ? ctx !== 'SIDECAR_INBOUND' : p.context === ctx;
 }
 
 /** The node's translation with the EnvoyFilters that apply to it patched in; the input is not changed. */

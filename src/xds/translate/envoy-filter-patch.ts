@@ -1,0 +1,27 @@
+import type { ApplyTo, ConfigPatch } from '../../api/resources/networking-envoy-filter.js';
+
+/** What the EnvoyFilter patch steps share: a patch ready to apply, and istiod's context rules. */
+
+export type PatchContext = 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
+export type Operation = NonNullable<NonNullable<ConfigPatch['patch']>['operation']>;
+export type Obj = Record<string, unknown>;
+
+/** One config patch ready to apply: its value read as the Envoy message it patches. */
+export interface Patch {
+  readonly applyTo: ApplyTo;
+  readonly context: 'ANY' | PatchContext;
+  readonly op: Operation;
+  readonly match: NonNullable<ConfigPatch['match']>;
+  readonly value: Obj | undefined;
+}
+
+export type Patches = ReadonlyMap<ApplyTo, readonly Patch[]>;
+/** Whether a patch's context takes in resources of context `ctx`. */
+export function contextMatches(p: Patch, ctx: PatchContext): boolean {
+  return p.context === 'ANY' || p.context === ctx;
+}
+
+/** Whether an ADD patch adds in the pass of context `ctx`: ANY adds only where istiod's outbound or gateway pass would. */
+export function addsIn(p: Patch, ctx: PatchContext): boolean {
+  return p.context === 'ANY' ? ctx !== 'SIDECAR_INBOUND' : p.context === ctx;
+}
