@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Resource } from '../../../../src/api/resource.js';
 import { parseResources } from '../../../../src/api/resource-parse.js';
 import { makeSnapshot } from '../../../../src/xds/snapshot.js';
 import { applyEnvoyFilters, type EnvoyResource, translateNode } from '../../../../src/xds/translate/index.js';
@@ -30,13 +29,20 @@ function patched(yaml: string, node: 'h1' | 'h2' | 'gw' = 'h1'): { before: Out; 
   return { before, after };
 }
 
+/** A value deep in a message, or undefined where the path ends early. */
+function dig(v: unknown, ...path: (string | number)[]): unknown {
+  let cur = v;
+  for (const k of path) cur = cur === null || typeof cur !== 'object' ? undefined : (cur as Record<string | number, unknown>)[k];
+  return cur;
+}
+
 const get = (out: Out, type: string, name: string) => out[type]?.find((r) => r.name === name)?.message as Obj | undefined;
 
 function hcmFilters(listener: Obj | undefined, port: number): string[][] {
-  const chains = ((listener?.filter_chains as Obj[]) ?? []).filter(
+  const chains = (((listener?.filter_chains ?? []) as Obj[]) ?? []).filter(
     (c) => ((c.filter_chain_match as Obj | undefined)?.destination_port as Obj | undefined)?.value === port,
   );
-  return chains.map((c) => ((((c.filters as Obj[])[0]?.typed_config as Obj).http_filters as Obj[]) ?? []).map((f) => String(f.name)));
+  return chains.map((c) => ((dig(c, 'filters', 0, 'typed_config', 'http_filters') ?? []) as Obj[]).map((f) => String(f.name)));
 }
 
 const INSERT = (op: string, extra = '') => `  workloadSelector: {labels: {app: productpage}}
@@ -72,7 +78,7 @@ describe('EnvoyFilter: HTTP filters', () => {
 
   test('a TypedStruct of a known type is served as that type', () => {
     const { after } = patched(ef('rl', INSERT('INSERT_FIRST')));
-    const chain = ((get(after, LDS, 'virtualInbound')?.filter_chains as Obj[])[0]?.filters as Obj[])[0]?.typed_config as Obj;
+    const chain = dig(get(after, LDS, 'virtualInbound'), 'filter_chains', 0, 'filters', 0, 'typed_config') as Obj;
     const f = (chain.http_filters as Obj[])[0] as Obj;
     assert.deepEqual(f.typed_config, {
       '@type': 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
@@ -138,7 +144,7 @@ describe('EnvoyFilter: network filters, listeners, routes, clusters', () => {
           upgrade_configs: [{upgrade_type: websocket}]`,
       ),
     );
-    const chains = (get(after, LDS, 'virtualInbound')?.filter_chains as Obj[]).filter(
+    const chains = ((get(after, LDS, 'virtualInbound')?.filter_chains ?? []) as Obj[]).filter(
       (c) => (c.filters as Obj[])[0]?.name === 'envoy.filters.network.http_connection_manager',
     );
     const tls = chains.filter((c) => (c.filter_chain_match as Obj | undefined)?.transport_protocol === 'tls');
@@ -165,12 +171,12 @@ describe('EnvoyFilter: network filters, listeners, routes, clusters', () => {
       ),
     );
     const inbound = get(after, RDS, 'inbound|9080||');
-    const route = ((inbound?.virtual_hosts as Obj[])[0]?.routes as Obj[])[0] as Obj;
+    const route = dig(inbound, 'virtual_hosts', 0, 'routes', 0) as Obj;
     assert.deepEqual((route.route as Obj).rate_limits, [{ actions: [{ remote_address: {} }] }]);
     assert.equal((route.route as Obj).cluster, 'inbound|9080||', 'the route keeps its action');
     assert.deepEqual((route.route as Obj).timeout, { seconds: 3, nanos: 0 });
     const out = get(after, RDS, 'reviews.default.mesh:9080');
-    const vh = (out?.virtual_hosts as Obj[])[0] as Obj;
+    const vh = ((out?.virtual_hosts ?? []) as Obj[])[0] as Obj;
     assert.ok((vh.domains as string[]).includes('extra.example.com') && (vh.domains as string[]).length > 1);
   });
 
