@@ -259,6 +259,8 @@ export interface HttpResult {
   readonly body?: string;
   readonly ov?: string;
   readonly rl?: string;
+  /** The x-local-rate-limit header Istio's local rate limit sample adds to limited responses. */
+  readonly lrl?: string;
   readonly id?: string;
   readonly e?: string;
 }

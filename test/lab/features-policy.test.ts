@@ -30,6 +30,45 @@ spec:
   targetHosts: [limited]
   tokenBucket: {maxTokens: 5, tokensPerFill: 5, fillInterval: 60s}
 ---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: path-limit}
+spec:
+  workloadSelector: {labels: {app: efrl}}
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_INBOUND, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+          type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          value: {stat_prefix: http_local_rate_limiter}
+  - applyTo: HTTP_ROUTE
+    match: {context: SIDECAR_INBOUND, routeConfiguration: {vhost: {name: "inbound|http|9940", route: {action: ANY}}}}
+    patch:
+      operation: MERGE
+      value:
+        route:
+          rate_limits:
+          - actions:
+            - header_value_match:
+                descriptor_value: limited
+                headers: [{name: ":path", string_match: {prefix: /limited}}]
+        typed_per_filter_config:
+          envoy.filters.http.local_ratelimit:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+            stat_prefix: path_limit
+            token_bucket: {max_tokens: 1000, tokens_per_fill: 1000, fill_interval: 60s}
+            filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
+            filter_enforced: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
+            response_headers_to_add: [{append: false, header: {key: x-local-rate-limit, value: "true"}}]
+            descriptors:
+            - entries: [{key: header_match, value: limited}]
+              token_bucket: {max_tokens: 4, tokens_per_fill: 4, fill_interval: 60s}
+---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict}
@@ -46,19 +85,20 @@ describe('policy end to end: authorization, rate limits and STRICT mTLS on the s
 
   before(async () => {
     f = await startFeatureLab({
-      servers: ['http:rbac:9900', 'http:limited:9910', 'http:strict:9920', 'http:open:9930'],
+      servers: ['http:rbac:9900', 'http:limited:9910', 'http:strict:9920', 'http:open:9930', 'http:efrl:9940'],
       services: (
         [
           ['rbac', 9900],
           ['limited', 9910],
           ['strict', 9920],
           ['open', 9930],
+          ['efrl', 9940],
         ] as const
       ).map(([name, port]) => ({ name, port, portName: 'http' as const, endpoints: [{ name: `${name}-1`, port }] })),
       config: CONFIG,
     });
     // The server host enforces these: wait until its proxy has them (no probe request: it would spend tokens).
-    await f.waitForConfig('h3', ['rbac-allow-reads', 'rbac-deny-admin', 'local_rate_limit_9910']);
+    await f.waitForConfig('h3', ['rbac-allow-reads', 'rbac-deny-admin', 'local_rate_limit_9910', 'path_limit']);
   });
   after(async () => {
     await f?.teardown();
@@ -89,6 +129,24 @@ describe('policy end to end: authorization, rate limits and STRICT mTLS on the s
     assert.ok(
       run.results.filter((r) => r.s !== 200).every((r) => r.s === 429 && r.rl === 'true' && r.body === 'local_rate_limited'),
       show(run),
+    );
+  });
+
+  test("EnvoyFilter (Istio's local rate limit by path): /limited gets at most 4 through, then 429; other paths pass", async () => {
+    const limited = await http({ url: 'http://efrl:9940/limited/x', n: 10 });
+    const ok = limited.results.filter((r) => r.s === 200).length;
+    // As above, the host's descriptor bucket of 4 is divided among the proxy workers.
+    assert.ok(ok >= Math.floor(4 / availableParallelism()) && ok <= 4, show(limited));
+    const refused = limited.results.filter((r) => r.s !== 200);
+    assert.ok(refused.length >= 6, show(limited));
+    assert.ok(
+      refused.every((r) => r.s === 429 && r.lrl === 'true' && r.body === 'local_rate_limited'),
+      show(limited),
+    );
+    const other = await http({ url: 'http://efrl:9940/other', n: 10 });
+    assert.ok(
+      other.results.every((r) => r.s === 200),
+      show(other),
     );
   });
 

@@ -67,9 +67,11 @@ function httpFilters(v: readonly Decoded<HttpFilter__Output>[] | null | undefine
         return;
       }
       case TypedConfigUrl.httpLocalRateLimit: {
-        if (routeRateLimits) fail(p, 'a second local_ratelimit filter is not supported');
+        // Another one (an EnvoyFilter's beside a LocalRateLimit's) may only carry per-route configs.
+        const own = localRateLimit(typedAs<LocalRateLimit__Output>(typed, url, tp), tp);
+        if (own && rateLimit) fail(p, 'a second local_ratelimit filter with its own token bucket is not supported');
+        rateLimit ??= own;
         routeRateLimits = true;
-        rateLimit = localRateLimit(typedAs<LocalRateLimit__Output>(typed, url, tp), tp);
         return;
       }
       case TypedConfigUrl.cors:

@@ -1,5 +1,14 @@
 import { mergeMessage, mergeTypedConfig } from './envoy-filter-merge.js';
-import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
+import {
+  addsIn,
+  contextMatches,
+  inboundPortAllowed,
+  inboundPortOf,
+  type Obj,
+  type Patch,
+  type PatchContext,
+  type Patches,
+} from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { parseOutboundClusterName } from './names.js';
 
@@ -47,6 +56,7 @@ export function applyToClusters(
     let c: Obj | undefined = r.message as Obj;
     for (const p of list) {
       if (!c || !contextMatches(p, ctx) || !clusterMatch(r.name, p)) continue;
+      if (ctx === 'SIDECAR_INBOUND' && !inboundPortAllowed(p, inboundPortOf(r.name))) continue;
       if (p.op === 'REMOVE') c = undefined;
       else if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') c = mergeCluster(c, p);
     }

@@ -1,7 +1,7 @@
 import { TypedConfigUrl } from '../type-urls.js';
 import { insertAt } from './envoy-filter-lists.js';
 import { mergeMessage, mergeTypedConfig } from './envoy-filter-merge.js';
-import { addsIn, contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
+import { addsIn, contextMatches, inboundPortAllowed, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { VIRTUAL_INBOUND_LISTENER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
 
@@ -32,10 +32,12 @@ function listenerMatch(l: Listener, p: Patch): boolean {
 
 function chainMatch(l: Listener, fc: Obj, p: Patch): boolean {
   const m = p.match.listener;
-  if (!m) return true;
   const fcm = fc.filter_chain_match as Obj | undefined;
+  if (!m)
+    return l.name !== VIRTUAL_INBOUND_LISTENER || inboundPortAllowed(p, (fcm?.destination_port as { value?: number } | undefined)?.value);
   const dport = (fcm?.destination_port as { value?: number } | undefined)?.value;
   if (isVirtual(l) && m.portNumber && dport !== m.portNumber) return false;
+  if (l.name === VIRTUAL_INBOUND_LISTENER && !inboundPortAllowed(p, dport)) return false;
   const c = m.filterChain;
   if (!c) return true;
   if (c.name && c.name !== fc.name) return false;

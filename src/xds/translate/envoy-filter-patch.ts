@@ -13,6 +13,16 @@ export interface Patch {
   readonly op: Operation;
   readonly match: NonNullable<ConfigPatch['match']>;
   readonly value: Obj | undefined;
+  /**
+   * The workload ports of the host a workloadSelector picks: SIDECAR_INBOUND chains, routes and clusters of other
+   * ports belong to other workloads on the host, which istiod (one proxy per workload) would never patch.
+   */
+  readonly inboundPorts?: ReadonlySet<number>;
+}
+
+/** Whether a patch may touch the inbound resource of workload port `port` (undefined: not a workload port). */
+export function inboundPortAllowed(p: Patch, port: number | undefined): boolean {
+  return !p.inboundPorts || port === undefined || p.inboundPorts.has(port);
 }
 
 export type Patches = ReadonlyMap<ApplyTo, readonly Patch[]>;
@@ -24,4 +34,10 @@ export function contextMatches(p: Patch, ctx: PatchContext): boolean {
 /** Whether an ADD patch adds in the pass of context `ctx`: ANY adds only where istiod's outbound or gateway pass would. */
 export function addsIn(p: Patch, ctx: PatchContext): boolean {
   return p.context === 'ANY' ? ctx !== 'SIDECAR_INBOUND' : p.context === ctx;
+}
+
+/** The workload port of an inbound route or cluster name (`inbound|9080||`), undefined for others. */
+export function inboundPortOf(name: string): number | undefined {
+  const m = /^inbound\|(\d+)\|/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }

@@ -1,6 +1,14 @@
 import { insertAt } from './envoy-filter-lists.js';
 import { mergeMessage } from './envoy-filter-merge.js';
-import { contextMatches, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
+import {
+  contextMatches,
+  inboundPortAllowed,
+  inboundPortOf,
+  type Obj,
+  type Patch,
+  type PatchContext,
+  type Patches,
+} from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 
 /** istiod's route patches (rc_patch.go): ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE. */
@@ -22,9 +30,10 @@ function portOf(name: string, gateway: boolean): number {
 }
 
 function rcMatch(rc: Obj, p: Patch, ctx: PatchContext): boolean {
+  const name = String(rc.name ?? '');
+  if (ctx === 'SIDECAR_INBOUND' && !inboundPortAllowed(p, inboundPortOf(name))) return false;
   const m = p.match.routeConfiguration;
   if (!m) return true;
-  const name = String(rc.name ?? '');
   if (m.name && m.name !== name) return false;
   const gateway = ctx === 'GATEWAY';
   if (m.portNumber && m.portNumber !== portOf(name, gateway)) return false;

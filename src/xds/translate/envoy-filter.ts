@@ -1,3 +1,4 @@
+import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
 import { type ApplyTo, patchValue } from '../../api/resources/networking-envoy-filter.js';
 import { CDS, EDS, LDS, RDS } from '../type-urls.js';
@@ -6,13 +7,15 @@ import { applyToListeners } from './envoy-filter-listeners.js';
 import type { Patch, PatchContext } from './envoy-filter-patch.js';
 import { applyToRoutes } from './envoy-filter-routes.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
+import { inboundWorkloadPorts } from './listeners-inbound.js';
 import { INBOUND_PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER } from './names.js';
 
 /**
  * EnvoyFilter: istiod's patch engine (pilot/pkg/networking/core/envoyfilter) over the resources the translator
  * made for one node. Which filters apply and in what order, the patch contexts, the match rules and the
  * operations follow istiod; the node is vmesh's host proxy, so a workloadSelector picks the hosts running a
- * matching workload, and the patch reaches all of that host's listeners of the matched context. Patches with a
+ * matching workload: on the inbound side the patch reaches only the ports of the workloads it selects, on the
+ * outbound side (shared by the host's workloads) all of the host's listeners of the matched context. Patches with a
  * proxyVersion or proxy metadata match never apply (vmesh's proxy reports no Istio version or metadata, which
  * istiod treats as a mismatch), nor do WAYPOINT ones (vmesh has no waypoints).
  */
@@ -54,9 +57,15 @@ export function envoyFiltersFor(input: TranslateInput): Filter[] {
   );
 }
 
-function patchesOf(filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
+function patchesOf(input: TranslateInput, filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
   const out = new Map<ApplyTo, Patch[]>();
+  const ports = input.node.mode === 'sidecar' ? inboundWorkloadPorts(input) : [];
   for (const f of filters) {
+    const labels = Object.entries(f.spec.workloadSelector?.labels ?? {});
+    const root = input.mesh.rootNamespace;
+    const selects = (w: Endpoint) =>
+      (f.metadata.namespace === root || f.metadata.namespace === w.namespace) && labels.every(([k, v]) => w.labels[k] === v);
+    const inboundPorts = labels.length > 0 ? new Set(ports.filter((p) => p.workloads.some(selects)).map((p) => p.port)) : undefined;
     for (const cp of f.spec.configPatches ?? []) {
       const m = cp.match ?? {};
       const context = m.context ?? 'ANY';
@@ -68,7 +77,7 @@ function patchesOf(filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
       // Validation refused values that do not read; a stored one that no longer does is skipped, as istiod skips it.
       if (r && !r.ok) continue;
       const list = out.get(applyTo) ?? [];
-      list.push({ applyTo, context, op, match: m, value: r?.value });
+      list.push({ applyTo, context, op, match: m, value: r?.value, ...(inboundPorts ? { inboundPorts } : {}) });
       out.set(applyTo, list);
     }
   }
@@ -82,7 +91,7 @@ export function applyEnvoyFilters(
 ): Readonly<Record<string, readonly EnvoyResource[]>> {
   const filters = envoyFiltersFor(input);
   if (filters.length === 0) return translated;
-  const patches = patchesOf(filters);
+  const patches = patchesOf(input, filters);
   if (patches.size === 0) return translated;
   const gateway = input.node.mode === 'gateway';
   const inbound = (name: string) => name.startsWith('inbound|');

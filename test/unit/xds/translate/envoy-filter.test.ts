@@ -100,6 +100,31 @@ describe('EnvoyFilter: HTTP filters', () => {
     assert.ok(!JSON.stringify(out ?? {}).includes('my.local_ratelimit'), 'SIDECAR_INBOUND patches stay inbound');
   });
 
+  test("on a host with several workloads, a selector patches the inbound chains and routes of its workload's ports only", () => {
+    const other = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other, namespace: default}
+spec:
+  hosts: [other.default.mesh]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9999, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: other}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other-1, namespace: default, annotations: {vmesh.io/host: h1}}
+spec: {address: 198.18.0.11, ports: {http: 9999}, labels: {app: other}, serviceAccount: other}
+---
+`;
+    const { after } = patched(other + ef('rl', INSERT('INSERT_FIRST')));
+    const inbound = get(after, LDS, 'virtualInbound');
+    for (const chain of hcmFilters(inbound, 9080)) assert.equal(chain[0], 'my.local_ratelimit');
+    const others = hcmFilters(inbound, 9999);
+    assert.ok(others.length > 0, 'the other workload has its chains');
+    for (const chain of others) assert.ok(!chain.includes('my.local_ratelimit'), 'another workload on the host is not patched');
+  });
+
   test('selection: another workload, another namespace, targetRefs, a proxyVersion or WAYPOINT never apply; root namespace does', () => {
     const none = (yaml: string) => !JSON.stringify(patched(yaml).after[LDS]).includes('my.local_ratelimit');
     assert.ok(none(ef('rl', INSERT('INSERT_FIRST').replace('app: productpage', 'app: reviews'))));
