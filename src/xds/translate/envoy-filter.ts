@@ -1,6 +1,7 @@
 import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
 import { type ApplyTo, patchValue } from '../../api/resources/networking-envoy-filter.js';
+import { memoOnKey } from '../../lib/memo.js';
 import { CDS, EDS, LDS, RDS } from '../type-urls.js';
 import { applyToClusters } from './envoy-filter-clusters.js';
 import { applyToListeners } from './envoy-filter-listeners.js';
@@ -91,6 +92,16 @@ export function applyEnvoyFilters(
 ): Readonly<Record<string, readonly EnvoyResource[]>> {
   const filters = envoyFiltersFor(input);
   if (filters.length === 0) return translated;
+  // Nodes that share a translation (no workloads of their own) and the same filters share the patched result.
+  const key = input.node.workloads.length === 0 ? filters.map((f) => `${f.metadata.namespace}/${f.metadata.name}`).join('\n') : undefined;
+  if (key === undefined) return patchTranslation(input, filters, translated);
+  return memoOnKey(patchedShared, translated, key, () => patchTranslation(input, filters, translated));
+}
+
+type Translation = Readonly<Record<string, readonly EnvoyResource[]>>;
+const patchedShared = new WeakMap<Translation, Map<string, Translation>>();
+
+function patchTranslation(input: TranslateInput, filters: readonly Filter[], translated: Translation): Translation {
   const patches = patchesOf(input, filters);
   if (patches.size === 0) return translated;
   const gateway = input.node.mode === 'gateway';

@@ -754,8 +754,8 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
         httpListener(
           [
             {
-              name: 'envoy.filters.http.ext_authz',
-              typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz' },
+              name: 'envoy.filters.http.buffer',
+              typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer' },
             },
             ROUTER,
           ],
@@ -765,8 +765,29 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
     });
     assert.match(
       e,
-      /^Listener l: filter_chains\[0\]\.filters\[0\]\.typed_config\.http_filters\[0\]: HTTP filter envoy\.filters\.http\.ext_authz .* is not supported$/,
+      /^Listener l: filter_chains\[0\]\.filters\[0\]\.typed_config\.http_filters\[0\]: HTTP filter envoy\.filters\.http\.buffer .* is not supported$/,
     );
+  });
+
+  test('ext_authz, ext_proc and ratelimit (no client for their service) answer as Envoy does when it cannot be reached', () => {
+    const filtersOf = (f: object) => {
+      const cfg = compileOk({ listeners: [httpListener([f, ROUTER], { rds: { route_config_name: 'x' } })] });
+      const a = cfg.listeners.get('l')?.filterChains[0]?.action;
+      assert.ok(a?.kind === 'http');
+      return a.filters;
+    };
+    const url = (t: string) => `type.googleapis.com/envoy.extensions.filters.http.${t}`;
+    const authz = filtersOf({ name: 'authz', typed_config: { '@type': url('ext_authz.v3.ExtAuthz') } });
+    assert.deepEqual(authz.unavailable, { name: 'authz', status: 403, flag: 'UAEX' });
+    const proc = filtersOf({ name: 'proc', typed_config: { '@type': url('ext_proc.v3.ExternalProcessor'), failure_mode_allow: false } });
+    assert.deepEqual(proc.unavailable, { name: 'proc', status: 500 });
+    assert.equal(
+      filtersOf({ name: 'p', typed_config: { '@type': url('ext_proc.v3.ExternalProcessor'), failure_mode_allow: true } }).unavailable,
+      undefined,
+    );
+    assert.equal(filtersOf({ name: 'rl', typed_config: { '@type': url('ratelimit.v3.RateLimit'), domain: 'd' } }).unavailable, undefined);
+    const deny = filtersOf({ name: 'rl', typed_config: { '@type': url('ratelimit.v3.RateLimit'), failure_mode_deny: true } });
+    assert.deepEqual(deny.unavailable, { name: 'rl', status: 500, flag: 'RLSE' });
   });
 
   test('an RBAC rule on SNI (cannot be evaluated) and a header append action without an equivalent', () => {
