@@ -8,6 +8,7 @@ import {
   type Patch,
   type PatchContext,
   type Patches,
+  type PatchMemo,
 } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { parseOutboundClusterName } from './names.js';
@@ -43,23 +44,28 @@ function mergeCluster(c: Obj, p: Patch): Obj {
   return merged ? { ...c, transport_socket: { ...cur, typed_config: merged } } : c;
 }
 
+function patchCluster(name: string, cluster: Obj, ctx: PatchContext, list: readonly Patch[]): Obj | null {
+  let c: Obj | null = cluster;
+  for (const p of list) {
+    if (!c || !contextMatches(p, ctx) || !clusterMatch(name, p)) continue;
+    if (ctx === 'SIDECAR_INBOUND' && !inboundPortAllowed(p, inboundPortOf(name))) continue;
+    if (p.op === 'REMOVE') c = null;
+    else if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') c = mergeCluster(c, p);
+  }
+  return c;
+}
+
 export function applyToClusters(
   clusters: readonly EnvoyResource[],
   patches: Patches,
   contextOf: (name: string) => PatchContext,
   addContexts: readonly PatchContext[],
+  memo: PatchMemo,
 ): EnvoyResource[] {
   const list = patches.get('CLUSTER') ?? [];
   const out: EnvoyResource[] = [];
   for (const r of clusters) {
-    const ctx = contextOf(r.name);
-    let c: Obj | undefined = r.message as Obj;
-    for (const p of list) {
-      if (!c || !contextMatches(p, ctx) || !clusterMatch(r.name, p)) continue;
-      if (ctx === 'SIDECAR_INBOUND' && !inboundPortAllowed(p, inboundPortOf(r.name))) continue;
-      if (p.op === 'REMOVE') c = undefined;
-      else if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') c = mergeCluster(c, p);
-    }
+    const c = memo(r.message, () => patchCluster(r.name, r.message as Obj, contextOf(r.name), list));
     if (c) out.push(c === r.message ? r : { name: String(c.name ?? r.name), message: c as EnvoyResource['message'] });
   }
   for (const p of list) {

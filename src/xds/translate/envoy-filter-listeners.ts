@@ -1,7 +1,16 @@
 import { TypedConfigUrl } from '../type-urls.js';
 import { insertAt } from './envoy-filter-lists.js';
 import { mergeMessage, mergeTypedConfig } from './envoy-filter-merge.js';
-import { addsIn, contextMatches, inboundPortAllowed, type Obj, type Patch, type PatchContext, type Patches } from './envoy-filter-patch.js';
+import {
+  addsIn,
+  contextMatches,
+  inboundPortAllowed,
+  type Obj,
+  type Patch,
+  type PatchContext,
+  type Patches,
+  type PatchMemo,
+} from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 import { VIRTUAL_INBOUND_LISTENER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
 
@@ -166,10 +175,11 @@ export function applyToListeners(
   patches: Patches,
   contextOf: (name: string) => PatchContext,
   addContext: PatchContext,
+  memo: PatchMemo,
 ): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const r of listeners) {
-    const l = patchListener(r.message as Listener, contextOf(r.name), patches);
+    const l = memo(r.message, () => patchListener(r.message as Listener, contextOf(r.name), patches) ?? null);
     if (l) out.push(l === r.message ? r : { name: r.name, message: l as EnvoyResource['message'] });
   }
   for (const p of patches.get('LISTENER') ?? []) {

@@ -41,3 +41,9 @@ export function inboundPortOf(name: string): number | undefined {
   const m = /^inbound\|(\d+)\|/.exec(name);
   return m ? Number(m[1]) : undefined;
 }
+
+/**
+ * Patches one resource message once per node kind and patch set: nodes that share a message object (the
+ * translation of their common outbound view) share its patched form, which is then encoded once too.
+ */
+export type PatchMemo = <T extends object>(message: object, patch: () => T | null) => T | null;

@@ -8,6 +8,7 @@ import {
   type Patch,
   type PatchContext,
   type Patches,
+  type PatchMemo,
 } from './envoy-filter-patch.js';
 import type { EnvoyResource } from './input.js';
 
@@ -110,9 +111,10 @@ export function applyToRoutes(
   routes: readonly EnvoyResource[],
   patches: Patches,
   contextOf: (name: string) => PatchContext,
+  memo: PatchMemo,
 ): EnvoyResource[] {
   return routes.map((r) => {
-    const m = patchRouteConfig(r.message as Obj, contextOf(r.name), patches);
+    const m = memo(r.message, () => patchRouteConfig(r.message as Obj, contextOf(r.name), patches)) ?? r.message;
     return m === r.message ? r : { name: r.name, message: m as EnvoyResource['message'] };
   });
 }

@@ -5,7 +5,7 @@ import { memoOnKey } from '../../lib/memo.js';
 import { CDS, EDS, LDS, RDS } from '../type-urls.js';
 import { applyToClusters } from './envoy-filter-clusters.js';
 import { applyToListeners } from './envoy-filter-listeners.js';
-import type { Patch, PatchContext } from './envoy-filter-patch.js';
+import type { Patch, PatchContext, PatchMemo } from './envoy-filter-patch.js';
 import { applyToRoutes } from './envoy-filter-routes.js';
 import type { EnvoyResource, TranslateInput } from './input.js';
 import { inboundWorkloadPorts } from './listeners-inbound.js';
@@ -58,8 +58,10 @@ export function envoyFiltersFor(input: TranslateInput): Filter[] {
   );
 }
 
-function patchesOf(input: TranslateInput, filters: readonly Filter[]): Map<ApplyTo, Patch[]> {
+/** The node's patches by what they apply to, and a key naming them (filters and the inbound ports each may touch). */
+function patchesOf(input: TranslateInput, filters: readonly Filter[]): { patches: Map<ApplyTo, Patch[]>; key: string } {
   const out = new Map<ApplyTo, Patch[]>();
+  const keys: string[] = [];
   const ports = input.node.mode === 'sidecar' ? inboundWorkloadPorts(input) : [];
   for (const f of filters) {
     const labels = Object.entries(f.spec.workloadSelector?.labels ?? {});
@@ -67,6 +69,9 @@ function patchesOf(input: TranslateInput, filters: readonly Filter[]): Map<Apply
     const selects = (w: Endpoint) =>
       (f.metadata.namespace === root || f.metadata.namespace === w.namespace) && labels.every(([k, v]) => w.labels[k] === v);
     const inboundPorts = labels.length > 0 ? new Set(ports.filter((p) => p.workloads.some(selects)).map((p) => p.port)) : undefined;
+    keys.push(
+      `${f.metadata.namespace}/${f.metadata.name}@${f.metadata.resourceVersion ?? JSON.stringify(f.spec)}${inboundPorts ? `:${[...inboundPorts].join(',')}` : ''}`,
+    );
     for (const cp of f.spec.configPatches ?? []) {
       const m = cp.match ?? {};
       const context = m.context ?? 'ANY';
@@ -82,7 +87,7 @@ function patchesOf(input: TranslateInput, filters: readonly Filter[]): Map<Apply
       out.set(applyTo, list);
     }
   }
-  return out;
+  return { patches: out, key: keys.join('\n') };
 }
 
 /** The node's translation with the EnvoyFilters that apply to it patched in; the input is not changed. */
@@ -92,31 +97,26 @@ export function applyEnvoyFilters(
 ): Readonly<Record<string, readonly EnvoyResource[]>> {
   const filters = envoyFiltersFor(input);
   if (filters.length === 0) return translated;
-  // Nodes that share a translation (no workloads of their own) and the same filters share the patched result.
-  const key = input.node.workloads.length === 0 ? filters.map((f) => `${f.metadata.namespace}/${f.metadata.name}`).join('\n') : undefined;
-  if (key === undefined) return patchTranslation(input, filters, translated);
-  return memoOnKey(patchedShared, translated, key, () => patchTranslation(input, filters, translated));
-}
-
-type Translation = Readonly<Record<string, readonly EnvoyResource[]>>;
-const patchedShared = new WeakMap<Translation, Map<string, Translation>>();
-
-function patchTranslation(input: TranslateInput, filters: readonly Filter[], translated: Translation): Translation {
-  const patches = patchesOf(input, filters);
+  const { patches, key } = patchesOf(input, filters);
   if (patches.size === 0) return translated;
+  const memoKey = `${input.node.mode}\n${key}`;
+  const memo: PatchMemo = (message, make) => memoOnKey(patchedMessages, message, memoKey, make) as ReturnType<typeof make>;
   const gateway = input.node.mode === 'gateway';
   const inbound = (name: string) => name.startsWith('inbound|');
   const ctx = (isInbound: boolean): PatchContext => (gateway ? 'GATEWAY' : isInbound ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND');
   const outboundCtx = ctx(false);
   const out: Record<string, readonly EnvoyResource[]> = { ...translated };
-  out[LDS] = applyToListeners(translated[LDS] ?? [], patches, (n) => ctx(n === VIRTUAL_INBOUND_LISTENER || inbound(n)), outboundCtx);
-  out[RDS] = applyToRoutes(translated[RDS] ?? [], patches, (n) => ctx(inbound(n)));
-  const clusters = applyToClusters(translated[CDS] ?? [], patches, (n) => ctx(n === INBOUND_PASSTHROUGH_CLUSTER || inbound(n)), [
-    ...new Set([outboundCtx, ctx(true)]),
-  ]);
+  const listenerCtx = (n: string) => ctx(n === VIRTUAL_INBOUND_LISTENER || inbound(n));
+  out[LDS] = applyToListeners(translated[LDS] ?? [], patches, listenerCtx, outboundCtx, memo);
+  out[RDS] = applyToRoutes(translated[RDS] ?? [], patches, (n) => ctx(inbound(n)), memo);
+  const clusterCtx = (n: string) => ctx(n === INBOUND_PASSTHROUGH_CLUSTER || inbound(n));
+  const clusters = applyToClusters(translated[CDS] ?? [], patches, clusterCtx, [...new Set([outboundCtx, ctx(true)])], memo);
   out[CDS] = clusters;
   // A removed cluster's endpoints would go unread: they go with it (an EDS cluster reads its own name's).
   const kept = new Set(clusters.map((c) => c.name));
   out[EDS] = (translated[EDS] ?? []).filter((e) => kept.has(e.name));
   return out;
 }
+
+/** Patched messages by source message and patch set (memoOnKey treats null, a removed resource, as a value). */
+const patchedMessages = new WeakMap<object, Map<string, object | null>>();
