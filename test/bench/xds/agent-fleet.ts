@@ -33,7 +33,8 @@ export class AgentFleet {
     }
   }
 
-  static start(opts: { procs: number; address: string; caPem: string; creds: AgentCreds[]; concurrency: number }): AgentFleet {
+  /** Agents connect to `addresses` in turn (agent i of a process to address i mod n): a fleet split between controllers. */
+  static start(opts: { procs: number; addresses: readonly string[]; caPem: string; creds: AgentCreds[]; concurrency: number }): AgentFleet {
     const per = Math.ceil(opts.creds.length / opts.procs);
     const states: ProcState[] = [];
     for (let i = 0; i < opts.procs; i++) {
@@ -46,7 +47,7 @@ export class AgentFleet {
       });
       const cmd: ToAgents = {
         cmd: 'start',
-        address: opts.address,
+        addresses: opts.addresses,
         caPem: opts.caPem,
         agents,
         concurrency: Math.max(1, Math.round(opts.concurrency / opts.procs)),

@@ -33,7 +33,7 @@ let nextToStart = 0;
 let syncReported = false;
 let watch: Watch | undefined;
 let progressTimer: NodeJS.Timeout | undefined;
-let startArgs: { address: string; caPem: Buffer } | undefined;
+let startArgs: { addresses: readonly string[]; caPem: Buffer } | undefined;
 const errors: string[] = [];
 
 function settled(a: SimAgent): boolean {
@@ -49,7 +49,7 @@ function startMore(): void {
     if (!a) break;
     slots--;
     try {
-      a.start(args.address, args.caPem, { response: onResponse, failed: onFailed });
+      a.start(args.addresses[a.index % args.addresses.length] ?? '', args.caPem, { response: onResponse, failed: onFailed });
     } catch (e) {
       onFailed(a, (e as Error).message);
     }
@@ -124,7 +124,7 @@ function handle(m: ToAgents): void {
     case 'start': {
       agents = m.agents.map((c, i) => new SimAgent(i, c));
       released = new Uint8Array(agents.length);
-      startArgs = { address: m.address, caPem: Buffer.from(m.caPem) };
+      startArgs = { addresses: m.addresses, caPem: Buffer.from(m.caPem) };
       slots = m.concurrency;
       progressTimer = setInterval(() => {
         const synced = agents.filter((a) => a.synced).length;

@@ -17,7 +17,13 @@ export interface Marker {
 }
 
 export type ToAgents =
-  | { readonly cmd: 'start'; readonly address: string; readonly caPem: string; readonly agents: AgentCreds[]; readonly concurrency: number }
+  | {
+      readonly cmd: 'start';
+      readonly addresses: readonly string[];
+      readonly caPem: string;
+      readonly agents: AgentCreds[];
+      readonly concurrency: number;
+    }
   | { readonly cmd: 'watch'; readonly watchId: number; readonly markers: Marker[] }
   | { readonly cmd: 'collect'; readonly watchId: number }
   | { readonly cmd: 'stop' };

@@ -14,6 +14,8 @@ const QUIET_MAX_WAIT_MS = 60_000;
 
 export interface ChangeResult {
   readonly kind: 'endpoint' | 'service';
+  /** Which controller's API made the change (A, or B with --controllers 2). */
+  readonly via?: 'A' | 'B';
   readonly index: number;
   readonly service: string;
   /** When the POST was sent (ms since the epoch): to cut a controller CPU profile to the change. */
@@ -58,6 +60,7 @@ export async function measureChange(opts: {
   body: Record<string, unknown>;
   markers: Marker[];
   api: ApiClient;
+  via?: 'A' | 'B';
   fleet: AgentFleet;
   sampler: ProcSampler;
   timeoutMs: number;
@@ -102,6 +105,7 @@ export async function measureChange(opts: {
   }
   return {
     kind: opts.kind,
+    ...(opts.via ? { via: opts.via } : {}),
     index: opts.index,
     service: opts.service,
     startedAt,

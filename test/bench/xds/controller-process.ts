@@ -129,12 +129,14 @@ export async function startControllerProcess(opts: {
   dataDir: string;
   cpuProfDir?: string;
   nodeArgs?: readonly string[];
+  /** Extra controller flags (e.g. --store consul --consul URL). */
+  args?: readonly string[];
   timeoutMs: number;
 }): Promise<ControllerProcess> {
   const nodeArgs = ['--import', 'tsx', ...(opts.nodeArgs ?? [])];
   if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
   const args = ['controller', '--data-dir', opts.dataDir, '--listen', '127.0.0.1', '--grpc-port', '0', '--api-port', '0'];
-  args.push('--log-level', 'warn');
+  args.push('--log-level', 'warn', ...(opts.args ?? []));
   // Settings come from the flags alone: VMESH_* variables of the caller's shell must not change what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMESH_')));
   const child = spawn(process.execPath, [...nodeArgs, CLI_MAIN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });

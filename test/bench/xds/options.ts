@@ -19,6 +19,8 @@ export interface BenchOptions {
   readonly spacingMs: number;
   /** Agent processes (1 or 2); the agents are split between them. */
   readonly agentProcs: number;
+  /** Controllers sharing one (test) Consul KV store, the agents split between them: 1 (file store) or 2. */
+  readonly controllers: number;
   /** Agents allowed to be connecting or in their initial sync at once. */
   readonly connectConcurrency: number;
   readonly joinConcurrency: number;
@@ -44,6 +46,8 @@ export const USAGE = `usage: npm run bench:xds -- [options]
   --sidecar-egress N       a Sidecar scopes every agent to N of the services (default 0: no Sidecar)
   --spacing S              seconds between changes (default 2)
   --agent-procs P          agent processes, 1 or 2 (default 1: the controller keeps a core of its own)
+  --controllers C          1, or 2 controllers sharing a --store consul (the test's Consul KV, in this process);
+                           agents alternate between them, changes alternate between their APIs (default 1)
   --connect-concurrency C  agents connecting or in their initial sync at once (default 100)
   --join-concurrency J     joins in flight during setup (default 50)
   --api-concurrency A      API requests in flight during setup (default 16)
@@ -83,6 +87,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     sidecarEgress: int(v['sidecar-egress'], 'sidecar-egress', 0, 0, 60_000),
     spacingMs: int(v.spacing, 'spacing', 2, 0, 600) * 1000,
     agentProcs: Math.min(int(v['agent-procs'], 'agent-procs', 1, 1, 2), agents),
+    controllers: int(v.controllers, 'controllers', 1, 1, 2),
     connectConcurrency: int(v['connect-concurrency'], 'connect-concurrency', 100, 1, 20_000),
     joinConcurrency: int(v['join-concurrency'], 'join-concurrency', 50, 1, 1000),
     apiConcurrency: int(v['api-concurrency'], 'api-concurrency', 16, 1, 1000),
@@ -109,6 +114,7 @@ function parse(argv: readonly string[]) {
       'sidecar-egress': { type: 'string' },
       spacing: { type: 'string' },
       'agent-procs': { type: 'string' },
+      controllers: { type: 'string' },
       'connect-concurrency': { type: 'string' },
       'join-concurrency': { type: 'string' },
       'api-concurrency': { type: 'string' },

@@ -38,6 +38,16 @@ export interface BenchResult {
   /** New services added one at a time; each changes every type. */
   readonly newServices: ChangeResult[];
   readonly newServiceSummary: BenchResult['summary'];
+  /**
+   * With --controllers 2: the second controller (B), which shares the Consul KV store; agents alternate between
+   * A and B, and changes between their APIs (`via` of each change). `controller` is A.
+   */
+  readonly controllerB?: {
+    readonly rssIdleAfterSyncMB: number;
+    readonly rssPeakMB: number;
+    readonly cpuSecondsTotal: number;
+    readonly exit: string;
+  };
   readonly controller: {
     readonly rssAfterSetupMB: number;
     readonly rssIdleAfterSyncMB: number;
@@ -207,6 +217,14 @@ export function formatTable(r: BenchResult): string {
       `peak in changes ${c.rssPeakDuringChangesMB} MB, VmHWM ${c.rssPeakMB} MB`,
   );
   row('controller CPU, whole run', `${c.cpuSecondsTotal} s`);
+  const b = r.controllerB;
+  if (b) {
+    row(
+      'controller B (shared Consul store)',
+      `RSS idle after sync ${b.rssIdleAfterSyncMB} MB, VmHWM ${b.rssPeakMB} MB, CPU ${b.cpuSecondsTotal} s`,
+    );
+    row('changes made through', [...r.changes, ...r.newServices].map((x) => x.via ?? 'A').join(' '));
+  }
   if (c.cpuProfile) row('controller CPU profile', c.cpuProfile);
   lines.push('');
   for (const t of r.targets) {

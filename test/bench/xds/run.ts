@@ -6,7 +6,7 @@
  *   npm run bench:xds -- --agents 50 --services 50      a smoke run of a few seconds
  *   npm run bench:xds                                    2000 agents, 1000 services (minutes)
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { applyResult } from '../../../src/api/http/config.js';
@@ -16,6 +16,7 @@ import { ErrorCode, formatError, isVmeshError } from '../../../src/lib/errors.js
 import { nameTableShardName } from '../../../src/xds/translate/name-table.js';
 import { outboundRouteName } from '../../../src/xds/translate/names.js';
 import { CDS, EDS, LDS, NDS, RDS, typeLabel } from '../../../src/xds/type-urls.js';
+import { type FakeConsul, startFakeConsul } from '../../support/fake-consul.js';
 import { AgentFleet } from './agent-fleet.js';
 import { AGENT_TYPES, type SyncReport } from './agent-protocol.js';
 import { type ChangeResult, measureChange } from './changes.js';
@@ -82,17 +83,36 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
   const startedAt = new Date();
   const notes: string[] = [];
   const dataDir = await mkdtemp(join(tmpdir(), 'vmesh-bench-xds-'));
+  const dataDirB = join(dataDir, 'controller-b');
   let controller: ControllerProcess | undefined;
+  let controllerB: ControllerProcess | undefined;
+  let samplerB: ProcSampler | undefined;
+  let consul: FakeConsul | undefined;
   let fleet: AgentFleet | undefined;
   let sampler: ProcSampler | undefined;
   try {
+    // Two controllers share state the way a production pair does: --store consul (here the tests' Consul KV).
+    let storeArgs: string[] = [];
+    if (opts.controllers === 2) {
+      consul = await startFakeConsul({ host: '127.0.0.1', consulService: false });
+      storeArgs = ['--store', 'consul', '--consul', consul.url, '--consul-wait', '5'];
+      log(`consul (test KV) at ${consul.url}`);
+    }
     log(`controller: starting (data dir ${dataDir})`);
     controller = await startControllerProcess({
       dataDir,
       ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
       nodeArgs: opts.nodeArgs,
+      args: storeArgs,
       timeoutMs: 60_000,
     });
+    if (opts.controllers === 2) {
+      // B starts once A has put the CA and the admin token into the store; it takes them from there.
+      await mkdir(dataDirB);
+      controllerB = await startControllerProcess({ dataDir: dataDirB, nodeArgs: opts.nodeArgs, args: storeArgs, timeoutMs: 60_000 });
+      samplerB = new ProcSampler(controllerB.pid);
+      samplerB.start();
+    }
     const smp = new ProcSampler(controller.pid);
     sampler = smp;
     smp.start();
@@ -103,6 +123,17 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       timeoutMs: 120_000,
     });
     const grpcAddress = `127.0.0.1:${controller.grpcPort}`;
+    const apiB = controllerB
+      ? new ApiClient({
+          url: `https://127.0.0.1:${controllerB.apiPort}`,
+          token: (await readFile(join(dataDirB, 'admin-token'), 'utf8')).trim(),
+          caPem: await readFile(join(dataDirB, 'ca', 'ca-cert.pem'), 'utf8'),
+          timeoutMs: 120_000,
+        })
+      : undefined;
+    const addresses = controllerB ? [grpcAddress, `127.0.0.1:${controllerB.grpcPort}`] : [grpcAddress];
+    // With two controllers, changes alternate between their APIs: a change made through either reaches every agent.
+    const via = (k: number) => (apiB && k % 2 === 1 ? { api: apiB, via: 'B' as const } : { api, via: apiB ? ('A' as const) : undefined });
 
     log(`setup: ${opts.services} services, ${opts.agents} tokens and joins`);
     const cpu0 = smp.sample()?.cpuSeconds ?? 0;
@@ -126,7 +157,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     const tSync = Date.now();
     fleet = AgentFleet.start({
       procs: opts.agentProcs,
-      address: grpcAddress,
+      addresses,
       caPem: setup.caPem,
       creds: setup.creds,
       concurrency: opts.connectConcurrency,
@@ -147,8 +178,11 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     const tSyncEnd = Date.now();
     const afterSync = smp.sample();
     await sleep(QUIET_AFTER_SYNC_MS);
-    const synced = await controllerSynced(api);
+    // Each controller reports the agents streaming to it.
+    const counts = await Promise.all([api, ...(apiB ? [apiB] : [])].map(controllerSynced));
+    const synced = counts.some((n) => n === null) ? null : counts.reduce<number>((a, n) => a + (n ?? 0), 0);
     const idle = smp.sample();
+    const idleB = samplerB?.sample();
     const initialSync = syncResult(report, syncStart, (afterSync?.cpuSeconds ?? 0) - (afterSetup?.cpuSeconds ?? 0), synced);
     log(`initial sync: ${initialSync.seconds ?? 'TIMED OUT'} s, ${initialSync.synced} synced, ${initialSync.failed} failed`);
     if (initialSync.failed > 0) notes.push(`${initialSync.failed} agent streams failed; first: ${initialSync.errors[0] ?? '?'}`);
@@ -167,7 +201,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
           service: svc,
           body: workload(`${svc}-w${k + 1}`, svc, `svc-host-x${k}`, benchAddress(opts.services + 1 + k)),
           markers: [{ typeUrl: EDS, name: clusterName(svc) }],
-          api,
+          ...via(k),
           fleet,
           sampler: smp,
           timeoutMs: opts.changeTimeoutMs,
@@ -195,7 +229,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
             { typeUrl: RDS, name: outboundRouteName(host, PORT) },
             { typeUrl: NDS, name: nameTableShardName(host) },
           ],
-          api,
+          ...via(k),
           fleet,
           sampler: smp,
           timeoutMs: opts.serviceTimeoutMs,
@@ -218,6 +252,10 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     const exit = await controller.stop();
     const tExited = Date.now();
     controller = undefined;
+    const lastB = samplerB?.sample();
+    samplerB?.stop();
+    const exitB = await controllerB?.stop();
+    controllerB = undefined;
     let cpuProfile: string | undefined;
     if (opts.cpuProfDir) {
       // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the controller's main thread (1 is tsx's loader).
@@ -264,6 +302,16 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
         exit: `code ${exit.code}, signal ${exit.signal}`,
         ...(cpuProfile ? { cpuProfile } : {}),
       },
+      ...(lastB && exitB
+        ? {
+            controllerB: {
+              rssIdleAfterSyncMB: mb(idleB?.rssBytes ?? 0),
+              rssPeakMB: mb(lastB.hwmBytes),
+              cpuSecondsTotal: round(lastB.cpuSeconds),
+              exit: `code ${exitB.code}, signal ${exitB.signal}`,
+            },
+          }
+        : {}),
       summary,
       phases: {
         setupStart: tSetup,
@@ -280,11 +328,14 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
   } finally {
     await fleet?.stop().catch(() => {});
     sampler?.stop();
-    if (controller) {
-      const tail = controller.stderrTail().trim();
+    for (const c of [controller, controllerB]) {
+      if (!c) continue;
+      const tail = c.stderrTail().trim();
       if (tail) log(`controller stderr (tail): ${tail.slice(-1500)}`);
-      await controller.stop().catch(() => {});
+      await c.stop().catch(() => {});
     }
+    samplerB?.stop();
+    await consul?.stop().catch(() => {});
     if (opts.keep) log(`data directory kept: ${dataDir}`);
     else await rm(dataDir, { recursive: true, force: true });
   }

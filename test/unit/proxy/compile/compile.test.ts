@@ -770,7 +770,7 @@ describe('compileProxyConfig: refusals name the resource and the field in one li
   });
 
   test('ext_authz, ext_proc and ratelimit (no client for their service) answer as Envoy does when it cannot be reached', () => {
-    const filtersOf = (f: object) => {
+    const filtersOf = (f: Record<string, unknown>) => {
       const cfg = compileOk({ listeners: [httpListener([f, ROUTER], { rds: { route_config_name: 'x' } })] });
       const a = cfg.listeners.get('l')?.filterChains[0]?.action;
       assert.ok(a?.kind === 'http');
