@@ -24,9 +24,18 @@ export function applyOps(map: Map<string, StoreValue>, ops: readonly StoreOp[]):
   return map;
 }
 
+/**
+ * Keys whose value differs between two views. Values read again unchanged keep their object (the store reuses
+ * what it decoded for a key whose ModifyIndex did not move), so most keys compare by identity and only the
+ * others by content: a watch read or a write costs what changed, not the whole state.
+ */
 export function changedKeys(before: ReadonlyMap<string, StoreValue>, after: ReadonlyMap<string, StoreValue>): string[] {
   const changed: string[] = [];
-  for (const [k, v] of after) if (!before.has(k) || JSON.stringify(before.get(k)) !== JSON.stringify(v)) changed.push(k);
+  for (const [k, v] of after) {
+    const b = before.get(k);
+    if (b === v) continue;
+    if (b === undefined || JSON.stringify(b) !== JSON.stringify(v)) changed.push(k);
+  }
   for (const k of before.keys()) if (!after.has(k)) changed.push(k);
   return changed;
 }

@@ -47,6 +47,8 @@ export class ConsulStore implements Store {
   private readonly logger: Logger;
   /** The keys as stored, and what reads see: the same, with a pending batch overlaid. */
   private data = new Map<string, StoreValue>();
+  /** The ModifyIndex each value of `data` was read at: a key read again at the same index keeps its decoded value. */
+  private indexes = new Map<string, number>();
   private view = new Map<string, StoreValue>();
   private rev: { index: number; value: Rev } = { index: 0, value: { seq: 0 } };
   /** X-Consul-Index of the last read taken: one lower than it means Consul was restored from a snapshot. */
@@ -185,13 +187,17 @@ export class ConsulStore implements Store {
   private accept(r: ConsulQueryResult, notify: boolean, current = false): void {
     let rev: { index: number; value: Rev } = { index: 0, value: { seq: 0 } };
     const data = new Map<string, StoreValue>();
+    const indexes = new Map<string, number>();
     for (const e of r.body as KvEntry[]) {
       if (!e.key.startsWith(this.prefix)) continue;
       const key = e.key.slice(this.prefix.length);
       if (key === REV_KEY) rev = { index: e.modifyIndex, value: this.parseRev(e.value) };
       else {
-        const v = this.decode(key, e.value);
-        if (v !== undefined) data.set(key, v);
+        const known = this.indexes.get(key) === e.modifyIndex ? this.data.get(key) : undefined;
+        const v = known ?? this.decode(key, e.value);
+        if (v === undefined) continue;
+        data.set(key, v);
+        indexes.set(key, e.modifyIndex);
       }
     }
     const restored = r.index < this.listIndex;
@@ -202,6 +208,7 @@ export class ConsulStore implements Store {
       this.logger.warn({ index: r.index, previous: this.listIndex }, 'store: Consul index went back (restore?): taking its state');
     this.listIndex = r.index;
     this.data = data;
+    this.indexes = indexes;
     this.rev = rev;
     this.publish(notify);
   }
@@ -333,6 +340,8 @@ export class ConsulStore implements Store {
     const index = out.results[0]?.modifyIndex ?? 0;
     if (index <= this.rev.index) return;
     applyOps(this.data, applied);
+    // Their new ModifyIndex is not known here: the next read decodes them.
+    for (const o of applied) this.indexes.delete(o.key);
     this.rev = { index, value: rev };
     this.publish(false);
   }
