@@ -1,7 +1,7 @@
 import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
-import { type ApplyTo, patchValue } from '../../api/resources/networking-envoy-filter.js';
-import { memoOnKey } from '../../lib/memo.js';
+import { type ApplyTo, type ConfigPatch, patchValue } from '../../api/resources/networking-envoy-filter.js';
+import { memoOn, memoOnKey } from '../../lib/memo.js';
 import { CDS, EDS, LDS, RDS } from '../type-urls.js';
 import { applyToClusters } from './envoy-filter-clusters.js';
 import { applyToListeners } from './envoy-filter-listeners.js';
@@ -79,7 +79,8 @@ function patchesOf(input: TranslateInput, filters: readonly Filter[]): { patches
       const applyTo = cp.applyTo;
       const op = cp.patch?.operation;
       if (!applyTo || !op || op === 'INVALID') continue;
-      const r = patchValue(cp);
+      // Read once per stored patch, not once per node.
+      const r = memoOn(readValues, cp, () => patchValue(cp) ?? null);
       // Validation refused values that do not read; a stored one that no longer does is skipped, as istiod skips it.
       if (r && !r.ok) continue;
       const list = out.get(applyTo) ?? [];
@@ -117,6 +118,8 @@ export function applyEnvoyFilters(
   out[EDS] = (translated[EDS] ?? []).filter((e) => kept.has(e.name));
   return out;
 }
+
+const readValues = new WeakMap<ConfigPatch, ReturnType<typeof patchValue> | null>();
 
 /** Patched messages by source message and patch set (memoOnKey treats null, a removed resource, as a value). */
 const patchedMessages = new WeakMap<object, Map<string, object | null>>();
