@@ -4,6 +4,7 @@ import {
   contextMatches,
   inboundPortAllowed,
   inboundPortOf,
+  isMerge,
   type Obj,
   type Patch,
   type PatchContext,
@@ -50,7 +51,7 @@ function patchCluster(name: string, cluster: Obj, ctx: PatchContext, list: reado
     if (!c || !contextMatches(p, ctx) || !clusterMatch(name, p)) continue;
     if (ctx === 'SIDECAR_INBOUND' && !inboundPortAllowed(p, inboundPortOf(name))) continue;
     if (p.op === 'REMOVE') c = null;
-    else if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') c = mergeCluster(c, p);
+    else if (isMerge(p)) c = mergeCluster(c, p);
   }
   return c;
 }

@@ -5,6 +5,7 @@ import {
   addsIn,
   contextMatches,
   inboundPortAllowed,
+  isMerge,
   type Obj,
   type Patch,
   type PatchContext,
@@ -82,10 +83,10 @@ function patchList(list: Obj[], p: Patch, matchName: string | undefined): Obj[] 
 function patchHttpFilters(hcm: Obj, ctx: PatchContext, l: Listener, fc: Obj, f: Obj, patches: readonly Patch[]): Obj {
   let filters = [...((hcm.http_filters as Obj[] | undefined) ?? [])];
   const here = patches.filter((p) => contextMatches(p, ctx) && listenerMatch(l, p) && chainMatch(l, fc, p) && filterMatch(f, p));
-  for (const p of here) if (p.op !== 'MERGE' && p.op !== 'MERGE_AND_REPLACE_LIST') filters = patchList(filters, p, subFilterName(p));
+  for (const p of here) if (!isMerge(p)) filters = patchList(filters, p, subFilterName(p));
   filters = filters.map((h) =>
     here.reduce((acc, p) => {
-      if (p.op !== 'MERGE' && p.op !== 'MERGE_AND_REPLACE_LIST') return acc;
+      if (!isMerge(p)) return acc;
       const sub = subFilterName(p);
       return sub === undefined || sub === acc.name ? mergeFilter(acc, p) : acc;
     }, h),
@@ -103,18 +104,15 @@ function patchChain(l: Listener, fc: Obj, ctx: PatchContext, patches: Patches): 
   for (const p of patches.get('FILTER_CHAIN') ?? []) {
     if (!contextMatches(p, ctx) || !listenerMatch(l, p) || !chainMatch(l, chain, p)) continue;
     if (p.op === 'REMOVE') return undefined;
-    if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') chain = mergeChain(chain, p);
+    if (isMerge(p)) chain = mergeChain(chain, p);
   }
   let filters = [...((chain.filters as Obj[] | undefined) ?? [])];
   const network = (patches.get('NETWORK_FILTER') ?? []).filter(
     (p) => contextMatches(p, ctx) && listenerMatch(l, p) && chainMatch(l, chain, p),
   );
-  for (const p of network) if (p.op !== 'MERGE' && p.op !== 'MERGE_AND_REPLACE_LIST') filters = patchList(filters, p, filterMatchName(p));
+  for (const p of network) if (!isMerge(p)) filters = patchList(filters, p, filterMatchName(p));
   filters = filters.map((f) => {
-    let out = network.reduce(
-      (acc, p) => ((p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') && filterMatch(acc, p) ? mergeFilter(acc, p) : acc),
-      f,
-    );
+    let out = network.reduce((acc, p) => (isMerge(p) && filterMatch(acc, p) ? mergeFilter(acc, p) : acc), f);
     const http = patches.get('HTTP_FILTER') ?? [];
     // istiod patches HTTP filters in a filter named as the HCM whose config reads as one.
     if (out.name === HCM && http.length > 0 && (out.typed_config as Obj | undefined)?.['@type'] === HCM_URL) {
@@ -142,13 +140,12 @@ function patchListener(l: Listener, ctx: PatchContext, patches: Patches): Listen
   for (const p of patches.get('LISTENER') ?? []) {
     if (!contextMatches(p, ctx) || !listenerMatch(out, p)) continue;
     if (p.op === 'REMOVE') return undefined;
-    if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST')
-      out = mergeMessage(LISTENER, out, p.value ?? {}, p.op === 'MERGE_AND_REPLACE_LIST');
+    if (isMerge(p)) out = mergeMessage(LISTENER, out, p.value ?? {}, p.op === 'MERGE_AND_REPLACE_LIST');
   }
   let lf = [...((out.listener_filters as Obj[] | undefined) ?? [])];
   for (const p of patches.get('LISTENER_FILTER') ?? []) {
     if (!contextMatches(p, ctx) || !listenerMatch(out, p)) continue;
-    if (p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST') {
+    if (isMerge(p)) {
       if (listenerFilterName(p) !== undefined) lf = lf.map((f) => (f.name === listenerFilterName(p) ? mergeFilter(f, p) : f));
     } else lf = patchList(lf, p, listenerFilterName(p));
   }

@@ -26,6 +26,11 @@ export function inboundPortAllowed(p: Patch, port: number | undefined): boolean 
 }
 
 export type Patches = ReadonlyMap<ApplyTo, readonly Patch[]>;
+/** MERGE and MERGE_AND_REPLACE_LIST: istiod's merge operations (they differ only in how lists merge). */
+export function isMerge(p: Patch): boolean {
+  return p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST';
+}
+
 /** Whether a patch's context takes in resources of context `ctx`. */
 export function contextMatches(p: Patch, ctx: PatchContext): boolean {
   return p.context === 'ANY' || p.context === ctx;

@@ -4,6 +4,7 @@ import {
   contextMatches,
   inboundPortAllowed,
   inboundPortOf,
+  isMerge,
   type Obj,
   type Patch,
   type PatchContext,
@@ -18,15 +19,15 @@ const RC = 'envoy.config.route.v3.RouteConfiguration';
 const VHOST = 'envoy.config.route.v3.VirtualHost';
 const ROUTE = 'envoy.config.route.v3.Route';
 
-const isMerge = (p: Patch) => p.op === 'MERGE' || p.op === 'MERGE_AND_REPLACE_LIST';
-
 /**
  * The port a route configuration serves, read from its name: `inbound|9080||`, vmesh's `host:9080`, Istio's
  * `9080`, or a gateway's `http.8080` / `https.443.server`.
  */
 function portOf(name: string, gateway: boolean): number {
-  const parts = name.split(gateway ? '.' : /[|:]/);
-  const n = gateway ? parts[1] : name.startsWith('inbound|') ? parts[1] : parts[parts.length - 1];
+  const inbound = gateway ? undefined : inboundPortOf(name);
+  if (inbound !== undefined) return inbound;
+  const parts = name.split(gateway ? '.' : ':');
+  const n = gateway ? parts[1] : parts[parts.length - 1];
   return /^\d+$/.test(n ?? '') ? Number(n) : 0;
 }
 

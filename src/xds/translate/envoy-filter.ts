@@ -1,4 +1,3 @@
-import type { Endpoint } from '../../api/model.js';
 import type { Resource } from '../../api/resource.js';
 import { type ApplyTo, type ConfigPatch, patchValue } from '../../api/resources/networking-envoy-filter.js';
 import { memoOn, memoOnKey } from '../../lib/memo.js';
@@ -46,16 +45,21 @@ export function envoyFiltersFor(input: TranslateInput): Filter[] {
     node.mode === 'gateway' || node.workloads.length === 0
       ? [{ namespace: node.namespace, labels: node.labels }]
       : node.workloads.map((w) => ({ namespace: w.namespace, labels: w.labels }));
-  const root = input.mesh.rootNamespace;
   return ordered(
     input,
-    all.filter((f) => {
-      if (f.spec.targetRefs?.length) return false;
-      const ns = f.metadata.namespace;
-      const labels = f.spec.workloadSelector?.labels ?? {};
-      return subjects.some((s) => (ns === root || ns === s.namespace) && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-    }),
+    all.filter((f) => !f.spec.targetRefs?.length && subjects.some((s) => selects(input, f, s))),
   );
+}
+
+/** istiod's selection: a filter in the root namespace or the subject's, whose workloadSelector labels it carries. */
+function selects(
+  input: TranslateInput,
+  f: Filter,
+  s: { readonly namespace: string; readonly labels: Readonly<Record<string, string>> },
+): boolean {
+  const ns = f.metadata.namespace;
+  if (ns !== input.mesh.rootNamespace && ns !== s.namespace) return false;
+  return Object.entries(f.spec.workloadSelector?.labels ?? {}).every(([k, v]) => s.labels[k] === v);
 }
 
 /** The node's patches by what they apply to, and a key naming them (filters and the inbound ports each may touch). */
@@ -64,11 +68,10 @@ function patchesOf(input: TranslateInput, filters: readonly Filter[]): { patches
   const keys: string[] = [];
   const ports = input.node.mode === 'sidecar' ? inboundWorkloadPorts(input) : [];
   for (const f of filters) {
-    const labels = Object.entries(f.spec.workloadSelector?.labels ?? {});
-    const root = input.mesh.rootNamespace;
-    const selects = (w: Endpoint) =>
-      (f.metadata.namespace === root || f.metadata.namespace === w.namespace) && labels.every(([k, v]) => w.labels[k] === v);
-    const inboundPorts = labels.length > 0 ? new Set(ports.filter((p) => p.workloads.some(selects)).map((p) => p.port)) : undefined;
+    const scoped = Object.keys(f.spec.workloadSelector?.labels ?? {}).length > 0;
+    const inboundPorts = scoped
+      ? new Set(ports.filter((p) => p.workloads.some((w) => selects(input, f, w))).map((p) => p.port))
+      : undefined;
     keys.push(
       `${f.metadata.namespace}/${f.metadata.name}@${f.metadata.resourceVersion ?? JSON.stringify(f.spec)}${inboundPorts ? `:${[...inboundPorts].join(',')}` : ''}`,
     );
